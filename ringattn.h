@@ -62,7 +62,11 @@
 
 #ifndef RINGATTN_API
 #ifdef RINGATTN_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define RINGATTN_API static __attribute__((unused))
+#else
 #define RINGATTN_API static
+#endif
 #else
 #define RINGATTN_API extern
 #endif
@@ -219,3 +223,1167 @@ RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape 
 }
 #endif
 #endif /* RINGATTN_H */
+
+/* ======================================================================================== */
+/*                                    IMPLEMENTATION                                        */
+/* ======================================================================================== */
+#if defined(RINGATTN_IMPLEMENTATION) && !defined(RINGATTN_IMPLEMENTATION_DONE)
+#define RINGATTN_IMPLEMENTATION_DONE
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef RINGATTN_USE_CBLAS
+#ifndef RINGATTN_CBLAS_HEADER
+#define RINGATTN_CBLAS_HEADER <cblas.h>
+#endif
+#include RINGATTN_CBLAS_HEADER
+#endif
+
+#if defined(RINGATTN_MALLOC) && defined(RINGATTN_FREE)
+/* user allocator */
+#elif !defined(RINGATTN_MALLOC) && !defined(RINGATTN_FREE)
+#define RINGATTN_MALLOC(sz, user) ((void)(user), malloc(sz))
+#define RINGATTN_FREE(p, user) ((void)(user), free(p))
+#else
+#error "ringattn.h: define both RINGATTN_MALLOC and RINGATTN_FREE, or neither"
+#endif
+
+#ifndef RINGATTN_TILE_Q
+#define RINGATTN_TILE_Q 64
+#endif
+#ifndef RINGATTN_TILE_K
+#define RINGATTN_TILE_K 256
+#endif
+/* compile-time checks that work before C11: a negative array size fails the build */
+typedef char ringattn__check_tile_q[(RINGATTN_TILE_Q >= 1) ? 1 : -1];
+typedef char ringattn__check_tile_k[(RINGATTN_TILE_K >= 1) ? 1 : -1];
+typedef char ringattn__check_int64[(sizeof(int64_t) == 8) ? 1 : -1];
+
+/* OpenMP pragmas through _Pragma so that a build without -fopenmp sees nothing at all
+   (a bare #pragma omp would trip -Wunknown-pragmas under -Werror). */
+#ifdef _OPENMP
+#define RINGATTN__OMP(x) _Pragma(#x)
+#else
+#define RINGATTN__OMP(x)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- small public helpers */
+
+RINGATTN_API const char *ringattn_strerror(int status)
+{
+    switch (status) {
+    case RINGATTN_OK:           return "success";
+    case RINGATTN_ENULL:        return "a required pointer (config, tensor or tensor data) is NULL";
+    case RINGATTN_ESHAPE:       return "tensor shapes are invalid or inconsistent (every dim >= 1; "
+                                       "q [b,nq,h,d], k [b,nk,hk,d], v [b,nk,hk,dv], out [b,nq,h,dv], "
+                                       "lse [b,h,nq,1], h a multiple of hk)";
+    case RINGATTN_EDTYPE:       return "unknown tensor dtype, or compute dtype not F32/F64";
+    case RINGATTN_ECONFIG:      return "a config field is out of range (causal, scale, ring_size, "
+                                       "num_threads, window, mix, partition, softcap, num_groups)";
+    case RINGATTN_EOVERFLOW:    return "a size, stride or byte count overflows 64 bits (or a BLAS int)";
+    case RINGATTN_ENOMEM:       return "out of memory; nothing was written";
+    case RINGATTN_ESTRIDE:      return "an output view has a zero stride on an axis longer than 1";
+    case RINGATTN_ESEGMENT:     return "dilated attention: a segment length or dilation rate is < 1, "
+                                       "nq != nk, or the sequence length is not a multiple of a segment";
+    case RINGATTN_EUNSUPPORTED: return "a valid option that this build or entry point does not implement";
+    case RINGATTN_EALIAS:       return "an output shares its data pointer with another tensor of the call";
+    case RINGATTN_ECUDA:        return "a CUDA call failed";
+    default:                    return "unknown ringattn status code";
+    }
+}
+
+RINGATTN_API ringattn_tensor ringattn_tensor_bnhd(void *data, ringattn_dtype dtype,
+                                                  int64_t b, int64_t n, int64_t h, int64_t d)
+{
+    ringattn_tensor t;
+    t.data = data; t.dtype = dtype;
+    t.shape[0] = b; t.shape[1] = n; t.shape[2] = h; t.shape[3] = d;
+    t.stride[3] = 1; t.stride[2] = d; t.stride[1] = h * d; t.stride[0] = n * h * d;
+    return t;
+}
+
+RINGATTN_API ringattn_tensor ringattn_tensor_lse(void *data, ringattn_dtype dtype,
+                                                 int64_t b, int64_t h, int64_t n)
+{
+    ringattn_tensor t;
+    t.data = data; t.dtype = dtype;
+    t.shape[0] = b; t.shape[1] = h; t.shape[2] = n; t.shape[3] = 1;
+    t.stride[3] = 1; t.stride[2] = 1; t.stride[1] = n; t.stride[0] = h * n;
+    return t;
+}
+
+RINGATTN_API ringattn_config ringattn_default_config(void)
+{
+    ringattn_config c;
+    memset(&c, 0, sizeof c);
+    c.compute = RINGATTN_F32;
+    c.window_left = -1;        /* unbounded: a zero here would mean "see only yourself" */
+    c.window_right = -1;
+    c.partition = RINGATTN_CONTIGUOUS;
+    c.mix = RINGATTN_MIX_HEAD_GROUPS;
+    return c;
+}
+
+/* ---------------------------------------------------------------- element conversion */
+/* f16 and bf16 are storage formats only: loaded to double exactly, stored with one
+   round-to-nearest-even from double (never double rounding through float). */
+
+static double ringattn__small_float_to_double(uint16_t bits, int mant_bits, int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1;
+    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
+    int m = bits & ((1 << mant_bits) - 1);
+    double s = (bits >> 15) ? -1.0 : 1.0;
+    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
+    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
+    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
+}
+
+static uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
+    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
+    double a = fabs(x), q;
+    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
+    if (a == 0) return sign;
+    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
+    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
+    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
+    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
+    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
+    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
+    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
+        return (uint16_t)(sign | (uint16_t)q);
+    return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
+}
+
+static size_t ringattn__dtype_size(ringattn_dtype t)
+{
+    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
+}
+
+static double ringattn__load(const void *base, ringattn_dtype t, int64_t i)
+{
+    switch (t) {
+    case RINGATTN_F32: return ((const float *)base)[i];
+    case RINGATTN_F64: return ((const double *)base)[i];
+    case RINGATTN_F16: return ringattn__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
+    default:           return ringattn__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
+    }
+}
+
+static void ringattn__store(void *base, ringattn_dtype t, int64_t i, double x)
+{
+    switch (t) {
+    case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
+    case RINGATTN_F64: ((double *)base)[i] = x; break;
+    case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 10, 5); break;
+    default:           ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 7, 8); break;
+    }
+}
+
+/* element (i0, i1, i2, i3) of a strided view, as an offset in elements from data */
+static int64_t ringattn__index(const ringattn_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
+{
+    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
+}
+
+/* ---------------------------------------------------------------- dense kernels */
+/* Row-major C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C; beta == 0 ignores C.
+   The only matrix multiply in the library: cblas when available, else a plain loop. */
+
+#ifndef RINGATTN_USE_CBLAS
+#define RINGATTN__DEFINE_GEMM(T, NAME)                                                        \
+static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,        \
+                 int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc)             \
+{                                                                                             \
+    int64_t i, j, k;                                                                          \
+    for (i = 0; i < M; i++) {                                                                 \
+        T *c = C + i * ldc;                                                                   \
+        for (j = 0; j < N; j++) c[j] = (beta == 0) ? (T)0 : beta * c[j];                      \
+        if (tb) {            /* B^T: row j of B is contiguous, so take dot products */         \
+            for (j = 0; j < N; j++) {                                                         \
+                const T *b = B + j * ldb; T s = 0;                                            \
+                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];    \
+                c[j] += alpha * s;                                                            \
+            }                                                                                 \
+        } else {             /* B: stream its rows into c (unit stride inner loop) */          \
+            for (k = 0; k < K; k++) {                                                         \
+                const T *b = B + k * ldb;                                                     \
+                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                         \
+                for (j = 0; j < N; j++) c[j] += a * b[j];                                     \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+RINGATTN__DEFINE_GEMM(float, ringattn__gemm_f32)
+RINGATTN__DEFINE_GEMM(double, ringattn__gemm_f64)
+#endif
+
+static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                           double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
+                           double beta, void *C, int64_t ldc)
+{
+#ifdef RINGATTN_USE_CBLAS
+    /* sizes were checked against INT_MAX when the call was validated */
+    if (t == RINGATTN_F32)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)M, (int)N, (int)K, (float)alpha, (const float *)A, (int)lda,
+                    (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
+    else
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
+                    (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
+#else
+    if (t == RINGATTN_F32)
+        ringattn__gemm_f32(ta, tb, M, N, K, (float)alpha, (const float *)A, lda,
+                           (const float *)B, ldb, (float)beta, (float *)C, ldc);
+    else
+        ringattn__gemm_f64(ta, tb, M, N, K, alpha, (const double *)A, lda,
+                           (const double *)B, ldb, beta, (double *)C, ldc);
+#endif
+}
+
+/* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
+   running denominator l never loses digits to the block structure of the ring. */
+static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)x; float mx = -INFINITY;
+        for (j = 0; j < n; j++) mx = (a[j] > mx || a[j] != a[j]) ? a[j] : mx;   /* NaN wins */
+        return mx;
+    } else {
+        const double *a = (const double *)x; double mx = -INFINITY;
+        for (j = 0; j < n; j++) mx = (a[j] > mx || a[j] != a[j]) ? a[j] : mx;
+        return mx;
+    }
+}
+
+/* x[j] = exp(x[j] - m), return the sum */
+static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
+{
+    int64_t j; double s = 0;
+    if (t == RINGATTN_F32) {
+        float *a = (float *)x; float mf = (float)m;   /* m is a float score: exact */
+        for (j = 0; j < n; j++) { a[j] = expf(a[j] - mf); s += a[j]; }
+    } else {
+        double *a = (double *)x;
+        for (j = 0; j < n; j++) { a[j] = exp(a[j] - m); s += a[j]; }
+    }
+    return s;
+}
+
+/* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
+static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        float *a = (float *)x;
+        for (j = 0; j < n; j++) a[j] = (float)exp((double)a[j] - lse);
+    } else {
+        double *a = (double *)x;
+        for (j = 0; j < n; j++) a[j] = exp(a[j] - lse);
+    }
+}
+
+/* ds[j] = p[j] * (ds[j] - D)   (ds holds dP on entry) */
+static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)p; float *g = (float *)ds; float Df = (float)D;
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - Df);
+    } else {
+        const double *a = (const double *)p; double *g = (double *)ds;
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - D);
+    }
+}
+
+static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) { float *a = (float *)x; float sf = (float)s; for (j = 0; j < n; j++) a[j] *= sf; }
+    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] *= s; }
+}
+
+/* ---------------------------------------------------------------- the problem, resolved */
+
+typedef struct {
+    int64_t b, nq, nk, h, hk, d, dv;
+    int64_t heads_per_kv;          /* h / hk: q heads sharing one k/v head (GQA)              */
+    double scale;
+    int64_t causal_off;            /* key j visible to query i iff j <= i + causal_off ...    */
+    int causal;                    /* ... when causal != 0                                    */
+    int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
+    ringattn_dtype ct;             /* compute dtype                                           */
+    size_t es;                     /* its element size                                        */
+    int p, nt;                     /* ring members, threads                                   */
+    int64_t cq, ck;                /* largest query / key chunk                               */
+    int64_t tq, tk;                /* score tile                                              */
+    int groups;                    /* dilated groups, 0 = dense                               */
+    const int64_t *seg, *rate;
+    ringattn_mix mix;
+} ringattn__problem;
+
+/* contiguous partition: chunk i of n tokens over p members; sizes differ by at most one */
+static int64_t ringattn__chunk_begin(int64_t n, int p, int i)
+{
+    int64_t base = n / p, rem = n % p;
+    return (int64_t)i * base + (i < rem ? i : rem);
+}
+
+static int64_t ringattn__floordiv(int64_t a, int64_t b)     /* b > 0 */
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+/* ---------------------------------------------------------------- ring members */
+
+typedef struct {
+    int64_t q0, q1;                /* my query rows                                           */
+    int64_t rows;                  /* q1 - q0                                                 */
+    void *q;                       /* Q_i   [b][h][rows][d]   compute dtype                   */
+    void *acc;                     /* fwd: running O_i [b][h][rows][dv]; bwd: dQ_i [..][d]    */
+    void *dout;                    /* bwd: dO_i [b][h][rows][dv]                              */
+    double *rs0, *rs1;             /* fwd: m_i, l_i; bwd: lse_i, D_i   [b][h][rows]           */
+    void *kv[2];                   /* K|V buffers by step parity: [b][hk][ck][d] | [..][dv]   */
+    void *dkv[2];                  /* bwd: travelling dK|dV, same layout                      */
+    void *s, *dp;                  /* score tile (and dP tile in backward), tq x tk           */
+    int64_t *lo, *hi;              /* visible columns [lo, hi) of each tile row               */
+    size_t bytes;                  /* private bytes held (measured, through the allocator)    */
+    int64_t blocks_computed, blocks_skipped, tiles, handoffs;
+    double flops;
+    int64_t step_tiles;            /* tiles of the current step, for the trace                */
+} ringattn__member;
+
+typedef struct {
+    const ringattn__problem *P;
+    const ringattn_config *cfg;
+    ringattn__member *m;
+    int pass;                      /* 0 forward, 1 backward                                   */
+    size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
+} ringattn__ring;
+
+/* ---------------------------------------------------------------- THE online-softmax merge */
+/* Folds one tile of scores into the running state of its rows; the only place that knows the
+   rescaling. Row r sees columns [lo[r], hi[r]) of the tile and nothing else: invisible
+   entries are never read, so a NaN or Inf in a key or value the row cannot see stays out.
+     m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
+     acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
+   Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
+   `full` says every row sees the whole tile, so P V can go through one GEMM. */
+static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t cols,
+                            void *s, const int64_t *lo, const int64_t *hi, int full,
+                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
+                            double *m, double *l, int64_t rstride, double *flops)
+{
+    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r;
+    for (r = 0; r < rows; r++) {
+        char *sr = (char *)s + (size_t)(r * cols) * es;
+        double mx, mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
+        if (lo[r] >= hi[r]) continue;
+        mx = ringattn__row_max(t, sr + (size_t)lo[r] * es, hi[r] - lo[r]);
+        mnew = (mx > *mr || mx != mx) ? mx : *mr;
+        if (mnew == -INFINITY) continue;   /* every visible score is -inf: contributes nothing */
+        alpha = (*mr == -INFINITY) ? 0.0 : exp(*mr - mnew);
+        sum = ringattn__row_exp(t, sr + (size_t)lo[r] * es, hi[r] - lo[r], mnew);
+        *lr = *lr * alpha + sum;
+        if (alpha != 1.0) ringattn__row_scale(t, (char *)acc + (size_t)(r * ldacc) * es, P->dv, alpha);
+        *mr = mnew;
+        if (!full) {   /* ragged row: its own visible columns only */
+            ringattn__gemm(t, 0, 0, 1, P->dv, hi[r] - lo[r], 1.0, sr + (size_t)lo[r] * es, cols,
+                           (const char *)v + (size_t)(lo[r] * ldv) * es, ldv, 1.0,
+                           (char *)acc + (size_t)(r * ldacc) * es, ldacc);
+            *flops += 2.0 * (double)(hi[r] - lo[r]) * (double)P->dv;
+        }
+    }
+    if (full) {
+        ringattn__gemm(t, 0, 0, rows, P->dv, cols, 1.0, s, cols, v, ldv, 1.0, acc, ldacc);
+        *flops += 2.0 * (double)rows * (double)cols * (double)P->dv;
+    }
+}
+
+/* ---------------------------------------------------------------- blocks and tiles */
+/* A block is one (batch, head) pair of runs: query positions qa, qa+r, ... (nr of them) and
+   key positions ka, ka+r, ... (nc of them), r = 1 for dense attention, the dilation rate for
+   a dilated pattern. Member buffers are row-major, so a run is a matrix with leading
+   dimension r*d: no gather copies. */
+typedef struct {
+    int64_t qa, ka, r, nr, nc;
+    void *q, *acc, *dout;   double *rs0, *rs1;          /* at row qa, row stride r            */
+    void *k, *v, *dk, *dv;                               /* at key ka, row stride r            */
+} ringattn__block;
+
+/* visible key columns [lo, hi) of tile rows [r0, r0+nr) against columns [c0, c1);
+   returns 0 if nothing is visible, and sets *full when every row sees every column */
+static int ringattn__tile_bounds(const ringattn__problem *P, const ringattn__block *B,
+                                 int64_t r0, int64_t nr, int64_t c0, int64_t c1,
+                                 int64_t *lo, int64_t *hi, int *full)
+{
+    int64_t i, any = 0;
+    *full = 1;
+    for (i = 0; i < nr; i++) {
+        int64_t qpos = B->qa + (r0 + i) * B->r, a = c0, z = c1;
+        if (P->causal || P->wr >= 0) {        /* newest key allowed (causal implies wr = 0) */
+            int64_t lim = qpos + P->causal_off + (P->wr >= 0 && !P->causal ? P->wr : 0);
+            int64_t u = ringattn__floordiv(lim - B->ka, B->r) + 1;
+            if (u < z) z = u;
+        }
+        if (P->wl >= 0) {                     /* oldest key allowed */
+            int64_t lim = qpos + P->causal_off - P->wl;
+            int64_t u = -ringattn__floordiv(-(lim - B->ka), B->r);   /* ceil */
+            if (u > a) a = u;
+        }
+        if (z < a) z = a;
+        lo[i] = a - c0; hi[i] = z - c0;
+        if (a != c0 || z != c1) *full = 0;
+        any |= (z > a);
+    }
+    return any != 0;
+}
+
+/* forward: fold one block into the member's running state, tile by tile */
+static void ringattn__forward_block(const ringattn__problem *P, ringattn__member *me,
+                                    const ringattn__block *B)
+{
+    size_t es = P->es; int64_t r0, c0;
+    int64_t ldq = B->r * P->d, ldv = B->r * P->dv;
+    for (r0 = 0; r0 < B->nr; r0 += P->tq) {
+        int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
+        for (c0 = 0; c0 < B->nc; c0 += P->tk) {
+            int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, i;
+            int full;
+            if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
+            /* multiply only the columns some row can see (diagonal tiles are ragged) */
+            for (i = 0; i < nr; i++) if (me->lo[i] < me->hi[i]) {
+                if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
+                if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
+            }
+            for (i = 0; i < nr; i++) { me->lo[i] -= cmin - c0; me->hi[i] -= cmin - c0; }
+            /* S = scale * Q K^T */
+            ringattn__gemm(P->ct, 0, 1, nr, cmax - cmin, P->d, P->scale,
+                           (const char *)B->q + (size_t)(r0 * ldq) * es, ldq,
+                           (const char *)B->k + (size_t)(cmin * ldq) * es, ldq, 0.0, me->s, cmax - cmin);
+            me->flops += 2.0 * (double)nr * (double)(cmax - cmin) * (double)P->d;
+            ringattn__merge(P, nr, cmax - cmin, me->s, me->lo, me->hi, full,
+                            (const char *)B->v + (size_t)(cmin * ldv) * es, ldv,
+                            (char *)B->acc + (size_t)(r0 * ldv) * es, ldv,
+                            B->rs0 + r0 * B->r, B->rs1 + r0 * B->r, B->r, &me->flops);
+            me->step_tiles++;
+        }
+    }
+}
+
+/* backward: recompute P from lse, then dV += P^T dO, dS = P (dP - D), dQ += dS K, dK += dS^T Q */
+static void ringattn__backward_block(const ringattn__problem *P, ringattn__member *me,
+                                     const ringattn__block *B)
+{
+    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r0, c0;
+    int64_t ldq = B->r * P->d, ldv = B->r * P->dv;
+    for (r0 = 0; r0 < B->nr; r0 += P->tq) {
+        int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
+        const double *lse = B->rs0 + r0 * B->r, *D = B->rs1 + r0 * B->r;
+        const char *q = (const char *)B->q + (size_t)(r0 * ldq) * es;
+        const char *dout = (const char *)B->dout + (size_t)(r0 * ldv) * es;
+        char *dq = (char *)B->acc + (size_t)(r0 * ldq) * es;
+        for (c0 = 0; c0 < B->nc; c0 += P->tk) {
+            int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, n, i;
+            const char *k, *v; char *dk, *dv;
+            int full;
+            if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
+            for (i = 0; i < nr; i++) {
+                /* lse = -inf: the row saw nothing in the forward pass, so it has no gradient */
+                if (lse[i * B->r] == -INFINITY) { me->lo[i] = me->hi[i]; full = 0; }
+                if (me->lo[i] < me->hi[i]) {
+                    if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
+                    if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
+                }
+            }
+            if (cmax <= cmin) continue;
+            for (i = 0; i < nr; i++) { me->lo[i] -= cmin - c0; me->hi[i] -= cmin - c0; }
+            n = cmax - cmin;
+            k = (const char *)B->k + (size_t)(cmin * ldq) * es;
+            v = (const char *)B->v + (size_t)(cmin * ldv) * es;
+            dk = (char *)B->dk + (size_t)(cmin * ldq) * es;
+            dv = (char *)B->dv + (size_t)(cmin * ldv) * es;
+            /* S = scale Q K^T -> P,   dP = dO V^T -> dS */
+            ringattn__gemm(t, 0, 1, nr, n, P->d, P->scale, q, ldq, k, ldq, 0.0, me->s, n);
+            ringattn__gemm(t, 0, 1, nr, n, P->dv, 1.0, dout, ldv, v, ldv, 0.0, me->dp, n);
+            me->flops += 2.0 * (double)nr * (double)n * (double)(P->d + P->dv);
+            for (i = 0; i < nr; i++) {
+                char *sr = (char *)me->s + (size_t)(i * n + me->lo[i]) * es;
+                char *gr = (char *)me->dp + (size_t)(i * n + me->lo[i]) * es;
+                if (me->lo[i] >= me->hi[i]) continue;
+                ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->r]);
+                ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->r]);
+            }
+            if (full) {
+                ringattn__gemm(t, 1, 0, n, P->dv, nr, 1.0, me->s, n, dout, ldv, 1.0, dv, ldv);
+                ringattn__gemm(t, 0, 0, nr, P->d, n, P->scale, me->dp, n, k, ldq, 1.0, dq, ldq);
+                ringattn__gemm(t, 1, 0, n, P->d, nr, P->scale, me->dp, n, q, ldq, 1.0, dk, ldq);
+                me->flops += 2.0 * (double)nr * (double)n * (double)(2 * P->d + P->dv);
+            } else {   /* ragged rows: each row touches only the keys it sees */
+                for (i = 0; i < nr; i++) {
+                    int64_t a = me->lo[i], w = me->hi[i] - me->lo[i];
+                    const char *pr = (const char *)me->s + (size_t)(i * n + a) * es;
+                    const char *gr = (const char *)me->dp + (size_t)(i * n + a) * es;
+                    if (w <= 0) continue;
+                    ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, dout + (size_t)(i * ldv) * es, ldv,
+                                   1.0, dv + (size_t)(a * ldv) * es, ldv);
+                    ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, k + (size_t)(a * ldq) * es, ldq,
+                                   1.0, dq + (size_t)(i * ldq) * es, ldq);
+                    ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, q + (size_t)(i * ldq) * es, ldq,
+                                   1.0, dk + (size_t)(a * ldq) * es, ldq);
+                    me->flops += 2.0 * (double)w * (double)(2 * P->d + P->dv);
+                }
+            }
+            me->step_tiles++;
+        }
+    }
+}
+
+/* LongNet head groups: h heads into G contiguous groups, the first h mod G one head larger */
+static int ringattn__head_group(int64_t h, int G, int64_t head)
+{
+    int64_t base = h / G, rem = h % G;
+    if (head < rem * (base + 1)) return (int)(head / (base + 1));
+    return (int)(rem + (head - rem * (base + 1)) / base);
+}
+
+/* positions first, first+r, ... of segment [sb, se) that fall in [lo, hi): first and count */
+static int64_t ringattn__run(int64_t lo, int64_t hi, int64_t sb, int64_t se, int64_t off, int64_t r,
+                             int64_t *first)
+{
+    int64_t a = sb + off, from = (lo > a) ? lo : a, to = (hi < se) ? hi : se;
+    a += ((from - a + r - 1) / r) * r;
+    *first = a;
+    return (a < to) ? (to - 1 - a) / r + 1 : 0;
+}
+
+/* Every block of one ring step: for each (batch, head), each pattern the head takes (dense:
+   one pattern, one segment) and each segment that both the member's queries and the held key
+   chunk touch. Blocks sharing no segment are never visited: that is the dilated skip. */
+static void ringattn__step_blocks(const ringattn__ring *R, ringattn__member *me, int64_t k0,
+                                  int64_t k1, void *kv, void *dkv)
+{
+    const ringattn__problem *P = R->P;
+    size_t es = P->es;
+    int64_t bb, hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
+    for (bb = 0; bb < P->b; bb++)
+    for (hh = 0; hh < P->h; hh++) {
+        int64_t kh = hh / P->heads_per_kv, home = (bb * P->h + hh) * me->rows;
+        int64_t kvrow = (bb * P->hk + kh) * P->ck;
+        int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups, ip;
+        for (ip = 0; ip < npat; ip++) {
+            int64_t seg, rate, off, j, j0, j1;
+            if (P->groups == 0) { seg = (P->nq > P->nk ? P->nq : P->nk); rate = 1; off = 0; }
+            else {
+                int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn__head_group(P->h, P->groups, hh);
+                seg = P->seg[g]; rate = P->rate[g];
+                off = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
+            }
+            j0 = me->q0 / seg; if (k0 / seg > j0) j0 = k0 / seg;      /* segments both touch */
+            j1 = (me->q1 - 1) / seg; if ((k1 - 1) / seg < j1) j1 = (k1 - 1) / seg;
+            for (j = j0; j <= j1; j++) {
+                ringattn__block B;
+                B.r = rate;
+                B.nr = ringattn__run(me->q0, me->q1, j * seg, (j + 1) * seg, off, rate, &B.qa);
+                B.nc = ringattn__run(k0, k1, j * seg, (j + 1) * seg, off, rate, &B.ka);
+                if (B.nr == 0 || B.nc == 0) continue;
+                B.q = (char *)me->q + (size_t)((home + B.qa - me->q0) * P->d) * es;
+                B.acc = (char *)me->acc + (size_t)((home + B.qa - me->q0) * (R->pass ? P->d : P->dv)) * es;
+                B.dout = R->pass ? (char *)me->dout + (size_t)((home + B.qa - me->q0) * P->dv) * es : NULL;
+                B.rs0 = me->rs0 + home + B.qa - me->q0;
+                B.rs1 = me->rs1 + home + B.qa - me->q0;
+                B.k = (char *)kv + (size_t)((kvrow + B.ka - k0) * P->d) * es;
+                B.v = (char *)kv + (size_t)(kvhalf + (kvrow + B.ka - k0) * P->dv) * es;
+                B.dk = dkv ? (char *)dkv + (size_t)((kvrow + B.ka - k0) * P->d) * es : NULL;
+                B.dv = dkv ? (char *)dkv + (size_t)(kvhalf + (kvrow + B.ka - k0) * P->dv) * es : NULL;
+                if (R->pass == 0) ringattn__forward_block(P, me, &B);
+                else ringattn__backward_block(P, me, &B);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- moving data in and out */
+
+/* rows [r0, r1) of a [b, n, heads, dim] view -> private [b][heads][pitch][dim], times mul */
+static void ringattn__pack(const ringattn_tensor *t, int64_t r0, int64_t r1, void *dst,
+                           ringattn_dtype ct, int64_t pitch, double mul)
+{
+    int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
+    for (bb = 0; bb < t->shape[0]; bb++)
+    for (hh = 0; hh < heads; hh++)
+    for (r = r0; r < r1; r++) {
+        int64_t at = ((bb * heads + hh) * pitch + (r - r0)) * dim;
+        for (c = 0; c < dim; c++)
+            ringattn__store(dst, ct, at + c,
+                            ringattn__load(t->data, t->dtype, ringattn__index(t, bb, r, hh, c)) * mul);
+    }
+}
+
+/* the inverse: private [b][heads][pitch][dim] -> rows [r0, r1) of a view */
+static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch, int64_t r0,
+                             int64_t r1, ringattn_tensor *t)
+{
+    int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
+    for (bb = 0; bb < t->shape[0]; bb++)
+    for (hh = 0; hh < heads; hh++)
+    for (r = r0; r < r1; r++) {
+        int64_t at = ((bb * heads + hh) * pitch + (r - r0)) * dim;
+        for (c = 0; c < dim; c++)
+            ringattn__store(t->data, t->dtype, ringattn__index(t, bb, r, hh, c),
+                            ringattn__load(src, ct, at + c));
+    }
+}
+
+typedef struct {
+    const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
+    ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
+} ringattn__io;
+
+/* 1/G for the seed's head-group mix, else 1 */
+static double ringattn__group_div(const ringattn__problem *P)
+{
+    return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
+}
+
+/* Member i before step 0: its own Q_i (and dO_i, lse_i, D_i) and its own K/V chunk. */
+static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i)
+{
+    const ringattn__problem *P = R->P;
+    ringattn__member *me = &R->m[i];
+    int64_t k0 = ringattn__chunk_begin(P->nk, P->p, i), k1 = ringattn__chunk_begin(P->nk, P->p, i + 1);
+    int64_t n = P->b * P->h * me->rows, x, bb, hh, r, c;
+    ringattn__pack(io->q, me->q0, me->q1, me->q, P->ct, me->rows, 1.0);
+    ringattn__pack(io->k, k0, k1, me->kv[0], P->ct, P->ck, 1.0);
+    ringattn__pack(io->v, k0, k1, (char *)me->kv[0] + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
+                   P->ct, P->ck, 1.0);
+    if (R->pass == 0) {
+        memset(me->acc, 0, (size_t)(n * P->dv) * P->es);
+        for (x = 0; x < n; x++) { me->rs0[x] = -INFINITY; me->rs1[x] = 0.0; }   /* m, l */
+        return;
+    }
+    /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
+    ringattn__pack(io->dout, me->q0, me->q1, me->dout, P->ct, me->rows, ringattn__group_div(P));
+    memset(me->acc, 0, (size_t)(n * P->d) * P->es);
+    memset(me->dkv[0], 0, R->kv_bytes);
+    for (bb = 0; bb < P->b; bb++)
+    for (hh = 0; hh < P->h; hh++)
+    for (r = me->q0; r < me->q1; r++) {
+        int64_t at = (bb * P->h + hh) * me->rows + (r - me->q0);
+        double D = 0;   /* D = rowsum(dO o O): the softmax Jacobian's diagonal correction */
+        for (c = 0; c < P->dv; c++)
+            D += ringattn__load(io->dout->data, io->dout->dtype, ringattn__index(io->dout, bb, r, hh, c))
+               * ringattn__load(io->out->data, io->out->dtype, ringattn__index(io->out, bb, r, hh, c));
+        me->rs1[at] = D;
+        me->rs0[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, r, 0));
+    }
+}
+
+/* Member i after the last step: write O_i = acc / l (and lse), or dQ_i and the dK/dV of
+   chunk i, which arrived home with the final hand-off. */
+static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io *io, int i)
+{
+    const ringattn__problem *P = R->P;
+    ringattn__member *me = &R->m[i];
+    int64_t bb, hh, r, c;
+    if (R->pass == 0) {
+        double gdiv = ringattn__group_div(P);
+        for (bb = 0; bb < P->b; bb++)
+        for (hh = 0; hh < P->h; hh++)
+        for (r = me->q0; r < me->q1; r++) {
+            int64_t at = (bb * P->h + hh) * me->rows + (r - me->q0);
+            double l = me->rs1[at];
+            for (c = 0; c < P->dv; c++) {   /* l == 0: the row saw no key, its output is 0 */
+                double o = (l == 0) ? 0.0 : ringattn__load(me->acc, P->ct, at * P->dv + c) / l * gdiv;
+                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, r, hh, c), o);
+            }
+            if (io->l)
+                ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, r, 0),
+                                (l == 0) ? -INFINITY : me->rs0[at] + log(l));
+        }
+    } else {
+        int64_t k0 = ringattn__chunk_begin(P->nk, P->p, i), k1 = ringattn__chunk_begin(P->nk, P->p, i + 1);
+        const void *home = me->dkv[P->p & 1];
+        ringattn__unpack(me->acc, P->ct, me->rows, me->q0, me->q1, io->dq);
+        ringattn__unpack(home, P->ct, P->ck, k0, k1, io->dk);
+        ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
+                         P->ct, P->ck, k0, k1, io->dv);
+    }
+}
+
+/* ---------------------------------------------------------------- THE RING */
+
+/* One member, one step: send what it holds to the next member, fold the block in, and in
+   the backward pass send the block's dK/dV on with it. */
+static void ringattn__member_step(const ringattn__ring *R, int i, int t)
+{
+    const ringattn__problem *P = R->P;
+    int p = P->p, cur = t & 1, nxt = (t + 1) & 1;
+    ringattn__member *me = &R->m[i], *next = &R->m[(i + 1) % p];
+    int src = ((i - t) % p + p) % p;                         /* whose K/V we hold now */
+    int64_t k0 = ringattn__chunk_begin(P->nk, p, src), k1 = ringattn__chunk_begin(P->nk, p, src + 1);
+
+    /* send first: on a network this copy would overlap the arithmetic below. Member i+1 is
+       reading its kv[cur] this step, never kv[nxt], so the write cannot race. */
+    if (t + 1 < p) { memcpy(next->kv[nxt], me->kv[cur], R->kv_bytes); me->handoffs++; }
+
+    me->step_tiles = 0;
+    ringattn__step_blocks(R, me, k0, k1, me->kv[cur], R->pass ? me->dkv[cur] : NULL);
+    if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
+    me->tiles += me->step_tiles;
+
+    /* gradients of chunk src travel on after this step's contribution; after p hand-offs
+       they are back with their owner */
+    if (R->pass == 1) { memcpy(next->dkv[nxt], me->dkv[cur], R->kv_bytes); me->handoffs++; }
+
+    if (R->cfg->trace) {
+        ringattn_trace_event ev;
+        ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
+        ev.computed = me->step_tiles > 0;
+        ev.q_begin = me->q0; ev.q_end = me->q1; ev.k_begin = k0; ev.k_end = k1;
+        ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
+        ev.row_max = R->pass ? NULL : me->rs0;
+        ev.row_sum = R->pass ? NULL : me->rs1;
+        R->cfg->trace(&ev, R->cfg->trace_user);
+    }
+}
+
+/* p members, p steps. With OpenMP the members are threads (a thread may run several);
+   without it, or with num_threads = 1, they run one after another in the same order of
+   arithmetic, so the result is bit-identical. */
+static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
+{
+    const int p = R->P->p;
+    const int nt = R->P->nt;
+    (void)nt;
+    RINGATTN__OMP(omp parallel num_threads(nt))
+    {
+        int t, i;
+        RINGATTN__OMP(omp for schedule(static))
+        for (i = 0; i < p; i++) ringattn__member_setup(R, io, i);
+        for (t = 0; t < p; t++) {
+            RINGATTN__OMP(omp for schedule(static))
+            for (i = 0; i < p; i++) ringattn__member_step(R, i, t);
+            /* the barrier closing this loop is the ring's clock tick: every hand-off of
+               step t has landed before any member starts step t + 1 */
+        }
+        RINGATTN__OMP(omp for schedule(static))
+        for (i = 0; i < p; i++) ringattn__member_finish(R, io, i);
+    }
+}
+
+/* ---------------------------------------------------------------- validation */
+
+
+static int ringattn__fail(const ringattn_config *cfg, int status, const char *fmt, ...)
+{
+    if (cfg && cfg->error_detail && cfg->error_detail_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cfg->error_detail, cfg->error_detail_size, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* a * b for a, b >= 0, flagging overflow of int64 */
+static int64_t ringattn__mul(int64_t a, int64_t b, int *ovf)
+{
+    if (a != 0 && b > INT64_MAX / a) { *ovf = 1; return 0; }
+    return a * b;
+}
+static int64_t ringattn__add(int64_t a, int64_t b, int *ovf)
+{
+    if (b > INT64_MAX - a) { *ovf = 1; return 0; }
+    return a + b;
+}
+
+#define RINGATTN__BLAS_INT_MAX 2147483647
+
+/* one view: not NULL, known dtype, the expected shape, addressable extent, outputs without
+   self-overlap through zero strides */
+static int ringattn__check_view(const ringattn_config *cfg, const ringattn_tensor *t,
+                                const char *name, const int64_t want[4], int output)
+{
+    int a, ovf = 0; int64_t extent = 0, count = 1;
+    if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "%s is NULL", name);
+    if (!t->data) return ringattn__fail(cfg, RINGATTN_ENULL, "%s->data is NULL", name);
+    if ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_BF16)
+        return ringattn__fail(cfg, RINGATTN_EDTYPE, "%s has unknown dtype %d", name, (int)t->dtype);
+    for (a = 0; a < 4; a++) {
+        if (t->shape[a] < 1)
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, must be >= 1",
+                                  name, a, (long long)t->shape[a]);
+        if (want && t->shape[a] != want[a])
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, expected %lld",
+                                  name, a, (long long)t->shape[a], (long long)want[a]);
+    }
+    for (a = 0; a < 4; a++) {
+        int64_t s = t->stride[a];
+        if (s == INT64_MIN) ovf = 1; else if (s < 0) s = -s;
+        count = ringattn__mul(count, t->shape[a], &ovf);
+        extent = ringattn__add(extent, ringattn__mul(s, t->shape[a] - 1, &ovf), &ovf);
+        if (output && s == 0 && t->shape[a] > 1)
+            return ringattn__fail(cfg, RINGATTN_ESTRIDE, "%s.stride[%d] is 0 on an axis of length %lld",
+                                  name, a, (long long)t->shape[a]);
+    }
+    (void)ringattn__mul(count, 8, &ovf);
+    (void)ringattn__mul(ringattn__add(extent, 1, &ovf), 8, &ovf);
+    if (ovf) return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "%s: element count or extent overflows 64 bits", name);
+    return RINGATTN_OK;
+}
+
+/* an output must not share its data pointer with any other tensor of the call */
+static int ringattn__check_alias(const ringattn_config *cfg, const ringattn_tensor *const *t,
+                                 const char *const *names, int n, int first_output)
+{
+    int i, j;
+    for (i = first_output; i < n; i++) {
+        if (!t[i]) continue;
+        for (j = 0; j < n; j++)
+            if (j != i && t[j] && t[j]->data == t[i]->data)
+                return ringattn__fail(cfg, RINGATTN_EALIAS, "output %s shares its data pointer with %s",
+                                      names[i], names[j]);
+    }
+    return RINGATTN_OK;
+}
+
+/* Config + shape -> resolved problem and the per-member memory plan. The entry points and
+   ringattn_plan() share this, so the plan is exactly what a call will allocate. */
+static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s, int pass,
+                             ringattn__problem *P, ringattn_plan_info *plan)
+{
+    int g, nt, ovf = 0;
+    int64_t minn, es, x;
+    if (!cfg) return RINGATTN_ENULL;
+    if (!s) return ringattn__fail(cfg, RINGATTN_ENULL, "shape is NULL");
+    if (s->batch < 1 || s->seq_q < 1 || s->seq_k < 1 || s->heads_q < 1 || s->heads_kv < 1 ||
+        s->dim_qk < 1 || s->dim_v < 1)
+        return ringattn__fail(cfg, RINGATTN_ESHAPE, "every dimension must be >= 1");
+    if (s->heads_q % s->heads_kv != 0)
+        return ringattn__fail(cfg, RINGATTN_ESHAPE, "q heads (%lld) must be a multiple of k/v heads (%lld)",
+                              (long long)s->heads_q, (long long)s->heads_kv);
+    if (pass != 0 && pass != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "pass must be 0 or 1");
+    if (cfg->compute != RINGATTN_F32 && cfg->compute != RINGATTN_F64)
+        return ringattn__fail(cfg, RINGATTN_EDTYPE, "compute dtype must be RINGATTN_F32 or RINGATTN_F64");
+    if (cfg->causal < 0 || cfg->causal > 2)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "causal = %d, must be 0, 1 or 2", cfg->causal);
+    if (!(cfg->scale == cfg->scale) || cfg->scale == INFINITY || cfg->scale == -INFINITY)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "scale must be finite (0 = 1/sqrt(dim))");
+    if (cfg->ring_size < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "ring_size = %d < 0", cfg->ring_size);
+    if (cfg->num_threads < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_threads = %d < 0", cfg->num_threads);
+    if (cfg->window_left < -1 || cfg->window_right < -1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "window_left/right must be >= -1 (-1 = unbounded)");
+    if ((int)cfg->mix != RINGATTN_MIX_HEAD_GROUPS && (int)cfg->mix != RINGATTN_MIX_LSE)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "mix = %d is not a ringattn_mix", (int)cfg->mix);
+    if ((int)cfg->partition < 0 || (int)cfg->partition > 2)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "partition = %d is not a ringattn_partition", (int)cfg->partition);
+    if (cfg->partition != RINGATTN_CONTIGUOUS)
+        return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "only the contiguous partition is implemented");
+    if (!(cfg->softcap >= 0) || cfg->softcap == INFINITY)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "softcap must be finite and >= 0");
+    if (cfg->softcap > 0) return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "softcap is not implemented");
+    if (cfg->num_seqs < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_seqs < 0");
+    if (cfg->num_seqs > 0 || cfg->cu_seqlens_q || cfg->cu_seqlens_k)
+        return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "varlen (cu_seqlens) is not implemented");
+    if (cfg->num_groups < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_groups = %d < 0", cfg->num_groups);
+    if (s->dim_qk > RINGATTN__BLAS_INT_MAX || s->dim_v > RINGATTN__BLAS_INT_MAX)
+        return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
+
+    memset(P, 0, sizeof *P);
+    P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
+    P->d = s->dim_qk; P->dv = s->dim_v; P->heads_per_kv = s->heads_q / s->heads_kv;
+    P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
+    P->causal = cfg->causal != 0;
+    P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
+    P->wl = cfg->window_left; P->wr = cfg->window_right;
+    P->ct = cfg->compute; P->es = ringattn__dtype_size(cfg->compute);
+    P->groups = cfg->num_groups; P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
+    P->mix = cfg->mix;
+
+    if (P->groups > 0) {
+        if (!P->seg || !P->rate)
+            return ringattn__fail(cfg, RINGATTN_ENULL, "num_groups = %d but segment_lengths or dilation_rates is NULL",
+                                  P->groups);
+        if (P->nq != P->nk)
+            return ringattn__fail(cfg, RINGATTN_ESEGMENT, "dilated attention needs nq == nk (got %lld and %lld)",
+                                  (long long)P->nq, (long long)P->nk);
+        if (P->wl >= 0 || P->wr >= 0)
+            return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "a window together with dilation is not implemented");
+        for (g = 0; g < P->groups; g++) {
+            if (P->seg[g] < 1)
+                return ringattn__fail(cfg, RINGATTN_ESEGMENT, "segment_lengths[%d] = %lld, must be >= 1",
+                                      g, (long long)P->seg[g]);
+            if (P->rate[g] < 1)
+                return ringattn__fail(cfg, RINGATTN_ESEGMENT, "dilation_rates[%d] = %lld, must be >= 1",
+                                      g, (long long)P->rate[g]);
+            if (P->nq % P->seg[g] != 0)
+                return ringattn__fail(cfg, RINGATTN_ESEGMENT,
+                                      "sequence length %lld is not a multiple of segment_lengths[%d] = %lld",
+                                      (long long)P->nq, g, (long long)P->seg[g]);
+            if (P->rate[g] > RINGATTN__BLAS_INT_MAX / (P->d > P->dv ? P->d : P->dv))
+                return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "dilation_rates[%d] * dim exceeds a BLAS int", g);
+        }
+    }
+
+#ifdef _OPENMP
+    nt = cfg->num_threads ? cfg->num_threads : omp_get_max_threads();
+#else
+    nt = 1;   /* no OpenMP: members run one after another whatever num_threads says */
+#endif
+    minn = (P->nq < P->nk) ? P->nq : P->nk;
+    if (cfg->ring_size > minn)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG,
+                              "ring_size = %d exceeds min(nq, nk) = %lld: every member needs a query and a key",
+                              cfg->ring_size, (long long)minn);
+    P->p = cfg->ring_size ? cfg->ring_size : (int)(nt < minn ? nt : minn);
+    P->nt = nt < P->p ? nt : P->p;
+    P->cq = (P->nq + P->p - 1) / P->p;
+    P->ck = (P->nk + P->p - 1) / P->p;
+    P->tq = P->cq < RINGATTN_TILE_Q ? P->cq : RINGATTN_TILE_Q;
+    P->tk = P->ck < RINGATTN_TILE_K ? P->ck : RINGATTN_TILE_K;
+
+    /* the memory plan, in bytes per member, each term overflow-checked */
+    es = (int64_t)P->es;
+    memset(plan, 0, sizeof *plan);
+    plan->ring_size = P->p; plan->chunk_q = P->cq; plan->chunk_k = P->ck;
+    x = ringattn__mul(ringattn__mul(P->b, P->h, &ovf), P->cq, &ovf);          /* rows of all heads */
+    plan->q_bytes   = (size_t)ringattn__mul(ringattn__mul(x, pass ? P->d + P->dv : P->d, &ovf), es, &ovf);
+    plan->acc_bytes = (size_t)ringattn__mul(ringattn__mul(x, pass ? P->d : P->dv, &ovf), es, &ovf);
+    plan->row_bytes = (size_t)ringattn__mul(x, 2 * (int64_t)sizeof(double), &ovf);
+    x = ringattn__mul(ringattn__mul(ringattn__mul(P->b, P->hk, &ovf), P->ck, &ovf),
+                      ringattn__add(P->d, P->dv, &ovf), &ovf);                  /* one K|V chunk     */
+    plan->kv_bytes  = (size_t)ringattn__mul(ringattn__mul(x, 2, &ovf), es, &ovf);
+    plan->dkv_bytes = pass ? plan->kv_bytes : 0;
+    plan->tile_bytes = (size_t)ringattn__add(ringattn__mul(ringattn__mul(P->tq * P->tk, pass ? 2 : 1, &ovf), es, &ovf),
+                                             2 * P->tq * (int64_t)sizeof(int64_t), &ovf);
+    x = ringattn__add((int64_t)plan->q_bytes, (int64_t)plan->acc_bytes, &ovf);
+    x = ringattn__add(x, (int64_t)plan->row_bytes, &ovf);
+    x = ringattn__add(x, (int64_t)plan->kv_bytes, &ovf);
+    x = ringattn__add(x, (int64_t)plan->dkv_bytes, &ovf);
+    x = ringattn__add(x, (int64_t)plan->tile_bytes, &ovf);
+    plan->member_bytes = (size_t)x;
+    plan->shared_bytes = (size_t)ringattn__mul(P->p, (int64_t)sizeof(ringattn__member), &ovf);
+    if (ovf || (uint64_t)x > (uint64_t)SIZE_MAX)
+        return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "the per-member workspace overflows 64 bits");
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape *shape, int pass,
+                               ringattn_plan_info *plan)
+{
+    ringattn__problem P; ringattn_plan_info tmp; int st;
+    if (!cfg) return RINGATTN_ENULL;
+    if (!plan) return ringattn__fail(cfg, RINGATTN_ENULL, "plan is NULL");
+    st = ringattn__resolve(cfg, shape, pass, &P, &tmp);
+    if (st == RINGATTN_OK) *plan = tmp;
+    return st;
+}
+
+/* ---------------------------------------------------------------- allocation */
+
+static void *ringattn__alloc(ringattn__member *me, size_t bytes, void *user, int *failed)
+{
+    void *p = RINGATTN_MALLOC(bytes, user);
+    if (!p) *failed = 1; else me->bytes += bytes;
+    return p;
+}
+
+static void ringattn__ring_free(ringattn__ring *R, void *user)
+{
+    int i;
+    if (!R->m) return;
+    for (i = 0; i < R->P->p; i++) {
+        ringattn__member *me = &R->m[i];
+        void *bufs[12]; int j;
+        bufs[0] = me->q; bufs[1] = me->acc; bufs[2] = me->dout; bufs[3] = me->rs0; bufs[4] = me->rs1;
+        bufs[5] = me->kv[0]; bufs[6] = me->kv[1]; bufs[7] = me->dkv[0]; bufs[8] = me->dkv[1];
+        bufs[9] = me->s; bufs[10] = me->dp; bufs[11] = me->lo;
+        for (j = 0; j < 12; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
+        if (me->hi) RINGATTN_FREE(me->hi, user);
+    }
+    RINGATTN_FREE(R->m, user);
+    R->m = NULL;
+}
+
+/* every member's private buffers, sized by its own rows (K/V buffers by the largest chunk,
+   since every chunk passes through them) */
+static int ringattn__ring_alloc(ringattn__ring *R, void *user)
+{
+    const ringattn__problem *P = R->P;
+    int i, failed = 0;
+    size_t es = P->es, tile = (size_t)(P->tq * P->tk) * es;
+    R->kv_bytes = (size_t)(P->b * P->hk * P->ck * (P->d + P->dv)) * es;
+    R->m = (ringattn__member *)RINGATTN_MALLOC(sizeof(ringattn__member) * (size_t)P->p, user);
+    if (!R->m) return RINGATTN_ENOMEM;
+    memset(R->m, 0, sizeof(ringattn__member) * (size_t)P->p);
+    for (i = 0; i < P->p && !failed; i++) {
+        ringattn__member *me = &R->m[i];
+        size_t rows;
+        me->q0 = ringattn__chunk_begin(P->nq, P->p, i);
+        me->q1 = ringattn__chunk_begin(P->nq, P->p, i + 1);
+        me->rows = me->q1 - me->q0;
+        rows = (size_t)(P->b * P->h * me->rows);
+        me->q    = ringattn__alloc(me, rows * (size_t)P->d * es, user, &failed);
+        me->acc  = ringattn__alloc(me, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);
+        me->rs0  = (double *)ringattn__alloc(me, rows * sizeof(double), user, &failed);
+        me->rs1  = (double *)ringattn__alloc(me, rows * sizeof(double), user, &failed);
+        me->kv[0] = ringattn__alloc(me, R->kv_bytes, user, &failed);
+        me->kv[1] = ringattn__alloc(me, R->kv_bytes, user, &failed);
+        me->s    = ringattn__alloc(me, tile, user, &failed);
+        me->lo   = (int64_t *)ringattn__alloc(me, (size_t)P->tq * sizeof(int64_t), user, &failed);
+        me->hi   = (int64_t *)ringattn__alloc(me, (size_t)P->tq * sizeof(int64_t), user, &failed);
+        if (R->pass == 1) {
+            me->dout   = ringattn__alloc(me, rows * (size_t)P->dv * es, user, &failed);
+            me->dkv[0] = ringattn__alloc(me, R->kv_bytes, user, &failed);
+            me->dkv[1] = ringattn__alloc(me, R->kv_bytes, user, &failed);
+            me->dp     = ringattn__alloc(me, tile, user, &failed);
+        }
+        /* rows of a K/V buffer past a shorter chunk are never read; zero them anyway so that
+           hand-offs copy defined bytes */
+        if (!failed) { memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes); }
+    }
+    if (failed) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
+    return RINGATTN_OK;
+}
+
+static void ringattn__fill_stats(const ringattn__ring *R, const ringattn_plan_info *plan,
+                                 ringattn_stats *st)
+{
+    int i;
+    memset(st, 0, sizeof *st);
+    st->ring_size = R->P->p; st->num_threads = R->P->nt; st->ring_steps = R->P->p;
+    st->planned_bytes_per_member = plan->member_bytes;
+    st->shared_bytes = plan->shared_bytes;
+    for (i = 0; i < R->P->p; i++) {   /* summed in member order: deterministic */
+        const ringattn__member *me = &R->m[i];
+        st->handoffs += me->handoffs;
+        st->blocks_computed += me->blocks_computed;
+        st->blocks_skipped += me->blocks_skipped;
+        st->tiles_computed += me->tiles;
+        st->flops += me->flops;
+        if (me->bytes > st->peak_bytes_per_member) st->peak_bytes_per_member = me->bytes;
+    }
+}
+
+static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
+                             const ringattn__io *io)
+{
+    ringattn__problem P; ringattn_plan_info plan; ringattn__ring R; int st;
+    st = ringattn__resolve(cfg, s, pass, &P, &plan);
+    if (st != RINGATTN_OK) return st;
+    memset(&R, 0, sizeof R);
+    R.P = &P; R.cfg = cfg; R.pass = pass;
+    if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK)
+        return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring's buffers (%zu bytes per member)",
+                              plan.member_bytes);
+    ringattn__ring_run(&R, io);
+    if (cfg->stats) ringattn__fill_stats(&R, &plan, cfg->stats);
+    ringattn__ring_free(&R, cfg->alloc_user);
+    return RINGATTN_OK;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+RINGATTN_API int ringattn_forward(const ringattn_config *cfg,
+                                  const ringattn_tensor *q, const ringattn_tensor *k,
+                                  const ringattn_tensor *v, ringattn_tensor *out,
+                                  ringattn_tensor *lse)
+{
+    ringattn_shape s; ringattn__io io; int st;
+    const ringattn_tensor *all[5]; const char *names[5] = { "q", "k", "v", "out", "lse" };
+    int64_t want[4];
+    if (!cfg) return RINGATTN_ENULL;
+    if ((st = ringattn__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
+    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
+    if ((st = ringattn__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
+    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
+    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
+    if ((st = ringattn__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
+    s.dim_v = v->shape[3]; want[3] = s.dim_v;
+    if ((st = ringattn__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
+    want[1] = s.seq_q; want[2] = s.heads_q;
+    if ((st = ringattn__check_view(cfg, out, "out", want, 1)) != RINGATTN_OK) return st;
+    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
+    if (lse && (st = ringattn__check_view(cfg, lse, "lse", want, 1)) != RINGATTN_OK) return st;
+    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse;
+    if ((st = ringattn__check_alias(cfg, all, names, 5, 3)) != RINGATTN_OK) return st;
+    memset(&io, 0, sizeof io);
+    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
+    return ringattn__execute(cfg, &s, 0, &io);
+}
+
+RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
+                                   const ringattn_tensor *q, const ringattn_tensor *k,
+                                   const ringattn_tensor *v, const ringattn_tensor *out,
+                                   const ringattn_tensor *lse, const ringattn_tensor *dout,
+                                   ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv)
+{
+    ringattn_shape s; ringattn__io io; int st;
+    const ringattn_tensor *all[9];
+    const char *names[9] = { "q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv" };
+    int64_t want[4];
+    if (!cfg) return RINGATTN_ENULL;
+    if ((st = ringattn__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
+    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
+    if ((st = ringattn__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
+    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
+    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
+    if ((st = ringattn__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_view(cfg, dk, "dk", want, 1)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
+    s.dim_v = v->shape[3]; want[3] = s.dim_v;
+    if ((st = ringattn__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_view(cfg, dv, "dv", want, 1)) != RINGATTN_OK) return st;
+    want[1] = s.seq_q; want[2] = s.heads_q;
+    if ((st = ringattn__check_view(cfg, out, "out", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_view(cfg, dout, "dout", want, 0)) != RINGATTN_OK) return st;
+    want[3] = s.dim_qk;
+    if ((st = ringattn__check_view(cfg, dq, "dq", want, 1)) != RINGATTN_OK) return st;
+    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
+    if ((st = ringattn__check_view(cfg, lse, "lse", want, 0)) != RINGATTN_OK) return st;
+    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse; all[5] = dout;
+    all[6] = dq; all[7] = dk; all[8] = dv;
+    if ((st = ringattn__check_alias(cfg, all, names, 9, 6)) != RINGATTN_OK) return st;
+    memset(&io, 0, sizeof io);
+    io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
+    io.dq = dq; io.dk = dk; io.dv = dv;
+    return ringattn__execute(cfg, &s, 1, &io);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGATTN_IMPLEMENTATION */
+
+/*
+   VERSION HISTORY
+     0.1  ring forward and backward, dense and dilated (LongNet), memory plan and stats.
+
+   LICENSE (MIT)
+     Copyright (c) 2026 the ringattn authors. Permission is hereby granted, free of charge, to
+     any person obtaining a copy of this software and associated documentation files (the
+     "Software"), to deal in the Software without restriction, including without limitation
+     the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+     of the Software, and to permit persons to whom the Software is furnished to do so, subject
+     to the following conditions: The above copyright notice and this permission notice shall be
+     included in all copies or substantial portions of the Software. THE SOFTWARE IS PROVIDED
+     "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.
+*/
