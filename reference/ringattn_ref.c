@@ -1,0 +1,272 @@
+/* ringattn_ref.c - the naive f64 oracle (see ringattn_ref.h).
+
+   Everything reduces to one routine, `attend`: a single (batch, head) whose query rows
+   qpos[0..nr) attend to keys kpos[0..nc) under an explicit mask [nr][nc]. The three
+   semantics only differ in what they gather:
+     dense         rows 0..nq-1, keys 0..nk-1, mask = ref_visible(i, j)
+     dilated mix 0 rows = keys = one segment's dilated positions, mask = causal in that
+                   gathered sequence; output scaled by 1/G
+     dilated mix 1 rows 0..n-1, keys = G stacked copies of 0..n-1, mask = "both in pattern g,
+                   same segment (and j <= i when causal)"
+   Inside `attend` the math is the textbook one: materialise S, then per row
+   pass 1 max, pass 2 sum of exp, pass 3 the weighted sum of values. */
+#include "ringattn_ref.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ref_visible(const ref_problem *p, int64_t i, int64_t j)
+{
+    /* the diagonal the causal mask and the window are measured from */
+    int64_t off = (p->causal == 2) ? 0 : p->nk - p->nq;
+    if (p->causal != 0 && j > i + off) return 0;
+    if (p->window_left >= 0 && j < i + off - p->window_left) return 0;
+    if (p->window_right >= 0 && j > i + off + p->window_right) return 0;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- the one dense routine */
+
+typedef struct {
+    const ref_problem *p;
+    const double *q, *k, *v, *dout;   /* full tensors (dout NULL in forward)        */
+    double *out, *lse;                /* forward outputs                            */
+    double *dq, *dk, *dv;             /* backward outputs, accumulated into (+=)    */
+    double mul;                       /* out = mul * softmax(S) V (1/G for mix 0)   */
+} ref_io;
+
+/* One (batch bb, q head hh): rows qpos[0..nr) against keys kpos[0..nc), mask [nr][nc].
+   Forward: sets out and lse of the rows. Backward: adds the rows' gradients. Masked
+   entries are skipped, never multiplied by zero, so NaN in an invisible key stays out. */
+static int attend(const ref_io *io, int64_t bb, int64_t hh, int64_t nr, const int64_t *qpos,
+                  int64_t nc, const int64_t *kpos, const unsigned char *mask)
+{
+    const ref_problem *p = io->p;
+    int64_t d = p->d, dv = p->dv, kh = hh / (p->h / p->hk), i, j, c;
+    double *S = (double *)malloc(sizeof(double) * (size_t)(nr * nc + 2 * nc + 1));
+    double *P, *dP;
+    if (!S) return -1;
+    P = S + nr * nc;          /* one row of probabilities */
+    dP = P + nc;              /* one row of dO . v_j      */
+
+    /* (B, N, H, D) element addresses, spelled out */
+#define Q_(i)  (io->q + ((bb * p->nq + (i)) * p->h + hh) * d)
+#define K_(j)  (io->k + ((bb * p->nk + (j)) * p->hk + kh) * d)
+#define V_(j)  (io->v + ((bb * p->nk + (j)) * p->hk + kh) * dv)
+
+    /* S = scale * Q K^T over ALL pairs, visible or not */
+    for (i = 0; i < nr; i++)
+        for (j = 0; j < nc; j++) {
+            const double *qi = Q_(qpos[i]), *kj = K_(kpos[j]);
+            double s = 0;
+            for (c = 0; c < d; c++) s += qi[c] * kj[c];
+            S[i * nc + j] = p->scale * s;
+        }
+
+    for (i = 0; i < nr; i++) {
+        const double *Si = S + i * nc;
+        const unsigned char *Mi = mask + i * nc;
+        double m = 0, sum = 0, lse;
+        int any = 0;
+        /* pass 1: row max over visible keys */
+        for (j = 0; j < nc; j++)
+            if (Mi[j] && (!any || Si[j] > m)) { m = Si[j]; any = 1; }
+        if (!any) {   /* sees nothing: out = 0, lse = -inf, no gradient */
+            if (!io->dout) {
+                double *o = io->out + ((bb * p->nq + qpos[i]) * p->h + hh) * dv;
+                for (c = 0; c < dv; c++) o[c] = 0.0;
+                if (io->lse) io->lse[(bb * p->h + hh) * p->nq + qpos[i]] = -INFINITY;
+            }
+            continue;
+        }
+        /* pass 2: normaliser, stably */
+        for (j = 0; j < nc; j++)
+            if (Mi[j]) sum += exp(Si[j] - m);
+        lse = m + log(sum);
+        for (j = 0; j < nc; j++) P[j] = Mi[j] ? exp(Si[j] - m) / sum : 0.0;
+
+        if (!io->dout) {
+            /* pass 3: out_i = mul * sum_j P_ij v_j */
+            double *o = io->out + ((bb * p->nq + qpos[i]) * p->h + hh) * dv;
+            for (c = 0; c < dv; c++) {
+                double acc = 0;
+                for (j = 0; j < nc; j++)
+                    if (Mi[j]) acc += P[j] * V_(kpos[j])[c];
+                o[c] = io->mul * acc;
+            }
+            if (io->lse) io->lse[(bb * p->h + hh) * p->nq + qpos[i]] = lse;
+        } else {
+            /* backward of out_i = mul * P_i V: the row sees dO_i = mul * dout_i */
+            const double *go = io->dout + ((bb * p->nq + qpos[i]) * p->h + hh) * dv;
+            double D = 0;
+            double *gq = io->dq + ((bb * p->nq + qpos[i]) * p->h + hh) * d;
+            for (j = 0; j < nc; j++) {
+                double s = 0;
+                if (!Mi[j]) continue;
+                for (c = 0; c < dv; c++) s += io->mul * go[c] * V_(kpos[j])[c];
+                dP[j] = s;
+                D += P[j] * s;
+            }
+            for (j = 0; j < nc; j++) {
+                double ds;
+                double *gk = io->dk + ((bb * p->nk + kpos[j]) * p->hk + kh) * d;
+                double *gv = io->dv + ((bb * p->nk + kpos[j]) * p->hk + kh) * dv;
+                const double *kj = K_(kpos[j]), *qi = Q_(qpos[i]);
+                if (!Mi[j]) continue;
+                ds = P[j] * (dP[j] - D);                       /* dS = P * (dP - D)   */
+                for (c = 0; c < d; c++) gq[c] += p->scale * ds * kj[c];   /* dq = scale dS K   */
+                for (c = 0; c < d; c++) gk[c] += p->scale * ds * qi[c];   /* dk = scale dS^T Q */
+                for (c = 0; c < dv; c++) gv[c] += P[j] * io->mul * go[c]; /* dv = P^T dO       */
+            }
+        }
+    }
+#undef Q_
+#undef K_
+#undef V_
+    free(S);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the three semantics */
+
+/* dense: every row against every key, mask by ref_visible */
+static int run_dense(const ref_io *io)
+{
+    const ref_problem *p = io->p;
+    int64_t nq = p->nq, nk = p->nk, bb, hh, i, j;
+    int64_t *qpos = (int64_t *)malloc(sizeof(int64_t) * (size_t)(nq + nk));
+    unsigned char *mask = (unsigned char *)malloc((size_t)(nq * nk));
+    int st = 0;
+    if (!qpos || !mask) { free(qpos); free(mask); return -1; }
+    for (i = 0; i < nq; i++) qpos[i] = i;
+    for (j = 0; j < nk; j++) qpos[nq + j] = j;
+    for (i = 0; i < nq; i++)
+        for (j = 0; j < nk; j++) mask[i * nk + j] = (unsigned char)ref_visible(p, i, j);
+    for (bb = 0; bb < p->b && st == 0; bb++)
+        for (hh = 0; hh < p->h && st == 0; hh++)
+            st = attend(io, bb, hh, nq, qpos, nk, qpos + nq, mask);
+    free(qpos); free(mask);
+    return st;
+}
+
+/* mix 0 (head groups): gather each segment's dilated positions, attend densely within them */
+static int run_head_groups(const ref_io *io)
+{
+    const ref_problem *p = io->p;
+    int64_t n = p->nq, G = p->num_groups, bb, hh, g, t, u, jseg;
+    int64_t *pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)n);
+    unsigned char *mask = (unsigned char *)malloc((size_t)(n * n));
+    int st = 0;
+    if (!pos || !mask) { free(pos); free(mask); return -1; }
+    for (hh = 0; hh < p->h && st == 0; hh++) {
+        /* the group of head hh: G contiguous ranges, the first h mod G one head larger */
+        int64_t start = 0, s, r, o;
+        for (g = 0; g < G; g++) {
+            int64_t size = p->h / G + (g < p->h % G ? 1 : 0);
+            if (hh < start + size) break;
+            start += size;
+        }
+        s = p->segment_lengths[g]; r = p->dilation_rates[g]; o = g % r;
+        for (jseg = 0; jseg < n / s && st == 0; jseg++) {
+            int64_t m = 0;
+            for (t = 0; jseg * s + o + t * r < (jseg + 1) * s; t++) pos[m++] = jseg * s + o + t * r;
+            if (m == 0) continue;
+            /* causal in the gathered index space: gathered key u visible to gathered query t iff u <= t */
+            for (t = 0; t < m; t++)
+                for (u = 0; u < m; u++) mask[t * m + u] = (unsigned char)(p->causal == 0 || u <= t);
+            for (bb = 0; bb < p->b && st == 0; bb++)
+                st = attend(io, bb, hh, m, pos, m, pos, mask);
+        }
+    }
+    free(pos); free(mask);
+    return st;
+}
+
+/* mix 1 (LongNet eq. 10): dense attention over a stacked key axis (g, j) of length G*n */
+static int run_lse_mix(const ref_io *io)
+{
+    const ref_problem *p = io->p;
+    int64_t n = p->nq, G = p->num_groups, bb, hh, g, i, j;
+    int64_t *pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)(n + G * n));
+    unsigned char *mask = (unsigned char *)malloc((size_t)(n * G * n));
+    int st = 0;
+    if (!pos || !mask) { free(pos); free(mask); return -1; }
+    for (i = 0; i < n; i++) pos[i] = i;
+    for (g = 0; g < G; g++)
+        for (j = 0; j < n; j++) pos[n + g * n + j] = j;   /* stacked key (g, j) is key j */
+    for (hh = 0; hh < p->h && st == 0; hh++) {
+        for (i = 0; i < n; i++)
+            for (g = 0; g < G; g++) {
+                int64_t s = p->segment_lengths[g], r = p->dilation_rates[g], o = hh % r;
+                for (j = 0; j < n; j++) {
+                    int in_i = (i % s) >= o && ((i % s) - o) % r == 0;
+                    int in_j = (j % s) >= o && ((j % s) - o) % r == 0;
+                    int vis = in_i && in_j && i / s == j / s && (p->causal == 0 || j <= i);
+                    mask[i * G * n + g * n + j] = (unsigned char)vis;
+                }
+            }
+        for (bb = 0; bb < p->b && st == 0; bb++)
+            st = attend(io, bb, hh, n, pos, G * n, pos + n, mask);
+    }
+    free(pos); free(mask);
+    return st;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+static int valid(const ref_problem *p)
+{
+    int g;
+    if (p->b < 1 || p->nq < 1 || p->nk < 1 || p->h < 1 || p->hk < 1 || p->d < 1 || p->dv < 1) return 0;
+    if (p->h % p->hk != 0 || p->causal < 0 || p->causal > 2) return 0;
+    if (p->window_left < -1 || p->window_right < -1) return 0;
+    if (p->num_groups < 0) return 0;
+    if (p->num_groups > 0) {
+        if (p->nq != p->nk || p->window_left >= 0 || p->window_right >= 0) return 0;
+        if (!p->segment_lengths || !p->dilation_rates || (p->mix != 0 && p->mix != 1)) return 0;
+        for (g = 0; g < p->num_groups; g++)
+            if (p->segment_lengths[g] < 1 || p->dilation_rates[g] < 1 ||
+                p->nq % p->segment_lengths[g] != 0) return 0;
+    }
+    return 1;
+}
+
+static int run(const ref_io *io)
+{
+    if (io->p->num_groups == 0) return run_dense(io);
+    return io->p->mix == 0 ? run_head_groups(io) : run_lse_mix(io);
+}
+
+int ref_forward(const ref_problem *p, const double *q, const double *k, const double *v,
+                double *out, double *lse)
+{
+    ref_io io;
+    int64_t i, nrow;
+    if (!p || !q || !k || !v || !out || !valid(p)) return -1;
+    nrow = p->b * p->nq * p->h;
+    memset(&io, 0, sizeof io);
+    io.p = p; io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse;
+    io.mul = (p->num_groups > 0 && p->mix == 0) ? 1.0 / (double)p->num_groups : 1.0;
+    /* rows no pattern gathers keep these: out 0, lse -inf */
+    for (i = 0; i < nrow * p->dv; i++) out[i] = 0.0;
+    if (lse) for (i = 0; i < nrow; i++) lse[i] = -INFINITY;
+    return run(&io);
+}
+
+int ref_backward(const ref_problem *p, const double *q, const double *k, const double *v,
+                 const double *dout, double *dq, double *dk, double *dv)
+{
+    ref_io io;
+    int64_t i;
+    if (!p || !q || !k || !v || !dout || !dq || !dk || !dv || !valid(p)) return -1;
+    memset(&io, 0, sizeof io);
+    io.p = p; io.q = q; io.k = k; io.v = v; io.dout = dout;
+    io.dq = dq; io.dk = dk; io.dv = dv;
+    io.mul = (p->num_groups > 0 && p->mix == 0) ? 1.0 / (double)p->num_groups : 1.0;
+    /* gradients are accumulated by `attend`: start from zero */
+    for (i = 0; i < p->b * p->nq * p->h * p->d; i++) dq[i] = 0.0;
+    for (i = 0; i < p->b * p->nk * p->hk * p->d; i++) dk[i] = 0.0;
+    for (i = 0; i < p->b * p->nk * p->hk * p->dv; i++) dv[i] = 0.0;
+    return run(&io);
+}
