@@ -219,6 +219,8 @@ typedef struct {
 RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape *shape,
                                int pass, ringattn_plan_info *plan);
 
+/* @@NPY-DECLARATIONS@@ (the .npy and compare section's declarations go here) */
+
 #ifdef __cplusplus
 }
 #endif
@@ -1366,6 +1368,8 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
     io.dq = dq; io.dk = dk; io.dv = dv;
     return ringattn__execute(cfg, &s, 1, &io);
 }
+
+/* @@NPY-IMPLEMENTATION@@ (the .npy and compare section's implementation goes here) */
 
 #ifdef __cplusplus
 }
