@@ -456,34 +456,140 @@ static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t 
 #endif
 }
 
+/* exp for f32 softmax weights: Cody-Waite reduction to r in [-ln2/2, ln2/2] and the Cephes
+   degree-6 polynomial, within 2 ulp of expf, written with plain arithmetic and selects (no
+   libm call, no branches); glibc's expf is a scalar call and was a quarter of the forward
+   pass. The argument is (a - hi) - lo: a score minus a max or lse given as a float pair, so
+   the backward's double lse costs no precision. exp(x) for x < -87.33654 = ln(FLT_MIN) (below the normal
+   range) is flushed to 0: the largest weight of a row is exp(0) = 1, so a flushed weight
+   changes a row by < 1e-38. NaN stays NaN. The lane version below is the same sequence of
+   operations on GCC/clang vectors, so both give the same bits. */
+static float ringattn__expf(float a, float hi, float lo)
+{
+    float x = (a - hi) - lo;
+    int low = x < -87.33654f, nan = x != x;
+    float xc = low ? -87.33654f : (x > 88.0f ? 88.0f : (nan ? 0.0f : x));
+    float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;   /* round(x / ln2)              */
+    float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;     /* x - n ln2, ln2 in two parts */
+    float p = 1.9875691500e-4f, e;
+    int32_t bits = ((int32_t)n + 127) << 23;                    /* 2^n                         */
+    memcpy(&e, &bits, sizeof e);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = (p * r * r + r + 1.0f) * e;
+    return nan ? x : (low ? 0.0f : p);
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD)
+/* lanes of the widest vector the target has natively (wider ones get split into scalars) */
+#ifdef __AVX__
+#define RINGATTN__LANES 8
+#else
+#define RINGATTN__LANES 4
+#endif
+typedef float ringattn__fv __attribute__((vector_size(4 * RINGATTN__LANES)));
+typedef int32_t ringattn__iv __attribute__((vector_size(4 * RINGATTN__LANES)));
+/* lane-wise m ? yes : no (a macro: vectors as function arguments may change the ABI) */
+#define RINGATTN__SEL(m, yes, no) \
+    ((ringattn__fv)(((m) & (ringattn__iv)(yes)) | (~(m) & (ringattn__iv)(no))))
+static void ringattn__expf_lanes(float *v, float hi, float lo)   /* v[0..LANES) = exp((v - hi) - lo) */
+{
+    ringattn__fv a, x, xc, n, r, p, e, zero;
+    ringattn__iv low, nan, big, bits;
+    memset(&zero, 0, sizeof zero);
+    memcpy(&a, v, sizeof a);
+    x = (a - hi) - lo;
+    low = x < -87.33654f; nan = x != x; big = x > 88.0f;
+    xc = RINGATTN__SEL(low, zero - 87.33654f, RINGATTN__SEL(big, zero + 88.0f, RINGATTN__SEL(nan, zero, x)));
+    n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;
+    r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+    bits = (__builtin_convertvector(n, ringattn__iv) + 127) << 23;
+    e = (ringattn__fv)bits;
+    p = zero + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = (p * r * r + r + 1.0f) * e;
+    p = RINGATTN__SEL(nan, x, RINGATTN__SEL(low, zero, p));
+    memcpy(v, &p, sizeof p);
+}
+#endif
+
+/* v[0..n) = exp((v - hi) - lo) */
+static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
+{
+    int64_t j = 0;
+#ifdef RINGATTN__LANES
+    for (; j + RINGATTN__LANES <= n; j += RINGATTN__LANES) ringattn__expf_lanes(v + j, hi, lo);
+#endif
+    for (; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
+}
+
 /* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
-   running denominator l never loses digits to the block structure of the ring. */
+   running denominator l never loses digits to the block structure of the ring; the loops
+   keep several independent lanes so they vectorize without reassociating anything (the
+   order of operations is fixed by the code, so results stay deterministic). */
 static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
 {
-    int64_t j;
+    int64_t j, k;
+    double mx = -INFINITY;
     if (t == RINGATTN_F32) {
-        const float *a = (const float *)x; float mx = -INFINITY;
-        for (j = 0; j < n; j++) mx = (a[j] > mx || a[j] != a[j]) ? a[j] : mx;   /* NaN wins */
-        return mx;
+        const float *a = (const float *)x;
+        float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+        for (j = 0; j + 8 <= n; j += 8)
+            for (k = 0; k < 8; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+        for (k = 0; k < 8; k++) mx = (m[k] > mx) ? m[k] : mx;
     } else {
-        const double *a = (const double *)x; double mx = -INFINITY;
-        for (j = 0; j < n; j++) mx = (a[j] > mx || a[j] != a[j]) ? a[j] : mx;
-        return mx;
+        const double *a = (const double *)x;
+        double m[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+        for (j = 0; j + 4 <= n; j += 4)
+            for (k = 0; k < 4; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+        for (k = 0; k < 4; k++) mx = (m[k] > mx) ? m[k] : mx;
     }
+    /* NaNs lose every comparison above; they still reach the row through exp(NaN) = NaN,
+       except when nothing else is visible: then the row's max must be NaN itself */
+    if (mx == -INFINITY)
+        for (j = 0; j < n; j++) {
+            double y = (t == RINGATTN_F32) ? (double)((const float *)x)[j] : ((const double *)x)[j];
+            if (y != y) return y;
+        }
+    return mx;
+}
+
+static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
+{
+    int64_t j, k;
+    double s[4] = { 0, 0, 0, 0 };
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)x;
+        for (j = 0; j + 4 <= n; j += 4) for (k = 0; k < 4; k++) s[k] += (double)a[j + k];
+        for (; j < n; j++) s[0] += (double)a[j];
+    } else {
+        const double *a = (const double *)x;
+        for (j = 0; j + 4 <= n; j += 4) for (k = 0; k < 4; k++) s[k] += a[j + k];
+        for (; j < n; j++) s[0] += a[j];
+    }
+    return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
 /* x[j] = exp(x[j] - m), return the sum */
 static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
 {
-    int64_t j; double s = 0;
+    int64_t j;
     if (t == RINGATTN_F32) {
-        float *a = (float *)x; float mf = (float)m;   /* m is a float score: exact */
-        for (j = 0; j < n; j++) { a[j] = expf(a[j] - mf); s += a[j]; }
+        ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
     } else {
         double *a = (double *)x;
-        for (j = 0; j < n; j++) { a[j] = exp(a[j] - m); s += a[j]; }
+        for (j = 0; j < n; j++) a[j] = exp(a[j] - m);
     }
-    return s;
+    return ringattn__row_sum(t, x, n);
 }
 
 /* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
@@ -491,8 +597,8 @@ static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
 {
     int64_t j;
     if (t == RINGATTN_F32) {
-        float *a = (float *)x;
-        for (j = 0; j < n; j++) a[j] = (float)exp((double)a[j] - lse);
+        float hi = (float)lse;   /* lse need not be a float: carry it as hi + lo */
+        ringattn__expf_row((float *)x, n, hi, (float)(lse - (double)hi));
     } else {
         double *a = (double *)x;
         for (j = 0; j < n; j++) a[j] = exp(a[j] - lse);
@@ -827,10 +933,17 @@ static void ringattn__pack(const ringattn_tensor *t, int64_t r0, int64_t r1, voi
                            ringattn_dtype ct, int64_t pitch, double mul)
 {
     int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
+    int same = (t->dtype == ct && t->stride[3] == 1 && mul == 1.0);   /* rows copy as bytes */
     for (bb = 0; bb < t->shape[0]; bb++)
     for (hh = 0; hh < heads; hh++)
     for (r = r0; r < r1; r++) {
         int64_t at = ((bb * heads + hh) * pitch + (r - r0)) * dim;
+        if (same) {
+            memcpy((char *)dst + (size_t)at * ringattn__dtype_size(ct),
+                   (const char *)t->data + ringattn__index(t, bb, r, hh, 0) * (int64_t)ringattn__dtype_size(ct),
+                   (size_t)dim * ringattn__dtype_size(ct));
+            continue;
+        }
         for (c = 0; c < dim; c++)
             ringattn__store(dst, ct, at + c,
                             ringattn__load(t->data, t->dtype, ringattn__index(t, bb, r, hh, c)) * mul);
@@ -842,10 +955,16 @@ static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch, 
                              int64_t r1, ringattn_tensor *t)
 {
     int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
+    int same = (t->dtype == ct && t->stride[3] == 1);
     for (bb = 0; bb < t->shape[0]; bb++)
     for (hh = 0; hh < heads; hh++)
     for (r = r0; r < r1; r++) {
         int64_t at = ((bb * heads + hh) * pitch + (r - r0)) * dim;
+        if (same) {
+            memcpy((char *)t->data + ringattn__index(t, bb, r, hh, 0) * (int64_t)ringattn__dtype_size(ct),
+                   (const char *)src + (size_t)at * ringattn__dtype_size(ct), (size_t)dim * ringattn__dtype_size(ct));
+            continue;
+        }
         for (c = 0; c < dim; c++)
             ringattn__store(t->data, t->dtype, ringattn__index(t, bb, r, hh, c),
                             ringattn__load(src, ct, at + c));
