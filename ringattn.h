@@ -89,7 +89,9 @@ enum {
     RINGATTN_ESEGMENT     = -8,  /* dilated: bad segment length / rate, or n not a multiple */
     RINGATTN_EUNSUPPORTED = -9,  /* a valid option this build or entry point does not do   */
     RINGATTN_EALIAS       = -10, /* an output shares its data pointer with another tensor  */
-    RINGATTN_ECUDA        = -11  /* reserved for ringattn_cuda.h: a CUDA call failed       */
+    RINGATTN_ECUDA        = -11, /* reserved for ringattn_cuda.h: a CUDA call failed       */
+    RINGATTN_EIO          = -12, /* .npy: a file could not be opened, read or written      */
+    RINGATTN_EFORMAT      = -13  /* .npy: not a valid .npy file, or one the reader refuses */
 };
 
 /* ---------------------------------------------------------------- tensors */
@@ -137,15 +139,17 @@ typedef void (*ringattn_trace_fn)(const ringattn_trace_event *ev, void *user);
 
 /* Filled on success when cfg->stats is set (untouched on error). */
 typedef struct {
-    int ring_size, num_threads;      /* as actually used                                        */
+    int ring_size, num_threads;      /* as actually used; threads share out (member, batch,
+                                        k/v head) units, so p < num_threads still uses them all */
     int64_t ring_steps;              /* p                                                       */
     int64_t handoffs;                /* buffers passed member -> member (K/V, and dK/dV)        */
     int64_t blocks_computed;         /* (member, step) blocks with at least one visible pair    */
     int64_t blocks_skipped;          /* (member, step) blocks with none: never multiplied       */
     int64_t tiles_computed;          /* score tiles multiplied                                  */
-    double  flops;                   /* multiply-adds x2 actually performed                     */
+    double  flops;                   /* multiply-adds x2 actually performed (an exact count)    */
     size_t  planned_bytes_per_member;/* ringattn_plan() for this call                           */
     size_t  peak_bytes_per_member;   /* measured: max over members of private bytes held        */
+    size_t  scratch_bytes_per_thread;/* measured: score tile(s) of one thread                   */
     size_t  shared_bytes;            /* the ring table (not per member)                         */
 } ringattn_stats;
 
@@ -210,16 +214,137 @@ typedef struct {
     size_t row_bytes;                /* forward: m_i, l_i; backward: lse_i, D_i                 */
     size_t kv_bytes;                 /* two K/V buffers (current + the one being received)      */
     size_t dkv_bytes;                /* backward: two travelling dK/dV buffers                  */
-    size_t tile_bytes;               /* score tile(s) and per-row mask bounds                   */
-    size_t member_bytes;             /* the sum: what each member holds at its peak             */
+    size_t member_bytes;             /* the sum of the above: what each member owns at its peak */
+    int num_threads;                 /* threads the call will use (<= p members x heads)        */
+    size_t tile_bytes;               /* scratch of each thread: score tile(s), per-row bounds   */
     size_t shared_bytes;             /* the ring table (one per call, not per member)           */
+    size_t total_bytes;              /* p * member_bytes + num_threads * tile_bytes + shared    */
 } ringattn_plan_info;
 
 /* pass: 0 forward, 1 backward. Validates like the entry points (without data pointers). */
 RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape *shape,
                                int pass, ringattn_plan_info *plan);
 
-/* @@NPY-DECLARATIONS@@ (the .npy and compare section's declarations go here) */
+/* ---------------------------------------------------------------- .npy files and comparison */
+/* Leave this whole section out with RINGATTN_NO_NPY (define it everywhere). It needs no
+   <stdio.h> in your code: files are named by path.
+
+   .npy conventions (NumPy format versions 1.0, 2.0 and 3.0 are read; 1.0 is written, or 2.0
+   when a header would not fit 1.0):
+     dtypes read   '<f2' '<f4' '<f8' (and '>' big-endian, '=' native) -> F16, F32, F64;
+                   '<u2' / '>u2' (also '<i2' / '>i2') -> BF16: the raw bf16 bit pattern stored
+                   as a 16-bit integer (NumPy has no bfloat16; in PyTorch write it with
+                   t.view(torch.int16).numpy().view(np.uint16), or t.view(torch.uint16)).
+     dtypes written '<f2' '<f4' '<f8' and '<u2' for BF16: always little-endian.
+     order         C and Fortran order are both read: the array's view gets matching strides
+                   (nothing is transposed). Arrays are written in C order.
+     rank          0 to 4 dimensions; a rank-r array becomes a 4-D view with trailing 1s
+                   appended: (b, h, n) -> [b, h, n, 1], which is the lse layout. Saving takes
+                   the rank to write and drops the trailing dimensions (which must be 1).
+                   A dimension of 0 (an empty array) or a rank above 4 is refused (ESHAPE).
+     data          big-endian data is byte-swapped on load: the view is native.
+   Every problem with a file (bad magic, unknown version, truncated header or data, a header
+   that is not the dict NumPy writes, an unsupported dtype, trailing bytes) returns
+   RINGATTN_EFORMAT; a shape whose byte count overflows, RINGATTN_EOVERFLOW; an unreadable or
+   unwritable file, RINGATTN_EIO. `cfg` may be NULL; when given, its error_detail receives a
+   sentence and its alloc_user is passed to RINGATTN_MALLOC / RINGATTN_FREE. */
+#ifndef RINGATTN_NO_NPY
+
+#define RINGATTN_NPY_MAX_HEADER (1 << 20)   /* longer headers are refused (NumPy: 10000) */
+
+typedef struct {
+    int version_major, version_minor;   /* 1.0, 2.0 or 3.0                                  */
+    ringattn_dtype dtype;
+    int big_endian;                     /* byte order of the data in the file               */
+    int fortran_order;
+    int ndim;                           /* 0..4                                             */
+    int64_t dims[4];                    /* the file's shape; unused entries are 1           */
+    int64_t count;                      /* elements                                         */
+    uint64_t data_offset;               /* bytes before the data (magic + length + header)  */
+    uint64_t data_bytes;                /* count * element size                             */
+} ringattn_npy_info;
+
+typedef struct {
+    ringattn_tensor t;                  /* native-endian data, 4-D view (see above)         */
+    ringattn_npy_info info;
+    void *alloc_user;                   /* remembered for ringattn_npy_free                 */
+} ringattn_npy_array;
+
+/* Parse the header at the start of buf[0..len). Reads nothing past len. */
+RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn_npy_info *info,
+                                           const ringattn_config *cfg);
+/* A whole .npy image in memory -> a newly allocated array (free with ringattn_npy_free). */
+RINGATTN_API int ringattn_npy_decode(const void *buf, size_t len, ringattn_npy_array *arr,
+                                     const ringattn_config *cfg);
+RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr,
+                                   const ringattn_config *cfg);
+RINGATTN_API void ringattn_npy_free(ringattn_npy_array *arr);   /* NULL-safe, idempotent */
+/* Write t (any strides) as a rank-`ndim` array (1..4; dims ndim..3 of t must be 1).
+   encode: into buf[0..cap); *len receives the size needed (call with buf = NULL to ask);
+   RINGATTN_EOVERFLOW when cap is too small. No allocation in either. */
+RINGATTN_API int ringattn_npy_encode(const ringattn_tensor *t, int ndim, void *buf, size_t cap,
+                                     size_t *len, const ringattn_config *cfg);
+RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, int ndim,
+                                   const ringattn_config *cfg);
+
+/* ---- comparison: is `got` right, how wrong, and where?
+
+   Elements are compared in double. A NaN or an infinity on one side only, or infinities of
+   opposite sign, is a "non-finite mismatch" and always fails; NaN against NaN and equal
+   infinities (e.g. lse = -inf of a row that sees no key) agree. For finite pairs,
+   err = |got - ref| and rel = err / |ref| (inf when ref = 0 and err > 0).
+   Verdict:
+     policy (a), no baseline given:  every element  err <= atol + rtol * |ref|
+     policy (b), a baseline given:   every element  err <= k * max|baseline - ref| + eps
+       (FlashAttention's test policy: "no worse than k times the error of a plain f32
+       computation of the same case"; the baseline is that computation, e.g. ringattn_forward
+       with compute = F32 and ring_size = 1, and ref a high-precision reference).
+   pass = no non-finite mismatch and no element outside the active policy. */
+typedef struct {
+    double atol, rtol;                  /* policy (a)                                       */
+    double k, eps;                      /* policy (b)                                       */
+} ringattn_compare_policy;
+
+/* atol/rtol by got's storage dtype (torch.testing.assert_close's defaults: f64 1e-7/1e-7,
+   f32 1e-5/1.3e-6, f16 1e-5/1e-3, bf16 1e-5/1.6e-2), k = 2, eps = 1e-6 */
+RINGATTN_API ringattn_compare_policy ringattn_compare_default_policy(ringattn_dtype got);
+
+#define RINGATTN_COMPARE_KEEP 8         /* mismatches remembered, in index order            */
+
+typedef struct {
+    int64_t count;                      /* elements compared                                */
+    double max_abs;                     /* max |got - ref| over finite pairs                */
+    int64_t max_abs_at[4];              /* its position (b, n, h, d); -1s when none         */
+    double max_abs_got, max_abs_ref;
+    double max_rel;                     /* max err / |ref|                                  */
+    int64_t max_rel_at[4];
+    double max_rel_got, max_rel_ref;
+    int64_t nonfinite_mismatch;         /* NaN / Inf on one side only                       */
+    int64_t outside;                    /* elements failing the active policy (incl. above) */
+    int policy;                         /* 'a' (atol/rtol) or 'b' (baseline)                */
+    double baseline_max_abs;            /* (b): max |baseline - ref|, else 0                */
+    double bound;                       /* (b): k * baseline_max_abs + eps, else 0          */
+    ringattn_compare_policy used;       /* the policy applied                               */
+    int kept;                           /* entries of bad[] filled                          */
+    struct { int64_t at[4]; double got, ref, err, allowed; } bad[RINGATTN_COMPARE_KEEP];
+    int pass;                           /* the verdict: 1 within tolerance, 0 not           */
+} ringattn_compare_result;
+
+/* got, ref (and baseline) must have the same shape; any dtypes and strides. policy NULL =
+   ringattn_compare_default_policy(got->dtype). Returns RINGATTN_OK (then see res->pass), or
+   an error (ENULL, ESHAPE, EDTYPE) with res untouched. */
+RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_tensor *ref,
+                                  const ringattn_tensor *baseline,
+                                  const ringattn_compare_policy *policy,
+                                  ringattn_compare_result *res, const ringattn_config *cfg);
+
+/* A readable multi-line report into buf (always NUL-terminated; truncated to size). `axes`
+   names the 4 indices, e.g. "bnhd" (default when NULL) or "bhn." for lse. Returns the length
+   the full report needs, like snprintf. */
+RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *res, const char *axes,
+                                            char *buf, size_t size);
+
+#endif /* RINGATTN_NO_NPY */
 
 #ifdef __cplusplus
 }
@@ -300,6 +425,9 @@ RINGATTN_API const char *ringattn_strerror(int status)
     case RINGATTN_EUNSUPPORTED: return "a valid option that this build or entry point does not implement";
     case RINGATTN_EALIAS:       return "an output shares its data pointer with another tensor of the call";
     case RINGATTN_ECUDA:        return "a CUDA call failed";
+    case RINGATTN_EIO:          return "a file could not be opened, read or written";
+    case RINGATTN_EFORMAT:      return "not a valid .npy file (bad magic, version or header, truncated, "
+                                       "unsupported dtype, or bytes after the data)";
     default:                    return "unknown ringattn status code";
     }
 }
@@ -637,6 +765,7 @@ typedef struct {
     ringattn_dtype ct;             /* compute dtype                                           */
     size_t es;                     /* its element size                                        */
     int p, nt;                     /* ring members, threads                                   */
+    int64_t units;                 /* work units of one member: (batch, k/v head) pairs       */
     int64_t cq, ck;                /* largest query / key chunk                               */
     int64_t tq, tk;                /* score tile                                              */
     int groups;                    /* dilated groups, 0 = dense                               */
@@ -668,18 +797,26 @@ typedef struct {
     double *rs0, *rs1;             /* fwd: m_i, l_i; bwd: lse_i, D_i   [b][h][rows]           */
     void *kv[2];                   /* K|V buffers by step parity: [b][hk][ck][d] | [..][dv]   */
     void *dkv[2];                  /* bwd: travelling dK|dV, same layout                      */
-    void *s, *dp;                  /* score tile (and dP tile in backward), tq x tk           */
-    int64_t *lo, *hi;              /* visible columns [lo, hi) of each tile row               */
     size_t bytes;                  /* private bytes held (measured, through the allocator)    */
-    int64_t blocks_computed, blocks_skipped, tiles, handoffs;
-    double flops;
-    int64_t step_tiles;            /* tiles of the current step, for the trace                */
+    int64_t blocks_computed, blocks_skipped, tiles, handoffs, flops;
+    int64_t step_tiles;            /* tiles of the current step (units add to it atomically)  */
 } ringattn__member;
+
+/* A thread's scratch: the score tile (and dP tile in backward), tq x tk, the visible column
+   bounds [lo, hi) of each tile row, and the counters of the unit it is computing. Tiles
+   belong to threads, not members, so several threads can work inside one member. */
+typedef struct {
+    void *s, *dp;
+    int64_t *lo, *hi;
+    size_t bytes;
+    int64_t tiles, flops;
+} ringattn__scratch;
 
 typedef struct {
     const ringattn__problem *P;
     const ringattn_config *cfg;
     ringattn__member *m;
+    ringattn__scratch *w;          /* one per thread                                          */
     int pass;                      /* 0 forward, 1 backward                                   */
     size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
 } ringattn__ring;
@@ -695,7 +832,7 @@ typedef struct {
 static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t cols,
                             void *s, const int64_t *lo, const int64_t *hi, int full,
                             const void *v, int64_t ldv, void *acc, int64_t ldacc,
-                            double *m, double *l, int64_t rstride, double *flops)
+                            double *m, double *l, int64_t rstride, int64_t *flops)
 {
     ringattn_dtype t = P->ct; size_t es = P->es; int64_t r;
     for (r = 0; r < rows; r++) {
@@ -714,12 +851,12 @@ static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t co
             ringattn__gemm(t, 0, 0, 1, P->dv, hi[r] - lo[r], 1.0, sr + (size_t)lo[r] * es, cols,
                            (const char *)v + (size_t)(lo[r] * ldv) * es, ldv, 1.0,
                            (char *)acc + (size_t)(r * ldacc) * es, ldacc);
-            *flops += 2.0 * (double)(hi[r] - lo[r]) * (double)P->dv;
+            *flops += 2 * (hi[r] - lo[r]) * P->dv;
         }
     }
     if (full) {
         ringattn__gemm(t, 0, 0, rows, P->dv, cols, 1.0, s, cols, v, ldv, 1.0, acc, ldacc);
-        *flops += 2.0 * (double)rows * (double)cols * (double)P->dv;
+        *flops += 2 * rows * cols * P->dv;
     }
 }
 
@@ -763,7 +900,7 @@ static int ringattn__tile_bounds(const ringattn__problem *P, const ringattn__blo
 }
 
 /* forward: fold one block into the member's running state, tile by tile */
-static void ringattn__forward_block(const ringattn__problem *P, ringattn__member *me,
+static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratch *me,
                                     const ringattn__block *B)
 {
     size_t es = P->es; int64_t r0, c0;
@@ -784,18 +921,18 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__member
             ringattn__gemm(P->ct, 0, 1, nr, cmax - cmin, P->d, P->scale,
                            (const char *)B->q + (size_t)(r0 * ldq) * es, ldq,
                            (const char *)B->k + (size_t)(cmin * ldq) * es, ldq, 0.0, me->s, cmax - cmin);
-            me->flops += 2.0 * (double)nr * (double)(cmax - cmin) * (double)P->d;
+            me->flops += 2 * nr * (cmax - cmin) * P->d;
             ringattn__merge(P, nr, cmax - cmin, me->s, me->lo, me->hi, full,
                             (const char *)B->v + (size_t)(cmin * ldv) * es, ldv,
                             (char *)B->acc + (size_t)(r0 * ldv) * es, ldv,
                             B->rs0 + r0 * B->r, B->rs1 + r0 * B->r, B->r, &me->flops);
-            me->step_tiles++;
+            me->tiles++;
         }
     }
 }
 
 /* backward: recompute P from lse, then dV += P^T dO, dS = P (dP - D), dQ += dS K, dK += dS^T Q */
-static void ringattn__backward_block(const ringattn__problem *P, ringattn__member *me,
+static void ringattn__backward_block(const ringattn__problem *P, ringattn__scratch *me,
                                      const ringattn__block *B)
 {
     ringattn_dtype t = P->ct; size_t es = P->es; int64_t r0, c0;
@@ -829,7 +966,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__membe
             /* S = scale Q K^T -> P,   dP = dO V^T -> dS */
             ringattn__gemm(t, 0, 1, nr, n, P->d, P->scale, q, ldq, k, ldq, 0.0, me->s, n);
             ringattn__gemm(t, 0, 1, nr, n, P->dv, 1.0, dout, ldv, v, ldv, 0.0, me->dp, n);
-            me->flops += 2.0 * (double)nr * (double)n * (double)(P->d + P->dv);
+            me->flops += 2 * nr * n * (P->d + P->dv);
             for (i = 0; i < nr; i++) {
                 char *sr = (char *)me->s + (size_t)(i * n + me->lo[i]) * es;
                 char *gr = (char *)me->dp + (size_t)(i * n + me->lo[i]) * es;
@@ -841,7 +978,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__membe
                 ringattn__gemm(t, 1, 0, n, P->dv, nr, 1.0, me->s, n, dout, ldv, 1.0, dv, ldv);
                 ringattn__gemm(t, 0, 0, nr, P->d, n, P->scale, me->dp, n, k, ldq, 1.0, dq, ldq);
                 ringattn__gemm(t, 1, 0, n, P->d, nr, P->scale, me->dp, n, q, ldq, 1.0, dk, ldq);
-                me->flops += 2.0 * (double)nr * (double)n * (double)(2 * P->d + P->dv);
+                me->flops += 2 * nr * n * (2 * P->d + P->dv);
             } else {   /* ragged rows: each row touches only the keys it sees */
                 for (i = 0; i < nr; i++) {
                     int64_t a = me->lo[i], w = me->hi[i] - me->lo[i];
@@ -854,10 +991,10 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__membe
                                    1.0, dq + (size_t)(i * ldq) * es, ldq);
                     ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, q + (size_t)(i * ldq) * es, ldq,
                                    1.0, dk + (size_t)(a * ldq) * es, ldq);
-                    me->flops += 2.0 * (double)w * (double)(2 * P->d + P->dv);
+                    me->flops += 2 * w * (2 * P->d + P->dv);
                 }
             }
-            me->step_tiles++;
+            me->tiles++;
         }
     }
 }
@@ -880,18 +1017,19 @@ static int64_t ringattn__run(int64_t lo, int64_t hi, int64_t sb, int64_t se, int
     return (a < to) ? (to - 1 - a) / r + 1 : 0;
 }
 
-/* Every block of one ring step: for each (batch, head), each pattern the head takes (dense:
-   one pattern, one segment) and each segment that both the member's queries and the held key
-   chunk touch. Blocks sharing no segment are never visited: that is the dilated skip. */
-static void ringattn__step_blocks(const ringattn__ring *R, ringattn__member *me, int64_t k0,
-                                  int64_t k1, void *kv, void *dkv)
+/* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
+   that no two units ever write the same dK/dV rows. For each of those heads, each pattern
+   the head takes (dense: one pattern, one segment) and each segment that both the member's
+   queries and the held key chunk touch. Blocks sharing no segment are never visited: that
+   is the dilated skip. */
+static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
+                           int64_t k0, int64_t k1, void *kv, void *dkv, int64_t bb, int64_t kh)
 {
     const ringattn__problem *P = R->P;
     size_t es = P->es;
-    int64_t bb, hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
-    for (bb = 0; bb < P->b; bb++)
-    for (hh = 0; hh < P->h; hh++) {
-        int64_t kh = hh / P->heads_per_kv, home = (bb * P->h + hh) * me->rows;
+    int64_t hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
+    for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
+        int64_t home = (bb * P->h + hh) * me->rows;
         int64_t kvrow = (bb * P->hk + kh) * P->ck;
         int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups, ip;
         for (ip = 0; ip < npat; ip++) {
@@ -919,8 +1057,8 @@ static void ringattn__step_blocks(const ringattn__ring *R, ringattn__member *me,
                 B.v = (char *)kv + (size_t)(kvhalf + (kvrow + B.ka - k0) * P->dv) * es;
                 B.dk = dkv ? (char *)dkv + (size_t)((kvrow + B.ka - k0) * P->d) * es : NULL;
                 B.dv = dkv ? (char *)dkv + (size_t)(kvhalf + (kvrow + B.ka - k0) * P->dv) * es : NULL;
-                if (R->pass == 0) ringattn__forward_block(P, me, &B);
-                else ringattn__backward_block(P, me, &B);
+                if (R->pass == 0) ringattn__forward_block(P, W, &B);
+                else ringattn__backward_block(P, W, &B);
             }
         }
     }
@@ -1049,57 +1187,98 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
 
 /* ---------------------------------------------------------------- THE RING */
 
-/* One member, one step: send what it holds to the next member, fold the block in, and in
-   the backward pass send the block's dK/dV on with it. */
-static void ringattn__member_step(const ringattn__ring *R, int i, int t)
+/* Step t, phase 1 (member i): send the K/V chunk it holds to the next member first; on a
+   network this copy would overlap the arithmetic of phase 2. Member i+1 reads its kv[cur]
+   this step, never kv[nxt], so the write cannot race. */
+static void ringattn__send(const ringattn__ring *R, int i, int t)
+{
+    int p = R->P->p;
+    ringattn__member *me = &R->m[i], *next = &R->m[(i + 1) % p];
+    if (t + 1 < p) { memcpy(next->kv[(t + 1) & 1], me->kv[t & 1], R->kv_bytes); me->handoffs++; }
+}
+
+/* Step t, phase 2 (one unit x of all p * units): member i folds its block in. */
+static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W)
 {
     const ringattn__problem *P = R->P;
-    int p = P->p, cur = t & 1, nxt = (t + 1) & 1;
+    int p = P->p, i = (int)(x / P->units), src;
+    int64_t u = x % P->units, k0, k1;
+    ringattn__member *me = &R->m[i];
+    src = ((i - t) % p + p) % p;                             /* whose K/V we hold now */
+    k0 = ringattn__chunk_begin(P->nk, p, src);
+    k1 = ringattn__chunk_begin(P->nk, p, src + 1);
+    W->tiles = 0; W->flops = 0;
+    ringattn__unit(R, me, W, k0, k1, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
+                   u / P->hk, u % P->hk);
+    /* integer counters: the totals do not depend on which thread adds first */
+    RINGATTN__OMP(omp atomic)
+    me->step_tiles += W->tiles;
+    RINGATTN__OMP(omp atomic)
+    me->flops += W->flops;
+}
+
+/* Step t, phase 3 (member i): count the step, report it, and in the backward pass send the
+   block's dK/dV on after this step's contribution; after p hand-offs they are home. */
+static void ringattn__step_done(const ringattn__ring *R, int i, int t)
+{
+    const ringattn__problem *P = R->P;
+    int p = P->p, src = ((i - t) % p + p) % p;
     ringattn__member *me = &R->m[i], *next = &R->m[(i + 1) % p];
-    int src = ((i - t) % p + p) % p;                         /* whose K/V we hold now */
-    int64_t k0 = ringattn__chunk_begin(P->nk, p, src), k1 = ringattn__chunk_begin(P->nk, p, src + 1);
-
-    /* send first: on a network this copy would overlap the arithmetic below. Member i+1 is
-       reading its kv[cur] this step, never kv[nxt], so the write cannot race. */
-    if (t + 1 < p) { memcpy(next->kv[nxt], me->kv[cur], R->kv_bytes); me->handoffs++; }
-
-    me->step_tiles = 0;
-    ringattn__step_blocks(R, me, k0, k1, me->kv[cur], R->pass ? me->dkv[cur] : NULL);
     if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
     me->tiles += me->step_tiles;
-
-    /* gradients of chunk src travel on after this step's contribution; after p hand-offs
-       they are back with their owner */
-    if (R->pass == 1) { memcpy(next->dkv[nxt], me->dkv[cur], R->kv_bytes); me->handoffs++; }
-
+    if (R->pass == 1) { memcpy(next->dkv[(t + 1) & 1], me->dkv[t & 1], R->kv_bytes); me->handoffs++; }
     if (R->cfg->trace) {
         ringattn_trace_event ev;
         ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
         ev.computed = me->step_tiles > 0;
-        ev.q_begin = me->q0; ev.q_end = me->q1; ev.k_begin = k0; ev.k_end = k1;
+        ev.q_begin = me->q0; ev.q_end = me->q1;
+        ev.k_begin = ringattn__chunk_begin(P->nk, p, src); ev.k_end = ringattn__chunk_begin(P->nk, p, src + 1);
         ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
         ev.row_max = R->pass ? NULL : me->rs0;
         ev.row_sum = R->pass ? NULL : me->rs1;
         R->cfg->trace(&ev, R->cfg->trace_user);
     }
+    me->step_tiles = 0;
 }
 
-/* p members, p steps. With OpenMP the members are threads (a thread may run several);
-   without it, or with num_threads = 1, they run one after another in the same order of
-   arithmetic, so the result is bit-identical. */
+static int ringattn__thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* THE RING: p members, p steps. Threads share out the members' units (with as many threads
+   as members, each thread is one member); without OpenMP, or with num_threads = 1, the
+   same units run one after another. Every unit's arithmetic is fixed by the problem, not by
+   the thread that runs it, so the result is bit-identical for any thread count. */
 static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
 {
     const int p = R->P->p;
     const int nt = R->P->nt;
+    const int64_t work = (int64_t)p * R->P->units;
     (void)nt;
     RINGATTN__OMP(omp parallel num_threads(nt))
     {
-        int t, i;
+        ringattn__scratch *W = &R->w[ringattn__thread_id()];
+        int t, i; int64_t x;
+#ifdef _OPENMP
+        /* the threads of this call are all the ring gets: a BLAS built on OpenMP must not
+           fan each small tile out again (a team of one does not count as "in parallel").
+           This ICV belongs to this region's tasks only; the caller's setting is untouched. */
+        omp_set_num_threads(1);
+#endif
         RINGATTN__OMP(omp for schedule(static))
         for (i = 0; i < p; i++) ringattn__member_setup(R, io, i);
         for (t = 0; t < p; t++) {
+            RINGATTN__OMP(omp for schedule(static) nowait)
+            for (i = 0; i < p; i++) ringattn__send(R, i, t);
             RINGATTN__OMP(omp for schedule(static))
-            for (i = 0; i < p; i++) ringattn__member_step(R, i, t);
+            for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);
+            RINGATTN__OMP(omp for schedule(static))
+            for (i = 0; i < p; i++) ringattn__step_done(R, i, t);
             /* the barrier closing this loop is the ring's clock tick: every hand-off of
                step t has landed before any member starts step t + 1 */
         }
@@ -1273,7 +1452,9 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
                               "ring_size = %d exceeds min(nq, nk) = %lld: every member needs a query and a key",
                               cfg->ring_size, (long long)minn);
     P->p = cfg->ring_size ? cfg->ring_size : (int)(nt < minn ? nt : minn);
-    P->nt = nt < P->p ? nt : P->p;
+    P->units = P->b * P->hk;
+    if (ringattn__mul(P->units, P->p, &ovf) < nt) nt = (int)(P->units * P->p);   /* no idle threads */
+    P->nt = nt;
     P->cq = (P->nq + P->p - 1) / P->p;
     P->ck = (P->nk + P->p - 1) / P->p;
     P->tq = P->cq < RINGATTN_TILE_Q ? P->cq : RINGATTN_TILE_Q;
@@ -1297,9 +1478,13 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
     x = ringattn__add(x, (int64_t)plan->row_bytes, &ovf);
     x = ringattn__add(x, (int64_t)plan->kv_bytes, &ovf);
     x = ringattn__add(x, (int64_t)plan->dkv_bytes, &ovf);
-    x = ringattn__add(x, (int64_t)plan->tile_bytes, &ovf);
     plan->member_bytes = (size_t)x;
-    plan->shared_bytes = (size_t)ringattn__mul(P->p, (int64_t)sizeof(ringattn__member), &ovf);
+    plan->num_threads = P->nt;
+    plan->shared_bytes = (size_t)ringattn__add(ringattn__mul(P->p, (int64_t)sizeof(ringattn__member), &ovf),
+                                               ringattn__mul(P->nt, (int64_t)sizeof(ringattn__scratch), &ovf), &ovf);
+    x = ringattn__add(ringattn__mul(x, P->p, &ovf), ringattn__mul((int64_t)plan->tile_bytes, P->nt, &ovf), &ovf);
+    x = ringattn__add(x, (int64_t)plan->shared_bytes, &ovf);
+    plan->total_bytes = (size_t)x;
     if (ovf || (uint64_t)x > (uint64_t)SIZE_MAX)
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "the per-member workspace overflows 64 bits");
     return RINGATTN_OK;
@@ -1318,10 +1503,11 @@ RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape 
 
 /* ---------------------------------------------------------------- allocation */
 
-static void *ringattn__alloc(ringattn__member *me, size_t bytes, void *user, int *failed)
+/* allocate and add to a byte counter (a member's or a thread's): the measured side of the plan */
+static void *ringattn__alloc(size_t *counter, size_t bytes, void *user, int *failed)
 {
     void *p = RINGATTN_MALLOC(bytes, user);
-    if (!p) *failed = 1; else me->bytes += bytes;
+    if (!p) *failed = 1; else *counter += bytes;
     return p;
 }
 
@@ -1331,19 +1517,27 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
     if (!R->m) return;
     for (i = 0; i < R->P->p; i++) {
         ringattn__member *me = &R->m[i];
-        void *bufs[12]; int j;
+        void *bufs[9]; int j;
         bufs[0] = me->q; bufs[1] = me->acc; bufs[2] = me->dout; bufs[3] = me->rs0; bufs[4] = me->rs1;
         bufs[5] = me->kv[0]; bufs[6] = me->kv[1]; bufs[7] = me->dkv[0]; bufs[8] = me->dkv[1];
-        bufs[9] = me->s; bufs[10] = me->dp; bufs[11] = me->lo;
-        for (j = 0; j < 12; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
-        if (me->hi) RINGATTN_FREE(me->hi, user);
+        for (j = 0; j < 9; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
     }
     RINGATTN_FREE(R->m, user);
     R->m = NULL;
+    if (!R->w) return;
+    for (i = 0; i < R->P->nt; i++) {
+        ringattn__scratch *w = &R->w[i];
+        if (w->s) RINGATTN_FREE(w->s, user);
+        if (w->dp) RINGATTN_FREE(w->dp, user);
+        if (w->lo) RINGATTN_FREE(w->lo, user);
+        if (w->hi) RINGATTN_FREE(w->hi, user);
+    }
+    RINGATTN_FREE(R->w, user);
+    R->w = NULL;
 }
 
 /* every member's private buffers, sized by its own rows (K/V buffers by the largest chunk,
-   since every chunk passes through them) */
+   since every chunk passes through them), and every thread's scratch tile */
 static int ringattn__ring_alloc(ringattn__ring *R, void *user)
 {
     const ringattn__problem *P = R->P;
@@ -1353,6 +1547,16 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
     R->m = (ringattn__member *)RINGATTN_MALLOC(sizeof(ringattn__member) * (size_t)P->p, user);
     if (!R->m) return RINGATTN_ENOMEM;
     memset(R->m, 0, sizeof(ringattn__member) * (size_t)P->p);
+    R->w = (ringattn__scratch *)RINGATTN_MALLOC(sizeof(ringattn__scratch) * (size_t)P->nt, user);
+    if (!R->w) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
+    memset(R->w, 0, sizeof(ringattn__scratch) * (size_t)P->nt);
+    for (i = 0; i < P->nt && !failed; i++) {
+        ringattn__scratch *w = &R->w[i];
+        w->s  = ringattn__alloc(&w->bytes, tile, user, &failed);
+        w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
+        w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
+        if (R->pass == 1) w->dp = ringattn__alloc(&w->bytes, tile, user, &failed);
+    }
     for (i = 0; i < P->p && !failed; i++) {
         ringattn__member *me = &R->m[i];
         size_t rows;
@@ -1360,20 +1564,16 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         me->q1 = ringattn__chunk_begin(P->nq, P->p, i + 1);
         me->rows = me->q1 - me->q0;
         rows = (size_t)(P->b * P->h * me->rows);
-        me->q    = ringattn__alloc(me, rows * (size_t)P->d * es, user, &failed);
-        me->acc  = ringattn__alloc(me, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);
-        me->rs0  = (double *)ringattn__alloc(me, rows * sizeof(double), user, &failed);
-        me->rs1  = (double *)ringattn__alloc(me, rows * sizeof(double), user, &failed);
-        me->kv[0] = ringattn__alloc(me, R->kv_bytes, user, &failed);
-        me->kv[1] = ringattn__alloc(me, R->kv_bytes, user, &failed);
-        me->s    = ringattn__alloc(me, tile, user, &failed);
-        me->lo   = (int64_t *)ringattn__alloc(me, (size_t)P->tq * sizeof(int64_t), user, &failed);
-        me->hi   = (int64_t *)ringattn__alloc(me, (size_t)P->tq * sizeof(int64_t), user, &failed);
+        me->q    = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
+        me->acc  = ringattn__alloc(&me->bytes, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);
+        me->rs0  = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        me->rs1  = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        me->kv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
+        me->kv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         if (R->pass == 1) {
-            me->dout   = ringattn__alloc(me, rows * (size_t)P->dv * es, user, &failed);
-            me->dkv[0] = ringattn__alloc(me, R->kv_bytes, user, &failed);
-            me->dkv[1] = ringattn__alloc(me, R->kv_bytes, user, &failed);
-            me->dp     = ringattn__alloc(me, tile, user, &failed);
+            me->dout   = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
+            me->dkv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
+            me->dkv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         }
         /* rows of a K/V buffer past a shorter chunk are never read; zero them anyway so that
            hand-offs copy defined bytes */
@@ -1397,9 +1597,11 @@ static void ringattn__fill_stats(const ringattn__ring *R, const ringattn_plan_in
         st->blocks_computed += me->blocks_computed;
         st->blocks_skipped += me->blocks_skipped;
         st->tiles_computed += me->tiles;
-        st->flops += me->flops;
+        st->flops += (double)me->flops;
         if (me->bytes > st->peak_bytes_per_member) st->peak_bytes_per_member = me->bytes;
     }
+    for (i = 0; i < R->P->nt; i++)
+        if (R->w[i].bytes > st->scratch_bytes_per_thread) st->scratch_bytes_per_thread = R->w[i].bytes;
 }
 
 static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
@@ -1488,7 +1690,663 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
     return ringattn__execute(cfg, &s, 1, &io);
 }
 
-/* @@NPY-IMPLEMENTATION@@ (the .npy and compare section's implementation goes here) */
+/* ---------------------------------------------------------------- .npy files and comparison */
+/* The .npy format (numpy.lib.format): 6 bytes magic "\x93NUMPY", 2 bytes version (major,
+   minor), the header length (2 bytes little-endian in 1.0, 4 bytes in 2.0 and 3.0), then
+   the header: an ASCII (3.0: UTF-8) Python dict literal
+       {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+   padded with spaces and a final newline, then the raw data. The parser below reads that
+   dict with a tiny tokenizer; it never looks past the bytes it was given and refuses
+   anything else with a sentence saying what and where. */
+#ifndef RINGATTN_NO_NPY
+
+static int ringattn__npy_fail(const ringattn_config *cfg, int status, const char *fmt, ...)
+{
+    if (cfg && cfg->error_detail && cfg->error_detail_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cfg->error_detail, cfg->error_detail_size, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+static int ringattn__npy_host_big_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 0;
+}
+
+static void ringattn__npy_swap(unsigned char *p, size_t es, size_t count)
+{
+    size_t i, j;
+    for (i = 0; i < count; i++, p += es)
+        for (j = 0; j < es / 2; j++) { unsigned char c = p[j]; p[j] = p[es - 1 - j]; p[es - 1 - j] = c; }
+}
+
+static size_t ringattn__npy_dtype_size(ringattn_dtype t)
+{
+    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
+}
+
+/* one element of a view as a double (f16 / bf16 decoded exactly) */
+static double ringattn__npy_half(uint16_t bits, int mant_bits, int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1;
+    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
+    int m = bits & ((1 << mant_bits) - 1);
+    double s = (bits >> 15) ? -1.0 : 1.0;
+    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
+    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
+    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
+}
+
+static double ringattn__npy_get(const ringattn_tensor *t, const int64_t i[4])
+{
+    int64_t o = i[0] * t->stride[0] + i[1] * t->stride[1] + i[2] * t->stride[2] + i[3] * t->stride[3];
+    switch (t->dtype) {
+    case RINGATTN_F32: return ((const float *)t->data)[o];
+    case RINGATTN_F64: return ((const double *)t->data)[o];
+    case RINGATTN_F16: return ringattn__npy_half(((const uint16_t *)t->data)[o], 10, 5);
+    default:           return ringattn__npy_half(((const uint16_t *)t->data)[o], 7, 8);
+    }
+}
+
+/* a view we are about to read every element of: known dtype, shape >= 1, extent in range */
+static int ringattn__npy_check_view(const ringattn_config *cfg, const ringattn_tensor *t, const char *name)
+{
+    int a;
+    uint64_t extent = 0;
+    if (!t) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "%s is NULL", name);
+    if (!t->data) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "%s->data is NULL", name);
+    if ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_BF16)
+        return ringattn__npy_fail(cfg, RINGATTN_EDTYPE, "%s has unknown dtype %d", name, (int)t->dtype);
+    for (a = 0; a < 4; a++) {
+        uint64_t s, span;
+        if (t->shape[a] < 1)
+            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, must be >= 1",
+                                      name, a, (long long)t->shape[a]);
+        if (t->stride[a] == INT64_MIN)
+            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "%s.stride[%d] overflows", name, a);
+        s = (uint64_t)(t->stride[a] < 0 ? -t->stride[a] : t->stride[a]);
+        if (s != 0 && (uint64_t)(t->shape[a] - 1) > (UINT64_MAX / 16) / s)
+            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "%s: extent overflows 64 bits", name);
+        span = s * (uint64_t)(t->shape[a] - 1);
+        if (span > (uint64_t)(INT64_MAX / 16) - extent)
+            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "%s: extent overflows 64 bits", name);
+        extent += span;
+    }
+    return RINGATTN_OK;
+}
+
+/* ---- the header tokenizer */
+typedef struct {
+    const char *begin, *p, *end;
+    const ringattn_config *cfg;
+} ringattn__npy_lex;
+
+static void ringattn__npy_ws(ringattn__npy_lex *L)
+{
+    while (L->p < L->end && (*L->p == ' ' || *L->p == '\t' || *L->p == '\n' || *L->p == '\r')) L->p++;
+}
+
+static int ringattn__npy_bad(ringattn__npy_lex *L, const char *what)
+{
+    if (L->p >= L->end)
+        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+                                  "malformed .npy header: it ends where %s was expected", what);
+    return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+                              "malformed .npy header: %s expected at header byte %ld, found '%c' (0x%02x)",
+                              what, (long)(L->p - L->begin),
+                              (*L->p >= 32 && *L->p < 127) ? *L->p : '?', (unsigned)(unsigned char)*L->p);
+}
+
+static int ringattn__npy_expect(ringattn__npy_lex *L, char c, const char *what)
+{
+    ringattn__npy_ws(L);
+    if (L->p >= L->end || *L->p != c) return ringattn__npy_bad(L, what);
+    L->p++;
+    return RINGATTN_OK;
+}
+
+/* a Python string literal in single or double quotes, no escapes; copied to out[cap] */
+static int ringattn__npy_string(ringattn__npy_lex *L, char *out, size_t cap, const char *what)
+{
+    char q; size_t n = 0;
+    ringattn__npy_ws(L);
+    if (L->p >= L->end || (*L->p != '\'' && *L->p != '"')) return ringattn__npy_bad(L, what);
+    q = *L->p++;
+    while (L->p < L->end && *L->p != q) {
+        if (*L->p == '\\' || *L->p == '\n')
+            return ringattn__npy_bad(L, "a plain string (no escapes, no newline)");
+        if (n + 1 < cap) out[n] = *L->p;
+        n++; L->p++;
+    }
+    if (L->p >= L->end) return ringattn__npy_bad(L, "the closing quote of a string");
+    L->p++;
+    if (n + 1 > cap) {
+        out[cap - 1] = 0;
+        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT, "malformed .npy header: %s is too long (%lu bytes)",
+                                  what, (unsigned long)n);
+    }
+    out[n] = 0;
+    return RINGATTN_OK;
+}
+
+static int ringattn__npy_descr(ringattn__npy_lex *L, ringattn_npy_info *info)
+{
+    char s[32]; int st; const char *c;
+    ringattn__npy_ws(L);
+    if (L->p < L->end && (*L->p == '[' || *L->p == '{'))
+        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+                                  "unsupported .npy dtype: a structured dtype (supported: <f2 <f4 <f8, and bf16 as <u2)");
+    if ((st = ringattn__npy_string(L, s, sizeof s, "the dtype string after 'descr':")) != RINGATTN_OK) return st;
+    c = s + 1;
+    if (s[0] == '<') info->big_endian = 0;
+    else if (s[0] == '>') info->big_endian = 1;
+    else if (s[0] == '=') info->big_endian = ringattn__npy_host_big_endian();
+    else c = NULL;
+    if (c && strcmp(c, "f2") == 0) info->dtype = RINGATTN_F16;
+    else if (c && strcmp(c, "f4") == 0) info->dtype = RINGATTN_F32;
+    else if (c && strcmp(c, "f8") == 0) info->dtype = RINGATTN_F64;
+    else if (c && (strcmp(c, "u2") == 0 || strcmp(c, "i2") == 0)) info->dtype = RINGATTN_BF16;
+    else
+        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+                                  "unsupported .npy dtype '%s' (supported: <f2 <f4 <f8 and >f2 >f4 >f8; "
+                                  "bf16 stored as <u2)", s);
+    return RINGATTN_OK;
+}
+
+static int ringattn__npy_bool(ringattn__npy_lex *L, int *v)
+{
+    ringattn__npy_ws(L);
+    if (L->end - L->p >= 4 && memcmp(L->p, "True", 4) == 0) { *v = 1; L->p += 4; return RINGATTN_OK; }
+    if (L->end - L->p >= 5 && memcmp(L->p, "False", 5) == 0) { *v = 0; L->p += 5; return RINGATTN_OK; }
+    return ringattn__npy_bad(L, "True or False after 'fortran_order':");
+}
+
+/* (d0, d1, ...): non-negative integers, optional trailing comma, at most 4 of them */
+static int ringattn__npy_shape(ringattn__npy_lex *L, ringattn_npy_info *info)
+{
+    int st;
+    if ((st = ringattn__npy_expect(L, '(', "'(' opening the shape tuple")) != RINGATTN_OK) return st;
+    info->ndim = 0;
+    for (;;) {
+        int64_t v = 0; int digits = 0;
+        ringattn__npy_ws(L);
+        if (L->p < L->end && *L->p == ')') { L->p++; return RINGATTN_OK; }
+        if (L->p < L->end && *L->p == '-')
+            return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT, "malformed .npy header: a negative dimension in the shape");
+        while (L->p < L->end && *L->p >= '0' && *L->p <= '9') {
+            int dgt = *L->p - '0';
+            if (v > (INT64_MAX - dgt) / 10)
+                return ringattn__npy_fail(L->cfg, RINGATTN_EOVERFLOW,
+                                          "absurd .npy shape: dimension %d does not fit in 64 bits", info->ndim);
+            v = v * 10 + dgt; digits++; L->p++;
+        }
+        if (!digits) return ringattn__npy_bad(L, "a dimension (a non-negative integer) or ')'");
+        if (L->p < L->end && *L->p == 'L') L->p++;   /* Python 2 long */
+        if (info->ndim == 4)
+            return ringattn__npy_fail(L->cfg, RINGATTN_ESHAPE,
+                                      ".npy array of rank > 4: a ringattn tensor has at most 4 dimensions");
+        info->dims[info->ndim++] = v;
+        ringattn__npy_ws(L);
+        if (L->p < L->end && *L->p == ',') { L->p++; continue; }
+        if (L->p < L->end && *L->p == ')') { L->p++; return RINGATTN_OK; }
+        return ringattn__npy_bad(L, "',' or ')' in the shape tuple");
+    }
+}
+
+/* the magic and the version (8 bytes); *prefix = bytes before the header (10 or 12) */
+static int ringattn__npy_magic(const unsigned char *b, size_t len, ringattn_npy_info *info, size_t *prefix,
+                               const ringattn_config *cfg)
+{
+    if (memcmp(b, "\x93NUMPY", len < 6 ? len : 6) != 0)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "not a .npy file: bad magic (want \\x93NUMPY)");
+    if (len < 8)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy file: %lu bytes, not even the magic "
+                                  "and version", (unsigned long)len);
+    info->version_major = b[6]; info->version_minor = b[7];
+    if (b[6] < 1 || b[6] > 3 || b[7] != 0)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "unsupported .npy format version %d.%d (1.0, 2.0 and "
+                                  "3.0 are read)", b[6], b[7]);
+    *prefix = (b[6] == 1) ? 10 : 12;
+    return RINGATTN_OK;
+}
+
+/* the header length field that follows (2 bytes in 1.0, 4 in 2.0 / 3.0, little-endian) */
+static int ringattn__npy_hlen(const unsigned char *b, size_t len, size_t prefix, uint32_t *hlen,
+                              const ringattn_config *cfg)
+{
+    if (len < prefix)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy file: %lu bytes, the header length "
+                                  "field ends at byte %lu", (unsigned long)len, (unsigned long)prefix);
+    *hlen = (prefix == 10) ? (uint32_t)b[8] | ((uint32_t)b[9] << 8)
+                           : (uint32_t)b[8] | ((uint32_t)b[9] << 8) | ((uint32_t)b[10] << 16) | ((uint32_t)b[11] << 24);
+    if (*hlen > RINGATTN_NPY_MAX_HEADER)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, ".npy header length %lu exceeds the limit of %d bytes",
+                                  (unsigned long)*hlen, RINGATTN_NPY_MAX_HEADER);
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn_npy_info *out,
+                                           const ringattn_config *cfg)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    ringattn_npy_info info; ringattn__npy_lex L;
+    uint32_t hlen; size_t prefix; int st, a, seen_d = 0, seen_f = 0, seen_s = 0;
+    uint64_t count = 1, es;
+    if (!buf || !out) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "buffer or info is NULL");
+    memset(&info, 0, sizeof info);
+    for (a = 0; a < 4; a++) info.dims[a] = 1;
+    if ((st = ringattn__npy_magic(b, len, &info, &prefix, cfg)) != RINGATTN_OK) return st;
+    if ((st = ringattn__npy_hlen(b, len, prefix, &hlen, cfg)) != RINGATTN_OK) return st;
+    if (len - prefix < hlen)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy header: %lu bytes announced, %lu present",
+                                  (unsigned long)hlen, (unsigned long)(len - prefix));
+    L.begin = L.p = (const char *)b + prefix; L.end = L.p + hlen; L.cfg = cfg;
+
+    if ((st = ringattn__npy_expect(&L, '{', "'{' opening the header dict")) != RINGATTN_OK) return st;
+    for (;;) {
+        char key[16];
+        ringattn__npy_ws(&L);
+        if (L.p < L.end && *L.p == '}') { L.p++; break; }
+        if ((st = ringattn__npy_string(&L, key, sizeof key, "a key ('descr', 'fortran_order', 'shape')")) != RINGATTN_OK)
+            return st;
+        if ((st = ringattn__npy_expect(&L, ':', "':' after a key")) != RINGATTN_OK) return st;
+        if (strcmp(key, "descr") == 0 && !seen_d) { seen_d = 1; st = ringattn__npy_descr(&L, &info); }
+        else if (strcmp(key, "fortran_order") == 0 && !seen_f) { seen_f = 1; st = ringattn__npy_bool(&L, &info.fortran_order); }
+        else if (strcmp(key, "shape") == 0 && !seen_s) { seen_s = 1; st = ringattn__npy_shape(&L, &info); }
+        else return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: unknown or repeated key '%s'", key);
+        if (st != RINGATTN_OK) return st;
+        ringattn__npy_ws(&L);
+        if (L.p < L.end && *L.p == ',') { L.p++; continue; }
+        if (L.p < L.end && *L.p == '}') { L.p++; break; }
+        return ringattn__npy_bad(&L, "',' or '}' after a value");
+    }
+    ringattn__npy_ws(&L);
+    if (L.p != L.end) return ringattn__npy_bad(&L, "only padding after the header dict");
+    if (!seen_d || !seen_f || !seen_s)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: key '%s' is missing",
+                                  !seen_d ? "descr" : !seen_f ? "fortran_order" : "shape");
+
+    es = ringattn__npy_dtype_size(info.dtype);
+    for (a = 0; a < info.ndim; a++) {
+        if (info.dims[a] == 0)
+            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "empty .npy array (dimension %d is 0): a ringattn "
+                                      "tensor needs every dimension >= 1", a);
+        if ((uint64_t)info.dims[a] > ((uint64_t)INT64_MAX / 16) / count)
+            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "absurd .npy shape: the element count overflows 64 bits");
+        count *= (uint64_t)info.dims[a];
+    }
+    info.count = (int64_t)count;
+    info.data_bytes = count * es;                       /* < 2^63: count < 2^59, es <= 8 */
+    info.data_offset = (uint64_t)prefix + hlen;
+    if (info.data_bytes > (uint64_t)SIZE_MAX - info.data_offset)
+        return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "absurd .npy shape: %llu bytes of data do not fit in "
+                                  "this machine's size_t", (unsigned long long)info.data_bytes);
+    *out = info;
+    return RINGATTN_OK;
+}
+
+/* the 4-D view of a loaded array: trailing 1s, strides of C or Fortran order */
+static void ringattn__npy_view(ringattn_npy_array *arr, void *data)
+{
+    const ringattn_npy_info *in = &arr->info;
+    int a; int64_t s = 1;
+    arr->t.data = data; arr->t.dtype = in->dtype;
+    for (a = 0; a < 4; a++) arr->t.shape[a] = in->dims[a];
+    if (in->fortran_order) for (a = 0; a < 4; a++) { arr->t.stride[a] = s; s *= in->dims[a]; }
+    else for (a = 3; a >= 0; a--) { arr->t.stride[a] = s; s *= in->dims[a]; }
+}
+
+RINGATTN_API int ringattn_npy_decode(const void *buf, size_t len, ringattn_npy_array *arr,
+                                     const ringattn_config *cfg)
+{
+    ringattn_npy_info info; void *data, *user = cfg ? cfg->alloc_user : NULL; int st;
+    if (!arr) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "arr is NULL");
+    if ((st = ringattn_npy_parse_header(buf, len, &info, cfg)) != RINGATTN_OK) return st;
+    if (len - info.data_offset < info.data_bytes)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy data: the header promises %llu bytes, "
+                                  "%llu present", (unsigned long long)info.data_bytes,
+                                  (unsigned long long)(len - info.data_offset));
+    if (len - info.data_offset > info.data_bytes)
+        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, ".npy file has %llu bytes after the data the header "
+                                  "describes", (unsigned long long)(len - info.data_offset - info.data_bytes));
+    data = RINGATTN_MALLOC((size_t)info.data_bytes, user);
+    if (!data) return ringattn__npy_fail(cfg, RINGATTN_ENOMEM, "cannot allocate %llu bytes for the .npy data",
+                                         (unsigned long long)info.data_bytes);
+    memcpy(data, (const unsigned char *)buf + info.data_offset, (size_t)info.data_bytes);
+    if (info.big_endian != ringattn__npy_host_big_endian())
+        ringattn__npy_swap((unsigned char *)data, ringattn__npy_dtype_size(info.dtype), (size_t)info.count);
+    arr->info = info; arr->alloc_user = user;
+    ringattn__npy_view(arr, data);
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, const ringattn_config *cfg)
+{
+    unsigned char pre[12], *hdr = NULL; void *data = NULL, *user = cfg ? cfg->alloc_user : NULL;
+    ringattn_npy_info info; uint32_t hlen = 0; size_t prefix = 0, got; int st; FILE *f; long pos, end;
+    if (!path || !arr) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "path or arr is NULL");
+    f = fopen(path, "rb");
+    if (!f) return ringattn__npy_fail(cfg, RINGATTN_EIO, "cannot open '%s' for reading", path);
+    got = fread(pre, 1, 8, f);
+    st = ringattn__npy_magic(pre, got, &info, &prefix, cfg);
+    if (st == RINGATTN_OK) {
+        got += fread(pre + 8, 1, prefix - 8, f);
+        st = ringattn__npy_hlen(pre, got, prefix, &hlen, cfg);
+    }
+    if (st == RINGATTN_OK) {
+        hdr = (unsigned char *)RINGATTN_MALLOC(prefix + hlen, user);
+        if (!hdr) st = ringattn__npy_fail(cfg, RINGATTN_ENOMEM, "cannot allocate the .npy header");
+    }
+    if (st == RINGATTN_OK) {
+        memcpy(hdr, pre, prefix);
+        got = prefix + fread(hdr + prefix, 1, hlen, f);
+        st = ringattn_npy_parse_header(hdr, got, &info, cfg);
+    }
+    /* the data must be exactly what the header says: check the file's size before allocating
+       (ftell may fail on a pipe; then a short read below says so) */
+    if (st == RINGATTN_OK && (pos = ftell(f)) >= 0 && fseek(f, 0, SEEK_END) == 0 && (end = ftell(f)) >= 0) {
+        if ((uint64_t)(end - pos) < info.data_bytes)
+            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy data in '%s': the header promises %llu "
+                                    "bytes, %llu present", path, (unsigned long long)info.data_bytes,
+                                    (unsigned long long)(end - pos));
+        else if ((uint64_t)(end - pos) > info.data_bytes)
+            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "'%s' has %llu bytes after the data its header "
+                                    "describes", path, (unsigned long long)((uint64_t)(end - pos) - info.data_bytes));
+        else if (fseek(f, pos, SEEK_SET) != 0)
+            st = ringattn__npy_fail(cfg, RINGATTN_EIO, "cannot seek in '%s'", path);
+    }
+    if (st == RINGATTN_OK) {
+        data = RINGATTN_MALLOC((size_t)info.data_bytes, user);
+        if (!data) st = ringattn__npy_fail(cfg, RINGATTN_ENOMEM, "cannot allocate %llu bytes for the .npy data",
+                                           (unsigned long long)info.data_bytes);
+    }
+    if (st == RINGATTN_OK) {
+        got = fread(data, 1, (size_t)info.data_bytes, f);
+        if (ferror(f)) st = ringattn__npy_fail(cfg, RINGATTN_EIO, "error reading '%s'", path);
+        else if (got < info.data_bytes)
+            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy data in '%s': the header promises %llu "
+                                    "bytes, %llu present", path, (unsigned long long)info.data_bytes,
+                                    (unsigned long long)got);
+        else if (fgetc(f) != EOF)
+            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "'%s' has bytes after the data its header describes", path);
+    }
+    fclose(f);
+    if (hdr) RINGATTN_FREE(hdr, user);
+    if (st != RINGATTN_OK) {
+        if (data) RINGATTN_FREE(data, user);
+        return st;
+    }
+    if (info.big_endian != ringattn__npy_host_big_endian())
+        ringattn__npy_swap((unsigned char *)data, ringattn__npy_dtype_size(info.dtype), (size_t)info.count);
+    arr->info = info; arr->alloc_user = user;
+    ringattn__npy_view(arr, data);
+    return RINGATTN_OK;
+}
+
+RINGATTN_API void ringattn_npy_free(ringattn_npy_array *arr)
+{
+    if (!arr || !arr->t.data) return;
+    RINGATTN_FREE(arr->t.data, arr->alloc_user);
+    arr->t.data = NULL;
+}
+
+/* the header of t as a rank-ndim array: 10 bytes of preamble + the dict padded to a
+   multiple of 64 bytes with a final newline; returns its length (<= 256) or an error */
+static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256], size_t *hlen,
+                                uint64_t *data_bytes, const ringattn_config *cfg)
+{
+    static const char *const descr[4] = { "<f4", "<f8", "<f2", "<u2" };
+    int st, a, n; uint64_t count = 1; size_t len, total;
+    if ((st = ringattn__npy_check_view(cfg, t, "tensor")) != RINGATTN_OK) return st;
+    if (ndim < 0 || ndim > 4)
+        return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "ndim = %d, must be 0..4", ndim);
+    for (a = ndim; a < 4; a++)
+        if (t->shape[a] != 1)
+            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "writing rank %d drops dimension %d, which is %lld, "
+                                      "not 1", ndim, a, (long long)t->shape[a]);
+    for (a = 0; a < 4; a++) {
+        if ((uint64_t)t->shape[a] > ((uint64_t)INT64_MAX / 16) / count)
+            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "element count overflows 64 bits");
+        count *= (uint64_t)t->shape[a];
+    }
+    *data_bytes = count * ringattn__npy_dtype_size(t->dtype);
+    n = snprintf(hdr + 10, 246, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[t->dtype]);
+    len = 10 + (size_t)n;
+    for (a = 0; a < ndim; a++) {
+        n = snprintf(hdr + len, 256 - len, (a + 1 < ndim) ? "%lld, " : (ndim == 1 ? "%lld,), }" : "%lld), }"),
+                     (long long)t->shape[a]);
+        len += (size_t)n;
+    }
+    if (ndim == 0) { memcpy(hdr + len, "), }", 4); len += 4; }
+    total = (len + 1 + 63) / 64 * 64;                       /* room for the newline */
+    memset(hdr + len, ' ', total - len);
+    hdr[total - 1] = '\n';
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)((total - 10) & 0xff); hdr[9] = (char)((total - 10) >> 8);
+    *hlen = total;
+    return RINGATTN_OK;
+}
+
+/* elements [from, from + n) of t in C order, as little-endian bytes, into out */
+static void ringattn__npy_gather(const ringattn_tensor *t, uint64_t from, size_t n, unsigned char *out)
+{
+    size_t es = ringattn__npy_dtype_size(t->dtype), k;
+    int swap = ringattn__npy_host_big_endian();
+    for (k = 0; k < n; k++) {
+        uint64_t i = from + k;
+        int64_t i3 = (int64_t)(i % (uint64_t)t->shape[3]), r = (int64_t)(i / (uint64_t)t->shape[3]);
+        int64_t i2 = r % t->shape[2], i1 = (r / t->shape[2]) % t->shape[1], i0 = r / t->shape[2] / t->shape[1];
+        int64_t o = i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
+        memcpy(out + k * es, (const unsigned char *)t->data + o * (int64_t)es, es);
+    }
+    if (swap) ringattn__npy_swap(out, es, n);
+}
+
+RINGATTN_API int ringattn_npy_encode(const ringattn_tensor *t, int ndim, void *buf, size_t cap,
+                                     size_t *len, const ringattn_config *cfg)
+{
+    char hdr[256]; size_t hl; uint64_t bytes; int st;
+    if (!len) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "len is NULL");
+    if ((st = ringattn__npy_header(t, ndim, hdr, &hl, &bytes, cfg)) != RINGATTN_OK) return st;
+    if (bytes > (uint64_t)SIZE_MAX - hl)
+        return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "the .npy image does not fit in size_t");
+    *len = hl + (size_t)bytes;
+    if (!buf) return RINGATTN_OK;
+    if (cap < *len)
+        return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "buffer of %lu bytes, %lu needed",
+                                  (unsigned long)cap, (unsigned long)*len);
+    memcpy(buf, hdr, hl);
+    ringattn__npy_gather(t, 0, (size_t)(bytes / ringattn__npy_dtype_size(t->dtype)), (unsigned char *)buf + hl);
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, int ndim,
+                                   const ringattn_config *cfg)
+{
+    char hdr[256]; unsigned char chunk[4096]; size_t hl, es; uint64_t bytes, count, i; int st; FILE *f;
+    if (!path) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "path is NULL");
+    if ((st = ringattn__npy_header(t, ndim, hdr, &hl, &bytes, cfg)) != RINGATTN_OK) return st;
+    f = fopen(path, "wb");
+    if (!f) return ringattn__npy_fail(cfg, RINGATTN_EIO, "cannot open '%s' for writing", path);
+    es = ringattn__npy_dtype_size(t->dtype);
+    count = bytes / es;
+    st = (fwrite(hdr, 1, hl, f) == hl) ? RINGATTN_OK : RINGATTN_EIO;
+    for (i = 0; i < count && st == RINGATTN_OK; ) {
+        size_t n = (count - i < sizeof chunk / es) ? (size_t)(count - i) : sizeof chunk / es;
+        ringattn__npy_gather(t, i, n, chunk);
+        if (fwrite(chunk, es, n, f) != n) st = RINGATTN_EIO;
+        i += n;
+    }
+    if (fclose(f) != 0) st = RINGATTN_EIO;
+    if (st != RINGATTN_OK) {
+        remove(path);   /* no half-written file left behind */
+        return ringattn__npy_fail(cfg, RINGATTN_EIO, "error writing '%s'", path);
+    }
+    return RINGATTN_OK;
+}
+
+/* ---- comparison */
+
+RINGATTN_API ringattn_compare_policy ringattn_compare_default_policy(ringattn_dtype got)
+{
+    ringattn_compare_policy p;
+    switch (got) {
+    case RINGATTN_F64:  p.atol = 1e-7; p.rtol = 1e-7; break;
+    case RINGATTN_F16:  p.atol = 1e-5; p.rtol = 1e-3; break;
+    case RINGATTN_BF16: p.atol = 1e-5; p.rtol = 1.6e-2; break;
+    default:            p.atol = 1e-5; p.rtol = 1.3e-6; break;
+    }
+    p.k = 2.0; p.eps = 1e-6;
+    return p;
+}
+
+/* i -> (i0, i1, i2, i3), row-major over shape */
+static void ringattn__npy_unflatten(const int64_t shape[4], int64_t i, int64_t at[4])
+{
+    at[3] = i % shape[3]; i /= shape[3];
+    at[2] = i % shape[2]; i /= shape[2];
+    at[1] = i % shape[1]; at[0] = i / shape[1];
+}
+
+RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_tensor *ref,
+                                  const ringattn_tensor *baseline,
+                                  const ringattn_compare_policy *policy,
+                                  ringattn_compare_result *res, const ringattn_config *cfg)
+{
+    ringattn_compare_result r; int64_t n, i, at[4]; int a, st;
+    if (!res) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "res is NULL");
+    if ((st = ringattn__npy_check_view(cfg, got, "got")) != RINGATTN_OK) return st;
+    if ((st = ringattn__npy_check_view(cfg, ref, "ref")) != RINGATTN_OK) return st;
+    if (baseline && (st = ringattn__npy_check_view(cfg, baseline, "baseline")) != RINGATTN_OK) return st;
+    for (a = 0; a < 4; a++) {
+        if (ref->shape[a] != got->shape[a])
+            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "shapes differ: got [%lld %lld %lld %lld], ref [%lld %lld "
+                                      "%lld %lld]", (long long)got->shape[0], (long long)got->shape[1],
+                                      (long long)got->shape[2], (long long)got->shape[3], (long long)ref->shape[0],
+                                      (long long)ref->shape[1], (long long)ref->shape[2], (long long)ref->shape[3]);
+        if (baseline && baseline->shape[a] != got->shape[a])
+            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "baseline.shape[%d] = %lld, got.shape[%d] = %lld",
+                                      a, (long long)baseline->shape[a], a, (long long)got->shape[a]);
+    }
+    memset(&r, 0, sizeof r);
+    r.used = policy ? *policy : ringattn_compare_default_policy(got->dtype);
+    r.policy = baseline ? 'b' : 'a';
+    for (a = 0; a < 4; a++) r.max_abs_at[a] = r.max_rel_at[a] = -1;
+    n = got->shape[0] * got->shape[1] * got->shape[2] * got->shape[3];
+    r.count = n;
+    if (baseline) {   /* pass 1: the error of the plain computation sets the bound */
+        for (i = 0; i < n; i++) {
+            double b, f;
+            ringattn__npy_unflatten(got->shape, i, at);
+            b = ringattn__npy_get(baseline, at); f = ringattn__npy_get(ref, at);
+            if (isfinite(b) && isfinite(f) && fabs(b - f) > r.baseline_max_abs) r.baseline_max_abs = fabs(b - f);
+        }
+        r.bound = r.used.k * r.baseline_max_abs + r.used.eps;
+    }
+    for (i = 0; i < n; i++) {
+        double g, f, err, rel, allowed = 0; int ok;
+        ringattn__npy_unflatten(got->shape, i, at);
+        g = ringattn__npy_get(got, at); f = ringattn__npy_get(ref, at);
+        if (isnan(g) || isnan(f) || isinf(g) || isinf(f)) {
+            /* NaN = NaN and equal infinities agree; anything else is a mismatch */
+            ok = (isnan(g) && isnan(f)) || (!isnan(g) && !isnan(f) && g == f);
+            if (!ok) r.nonfinite_mismatch++;
+            err = ok ? 0.0 : INFINITY;
+        } else {
+            err = fabs(g - f);
+            rel = (f != 0) ? err / fabs(f) : (err > 0 ? INFINITY : 0.0);
+            allowed = baseline ? r.bound : r.used.atol + r.used.rtol * fabs(f);
+            ok = err <= allowed;
+            if (err > r.max_abs || (r.max_abs_at[0] < 0 && err >= r.max_abs)) {
+                r.max_abs = err; memcpy(r.max_abs_at, at, sizeof at); r.max_abs_got = g; r.max_abs_ref = f;
+            }
+            if (rel > r.max_rel || (r.max_rel_at[0] < 0 && rel >= r.max_rel)) {
+                r.max_rel = rel; memcpy(r.max_rel_at, at, sizeof at); r.max_rel_got = g; r.max_rel_ref = f;
+            }
+        }
+        if (!ok) {
+            if (r.kept < RINGATTN_COMPARE_KEEP) {
+                memcpy(r.bad[r.kept].at, at, sizeof at);
+                r.bad[r.kept].got = g; r.bad[r.kept].ref = f; r.bad[r.kept].err = err;
+                r.bad[r.kept].allowed = allowed;
+                r.kept++;
+            }
+            r.outside++;
+        }
+    }
+    r.pass = (r.outside == 0 && r.nonfinite_mismatch == 0);
+    *res = r;
+    return RINGATTN_OK;
+}
+
+/* snprintf that appends at *len, never past size, and counts what the full text needs */
+static void ringattn__npy_put(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    va_list ap; int n;
+    va_start(ap, fmt);
+    n = vsnprintf(*len < size ? buf + *len : NULL, *len < size ? size - *len : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0) *len += (size_t)n;
+}
+
+static void ringattn__npy_put_at(char *buf, size_t size, size_t *len, const char *axes, const int64_t at[4])
+{
+    int a; const char *sep = "(";
+    for (a = 0; a < 4; a++) {
+        if (axes[a] == '.' && at[a] == 0) continue;   /* a padding axis */
+        ringattn__npy_put(buf, size, len, "%s%c=%lld", sep, axes[a], (long long)at[a]);
+        sep = ", ";
+    }
+    ringattn__npy_put(buf, size, len, ")");
+}
+
+RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *r, const char *axes,
+                                            char *buf, size_t size)
+{
+    size_t len = 0; int k;
+    if (buf && size) buf[0] = 0; else size = 0;
+    if (!r) return 0;
+    if (!axes || strlen(axes) < 4) axes = "bnhd";
+    if (r->policy == 'b')
+        ringattn__npy_put(buf, size, &len, "policy (b): |got - ref| <= k * max|baseline - ref| + eps = %g * %.3e + %g "
+                          "= %.3e\n", r->used.k, r->baseline_max_abs, r->used.eps, r->bound);
+    else
+        ringattn__npy_put(buf, size, &len, "policy (a): |got - ref| <= atol + rtol * |ref|, atol = %g, rtol = %g\n",
+                          r->used.atol, r->used.rtol);
+    ringattn__npy_put(buf, size, &len, "elements compared:     %lld\n", (long long)r->count);
+    ringattn__npy_put(buf, size, &len, "max abs error:         %.6e", r->max_abs);
+    if (r->max_abs_at[0] >= 0) {
+        ringattn__npy_put(buf, size, &len, " at ");
+        ringattn__npy_put_at(buf, size, &len, axes, r->max_abs_at);
+        ringattn__npy_put(buf, size, &len, ": got %.9g, ref %.9g", r->max_abs_got, r->max_abs_ref);
+    }
+    ringattn__npy_put(buf, size, &len, "\nmax rel error:         %.6e", r->max_rel);
+    if (r->max_rel_at[0] >= 0) {
+        ringattn__npy_put(buf, size, &len, " at ");
+        ringattn__npy_put_at(buf, size, &len, axes, r->max_rel_at);
+        ringattn__npy_put(buf, size, &len, ": got %.9g, ref %.9g", r->max_rel_got, r->max_rel_ref);
+    }
+    ringattn__npy_put(buf, size, &len, "\nNaN/Inf mismatches:    %lld\n", (long long)r->nonfinite_mismatch);
+    ringattn__npy_put(buf, size, &len, "outside tolerance:     %lld of %lld\n", (long long)r->outside,
+                      (long long)r->count);
+    for (k = 0; k < r->kept; k++) {
+        ringattn__npy_put(buf, size, &len, "  mismatch ");
+        ringattn__npy_put_at(buf, size, &len, axes, r->bad[k].at);
+        ringattn__npy_put(buf, size, &len, ": got %.9g, ref %.9g, err %.3e, allowed %.3e\n",
+                          r->bad[k].got, r->bad[k].ref, r->bad[k].err, r->bad[k].allowed);
+    }
+    if (r->outside > r->kept)
+        ringattn__npy_put(buf, size, &len, "  ... %lld more\n", (long long)(r->outside - r->kept));
+    ringattn__npy_put(buf, size, &len, "verdict:               %s\n", r->pass ? "PASS (within tolerance)"
+                                                                                : "FAIL (outside tolerance)");
+    return len;
+}
+
+#endif /* RINGATTN_NO_NPY */
 
 #ifdef __cplusplus
 }
