@@ -4,9 +4,9 @@
    and with a causal mask, it runs ringattn_forward and compares every output element and
    every lse with a naive f64 attention written out below (whole score rows, two-pass
    softmax, no ring), under the README's f32 tolerance policy. Per p it prints the wall time,
-   the largest errors, the bytes each ring member was planned to hold and actually held
-   (cfg.stats), and how many (member, step) blocks were computed or skipped (a causal mask
-   skips the blocks above the diagonal).
+   the largest errors, the bytes each ring member was planned to hold and actually held and
+   the score-tile scratch of each thread (cfg.stats), and how many (member, step) blocks were
+   computed or skipped (a causal mask skips the blocks above the diagonal).
 
    It is also the copy-in example: it needs nothing but ringattn.h.
      cc -std=c99 -O2 -I. examples/demo.c -lm                     (members one after another)
@@ -128,8 +128,8 @@ int main(int argc, char **argv)
     printf(", blocks multiplied by the built-in GEMM\n");
 #endif
     printf("tolerance: |O - ref| <= %.3g, |lse - ref| <= %.3g + u*|lse|\n\n", vmax * u * growth, u * growth);
-    printf("%-7s %2s %7s %9s %10s %10s %6s %13s %13s %16s\n", "mask", "p", "threads", "time ms",
-           "max|dO|", "max|dlse|", "/bound", "planned B", "measured B", "blocks comp/skip");
+    printf("%-7s %2s %7s %9s %10s %10s %6s %11s %11s %9s %16s\n", "mask", "p", "threads", "time ms",
+           "max|dO|", "max|dlse|", "/bound", "planned B", "measured B", "scratch B", "blocks comp/skip");
 
     for (causal = 0; causal <= 1; causal++) {
         naive_attention(n, h, d, q, k, v, causal, ref, ref_lse);   /* b = 1 */
@@ -166,10 +166,11 @@ int main(int argc, char **argv)
                 if (!(e <= err_l)) err_l = e;
                 if (!(e / bound <= worst)) worst = e / bound;
             }
-            printf("%-7s %2d %7d %9.1f %10.2e %10.2e %6.0e %13lu %13lu %9ld/%ld\n",
+            printf("%-7s %2d %7d %9.1f %10.2e %10.2e %6.0e %11lu %11lu %9lu %9ld/%ld\n",
                    causal ? "causal" : "none", rings[ip], stats.num_threads, ms, err_o, err_l, worst,
                    (unsigned long)stats.planned_bytes_per_member,
                    (unsigned long)stats.peak_bytes_per_member,
+                   (unsigned long)stats.scratch_bytes_per_thread,
                    (long)stats.blocks_computed, (long)stats.blocks_skipped);
             if (!(worst <= 1.0)) failures++;
         }
