@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""generate_golden.py - golden outputs for ringattn from PyTorch (CPU, float64).
+
+    python3 -m venv .venv && .venv/bin/pip install numpy torch
+    .venv/bin/python reference/generate_golden.py            # rewrites reference/golden/
+
+Writes, for every case, reference/golden/<case>/{q,k,v,dout}.npy (inputs) and
+{out,lse,dq,dk,dv}.npy (the reference), plus reference/golden/manifest.txt, one line per case:
+
+    <case> b=.. nq=.. nk=.. h=.. hk=.. d=.. dv=.. causal=none|bottom-right|top-left
+           scale=<float, 0 = 1/sqrt(d)> segments=<s0,s1,..|-> dilations=<r0,r1,..|->
+           atol=<f64 compute: abs> rtol=<f64 compute: rel> k=<f32 policy k> eps=<f32 policy eps>
+           what=<free text, no spaces>
+
+The C test tests/test_golden.c reads these files; no Python is needed at test time.
+
+Conventions (the ones ringattn_npy_* documents):
+  - layouts are ringattn's: q, k, v, dout, out, dq, dk, dv [b, n, h, d]; lse [b, h, nq]
+    (3-D, read as [b, h, nq, 1]);
+  - inputs are rounded to float32 first (stored '<f4'), so an f32 and an f64 user of the files
+    see the same numbers; the reference is computed in float64 from exactly those values
+    and stored '<f8';
+  - case bf16_inputs stores its inputs as bf16 bit patterns in '<u2' (the bf16 convention);
+    case dv_ne_d stores v big-endian and in Fortran order ('>f4', fortran_order True), to
+    exercise the reader on files NumPy itself wrote;
+  - lse = log sum exp(scale * q.k) over the visible keys, natural log; -inf for a row that
+    sees no key; such a row's out and dq are 0.
+
+Dense attention goes through torch.nn.functional.scaled_dot_product_attention:
+  - top-left causal is SDPA's own is_causal (key j visible to query i iff j <= i);
+  - bottom-right causal (FlashAttention-2: j <= i + nk - nq) is built explicitly as a boolean
+    mask, since SDPA's is_causal is top-left when nq != nk;
+  - rows that see no key are left out of the SDPA call (SDPA would give NaN there) and set to
+    out = 0, lse = -inf, dq = 0, which is ringattn's (and FlashAttention's) convention;
+  - GQA / MQA: k and v heads are repeat_interleave'd to the q heads (autograd sums dk, dv back).
+
+Dilated attention is a port of DilatedAttention.forward from DarcStar-Solutions-Tech/
+dilated-attention-pytorch (the fork of fkodom/dilated-attention-pytorch that ringattn's
+seed system builds on), with SDPA in place of xFormers:
+  - heads split into G groups, the first h mod G one head larger, head ranges CUMULATIVE
+    (group g starts where g-1 ended). fkodom's code slices heads at g*size_g, which with
+    unequal groups uses some heads twice and others never; that bug is not reproduced;
+  - group g: offset g mod r_g, within each segment of length s_g the positions
+    offset, offset + r_g, ... attend to each other (causal in that gathered sequence when
+    causal), scattered back; positions outside get 0 (lse -inf); the sum is divided by G;
+  - fkodom's older "x / x.sum(dim=(1, 2))" normalisation is not there (DarcStar removed it);
+  - the scale is passed to SDPA (DarcStar's non-xFormers path would use 1/sqrt(d)).
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "golden")
+
+
+def rand(gen, *shape):
+    """N(0, 1) in float64, rounded to the float32 grid"""
+    return torch.randn(*shape, generator=gen, dtype=torch.float64).float().double()
+
+
+def visible_mask(nq, nk, causal):
+    i = torch.arange(nq).unsqueeze(1)
+    j = torch.arange(nk).unsqueeze(0)
+    if causal == "bottom-right":
+        return j <= i + (nk - nq)
+    if causal == "top-left":
+        return j <= i
+    return torch.ones(nq, nk, dtype=torch.bool)
+
+
+def dense_attention(q, k, v, causal, scale):
+    """q [b,nq,h,d], k [b,nk,hk,d], v [b,nk,hk,dv] -> out [b,nq,h,dv], lse [b,h,nq]"""
+    b, nq, h, d = q.shape
+    nk, hk = k.shape[1], k.shape[2]
+    rep = h // hk
+    qt = q.permute(0, 2, 1, 3)                                # [b, h, nq, d]
+    kt = k.permute(0, 2, 1, 3).repeat_interleave(rep, dim=1)  # [b, h, nk, d]
+    vt = v.permute(0, 2, 1, 3).repeat_interleave(rep, dim=1)
+    mask = visible_mask(nq, nk, causal)
+    rows = mask.any(dim=1)                                    # rows that see at least one key
+    sc = scale if scale != 0 else None
+    if causal == "top-left":
+        o = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True, scale=sc)
+    elif causal == "bottom-right":
+        o_rows = F.scaled_dot_product_attention(qt[:, :, rows], kt, vt, attn_mask=mask[rows], scale=sc)
+        o = torch.zeros(b, h, nq, vt.shape[-1], dtype=q.dtype)
+        o = o.index_copy(2, torch.nonzero(rows).flatten(), o_rows)
+    else:
+        o = F.scaled_dot_product_attention(qt, kt, vt, scale=sc)
+    s = (scale if scale != 0 else 1.0 / d ** 0.5) * (qt @ kt.transpose(-1, -2))
+    lse = torch.logsumexp(s.masked_fill(~mask, float("-inf")), dim=-1)   # -inf on empty rows
+    return o.permute(0, 2, 1, 3), lse
+
+
+def head_groups(h, G):
+    """sizes (first h mod G one larger) and CUMULATIVE [hmin, hmax) ranges"""
+    sizes = [h // G] * G
+    for i in range(h % G):
+        sizes[i] += 1
+    ranges, start = [], 0
+    for g in sizes:
+        ranges.append((start, start + g))
+        start += g
+    return sizes, ranges
+
+
+def dilated_attention(query, key, value, segments, dilations, causal, scale):
+    """DarcStar DilatedAttention.forward, ported; query/key/value [b, n, h, d]"""
+    b, n, h, d = query.shape
+    dv = value.shape[-1]
+    G = len(dilations)
+    sizes, ranges = head_groups(h, G)
+    sc = scale if scale != 0 else None
+    parts = []
+    lse = torch.full((b, h, n), float("-inf"), dtype=query.dtype)
+    for i, (g, r, s) in enumerate(zip(sizes, dilations, segments)):
+        hmin, hmax = ranges[i]
+        if g == 0:
+            continue
+        offset = i % r
+        nseg = n // s
+        q_seg = query[:, :, hmin:hmax, :].reshape(b, nseg, s, g, d)
+        k_seg = key[:, :, hmin:hmax, :].reshape(b, nseg, s, g, d)
+        v_seg = value[:, :, hmin:hmax, :].reshape(b, nseg, s, g, dv)
+        idx = torch.arange(offset, s, r)
+        q_dil, k_dil, v_dil = q_seg[:, :, idx], k_seg[:, :, idx], v_seg[:, :, idx]
+        ds = q_dil.size(2)
+        # fold segments into the batch, heads before sequence for SDPA: [(b nseg), g, ds, d]
+        qb = q_dil.reshape(b * nseg, ds, g, d).transpose(1, 2)
+        kb = k_dil.reshape(b * nseg, ds, g, d).transpose(1, 2)
+        vb = v_dil.reshape(b * nseg, ds, g, dv).transpose(1, 2)
+        x = F.scaled_dot_product_attention(qb, kb, vb, is_causal=causal, scale=sc)
+        x = x.transpose(1, 2).reshape(b, nseg, ds, g, dv)
+        # scatter back: positions of the pattern get x, the others 0
+        full = torch.zeros(b, nseg, s, g, dv, dtype=query.dtype).index_copy(2, idx, x)
+        parts.append(full.reshape(b, n, g, dv))
+        # lse of each row within its own gathered sequence
+        with torch.no_grad():
+            sco = (sc if sc is not None else 1.0 / d ** 0.5) * (qb @ kb.transpose(-1, -2))
+            if causal:
+                sco = sco.masked_fill(~torch.ones(ds, ds, dtype=torch.bool).tril(), float("-inf"))
+            l = torch.logsumexp(sco, dim=-1).reshape(b, nseg, g, ds)       # [b, nseg, g, ds]
+            pos = (torch.arange(nseg).unsqueeze(1) * s + idx.unsqueeze(0)).flatten()   # [nseg*ds]
+            lse[:, hmin:hmax, pos] = l.permute(0, 2, 1, 3).reshape(b, g, nseg * ds)
+    out = torch.cat(parts, dim=2) / G
+    return out, lse
+
+
+# name, b, nq, nk, h, hk, d, dv, causal, scale, segments, dilations, what
+CASES = [
+    ("dense",              2, 24, 24, 2, 2, 16, 16, "none",         0.0,  None, None, "plain_attention"),
+    ("causal",             1, 33, 33, 3, 3,  8,  8, "top-left",     0.0,  None, None, "square_causal_(both_alignments_agree)"),
+    ("cross",              1, 20, 36, 2, 2, 16, 16, "none",         0.0,  None, None, "nq<nk_no_mask"),
+    ("cross_bottom_right", 2, 20, 36, 2, 2,  8,  8, "bottom-right", 0.0,  None, None, "FlashAttention-2_alignment_as_explicit_mask"),
+    ("cross_top_left",     1, 20, 36, 2, 2,  8,  8, "top-left",     0.0,  None, None, "SDPA_is_causal_alignment"),
+    ("empty_rows",         1, 36, 20, 2, 2,  8,  8, "bottom-right", 0.0,  None, None, "nq>nk_first_16_rows_see_nothing"),
+    ("gqa",                1, 32, 32, 6, 2,  8,  8, "bottom-right", 0.0,  None, None, "grouped_query_6_q_heads_on_2_kv"),
+    ("dv_ne_d",            1, 28, 28, 2, 2, 16,  8, "none",         0.3,  None, None, "dv!=d_custom_scale_v_big-endian_Fortran"),
+    ("mqa_big_scale",      2, 16, 16, 4, 1,  8,  8, "top-left",     1.25, None, None, "multi-query_sharp_softmax"),
+    ("bf16_inputs",        1, 24, 24, 2, 2,  8,  8, "top-left",     0.0,  None, None, "inputs_stored_as_bf16_bits_in_<u2"),
+    ("dilated",            1, 32, 32, 4, 4,  8,  8, "none",         0.0,  [8, 16], [1, 2], "LongNet_head_groups"),
+    ("dilated_causal",     1, 48, 48, 7, 7,  8,  8, "causal",       0.0,  [12, 24, 48], [1, 2, 4], "unequal_groups_3_2_2_causal"),
+    ("dilated_h12_g5",     1, 32, 32, 12, 12, 4, 4, "none",         0.5,  [2, 4, 8, 16, 32], [1, 1, 2, 4, 8], "h=12_G=5_cumulative_head_ranges"),
+]
+
+
+def to_np(t):
+    return t.detach().contiguous().numpy()
+
+
+def main():
+    torch.manual_seed(0)
+    os.makedirs(OUT, exist_ok=True)
+    lines = ["# ringattn golden cases, written by reference/generate_golden.py (torch %s, numpy %s)"
+             % (torch.__version__, np.__version__),
+             "# name b nq nk h hk d dv causal scale segments dilations atol rtol k eps what"]
+    for ci, (name, b, nq, nk, h, hk, d, dv, causal, scale, segs, rates, what) in enumerate(CASES):
+        gen = torch.Generator().manual_seed(1000 + ci)
+        q, k, v = rand(gen, b, nq, h, d), rand(gen, b, nk, hk, d), rand(gen, b, nk, hk, dv)
+        dout = rand(gen, b, nq, h, dv)
+        if name == "bf16_inputs":   # the inputs are bf16 values
+            q, k, v, dout = (x.to(torch.bfloat16).double() for x in (q, k, v, dout))
+        q.requires_grad_(True); k.requires_grad_(True); v.requires_grad_(True)
+        if segs:
+            out, lse = dilated_attention(q, k, v, segs, rates, causal == "causal", scale)
+            causal_opt = "top-left" if causal == "causal" else "none"   # nq == nk: both alignments agree
+        else:
+            out, lse = dense_attention(q, k, v, causal, scale)
+            causal_opt = causal
+        out.backward(dout)
+        d_ = os.path.join(OUT, name)
+        os.makedirs(d_, exist_ok=True)
+        for fn, t in (("q", q), ("k", k), ("v", v), ("dout", dout)):
+            a = to_np(t)
+            if name == "bf16_inputs":     # bf16 bit patterns as <u2
+                a = t.detach().to(torch.bfloat16).contiguous().view(torch.int16).numpy().view(np.uint16)
+            elif name == "dv_ne_d" and fn == "v":
+                a = np.asfortranarray(a.astype(">f4"))
+            else:
+                a = a.astype("<f4")
+            np.save(os.path.join(d_, fn + ".npy"), a)
+        for fn, t in (("out", out), ("lse", lse), ("dq", q.grad), ("dk", k.grad), ("dv", v.grad)):
+            np.save(os.path.join(d_, fn + ".npy"), to_np(t).astype("<f8"))
+        lines.append("%s b=%d nq=%d nk=%d h=%d hk=%d d=%d dv=%d causal=%s scale=%.17g segments=%s dilations=%s "
+                     "atol=1e-10 rtol=1e-9 k=2 eps=1e-6 what=%s"
+                     % (name, b, nq, nk, h, hk, d, dv, causal_opt, scale,
+                        ",".join(map(str, segs)) if segs else "-", ",".join(map(str, rates)) if rates else "-", what))
+        print("%-20s out max|.| %.3f  lse range [%.3f, %.3f]  dq max %.3f" % (
+            name, out.abs().max().item(), lse[torch.isfinite(lse)].min().item(),
+            lse[torch.isfinite(lse)].max().item(), q.grad.abs().max().item()))
+    with open(os.path.join(OUT, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    total = sum(os.path.getsize(os.path.join(r, x)) for r, _, fs in os.walk(OUT) for x in fs)
+    print("wrote %d cases, %d bytes, under %s" % (len(CASES), total, OUT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

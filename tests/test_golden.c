@@ -1,0 +1,217 @@
+/* test_golden.c - ringattn against the PyTorch golden files in reference/golden/.
+
+   reference/generate_golden.py (PyTorch, float64) wrote, per case, the inputs q, k, v, dout
+   and the reference out, lse, dq, dk, dv as .npy files, and manifest.txt (case -> options ->
+   tolerance). This test needs no Python: it reads the files with ringattn_npy_load and
+   checks, for every case,
+     - f64 compute, ring sizes 1..4: every output within the manifest's atol/rtol of the
+       reference (policy (a) of ringattn_compare);
+     - f32 compute, ring size 4, f32 storage: every output within policy (b), k times the
+       error of a plain f32 computation (ring size 1) plus eps;
+     - the reader and writer agree with NumPy byte for byte: every reference file (written by
+       np.save) re-encodes to exactly the same bytes.
+   argv[1]: the source root (Meson passes it); without it, the current directory. */
+#define RINGATTN_IMPLEMENTATION
+#include "ringattn.h"
+#include "test_util.h"
+
+typedef struct {
+    char name[64];
+    int causal;
+    double scale, atol, rtol, k, eps;
+    int64_t seg[8], rate[8];
+    int groups;
+} golden_case;
+
+static int parse_list(const char *s, int64_t *out)
+{
+    int n = 0;
+    if (!strcmp(s, "-")) return 0;
+    while (*s && n < 8) {
+        char *end;
+        out[n++] = strtoll(s, &end, 10);
+        s = (*end == ',') ? end + 1 : end;
+        if (end == s && *s) break;
+    }
+    return n;
+}
+
+/* one manifest line -> case; returns 0 on success */
+static int parse_case(char *line, golden_case *c)
+{
+    char *tok = strtok(line, " \t\r\n");
+    if (!tok || tok[0] == '#') return -1;
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", tok);
+    c->k = 2; c->eps = 1e-6; c->atol = 1e-10; c->rtol = 1e-9;
+    while ((tok = strtok(NULL, " \t\r\n")) != NULL) {
+        char *v = strchr(tok, '=');
+        if (!v) continue;
+        *v++ = 0;
+        if (!strcmp(tok, "causal"))
+            c->causal = !strcmp(v, "bottom-right") ? RINGATTN_CAUSAL_BOTTOM_RIGHT
+                      : !strcmp(v, "top-left") ? RINGATTN_CAUSAL_TOP_LEFT : RINGATTN_CAUSAL_NONE;
+        else if (!strcmp(tok, "scale")) c->scale = atof(v);
+        else if (!strcmp(tok, "atol")) c->atol = atof(v);
+        else if (!strcmp(tok, "rtol")) c->rtol = atof(v);
+        else if (!strcmp(tok, "k")) c->k = atof(v);
+        else if (!strcmp(tok, "eps")) c->eps = atof(v);
+        else if (!strcmp(tok, "segments")) c->groups = parse_list(v, c->seg);
+        else if (!strcmp(tok, "dilations")) (void)parse_list(v, c->rate);
+    }
+    return 0;
+}
+
+static const char *names[9] = { "q", "k", "v", "dout", "out", "lse", "dq", "dk", "dv" };
+
+/* outputs of one run, stored as dt */
+typedef struct { ringattn_tensor t[5]; } outs;   /* out, lse, dq, dk, dv */
+
+static int run(const ringattn_config *cfg, ringattn_dtype dt, const ringattn_npy_array *in, outs *o)
+{
+    const ringattn_tensor *q = &in[0].t, *k = &in[1].t, *v = &in[2].t, *dout = &in[3].t;
+    int64_t b = q->shape[0], nq = q->shape[1], h = q->shape[2], d = q->shape[3];
+    int64_t nk = k->shape[1], hk = k->shape[2], dv = v->shape[3];
+    size_t es = dt == RINGATTN_F64 ? 8 : 4;
+    int st;
+    o->t[0] = ringattn_tensor_bnhd(calloc((size_t)(b * nq * h * dv), es), dt, b, nq, h, dv);
+    o->t[1] = ringattn_tensor_lse(calloc((size_t)(b * h * nq), es), dt, b, h, nq);
+    o->t[2] = ringattn_tensor_bnhd(calloc((size_t)(b * nq * h * d), es), dt, b, nq, h, d);
+    o->t[3] = ringattn_tensor_bnhd(calloc((size_t)(b * nk * hk * d), es), dt, b, nk, hk, d);
+    o->t[4] = ringattn_tensor_bnhd(calloc((size_t)(b * nk * hk * dv), es), dt, b, nk, hk, dv);
+    st = ringattn_forward(cfg, q, k, v, &o->t[0], &o->t[1]);
+    if (st == RINGATTN_OK)
+        st = ringattn_backward(cfg, q, k, v, &o->t[0], &o->t[1], dout, &o->t[2], &o->t[3], &o->t[4]);
+    return st;
+}
+
+static void outs_free(outs *o)
+{
+    int i;
+    for (i = 0; i < 5; i++) free(o->t[i].data);
+}
+
+/* the file's bytes == what ringattn_npy_encode makes of the decoded array */
+static int same_bytes_as_numpy(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *file, *mine;
+    size_t n, len = 0;
+    long sz;
+    ringattn_npy_array a;
+    int same = 0;
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END); sz = ftell(f); fseek(f, 0, SEEK_SET);
+    file = (unsigned char *)malloc((size_t)sz); mine = (unsigned char *)malloc((size_t)sz);
+    n = fread(file, 1, (size_t)sz, f);
+    fclose(f);
+    if (n == (size_t)sz && ringattn_npy_decode(file, n, &a, NULL) == RINGATTN_OK) {
+        same = ringattn_npy_encode(&a.t, a.info.ndim, mine, (size_t)sz, &len, NULL) == RINGATTN_OK &&
+               len == n && memcmp(file, mine, n) == 0;
+        ringattn_npy_free(&a);
+    }
+    free(file); free(mine);
+    return same;
+}
+
+static int check_case(const char *root, const golden_case *c, int *failures)
+{
+    ringattn_npy_array arr[9];
+    char path[1024], err[512];
+    ringattn_config cfg = ringattn_default_config();
+    double worst64[5] = { 0, 0, 0, 0, 0 }, ratio32 = 0, err32[5] = { 0, 0, 0, 0, 0 };
+    int i, p, st, loaded = 0, pmax;
+    cfg.error_detail = err; cfg.error_detail_size = sizeof err;
+    for (i = 0; i < 9; i++, loaded++) {
+        snprintf(path, sizeof path, "%s/reference/golden/%s/%s.npy", root, c->name, names[i]);
+        st = ringattn_npy_load(path, &arr[i], &cfg);
+        CHECK(st == RINGATTN_OK, "%s: %s", path, err);
+        if (st != RINGATTN_OK) break;
+        if (i >= 4) CHECK(same_bytes_as_numpy(path), "%s: re-encoding differs from the file NumPy wrote", path);
+    }
+    if (loaded < 9) { while (loaded--) ringattn_npy_free(&arr[loaded]); return 0; }
+    cfg.causal = c->causal; cfg.scale = c->scale;
+    if (c->groups) { cfg.num_groups = c->groups; cfg.segment_lengths = c->seg; cfg.dilation_rates = c->rate; }
+    pmax = (int)(arr[0].t.shape[1] < arr[1].t.shape[1] ? arr[0].t.shape[1] : arr[1].t.shape[1]);
+    if (pmax > 4) pmax = 4;
+
+    /* f64 compute, every ring size: policy (a) with the manifest's tolerance */
+    for (p = 1; p <= pmax; p++) {
+        outs o;
+        cfg.compute = RINGATTN_F64; cfg.ring_size = p;
+        st = run(&cfg, RINGATTN_F64, arr, &o);
+        CHECK(st == RINGATTN_OK, "%s p=%d: %s %s", c->name, p, ringattn_strerror(st), err);
+        if (st == RINGATTN_OK)
+            for (i = 0; i < 5; i++) {
+                ringattn_compare_policy pol;
+                ringattn_compare_result r;
+                char rep[2048];
+                pol.atol = c->atol; pol.rtol = c->rtol; pol.k = c->k; pol.eps = c->eps;
+                st = ringattn_compare(&o.t[i], &arr[4 + i].t, NULL, &pol, &r, &cfg);
+                CHECK(st == RINGATTN_OK && r.pass, "%s f64 p=%d %s outside tolerance", c->name, p, names[4 + i]);
+                if (st == RINGATTN_OK && !r.pass) {
+                    ringattn_compare_format(&r, i == 1 ? "bhn." : "bnhd", rep, sizeof rep);
+                    printf("%s", rep);
+                }
+                if (st == RINGATTN_OK && r.max_abs > worst64[i]) worst64[i] = r.max_abs;
+            }
+        outs_free(&o);
+    }
+
+    /* f32 compute on the ring against a plain f32 computation: policy (b) */
+    {
+        outs o, base;
+        int sb, sg;
+        cfg.compute = RINGATTN_F32; cfg.ring_size = 1;
+        sb = run(&cfg, RINGATTN_F32, arr, &base);
+        cfg.ring_size = pmax;
+        sg = run(&cfg, RINGATTN_F32, arr, &o);
+        CHECK(sb == RINGATTN_OK && sg == RINGATTN_OK, "%s f32: %s", c->name, err);
+        if (sb == RINGATTN_OK && sg == RINGATTN_OK)
+            for (i = 0; i < 5; i++) {
+                ringattn_compare_policy pol = ringattn_compare_default_policy(RINGATTN_F32);
+                ringattn_compare_result r;
+                char rep[2048];
+                pol.k = c->k; pol.eps = c->eps;
+                st = ringattn_compare(&o.t[i], &arr[4 + i].t, &base.t[i], &pol, &r, &cfg);
+                CHECK(st == RINGATTN_OK && r.pass, "%s f32 p=%d %s outside policy (b)", c->name, pmax, names[4 + i]);
+                if (st == RINGATTN_OK && !r.pass) {
+                    ringattn_compare_format(&r, i == 1 ? "bhn." : "bnhd", rep, sizeof rep);
+                    printf("%s", rep);
+                }
+                if (st == RINGATTN_OK) {
+                    if (r.max_abs > err32[i]) err32[i] = r.max_abs;
+                    if (r.max_abs / r.bound > ratio32) ratio32 = r.max_abs / r.bound;
+                }
+            }
+        outs_free(&o); outs_free(&base);
+    }
+    printf("  %-20s f64 p=1..%d max abs err: out %.1e lse %.1e dq %.1e dk %.1e dv %.1e | "
+           "f32 p=%d: out %.1e lse %.1e dq %.1e dk %.1e dv %.1e (<= %.2f of bound)\n",
+           c->name, pmax, worst64[0], worst64[1], worst64[2], worst64[3], worst64[4], pmax,
+           err32[0], err32[1], err32[2], err32[3], err32[4], ratio32);
+    for (i = 0; i < 9; i++) ringattn_npy_free(&arr[i]);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *root = argc > 1 ? argv[1] : ".";
+    char path[1024], line[1024];
+    FILE *f;
+    int fail_count = 0, *failures = &fail_count, cases = 0;
+    snprintf(path, sizeof path, "%s/reference/golden/manifest.txt", root);
+    f = fopen(path, "r");
+    if (!f) {
+        printf("test_golden: no %s (pass the source root as argv[1]); skipped\n", path);
+        return TEST_SKIP;
+    }
+    while (fgets(line, sizeof line, f)) {
+        golden_case c;
+        if (parse_case(line, &c) == 0) cases += check_case(root, &c, failures);
+    }
+    fclose(f);
+    CHECK(cases >= 12, "only %d golden cases", cases);
+    printf("test_golden: %d cases, %s (%d failures)\n", cases, fail_count ? "FAIL" : "ok", fail_count);
+    return fail_count ? TEST_FAIL : TEST_PASS;
+}
