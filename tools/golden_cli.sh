@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# golden_cli.sh TOOL GOLDEN_DIR WORK_DIR - ringattn-golden end to end, checking exit codes.
+set -u
+tool=$1 golden=$2 work=$3
+case_dir=$golden/gqa              # bottom-right causal, GQA, with gradients
+mkdir -p "$work/f32"
+fails=0
+expect() {   # expect CODE command...
+  local want=$1; shift
+  "$@" > "$work/last.txt" 2>&1
+  local got=$?
+  if [ "$got" -ne "$want" ]; then
+    echo "FAIL (exit $got, want $want): $*"; cat "$work/last.txt"; fails=$((fails + 1))
+  else
+    echo "ok   (exit $got): ${*#"$tool "}"
+  fi
+}
+expect 0 "$tool" --help
+expect 0 "$tool" compute "$case_dir/q.npy" "$case_dir/k.npy" "$case_dir/v.npy" "$case_dir/dout.npy" \
+  --causal bottom-right --ring 3 -o "$work"
+for x in out lse dq dk dv; do
+  expect 0 "$tool" compare "$work/$x.npy" "$case_dir/$x.npy" --atol 1e-10 --rtol 1e-9
+done
+# f32 on the ring: outside a tight f64 tolerance, within policy (b) against a plain f32 run
+expect 0 "$tool" compute "$case_dir/q.npy" "$case_dir/k.npy" "$case_dir/v.npy" "$case_dir/dout.npy" \
+  --causal bottom-right --ring 4 --compute f32 --dtype f32 -o "$work/f32"
+expect 1 "$tool" compare "$work/f32/out.npy" "$case_dir/out.npy" --atol 1e-12 --rtol 0
+expect 0 "$tool" compare "$work/f32/dq.npy" "$case_dir/dq.npy" --baseline-from "$case_dir" --causal bottom-right
+expect 0 "$tool" compare "$work/f32/lse.npy" "$case_dir/lse.npy" --baseline-from "$case_dir" --causal bottom-right
+# a kernel with the wrong mask alignment (top-left where bottom-right is meant) is caught
+# (nq = 20, nk = 36, where the two differ)
+mkdir -p "$work/wrong"
+cross=$golden/cross_bottom_right
+expect 0 "$tool" compute "$cross/q.npy" "$cross/k.npy" "$cross/v.npy" --causal top-left --compute f32 \
+  --dtype f32 -o "$work/wrong"
+expect 1 "$tool" compare "$work/wrong/out.npy" "$cross/out.npy" --baseline-from "$cross" --causal bottom-right
+# bad input: not a .npy file, shapes that differ, a missing file, a bad option
+expect 2 "$tool" compare "$golden/manifest.txt" "$case_dir/out.npy"
+expect 2 "$tool" compare "$work/out.npy" "$case_dir/lse.npy"
+expect 2 "$tool" compare "$work/nothing.npy" "$case_dir/out.npy"
+expect 2 "$tool" compare "$work/out.npy" "$case_dir/out.npy" --causal sideways
+expect 2 "$tool" compute "$case_dir/q.npy" "$case_dir/k.npy"
+expect 2 "$tool" frobnicate
+[ "$fails" -eq 0 ] && echo "golden_cli: ok" || echo "golden_cli: $fails failed"
+exit $((fails > 0))

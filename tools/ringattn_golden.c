@@ -1,0 +1,424 @@
+/* ringattn-golden - reference outputs and verdicts for attention kernels, from .npy files.
+
+   The workflow of checking a GPU port: dump q, k, v (and dout) from the kernel under test,
+   let ringattn compute the reference (`compute`), and compare the kernel's outputs with it
+   (`compare`): how wrong, where, and a verdict with an exit status a script can use.
+
+   Build: Meson builds it as build/tools/ringattn-golden; by hand:
+       cc -std=c99 -O2 -I. tools/ringattn_golden.c -lm -o ringattn-golden
+   Run `ringattn-golden --help` for everything it does. */
+#define RINGATTN_IMPLEMENTATION
+#include "ringattn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_PASS 0
+#define EXIT_OUTSIDE 1
+#define EXIT_BAD 2
+#define MAX_GROUPS 64
+
+/* in two parts: ISO C99 only promises string literals of 4095 characters */
+static const char *const usage[2] = {
+"usage: ringattn-golden compute [options] Q.npy K.npy V.npy [DOUT.npy]\n"
+"       ringattn-golden compare [options] GOT.npy REF.npy\n"
+"       ringattn-golden --help\n"
+"\n"
+"compute: the exact attention of Q, K, V with ringattn (ring attention, online softmax;\n"
+"  dilated LongNet attention with --segments/--dilations) and, when DOUT.npy is given, its\n"
+"  gradients. Writes into --out-dir:\n"
+"    out.npy  [b, nq, h, dv]     lse.npy  (b, h, nq): natural-log sum exp of the scaled\n"
+"                                scores over the visible keys, -inf for a row that sees none\n"
+"    dq.npy [b, nq, h, d]   dk.npy [b, nk, hk, d]   dv.npy [b, nk, hk, dv]   (with DOUT.npy)\n"
+"  Inputs are 4-D arrays [batch, seq, heads, dim] (PyTorch SDPA's [b, h, n, d] transposed:\n"
+"  x.transpose(1, 2)); hk (k/v heads) must divide h (GQA/MQA).\n"
+"  options:\n"
+"    -o, --out-dir DIR        where to write, an existing directory (default: .)\n"
+"    --causal MODE            none (default), bottom-right (FlashAttention-2: key j visible to\n"
+"                             query i iff j <= i + nk - nq), top-left (PyTorch SDPA is_causal:\n"
+"                             j <= i); the two agree when nq == nk\n"
+"    --scale S                score scale (default 0 = 1/sqrt(d))\n"
+"    --ring P                 ring members (default 1; the result is the same for every P,\n"
+"                             up to rounding)\n"
+"    --threads T              OpenMP threads (default 0 = OpenMP's default)\n"
+"    --compute f32|f64        arithmetic precision (default f64)\n"
+"    --dtype f64|f32|f16|bf16 storage of the outputs (default f64)\n"
+"    --segments S0,S1,...     dilated attention: segment length of each group ...\n"
+"    --dilations R0,R1,...    ... and its dilation rate (same count; n a multiple of each S)\n"
+"    --mix head-groups|lse    how dilated groups combine (default head-groups, LongNet as in\n"
+"                             fkodom/DarcStar: heads split into groups, output / G; lse: the\n"
+"                             paper's Eq. 10 softmax-denominator mix)\n"
+"    --window L,R             sliding window (-1 = unbounded), dense attention only\n"
+"\n",
+"compare: GOT against REF, element by element (any of the .npy dtypes below, same shape).\n"
+"  Prints the max absolute and relative errors with their positions, the NaN/Inf mismatches\n"
+"  (a NaN or Inf on one side only always fails; NaN = NaN and equal infinities agree, e.g.\n"
+"  lse = -inf of empty rows), the count outside tolerance, the first mismatches, a verdict.\n"
+"  Policies:\n"
+"    (a) default:  |got - ref| <= atol + rtol * |ref| for every element\n"
+"    (b) with --baseline or --baseline-from (FlashAttention's test policy):\n"
+"        |got - ref| <= k * max|baseline - ref| + eps for every element, where the baseline\n"
+"        is a plain f32 computation of the same case and REF a high-precision reference\n"
+"  options:\n"
+"    --atol A, --rtol R       policy (a) (defaults by GOT's dtype, as torch.testing:\n"
+"                             f64 1e-7/1e-7, f32 1e-5/1.3e-6, f16 1e-5/1e-3, bf16 1e-5/1.6e-2)\n"
+"    --baseline BASE.npy      policy (b) with this baseline\n"
+"    --baseline-from DIR      policy (b), the baseline computed here by ringattn in f32\n"
+"                             (compute f32, ring 1, f32 storage) from DIR/q.npy, k.npy, v.npy\n"
+"                             (and dout.npy for gradients), with the compute options above\n"
+"                             (--causal, --scale, --segments, ...)\n"
+"    --what out|lse|dq|dk|dv  which output REF is (default: REF's file name, e.g. dq.npy)\n"
+"    --k K, --eps E           policy (b) (default 2 and 1e-6)\n"
+"    --axes XXXX              names of the 4 indices in the report (default bnhd; bhn. for\n"
+"                             3-D arrays such as lse)\n"
+"    -q, --quiet              print the verdict line only\n"
+"  exit status: 0 within tolerance, 1 outside, 2 bad input (unreadable or malformed file,\n"
+"  shapes that differ, bad options)\n"
+"\n"
+".npy conventions: versions 1.0-3.0 read (1.0 written); little or big endian; C or Fortran\n"
+"order; dtypes <f2 <f4 <f8, and bf16 as its raw bits in <u2 (PyTorch:\n"
+"t.view(torch.int16).numpy().view(np.uint16)); arrays of rank <= 4, a rank-3 array (lse) read\n"
+"as [b, h, n, 1]. Outputs are written little-endian in C order.\n"
+};
+
+static void print_usage(FILE *f)
+{
+    fputs(usage[0], f);
+    fputs(usage[1], f);
+}
+
+typedef struct {
+    const char *out_dir;
+    ringattn_config cfg;
+    ringattn_dtype dtype;
+    int64_t seg[MAX_GROUPS], rate[MAX_GROUPS];
+    int nseg, nrate;
+    /* compare */
+    double atol, rtol, k, eps;
+    int have_atol, have_rtol, have_k, have_eps;
+    const char *baseline, *baseline_from, *what, *axes;
+    int quiet;
+} options;
+
+static int bad(const char *fmt, const char *a)
+{
+    fprintf(stderr, "ringattn-golden: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\n(ringattn-golden --help for usage)\n");
+    return EXIT_BAD;
+}
+
+static int parse_list(const char *s, int64_t *out, int *n)
+{
+    char *end;
+    *n = 0;
+    for (;;) {
+        long long v = strtoll(s, &end, 10);
+        if (end == s || *n == MAX_GROUPS) return -1;
+        out[(*n)++] = v;
+        if (*end == 0) return 0;
+        if (*end != ',') return -1;
+        s = end + 1;
+    }
+}
+
+static int parse_num(const char *s, double *v)
+{
+    char *end;
+    *v = strtod(s, &end);
+    return (end == s || *end) ? -1 : 0;
+}
+
+static int parse_dtype(const char *s, ringattn_dtype *t)
+{
+    if (!strcmp(s, "f32")) *t = RINGATTN_F32;
+    else if (!strcmp(s, "f64")) *t = RINGATTN_F64;
+    else if (!strcmp(s, "f16")) *t = RINGATTN_F16;
+    else if (!strcmp(s, "bf16")) *t = RINGATTN_BF16;
+    else return -1;
+    return 0;
+}
+
+/* options common to both commands; positional arguments collected in pos[] */
+static int parse_args(int argc, char **argv, options *o, const char **pos, int *npos)
+{
+    int i;
+    memset(o, 0, sizeof *o);
+    o->out_dir = ".";
+    o->cfg = ringattn_default_config();
+    o->cfg.ring_size = 1;
+    o->cfg.compute = RINGATTN_F64;
+    o->dtype = RINGATTN_F64;
+    *npos = 0;
+    for (i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        char name[64];
+        double x;
+        if (a[0] != '-' || a[1] == 0) { if (*npos < 8) pos[(*npos)++] = a; else return bad("too many files", ""); continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { print_usage(stdout); exit(EXIT_PASS); }
+        if (strncmp(a, "--", 2) == 0 && strchr(a, '=')) {   /* --opt=value */
+            size_t n = (size_t)(strchr(a, '=') - a);
+            if (n >= sizeof name) return bad("unknown option %s", a);
+            memcpy(name, a, n); name[n] = 0; v = strchr(a, '=') + 1; a = name;
+        } else {
+            if (i + 1 >= argc) return bad("option %s needs a value", a);
+            v = argv[++i];
+        }
+        if (!strcmp(a, "-o") || !strcmp(a, "--out-dir")) o->out_dir = v;
+        else if (!strcmp(a, "--causal")) {
+            if (!strcmp(v, "none")) o->cfg.causal = RINGATTN_CAUSAL_NONE;
+            else if (!strcmp(v, "bottom-right")) o->cfg.causal = RINGATTN_CAUSAL_BOTTOM_RIGHT;
+            else if (!strcmp(v, "top-left")) o->cfg.causal = RINGATTN_CAUSAL_TOP_LEFT;
+            else return bad("--causal takes none, bottom-right or top-left, not '%s'", v);
+        }
+        else if (!strcmp(a, "--scale")) { if (parse_num(v, &o->cfg.scale)) return bad("bad --scale '%s'", v); }
+        else if (!strcmp(a, "--ring")) { if (parse_num(v, &x) || x < 1 || x > 1e6) return bad("bad --ring '%s'", v); o->cfg.ring_size = (int)x; }
+        else if (!strcmp(a, "--threads")) { if (parse_num(v, &x) || x < 0 || x > 1e4) return bad("bad --threads '%s'", v); o->cfg.num_threads = (int)x; }
+        else if (!strcmp(a, "--compute")) {
+            if (parse_dtype(v, &o->cfg.compute) || (o->cfg.compute != RINGATTN_F32 && o->cfg.compute != RINGATTN_F64))
+                return bad("--compute takes f32 or f64, not '%s'", v);
+        }
+        else if (!strcmp(a, "--dtype")) { if (parse_dtype(v, &o->dtype)) return bad("--dtype takes f64, f32, f16 or bf16, not '%s'", v); }
+        else if (!strcmp(a, "--segments")) { if (parse_list(v, o->seg, &o->nseg)) return bad("bad --segments '%s'", v); }
+        else if (!strcmp(a, "--dilations")) { if (parse_list(v, o->rate, &o->nrate)) return bad("bad --dilations '%s'", v); }
+        else if (!strcmp(a, "--mix")) {
+            if (!strcmp(v, "head-groups")) o->cfg.mix = RINGATTN_MIX_HEAD_GROUPS;
+            else if (!strcmp(v, "lse")) o->cfg.mix = RINGATTN_MIX_LSE;
+            else return bad("--mix takes head-groups or lse, not '%s'", v);
+        }
+        else if (!strcmp(a, "--window")) {
+            int64_t w[MAX_GROUPS]; int n;
+            if (parse_list(v, w, &n) || n != 2 || w[0] < -1 || w[1] < -1 || w[0] > 2147483647 || w[1] > 2147483647)
+                return bad("--window takes L,R (each -1 or more), not '%s'", v);
+            o->cfg.window_left = (int)w[0]; o->cfg.window_right = (int)w[1];
+        }
+        else if (!strcmp(a, "--atol")) { if (parse_num(v, &o->atol) || o->atol < 0) return bad("bad --atol '%s'", v); o->have_atol = 1; }
+        else if (!strcmp(a, "--rtol")) { if (parse_num(v, &o->rtol) || o->rtol < 0) return bad("bad --rtol '%s'", v); o->have_rtol = 1; }
+        else if (!strcmp(a, "--k")) { if (parse_num(v, &o->k) || o->k < 0) return bad("bad --k '%s'", v); o->have_k = 1; }
+        else if (!strcmp(a, "--eps")) { if (parse_num(v, &o->eps) || o->eps < 0) return bad("bad --eps '%s'", v); o->have_eps = 1; }
+        else if (!strcmp(a, "--baseline")) o->baseline = v;
+        else if (!strcmp(a, "--baseline-from")) o->baseline_from = v;
+        else if (!strcmp(a, "--what")) o->what = v;
+        else if (!strcmp(a, "--axes")) { if (strlen(v) != 4) return bad("--axes takes 4 characters, not '%s'", v); o->axes = v; }
+        else return bad("unknown option %s", a);
+    }
+    if (o->nseg != o->nrate) return bad("--segments and --dilations need the same number of entries%s", "");
+    o->cfg.num_groups = o->nseg;
+    if (o->nseg) { o->cfg.segment_lengths = o->seg; o->cfg.dilation_rates = o->rate; }
+    return 0;
+}
+
+static int load(const char *path, ringattn_npy_array *a, int want_rank4)
+{
+    char err[512];
+    ringattn_config c = ringattn_default_config();
+    int st;
+    c.error_detail = err; c.error_detail_size = sizeof err;
+    st = ringattn_npy_load(path, a, &c);
+    if (st != RINGATTN_OK) {
+        fprintf(stderr, "ringattn-golden: %s: %s (%s)\n", path, err, ringattn_strerror(st));
+        return -1;
+    }
+    if (want_rank4 && a->info.ndim != 4) {
+        fprintf(stderr, "ringattn-golden: %s: rank %d, expected a 4-D [batch, seq, heads, dim] array\n",
+                path, a->info.ndim);
+        ringattn_npy_free(a);
+        return -1;
+    }
+    return 0;
+}
+
+static void *alloc_like(ringattn_tensor *t, ringattn_dtype dt, int64_t a, int64_t b, int64_t c, int64_t d, int lse)
+{
+    size_t es = dt == RINGATTN_F64 ? 8 : dt == RINGATTN_F32 ? 4 : 2;
+    void *p = calloc((size_t)(a * b * c * d), es);
+    *t = lse ? ringattn_tensor_lse(p, dt, a, b, c) : ringattn_tensor_bnhd(p, dt, a, b, c, d);
+    return p;
+}
+
+/* the computed outputs of one case; data owned here */
+typedef struct {
+    ringattn_tensor out, lse, dq, dk, dv;
+    int have_grad;
+} results;
+
+static void results_free(results *r)
+{
+    free(r->out.data); free(r->lse.data); free(r->dq.data); free(r->dk.data); free(r->dv.data);
+    memset(r, 0, sizeof *r);
+}
+
+/* forward (and backward when dout is given) of q, k, v with cfg; outputs stored as dt */
+static int run(const ringattn_config *cfg0, ringattn_dtype dt, const ringattn_tensor *q,
+               const ringattn_tensor *k, const ringattn_tensor *v, const ringattn_tensor *dout, results *r)
+{
+    char err[512];
+    ringattn_config cfg = *cfg0;
+    int64_t b = q->shape[0], nq = q->shape[1], h = q->shape[2], d = q->shape[3];
+    int64_t nk = k->shape[1], hk = k->shape[2], dv = v->shape[3];
+    int st;
+    cfg.error_detail = err; cfg.error_detail_size = sizeof err; err[0] = 0;
+    memset(r, 0, sizeof *r);
+    if (!alloc_like(&r->out, dt, b, nq, h, dv, 0) || !alloc_like(&r->lse, dt, b, h, nq, 1, 1)) goto nomem;
+    st = ringattn_forward(&cfg, q, k, v, &r->out, &r->lse);
+    if (st != RINGATTN_OK) goto fail;
+    if (dout) {
+        if (!alloc_like(&r->dq, dt, b, nq, h, d, 0) || !alloc_like(&r->dk, dt, b, nk, hk, d, 0) ||
+            !alloc_like(&r->dv, dt, b, nk, hk, dv, 0)) goto nomem;
+        st = ringattn_backward(&cfg, q, k, v, &r->out, &r->lse, dout, &r->dq, &r->dk, &r->dv);
+        if (st != RINGATTN_OK) goto fail;
+        r->have_grad = 1;
+    }
+    return 0;
+nomem:
+    fprintf(stderr, "ringattn-golden: out of memory\n");
+    results_free(r);
+    return -1;
+fail:
+    fprintf(stderr, "ringattn-golden: %s: %s\n", ringattn_strerror(st), err);
+    results_free(r);
+    return -1;
+}
+
+static int save(const char *dir, const char *name, const ringattn_tensor *t, int ndim)
+{
+    char path[4096], err[512];
+    ringattn_config c = ringattn_default_config();
+    int st;
+    c.error_detail = err; c.error_detail_size = sizeof err;
+    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    st = ringattn_npy_save(path, t, ndim, &c);
+    if (st != RINGATTN_OK) { fprintf(stderr, "ringattn-golden: %s\n", err); return -1; }
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+/* q, k, v (and dout) from files; n = 3 or 4 */
+static int load_inputs(const char *const *paths, int n, ringattn_npy_array *in)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (load(paths[i], &in[i], 1)) { while (i--) ringattn_npy_free(&in[i]); return -1; }
+    return 0;
+}
+
+static int cmd_compute(int argc, char **argv)
+{
+    options o; const char *pos[8]; int npos, rc, i;
+    ringattn_npy_array in[4]; results r;
+    if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
+    if (npos != 3 && npos != 4) return bad("compute needs Q.npy K.npy V.npy [DOUT.npy]%s", "");
+    if (load_inputs(pos, npos, in)) return EXIT_BAD;
+    rc = run(&o.cfg, o.dtype, &in[0].t, &in[1].t, &in[2].t, npos == 4 ? &in[3].t : NULL, &r) ? EXIT_BAD : EXIT_PASS;
+    if (rc == EXIT_PASS) {
+        if (save(o.out_dir, "out", &r.out, 4) || save(o.out_dir, "lse", &r.lse, 3)) rc = EXIT_BAD;
+        if (rc == EXIT_PASS && r.have_grad &&
+            (save(o.out_dir, "dq", &r.dq, 4) || save(o.out_dir, "dk", &r.dk, 4) || save(o.out_dir, "dv", &r.dv, 4)))
+            rc = EXIT_BAD;
+        results_free(&r);
+    }
+    for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
+    return rc;
+}
+
+/* the output named `what` of a plain f32 computation of the case in dir */
+static int baseline_from(const options *o, const char *dir, const char *what, results *r, ringattn_tensor *pick)
+{
+    char p[4][4096]; const char *paths[4]; const char *names[4] = { "q", "k", "v", "dout" };
+    ringattn_npy_array in[4]; ringattn_config cfg = o->cfg; int n, i, rc;
+    int grad = !strcmp(what, "dq") || !strcmp(what, "dk") || !strcmp(what, "dv");
+    if (strcmp(what, "out") && strcmp(what, "lse") && !grad) {
+        fprintf(stderr, "ringattn-golden: --what must be out, lse, dq, dk or dv (got '%s')\n", what);
+        return -1;
+    }
+    n = grad ? 4 : 3;
+    for (i = 0; i < n; i++) { snprintf(p[i], sizeof p[i], "%s/%s.npy", dir, names[i]); paths[i] = p[i]; }
+    if (load_inputs(paths, n, in)) return -1;
+    cfg.compute = RINGATTN_F32;           /* the plain f32 computation: one member, f32 all through */
+    cfg.ring_size = 1;
+    rc = run(&cfg, RINGATTN_F32, &in[0].t, &in[1].t, &in[2].t, grad ? &in[3].t : NULL, r);
+    for (i = 0; i < n; i++) ringattn_npy_free(&in[i]);
+    if (rc) return -1;
+    *pick = !strcmp(what, "out") ? r->out : !strcmp(what, "lse") ? r->lse
+          : !strcmp(what, "dq") ? r->dq : !strcmp(what, "dk") ? r->dk : r->dv;
+    return 0;
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    options o; const char *pos[8]; int npos, rc, st, i;
+    ringattn_npy_array got, ref, base; results br; ringattn_tensor bt, *bp = NULL;
+    ringattn_compare_policy pol; ringattn_compare_result res;
+    char err[512], what[64], report[8192]; const char *axes;
+    ringattn_config c = ringattn_default_config();
+    if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
+    if (npos != 2) return bad("compare needs GOT.npy REF.npy%s", "");
+    if (o.baseline && o.baseline_from) return bad("give --baseline or --baseline-from, not both%s", "");
+    memset(&br, 0, sizeof br); memset(&base, 0, sizeof base);
+    if (load(pos[0], &got, 0)) return EXIT_BAD;
+    if (load(pos[1], &ref, 0)) { ringattn_npy_free(&got); return EXIT_BAD; }
+    rc = EXIT_PASS;
+    if (o.baseline) {
+        if (load(o.baseline, &base, 0)) rc = EXIT_BAD; else { bt = base.t; bp = &bt; }
+    } else if (o.baseline_from) {
+        if (o.what) snprintf(what, sizeof what, "%s", o.what);
+        else {   /* REF's file name without directory and .npy */
+            const char *s = strrchr(pos[1], '/'); size_t n;
+            s = s ? s + 1 : pos[1];
+            n = strlen(s);
+            if (n > 4 && !strcmp(s + n - 4, ".npy")) n -= 4;
+            if (n >= sizeof what) n = sizeof what - 1;
+            memcpy(what, s, n); what[n] = 0;
+        }
+        if (baseline_from(&o, o.baseline_from, what, &br, &bt)) rc = EXIT_BAD; else bp = &bt;
+    }
+    if (rc == EXIT_PASS) {
+        pol = ringattn_compare_default_policy(got.t.dtype);
+        if (o.have_atol) pol.atol = o.atol;
+        if (o.have_rtol) pol.rtol = o.rtol;
+        if (o.have_k) pol.k = o.k;
+        if (o.have_eps) pol.eps = o.eps;
+        c.error_detail = err; c.error_detail_size = sizeof err;
+        st = ringattn_compare(&got.t, &ref.t, bp, &pol, &res, &c);
+        if (st != RINGATTN_OK) {
+            fprintf(stderr, "ringattn-golden: cannot compare %s with %s: %s\n", pos[0], pos[1], err);
+            rc = EXIT_BAD;
+        } else {
+            axes = o.axes ? o.axes : got.info.ndim == 4 ? "bnhd" : got.info.ndim == 3 ? "bhn." :
+                   got.info.ndim == 2 ? "ij.." : "i...";
+            if (!o.quiet) {
+                printf("got: %s  %s, shape (", pos[0], got.info.fortran_order ? "Fortran order" : "C order");
+                for (i = 0; i < got.info.ndim; i++) printf(i ? ", %lld" : "%lld", (long long)got.info.dims[i]);
+                printf(")\nref: %s\n", pos[1]);
+                if (o.baseline) printf("baseline: %s\n", o.baseline);
+                if (o.baseline_from) printf("baseline: '%s' of a plain f32 ringattn computation from %s/\n",
+                                            what, o.baseline_from);
+                ringattn_compare_format(&res, axes, report, sizeof report);
+                fputs(report, stdout);
+            } else {
+                printf("%s: %s (max abs error %.3e, %lld outside)\n", pos[0], res.pass ? "PASS" : "FAIL",
+                       res.max_abs, (long long)res.outside);
+            }
+            rc = res.pass ? EXIT_PASS : EXIT_OUTSIDE;
+        }
+    }
+    results_free(&br);
+    ringattn_npy_free(&base);
+    ringattn_npy_free(&got);
+    ringattn_npy_free(&ref);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { print_usage(stderr); return EXIT_BAD; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_usage(stdout);
+        return EXIT_PASS;
+    }
+    if (!strcmp(argv[1], "compute")) return cmd_compute(argc, argv);
+    if (!strcmp(argv[1], "compare")) return cmd_compare(argc, argv);
+    return bad("unknown command '%s' (compute or compare)", argv[1]);
+}
