@@ -771,13 +771,61 @@ typedef struct {
     int groups;                    /* dilated groups, 0 = dense                               */
     const int64_t *seg, *rate;
     ringattn_mix mix;
+    ringattn_partition part;       /* how positions are dealt to members                      */
+    int causal_mode;               /* RINGATTN_CAUSAL_* as given (varlen aligns per sequence)  */
+    int nseq;                      /* varlen: packed sequences, 0 = off                       */
+    const int64_t *cuq, *cuk;      /* their cumulative lengths (num_seqs + 1 entries)         */
 } ringattn__problem;
 
-/* contiguous partition: chunk i of n tokens over p members; sizes differ by at most one */
+/* chunk i of n tokens cut into p chunks; sizes differ by at most one */
 static int64_t ringattn__chunk_begin(int64_t n, int p, int i)
 {
     int64_t base = n / p, rem = n % p;
     return (int64_t)i * base + (i < rem ? i : rem);
+}
+
+/* A piece of a member's share of the sequence: positions pos0 + t*stride, t < count, held in
+   buffer rows row0 + t. Contiguous: one piece, chunk i of p. Zigzag (ring-flash-attn): chunks
+   i and 2p-1-i of 2p, so every member has early and late positions and causal work is
+   balanced. Striped (Striped Attention): positions i, i+p, i+2p, ... */
+typedef struct { int64_t pos0, count, stride, row0; } ringattn__piece;
+
+static int ringattn__pieces(ringattn_partition part, int64_t n, int p, int i, ringattn__piece pc[2])
+{
+    if (part == RINGATTN_STRIPED) {
+        pc[0].pos0 = i; pc[0].stride = p; pc[0].row0 = 0;
+        pc[0].count = (n > i) ? (n - i + p - 1) / p : 0;
+        return 1;
+    }
+    if (part == RINGATTN_ZIGZAG) {
+        int j = 2 * p - 1 - i;
+        pc[0].pos0 = ringattn__chunk_begin(n, 2 * p, i); pc[0].stride = 1; pc[0].row0 = 0;
+        pc[0].count = ringattn__chunk_begin(n, 2 * p, i + 1) - pc[0].pos0;
+        pc[1].pos0 = ringattn__chunk_begin(n, 2 * p, j); pc[1].stride = 1; pc[1].row0 = pc[0].count;
+        pc[1].count = ringattn__chunk_begin(n, 2 * p, j + 1) - pc[1].pos0;
+        return 2;
+    }
+    pc[0].pos0 = ringattn__chunk_begin(n, p, i); pc[0].stride = 1; pc[0].row0 = 0;
+    pc[0].count = ringattn__chunk_begin(n, p, i + 1) - pc[0].pos0;
+    return 1;
+}
+
+static int64_t ringattn__piece_rows(const ringattn__piece *pc, int np)
+{
+    return np == 2 ? pc[0].count + pc[1].count : pc[0].count;
+}
+
+/* largest share of any member (what a travelling buffer must hold) */
+static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
+{
+    ringattn__piece pc[2]; int i, np; int64_t mx = 0, r;
+    if (part != RINGATTN_ZIGZAG) return (n + p - 1) / p;
+    for (i = 0; i < p; i++) {   /* zigzag: chunk i with chunk 2p-1-i, sizes differ by one */
+        np = ringattn__pieces(part, n, p, i, pc);
+        r = ringattn__piece_rows(pc, np);
+        if (r > mx) mx = r;
+    }
+    return mx;
 }
 
 static int64_t ringattn__floordiv(int64_t a, int64_t b)     /* b > 0 */
@@ -789,8 +837,10 @@ static int64_t ringattn__floordiv(int64_t a, int64_t b)     /* b > 0 */
 /* ---------------------------------------------------------------- ring members */
 
 typedef struct {
-    int64_t q0, q1;                /* my query rows                                           */
-    int64_t rows;                  /* q1 - q0                                                 */
+    ringattn__piece qp[2];         /* my query positions (one or two pieces)                  */
+    int nqp;
+    int64_t q0, q1;                /* their span: first position, last position + 1           */
+    int64_t rows;                  /* number of query rows                                    */
     void *q;                       /* Q_i   [b][h][rows][d]   compute dtype                   */
     void *acc;                     /* fwd: running O_i [b][h][rows][dv]; bwd: dQ_i [..][d]    */
     void *dout;                    /* bwd: dO_i [b][h][rows][dv]                              */
@@ -866,9 +916,13 @@ static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t co
    a dilated pattern. Member buffers are row-major, so a run is a matrix with leading
    dimension r*d: no gather copies. */
 typedef struct {
-    int64_t qa, ka, r, nr, nc;
-    void *q, *acc, *dout;   double *rs0, *rs1;          /* at row qa, row stride r            */
-    void *k, *v, *dk, *dv;                               /* at key ka, row stride r            */
+    int64_t qa, ka;            /* positions of the first row and column                       */
+    int64_t qps, kps;          /* position strides of rows and columns                        */
+    int64_t rs;                /* buffer row stride (leading dimension = rs * dim)            */
+    int64_t nr, nc;            /* rows, columns                                               */
+    int64_t off;               /* key j visible to query i (causally) iff j <= i + off        */
+    void *q, *acc, *dout;   double *rs0, *rs1;          /* at the first row                   */
+    void *k, *v, *dk, *dv;                               /* at the first column                */
 } ringattn__block;
 
 /* visible key columns [lo, hi) of tile rows [r0, r0+nr) against columns [c0, c1);
@@ -880,15 +934,15 @@ static int ringattn__tile_bounds(const ringattn__problem *P, const ringattn__blo
     int64_t i, any = 0;
     *full = 1;
     for (i = 0; i < nr; i++) {
-        int64_t qpos = B->qa + (r0 + i) * B->r, a = c0, z = c1;
+        int64_t qpos = B->qa + (r0 + i) * B->qps, a = c0, z = c1;
         if (P->causal || P->wr >= 0) {        /* newest key allowed (causal implies wr = 0) */
-            int64_t lim = qpos + P->causal_off + (P->wr >= 0 && !P->causal ? P->wr : 0);
-            int64_t u = ringattn__floordiv(lim - B->ka, B->r) + 1;
+            int64_t lim = qpos + B->off + (P->wr >= 0 && !P->causal ? P->wr : 0);
+            int64_t u = ringattn__floordiv(lim - B->ka, B->kps) + 1;
             if (u < z) z = u;
         }
         if (P->wl >= 0) {                     /* oldest key allowed */
-            int64_t lim = qpos + P->causal_off - P->wl;
-            int64_t u = -ringattn__floordiv(-(lim - B->ka), B->r);   /* ceil */
+            int64_t lim = qpos + B->off - P->wl;
+            int64_t u = -ringattn__floordiv(-(lim - B->ka), B->kps);   /* ceil */
             if (u > a) a = u;
         }
         if (z < a) z = a;
@@ -904,7 +958,7 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                                     const ringattn__block *B)
 {
     size_t es = P->es; int64_t r0, c0;
-    int64_t ldq = B->r * P->d, ldv = B->r * P->dv;
+    int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv;
     for (r0 = 0; r0 < B->nr; r0 += P->tq) {
         int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
         for (c0 = 0; c0 < B->nc; c0 += P->tk) {
@@ -925,7 +979,7 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
             ringattn__merge(P, nr, cmax - cmin, me->s, me->lo, me->hi, full,
                             (const char *)B->v + (size_t)(cmin * ldv) * es, ldv,
                             (char *)B->acc + (size_t)(r0 * ldv) * es, ldv,
-                            B->rs0 + r0 * B->r, B->rs1 + r0 * B->r, B->r, &me->flops);
+                            B->rs0 + r0 * B->rs, B->rs1 + r0 * B->rs, B->rs, &me->flops);
             me->tiles++;
         }
     }
@@ -936,10 +990,10 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                                      const ringattn__block *B)
 {
     ringattn_dtype t = P->ct; size_t es = P->es; int64_t r0, c0;
-    int64_t ldq = B->r * P->d, ldv = B->r * P->dv;
+    int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv;
     for (r0 = 0; r0 < B->nr; r0 += P->tq) {
         int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
-        const double *lse = B->rs0 + r0 * B->r, *D = B->rs1 + r0 * B->r;
+        const double *lse = B->rs0 + r0 * B->rs, *D = B->rs1 + r0 * B->rs;
         const char *q = (const char *)B->q + (size_t)(r0 * ldq) * es;
         const char *dout = (const char *)B->dout + (size_t)(r0 * ldv) * es;
         char *dq = (char *)B->acc + (size_t)(r0 * ldq) * es;
@@ -950,7 +1004,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
             for (i = 0; i < nr; i++) {
                 /* lse = -inf: the row saw nothing in the forward pass, so it has no gradient */
-                if (lse[i * B->r] == -INFINITY) { me->lo[i] = me->hi[i]; full = 0; }
+                if (lse[i * B->rs] == -INFINITY) { me->lo[i] = me->hi[i]; full = 0; }
                 if (me->lo[i] < me->hi[i]) {
                     if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
                     if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
@@ -971,8 +1025,8 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                 char *sr = (char *)me->s + (size_t)(i * n + me->lo[i]) * es;
                 char *gr = (char *)me->dp + (size_t)(i * n + me->lo[i]) * es;
                 if (me->lo[i] >= me->hi[i]) continue;
-                ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->r]);
-                ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->r]);
+                ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
+                ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs]);
             }
             if (full) {
                 ringattn__gemm(t, 1, 0, n, P->dv, nr, 1.0, me->s, n, dout, ldv, 1.0, dv, ldv);
@@ -1007,58 +1061,105 @@ static int ringattn__head_group(int64_t h, int G, int64_t head)
     return (int)(rem + (head - rem * (base + 1)) / base);
 }
 
-/* positions first, first+r, ... of segment [sb, se) that fall in [lo, hi): first and count */
-static int64_t ringattn__run(int64_t lo, int64_t hi, int64_t sb, int64_t se, int64_t off, int64_t r,
-                             int64_t *first)
+/* The rows of a piece inside a segment: positions in [sb, se) congruent to sb + o modulo r
+   (r > 1 only for dilated patterns, which need stride-1 pieces). Returns the count, and the
+   first position, its buffer row, and the position / buffer strides of the run. */
+static int64_t ringattn__run(const ringattn__piece *pc, int64_t sb, int64_t se, int64_t o,
+                             int64_t r, int64_t *first, int64_t *row, int64_t *ps, int64_t *bs)
 {
-    int64_t a = sb + off, from = (lo > a) ? lo : a, to = (hi < se) ? hi : se;
-    a += ((from - a + r - 1) / r) * r;
-    *first = a;
-    return (a < to) ? (to - 1 - a) / r + 1 : 0;
+    int64_t lo = pc->pos0, hi = pc->pos0 + (pc->count - 1) * pc->stride + 1, a, from, to, t0, t1;
+    if (pc->count <= 0) return 0;
+    if (pc->stride == 1) {   /* a contiguous piece: the pattern's positions in it */
+        a = sb + o; from = (lo > a) ? lo : a; to = (hi < se) ? hi : se;
+        a += ((from - a + r - 1) / r) * r;
+        *first = a; *row = pc->row0 + (a - pc->pos0); *ps = r; *bs = r;
+        return (a < to) ? (to - 1 - a) / r + 1 : 0;
+    }
+    /* a strided piece (striped partition; dense only): its positions inside [sb, se) */
+    from = (sb > lo) ? sb : lo;
+    t0 = (from - pc->pos0 + pc->stride - 1) / pc->stride;
+    t1 = (se <= pc->pos0) ? 0 : (se - pc->pos0 + pc->stride - 1) / pc->stride;
+    if (t1 > pc->count) t1 = pc->count;
+    *first = pc->pos0 + t0 * pc->stride; *row = pc->row0 + t0; *ps = pc->stride; *bs = 1;
+    return (t1 > t0) ? t1 - t0 : 0;
+}
+
+/* Segment j of a pattern: the query and key positions that may attend to each other, and the
+   causal offset inside it. Dense: one segment, everything. Dilated: [j*s, (j+1)*s) for both.
+   Varlen: sequence j, [cu_q[j], cu_q[j+1]) against [cu_k[j], cu_k[j+1]), causal alignment
+   per sequence. */
+typedef struct { int64_t qb, qe, kb, ke, off; } ringattn__segment;
+
+static void ringattn__segment_at(const ringattn__problem *P, int64_t seglen, int64_t j,
+                                 ringattn__segment *S)
+{
+    if (P->nseq > 0) {
+        S->qb = P->cuq[j]; S->qe = P->cuq[j + 1]; S->kb = P->cuk[j]; S->ke = P->cuk[j + 1];
+        S->off = (P->causal_mode == RINGATTN_CAUSAL_TOP_LEFT) ? S->kb - S->qb : S->ke - S->qe;
+    } else if (seglen > 0) {
+        S->qb = S->kb = j * seglen; S->qe = S->ke = (j + 1) * seglen; S->off = 0;
+    } else {
+        S->qb = 0; S->qe = P->nq; S->kb = 0; S->ke = P->nk; S->off = P->causal_off;
+    }
 }
 
 /* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
    that no two units ever write the same dK/dV rows. For each of those heads, each pattern
-   the head takes (dense: one pattern, one segment) and each segment that both the member's
-   queries and the held key chunk touch. Blocks sharing no segment are never visited: that
-   is the dilated skip. */
+   the head takes (dense: one pattern), each pair of query / key pieces, and each segment
+   that both touch. Blocks sharing no segment are never visited: that is the dilated (and
+   varlen) skip. */
 static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
-                           int64_t k0, int64_t k1, void *kv, void *dkv, int64_t bb, int64_t kh)
+                           const ringattn__piece *kp, int nkp, void *kv, void *dkv,
+                           int64_t bb, int64_t kh)
 {
     const ringattn__problem *P = R->P;
     size_t es = P->es;
     int64_t hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
+    int64_t kvrow = (bb * P->hk + kh) * P->ck;
     for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
         int64_t home = (bb * P->h + hh) * me->rows;
-        int64_t kvrow = (bb * P->hk + kh) * P->ck;
-        int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups, ip;
+        int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups, ip, a, c;
         for (ip = 0; ip < npat; ip++) {
-            int64_t seg, rate, off, j, j0, j1;
-            if (P->groups == 0) { seg = (P->nq > P->nk ? P->nq : P->nk); rate = 1; off = 0; }
-            else {
+            int64_t seglen = 0, rate = 1, o = 0;
+            if (P->groups > 0) {
                 int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn__head_group(P->h, P->groups, hh);
-                seg = P->seg[g]; rate = P->rate[g];
-                off = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
+                seglen = P->seg[g]; rate = P->rate[g];
+                o = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
             }
-            j0 = me->q0 / seg; if (k0 / seg > j0) j0 = k0 / seg;      /* segments both touch */
-            j1 = (me->q1 - 1) / seg; if ((k1 - 1) / seg < j1) j1 = (k1 - 1) / seg;
-            for (j = j0; j <= j1; j++) {
-                ringattn__block B;
-                B.r = rate;
-                B.nr = ringattn__run(me->q0, me->q1, j * seg, (j + 1) * seg, off, rate, &B.qa);
-                B.nc = ringattn__run(k0, k1, j * seg, (j + 1) * seg, off, rate, &B.ka);
-                if (B.nr == 0 || B.nc == 0) continue;
-                B.q = (char *)me->q + (size_t)((home + B.qa - me->q0) * P->d) * es;
-                B.acc = (char *)me->acc + (size_t)((home + B.qa - me->q0) * (R->pass ? P->d : P->dv)) * es;
-                B.dout = R->pass ? (char *)me->dout + (size_t)((home + B.qa - me->q0) * P->dv) * es : NULL;
-                B.rs0 = me->rs0 + home + B.qa - me->q0;
-                B.rs1 = me->rs1 + home + B.qa - me->q0;
-                B.k = (char *)kv + (size_t)((kvrow + B.ka - k0) * P->d) * es;
-                B.v = (char *)kv + (size_t)(kvhalf + (kvrow + B.ka - k0) * P->dv) * es;
-                B.dk = dkv ? (char *)dkv + (size_t)((kvrow + B.ka - k0) * P->d) * es : NULL;
-                B.dv = dkv ? (char *)dkv + (size_t)(kvhalf + (kvrow + B.ka - k0) * P->dv) * es : NULL;
-                if (R->pass == 0) ringattn__forward_block(P, W, &B);
-                else ringattn__backward_block(P, W, &B);
+            for (a = 0; a < me->nqp; a++)
+            for (c = 0; c < nkp; c++) {
+                const ringattn__piece *qp = &me->qp[a], *kq = &kp[c];
+                int64_t j, j0 = 0, j1 = 0;
+                if (qp->count == 0 || kq->count == 0) continue;
+                if (P->nseq > 0) { j0 = 0; j1 = P->nseq - 1; }
+                else if (seglen > 0) {                        /* segments both pieces touch */
+                    int64_t qlast = qp->pos0 + (qp->count - 1) * qp->stride;
+                    int64_t klast = kq->pos0 + (kq->count - 1) * kq->stride;
+                    j0 = qp->pos0 / seglen; if (kq->pos0 / seglen > j0) j0 = kq->pos0 / seglen;
+                    j1 = qlast / seglen; if (klast / seglen < j1) j1 = klast / seglen;
+                }
+                for (j = j0; j <= j1; j++) {
+                    ringattn__segment S; ringattn__block B; int64_t qrow, krow, qbs, kbs;
+                    ringattn__segment_at(P, seglen, j, &S);
+                    B.nr = ringattn__run(qp, S.qb, S.qe, o, rate, &B.qa, &qrow, &B.qps, &qbs);
+                    if (B.nr == 0) continue;
+                    B.nc = ringattn__run(kq, S.kb, S.ke, o, rate, &B.ka, &krow, &B.kps, &kbs);
+                    if (B.nc == 0) continue;
+                    B.rs = qbs;          /* == kbs: pieces of one call share their kind */
+                    B.off = S.off;
+                    B.q = (char *)me->q + (size_t)((home + qrow) * P->d) * es;
+                    B.acc = (char *)me->acc + (size_t)((home + qrow) * (R->pass ? P->d : P->dv)) * es;
+                    B.dout = R->pass ? (char *)me->dout + (size_t)((home + qrow) * P->dv) * es : NULL;
+                    B.rs0 = me->rs0 + home + qrow;
+                    B.rs1 = me->rs1 + home + qrow;
+                    B.k = (char *)kv + (size_t)((kvrow + krow) * P->d) * es;
+                    B.v = (char *)kv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es;
+                    B.dk = dkv ? (char *)dkv + (size_t)((kvrow + krow) * P->d) * es : NULL;
+                    B.dv = dkv ? (char *)dkv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es : NULL;
+                    (void)kbs;
+                    if (R->pass == 0) ringattn__forward_block(P, W, &B);
+                    else ringattn__backward_block(P, W, &B);
+                }
             }
         }
     }
@@ -1066,46 +1167,47 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
 
 /* ---------------------------------------------------------------- moving data in and out */
 
-/* rows [r0, r1) of a [b, n, heads, dim] view -> private [b][heads][pitch][dim], times mul */
-static void ringattn__pack(const ringattn_tensor *t, int64_t r0, int64_t r1, void *dst,
+/* the positions of pieces -> private rows [b][heads][pitch][dim] (times mul), or back */
+static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, int np, void *dst,
                            ringattn_dtype ct, int64_t pitch, double mul)
 {
     int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
-    int same = (t->dtype == ct && t->stride[3] == 1 && mul == 1.0);   /* rows copy as bytes */
+    size_t es = ringattn__dtype_size(ct);
+    int same = (t->dtype == ct && t->stride[3] == 1 && mul == 1.0), k;   /* rows copy as bytes */
     for (bb = 0; bb < t->shape[0]; bb++)
     for (hh = 0; hh < heads; hh++)
-    for (r = r0; r < r1; r++) {
-        int64_t at = ((bb * heads + hh) * pitch + (r - r0)) * dim;
+    for (k = 0; k < np; k++)
+    for (r = 0; r < pc[k].count; r++) {
+        int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
         if (same) {
-            memcpy((char *)dst + (size_t)at * ringattn__dtype_size(ct),
-                   (const char *)t->data + ringattn__index(t, bb, r, hh, 0) * (int64_t)ringattn__dtype_size(ct),
-                   (size_t)dim * ringattn__dtype_size(ct));
+            memcpy((char *)dst + (size_t)at * es,
+                   (const char *)t->data + ringattn__index(t, bb, pos, hh, 0) * (int64_t)es, (size_t)dim * es);
             continue;
         }
         for (c = 0; c < dim; c++)
             ringattn__store(dst, ct, at + c,
-                            ringattn__load(t->data, t->dtype, ringattn__index(t, bb, r, hh, c)) * mul);
+                            ringattn__load(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c)) * mul);
     }
 }
 
-/* the inverse: private [b][heads][pitch][dim] -> rows [r0, r1) of a view */
-static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch, int64_t r0,
-                             int64_t r1, ringattn_tensor *t)
+static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch,
+                             const ringattn__piece *pc, int np, ringattn_tensor *t)
 {
     int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
-    int same = (t->dtype == ct && t->stride[3] == 1);
+    size_t es = ringattn__dtype_size(ct);
+    int same = (t->dtype == ct && t->stride[3] == 1), k;
     for (bb = 0; bb < t->shape[0]; bb++)
     for (hh = 0; hh < heads; hh++)
-    for (r = r0; r < r1; r++) {
-        int64_t at = ((bb * heads + hh) * pitch + (r - r0)) * dim;
+    for (k = 0; k < np; k++)
+    for (r = 0; r < pc[k].count; r++) {
+        int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
         if (same) {
-            memcpy((char *)t->data + ringattn__index(t, bb, r, hh, 0) * (int64_t)ringattn__dtype_size(ct),
-                   (const char *)src + (size_t)at * ringattn__dtype_size(ct), (size_t)dim * ringattn__dtype_size(ct));
+            memcpy((char *)t->data + ringattn__index(t, bb, pos, hh, 0) * (int64_t)es,
+                   (const char *)src + (size_t)at * es, (size_t)dim * es);
             continue;
         }
         for (c = 0; c < dim; c++)
-            ringattn__store(t->data, t->dtype, ringattn__index(t, bb, r, hh, c),
-                            ringattn__load(src, ct, at + c));
+            ringattn__store(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c), ringattn__load(src, ct, at + c));
     }
 }
 
@@ -1125,11 +1227,12 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
 {
     const ringattn__problem *P = R->P;
     ringattn__member *me = &R->m[i];
-    int64_t k0 = ringattn__chunk_begin(P->nk, P->p, i), k1 = ringattn__chunk_begin(P->nk, P->p, i + 1);
+    ringattn__piece kp[2];
+    int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp), a;
     int64_t n = P->b * P->h * me->rows, x, bb, hh, r, c;
-    ringattn__pack(io->q, me->q0, me->q1, me->q, P->ct, me->rows, 1.0);
-    ringattn__pack(io->k, k0, k1, me->kv[0], P->ct, P->ck, 1.0);
-    ringattn__pack(io->v, k0, k1, (char *)me->kv[0] + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
+    ringattn__pack(io->q, me->qp, me->nqp, me->q, P->ct, me->rows, 1.0);
+    ringattn__pack(io->k, kp, nkp, me->kv[0], P->ct, P->ck, 1.0);
+    ringattn__pack(io->v, kp, nkp, (char *)me->kv[0] + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
                    P->ct, P->ck, 1.0);
     if (R->pass == 0) {
         memset(me->acc, 0, (size_t)(n * P->dv) * P->es);
@@ -1137,19 +1240,21 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
         return;
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
-    ringattn__pack(io->dout, me->q0, me->q1, me->dout, P->ct, me->rows, ringattn__group_div(P));
+    ringattn__pack(io->dout, me->qp, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P));
     memset(me->acc, 0, (size_t)(n * P->d) * P->es);
     memset(me->dkv[0], 0, R->kv_bytes);
     for (bb = 0; bb < P->b; bb++)
     for (hh = 0; hh < P->h; hh++)
-    for (r = me->q0; r < me->q1; r++) {
-        int64_t at = (bb * P->h + hh) * me->rows + (r - me->q0);
+    for (a = 0; a < me->nqp; a++)
+    for (r = 0; r < me->qp[a].count; r++) {
+        int64_t at = (bb * P->h + hh) * me->rows + me->qp[a].row0 + r;
+        int64_t pos = me->qp[a].pos0 + r * me->qp[a].stride;
         double D = 0;   /* D = rowsum(dO o O): the softmax Jacobian's diagonal correction */
         for (c = 0; c < P->dv; c++)
-            D += ringattn__load(io->dout->data, io->dout->dtype, ringattn__index(io->dout, bb, r, hh, c))
-               * ringattn__load(io->out->data, io->out->dtype, ringattn__index(io->out, bb, r, hh, c));
+            D += ringattn__load(io->dout->data, io->dout->dtype, ringattn__index(io->dout, bb, pos, hh, c))
+               * ringattn__load(io->out->data, io->out->dtype, ringattn__index(io->out, bb, pos, hh, c));
         me->rs1[at] = D;
-        me->rs0[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, r, 0));
+        me->rs0[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
     }
 }
 
@@ -1159,29 +1264,32 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
 {
     const ringattn__problem *P = R->P;
     ringattn__member *me = &R->m[i];
-    int64_t bb, hh, r, c;
+    int64_t bb, hh, r, c; int a;
     if (R->pass == 0) {
         double gdiv = ringattn__group_div(P);
         for (bb = 0; bb < P->b; bb++)
         for (hh = 0; hh < P->h; hh++)
-        for (r = me->q0; r < me->q1; r++) {
-            int64_t at = (bb * P->h + hh) * me->rows + (r - me->q0);
+        for (a = 0; a < me->nqp; a++)
+        for (r = 0; r < me->qp[a].count; r++) {
+            int64_t at = (bb * P->h + hh) * me->rows + me->qp[a].row0 + r;
+            int64_t pos = me->qp[a].pos0 + r * me->qp[a].stride;
             double l = me->rs1[at];
             for (c = 0; c < P->dv; c++) {   /* l == 0: the row saw no key, its output is 0 */
                 double o = (l == 0) ? 0.0 : ringattn__load(me->acc, P->ct, at * P->dv + c) / l * gdiv;
-                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, r, hh, c), o);
+                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c), o);
             }
             if (io->l)
-                ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, r, 0),
+                ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, pos, 0),
                                 (l == 0) ? -INFINITY : me->rs0[at] + log(l));
         }
     } else {
-        int64_t k0 = ringattn__chunk_begin(P->nk, P->p, i), k1 = ringattn__chunk_begin(P->nk, P->p, i + 1);
+        ringattn__piece kp[2];
+        int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp);
         const void *home = me->dkv[P->p & 1];
-        ringattn__unpack(me->acc, P->ct, me->rows, me->q0, me->q1, io->dq);
-        ringattn__unpack(home, P->ct, P->ck, k0, k1, io->dk);
+        ringattn__unpack(me->acc, P->ct, me->rows, me->qp, me->nqp, io->dq);
+        ringattn__unpack(home, P->ct, P->ck, kp, nkp, io->dk);
         ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
-                         P->ct, P->ck, k0, k1, io->dv);
+                         P->ct, P->ck, kp, nkp, io->dv);
     }
 }
 
@@ -1201,14 +1309,14 @@ static void ringattn__send(const ringattn__ring *R, int i, int t)
 static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W)
 {
     const ringattn__problem *P = R->P;
-    int p = P->p, i = (int)(x / P->units), src;
-    int64_t u = x % P->units, k0, k1;
+    int p = P->p, i = (int)(x / P->units), src, nkp;
+    int64_t u = x % P->units;
     ringattn__member *me = &R->m[i];
+    ringattn__piece kp[2];
     src = ((i - t) % p + p) % p;                             /* whose K/V we hold now */
-    k0 = ringattn__chunk_begin(P->nk, p, src);
-    k1 = ringattn__chunk_begin(P->nk, p, src + 1);
+    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     W->tiles = 0; W->flops = 0;
-    ringattn__unit(R, me, W, k0, k1, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
+    ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
                    u / P->hk, u % P->hk);
     /* integer counters: the totals do not depend on which thread adds first */
     RINGATTN__OMP(omp atomic)
@@ -1224,6 +1332,8 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
     const ringattn__problem *P = R->P;
     int p = P->p, src = ((i - t) % p + p) % p;
     ringattn__member *me = &R->m[i], *next = &R->m[(i + 1) % p];
+    ringattn__piece kp[2];
+    int nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
     me->tiles += me->step_tiles;
     if (R->pass == 1) { memcpy(next->dkv[(t + 1) & 1], me->dkv[t & 1], R->kv_bytes); me->handoffs++; }
@@ -1232,7 +1342,8 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
         ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
         ev.computed = me->step_tiles > 0;
         ev.q_begin = me->q0; ev.q_end = me->q1;
-        ev.k_begin = ringattn__chunk_begin(P->nk, p, src); ev.k_end = ringattn__chunk_begin(P->nk, p, src + 1);
+        ev.k_begin = kp[0].pos0;
+        ev.k_end = kp[nkp - 1].pos0 + (kp[nkp - 1].count - 1) * kp[nkp - 1].stride + 1;
         ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
         ev.row_max = R->pass ? NULL : me->rs0;
         ev.row_sum = R->pass ? NULL : me->rs1;
@@ -1393,14 +1504,12 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "mix = %d is not a ringattn_mix", (int)cfg->mix);
     if ((int)cfg->partition < 0 || (int)cfg->partition > 2)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "partition = %d is not a ringattn_partition", (int)cfg->partition);
-    if (cfg->partition != RINGATTN_CONTIGUOUS)
-        return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "only the contiguous partition is implemented");
     if (!(cfg->softcap >= 0) || cfg->softcap == INFINITY)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "softcap must be finite and >= 0");
     if (cfg->softcap > 0) return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "softcap is not implemented");
     if (cfg->num_seqs < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_seqs < 0");
-    if (cfg->num_seqs > 0 || cfg->cu_seqlens_q || cfg->cu_seqlens_k)
-        return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "varlen (cu_seqlens) is not implemented");
+    if (cfg->num_seqs == 0 && (cfg->cu_seqlens_q || cfg->cu_seqlens_k))
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "cu_seqlens given but num_seqs = 0");
     if (cfg->num_groups < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_groups = %d < 0", cfg->num_groups);
     if (s->dim_qk > RINGATTN__BLAS_INT_MAX || s->dim_v > RINGATTN__BLAS_INT_MAX)
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
@@ -1415,6 +1524,34 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
     P->ct = cfg->compute; P->es = ringattn__dtype_size(cfg->compute);
     P->groups = cfg->num_groups; P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
     P->mix = cfg->mix;
+    P->part = cfg->partition; P->causal_mode = cfg->causal;
+
+    if (cfg->num_seqs > 0) {    /* varlen: packed sequences along the token axis, batch 1 */
+        const int64_t *cu[2]; const char *nm[2] = { "cu_seqlens_q", "cu_seqlens_k" };
+        int64_t tot[2]; int w, j;
+        cu[0] = cfg->cu_seqlens_q; cu[1] = cfg->cu_seqlens_k; tot[0] = s->seq_q; tot[1] = s->seq_k;
+        if (!cu[0] || !cu[1])
+            return ringattn__fail(cfg, RINGATTN_ENULL, "num_seqs = %d but cu_seqlens_q or cu_seqlens_k is NULL",
+                                  cfg->num_seqs);
+        if (s->batch != 1)
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "varlen packs sequences along the token axis: batch must be 1");
+        if (cfg->num_groups > 0)
+            return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "varlen together with dilation is not implemented");
+        for (w = 0; w < 2; w++) {
+            if (cu[w][0] != 0)
+                return ringattn__fail(cfg, RINGATTN_ECONFIG, "%s[0] = %lld, must be 0", nm[w], (long long)cu[w][0]);
+            for (j = 1; j <= cfg->num_seqs; j++)
+                if (cu[w][j] < cu[w][j - 1])
+                    return ringattn__fail(cfg, RINGATTN_ECONFIG, "%s[%d] = %lld < %s[%d] = %lld: not increasing",
+                                          nm[w], j, (long long)cu[w][j], nm[w], j - 1, (long long)cu[w][j - 1]);
+            if (cu[w][cfg->num_seqs] != tot[w])
+                return ringattn__fail(cfg, RINGATTN_ECONFIG, "%s[%d] = %lld, must end at the token count %lld",
+                                      nm[w], cfg->num_seqs, (long long)cu[w][cfg->num_seqs], (long long)tot[w]);
+        }
+        P->nseq = cfg->num_seqs; P->cuq = cu[0]; P->cuk = cu[1];
+    }
+    if (P->part == RINGATTN_STRIPED && cfg->num_groups > 0)
+        return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the striped partition together with dilation is not implemented");
 
     if (P->groups > 0) {
         if (!P->seg || !P->rate)
@@ -1451,12 +1588,19 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
         return ringattn__fail(cfg, RINGATTN_ECONFIG,
                               "ring_size = %d exceeds min(nq, nk) = %lld: every member needs a query and a key",
                               cfg->ring_size, (long long)minn);
+    if (P->part == RINGATTN_ZIGZAG && cfg->ring_size > minn / 2)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG,
+                              "zigzag: ring_size = %d exceeds min(nq, nk) / 2 = %lld (each member takes two chunks of 2p)",
+                              cfg->ring_size, (long long)(minn / 2));
+    if (P->part == RINGATTN_ZIGZAG) minn /= 2;
+    if (minn < 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "zigzag needs at least 2 queries and 2 keys");
     P->p = cfg->ring_size ? cfg->ring_size : (int)(nt < minn ? nt : minn);
     P->units = P->b * P->hk;
     if (ringattn__mul(P->units, P->p, &ovf) < nt) nt = (int)(P->units * P->p);   /* no idle threads */
     P->nt = nt;
-    P->cq = (P->nq + P->p - 1) / P->p;
-    P->ck = (P->nk + P->p - 1) / P->p;
+    P->cq = ringattn__max_rows(P->part, P->nq, P->p);
+    P->ck = ringattn__max_rows(P->part, P->nk, P->p);
     P->tq = P->cq < RINGATTN_TILE_Q ? P->cq : RINGATTN_TILE_Q;
     P->tk = P->ck < RINGATTN_TILE_K ? P->ck : RINGATTN_TILE_K;
 
@@ -1560,9 +1704,10 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
     for (i = 0; i < P->p && !failed; i++) {
         ringattn__member *me = &R->m[i];
         size_t rows;
-        me->q0 = ringattn__chunk_begin(P->nq, P->p, i);
-        me->q1 = ringattn__chunk_begin(P->nq, P->p, i + 1);
-        me->rows = me->q1 - me->q0;
+        me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
+        me->rows = ringattn__piece_rows(me->qp, me->nqp);
+        me->q0 = me->qp[0].pos0;
+        me->q1 = me->qp[me->nqp - 1].pos0 + (me->qp[me->nqp - 1].count - 1) * me->qp[me->nqp - 1].stride + 1;
         rows = (size_t)(P->b * P->h * me->rows);
         me->q    = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
         me->acc  = ringattn__alloc(&me->bytes, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);
