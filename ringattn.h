@@ -95,7 +95,11 @@ enum {
 };
 
 /* ---------------------------------------------------------------- tensors */
-typedef enum { RINGATTN_F32, RINGATTN_F64, RINGATTN_F16, RINGATTN_BF16 } ringattn_dtype;
+/* Each enum carries int-sized sentinels (internal names) so that any int value is a valid value of the type
+   (in C++ a cast of an out-of-range int is otherwise undefined); the entry points reject
+   values outside the named ones with a status, so bad input stays defined behaviour. */
+typedef enum { RINGATTN_F32, RINGATTN_F64, RINGATTN_F16, RINGATTN_BF16,
+               RINGATTN__DTYPE_MIN = -0x7fffffff - 1, RINGATTN__DTYPE_MAX = 0x7fffffff } ringattn_dtype;
 
 /* A strided view; nothing owned. q/k/v/out and their gradients are [batch, seq, heads, dim];
    lse is [batch, heads, seq, 1]. Strides are in elements and may be negative or (for inputs)
@@ -116,8 +120,10 @@ RINGATTN_API ringattn_tensor ringattn_tensor_lse(void *data, ringattn_dtype dtyp
 
 /* ---------------------------------------------------------------- config */
 enum { RINGATTN_CAUSAL_NONE = 0, RINGATTN_CAUSAL_BOTTOM_RIGHT = 1, RINGATTN_CAUSAL_TOP_LEFT = 2 };
-typedef enum { RINGATTN_CONTIGUOUS = 0, RINGATTN_ZIGZAG = 1, RINGATTN_STRIPED = 2 } ringattn_partition;
-typedef enum { RINGATTN_MIX_HEAD_GROUPS = 0, RINGATTN_MIX_LSE = 1 } ringattn_mix;
+typedef enum { RINGATTN_CONTIGUOUS = 0, RINGATTN_ZIGZAG = 1, RINGATTN_STRIPED = 2,
+               RINGATTN__PARTITION_MIN = -0x7fffffff - 1, RINGATTN__PARTITION_MAX = 0x7fffffff } ringattn_partition;
+typedef enum { RINGATTN_MIX_HEAD_GROUPS = 0, RINGATTN_MIX_LSE = 1,
+               RINGATTN__MIX_MIN = -0x7fffffff - 1, RINGATTN__MIX_MAX = 0x7fffffff } ringattn_mix;
 
 /* What a trace callback sees at each (member, ring step). Pointers are valid only during the
    call and point into the member's private state: row_max / row_sum hold the running m and l
@@ -147,6 +153,8 @@ typedef struct {
     int64_t blocks_skipped;          /* (member, step) blocks with none: never multiplied       */
     int64_t tiles_computed;          /* score tiles multiplied                                  */
     double  flops;                   /* multiply-adds x2 actually performed (an exact count)    */
+    double  member_flops_min,        /* the least and the most work of one member: their ratio  */
+            member_flops_max;        /* is the load balance of the partition                    */
     size_t  planned_bytes_per_member;/* ringattn_plan() for this call                           */
     size_t  peak_bytes_per_member;   /* measured: max over members of private bytes held        */
     size_t  scratch_bytes_per_thread;/* measured: score tile(s) of one thread                   */
@@ -485,6 +493,7 @@ static uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp
     uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
     double a = fabs(x), q;
     if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
+    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
     if (a == 0) return sign;
     (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
     e -= 1;                                     /* a in [2^e, 2^(e+1))        */
@@ -1743,6 +1752,8 @@ static void ringattn__fill_stats(const ringattn__ring *R, const ringattn_plan_in
         st->blocks_skipped += me->blocks_skipped;
         st->tiles_computed += me->tiles;
         st->flops += (double)me->flops;
+        if (i == 0 || (double)me->flops < st->member_flops_min) st->member_flops_min = (double)me->flops;
+        if (i == 0 || (double)me->flops > st->member_flops_max) st->member_flops_max = (double)me->flops;
         if (me->bytes > st->peak_bytes_per_member) st->peak_bytes_per_member = me->bytes;
     }
     for (i = 0; i < R->P->nt; i++)

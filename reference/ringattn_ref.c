@@ -20,6 +20,14 @@ int ref_visible(const ref_problem *p, int64_t i, int64_t j)
 {
     /* the diagonal the causal mask and the window are measured from */
     int64_t off = (p->causal == 2) ? 0 : p->nk - p->nq;
+    if (p->num_seqs > 0) {   /* varlen: same sequence, then the rules in its local positions */
+        int s = 0;
+        while (s < p->num_seqs && !(i >= p->cu_seqlens_q[s] && i < p->cu_seqlens_q[s + 1])) s++;
+        if (s == p->num_seqs || j < p->cu_seqlens_k[s] || j >= p->cu_seqlens_k[s + 1]) return 0;
+        i -= p->cu_seqlens_q[s]; j -= p->cu_seqlens_k[s];
+        off = (p->causal == 2) ? 0 : (p->cu_seqlens_k[s + 1] - p->cu_seqlens_k[s])
+                                   - (p->cu_seqlens_q[s + 1] - p->cu_seqlens_q[s]);
+    }
     if (p->causal != 0 && j > i + off) return 0;
     if (p->window_left >= 0 && j < i + off - p->window_left) return 0;
     if (p->window_right >= 0 && j > i + off + p->window_right) return 0;

@@ -39,6 +39,11 @@ typedef struct {
     int num_groups;                    /* dilated groups; 0 = dense                             */
     const int64_t *segment_lengths, *dilation_rates;
     int mix;                           /* 0 head groups, 1 LongNet LSE mix                      */
+    int num_seqs;                      /* varlen (b = 1): sequences packed along the tokens;
+                                          query i and key j must lie in the same sequence s, and
+                                          the causal/window rules apply to positions local to it
+                                          (i - cu_q[s], j - cu_k[s], with nq_s, nk_s)         */
+    const int64_t *cu_seqlens_q, *cu_seqlens_k;
 } ref_problem;
 
 /* out [b,nq,h,dv], lse [b,h,nq] (lse may be NULL). 0 on success, -1 on bad input or no memory. */
