@@ -88,8 +88,10 @@ static int test_round_trip(int *failures)
         size_t len;
         CHECK(ringattn_npy_encode(&v, 3, NULL, 0, &len, &cfg) == RINGATTN_ESHAPE, "rank 3 of a [2,3,4,5]");
         CHECK(ringattn_npy_encode(&v, 5, NULL, 0, &len, &cfg) == RINGATTN_ESHAPE, "rank 5");
+#ifndef __cplusplus   /* in C++ an out-of-range enum value is itself undefined (UBSan -fsanitize=enum) */
         v.dtype = (ringattn_dtype)7;
         CHECK(ringattn_npy_encode(&v, 4, NULL, 0, &len, &cfg) == RINGATTN_EDTYPE, "bad dtype");
+#endif
         CHECK(ringattn_npy_encode(NULL, 4, NULL, 0, &len, &cfg) == RINGATTN_ENULL, "NULL tensor");
     }
     return 0;
