@@ -1,0 +1,1560 @@
+/* ringattn_cuda.h - the CUDA companion of ringattn.h: the same ring attention (dense, causal,
+   windowed, GQA, dilated LongNet in both mixes), forward and backward, as CUDA kernels, with
+   exactly the arguments of ringattn_forward / ringattn_backward and tensors in device memory.
+                                                               Version 0.1 (see end of file)
+   USAGE
+     In exactly ONE .cu file of your project (compiled by nvcc):
+         #define RINGATTN_IMPLEMENTATION           (the CPU library, unless another file has it)
+         #define RINGATTN_CUDA_IMPLEMENTATION
+         #include "ringattn_cuda.h"
+     Everywhere else (C or C++) just #include "ringattn_cuda.h": the declarations need no CUDA
+     header. The implementation calls ringattn_plan() of ringattn.h to validate the config.
+
+     Build line (sm_90 code plus compute_80 PTX that the driver can JIT for other GPUs):
+         nvcc -O2 -I. -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80 \
+              myfile.cu -o myprog
+
+     Swapping the CPU call for the GPU one (q, k, v, out, lse: views of device memory):
+         int st = ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, &L);   cfg.stream = a cudaStream_t
+
+   WHAT IT COMPUTES
+     What ringattn_forward / ringattn_backward compute, for the same config, within the
+     README's tolerance policy (f64: 1e-12 of the output scale; f32: the f32 bound). The ring
+     is the same: the sequence is cut into ring_size contiguous chunks ("members"), each
+     member owns device buffers sized for its chunk (packed Q_i, running O_i / m_i / l_i, two
+     K/V buffers), and at step t member i folds in the K/V chunk of member (i - t) mod p, then
+     hands it to member i + 1 with cudaMemcpyAsync (device to device). Members run one after
+     another on one stream of one GPU (no peer-to-peer between GPUs in this version).
+
+   OPTIONS, AS ON THE CPU
+     supported  causal (both alignments), window_left/right, scale, GQA/MQA, dv != d, any
+                strides (negative too), f32/f64/f16/bf16 storage (exact loads, one
+                round-to-nearest-even store), f32/f64 compute, dilated attention with both
+                mixes (segments, rates, head groups, /G), ring_size, stats, trace, stream.
+     rejected   exactly what the CPU rejects (RINGATTN_EUNSUPPORTED: zigzag/striped partition,
+                softcap, varlen, window + dilation), plus tensors whose data is not device
+                memory (RINGATTN_EUNSUPPORTED) and head dims too large for one row of Q, K, V
+                in shared memory (RINGATTN_EUNSUPPORTED). cfg->error_detail says which.
+     differs    ring_size = 0 means 1 member (one GPU), not "one per thread"; num_threads is
+                validated and has no effect (results never depend on it on the CPU either);
+                alloc_user / RINGATTN_MALLOC are not used (cudaMalloc, and malloc for the
+                host-side block tables).
+     errors     CUDA failures return RINGATTN_ECUDA (RINGATTN_ENOMEM for
+                cudaErrorMemoryAllocation) with the call and cudaGetErrorString in
+                cfg->error_detail; no device at all is RINGATTN_ECUDA too.
+
+   COMPILE-TIME OPTIONS (define before including)
+     RINGATTN_CUDA_IMPLEMENTATION  in one .cu file: emit the implementation.
+     RINGATTN_CUDA_API             everywhere: decoration of the two public functions.
+     RINGATTN_CUDA_TILE            implementation file: the most query rows / keys per CUDA
+                                   block (= threads per block), default 64, 1..64. A smaller
+                                   tile is used when the rows of a tile do not fit in shared
+                                   memory (large head dims, f64).
+
+   THE KERNELS (one paragraph each; the code below is in the same order)
+     pack / unpack      element-wise: a strided [b, n, heads, dim] view of any storage dtype
+                        -> a member's packed [b][heads][rows][dim] buffer in the compute type,
+                        and back. Loads are exact (f16/bf16 decoded bit by bit), stores round
+                        once to nearest even from double: the conversions of ringattn.h.
+     forward tile       FlashAttention-2 structure: one CUDA block per (query tile, block of
+                        the ring step), one thread per query row. The Q tile, the tile's slice
+                        of the running O, m and l go to shared memory; K/V tiles are streamed
+                        through shared memory; for each K/V tile a row computes the scores of
+                        the keys it may see (masked keys are skipped, never multiplied by 0),
+                        their max, rescales its O row once (the online-softmax merge of
+                        ringattn__merge) and adds P V. O, m, l go back to the member's buffers.
+     forward finish     element-wise: O = acc / l (times 1/G for head groups), lse = m + log l
+                        (0 and -inf for a row that saw no key), stored into the user's views.
+     backward rows      element-wise: per query row, D = rowsum(dO o O) (in double, from the
+                        stored dO and O) and the saved lse, into the member's row arrays.
+     backward dQ tile   one CUDA block per (query tile, block), one thread per query row: P is
+                        recomputed from lse (exp(s - lse)), dP = dO V^T, dS = P (dP - D),
+                        dQ += scale dS K. dQ stays in the member.
+     backward dK/dV     one CUDA block per (key tile, block), one thread per key: streams the
+                        query tiles, recomputes P and dS the same way, dV += P^T dO,
+                        dK += scale dS^T Q into the travelling dK/dV buffer of the K/V chunk.
+                        Two kernels, each output row written by exactly one thread: no atomics,
+                        deterministic.
+   Blocks (the ringattn__block of the CPU: runs of query and key positions with stride r) are
+   planned on the host exactly as ringattn__unit plans them, and launched in "waves" such that
+   no two blocks of one launch write the same rows (GQA heads sharing a K/V head, LongNet
+   patterns sharing a query row go to different waves, in the CPU's order).
+
+   Every kernel is written as a "block program": a __host__ __device__ function whose
+   per-thread parts are RINGATTN_CUDA__EACH_THREAD regions separated by RINGATTN_CUDA__SYNC().
+   On the GPU a region is the calling thread's part and SYNC is __syncthreads(); compiled for
+   the host, a region loops over the threads and SYNC does nothing. State that lives across a
+   barrier is in shared memory. This lets the test run the very same kernel code on the CPU
+   (the internal ringattn_cuda__run with emulate = 1), which is how it was checked without a
+   GPU; see tests/test_cuda.cu.
+
+   LICENSE: MIT (end of file), like ringattn.h.
+*/
+#ifndef RINGATTN_CUDA_H
+#define RINGATTN_CUDA_H
+
+#include "ringattn.h"
+
+#ifndef RINGATTN_CUDA_API
+#define RINGATTN_CUDA_API extern
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exactly the arguments of ringattn_forward / ringattn_backward; every tensor's data in
+   device memory (cudaMalloc, cudaMallocManaged or mapped pinned host memory), cfg->stream a
+   cudaStream_t (NULL: the default stream). The call returns when the results are written
+   (the stream is synchronized), so the status covers the kernels too. */
+RINGATTN_CUDA_API int ringattn_cuda_forward(const ringattn_config *cfg,
+                                            const ringattn_tensor *q, const ringattn_tensor *k,
+                                            const ringattn_tensor *v, ringattn_tensor *out,
+                                            ringattn_tensor *lse /* may be NULL */);
+
+RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *cfg,
+                                             const ringattn_tensor *q, const ringattn_tensor *k,
+                                             const ringattn_tensor *v, const ringattn_tensor *out,
+                                             const ringattn_tensor *lse, const ringattn_tensor *dout,
+                                             ringattn_tensor *dq, ringattn_tensor *dk,
+                                             ringattn_tensor *dv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGATTN_CUDA_H */
+
+/* ======================================================================================== */
+/*                                    IMPLEMENTATION                                        */
+/* ======================================================================================== */
+#if defined(RINGATTN_CUDA_IMPLEMENTATION) && !defined(RINGATTN_CUDA_IMPLEMENTATION_DONE)
+#define RINGATTN_CUDA_IMPLEMENTATION_DONE
+
+#ifndef __CUDACC__
+#error "ringattn_cuda.h: RINGATTN_CUDA_IMPLEMENTATION must be compiled by nvcc (in a .cu file)"
+#endif
+
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef RINGATTN_CUDA_TILE
+#define RINGATTN_CUDA_TILE 64
+#endif
+typedef char ringattn_cuda__check_tile[(RINGATTN_CUDA_TILE >= 1 && RINGATTN_CUDA_TILE <= 64) ? 1 : -1];
+
+#define RINGATTN_CUDA__HD __host__ __device__
+
+/* A block program's per-thread region and barrier (see the top comment). Inside a region,
+   `continue` ends this thread's part of the region on both sides. */
+#ifdef __CUDA_ARCH__
+#define RINGATTN_CUDA__EACH_THREAD(t, nt) \
+    for (int t = (int)threadIdx.x, t##_once_ = 1; t##_once_; t##_once_ = 0)
+#define RINGATTN_CUDA__SYNC() __syncthreads()
+#else
+#define RINGATTN_CUDA__EACH_THREAD(t, nt) for (int t = 0; t < (nt); t++)
+#define RINGATTN_CUDA__SYNC() ((void)0)
+#endif
+
+/* ---------------------------------------------------------------- the problem, resolved */
+
+/* What the kernels need of the problem (mirrors ringattn__problem of ringattn.h). Passed to
+   kernels by value; seg / rate are host pointers, used on the host only. */
+typedef struct {
+    int64_t b, nq, nk, h, hk, d, dv;
+    int64_t hpk;                   /* h / hk: q heads sharing one k/v head (GQA)              */
+    double scale;
+    int causal;                    /* key j visible to query i iff j <= i + causal_off ...    */
+    int64_t causal_off;            /* ... when causal != 0                                     */
+    int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
+    int p;                         /* ring members                                            */
+    int64_t cq, ck;                /* largest query / key chunk                               */
+    int groups, mix;               /* dilated groups (0 = dense), ringattn_mix                */
+    const int64_t *seg, *rate;
+    int pass;                      /* 0 forward, 1 backward                                   */
+    ringattn_dtype ct;             /* compute dtype                                           */
+    int nt;                        /* tile: rows (or keys) per CUDA block = threads per block */
+} ringattn_cuda__problem;
+
+/* One block of a ring step (ringattn__block of ringattn.h): query positions qa, qa+r, ...
+   (nr of them) against key positions ka, ka+r, ... (nc of them), r = 1 when dense. */
+typedef struct {
+    int64_t qa, ka, r, nr, nc;
+    int64_t qrow;                  /* row of qa in the member's [b][h][rows] arrays           */
+    int64_t krow;                  /* row of ka in the K/V buffer's [b][hk][ck] rows          */
+} ringattn_cuda__block;
+
+static RINGATTN_CUDA__HD inline int64_t ringattn_cuda__floordiv(int64_t a, int64_t b)   /* b > 0 */
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+/* Visible key columns [*lo, *hi) (0 <= lo <= hi <= nc) of block row i: the rule of
+   ringattn__tile_bounds in ringattn.h for one row over the whole block. */
+static RINGATTN_CUDA__HD inline void ringattn_cuda__row_bounds(const ringattn_cuda__problem *P,
+                                                               const ringattn_cuda__block *B,
+                                                               int64_t i, int64_t *lo, int64_t *hi)
+{
+    int64_t qpos = B->qa + i * B->r, a = 0, z = B->nc;
+    if (P->causal || P->wr >= 0) {            /* newest key allowed (causal implies wr = 0) */
+        int64_t lim = qpos + P->causal_off + (P->wr >= 0 && !P->causal ? P->wr : 0);
+        int64_t u = ringattn_cuda__floordiv(lim - B->ka, B->r) + 1;
+        if (u < z) z = u;
+    }
+    if (P->wl >= 0) {                         /* oldest key allowed */
+        int64_t lim = qpos + P->causal_off - P->wl;
+        int64_t u = -ringattn_cuda__floordiv(-(lim - B->ka), B->r);   /* ceil */
+        if (u > a) a = u;
+    }
+    if (z < a) z = a;
+    *lo = a; *hi = z;
+}
+
+/* ---------------------------------------------------------------- element conversion */
+/* The conversions of ringattn.h (ringattn__small_float_to_double, ..._double_to_small_float),
+   as __host__ __device__ functions: f16/bf16 loads are exact, stores round once to nearest
+   even from double. tests/test_cuda.cu compares them with the CPU's on every bit pattern. */
+
+static RINGATTN_CUDA__HD inline double ringattn_cuda__small_float_to_double(uint16_t bits, int mant_bits,
+                                                                            int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1;
+    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
+    int m = bits & ((1 << mant_bits) - 1);
+    double s = (bits >> 15) ? -1.0 : 1.0;
+    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
+    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
+    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
+}
+
+static RINGATTN_CUDA__HD inline uint16_t ringattn_cuda__double_to_small_float(double x, int mant_bits,
+                                                                              int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
+    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
+    double a = fabs(x), q;
+    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
+    if (a == 0) return sign;
+    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
+    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
+    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
+    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
+    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
+    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
+    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
+    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
+        return (uint16_t)(sign | (uint16_t)q);
+    return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
+}
+
+static RINGATTN_CUDA__HD inline double ringattn_cuda__load(const void *base, ringattn_dtype t, int64_t i)
+{
+    switch (t) {
+    case RINGATTN_F32: return ((const float *)base)[i];
+    case RINGATTN_F64: return ((const double *)base)[i];
+    case RINGATTN_F16: return ringattn_cuda__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
+    default:           return ringattn_cuda__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
+    }
+}
+
+static RINGATTN_CUDA__HD inline void ringattn_cuda__store(void *base, ringattn_dtype t, int64_t i, double x)
+{
+    switch (t) {
+    case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
+    case RINGATTN_F64: ((double *)base)[i] = x; break;
+    case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn_cuda__double_to_small_float(x, 10, 5); break;
+    default:           ((uint16_t *)base)[i] = ringattn_cuda__double_to_small_float(x, 7, 8); break;
+    }
+}
+
+/* element (i0, i1, i2, i3) of a strided view, in elements from data */
+static RINGATTN_CUDA__HD inline int64_t ringattn_cuda__index(const ringattn_tensor *t, int64_t i0, int64_t i1,
+                                                             int64_t i2, int64_t i3)
+{
+    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
+}
+
+/* Softmax weights in the compute precision, as ringattn.h forms them: f32 subtracts the max
+   (a float) or the lse as a float pair hi + lo, then expf; f64 uses exp. */
+static RINGATTN_CUDA__HD inline float ringattn_cuda__exp_minus(float s, double m)
+{
+    float hi = (float)m, lo = (float)(m - (double)hi);
+    return expf((s - hi) - lo);
+}
+static RINGATTN_CUDA__HD inline double ringattn_cuda__exp_minus(double s, double m) { return exp(s - m); }
+
+/* ---------------------------------------------------------------- element-wise kernels */
+/* Each is a functor f(i) over i in [0, n); ringattn_cuda__each runs it on the GPU (a
+   grid-stride loop) or, emulated, in a plain loop. */
+
+template <typename F>
+__global__ void ringattn_cuda__each_kernel(F f, int64_t n)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    for (; i < n; i += (int64_t)gridDim.x * blockDim.x) f(i);
+}
+
+/* rows [r0, r0 + rows) of a [b, n, heads, dim] view -> packed [b][heads][pitch][dim], times mul
+   (ringattn__pack) */
+template <typename T>
+struct ringattn_cuda__pack {
+    ringattn_tensor t; int64_t r0, rows, pitch; T *dst; double mul;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const
+    {
+        int64_t dim = t.shape[3], heads = t.shape[2];
+        int64_t c = i % dim, x = i / dim, r = x % rows, hh, bb;
+        x /= rows; hh = x % heads; bb = x / heads;
+        dst[((bb * heads + hh) * pitch + r) * dim + c] =
+            (T)(ringattn_cuda__load(t.data, t.dtype, ringattn_cuda__index(&t, bb, r0 + r, hh, c)) * mul);
+    }
+};
+
+/* the inverse: packed [b][heads][pitch][dim] -> rows [r0, r0 + rows) of a view (ringattn__unpack) */
+template <typename T>
+struct ringattn_cuda__unpack {
+    ringattn_tensor t; int64_t r0, rows, pitch; const T *src;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const
+    {
+        int64_t dim = t.shape[3], heads = t.shape[2];
+        int64_t c = i % dim, x = i / dim, r = x % rows, hh, bb;
+        x /= rows; hh = x % heads; bb = x / heads;
+        ringattn_cuda__store(t.data, t.dtype, ringattn_cuda__index(&t, bb, r0 + r, hh, c),
+                             (double)src[((bb * heads + hh) * pitch + r) * dim + c]);
+    }
+};
+
+/* a member's running state before step 0: m = -inf, l = 0 */
+struct ringattn_cuda__init_rows {
+    double *m, *l;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const { m[i] = -(double)INFINITY; l[i] = 0.0; }
+};
+
+/* after the last step, one element (row, c) of a member's rows: O = acc / l * gdiv, and for
+   c == 0 the lse (ringattn__member_finish) */
+template <typename T>
+struct ringattn_cuda__forward_finish {
+    ringattn_tensor o, lse; int has_lse; int64_t h, q0, rows, dv; const T *acc; const double *m, *l; double gdiv;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const
+    {
+        int64_t c = i % dv, at = i / dv, r = at % rows, hh = (at / rows) % h, bb = at / rows / h;
+        double lv = l[at];   /* l == 0: the row saw no key, its output is 0 */
+        double val = (lv == 0) ? 0.0 : (double)acc[at * dv + c] / lv * gdiv;
+        ringattn_cuda__store(o.data, o.dtype, ringattn_cuda__index(&o, bb, q0 + r, hh, c), val);
+        if (c == 0 && has_lse)
+            ringattn_cuda__store(lse.data, lse.dtype, ringattn_cuda__index(&lse, bb, hh, q0 + r, 0),
+                                 (lv == 0) ? -(double)INFINITY : m[at] + log(lv));
+    }
+};
+
+/* backward, one query row: D = rowsum(dO o O) in double from the stored tensors, and the
+   saved lse (the row part of ringattn__member_setup) */
+struct ringattn_cuda__backward_rows {
+    ringattn_tensor dout, out, lse; int64_t h, q0, rows, dv; double *rs_lse, *rs_d;
+    RINGATTN_CUDA__HD void operator()(int64_t at) const
+    {
+        int64_t r = at % rows, hh = (at / rows) % h, bb = at / rows / h, c;
+        double D = 0;
+        for (c = 0; c < dv; c++)
+            D += ringattn_cuda__load(dout.data, dout.dtype, ringattn_cuda__index(&dout, bb, q0 + r, hh, c))
+               * ringattn_cuda__load(out.data, out.dtype, ringattn_cuda__index(&out, bb, q0 + r, hh, c));
+        rs_d[at] = D;
+        rs_lse[at] = ringattn_cuda__load(lse.data, lse.dtype, ringattn_cuda__index(&lse, bb, hh, q0 + r, 0));
+    }
+};
+
+/* ---------------------------------------------------------------- tile kernels: shared memory */
+
+enum { RINGATTN_CUDA__FWD = 0, RINGATTN_CUDA__DQ = 1, RINGATTN_CUDA__DKV = 2 };
+
+/* One CUDA block's shared memory: per-row state first (8-byte types), then the tiles.
+   forward: q, acc(O), k, v   dQ: q, acc(dQ), dout, k, v   dK/dV: q, dout, k, v, dk, dv */
+template <typename T>
+struct ringattn_cuda__smem {
+    double *rs0, *rs1;             /* per row: forward m, l; backward lse, D                  */
+    int64_t *lo, *hi;              /* per row: visible key columns [lo, hi) of the block      */
+    int64_t *flag;                 /* block-uniform values written by thread 0                */
+    T *q, *acc, *dout, *k, *v, *dk, *dv;
+};
+
+/* carve `base` (NULL: just measure) for a tile of nt rows; returns the bytes */
+template <typename T>
+static RINGATTN_CUDA__HD size_t ringattn_cuda__layout(char *base, int kind, int64_t nt, int64_t d, int64_t dv,
+                                                      ringattn_cuda__smem<T> *S)
+{
+    size_t off = 0;
+    ringattn_cuda__smem<T> L;
+#define RINGATTN_CUDA__CARVE(ptr, type, count) \
+    do { (ptr) = base ? (type *)(void *)(base + off) : (type *)0; \
+         off += (((size_t)(count) * sizeof(type)) + 15) / 16 * 16; } while (0)
+    RINGATTN_CUDA__CARVE(L.rs0, double, nt);
+    RINGATTN_CUDA__CARVE(L.rs1, double, nt);
+    RINGATTN_CUDA__CARVE(L.lo, int64_t, nt);
+    RINGATTN_CUDA__CARVE(L.hi, int64_t, nt);
+    RINGATTN_CUDA__CARVE(L.flag, int64_t, 2);
+    RINGATTN_CUDA__CARVE(L.q, T, nt * d);
+    RINGATTN_CUDA__CARVE(L.k, T, nt * d);
+    RINGATTN_CUDA__CARVE(L.v, T, nt * dv);
+    L.acc = L.dout = L.dk = L.dv = (T *)0;
+    if (kind == RINGATTN_CUDA__FWD) RINGATTN_CUDA__CARVE(L.acc, T, nt * dv);
+    if (kind == RINGATTN_CUDA__DQ) RINGATTN_CUDA__CARVE(L.acc, T, nt * d);
+    if (kind != RINGATTN_CUDA__FWD) RINGATTN_CUDA__CARVE(L.dout, T, nt * dv);
+    if (kind == RINGATTN_CUDA__DKV) { RINGATTN_CUDA__CARVE(L.dk, T, nt * d); RINGATTN_CUDA__CARVE(L.dv, T, nt * dv); }
+#undef RINGATTN_CUDA__CARVE
+    if (S) *S = L;
+    return off;
+}
+
+/* What a tile kernel works on: the problem, this launch's blocks, one member's buffers. */
+template <typename T>
+struct ringattn_cuda__tile_args {
+    ringattn_cuda__problem P;
+    const ringattn_cuda__block *blocks;
+    T *q;                          /* member Q_i [b][h][rows][d]                              */
+    T *acc;                        /* forward: running O_i [..][dv]; backward: dQ_i [..][d]   */
+    const T *dout;                 /* backward: dO_i (already divided by G) [..][dv]          */
+    double *rs0, *rs1;             /* forward: m_i, l_i; backward: lse_i, D_i   [b][h][rows]  */
+    const T *kv;                   /* the K/V chunk held: K [b][hk][ck][d], then V [..][dv]   */
+    T *dkv;                        /* backward: its travelling dK, dV, same layout            */
+    int64_t kvhalf;                /* elements of K in a K/V buffer (V follows)               */
+};
+
+/* ---------------------------------------------------------------- forward tile kernel */
+
+/* One row's part of a K/V tile: keys [c0, c0 + nc) of the block, of which the row sees
+   [lo, hi). The online-softmax merge of ringattn__merge, for one row:
+     m_new = max(m, max_j s_j);   l = l exp(m - m_new) + sum_j exp(s_j - m_new)
+     O     = O exp(m - m_new) + sum_j exp(s_j - m_new) v_j                                   */
+template <typename T>
+static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn_cuda__problem *P,
+                                                         const ringattn_cuda__smem<T> &S, int i,
+                                                         int64_t c0, int64_t nc)
+{
+    T s[RINGATTN_CUDA_TILE];
+    int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c, d = P->d, dv = P->dv;
+    const T *q = S.q + i * d;
+    T *o = S.acc + i * dv;
+    double mx = -(double)INFINITY, mr = S.rs0[i], mnew, alpha, sum = 0;
+    int nan = 0;
+    if (a < 0) a = 0;
+    if (z > nc) z = nc;
+    if (a >= z) return;                     /* no visible key in this tile: nothing read */
+    for (j = a; j < z; j++) {               /* S = scale * q K^T, visible keys only */
+        T dot = 0;
+        for (c = 0; c < d; c++) dot += q[c] * S.k[j * d + c];
+        s[j] = (T)P->scale * dot;
+        if ((double)s[j] > mx) mx = (double)s[j];
+        if (s[j] != s[j]) nan = 1;
+    }
+    if (mx == -(double)INFINITY && nan) mx = (double)NAN;   /* ringattn__row_max: only NaNs seen */
+    mnew = (mx > mr || mx != mx) ? mx : mr;
+    if (mnew == -(double)INFINITY) return;  /* every visible score is -inf: contributes nothing */
+    alpha = (mr == -(double)INFINITY) ? 0.0 : exp(mr - mnew);
+    for (j = a; j < z; j++) { s[j] = ringattn_cuda__exp_minus(s[j], mnew); sum += (double)s[j]; }
+    S.rs1[i] = S.rs1[i] * alpha + sum;
+    if (alpha != 1.0) for (c = 0; c < dv; c++) o[c] *= (T)alpha;
+    S.rs0[i] = mnew;
+    for (c = 0; c < dv; c++) {              /* O += P V */
+        T acc = o[c];
+        for (j = a; j < z; j++) acc += s[j] * S.v[j * dv + c];
+        o[c] = acc;
+    }
+}
+
+/* Block program: query tile bx of block by. Q, O, m, l of the tile's rows into shared
+   memory; K/V tiles streamed through shared memory; each thread folds its row. */
+template <typename T>
+static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__tile_args<T> &A, int64_t bx,
+                                                          int64_t by, char *smem)
+{
+    const ringattn_cuda__problem *P = &A.P;
+    const ringattn_cuda__block B = A.blocks[by];
+    const int nt = P->nt;
+    const int64_t d = P->d, dv = P->dv, r0 = bx * nt;
+    const int64_t ldq = B.r * d, ldv = B.r * dv;          /* a run is a matrix with stride r */
+    int64_t nr, c0, kmin, kmax;
+    ringattn_cuda__smem<T> S;
+    T *qg, *og; double *mg, *lg; const T *kg, *vg;
+    if (r0 >= B.nr) return;                                /* uniform: the whole CUDA block */
+    nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
+    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__FWD, nt, d, dv, &S);
+    qg = A.q + (B.qrow + r0 * B.r) * d;                    /* row i at qg + i * ldq */
+    og = A.acc + (B.qrow + r0 * B.r) * dv;
+    mg = A.rs0 + B.qrow + r0 * B.r;                        /* row i at mg[i * r]    */
+    lg = A.rs1 + B.qrow + r0 * B.r;
+    kg = A.kv + B.krow * d;                                /* key c at kg + c * ldq */
+    vg = A.kv + A.kvhalf + B.krow * dv;
+
+    /* pass 1: each thread loads its row and its visible key range */
+    RINGATTN_CUDA__EACH_THREAD(i, nt) {
+        int64_t c;
+        S.lo[i] = S.hi[i] = 0;
+        if (i >= nr) continue;
+        ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
+        for (c = 0; c < d; c++) S.q[i * d + c] = qg[i * ldq + c];
+        for (c = 0; c < dv; c++) S.acc[i * dv + c] = og[i * ldv + c];
+        S.rs0[i] = mg[i * B.r];
+        S.rs1[i] = lg[i * B.r];
+    }
+    RINGATTN_CUDA__SYNC();
+    /* pass 2: the key columns any row of the tile sees (thread 0, for everyone) */
+    RINGATTN_CUDA__EACH_THREAD(i, nt) {
+        int64_t lo = B.nc, hi = 0, x;
+        if (i != 0) continue;
+        for (x = 0; x < nr; x++)
+            if (S.lo[x] < S.hi[x]) { if (S.lo[x] < lo) lo = S.lo[x]; if (S.hi[x] > hi) hi = S.hi[x]; }
+        S.flag[0] = lo; S.flag[1] = hi;
+    }
+    RINGATTN_CUDA__SYNC();
+    kmin = S.flag[0]; kmax = S.flag[1];
+    /* pass 3: K/V tiles on the grid of multiples of nt that the rows can see */
+    for (c0 = kmin / nt * nt; c0 < kmax; c0 += nt) {
+        int64_t nc = (B.nc - c0 < nt) ? B.nc - c0 : nt;
+        RINGATTN_CUDA__EACH_THREAD(j, nt) {                /* thread j loads key c0 + j */
+            int64_t c;
+            if (j >= nc) continue;
+            for (c = 0; c < d; c++) S.k[j * d + c] = kg[(c0 + j) * ldq + c];
+            for (c = 0; c < dv; c++) S.v[j * dv + c] = vg[(c0 + j) * ldv + c];
+        }
+        RINGATTN_CUDA__SYNC();
+        RINGATTN_CUDA__EACH_THREAD(i, nt) {
+            if (i >= nr) continue;
+            ringattn_cuda__forward_row<T>(P, S, i, c0, nc);
+        }
+        RINGATTN_CUDA__SYNC();
+    }
+    /* pass 4: the running state back to the member */
+    RINGATTN_CUDA__EACH_THREAD(i, nt) {
+        int64_t c;
+        if (i >= nr) continue;
+        for (c = 0; c < dv; c++) og[i * ldv + c] = S.acc[i * dv + c];
+        mg[i * B.r] = S.rs0[i];
+        lg[i * B.r] = S.rs1[i];
+    }
+}
+
+/* ---------------------------------------------------------------- backward tile kernels */
+
+/* Block program: dQ of query tile bx of block by (ringattn__backward_block, the dQ part).
+   Rows with lse = -inf saw nothing in the forward pass and get no gradient. */
+template <typename T>
+static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_args<T> &A, int64_t bx,
+                                                     int64_t by, char *smem)
+{
+    const ringattn_cuda__problem *P = &A.P;
+    const ringattn_cuda__block B = A.blocks[by];
+    const int nt = P->nt;
+    const int64_t d = P->d, dv = P->dv, r0 = bx * nt;
+    const int64_t ldq = B.r * d, ldv = B.r * dv;
+    int64_t nr, c0, kmin, kmax;
+    ringattn_cuda__smem<T> S;
+    T *qg, *dqg; const T *gg, *kg, *vg; const double *lseg, *Dg;
+    if (r0 >= B.nr) return;
+    nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
+    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DQ, nt, d, dv, &S);
+    qg = A.q + (B.qrow + r0 * B.r) * d;
+    dqg = A.acc + (B.qrow + r0 * B.r) * d;
+    gg = A.dout + (B.qrow + r0 * B.r) * dv;
+    lseg = A.rs0 + B.qrow + r0 * B.r;
+    Dg = A.rs1 + B.qrow + r0 * B.r;
+    kg = A.kv + B.krow * d;
+    vg = A.kv + A.kvhalf + B.krow * dv;
+
+    RINGATTN_CUDA__EACH_THREAD(i, nt) {
+        int64_t c;
+        S.lo[i] = S.hi[i] = 0;
+        if (i >= nr) continue;
+        S.rs0[i] = lseg[i * B.r];
+        S.rs1[i] = Dg[i * B.r];
+        ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
+        if (S.rs0[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
+        for (c = 0; c < d; c++) { S.q[i * d + c] = qg[i * ldq + c]; S.acc[i * d + c] = dqg[i * ldq + c]; }
+        for (c = 0; c < dv; c++) S.dout[i * dv + c] = gg[i * ldv + c];
+    }
+    RINGATTN_CUDA__SYNC();
+    RINGATTN_CUDA__EACH_THREAD(i, nt) {
+        int64_t lo = B.nc, hi = 0, x;
+        if (i != 0) continue;
+        for (x = 0; x < nr; x++)
+            if (S.lo[x] < S.hi[x]) { if (S.lo[x] < lo) lo = S.lo[x]; if (S.hi[x] > hi) hi = S.hi[x]; }
+        S.flag[0] = lo; S.flag[1] = hi;
+    }
+    RINGATTN_CUDA__SYNC();
+    kmin = S.flag[0]; kmax = S.flag[1];
+    for (c0 = kmin / nt * nt; c0 < kmax; c0 += nt) {
+        int64_t nc = (B.nc - c0 < nt) ? B.nc - c0 : nt;
+        RINGATTN_CUDA__EACH_THREAD(j, nt) {
+            int64_t c;
+            if (j >= nc) continue;
+            for (c = 0; c < d; c++) S.k[j * d + c] = kg[(c0 + j) * ldq + c];
+            for (c = 0; c < dv; c++) S.v[j * dv + c] = vg[(c0 + j) * ldv + c];
+        }
+        RINGATTN_CUDA__SYNC();
+        RINGATTN_CUDA__EACH_THREAD(i, nt) {
+            int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c;
+            const T *q = S.q + i * d, *g = S.dout + i * dv;
+            T *dq = S.acc + i * d;
+            if (i >= nr) continue;
+            if (a < 0) a = 0;
+            if (z > nc) z = nc;
+            for (j = a; j < z; j++) {
+                T s = 0, dp = 0, p, ds, w;
+                for (c = 0; c < d; c++) s += q[c] * S.k[j * d + c];
+                s = (T)P->scale * s;                          /* S = scale Q K^T     */
+                p = ringattn_cuda__exp_minus(s, S.rs0[i]);    /* P = exp(S - lse)    */
+                for (c = 0; c < dv; c++) dp += g[c] * S.v[j * dv + c];   /* dP = dO V^T */
+                ds = p * (dp - (T)S.rs1[i]);                  /* dS = P (dP - D)     */
+                w = (T)P->scale * ds;                         /* dQ += scale dS K    */
+                for (c = 0; c < d; c++) dq[c] += w * S.k[j * d + c];
+            }
+        }
+        RINGATTN_CUDA__SYNC();
+    }
+    RINGATTN_CUDA__EACH_THREAD(i, nt) {
+        int64_t c;
+        if (i >= nr) continue;
+        for (c = 0; c < d; c++) dqg[i * ldq + c] = S.acc[i * d + c];
+    }
+}
+
+/* Block program: dK, dV of key tile bx of block by. Thread j owns key c0 + j and walks the
+   query tiles that can see the key tile, in row order (the order of the CPU's sums). */
+template <typename T>
+static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_args<T> &A, int64_t bx,
+                                                      int64_t by, char *smem)
+{
+    const ringattn_cuda__problem *P = &A.P;
+    const ringattn_cuda__block B = A.blocks[by];
+    const int nt = P->nt;
+    const int64_t d = P->d, dv = P->dv, c0 = bx * nt;
+    const int64_t ldq = B.r * d, ldv = B.r * dv;
+    int64_t nc, r0;
+    ringattn_cuda__smem<T> S;
+    const T *qg, *gg, *kg, *vg; T *dkg, *dvg; const double *lseg, *Dg;
+    if (c0 >= B.nc) return;
+    nc = (B.nc - c0 < nt) ? B.nc - c0 : nt;
+    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DKV, nt, d, dv, &S);
+    qg = A.q + B.qrow * d;                                 /* row i at qg + i * ldq */
+    gg = A.dout + B.qrow * dv;
+    lseg = A.rs0 + B.qrow;
+    Dg = A.rs1 + B.qrow;
+    kg = A.kv + (B.krow + c0 * B.r) * d;                   /* key j at kg + j * ldq */
+    vg = A.kv + A.kvhalf + (B.krow + c0 * B.r) * dv;
+    dkg = A.dkv + (B.krow + c0 * B.r) * d;
+    dvg = A.dkv + A.kvhalf + (B.krow + c0 * B.r) * dv;
+
+    RINGATTN_CUDA__EACH_THREAD(j, nt) {
+        int64_t c;
+        if (j >= nc) continue;
+        for (c = 0; c < d; c++) { S.k[j * d + c] = kg[j * ldq + c]; S.dk[j * d + c] = dkg[j * ldq + c]; }
+        for (c = 0; c < dv; c++) { S.v[j * dv + c] = vg[j * ldv + c]; S.dv[j * dv + c] = dvg[j * ldv + c]; }
+    }
+    for (r0 = 0; r0 < B.nr; r0 += nt) {
+        int64_t nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
+        /* the rows' visible ranges (and lse: a row that saw nothing has no gradient) */
+        RINGATTN_CUDA__EACH_THREAD(i, nt) {
+            S.lo[i] = S.hi[i] = 0;
+            if (i >= nr) continue;
+            S.rs0[i] = lseg[(r0 + i) * B.r];
+            ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
+            if (S.rs0[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
+        }
+        RINGATTN_CUDA__SYNC();
+        RINGATTN_CUDA__EACH_THREAD(i, nt) {                /* does any row see a key of ours? */
+            int64_t x, any = 0;
+            if (i != 0) continue;
+            for (x = 0; x < nr; x++) any |= (S.lo[x] < c0 + nc && S.hi[x] > c0 && S.lo[x] < S.hi[x]);
+            S.flag[0] = any;
+        }
+        RINGATTN_CUDA__SYNC();
+        if (S.flag[0]) {                                   /* uniform */
+            RINGATTN_CUDA__EACH_THREAD(i, nt) {            /* thread i loads row r0 + i */
+                int64_t c;
+                if (i >= nr) continue;
+                S.rs1[i] = Dg[(r0 + i) * B.r];
+                for (c = 0; c < d; c++) S.q[i * d + c] = qg[(r0 + i) * ldq + c];
+                for (c = 0; c < dv; c++) S.dout[i * dv + c] = gg[(r0 + i) * ldv + c];
+            }
+            RINGATTN_CUDA__SYNC();
+            RINGATTN_CUDA__EACH_THREAD(j, nt) {
+                int64_t col = c0 + j, x, c;
+                const T *k = S.k + j * d, *v = S.v + j * dv;
+                T *dk = S.dk + j * d, *dvr = S.dv + j * dv;
+                if (j >= nc) continue;
+                for (x = 0; x < nr; x++) {
+                    const T *q = S.q + x * d, *g = S.dout + x * dv;
+                    T s = 0, dp = 0, p, ds, w;
+                    if (col < S.lo[x] || col >= S.hi[x]) continue;   /* masked: skipped */
+                    for (c = 0; c < d; c++) s += q[c] * k[c];
+                    s = (T)P->scale * s;
+                    p = ringattn_cuda__exp_minus(s, S.rs0[x]);
+                    for (c = 0; c < dv; c++) dp += g[c] * v[c];
+                    ds = p * (dp - (T)S.rs1[x]);
+                    for (c = 0; c < dv; c++) dvr[c] += p * g[c];     /* dV += P^T dO       */
+                    w = (T)P->scale * ds;
+                    for (c = 0; c < d; c++) dk[c] += w * q[c];       /* dK += scale dS^T Q */
+                }
+            }
+        }
+        RINGATTN_CUDA__SYNC();
+    }
+    RINGATTN_CUDA__EACH_THREAD(j, nt) {
+        int64_t c;
+        if (j >= nc) continue;
+        for (c = 0; c < d; c++) dkg[j * ldq + c] = S.dk[j * d + c];
+        for (c = 0; c < dv; c++) dvg[j * ldv + c] = S.dv[j * dv + c];
+    }
+}
+
+/* the __global__ wrappers: blockIdx.x = tile, blockIdx.y = block of this launch */
+extern __shared__ double ringattn_cuda__shared[];   /* double: 8-byte aligned for every carve */
+
+template <typename T>
+__global__ void ringattn_cuda__forward_kernel(ringattn_cuda__tile_args<T> A)
+{
+    ringattn_cuda__forward_tile<T>(A, blockIdx.x, blockIdx.y, (char *)ringattn_cuda__shared);
+}
+template <typename T>
+__global__ void ringattn_cuda__dq_kernel(ringattn_cuda__tile_args<T> A)
+{
+    ringattn_cuda__dq_tile<T>(A, blockIdx.x, blockIdx.y, (char *)ringattn_cuda__shared);
+}
+template <typename T>
+__global__ void ringattn_cuda__dkv_kernel(ringattn_cuda__tile_args<T> A)
+{
+    ringattn_cuda__dkv_tile<T>(A, blockIdx.x, blockIdx.y, (char *)ringattn_cuda__shared);
+}
+
+/* ---------------------------------------------------------------- host: errors, memory, launches */
+
+/* The executor: the GPU (a stream), or the emulation used by the tests (host memory, the
+   kernels' block programs called in loops). Everything below goes through it. */
+typedef struct {
+    const ringattn_config *cfg;
+    int emulate;
+    cudaStream_t stream;
+    size_t smem_limit;             /* shared memory one CUDA block may have                   */
+    char *host_smem;               /* emulation: one block's shared memory                    */
+    int status;                    /* first error (sticky)                                    */
+} ringattn_cuda__exec;
+
+static int ringattn_cuda__fail(const ringattn_config *cfg, int status, const char *fmt, ...)
+{
+    if (cfg && cfg->error_detail && cfg->error_detail_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cfg->error_detail, cfg->error_detail_size, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* a CUDA error -> RINGATTN_ENOMEM (allocation) or RINGATTN_ECUDA, with the text; 0 if none */
+static int ringattn_cuda__check(ringattn_cuda__exec *X, cudaError_t e, const char *what)
+{
+    if (X->status != RINGATTN_OK) return X->status;
+    if (e == cudaSuccess) return RINGATTN_OK;
+    X->status = ringattn_cuda__fail(X->cfg, e == cudaErrorMemoryAllocation ? RINGATTN_ENOMEM : RINGATTN_ECUDA,
+                                    "%s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+    return X->status;
+}
+
+static void *ringattn_cuda__alloc(ringattn_cuda__exec *X, size_t bytes, size_t *counter)
+{
+    void *p = NULL;
+    if (X->status != RINGATTN_OK) return NULL;
+    if (bytes == 0) bytes = 16;
+    if (X->emulate) {
+        p = malloc(bytes);
+        if (!p) X->status = ringattn_cuda__fail(X->cfg, RINGATTN_ENOMEM, "could not allocate %zu bytes", bytes);
+    } else if (ringattn_cuda__check(X, cudaMalloc(&p, bytes), "cudaMalloc") != RINGATTN_OK) {
+        p = NULL;
+    }
+    if (p && counter) *counter += bytes;
+    return p;
+}
+
+static void ringattn_cuda__free(ringattn_cuda__exec *X, void *p)
+{
+    if (!p) return;
+    if (X->emulate) free(p);
+    else (void)cudaFree(p);        /* errors here are not the call's: the status stands */
+}
+
+static void ringattn_cuda__zero(ringattn_cuda__exec *X, void *p, size_t bytes)
+{
+    if (X->status != RINGATTN_OK) return;
+    if (X->emulate) memset(p, 0, bytes);
+    else ringattn_cuda__check(X, cudaMemsetAsync(p, 0, bytes, X->stream), "cudaMemsetAsync");
+}
+
+/* the ring's hand-off: device to device on the stream */
+static void ringattn_cuda__copy(ringattn_cuda__exec *X, void *dst, const void *src, size_t bytes)
+{
+    if (X->status != RINGATTN_OK) return;
+    if (X->emulate) memcpy(dst, src, bytes);
+    else ringattn_cuda__check(X, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, X->stream),
+                              "cudaMemcpyAsync (ring hand-off)");
+}
+
+static void ringattn_cuda__download(ringattn_cuda__exec *X, void *dst, const void *src, size_t bytes)
+{
+    if (X->status != RINGATTN_OK) return;
+    if (X->emulate) { memcpy(dst, src, bytes); return; }
+    if (ringattn_cuda__check(X, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, X->stream),
+                             "cudaMemcpyAsync (device to host)") == RINGATTN_OK)
+        ringattn_cuda__check(X, cudaStreamSynchronize(X->stream), "cudaStreamSynchronize");
+}
+
+template <typename F>
+static void ringattn_cuda__each(ringattn_cuda__exec *X, const F &f, int64_t n)
+{
+    int64_t i, blocks;
+    if (X->status != RINGATTN_OK || n <= 0) return;
+    if (X->emulate) { for (i = 0; i < n; i++) f(i); return; }
+    blocks = (n + 255) / 256;
+    if (blocks > 65536) blocks = 65536;   /* grid-stride loop covers the rest */
+    ringattn_cuda__each_kernel<F><<<(unsigned)blocks, 256, 0, X->stream>>>(f, n);
+    ringattn_cuda__check(X, cudaGetLastError(), "element-wise kernel launch");
+}
+
+/* one tile kernel over `count` blocks (from A.blocks), `tiles` tiles each */
+template <typename T>
+static void ringattn_cuda__tiles(ringattn_cuda__exec *X, int kind, const ringattn_cuda__tile_args<T> &A,
+                                 int64_t count, int64_t tiles)
+{
+    const int64_t per_launch = 65535;    /* gridDim.y limit */
+    size_t smem = ringattn_cuda__layout<T>(NULL, kind, A.P.nt, A.P.d, A.P.dv, NULL);
+    int64_t off, bx, by;
+    for (off = 0; off < count && X->status == RINGATTN_OK; off += per_launch) {
+        ringattn_cuda__tile_args<T> a = A;
+        int64_t n = (count - off < per_launch) ? count - off : per_launch;
+        a.blocks = A.blocks + off;
+        if (X->emulate) {
+            for (by = 0; by < n; by++)
+                for (bx = 0; bx < tiles; bx++) {
+                    if (kind == RINGATTN_CUDA__FWD) ringattn_cuda__forward_tile<T>(a, bx, by, X->host_smem);
+                    else if (kind == RINGATTN_CUDA__DQ) ringattn_cuda__dq_tile<T>(a, bx, by, X->host_smem);
+                    else ringattn_cuda__dkv_tile<T>(a, bx, by, X->host_smem);
+                }
+            continue;
+        }
+        {
+            dim3 grid((unsigned)tiles, (unsigned)n, 1);
+            if (kind == RINGATTN_CUDA__FWD)
+                ringattn_cuda__forward_kernel<T><<<grid, A.P.nt, smem, X->stream>>>(a);
+            else if (kind == RINGATTN_CUDA__DQ)
+                ringattn_cuda__dq_kernel<T><<<grid, A.P.nt, smem, X->stream>>>(a);
+            else
+                ringattn_cuda__dkv_kernel<T><<<grid, A.P.nt, smem, X->stream>>>(a);
+            ringattn_cuda__check(X, cudaGetLastError(), kind == RINGATTN_CUDA__FWD ? "forward kernel launch"
+                                 : kind == RINGATTN_CUDA__DQ ? "dQ kernel launch" : "dK/dV kernel launch");
+        }
+    }
+}
+
+/* allow the tile kernels of this compute type the shared memory they need (> 48 KB opt-in) */
+template <typename T>
+static void ringattn_cuda__allow_smem(ringattn_cuda__exec *X, const ringattn_cuda__problem *P)
+{
+    size_t f = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__FWD, P->nt, P->d, P->dv, NULL);
+    size_t q = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DQ, P->nt, P->d, P->dv, NULL);
+    size_t k = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DKV, P->nt, P->d, P->dv, NULL);
+    if (X->emulate) return;
+    if (P->pass == 0)
+        ringattn_cuda__check(X, cudaFuncSetAttribute(ringattn_cuda__forward_kernel<T>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)f), "cudaFuncSetAttribute");
+    else {
+        ringattn_cuda__check(X, cudaFuncSetAttribute(ringattn_cuda__dq_kernel<T>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)q), "cudaFuncSetAttribute");
+        ringattn_cuda__check(X, cudaFuncSetAttribute(ringattn_cuda__dkv_kernel<T>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)k), "cudaFuncSetAttribute");
+    }
+}
+
+/* ---------------------------------------------------------------- host: planning the blocks */
+
+/* contiguous partition (ringattn__chunk_begin): chunk i of n over p, sizes differ by <= 1 */
+static int64_t ringattn_cuda__chunk_begin(int64_t n, int p, int i)
+{
+    int64_t base = n / p, rem = n % p;
+    return (int64_t)i * base + (i < rem ? i : rem);
+}
+
+/* LongNet head groups (ringattn__head_group): h heads into G contiguous groups, the first
+   h mod G one head larger */
+static int ringattn_cuda__head_group(int64_t h, int G, int64_t head)
+{
+    int64_t base = h / G, rem = h % G;
+    if (head < rem * (base + 1)) return (int)(head / (base + 1));
+    return (int)(rem + (head - rem * (base + 1)) / base);
+}
+
+/* positions first, first+r, ... of segment [sb, se) inside [lo, hi) (ringattn__run) */
+static int64_t ringattn_cuda__run_of(int64_t lo, int64_t hi, int64_t sb, int64_t se, int64_t off, int64_t r,
+                                     int64_t *first)
+{
+    int64_t a = sb + off, from = (lo > a) ? lo : a, to = (hi < se) ? hi : se;
+    a += ((from - a + r - 1) / r) * r;
+    *first = a;
+    return (a < to) ? (to - 1 - a) / r + 1 : 0;
+}
+
+/* The plan of one call: every (member, step, wave)'s blocks, in one table. A wave is
+   (q head within its k/v group, pattern): within a wave no two blocks write the same rows
+   of O / dQ / dK / dV, and waves run in the CPU's order (head, then pattern). */
+typedef struct {
+    ringattn_cuda__block *blocks;  /* host table (uploaded to dev_blocks on the GPU)           */
+    int64_t count, cap;
+    int64_t *first;                /* [(i * p + t) * waves + w]: first block, and ...          */
+    int64_t *maxlen;               /* ... the longest run of that wave (nr fwd/dQ, nc dK/dV)   */
+    int64_t *maxcol;
+    int waves;
+    int64_t *step_tiles;           /* [i * p + t]: tiles computed (stats, trace)               */
+    int64_t *step_pairs;           /* [i * p + t]: visible (query, key) pairs                  */
+} ringattn_cuda__plan;
+
+static int ringattn_cuda__push(ringattn_cuda__plan *L, const ringattn_cuda__block *B)
+{
+    if (L->count == L->cap) {
+        int64_t cap = L->cap ? 2 * L->cap : 256;
+        ringattn_cuda__block *nb = (ringattn_cuda__block *)realloc(L->blocks, (size_t)cap * sizeof *nb);
+        if (!nb) return -1;
+        L->blocks = nb; L->cap = cap;
+    }
+    L->blocks[L->count++] = *B;
+    return 0;
+}
+
+/* the blocks of member i at step t, as ringattn__unit enumerates them, wave by wave; blocks
+   with no visible pair are left out (the CPU skips their tiles) */
+static int ringattn_cuda__plan_step(const ringattn_cuda__problem *P, ringattn_cuda__plan *L, int i, int t)
+{
+    int p = P->p, src = ((i - t) % p + p) % p, npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
+    int64_t q0 = ringattn_cuda__chunk_begin(P->nq, p, i), q1 = ringattn_cuda__chunk_begin(P->nq, p, i + 1);
+    int64_t k0 = ringattn_cuda__chunk_begin(P->nk, p, src), k1 = ringattn_cuda__chunk_begin(P->nk, p, src + 1);
+    int64_t rows = q1 - q0, hin, bb, kh, j, x, nt = P->nt;
+    int64_t *tiles = &L->step_tiles[i * p + t], *pairs = &L->step_pairs[i * p + t];
+    int ip, w;
+    for (hin = 0; hin < P->hpk; hin++)
+    for (ip = 0; ip < npat; ip++) {
+        w = (int)(hin * npat + ip);
+        L->first[((int64_t)i * p + t) * L->waves + w] = L->count;
+        L->maxlen[((int64_t)i * p + t) * L->waves + w] = 0;
+        L->maxcol[((int64_t)i * p + t) * L->waves + w] = 0;
+        for (bb = 0; bb < P->b; bb++)
+        for (kh = 0; kh < P->hk; kh++) {
+            int64_t hh = kh * P->hpk + hin, seg, rate, off, j0, j1;
+            int64_t home = (bb * P->h + hh) * rows, kvrow = (bb * P->hk + kh) * P->ck;
+            if (P->groups == 0) { seg = (P->nq > P->nk ? P->nq : P->nk); rate = 1; off = 0; }
+            else {
+                int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn_cuda__head_group(P->h, P->groups, hh);
+                seg = P->seg[g]; rate = P->rate[g];
+                off = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
+            }
+            j0 = q0 / seg; if (k0 / seg > j0) j0 = k0 / seg;      /* segments both touch */
+            j1 = (q1 - 1) / seg; if ((k1 - 1) / seg < j1) j1 = (k1 - 1) / seg;
+            for (j = j0; j <= j1; j++) {
+                ringattn_cuda__block B;
+                int64_t bpairs = 0, btiles = 0;
+                B.r = rate;
+                B.nr = ringattn_cuda__run_of(q0, q1, j * seg, (j + 1) * seg, off, rate, &B.qa);
+                B.nc = ringattn_cuda__run_of(k0, k1, j * seg, (j + 1) * seg, off, rate, &B.ka);
+                if (B.nr == 0 || B.nc == 0) continue;
+                B.qrow = home + B.qa - q0;
+                B.krow = kvrow + B.ka - k0;
+                /* visible pairs, and the K/V tiles the forward / dQ kernel will load */
+                for (x = 0; x < B.nr; x += nt) {
+                    int64_t lo = B.nc, hi = 0, y, a, z;
+                    for (y = x; y < x + nt && y < B.nr; y++) {
+                        ringattn_cuda__row_bounds(P, &B, y, &a, &z);
+                        bpairs += z - a;
+                        if (a < z) { if (a < lo) lo = a; if (z > hi) hi = z; }
+                    }
+                    if (lo < hi) btiles += (hi + nt - 1) / nt - lo / nt;
+                }
+                if (bpairs == 0) continue;   /* nothing visible: never launched */
+                if (ringattn_cuda__push(L, &B) != 0) return -1;
+                *pairs += bpairs; *tiles += btiles;
+                if (B.nr > L->maxlen[((int64_t)i * p + t) * L->waves + w]) L->maxlen[((int64_t)i * p + t) * L->waves + w] = B.nr;
+                if (B.nc > L->maxcol[((int64_t)i * p + t) * L->waves + w]) L->maxcol[((int64_t)i * p + t) * L->waves + w] = B.nc;
+            }
+        }
+    }
+    return 0;
+}
+
+static void ringattn_cuda__plan_free(ringattn_cuda__plan *L)
+{
+    free(L->blocks); free(L->first); free(L->maxlen); free(L->maxcol); free(L->step_tiles); free(L->step_pairs);
+    memset(L, 0, sizeof *L);
+}
+
+static int ringattn_cuda__plan_make(const ringattn_cuda__problem *P, ringattn_cuda__plan *L)
+{
+    int64_t n = (int64_t)P->p * P->p, i, t;
+    int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
+    memset(L, 0, sizeof *L);
+    L->waves = (int)(P->hpk * npat);
+    L->first = (int64_t *)calloc((size_t)(n * L->waves + 1), sizeof(int64_t));
+    L->maxlen = (int64_t *)calloc((size_t)(n * L->waves + 1), sizeof(int64_t));
+    L->maxcol = (int64_t *)calloc((size_t)(n * L->waves + 1), sizeof(int64_t));
+    L->step_tiles = (int64_t *)calloc((size_t)n, sizeof(int64_t));
+    L->step_pairs = (int64_t *)calloc((size_t)n, sizeof(int64_t));
+    if (!L->first || !L->maxlen || !L->maxcol || !L->step_tiles || !L->step_pairs) return -1;
+    for (i = 0; i < P->p; i++)
+        for (t = 0; t < P->p; t++)
+            if (ringattn_cuda__plan_step(P, L, (int)i, (int)t) != 0) return -1;
+    L->first[n * L->waves] = L->count;   /* the end of the last wave */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- host: the ring */
+
+typedef struct {
+    const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
+    ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
+} ringattn_cuda__io;
+
+/* a member's device buffers (ringattn__member of ringattn.h) */
+typedef struct {
+    int64_t q0, q1, rows;
+    void *q, *acc, *dout;
+    double *rs0, *rs1;
+    void *kv[2], *dkv[2];
+    size_t bytes;
+} ringattn_cuda__member;
+
+typedef struct {
+    ringattn_cuda__exec *X;
+    const ringattn_cuda__problem *P;
+    const ringattn_cuda__plan *L;
+    const ringattn_cuda__block *blocks;   /* the plan's table where the kernels read it        */
+    ringattn_cuda__member *m;
+    size_t kv_bytes;
+    double *trace_rows;                   /* host copy of m, l for the trace callback          */
+} ringattn_cuda__ring;
+
+/* 1/G for the head-group mix, else 1 (ringattn__group_div) */
+static double ringattn_cuda__group_div(const ringattn_cuda__problem *P)
+{
+    return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
+}
+
+/* member i before step 0 (ringattn__member_setup) */
+template <typename T>
+static void ringattn_cuda__member_setup(ringattn_cuda__ring *R, const ringattn_cuda__io *io, int i)
+{
+    const ringattn_cuda__problem *P = R->P;
+    ringattn_cuda__member *me = &R->m[i];
+    ringattn_cuda__exec *X = R->X;
+    int64_t k0 = ringattn_cuda__chunk_begin(P->nk, P->p, i), k1 = ringattn_cuda__chunk_begin(P->nk, P->p, i + 1);
+    int64_t n = P->b * P->h * me->rows, kvhalf = P->b * P->hk * P->ck * P->d;
+    ringattn_cuda__pack<T> pq = { *io->q, me->q0, me->rows, me->rows, (T *)me->q, 1.0 };
+    ringattn_cuda__pack<T> pk = { *io->k, k0, k1 - k0, P->ck, (T *)me->kv[0], 1.0 };
+    ringattn_cuda__pack<T> pv = { *io->v, k0, k1 - k0, P->ck, (T *)me->kv[0] + kvhalf, 1.0 };
+    ringattn_cuda__zero(X, me->kv[0], R->kv_bytes);   /* rows past a shorter chunk: defined bytes */
+    ringattn_cuda__zero(X, me->kv[1], R->kv_bytes);
+    ringattn_cuda__each(X, pq, n * P->d);
+    ringattn_cuda__each(X, pk, P->b * P->hk * (k1 - k0) * P->d);
+    ringattn_cuda__each(X, pv, P->b * P->hk * (k1 - k0) * P->dv);
+    if (P->pass == 0) {
+        ringattn_cuda__init_rows ir = { me->rs0, me->rs1 };
+        ringattn_cuda__zero(X, me->acc, (size_t)(n * P->dv) * sizeof(T));
+        ringattn_cuda__each(X, ir, n);
+        return;
+    }
+    {   /* backward: dO / G, lse and D, zero dQ and the travelling dK/dV */
+        ringattn_cuda__pack<T> pg = { *io->dout, me->q0, me->rows, me->rows, (T *)me->dout, ringattn_cuda__group_div(P) };
+        ringattn_cuda__backward_rows br = { *io->dout, *io->out, *io->lse, P->h, me->q0, me->rows, P->dv, me->rs0, me->rs1 };
+        ringattn_cuda__each(X, pg, n * P->dv);
+        ringattn_cuda__each(X, br, n);
+        ringattn_cuda__zero(X, me->acc, (size_t)(n * P->d) * sizeof(T));
+        ringattn_cuda__zero(X, me->dkv[0], R->kv_bytes);
+    }
+}
+
+/* member i, step t: every wave of its blocks */
+template <typename T>
+static void ringattn_cuda__member_step(ringattn_cuda__ring *R, int i, int t)
+{
+    const ringattn_cuda__problem *P = R->P;
+    const ringattn_cuda__plan *L = R->L;
+    ringattn_cuda__member *me = &R->m[i];
+    int64_t base = ((int64_t)i * P->p + t) * L->waves;
+    int w;
+    for (w = 0; w < L->waves; w++) {
+        int64_t first = L->first[base + w], count = L->first[base + w + 1] - first;
+        ringattn_cuda__tile_args<T> A;
+        if (count == 0) continue;
+        A.P = *P;
+        A.blocks = R->blocks + first;
+        A.q = (T *)me->q; A.acc = (T *)me->acc; A.dout = (const T *)me->dout;
+        A.rs0 = me->rs0; A.rs1 = me->rs1;
+        A.kv = (const T *)me->kv[t & 1];
+        A.dkv = P->pass ? (T *)me->dkv[t & 1] : (T *)0;
+        A.kvhalf = P->b * P->hk * P->ck * P->d;
+        if (P->pass == 0) {
+            ringattn_cuda__tiles<T>(R->X, RINGATTN_CUDA__FWD, A, count, (L->maxlen[base + w] + P->nt - 1) / P->nt);
+        } else {
+            ringattn_cuda__tiles<T>(R->X, RINGATTN_CUDA__DQ, A, count, (L->maxlen[base + w] + P->nt - 1) / P->nt);
+            ringattn_cuda__tiles<T>(R->X, RINGATTN_CUDA__DKV, A, count, (L->maxcol[base + w] + P->nt - 1) / P->nt);
+        }
+    }
+}
+
+/* member i after the last step (ringattn__member_finish) */
+template <typename T>
+static void ringattn_cuda__member_finish(ringattn_cuda__ring *R, const ringattn_cuda__io *io, int i)
+{
+    const ringattn_cuda__problem *P = R->P;
+    ringattn_cuda__member *me = &R->m[i];
+    int64_t n = P->b * P->h * me->rows;
+    if (P->pass == 0) {
+        ringattn_cuda__forward_finish<T> f;
+        f.o = *io->o; f.has_lse = io->l != NULL;
+        if (io->l) f.lse = *io->l; else f.lse = *io->o;
+        f.h = P->h; f.q0 = me->q0; f.rows = me->rows; f.dv = P->dv;
+        f.acc = (const T *)me->acc; f.m = me->rs0; f.l = me->rs1; f.gdiv = ringattn_cuda__group_div(P);
+        ringattn_cuda__each(R->X, f, n * P->dv);
+    } else {
+        int64_t k0 = ringattn_cuda__chunk_begin(P->nk, P->p, i), k1 = ringattn_cuda__chunk_begin(P->nk, P->p, i + 1);
+        const T *home = (const T *)me->dkv[P->p & 1];   /* arrived with the final hand-off */
+        ringattn_cuda__unpack<T> uq = { *io->dq, me->q0, me->rows, me->rows, (const T *)me->acc };
+        ringattn_cuda__unpack<T> uk = { *io->dk, k0, k1 - k0, P->ck, home };
+        ringattn_cuda__unpack<T> uv = { *io->dv, k0, k1 - k0, P->ck, home + P->b * P->hk * P->ck * P->d };
+        ringattn_cuda__each(R->X, uq, n * P->d);
+        ringattn_cuda__each(R->X, uk, P->b * P->hk * (k1 - k0) * P->d);
+        ringattn_cuda__each(R->X, uv, P->b * P->hk * (k1 - k0) * P->dv);
+    }
+}
+
+/* THE RING on the GPU: p members, p steps, one stream. Step t: every member sends the K/V
+   chunk it holds to the next member (an async device-to-device copy into that member's other
+   buffer), then folds in the block it holds; in the backward pass the dK/dV accumulators are
+   sent on after the step. Stream order is the ring's clock. */
+template <typename T>
+static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda__io *io)
+{
+    const ringattn_cuda__problem *P = R->P;
+    ringattn_cuda__exec *X = R->X;
+    const ringattn_config *cfg = X->cfg;
+    int p = P->p, t, i;
+    for (i = 0; i < p; i++) ringattn_cuda__member_setup<T>(R, io, i);
+    for (t = 0; t < p; t++) {
+        for (i = 0; i < p; i++)
+            if (t + 1 < p) ringattn_cuda__copy(X, R->m[(i + 1) % p].kv[(t + 1) & 1], R->m[i].kv[t & 1], R->kv_bytes);
+        for (i = 0; i < p; i++) ringattn_cuda__member_step<T>(R, i, t);
+        for (i = 0; i < p; i++) {
+            if (P->pass == 1) ringattn_cuda__copy(X, R->m[(i + 1) % p].dkv[(t + 1) & 1], R->m[i].dkv[t & 1], R->kv_bytes);
+            if (cfg->trace && X->status == RINGATTN_OK) {
+                ringattn_trace_event ev;
+                const ringattn_cuda__member *me = &R->m[i];
+                int src = ((i - t) % p + p) % p;
+                int64_t rows = P->b * P->h * me->rows;
+                ev.pass = P->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
+                ev.tiles = R->L->step_tiles[(int64_t)i * p + t];
+                ev.computed = ev.tiles > 0;
+                ev.q_begin = me->q0; ev.q_end = me->q1;
+                ev.k_begin = ringattn_cuda__chunk_begin(P->nk, p, src);
+                ev.k_end = ringattn_cuda__chunk_begin(P->nk, p, src + 1);
+                ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
+                ev.row_max = ev.row_sum = NULL;
+                if (P->pass == 0) {   /* the running m, l of the member, copied to the host */
+                    ringattn_cuda__download(X, R->trace_rows, me->rs0, (size_t)rows * sizeof(double));
+                    ringattn_cuda__download(X, R->trace_rows + rows, me->rs1, (size_t)rows * sizeof(double));
+                    ev.row_max = R->trace_rows; ev.row_sum = R->trace_rows + rows;
+                }
+                if (X->status == RINGATTN_OK) cfg->trace(&ev, cfg->trace_user);
+            }
+        }
+    }
+    for (i = 0; i < p; i++) ringattn_cuda__member_finish<T>(R, io, i);
+}
+
+/* ---------------------------------------------------------------- host: validation */
+
+#define RINGATTN_CUDA__BLAS_INT_MAX 2147483647
+
+static int64_t ringattn_cuda__mul(int64_t a, int64_t b, int *ovf)
+{
+    if (a != 0 && b > INT64_MAX / a) { *ovf = 1; return 0; }
+    return a * b;
+}
+static int64_t ringattn_cuda__add(int64_t a, int64_t b, int *ovf)
+{
+    if (b > INT64_MAX - a) { *ovf = 1; return 0; }
+    return a + b;
+}
+
+/* one view (ringattn__check_view of ringattn.h, same rules and messages) */
+static int ringattn_cuda__check_view(const ringattn_config *cfg, const ringattn_tensor *t,
+                                     const char *name, const int64_t want[4], int output)
+{
+    int a, ovf = 0; int64_t extent = 0, count = 1;
+    if (!t) return ringattn_cuda__fail(cfg, RINGATTN_ENULL, "%s is NULL", name);
+    if (!t->data) return ringattn_cuda__fail(cfg, RINGATTN_ENULL, "%s->data is NULL", name);
+    if ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_BF16)
+        return ringattn_cuda__fail(cfg, RINGATTN_EDTYPE, "%s has unknown dtype %d", name, (int)t->dtype);
+    for (a = 0; a < 4; a++) {
+        if (t->shape[a] < 1)
+            return ringattn_cuda__fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, must be >= 1",
+                                       name, a, (long long)t->shape[a]);
+        if (want && t->shape[a] != want[a])
+            return ringattn_cuda__fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, expected %lld",
+                                       name, a, (long long)t->shape[a], (long long)want[a]);
+    }
+    for (a = 0; a < 4; a++) {
+        int64_t s = t->stride[a];
+        if (s == INT64_MIN) ovf = 1; else if (s < 0) s = -s;
+        count = ringattn_cuda__mul(count, t->shape[a], &ovf);
+        extent = ringattn_cuda__add(extent, ringattn_cuda__mul(s, t->shape[a] - 1, &ovf), &ovf);
+        if (output && s == 0 && t->shape[a] > 1)
+            return ringattn_cuda__fail(cfg, RINGATTN_ESTRIDE, "%s.stride[%d] is 0 on an axis of length %lld",
+                                       name, a, (long long)t->shape[a]);
+    }
+    (void)ringattn_cuda__mul(count, 8, &ovf);
+    (void)ringattn_cuda__mul(ringattn_cuda__add(extent, 1, &ovf), 8, &ovf);
+    if (ovf) return ringattn_cuda__fail(cfg, RINGATTN_EOVERFLOW, "%s: element count or extent overflows 64 bits", name);
+    return RINGATTN_OK;
+}
+
+/* an output must not share its data pointer with another tensor (ringattn__check_alias) */
+static int ringattn_cuda__check_alias(const ringattn_config *cfg, const ringattn_tensor *const *t,
+                                      const char *const *names, int n, int first_output)
+{
+    int i, j;
+    for (i = first_output; i < n; i++) {
+        if (!t[i]) continue;
+        for (j = 0; j < n; j++)
+            if (j != i && t[j] && t[j]->data == t[i]->data)
+                return ringattn_cuda__fail(cfg, RINGATTN_EALIAS, "output %s shares its data pointer with %s",
+                                           names[i], names[j]);
+    }
+    return RINGATTN_OK;
+}
+
+/* the data of every tensor must be reachable by the GPU */
+static int ringattn_cuda__check_device_ptrs(const ringattn_config *cfg, const ringattn_tensor *const *t,
+                                            const char *const *names, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        cudaPointerAttributes at;
+        cudaError_t e;
+        if (!t[i]) continue;
+        memset(&at, 0, sizeof at);
+        e = cudaPointerGetAttributes(&at, t[i]->data);
+        if (e != cudaSuccess) (void)cudaGetLastError();   /* not sticky: clear it */
+        if (e != cudaSuccess || at.type == cudaMemoryTypeUnregistered)
+            return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED,
+                                       "%s->data is not device memory (ringattn_cuda_* takes cudaMalloc'd, managed "
+                                       "or mapped pinned memory; use ringattn_forward / ringattn_backward for host "
+                                       "memory)", names[i]);
+    }
+    return RINGATTN_OK;
+}
+
+/* Config + shape -> the resolved problem. Config and shape are validated by ringattn_plan()
+   of ringattn.h (the CPU's own rules and messages), with ring_size 0 taken as 1. */
+static int ringattn_cuda__resolve(const ringattn_config *cfg, const ringattn_shape *s, int pass,
+                                  ringattn_cuda__problem *P, ringattn_plan_info *plan)
+{
+    ringattn_config c = *cfg;
+    int st;
+    if (c.ring_size == 0) c.ring_size = 1;            /* one member: one GPU */
+    st = ringattn_plan(&c, s, pass, plan);
+    if (st != RINGATTN_OK) return st;
+    /* what the CPU may do (now or in a later version) and these kernels do not: refused here
+       by name, so that a valid config is never silently computed as something else */
+    if (cfg->partition != RINGATTN_CONTIGUOUS)
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: only the contiguous partition is "
+                                   "implemented (partition = %d)", (int)cfg->partition);
+    if (cfg->softcap != 0)
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: softcap is not implemented");
+    if (cfg->num_seqs != 0 || cfg->cu_seqlens_q || cfg->cu_seqlens_k)
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: varlen (cu_seqlens) is not implemented");
+    if (cfg->num_groups > 0 && (cfg->window_left >= 0 || cfg->window_right >= 0))
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: a window together with dilation is "
+                                   "not implemented");
+    memset(P, 0, sizeof *P);
+    P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
+    P->d = s->dim_qk; P->dv = s->dim_v; P->hpk = s->heads_q / s->heads_kv;
+    P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
+    P->causal = cfg->causal != 0;
+    P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
+    P->wl = cfg->window_left; P->wr = cfg->window_right;
+    P->p = plan->ring_size; P->cq = plan->chunk_q; P->ck = plan->chunk_k;
+    P->groups = cfg->num_groups; P->mix = (int)cfg->mix;
+    P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
+    P->pass = pass; P->ct = cfg->compute;
+    return RINGATTN_OK;
+}
+
+/* ---------------------------------------------------------------- host: one call */
+
+template <typename T>
+static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn_cuda__problem *P, const ringattn_plan_info *plan,
+                                    const ringattn_cuda__io *io, int force_tile)
+{
+    const ringattn_config *cfg = X->cfg;
+    ringattn_cuda__plan L;
+    ringattn_cuda__ring R;
+    ringattn_cuda__block *dev_blocks = NULL;
+    size_t es = sizeof(T), smem = 0, table_bytes = 0, peak = 0;
+    int i, nt;
+    memset(&L, 0, sizeof L);
+    memset(&R, 0, sizeof R);
+
+    /* the tile: the largest (<= RINGATTN_CUDA_TILE) whose kernels fit in shared memory */
+    for (nt = force_tile > 0 ? force_tile : RINGATTN_CUDA_TILE; nt >= 1; nt--) {
+        int k0 = P->pass ? RINGATTN_CUDA__DQ : RINGATTN_CUDA__FWD, k1 = P->pass ? RINGATTN_CUDA__DKV : RINGATTN_CUDA__FWD;
+        size_t a = ringattn_cuda__layout<T>(NULL, k0, nt, P->d, P->dv, NULL);
+        size_t b = ringattn_cuda__layout<T>(NULL, k1, nt, P->d, P->dv, NULL);
+        smem = a > b ? a : b;
+        if (smem <= X->smem_limit) break;
+    }
+    if (nt < 1)
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED,
+                                   "head dims d = %lld, dv = %lld need more shared memory per CUDA block than "
+                                   "the device allows (%zu bytes) even for a tile of one row",
+                                   (long long)P->d, (long long)P->dv, X->smem_limit);
+    P->nt = nt;
+
+    if (ringattn_cuda__plan_make(P, &L) != 0) {
+        ringattn_cuda__plan_free(&L);
+        return ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the host-side block table");
+    }
+    table_bytes = (size_t)(L.count ? L.count : 1) * sizeof(ringattn_cuda__block);
+    if (X->emulate) {
+        X->host_smem = (char *)malloc(smem);
+        if (!X->host_smem) X->status = ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate %zu bytes", smem);
+        R.blocks = L.blocks;
+    } else {
+        dev_blocks = (ringattn_cuda__block *)ringattn_cuda__alloc(X, table_bytes, NULL);
+        if (dev_blocks && L.count)
+            ringattn_cuda__check(X, cudaMemcpy(dev_blocks, L.blocks, (size_t)L.count * sizeof *dev_blocks,
+                                               cudaMemcpyHostToDevice), "cudaMemcpy (block table)");
+        R.blocks = dev_blocks;
+    }
+    ringattn_cuda__allow_smem<T>(X, P);
+
+    /* every member's private device buffers (ringattn__ring_alloc) */
+    R.X = X; R.P = P; R.L = &L;
+    R.kv_bytes = (size_t)(P->b * P->hk * P->ck * (P->d + P->dv)) * es;
+    R.m = (ringattn_cuda__member *)calloc((size_t)P->p, sizeof *R.m);
+    if (!R.m && X->status == RINGATTN_OK)
+        X->status = ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring table");
+    for (i = 0; R.m && i < P->p && X->status == RINGATTN_OK; i++) {
+        ringattn_cuda__member *me = &R.m[i];
+        size_t rows;
+        me->q0 = ringattn_cuda__chunk_begin(P->nq, P->p, i);
+        me->q1 = ringattn_cuda__chunk_begin(P->nq, P->p, i + 1);
+        me->rows = me->q1 - me->q0;
+        rows = (size_t)(P->b * P->h * me->rows);
+        me->q = ringattn_cuda__alloc(X, rows * (size_t)P->d * es, &me->bytes);
+        me->acc = ringattn_cuda__alloc(X, rows * (size_t)(P->pass ? P->d : P->dv) * es, &me->bytes);
+        me->rs0 = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+        me->rs1 = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+        me->kv[0] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
+        me->kv[1] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
+        if (P->pass == 1) {
+            me->dout = ringattn_cuda__alloc(X, rows * (size_t)P->dv * es, &me->bytes);
+            me->dkv[0] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
+            me->dkv[1] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
+        }
+        if (me->bytes > peak) peak = me->bytes;
+    }
+    if (cfg->trace && P->pass == 0 && X->status == RINGATTN_OK) {
+        R.trace_rows = (double *)malloc((size_t)(2 * P->b * P->h * P->cq) * sizeof(double));
+        if (!R.trace_rows) X->status = ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the trace rows");
+    }
+
+    if (X->status == RINGATTN_OK) ringattn_cuda__ring_run<T>(&R, io);
+    if (X->status == RINGATTN_OK && !X->emulate)   /* kernels are asynchronous: wait for them */
+        ringattn_cuda__check(X, cudaStreamSynchronize(X->stream), "cudaStreamSynchronize (after the ring)");
+
+    if (X->status == RINGATTN_OK && cfg->stats) {
+        ringattn_stats *st = cfg->stats;
+        int64_t x, pp = (int64_t)P->p * P->p;
+        memset(st, 0, sizeof *st);
+        st->ring_size = P->p; st->num_threads = 1; st->ring_steps = P->p;
+        st->handoffs = (int64_t)P->p * (P->p - 1) + (P->pass ? pp : 0);
+        for (x = 0; x < pp; x++) {
+            if (L.step_tiles[x]) st->blocks_computed++; else st->blocks_skipped++;
+            st->tiles_computed += L.step_tiles[x];
+            /* per visible pair: forward scores 2d + P V 2dv; backward dQ kernel 4d + 2dv and
+               dK/dV kernel 4d + 4dv (both recompute S and dP) */
+            st->flops += (double)L.step_pairs[x] *
+                         (double)(P->pass ? 8 * P->d + 6 * P->dv : 2 * P->d + 2 * P->dv);
+        }
+        for (i = 0; i < P->p; i++) {   /* per-member work: the load balance of the ring */
+            double f = 0;
+            for (x = 0; x < P->p; x++)
+                f += (double)L.step_pairs[(int64_t)i * P->p + x] *
+                     (double)(P->pass ? 8 * P->d + 6 * P->dv : 2 * P->d + 2 * P->dv);
+            if (i == 0 || f < st->member_flops_min) st->member_flops_min = f;
+            if (i == 0 || f > st->member_flops_max) st->member_flops_max = f;
+        }
+        st->planned_bytes_per_member = plan->member_bytes;
+        st->peak_bytes_per_member = peak;
+        st->scratch_bytes_per_thread = smem;               /* shared memory of one CUDA block */
+        st->shared_bytes = table_bytes;
+    }
+
+    if (R.m)
+        for (i = 0; i < P->p; i++) {
+            ringattn_cuda__member *me = &R.m[i];
+            ringattn_cuda__free(X, me->q); ringattn_cuda__free(X, me->acc); ringattn_cuda__free(X, me->dout);
+            ringattn_cuda__free(X, me->rs0); ringattn_cuda__free(X, me->rs1);
+            ringattn_cuda__free(X, me->kv[0]); ringattn_cuda__free(X, me->kv[1]);
+            ringattn_cuda__free(X, me->dkv[0]); ringattn_cuda__free(X, me->dkv[1]);
+        }
+    free(R.m);
+    free(R.trace_rows);
+    ringattn_cuda__free(X, dev_blocks);
+    free(X->host_smem); X->host_smem = NULL;
+    ringattn_cuda__plan_free(&L);
+    return X->status;
+}
+
+/* Validate (like the CPU), check the device, then run in the compute type. emulate = 1 runs
+   the same kernels on the host over host memory (tests only); force_tile > 0 fixes the tile. */
+static int ringattn_cuda__run(const ringattn_config *cfg, const ringattn_shape *s, int pass,
+                              const ringattn_cuda__io *io, const ringattn_tensor *const *all,
+                              const char *const *names, int n, int emulate, int force_tile)
+{
+    ringattn_cuda__problem P;
+    ringattn_plan_info plan;
+    ringattn_cuda__exec X;
+    int st, dev = 0, count = 0, optin = 0;
+    st = ringattn_cuda__resolve(cfg, s, pass, &P, &plan);
+    if (st != RINGATTN_OK) return st;
+    memset(&X, 0, sizeof X);
+    X.cfg = cfg; X.emulate = emulate; X.stream = (cudaStream_t)cfg->stream; X.status = RINGATTN_OK;
+    if (emulate) {
+        X.smem_limit = 48 * 1024;                        /* the default per-block limit */
+    } else {
+        cudaError_t e = cudaGetDeviceCount(&count);
+        if (e != cudaSuccess || count < 1) {
+            if (e != cudaSuccess) (void)cudaGetLastError();
+            return ringattn_cuda__fail(cfg, RINGATTN_ECUDA, "no usable CUDA device: %s",
+                                       e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0 devices");
+        }
+        if (ringattn_cuda__check(&X, cudaGetDevice(&dev), "cudaGetDevice") != RINGATTN_OK) return X.status;
+        if (ringattn_cuda__check(&X, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                                 "cudaDeviceGetAttribute") != RINGATTN_OK) return X.status;
+        X.smem_limit = (size_t)optin;
+        if ((st = ringattn_cuda__check_device_ptrs(cfg, all, names, n)) != RINGATTN_OK) return st;
+    }
+    if (P.ct == RINGATTN_F64) return ringattn_cuda__execute_t<double>(&X, &P, &plan, io, force_tile);
+    return ringattn_cuda__execute_t<float>(&X, &P, &plan, io, force_tile);
+}
+
+/* the argument checks of ringattn_forward, then the run */
+static int ringattn_cuda__forward(const ringattn_config *cfg, const ringattn_tensor *q, const ringattn_tensor *k,
+                                  const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
+                                  int emulate, int force_tile)
+{
+    ringattn_shape s; ringattn_cuda__io io; int st;
+    const ringattn_tensor *all[5]; const char *names[5] = { "q", "k", "v", "out", "lse" };
+    int64_t want[4];
+    if (!cfg) return RINGATTN_ENULL;
+    if ((st = ringattn_cuda__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
+    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
+    if ((st = ringattn_cuda__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
+    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
+    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
+    if ((st = ringattn_cuda__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn_cuda__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
+    s.dim_v = v->shape[3]; want[3] = s.dim_v;
+    if ((st = ringattn_cuda__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
+    want[1] = s.seq_q; want[2] = s.heads_q;
+    if ((st = ringattn_cuda__check_view(cfg, out, "out", want, 1)) != RINGATTN_OK) return st;
+    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
+    if (lse && (st = ringattn_cuda__check_view(cfg, lse, "lse", want, 1)) != RINGATTN_OK) return st;
+    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse;
+    if ((st = ringattn_cuda__check_alias(cfg, all, names, 5, 3)) != RINGATTN_OK) return st;
+    memset(&io, 0, sizeof io);
+    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
+    return ringattn_cuda__run(cfg, &s, 0, &io, all, names, 5, emulate, force_tile);
+}
+
+/* the argument checks of ringattn_backward, then the run */
+static int ringattn_cuda__backward(const ringattn_config *cfg, const ringattn_tensor *q, const ringattn_tensor *k,
+                                   const ringattn_tensor *v, const ringattn_tensor *out, const ringattn_tensor *lse,
+                                   const ringattn_tensor *dout, ringattn_tensor *dq, ringattn_tensor *dk,
+                                   ringattn_tensor *dv, int emulate, int force_tile)
+{
+    ringattn_shape s; ringattn_cuda__io io; int st;
+    const ringattn_tensor *all[9];
+    const char *names[9] = { "q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv" };
+    int64_t want[4];
+    if (!cfg) return RINGATTN_ENULL;
+    if ((st = ringattn_cuda__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
+    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
+    if ((st = ringattn_cuda__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
+    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
+    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
+    if ((st = ringattn_cuda__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn_cuda__check_view(cfg, dk, "dk", want, 1)) != RINGATTN_OK) return st;
+    if ((st = ringattn_cuda__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
+    s.dim_v = v->shape[3]; want[3] = s.dim_v;
+    if ((st = ringattn_cuda__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn_cuda__check_view(cfg, dv, "dv", want, 1)) != RINGATTN_OK) return st;
+    want[1] = s.seq_q; want[2] = s.heads_q;
+    if ((st = ringattn_cuda__check_view(cfg, out, "out", want, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn_cuda__check_view(cfg, dout, "dout", want, 0)) != RINGATTN_OK) return st;
+    want[3] = s.dim_qk;
+    if ((st = ringattn_cuda__check_view(cfg, dq, "dq", want, 1)) != RINGATTN_OK) return st;
+    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
+    if ((st = ringattn_cuda__check_view(cfg, lse, "lse", want, 0)) != RINGATTN_OK) return st;
+    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse; all[5] = dout;
+    all[6] = dq; all[7] = dk; all[8] = dv;
+    if ((st = ringattn_cuda__check_alias(cfg, all, names, 9, 6)) != RINGATTN_OK) return st;
+    memset(&io, 0, sizeof io);
+    io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
+    io.dq = dq; io.dk = dk; io.dv = dv;
+    return ringattn_cuda__run(cfg, &s, 1, &io, all, names, 9, emulate, force_tile);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+extern "C" RINGATTN_CUDA_API int ringattn_cuda_forward(const ringattn_config *cfg,
+                                                       const ringattn_tensor *q, const ringattn_tensor *k,
+                                                       const ringattn_tensor *v, ringattn_tensor *out,
+                                                       ringattn_tensor *lse)
+{
+    return ringattn_cuda__forward(cfg, q, k, v, out, lse, 0, 0);
+}
+
+extern "C" RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *cfg,
+                                                        const ringattn_tensor *q, const ringattn_tensor *k,
+                                                        const ringattn_tensor *v, const ringattn_tensor *out,
+                                                        const ringattn_tensor *lse, const ringattn_tensor *dout,
+                                                        ringattn_tensor *dq, ringattn_tensor *dk,
+                                                        ringattn_tensor *dv)
+{
+    return ringattn_cuda__backward(cfg, q, k, v, out, lse, dout, dq, dk, dv, 0, 0);
+}
+
+#endif /* RINGATTN_CUDA_IMPLEMENTATION */
+
+/*
+   VERSION HISTORY
+     0.1  forward and backward kernels, the ring over per-member device buffers, dense,
+          causal, window, GQA, dilated (both mixes); f32/f64 compute, f32/f64/f16/bf16 storage.
+
+   LICENSE (MIT)
+     Copyright (c) 2026 the ringattn authors. Permission is hereby granted, free of charge, to
+     any person obtaining a copy of this software and associated documentation files (the
+     "Software"), to deal in the Software without restriction, including without limitation
+     the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+     of the Software, and to permit persons to whom the Software is furnished to do so, subject
+     to the following conditions: The above copyright notice and this permission notice shall be
+     included in all copies or substantial portions of the Software. THE SOFTWARE IS PROVIDED
+     "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.
+*/
