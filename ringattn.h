@@ -755,6 +755,37 @@ static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, in
     }
 }
 
+/* softcap (Gemma 2 / FlashAttention): x[j] = cap * tanh(x[j] / cap) */
+static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) { float *a = (float *)x; float c = (float)cap; for (j = 0; j < n; j++) a[j] = c * tanhf(a[j] / c); }
+    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] = cap * tanh(a[j] / cap); }
+}
+
+/* backward through a softcap: s holds capped logits on entry and P on exit; ds holds dP on
+   entry and dS of the raw logit on exit: P (dP - D) (1 - (s / cap)^2) */
+static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
+                                   double D, double cap)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        float *a = (float *)s, *g = (float *)ds;
+        for (j = 0; j < n; j++) {
+            float c = a[j] / (float)cap, pr = (float)exp((double)a[j] - lse);
+            g[j] = pr * (g[j] - (float)D) * (1.0f - c * c);
+            a[j] = pr;
+        }
+    } else {
+        double *a = (double *)s, *g = (double *)ds;
+        for (j = 0; j < n; j++) {
+            double c = a[j] / cap, pr = exp(a[j] - lse);
+            g[j] = pr * (g[j] - D) * (1.0 - c * c);
+            a[j] = pr;
+        }
+    }
+}
+
 static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
 {
     int64_t j;
@@ -768,6 +799,7 @@ typedef struct {
     int64_t b, nq, nk, h, hk, d, dv;
     int64_t heads_per_kv;          /* h / hk: q heads sharing one k/v head (GQA)              */
     double scale;
+    double softcap;                /* > 0: logits become softcap * tanh(s / softcap)          */
     int64_t causal_off;            /* key j visible to query i iff j <= i + causal_off ...    */
     int causal;                    /* ... when causal != 0                                    */
     int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
@@ -985,6 +1017,11 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                            (const char *)B->q + (size_t)(r0 * ldq) * es, ldq,
                            (const char *)B->k + (size_t)(cmin * ldq) * es, ldq, 0.0, me->s, cmax - cmin);
             me->flops += 2 * nr * (cmax - cmin) * P->d;
+            if (P->softcap > 0)   /* a transform of each visible logit, before the merge */
+                for (i = 0; i < nr; i++)
+                    if (me->lo[i] < me->hi[i])
+                        ringattn__row_softcap(P->ct, (char *)me->s + (size_t)(i * (cmax - cmin) + me->lo[i]) * es,
+                                              me->hi[i] - me->lo[i], P->softcap);
             ringattn__merge(P, nr, cmax - cmin, me->s, me->lo, me->hi, full,
                             (const char *)B->v + (size_t)(cmin * ldv) * es, ldv,
                             (char *)B->acc + (size_t)(r0 * ldv) * es, ldv,
@@ -1034,6 +1071,11 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                 char *sr = (char *)me->s + (size_t)(i * n + me->lo[i]) * es;
                 char *gr = (char *)me->dp + (size_t)(i * n + me->lo[i]) * es;
                 if (me->lo[i] >= me->hi[i]) continue;
+                if (P->softcap > 0) {
+                    ringattn__row_softcap(t, sr, me->hi[i] - me->lo[i], P->softcap);
+                    ringattn__row_dsoftcap(t, sr, gr, me->hi[i] - me->lo[i], lse[i * B->rs], D[i * B->rs], P->softcap);
+                    continue;
+                }
                 ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
                 ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs]);
             }
@@ -1515,7 +1557,6 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "partition = %d is not a ringattn_partition", (int)cfg->partition);
     if (!(cfg->softcap >= 0) || cfg->softcap == INFINITY)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "softcap must be finite and >= 0");
-    if (cfg->softcap > 0) return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "softcap is not implemented");
     if (cfg->num_seqs < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_seqs < 0");
     if (cfg->num_seqs == 0 && (cfg->cu_seqlens_q || cfg->cu_seqlens_k))
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "cu_seqlens given but num_seqs = 0");
@@ -1527,6 +1568,7 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
     P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
     P->d = s->dim_qk; P->dv = s->dim_v; P->heads_per_kv = s->heads_q / s->heads_kv;
     P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
+    P->softcap = cfg->softcap;
     P->causal = cfg->causal != 0;
     P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
     P->wl = cfg->window_left; P->wr = cfg->window_right;

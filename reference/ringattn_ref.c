@@ -70,6 +70,8 @@ static int attend(const ref_io *io, int64_t bb, int64_t hh, int64_t nr, const in
             double s = 0;
             for (c = 0; c < d; c++) s += qi[c] * kj[c];
             S[i * nc + j] = p->scale * s;
+            /* softcap (Gemma 2): the logit is cap * tanh(s / cap) */
+            if (p->softcap > 0) S[i * nc + j] = p->softcap * tanh(S[i * nc + j] / p->softcap);
         }
 
     for (i = 0; i < nr; i++) {
@@ -123,6 +125,10 @@ static int attend(const ref_io *io, int64_t bb, int64_t hh, int64_t nr, const in
                 const double *kj = K_(kpos[j]), *qi = Q_(qpos[i]);
                 if (!Mi[j]) continue;
                 ds = P[j] * (dP[j] - D);                       /* dS = P * (dP - D)   */
+                if (p->softcap > 0) {   /* through the cap: d(cap tanh(x/cap))/dx = 1 - tanh^2 */
+                    double t = S[i * nc + j] / p->softcap;
+                    ds *= 1.0 - t * t;
+                }
                 for (c = 0; c < d; c++) gq[c] += p->scale * ds * kj[c];   /* dq = scale dS K   */
                 for (c = 0; c < d; c++) gk[c] += p->scale * ds * qi[c];   /* dk = scale dS^T Q */
                 for (c = 0; c < dv; c++) gv[c] += P[j] * io->mul * go[c]; /* dv = P^T dO       */

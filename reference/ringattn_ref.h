@@ -44,6 +44,7 @@ typedef struct {
                                           the causal/window rules apply to positions local to it
                                           (i - cu_q[s], j - cu_k[s], with nq_s, nk_s)         */
     const int64_t *cu_seqlens_q, *cu_seqlens_k;
+    double softcap;                    /* > 0: each logit s becomes softcap * tanh(s / softcap) */
 } ref_problem;
 
 /* out [b,nq,h,dv], lse [b,h,nq] (lse may be NULL). 0 on success, -1 on bad input or no memory. */

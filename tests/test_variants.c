@@ -1,11 +1,12 @@
-/* test_variants.c - ring partitions (contiguous, zigzag, striped) and varlen packing.
+/* test_variants.c - ring partitions (contiguous, zigzag, striped), varlen packing, softcap.
 
    1. zigzag / striped forward and backward vs the naive f64 oracle (f64 within 1e-12 of the
       output / gradient scale; f32 forward within the README policy): causal both alignments,
       none, windows, nq != nk, GQA, uneven sizes, ring sizes, threads 1 and 2.
    2. varlen (cu_seqlens, batch 1) vs the oracle's literal rule (same sequence, local
       positions, per-sequence causal alignment), with every partition, empty sequences,
-      nq != nk per sequence, windows; forward and backward.
+      nq != nk per sequence, windows; forward and backward. 2b. softcap (cap * tanh(s / cap))
+      vs the oracle with each partition, varlen, GQA, f32; its gradient by finite differences.
    3. determinism: bit-identical for a fixed partition and p across thread counts.
    4. causal load balance at n = 8192, p = 8: per-member work (stats.member_flops_min/max) for
       contiguous vs zigzag vs striped; zigzag and striped within 10 %.
@@ -38,6 +39,7 @@ typedef struct {
     ringattn_partition part;
     int nseq; const int64_t *cuq, *cuk;
     ringattn_dtype ct;
+    double softcap;
 } vcase;
 
 static const char *part_name(ringattn_partition p)
@@ -89,6 +91,7 @@ static void run_case(const vcase *c, uint64_t seed)
     rp.scale = 1.0 / sqrt((double)c->d); rp.causal = c->causal;
     rp.window_left = c->wl; rp.window_right = c->wr;
     rp.num_seqs = c->nseq; rp.cu_seqlens_q = c->cuq; rp.cu_seqlens_k = c->cuk;
+    rp.softcap = c->softcap; cfg.softcap = c->softcap;
     CHECK(ref_forward(&rp, q, k, v, ro, rl) == 0, "oracle forward");
     cfg.causal = c->causal; cfg.window_left = c->wl; cfg.window_right = c->wr;
     cfg.ring_size = c->p; cfg.num_threads = c->threads; cfg.partition = c->part; cfg.compute = c->ct;
@@ -142,6 +145,41 @@ static void run_case(const vcase *c, uint64_t seed)
     }
     free(q); free(k); free(v); free(g); free(ro); free(rl); free(rdq); free(rdk); free(rdv);
     free(o); free(l); free(dq); free(dk); free(dv); free(qf); free(kf); free(vf); free(of);
+}
+
+/* softcap gradient by central finite differences of loss = sum(out * W), f64 */
+static double softcap_fd(void)
+{
+    enum { N = 9, H = 2, D = 3 };
+    double q[N * H * D], k[N * H * D], v[N * H * D], w[N * H * D], o[N * H * D], l[H * N];
+    double dq[N * H * D], dk[N * H * D], dv[N * H * D], worst = 0;
+    double *x[3]; double *gr[3]; int a, i, j;
+    uint64_t seed = 99;
+    ringattn_tensor Q = ringattn_tensor_bnhd(q, RINGATTN_F64, 1, N, H, D), K = ringattn_tensor_bnhd(k, RINGATTN_F64, 1, N, H, D);
+    ringattn_tensor V = ringattn_tensor_bnhd(v, RINGATTN_F64, 1, N, H, D), O = ringattn_tensor_bnhd(o, RINGATTN_F64, 1, N, H, D);
+    ringattn_tensor W = ringattn_tensor_bnhd(w, RINGATTN_F64, 1, N, H, D), L = ringattn_tensor_lse(l, RINGATTN_F64, 1, H, N);
+    ringattn_tensor DQ = ringattn_tensor_bnhd(dq, RINGATTN_F64, 1, N, H, D), DK = ringattn_tensor_bnhd(dk, RINGATTN_F64, 1, N, H, D);
+    ringattn_tensor DV = ringattn_tensor_bnhd(dv, RINGATTN_F64, 1, N, H, D);
+    ringattn_config cfg = ringattn_default_config();
+    cfg.compute = RINGATTN_F64; cfg.causal = 1; cfg.ring_size = 3; cfg.softcap = 1.5; cfg.partition = RINGATTN_STRIPED;
+    for (i = 0; i < N * H * D; i++) { q[i] = 3 * rnd(&seed); k[i] = 3 * rnd(&seed); v[i] = rnd(&seed); w[i] = rnd(&seed); }
+    CHECK(ringattn_forward(&cfg, &Q, &K, &V, &O, &L) == 0, "softcap forward");
+    CHECK(ringattn_backward(&cfg, &Q, &K, &V, &O, &L, &W, &DQ, &DK, &DV) == 0, "softcap backward");
+    x[0] = q; x[1] = k; x[2] = v; gr[0] = dq; gr[1] = dk; gr[2] = dv;
+    for (a = 0; a < 3; a++)
+        for (i = 0; i < N * H * D; i++) {
+            double keep = x[a][i], lp = 0, lm = 0, fd, e, h = 1e-5;
+            x[a][i] = keep + h; ringattn_forward(&cfg, &Q, &K, &V, &O, NULL);
+            for (j = 0; j < N * H * D; j++) lp += o[j] * w[j];
+            x[a][i] = keep - h; ringattn_forward(&cfg, &Q, &K, &V, &O, NULL);
+            for (j = 0; j < N * H * D; j++) lm += o[j] * w[j];
+            x[a][i] = keep;
+            fd = (lp - lm) / (2 * h);
+            e = fabs(fd - gr[a][i]) / (fabs(fd) > 1e-3 ? fabs(fd) : 1e-3);
+            if (e > worst) worst = e;
+        }
+    CHECK(worst <= 1e-7, "softcap finite differences: worst relative error %.3g", worst);
+    return worst;
 }
 
 /* 3. the same partition and p give the same bits whatever the thread count */
@@ -277,6 +315,23 @@ int main(void)
         run_case(&c, seed++);
     }
     printf("2. varlen vs the oracle, every partition (forward + backward): %s\n", failures == f0 ? "ok" : "FAILED");
+    /* softcap, with each partition, varlen and GQA */
+    f0 = failures;
+    for (ci = 0; ci < 5; ci++) {
+        vcase c; memset(&c, 0, sizeof c);
+        c.h = 2; c.hk = 2; c.d = 8; c.wl = c.wr = -1; c.threads = 2; c.ct = RINGATTN_F64; c.softcap = 2.0;
+        c.nq = c.nk = 64; c.causal = 1; c.p = 4;
+        switch (ci) {
+        case 0: break;
+        case 1: c.part = RINGATTN_ZIGZAG; c.softcap = 0.5; break;
+        case 2: c.part = RINGATTN_STRIPED; c.causal = 2; c.nq = 40; c.nk = 50; break;
+        case 3: c.nseq = 3; c.nq = c.nk = 37; c.cuq = cq1; c.cuk = ck1; c.h = 4; c.hk = 1; break;
+        default: c.ct = RINGATTN_F32; c.nq = c.nk = 129; c.p = 5; break;
+        }
+        run_case(&c, seed++);
+    }
+    printf("2b. softcap vs the oracle (forward + backward), finite differences %.3g: %s\n", softcap_fd(),
+           failures == f0 ? "ok" : "FAILED");
     f0 = failures;
     determinism(RINGATTN_ZIGZAG); determinism(RINGATTN_STRIPED);
     printf("3. threads 1/2/4 bit-identical for zigzag and striped: %s\n", failures == f0 ? "ok" : "FAILED");
