@@ -1898,17 +1898,6 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
    anything else with a sentence saying what and where. */
 #ifndef RINGATTN_NO_NPY
 
-static int ringattn__npy_fail(const ringattn_config *cfg, int status, const char *fmt, ...)
-{
-    if (cfg && cfg->error_detail && cfg->error_detail_size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cfg->error_detail, cfg->error_detail_size, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 static int ringattn__npy_host_big_endian(void)
 {
     const uint16_t one = 1;
@@ -1922,59 +1911,10 @@ static void ringattn__npy_swap(unsigned char *p, size_t es, size_t count)
         for (j = 0; j < es / 2; j++) { unsigned char c = p[j]; p[j] = p[es - 1 - j]; p[es - 1 - j] = c; }
 }
 
-static size_t ringattn__npy_dtype_size(ringattn_dtype t)
-{
-    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
-}
-
-/* one element of a view as a double (f16 / bf16 decoded exactly) */
-static double ringattn__npy_half(uint16_t bits, int mant_bits, int exp_bits)
-{
-    int bias = (1 << (exp_bits - 1)) - 1;
-    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
-    int m = bits & ((1 << mant_bits) - 1);
-    double s = (bits >> 15) ? -1.0 : 1.0;
-    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
-    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
-    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
-}
-
+/* one element of a view as a double (f16 / bf16 decoded exactly): the core's load */
 static double ringattn__npy_get(const ringattn_tensor *t, const int64_t i[4])
 {
-    int64_t o = i[0] * t->stride[0] + i[1] * t->stride[1] + i[2] * t->stride[2] + i[3] * t->stride[3];
-    switch (t->dtype) {
-    case RINGATTN_F32: return ((const float *)t->data)[o];
-    case RINGATTN_F64: return ((const double *)t->data)[o];
-    case RINGATTN_F16: return ringattn__npy_half(((const uint16_t *)t->data)[o], 10, 5);
-    default:           return ringattn__npy_half(((const uint16_t *)t->data)[o], 7, 8);
-    }
-}
-
-/* a view we are about to read every element of: known dtype, shape >= 1, extent in range */
-static int ringattn__npy_check_view(const ringattn_config *cfg, const ringattn_tensor *t, const char *name)
-{
-    int a;
-    uint64_t extent = 0;
-    if (!t) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "%s is NULL", name);
-    if (!t->data) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "%s->data is NULL", name);
-    if ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_BF16)
-        return ringattn__npy_fail(cfg, RINGATTN_EDTYPE, "%s has unknown dtype %d", name, (int)t->dtype);
-    for (a = 0; a < 4; a++) {
-        uint64_t s, span;
-        if (t->shape[a] < 1)
-            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, must be >= 1",
-                                      name, a, (long long)t->shape[a]);
-        if (t->stride[a] == INT64_MIN)
-            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "%s.stride[%d] overflows", name, a);
-        s = (uint64_t)(t->stride[a] < 0 ? -t->stride[a] : t->stride[a]);
-        if (s != 0 && (uint64_t)(t->shape[a] - 1) > (UINT64_MAX / 16) / s)
-            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "%s: extent overflows 64 bits", name);
-        span = s * (uint64_t)(t->shape[a] - 1);
-        if (span > (uint64_t)(INT64_MAX / 16) - extent)
-            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "%s: extent overflows 64 bits", name);
-        extent += span;
-    }
-    return RINGATTN_OK;
+    return ringattn__load(t->data, t->dtype, ringattn__index(t, i[0], i[1], i[2], i[3]));
 }
 
 /* ---- the header tokenizer */
@@ -1991,9 +1931,9 @@ static void ringattn__npy_ws(ringattn__npy_lex *L)
 static int ringattn__npy_bad(ringattn__npy_lex *L, const char *what)
 {
     if (L->p >= L->end)
-        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+        return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                                   "malformed .npy header: it ends where %s was expected", what);
-    return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+    return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                               "malformed .npy header: %s expected at header byte %ld, found '%c' (0x%02x)",
                               what, (long)(L->p - L->begin),
                               (*L->p >= 32 && *L->p < 127) ? *L->p : '?', (unsigned)(unsigned char)*L->p);
@@ -2024,7 +1964,7 @@ static int ringattn__npy_string(ringattn__npy_lex *L, char *out, size_t cap, con
     L->p++;
     if (n + 1 > cap) {
         out[cap - 1] = 0;
-        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT, "malformed .npy header: %s is too long (%lu bytes)",
+        return ringattn__fail(L->cfg, RINGATTN_EFORMAT, "malformed .npy header: %s is too long (%lu bytes)",
                                   what, (unsigned long)n);
     }
     out[n] = 0;
@@ -2036,7 +1976,7 @@ static int ringattn__npy_descr(ringattn__npy_lex *L, ringattn_npy_info *info)
     char s[32]; int st; const char *c;
     ringattn__npy_ws(L);
     if (L->p < L->end && (*L->p == '[' || *L->p == '{'))
-        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+        return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                                   "unsupported .npy dtype: a structured dtype (supported: <f2 <f4 <f8, and bf16 as <u2)");
     if ((st = ringattn__npy_string(L, s, sizeof s, "the dtype string after 'descr':")) != RINGATTN_OK) return st;
     c = s + 1;
@@ -2049,7 +1989,7 @@ static int ringattn__npy_descr(ringattn__npy_lex *L, ringattn_npy_info *info)
     else if (c && strcmp(c, "f8") == 0) info->dtype = RINGATTN_F64;
     else if (c && (strcmp(c, "u2") == 0 || strcmp(c, "i2") == 0)) info->dtype = RINGATTN_BF16;
     else
-        return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT,
+        return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                                   "unsupported .npy dtype '%s' (supported: <f2 <f4 <f8 and >f2 >f4 >f8; "
                                   "bf16 stored as <u2)", s);
     return RINGATTN_OK;
@@ -2074,18 +2014,18 @@ static int ringattn__npy_shape(ringattn__npy_lex *L, ringattn_npy_info *info)
         ringattn__npy_ws(L);
         if (L->p < L->end && *L->p == ')') { L->p++; return RINGATTN_OK; }
         if (L->p < L->end && *L->p == '-')
-            return ringattn__npy_fail(L->cfg, RINGATTN_EFORMAT, "malformed .npy header: a negative dimension in the shape");
+            return ringattn__fail(L->cfg, RINGATTN_EFORMAT, "malformed .npy header: a negative dimension in the shape");
         while (L->p < L->end && *L->p >= '0' && *L->p <= '9') {
             int dgt = *L->p - '0';
             if (v > (INT64_MAX - dgt) / 10)
-                return ringattn__npy_fail(L->cfg, RINGATTN_EOVERFLOW,
+                return ringattn__fail(L->cfg, RINGATTN_EOVERFLOW,
                                           "absurd .npy shape: dimension %d does not fit in 64 bits", info->ndim);
             v = v * 10 + dgt; digits++; L->p++;
         }
         if (!digits) return ringattn__npy_bad(L, "a dimension (a non-negative integer) or ')'");
         if (L->p < L->end && *L->p == 'L') L->p++;   /* Python 2 long */
         if (info->ndim == 4)
-            return ringattn__npy_fail(L->cfg, RINGATTN_ESHAPE,
+            return ringattn__fail(L->cfg, RINGATTN_ESHAPE,
                                       ".npy array of rank > 4: a ringattn tensor has at most 4 dimensions");
         info->dims[info->ndim++] = v;
         ringattn__npy_ws(L);
@@ -2100,13 +2040,13 @@ static int ringattn__npy_magic(const unsigned char *b, size_t len, ringattn_npy_
                                const ringattn_config *cfg)
 {
     if (memcmp(b, "\x93NUMPY", len < 6 ? len : 6) != 0)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "not a .npy file: bad magic (want \\x93NUMPY)");
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, "not a .npy file: bad magic (want \\x93NUMPY)");
     if (len < 8)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy file: %lu bytes, not even the magic "
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, "truncated .npy file: %lu bytes, not even the magic "
                                   "and version", (unsigned long)len);
     info->version_major = b[6]; info->version_minor = b[7];
     if (b[6] < 1 || b[6] > 3 || b[7] != 0)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "unsupported .npy format version %d.%d (1.0, 2.0 and "
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, "unsupported .npy format version %d.%d (1.0, 2.0 and "
                                   "3.0 are read)", b[6], b[7]);
     *prefix = (b[6] == 1) ? 10 : 12;
     return RINGATTN_OK;
@@ -2117,12 +2057,12 @@ static int ringattn__npy_hlen(const unsigned char *b, size_t len, size_t prefix,
                               const ringattn_config *cfg)
 {
     if (len < prefix)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy file: %lu bytes, the header length "
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, "truncated .npy file: %lu bytes, the header length "
                                   "field ends at byte %lu", (unsigned long)len, (unsigned long)prefix);
     *hlen = (prefix == 10) ? (uint32_t)b[8] | ((uint32_t)b[9] << 8)
                            : (uint32_t)b[8] | ((uint32_t)b[9] << 8) | ((uint32_t)b[10] << 16) | ((uint32_t)b[11] << 24);
     if (*hlen > RINGATTN_NPY_MAX_HEADER)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, ".npy header length %lu exceeds the limit of %d bytes",
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, ".npy header length %lu exceeds the limit of %d bytes",
                                   (unsigned long)*hlen, RINGATTN_NPY_MAX_HEADER);
     return RINGATTN_OK;
 }
@@ -2134,13 +2074,13 @@ RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn
     ringattn_npy_info info; ringattn__npy_lex L;
     uint32_t hlen; size_t prefix; int st, a, seen_d = 0, seen_f = 0, seen_s = 0;
     uint64_t count = 1, es;
-    if (!buf || !out) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "buffer or info is NULL");
+    if (!buf || !out) return ringattn__fail(cfg, RINGATTN_ENULL, "buffer or info is NULL");
     memset(&info, 0, sizeof info);
     for (a = 0; a < 4; a++) info.dims[a] = 1;
     if ((st = ringattn__npy_magic(b, len, &info, &prefix, cfg)) != RINGATTN_OK) return st;
     if ((st = ringattn__npy_hlen(b, len, prefix, &hlen, cfg)) != RINGATTN_OK) return st;
     if (len - prefix < hlen)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy header: %lu bytes announced, %lu present",
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, "truncated .npy header: %lu bytes announced, %lu present",
                                   (unsigned long)hlen, (unsigned long)(len - prefix));
     L.begin = L.p = (const char *)b + prefix; L.end = L.p + hlen; L.cfg = cfg;
 
@@ -2155,7 +2095,7 @@ RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn
         if (strcmp(key, "descr") == 0 && !seen_d) { seen_d = 1; st = ringattn__npy_descr(&L, &info); }
         else if (strcmp(key, "fortran_order") == 0 && !seen_f) { seen_f = 1; st = ringattn__npy_bool(&L, &info.fortran_order); }
         else if (strcmp(key, "shape") == 0 && !seen_s) { seen_s = 1; st = ringattn__npy_shape(&L, &info); }
-        else return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: unknown or repeated key '%s'", key);
+        else return ringattn__fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: unknown or repeated key '%s'", key);
         if (st != RINGATTN_OK) return st;
         ringattn__npy_ws(&L);
         if (L.p < L.end && *L.p == ',') { L.p++; continue; }
@@ -2165,23 +2105,23 @@ RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn
     ringattn__npy_ws(&L);
     if (L.p != L.end) return ringattn__npy_bad(&L, "only padding after the header dict");
     if (!seen_d || !seen_f || !seen_s)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: key '%s' is missing",
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: key '%s' is missing",
                                   !seen_d ? "descr" : !seen_f ? "fortran_order" : "shape");
 
-    es = ringattn__npy_dtype_size(info.dtype);
+    es = ringattn__dtype_size(info.dtype);
     for (a = 0; a < info.ndim; a++) {
         if (info.dims[a] == 0)
-            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "empty .npy array (dimension %d is 0): a ringattn "
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "empty .npy array (dimension %d is 0): a ringattn "
                                       "tensor needs every dimension >= 1", a);
         if ((uint64_t)info.dims[a] > ((uint64_t)INT64_MAX / 16) / count)
-            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "absurd .npy shape: the element count overflows 64 bits");
+            return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "absurd .npy shape: the element count overflows 64 bits");
         count *= (uint64_t)info.dims[a];
     }
     info.count = (int64_t)count;
     info.data_bytes = count * es;                       /* < 2^63: count < 2^59, es <= 8 */
     info.data_offset = (uint64_t)prefix + hlen;
     if (info.data_bytes > (uint64_t)SIZE_MAX - info.data_offset)
-        return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "absurd .npy shape: %llu bytes of data do not fit in "
+        return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "absurd .npy shape: %llu bytes of data do not fit in "
                                   "this machine's size_t", (unsigned long long)info.data_bytes);
     *out = info;
     return RINGATTN_OK;
@@ -2202,21 +2142,21 @@ RINGATTN_API int ringattn_npy_decode(const void *buf, size_t len, ringattn_npy_a
                                      const ringattn_config *cfg)
 {
     ringattn_npy_info info; void *data, *user = cfg ? cfg->alloc_user : NULL; int st;
-    if (!arr) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "arr is NULL");
+    if (!arr) return ringattn__fail(cfg, RINGATTN_ENULL, "arr is NULL");
     if ((st = ringattn_npy_parse_header(buf, len, &info, cfg)) != RINGATTN_OK) return st;
     if (len - info.data_offset < info.data_bytes)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy data: the header promises %llu bytes, "
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, "truncated .npy data: the header promises %llu bytes, "
                                   "%llu present", (unsigned long long)info.data_bytes,
                                   (unsigned long long)(len - info.data_offset));
     if (len - info.data_offset > info.data_bytes)
-        return ringattn__npy_fail(cfg, RINGATTN_EFORMAT, ".npy file has %llu bytes after the data the header "
+        return ringattn__fail(cfg, RINGATTN_EFORMAT, ".npy file has %llu bytes after the data the header "
                                   "describes", (unsigned long long)(len - info.data_offset - info.data_bytes));
     data = RINGATTN_MALLOC((size_t)info.data_bytes, user);
-    if (!data) return ringattn__npy_fail(cfg, RINGATTN_ENOMEM, "cannot allocate %llu bytes for the .npy data",
+    if (!data) return ringattn__fail(cfg, RINGATTN_ENOMEM, "cannot allocate %llu bytes for the .npy data",
                                          (unsigned long long)info.data_bytes);
     memcpy(data, (const unsigned char *)buf + info.data_offset, (size_t)info.data_bytes);
     if (info.big_endian != ringattn__npy_host_big_endian())
-        ringattn__npy_swap((unsigned char *)data, ringattn__npy_dtype_size(info.dtype), (size_t)info.count);
+        ringattn__npy_swap((unsigned char *)data, ringattn__dtype_size(info.dtype), (size_t)info.count);
     arr->info = info; arr->alloc_user = user;
     ringattn__npy_view(arr, data);
     return RINGATTN_OK;
@@ -2226,9 +2166,9 @@ RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, co
 {
     unsigned char pre[12], *hdr = NULL; void *data = NULL, *user = cfg ? cfg->alloc_user : NULL;
     ringattn_npy_info info; uint32_t hlen = 0; size_t prefix = 0, got; int st; FILE *f; long pos, end;
-    if (!path || !arr) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "path or arr is NULL");
+    if (!path || !arr) return ringattn__fail(cfg, RINGATTN_ENULL, "path or arr is NULL");
     f = fopen(path, "rb");
-    if (!f) return ringattn__npy_fail(cfg, RINGATTN_EIO, "cannot open '%s' for reading", path);
+    if (!f) return ringattn__fail(cfg, RINGATTN_EIO, "cannot open '%s' for reading", path);
     got = fread(pre, 1, 8, f);
     st = ringattn__npy_magic(pre, got, &info, &prefix, cfg);
     if (st == RINGATTN_OK) {
@@ -2237,7 +2177,7 @@ RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, co
     }
     if (st == RINGATTN_OK) {
         hdr = (unsigned char *)RINGATTN_MALLOC(prefix + hlen, user);
-        if (!hdr) st = ringattn__npy_fail(cfg, RINGATTN_ENOMEM, "cannot allocate the .npy header");
+        if (!hdr) st = ringattn__fail(cfg, RINGATTN_ENOMEM, "cannot allocate the .npy header");
     }
     if (st == RINGATTN_OK) {
         memcpy(hdr, pre, prefix);
@@ -2248,29 +2188,29 @@ RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, co
        (ftell may fail on a pipe; then a short read below says so) */
     if (st == RINGATTN_OK && (pos = ftell(f)) >= 0 && fseek(f, 0, SEEK_END) == 0 && (end = ftell(f)) >= 0) {
         if ((uint64_t)(end - pos) < info.data_bytes)
-            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy data in '%s': the header promises %llu "
+            st = ringattn__fail(cfg, RINGATTN_EFORMAT, "truncated .npy data in '%s': the header promises %llu "
                                     "bytes, %llu present", path, (unsigned long long)info.data_bytes,
                                     (unsigned long long)(end - pos));
         else if ((uint64_t)(end - pos) > info.data_bytes)
-            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "'%s' has %llu bytes after the data its header "
+            st = ringattn__fail(cfg, RINGATTN_EFORMAT, "'%s' has %llu bytes after the data its header "
                                     "describes", path, (unsigned long long)((uint64_t)(end - pos) - info.data_bytes));
         else if (fseek(f, pos, SEEK_SET) != 0)
-            st = ringattn__npy_fail(cfg, RINGATTN_EIO, "cannot seek in '%s'", path);
+            st = ringattn__fail(cfg, RINGATTN_EIO, "cannot seek in '%s'", path);
     }
     if (st == RINGATTN_OK) {
         data = RINGATTN_MALLOC((size_t)info.data_bytes, user);
-        if (!data) st = ringattn__npy_fail(cfg, RINGATTN_ENOMEM, "cannot allocate %llu bytes for the .npy data",
+        if (!data) st = ringattn__fail(cfg, RINGATTN_ENOMEM, "cannot allocate %llu bytes for the .npy data",
                                            (unsigned long long)info.data_bytes);
     }
     if (st == RINGATTN_OK) {
         got = fread(data, 1, (size_t)info.data_bytes, f);
-        if (ferror(f)) st = ringattn__npy_fail(cfg, RINGATTN_EIO, "error reading '%s'", path);
+        if (ferror(f)) st = ringattn__fail(cfg, RINGATTN_EIO, "error reading '%s'", path);
         else if (got < info.data_bytes)
-            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "truncated .npy data in '%s': the header promises %llu "
+            st = ringattn__fail(cfg, RINGATTN_EFORMAT, "truncated .npy data in '%s': the header promises %llu "
                                     "bytes, %llu present", path, (unsigned long long)info.data_bytes,
                                     (unsigned long long)got);
         else if (fgetc(f) != EOF)
-            st = ringattn__npy_fail(cfg, RINGATTN_EFORMAT, "'%s' has bytes after the data its header describes", path);
+            st = ringattn__fail(cfg, RINGATTN_EFORMAT, "'%s' has bytes after the data its header describes", path);
     }
     fclose(f);
     if (hdr) RINGATTN_FREE(hdr, user);
@@ -2279,7 +2219,7 @@ RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, co
         return st;
     }
     if (info.big_endian != ringattn__npy_host_big_endian())
-        ringattn__npy_swap((unsigned char *)data, ringattn__npy_dtype_size(info.dtype), (size_t)info.count);
+        ringattn__npy_swap((unsigned char *)data, ringattn__dtype_size(info.dtype), (size_t)info.count);
     arr->info = info; arr->alloc_user = user;
     ringattn__npy_view(arr, data);
     return RINGATTN_OK;
@@ -2299,19 +2239,19 @@ static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256
 {
     static const char *const descr[4] = { "<f4", "<f8", "<f2", "<u2" };
     int st, a, n; uint64_t count = 1; size_t len, total;
-    if ((st = ringattn__npy_check_view(cfg, t, "tensor")) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_view(cfg, t, "tensor", NULL, 0)) != RINGATTN_OK) return st;
     if (ndim < 0 || ndim > 4)
-        return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "ndim = %d, must be 0..4", ndim);
+        return ringattn__fail(cfg, RINGATTN_ESHAPE, "ndim = %d, must be 0..4", ndim);
     for (a = ndim; a < 4; a++)
         if (t->shape[a] != 1)
-            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "writing rank %d drops dimension %d, which is %lld, "
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "writing rank %d drops dimension %d, which is %lld, "
                                       "not 1", ndim, a, (long long)t->shape[a]);
     for (a = 0; a < 4; a++) {
         if ((uint64_t)t->shape[a] > ((uint64_t)INT64_MAX / 16) / count)
-            return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "element count overflows 64 bits");
+            return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "element count overflows 64 bits");
         count *= (uint64_t)t->shape[a];
     }
-    *data_bytes = count * ringattn__npy_dtype_size(t->dtype);
+    *data_bytes = count * ringattn__dtype_size(t->dtype);
     n = snprintf(hdr + 10, 246, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[t->dtype]);
     len = 10 + (size_t)n;
     for (a = 0; a < ndim; a++) {
@@ -2332,7 +2272,7 @@ static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256
 /* elements [from, from + n) of t in C order, as little-endian bytes, into out */
 static void ringattn__npy_gather(const ringattn_tensor *t, uint64_t from, size_t n, unsigned char *out)
 {
-    size_t es = ringattn__npy_dtype_size(t->dtype), k;
+    size_t es = ringattn__dtype_size(t->dtype), k;
     int swap = ringattn__npy_host_big_endian();
     for (k = 0; k < n; k++) {
         uint64_t i = from + k;
@@ -2348,17 +2288,17 @@ RINGATTN_API int ringattn_npy_encode(const ringattn_tensor *t, int ndim, void *b
                                      size_t *len, const ringattn_config *cfg)
 {
     char hdr[256]; size_t hl; uint64_t bytes; int st;
-    if (!len) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "len is NULL");
+    if (!len) return ringattn__fail(cfg, RINGATTN_ENULL, "len is NULL");
     if ((st = ringattn__npy_header(t, ndim, hdr, &hl, &bytes, cfg)) != RINGATTN_OK) return st;
     if (bytes > (uint64_t)SIZE_MAX - hl)
-        return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "the .npy image does not fit in size_t");
+        return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "the .npy image does not fit in size_t");
     *len = hl + (size_t)bytes;
     if (!buf) return RINGATTN_OK;
     if (cap < *len)
-        return ringattn__npy_fail(cfg, RINGATTN_EOVERFLOW, "buffer of %lu bytes, %lu needed",
+        return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "buffer of %lu bytes, %lu needed",
                                   (unsigned long)cap, (unsigned long)*len);
     memcpy(buf, hdr, hl);
-    ringattn__npy_gather(t, 0, (size_t)(bytes / ringattn__npy_dtype_size(t->dtype)), (unsigned char *)buf + hl);
+    ringattn__npy_gather(t, 0, (size_t)(bytes / ringattn__dtype_size(t->dtype)), (unsigned char *)buf + hl);
     return RINGATTN_OK;
 }
 
@@ -2366,11 +2306,11 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
                                    const ringattn_config *cfg)
 {
     char hdr[256]; unsigned char chunk[4096]; size_t hl, es; uint64_t bytes, count, i; int st; FILE *f;
-    if (!path) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "path is NULL");
+    if (!path) return ringattn__fail(cfg, RINGATTN_ENULL, "path is NULL");
     if ((st = ringattn__npy_header(t, ndim, hdr, &hl, &bytes, cfg)) != RINGATTN_OK) return st;
     f = fopen(path, "wb");
-    if (!f) return ringattn__npy_fail(cfg, RINGATTN_EIO, "cannot open '%s' for writing", path);
-    es = ringattn__npy_dtype_size(t->dtype);
+    if (!f) return ringattn__fail(cfg, RINGATTN_EIO, "cannot open '%s' for writing", path);
+    es = ringattn__dtype_size(t->dtype);
     count = bytes / es;
     st = (fwrite(hdr, 1, hl, f) == hl) ? RINGATTN_OK : RINGATTN_EIO;
     for (i = 0; i < count && st == RINGATTN_OK; ) {
@@ -2382,7 +2322,7 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
     if (fclose(f) != 0) st = RINGATTN_EIO;
     if (st != RINGATTN_OK) {
         remove(path);   /* no half-written file left behind */
-        return ringattn__npy_fail(cfg, RINGATTN_EIO, "error writing '%s'", path);
+        return ringattn__fail(cfg, RINGATTN_EIO, "error writing '%s'", path);
     }
     return RINGATTN_OK;
 }
@@ -2416,18 +2356,18 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
                                   ringattn_compare_result *res, const ringattn_config *cfg)
 {
     ringattn_compare_result r; int64_t n, i, at[4]; int a, st;
-    if (!res) return ringattn__npy_fail(cfg, RINGATTN_ENULL, "res is NULL");
-    if ((st = ringattn__npy_check_view(cfg, got, "got")) != RINGATTN_OK) return st;
-    if ((st = ringattn__npy_check_view(cfg, ref, "ref")) != RINGATTN_OK) return st;
-    if (baseline && (st = ringattn__npy_check_view(cfg, baseline, "baseline")) != RINGATTN_OK) return st;
+    if (!res) return ringattn__fail(cfg, RINGATTN_ENULL, "res is NULL");
+    if ((st = ringattn__check_view(cfg, got, "got", NULL, 0)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_view(cfg, ref, "ref", NULL, 0)) != RINGATTN_OK) return st;
+    if (baseline && (st = ringattn__check_view(cfg, baseline, "baseline", NULL, 0)) != RINGATTN_OK) return st;
     for (a = 0; a < 4; a++) {
         if (ref->shape[a] != got->shape[a])
-            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "shapes differ: got [%lld %lld %lld %lld], ref [%lld %lld "
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "shapes differ: got [%lld %lld %lld %lld], ref [%lld %lld "
                                       "%lld %lld]", (long long)got->shape[0], (long long)got->shape[1],
                                       (long long)got->shape[2], (long long)got->shape[3], (long long)ref->shape[0],
                                       (long long)ref->shape[1], (long long)ref->shape[2], (long long)ref->shape[3]);
         if (baseline && baseline->shape[a] != got->shape[a])
-            return ringattn__npy_fail(cfg, RINGATTN_ESHAPE, "baseline.shape[%d] = %lld, got.shape[%d] = %lld",
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "baseline.shape[%d] = %lld, got.shape[%d] = %lld",
                                       a, (long long)baseline->shape[a], a, (long long)got->shape[a]);
     }
     memset(&r, 0, sizeof r);
