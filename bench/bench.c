@@ -9,7 +9,8 @@
 
    Options (lists are comma separated):
      --n 4096   --d 64   --h 8   --b 1   --p 1,2,4,8   --threads 1,2   --causal 0
-     --dtype f32 (f32,f64)   --pass fwd (fwd,bwd)   --reps 5   --gemm 2048          */
+     --dtype f32 (f32,f64)   --pass fwd (fwd,bwd)   --reps 5   --gemm 2048
+     --partition 0 (0 contiguous, 1 zigzag, 2 striped; a list)                          */
 #define RINGATTN_IMPLEMENTATION
 #include "ringattn.h"
 #include <stdio.h>
@@ -81,8 +82,8 @@ static double gemm_gflops(int f64, int n, int reps)
 
 int main(int argc, char **argv)
 {
-    long ns[16] = { 4096 }, ds[16] = { 64 }, ps[16] = { 1, 2, 4, 8 }, ths[16] = { 1, 2 }, cs[4] = { 0 };
-    int nn = 1, nd = 1, np = 4, nth = 2, nc = 1, reps = 5, gemm_n = 2048, i;
+    long ns[16] = { 4096 }, ds[16] = { 64 }, ps[16] = { 1, 2, 4, 8 }, ths[16] = { 1, 2 }, cs[4] = { 0 }, parts[4] = { 0 };
+    int nn = 1, nd = 1, np = 4, nth = 2, nc = 1, npart = 1, reps = 5, gemm_n = 2048, i;
     long h = 8, b = 1;
     int do_f32 = 1, do_f64 = 0, do_fwd = 1, do_bwd = 0;
     for (i = 1; i < argc; i++) {
@@ -92,6 +93,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--p")) { np = parse_list(v, ps, 16); i++; }
         else if (!strcmp(a, "--threads")) { nth = parse_list(v, ths, 16); i++; }
         else if (!strcmp(a, "--causal")) { nc = parse_list(v, cs, 4); i++; }
+        else if (!strcmp(a, "--partition")) { npart = parse_list(v, parts, 4); i++; }
         else if (!strcmp(a, "--h")) { h = atol(v); i++; }
         else if (!strcmp(a, "--b")) { b = atol(v); i++; }
         else if (!strcmp(a, "--reps")) { reps = atoi(v); i++; }
@@ -101,7 +103,7 @@ int main(int argc, char **argv)
         else { fprintf(stderr, "unknown option %s (see the comment at the top of bench/bench.c)\n", a); return 2; }
     }
     if (reps < 1 || reps > 64) { fprintf(stderr, "--reps must be 1..64\n"); return 2; }
-    printf("dtype,pass,b,h,n,d,causal,p,threads,median_s,gflops,gemm_gflops,ratio_to_gemm\n");
+    printf("dtype,pass,b,h,n,d,causal,partition,p,threads,median_s,gflops,gemm_gflops,ratio_to_gemm\n");
     {
         int it, id, in, ic, ip, f64;
         for (f64 = 0; f64 <= 1; f64++) {
@@ -129,12 +131,14 @@ int main(int argc, char **argv)
                     G = ringattn_tensor_bnhd(g, dt, b, n, h, d); DQ = ringattn_tensor_bnhd(dq, dt, b, n, h, d);
                     DK = ringattn_tensor_bnhd(dk, dt, b, n, h, d); DV = ringattn_tensor_bnhd(dv, dt, b, n, h, d);
                     L = ringattn_tensor_lse(lse, RINGATTN_F32, b, h, n);
-                    for (ip = 0; ip < np; ip++) {
+                    for (ip = 0; ip < np * npart; ip++) {
                         ringattn_config cfg = ringattn_default_config();
+                        long part = parts[ip / np], pp = ps[ip % np];
                         double tf[64], tb[64], flops = 4.0 * b * h * (double)n * n * d * (cs[ic] ? 0.5 : 1.0);
                         int r, st = 0;
-                        if (ps[ip] > n) continue;
-                        cfg.compute = dt; cfg.causal = (int)cs[ic]; cfg.ring_size = (int)ps[ip];
+                        if (pp > n / (part == 1 ? 2 : 1)) continue;
+                        cfg.partition = (ringattn_partition)part;
+                        cfg.compute = dt; cfg.causal = (int)cs[ic]; cfg.ring_size = (int)pp;
                         cfg.num_threads = (int)ths[it];
                         for (r = 0; r <= reps && st == 0; r++) {   /* run 0 warms up */
                             double t0 = now();
@@ -149,13 +153,13 @@ int main(int argc, char **argv)
                         if (st) { fprintf(stderr, "ringattn: %s\n", ringattn_strerror(st)); return 1; }
                         if (do_fwd) {
                             double t = median(tf, reps);
-                            printf("%s,fwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", f64 ? "f64" : "f32",
-                                   b, h, n, d, cs[ic], ps[ip], ths[it], t, flops / t * 1e-9, ceiling, flops / t * 1e-9 / ceiling);
+                            printf("%s,fwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", f64 ? "f64" : "f32",
+                                   b, h, n, d, cs[ic], part, pp, ths[it], t, flops / t * 1e-9, ceiling, flops / t * 1e-9 / ceiling);
                         }
                         if (do_bwd) {
                             double t = median(tb, reps);
-                            printf("%s,bwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", f64 ? "f64" : "f32",
-                                   b, h, n, d, cs[ic], ps[ip], ths[it], t, 2.5 * flops / t * 1e-9, ceiling,
+                            printf("%s,bwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", f64 ? "f64" : "f32",
+                                   b, h, n, d, cs[ic], part, pp, ths[it], t, 2.5 * flops / t * 1e-9, ceiling,
                                    2.5 * flops / t * 1e-9 / ceiling);
                         }
                         fflush(stdout);
