@@ -9,6 +9,8 @@ Writes, for every case, reference/golden/<case>/{q,k,v,dout}.npy (inputs) and
 
     <case> b=.. nq=.. nk=.. h=.. hk=.. d=.. dv=.. causal=none|bottom-right|top-left
            scale=<float, 0 = 1/sqrt(d)> segments=<s0,s1,..|-> dilations=<r0,r1,..|->
+           window=<L,R|-> softcap=<float, 0 = off> cu_seqlens_q=<a,b,..|-> cu_seqlens_k=<a,b,..|->
+           partitions=<contiguous,zigzag,striped: the ring partitions the case must pass with>
            atol=<f64 compute: abs> rtol=<f64 compute: rel> k=<f32 policy k> eps=<f32 policy eps>
            what=<free text, no spaces>
 
@@ -20,7 +22,8 @@ Conventions (the ones ringattn_npy_* documents):
   - inputs are rounded to float32 first (stored '<f4'), so an f32 and an f64 user of the files
     see the same numbers; the reference is computed in float64 from exactly those values
     and stored '<f8';
-  - case bf16_inputs stores its inputs as bf16 bit patterns in '<u2' (the bf16 convention);
+  - case bf16_inputs stores its inputs as bf16 bit patterns in '<u2' (the bf16 convention),
+    case f16_inputs as float16 '<f2' (the reference is computed from the rounded values);
     case dv_ne_d stores v big-endian and in Fortran order ('>f4', fortran_order True), to
     exercise the reader on files NumPy itself wrote;
   - lse = log sum exp(scale * q.k) over the visible keys, natural log; -inf for a row that
@@ -33,6 +36,18 @@ Dense attention goes through torch.nn.functional.scaled_dot_product_attention:
   - rows that see no key are left out of the SDPA call (SDPA would give NaN there) and set to
     out = 0, lse = -inf, dq = 0, which is ringattn's (and FlashAttention's) convention;
   - GQA / MQA: k and v heads are repeat_interleave'd to the q heads (autograd sums dk, dv back).
+
+The variant cases (window_*, varlen_*, softcap_*, f16_inputs, gqa_enable_gqa) go through
+variant_attention, which builds the visible set as an explicit boolean mask:
+  - sliding window (FlashAttention-2): with off = nk - nq (0 for top-left causal), query i sees
+    key j iff i + off - L <= j <= i + off + R (-1 = unbounded), and j <= i + off when causal;
+  - varlen: the packed tensors are cut at cu_seqlens_q / cu_seqlens_k and every sequence is
+    computed on its own (its own off = nk_s - nq_s for bottom-right causal and the window),
+    then the outputs are concatenated; nothing attends across sequences;
+  - softcap: SDPA has none, so these cases use a plain float64 softmax of
+    softcap * tanh(scale * q.k / softcap) (Gemma 2 / FlashAttention); lse is taken over the
+    capped logits;
+  - gqa_enable_gqa passes SDPA's enable_gqa=True instead of repeat_interleave'ing k and v.
 
 Dilated attention is a port of DilatedAttention.forward from DarcStar-Solutions-Tech/
 dilated-attention-pytorch (the fork of fkodom/dilated-attention-pytorch that ringattn's
@@ -94,6 +109,71 @@ def dense_attention(q, k, v, causal, scale):
     s = (scale if scale != 0 else 1.0 / d ** 0.5) * (qt @ kt.transpose(-1, -2))
     lse = torch.logsumexp(s.masked_fill(~mask, float("-inf")), dim=-1)   # -inf on empty rows
     return o.permute(0, 2, 1, 3), lse
+
+
+def variant_mask(nq, nk, causal, window):
+    """explicit visible set [nq, nk]: bottom-right (or top-left) causal and a FA-2 window"""
+    i = torch.arange(nq).unsqueeze(1)
+    j = torch.arange(nk).unsqueeze(0)
+    off = 0 if causal == "top-left" else nk - nq
+    m = torch.ones(nq, nk, dtype=torch.bool)
+    if causal != "none":
+        m &= j <= i + off
+    if window is not None:
+        wl, wr = window
+        if wl >= 0:
+            m &= j >= i + off - wl
+        if wr >= 0:
+            m &= j <= i + off + wr
+    return m
+
+
+def masked_attention(q, k, v, mask, scale, softcap, enable_gqa=False):
+    """q [b,nq,h,d], k [b,nk,hk,d], v [b,nk,hk,dv], mask [nq,nk] -> out [b,nq,h,dv], lse [b,h,nq];
+    rows with no visible key: out 0, lse -inf (and so dq 0)"""
+    b, nq, h, d = q.shape
+    nk, hk = k.shape[1], k.shape[2]
+    rep = h // hk
+    sc = scale if scale != 0 else 1.0 / d ** 0.5
+    qt = q.permute(0, 2, 1, 3)                                # [b, h, nq, d]
+    kt = k.permute(0, 2, 1, 3)
+    vt = v.permute(0, 2, 1, 3)
+    if not enable_gqa:
+        kt, vt = kt.repeat_interleave(rep, dim=1), vt.repeat_interleave(rep, dim=1)
+    rows = mask.any(dim=1)
+    idx = torch.nonzero(rows).flatten()
+    o = torch.zeros(b, h, nq, vt.shape[-1], dtype=q.dtype)
+    kr = kt.repeat_interleave(rep, dim=1) if enable_gqa else kt
+    s = sc * (qt @ kr.transpose(-1, -2))                      # [b, h, nq, nk]
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    s = s.masked_fill(~mask, float("-inf"))
+    if len(idx):
+        if softcap > 0:   # plain f64 softmax of the capped logits (SDPA has no softcap)
+            p = torch.softmax(s[:, :, rows], dim=-1)
+            o_rows = p @ (vt.repeat_interleave(rep, dim=1) if enable_gqa else vt)
+        else:
+            kw = {"enable_gqa": True} if enable_gqa else {}
+            o_rows = F.scaled_dot_product_attention(qt[:, :, rows], kt, vt, attn_mask=mask[rows],
+                                                    scale=sc, **kw)
+        o = o.index_copy(2, idx, o_rows)
+    lse = torch.logsumexp(s.detach(), dim=-1)                 # -inf on empty rows
+    return o.permute(0, 2, 1, 3), lse
+
+
+def variant_attention(q, k, v, causal, scale, window, softcap, cu_q, cu_k, enable_gqa=False):
+    """window / softcap / varlen (batch 1, every sequence on its own)"""
+    if cu_q is None:
+        return masked_attention(q, k, v, variant_mask(q.shape[1], k.shape[1], causal, window),
+                                scale, softcap, enable_gqa)
+    outs, lses = [], []
+    for s in range(len(cu_q) - 1):
+        qs, ks = q[:, cu_q[s]:cu_q[s + 1]], k[:, cu_k[s]:cu_k[s + 1]]
+        vs = v[:, cu_k[s]:cu_k[s + 1]]
+        o, l = masked_attention(qs, ks, vs, variant_mask(qs.shape[1], ks.shape[1], causal, window),
+                                scale, softcap, enable_gqa)
+        outs.append(o); lses.append(l)
+    return torch.cat(outs, dim=1), torch.cat(lses, dim=2)
 
 
 def head_groups(h, G):
@@ -167,6 +247,29 @@ CASES = [
     ("dilated_h12_g5",     1, 32, 32, 12, 12, 4, 4, "none",         0.5,  [2, 4, 8, 16, 32], [1, 1, 2, 4, 8], "h=12_G=5_cumulative_head_ranges"),
 ]
 
+# variant cases: name, b, nq, nk, h, hk, d, dv, causal, scale, window (L, R) | None, softcap,
+# cu_seqlens_q | None, cu_seqlens_k | None, what
+VARIANTS = [
+    ("window_causal",      1, 40, 40, 2, 2,  8,  8, "bottom-right", 0.0, (8, 0),   0.0, None, None,
+     "sliding_window_8_left_causal"),
+    ("window_bidir",       2, 36, 36, 2, 2,  8,  8, "none",         0.0, (5, 3),   0.0, None, None,
+     "sliding_window_5_left_3_right_no_causal"),
+    ("window_cross",       1, 20, 36, 2, 2,  8,  8, "bottom-right", 0.0, (6, -1), 0.0, None, None,
+     "nq<nk_window_bottom-right_aligned_causal"),
+    ("varlen_causal",      1, 32, 40, 2, 2,  8,  8, "bottom-right", 0.0, None,     0.0, [0, 10, 22, 32], [0, 14, 22, 40],
+     "3_packed_seqs_q10,12,10_k14,8,18_causal_per_seq_(4_empty_rows)"),
+    ("varlen_window_gqa",  1, 32, 32, 4, 2,  8,  8, "none",         0.0, (4, 2),   0.0, [0, 9, 25, 32], [0, 9, 25, 32],
+     "3_packed_seqs_window_4,2_GQA"),
+    ("softcap_causal",     1, 32, 32, 2, 2, 16, 16, "top-left",     0.5, None,     2.0, None, None,
+     "softcap_2_causal_scores_std_2"),
+    ("softcap_window_gqa", 1, 30, 30, 6, 2,  8,  8, "none",         1.0, (5, 5),   1.5, None, None,
+     "softcap_1.5_window_5,5_GQA_6_on_2"),
+    ("f16_inputs",         1, 24, 24, 4, 2,  8,  8, "bottom-right", 0.0, None,     0.0, None, None,
+     "inputs_stored_as_float16_<f2_GQA"),
+    ("gqa_enable_gqa",     1, 24, 30, 8, 2,  8,  8, "none",         0.0, (3, 3),   0.0, None, None,
+     "SDPA_enable_gqa_8_on_2_window_3,3_nq<nk"),
+]
+
 
 def to_np(t):
     return t.detach().contiguous().numpy()
@@ -177,7 +280,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     lines = ["# ringattn golden cases, written by reference/generate_golden.py (torch %s, numpy %s)"
              % (torch.__version__, np.__version__),
-             "# name b nq nk h hk d dv causal scale segments dilations atol rtol k eps what"]
+             "# name b nq nk h hk d dv causal scale segments dilations window softcap cu_seqlens_q cu_seqlens_k "
+             "partitions atol rtol k eps what"]
     for ci, (name, b, nq, nk, h, hk, d, dv, causal, scale, segs, rates, what) in enumerate(CASES):
         gen = torch.Generator().manual_seed(1000 + ci)
         q, k, v = rand(gen, b, nq, h, d), rand(gen, b, nk, hk, d), rand(gen, b, nk, hk, dv)
@@ -206,16 +310,42 @@ def main():
         for fn, t in (("out", out), ("lse", lse), ("dq", q.grad), ("dk", k.grad), ("dv", v.grad)):
             np.save(os.path.join(d_, fn + ".npy"), to_np(t).astype("<f8"))
         lines.append("%s b=%d nq=%d nk=%d h=%d hk=%d d=%d dv=%d causal=%s scale=%.17g segments=%s dilations=%s "
+                     "window=- softcap=0 cu_seqlens_q=- cu_seqlens_k=- partitions=%s "
                      "atol=1e-10 rtol=1e-9 k=2 eps=1e-6 what=%s"
                      % (name, b, nq, nk, h, hk, d, dv, causal_opt, scale,
-                        ",".join(map(str, segs)) if segs else "-", ",".join(map(str, rates)) if rates else "-", what))
+                        ",".join(map(str, segs)) if segs else "-", ",".join(map(str, rates)) if rates else "-",
+                        "contiguous,zigzag" if segs else "contiguous,zigzag,striped", what))
+        print("%-20s out max|.| %.3f  lse range [%.3f, %.3f]  dq max %.3f" % (
+            name, out.abs().max().item(), lse[torch.isfinite(lse)].min().item(),
+            lse[torch.isfinite(lse)].max().item(), q.grad.abs().max().item()))
+    for vi, (name, b, nq, nk, h, hk, d, dv, causal, scale, window, cap, cu_q, cu_k, what) in enumerate(VARIANTS):
+        gen = torch.Generator().manual_seed(2000 + vi)
+        q, k, v = rand(gen, b, nq, h, d), rand(gen, b, nk, hk, d), rand(gen, b, nk, hk, dv)
+        dout = rand(gen, b, nq, h, dv)
+        if name == "f16_inputs":    # the inputs are float16 values
+            q, k, v, dout = (x.half().double() for x in (q, k, v, dout))
+        q.requires_grad_(True); k.requires_grad_(True); v.requires_grad_(True)
+        out, lse = variant_attention(q, k, v, causal, scale, window, cap, cu_q, cu_k,
+                                     enable_gqa=(name == "gqa_enable_gqa"))
+        out.backward(dout)
+        d_ = os.path.join(OUT, name)
+        os.makedirs(d_, exist_ok=True)
+        for fn, t in (("q", q), ("k", k), ("v", v), ("dout", dout)):
+            np.save(os.path.join(d_, fn + ".npy"), to_np(t).astype("<f2" if name == "f16_inputs" else "<f4"))
+        for fn, t in (("out", out), ("lse", lse), ("dq", q.grad), ("dk", k.grad), ("dv", v.grad)):
+            np.save(os.path.join(d_, fn + ".npy"), to_np(t).astype("<f8"))
+        lst = lambda x: ",".join(map(str, x)) if x is not None else "-"
+        lines.append("%s b=%d nq=%d nk=%d h=%d hk=%d d=%d dv=%d causal=%s scale=%.17g segments=- dilations=- "
+                     "window=%s softcap=%.17g cu_seqlens_q=%s cu_seqlens_k=%s partitions=contiguous,zigzag,striped "
+                     "atol=1e-10 rtol=1e-9 k=2 eps=1e-6 what=%s"
+                     % (name, b, nq, nk, h, hk, d, dv, causal, scale, lst(window), cap, lst(cu_q), lst(cu_k), what))
         print("%-20s out max|.| %.3f  lse range [%.3f, %.3f]  dq max %.3f" % (
             name, out.abs().max().item(), lse[torch.isfinite(lse)].min().item(),
             lse[torch.isfinite(lse)].max().item(), q.grad.abs().max().item()))
     with open(os.path.join(OUT, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     total = sum(os.path.getsize(os.path.join(r, x)) for r, _, fs in os.walk(OUT) for x in fs)
-    print("wrote %d cases, %d bytes, under %s" % (len(CASES), total, OUT))
+    print("wrote %d cases, %d bytes, under %s" % (len(CASES) + len(VARIANTS), total, OUT))
     return 0
 
 

@@ -4,10 +4,14 @@
    and the reference out, lse, dq, dk, dv as .npy files, and manifest.txt (case -> options ->
    tolerance). This test needs no Python: it reads the files with ringattn_npy_load and
    checks, for every case,
-     - f64 compute, ring sizes 1..4: every output within the manifest's atol/rtol of the
-       reference (policy (a) of ringattn_compare);
-     - f32 compute, ring size 4, f32 storage: every output within policy (b), k times the
-       error of a plain f32 computation (ring size 1) plus eps;
+     - f64 compute, ring sizes 1..4 with every partition the manifest lists (contiguous,
+       zigzag, striped; ring sizes 2.. for the latter two, zigzag up to min(nq, nk) / 2): every
+       output within the manifest's atol/rtol of the reference (policy (a) of ringattn_compare);
+     - f32 compute, the largest such ring size, f32 storage, every listed partition: every
+       output within policy (b), k times the error of a plain f32 computation (ring size 1)
+       plus eps;
+   with the case's options from the manifest: causal, scale, segments/dilations, window=L,R,
+   softcap, cu_seqlens_q / cu_seqlens_k (varlen, batch 1);
      - the reader and writer agree with NumPy byte for byte: every reference file (written by
        np.save) re-encodes to exactly the same bytes.
    argv[1]: the source root (Meson passes it); without it, the current directory. */
@@ -21,7 +25,31 @@ typedef struct {
     double scale, atol, rtol, k, eps;
     int64_t seg[8], rate[8];
     int groups;
+    int window_left, window_right;
+    double softcap;
+    int64_t cu_q[8], cu_k[8];
+    int ncu_q, ncu_k;
+    int partitions[3], npart;      /* RINGATTN_CONTIGUOUS / ZIGZAG / STRIPED, in manifest order */
 } golden_case;
+
+static const char *part_names[3] = { "contiguous", "zigzag", "striped" };
+
+/* "contiguous,zigzag,striped" -> partitions; returns the count (-1 on an unknown name) */
+static int parse_partitions(const char *s, int *out)
+{
+    int n = 0;
+    while (*s && n < 3) {
+        int p, found = -1;
+        for (p = 0; p < 3; p++) {
+            size_t l = strlen(part_names[p]);
+            if (!strncmp(s, part_names[p], l) && (s[l] == ',' || s[l] == 0)) { found = p; s += l; break; }
+        }
+        if (found < 0) return -1;
+        out[n++] = found == 0 ? RINGATTN_CONTIGUOUS : found == 1 ? RINGATTN_ZIGZAG : RINGATTN_STRIPED;
+        if (*s == ',') s++;
+    }
+    return n;
+}
 
 static int parse_list(const char *s, int64_t *out)
 {
@@ -44,6 +72,8 @@ static int parse_case(char *line, golden_case *c)
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", tok);
     c->k = 2; c->eps = 1e-6; c->atol = 1e-10; c->rtol = 1e-9;
+    c->window_left = c->window_right = -1;
+    c->partitions[0] = RINGATTN_CONTIGUOUS; c->npart = 1;
     while ((tok = strtok(NULL, " \t\r\n")) != NULL) {
         char *v = strchr(tok, '=');
         if (!v) continue;
@@ -58,7 +88,17 @@ static int parse_case(char *line, golden_case *c)
         else if (!strcmp(tok, "eps")) c->eps = atof(v);
         else if (!strcmp(tok, "segments")) c->groups = parse_list(v, c->seg);
         else if (!strcmp(tok, "dilations")) (void)parse_list(v, c->rate);
+        else if (!strcmp(tok, "window") && strcmp(v, "-")) {
+            int64_t w[8];
+            if (parse_list(v, w) != 2) return -2;
+            c->window_left = (int)w[0]; c->window_right = (int)w[1];
+        }
+        else if (!strcmp(tok, "softcap")) c->softcap = atof(v);
+        else if (!strcmp(tok, "cu_seqlens_q")) c->ncu_q = parse_list(v, c->cu_q);
+        else if (!strcmp(tok, "cu_seqlens_k")) c->ncu_k = parse_list(v, c->cu_k);
+        else if (!strcmp(tok, "partitions")) { if ((c->npart = parse_partitions(v, c->partitions)) < 1) return -2; }
     }
+    if (c->ncu_q != c->ncu_k || c->ncu_q == 1) return -2;
     return 0;
 }
 
@@ -119,8 +159,7 @@ static int check_case(const char *root, const golden_case *c, int *failures)
     ringattn_npy_array arr[9];
     char path[1024], err[512];
     ringattn_config cfg = ringattn_default_config();
-    double worst64[5] = { 0, 0, 0, 0, 0 }, ratio32 = 0, err32[5] = { 0, 0, 0, 0, 0 };
-    int i, p, st, loaded = 0, pmax;
+    int i, p, st, loaded = 0, pmax, nmin, pi;
     cfg.error_detail = err; cfg.error_detail_size = sizeof err;
     for (i = 0; i < 9; i++, loaded++) {
         snprintf(path, sizeof path, "%s/reference/golden/%s/%s.npy", root, c->name, names[i]);
@@ -132,64 +171,76 @@ static int check_case(const char *root, const golden_case *c, int *failures)
     if (loaded < 9) { while (loaded--) ringattn_npy_free(&arr[loaded]); return 0; }
     cfg.causal = c->causal; cfg.scale = c->scale;
     if (c->groups) { cfg.num_groups = c->groups; cfg.segment_lengths = c->seg; cfg.dilation_rates = c->rate; }
-    pmax = (int)(arr[0].t.shape[1] < arr[1].t.shape[1] ? arr[0].t.shape[1] : arr[1].t.shape[1]);
-    if (pmax > 4) pmax = 4;
+    cfg.window_left = c->window_left; cfg.window_right = c->window_right;
+    cfg.softcap = c->softcap;
+    if (c->ncu_q) { cfg.num_seqs = c->ncu_q - 1; cfg.cu_seqlens_q = c->cu_q; cfg.cu_seqlens_k = c->cu_k; }
+    nmin = (int)(arr[0].t.shape[1] < arr[1].t.shape[1] ? arr[0].t.shape[1] : arr[1].t.shape[1]);
 
-    /* f64 compute, every ring size: policy (a) with the manifest's tolerance */
-    for (p = 1; p <= pmax; p++) {
-        outs o;
-        cfg.compute = RINGATTN_F64; cfg.ring_size = p;
-        st = run(&cfg, RINGATTN_F64, arr, &o);
-        CHECK(st == RINGATTN_OK, "%s p=%d: %s %s", c->name, p, ringattn_strerror(st), err);
-        if (st == RINGATTN_OK)
-            for (i = 0; i < 5; i++) {
-                ringattn_compare_policy pol;
-                ringattn_compare_result r;
-                char rep[2048];
-                pol.atol = c->atol; pol.rtol = c->rtol; pol.k = c->k; pol.eps = c->eps;
-                st = ringattn_compare(&o.t[i], &arr[4 + i].t, NULL, &pol, &r, &cfg);
-                CHECK(st == RINGATTN_OK && r.pass, "%s f64 p=%d %s outside tolerance", c->name, p, names[4 + i]);
-                if (st == RINGATTN_OK && !r.pass) {
-                    ringattn_compare_format(&r, i == 1 ? "bhn." : "bnhd", rep, sizeof rep);
-                    printf("%s", rep);
-                }
-                if (st == RINGATTN_OK && r.max_abs > worst64[i]) worst64[i] = r.max_abs;
-            }
-        outs_free(&o);
-    }
+    for (pi = 0; pi < c->npart; pi++) {
+        double worst64[5] = { 0, 0, 0, 0, 0 }, ratio32 = 0, err32[5] = { 0, 0, 0, 0, 0 };
+        int part = c->partitions[pi], pmin = part == RINGATTN_CONTIGUOUS ? 1 : 2;
+        const char *pname = part_names[part == RINGATTN_CONTIGUOUS ? 0 : part == RINGATTN_ZIGZAG ? 1 : 2];
+        pmax = part == RINGATTN_ZIGZAG ? nmin / 2 : nmin;   /* zigzag: 2p chunks */
+        if (pmax > 4) pmax = 4;
+        if (pmax < pmin) continue;
+        cfg.partition = (ringattn_partition)part;
 
-    /* f32 compute on the ring against a plain f32 computation: policy (b) */
-    {
-        outs o, base;
-        int sb, sg;
-        cfg.compute = RINGATTN_F32; cfg.ring_size = 1;
-        sb = run(&cfg, RINGATTN_F32, arr, &base);
-        cfg.ring_size = pmax;
-        sg = run(&cfg, RINGATTN_F32, arr, &o);
-        CHECK(sb == RINGATTN_OK && sg == RINGATTN_OK, "%s f32: %s", c->name, err);
-        if (sb == RINGATTN_OK && sg == RINGATTN_OK)
-            for (i = 0; i < 5; i++) {
-                ringattn_compare_policy pol = ringattn_compare_default_policy(RINGATTN_F32);
-                ringattn_compare_result r;
-                char rep[2048];
-                pol.k = c->k; pol.eps = c->eps;
-                st = ringattn_compare(&o.t[i], &arr[4 + i].t, &base.t[i], &pol, &r, &cfg);
-                CHECK(st == RINGATTN_OK && r.pass, "%s f32 p=%d %s outside policy (b)", c->name, pmax, names[4 + i]);
-                if (st == RINGATTN_OK && !r.pass) {
-                    ringattn_compare_format(&r, i == 1 ? "bhn." : "bnhd", rep, sizeof rep);
-                    printf("%s", rep);
+        /* f64 compute, every ring size: policy (a) with the manifest's tolerance */
+        for (p = pmin; p <= pmax; p++) {
+            outs o;
+            cfg.compute = RINGATTN_F64; cfg.ring_size = p;
+            st = run(&cfg, RINGATTN_F64, arr, &o);
+            CHECK(st == RINGATTN_OK, "%s %s p=%d: %s %s", c->name, pname, p, ringattn_strerror(st), err);
+            if (st == RINGATTN_OK)
+                for (i = 0; i < 5; i++) {
+                    ringattn_compare_policy pol;
+                    ringattn_compare_result r;
+                    char rep[2048];
+                    pol.atol = c->atol; pol.rtol = c->rtol; pol.k = c->k; pol.eps = c->eps;
+                    st = ringattn_compare(&o.t[i], &arr[4 + i].t, NULL, &pol, &r, &cfg);
+                    CHECK(st == RINGATTN_OK && r.pass, "%s f64 %s p=%d %s outside tolerance", c->name, pname, p, names[4 + i]);
+                    if (st == RINGATTN_OK && !r.pass) {
+                        ringattn_compare_format(&r, i == 1 ? "bhn." : "bnhd", rep, sizeof rep);
+                        printf("%s", rep);
+                    }
+                    if (st == RINGATTN_OK && r.max_abs > worst64[i]) worst64[i] = r.max_abs;
                 }
-                if (st == RINGATTN_OK) {
-                    if (r.max_abs > err32[i]) err32[i] = r.max_abs;
-                    if (r.max_abs / r.bound > ratio32) ratio32 = r.max_abs / r.bound;
+            outs_free(&o);
+        }
+
+        /* f32 compute on the ring against a plain f32 computation (contiguous, p = 1): policy (b) */
+        {
+            outs o, base;
+            int sb, sg;
+            cfg.compute = RINGATTN_F32; cfg.ring_size = 1; cfg.partition = RINGATTN_CONTIGUOUS;
+            sb = run(&cfg, RINGATTN_F32, arr, &base);
+            cfg.ring_size = pmax; cfg.partition = (ringattn_partition)part;
+            sg = run(&cfg, RINGATTN_F32, arr, &o);
+            CHECK(sb == RINGATTN_OK && sg == RINGATTN_OK, "%s f32 %s: %s", c->name, pname, err);
+            if (sb == RINGATTN_OK && sg == RINGATTN_OK)
+                for (i = 0; i < 5; i++) {
+                    ringattn_compare_policy pol = ringattn_compare_default_policy(RINGATTN_F32);
+                    ringattn_compare_result r;
+                    char rep[2048];
+                    pol.k = c->k; pol.eps = c->eps;
+                    st = ringattn_compare(&o.t[i], &arr[4 + i].t, &base.t[i], &pol, &r, &cfg);
+                    CHECK(st == RINGATTN_OK && r.pass, "%s f32 %s p=%d %s outside policy (b)", c->name, pname, pmax, names[4 + i]);
+                    if (st == RINGATTN_OK && !r.pass) {
+                        ringattn_compare_format(&r, i == 1 ? "bhn." : "bnhd", rep, sizeof rep);
+                        printf("%s", rep);
+                    }
+                    if (st == RINGATTN_OK) {
+                        if (r.max_abs > err32[i]) err32[i] = r.max_abs;
+                        if (r.bound > 0 && r.max_abs / r.bound > ratio32) ratio32 = r.max_abs / r.bound;
+                    }
                 }
-            }
-        outs_free(&o); outs_free(&base);
+            outs_free(&o); outs_free(&base);
+        }
+        printf("  %-20s %-10s f64 p=%d..%d max abs err: out %.1e lse %.1e dq %.1e dk %.1e dv %.1e | "
+               "f32 p=%d: out %.1e lse %.1e dq %.1e dk %.1e dv %.1e (<= %.2f of bound)\n",
+               c->name, pname, pmin, pmax, worst64[0], worst64[1], worst64[2], worst64[3], worst64[4], pmax,
+               err32[0], err32[1], err32[2], err32[3], err32[4], ratio32);
     }
-    printf("  %-20s f64 p=1..%d max abs err: out %.1e lse %.1e dq %.1e dk %.1e dv %.1e | "
-           "f32 p=%d: out %.1e lse %.1e dq %.1e dk %.1e dv %.1e (<= %.2f of bound)\n",
-           c->name, pmax, worst64[0], worst64[1], worst64[2], worst64[3], worst64[4], pmax,
-           err32[0], err32[1], err32[2], err32[3], err32[4], ratio32);
     for (i = 0; i < 9; i++) ringattn_npy_free(&arr[i]);
     return 1;
 }
@@ -208,10 +259,12 @@ int main(int argc, char **argv)
     }
     while (fgets(line, sizeof line, f)) {
         golden_case c;
-        if (parse_case(line, &c) == 0) cases += check_case(root, &c, failures);
+        int pc = parse_case(line, &c);
+        CHECK(pc != -2, "manifest: bad line for case %s", c.name);
+        if (pc == 0) cases += check_case(root, &c, failures);
     }
     fclose(f);
-    CHECK(cases >= 12, "only %d golden cases", cases);
+    CHECK(cases >= 22, "only %d golden cases", cases);
     printf("test_golden: %d cases, %s (%d failures)\n", cases, fail_count ? "FAIL" : "ok", fail_count);
     return fail_count ? TEST_FAIL : TEST_PASS;
 }

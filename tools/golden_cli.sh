@@ -34,12 +34,37 @@ cross=$golden/cross_bottom_right
 expect 0 "$tool" compute "$cross/q.npy" "$cross/k.npy" "$cross/v.npy" --causal top-left --compute f32 \
   --dtype f32 -o "$work/wrong"
 expect 1 "$tool" compare "$work/wrong/out.npy" "$cross/out.npy" --baseline-from "$cross" --causal bottom-right
+# the variant options: varlen (3 packed sequences, causal per sequence) on a zigzag ring, a
+# softcap on a striped ring, a window; and a forgotten --softcap is caught
+vl=$golden/varlen_causal
+mkdir -p "$work/varlen" "$work/softcap" "$work/nocap" "$work/window"
+expect 0 "$tool" compute "$vl/q.npy" "$vl/k.npy" "$vl/v.npy" "$vl/dout.npy" --causal bottom-right \
+  --cu-seqlens-q 0,10,22,32 --cu-seqlens-k 0,14,22,40 --partition zigzag --ring 3 -o "$work/varlen"
+for x in out lse dq dk dv; do
+  expect 0 "$tool" compare "$work/varlen/$x.npy" "$vl/$x.npy" --atol 1e-10 --rtol 1e-9
+done
+sc=$golden/softcap_causal
+expect 0 "$tool" compute "$sc/q.npy" "$sc/k.npy" "$sc/v.npy" "$sc/dout.npy" --causal top-left --scale 0.5 \
+  --softcap 2 --partition striped --ring 4 -o "$work/softcap"
+expect 0 "$tool" compare "$work/softcap/out.npy" "$sc/out.npy" --atol 1e-10 --rtol 1e-9
+expect 0 "$tool" compare "$work/softcap/dk.npy" "$sc/dk.npy" --atol 1e-10 --rtol 1e-9
+expect 0 "$tool" compute "$sc/q.npy" "$sc/k.npy" "$sc/v.npy" --causal top-left --scale 0.5 -o "$work/nocap"
+expect 1 "$tool" compare "$work/nocap/out.npy" "$sc/out.npy" --baseline-from "$sc" --causal top-left \
+  --scale 0.5 --softcap 2
+wc=$golden/window_cross
+expect 0 "$tool" compute "$wc/q.npy" "$wc/k.npy" "$wc/v.npy" "$wc/dout.npy" --causal bottom-right \
+  --window 6,-1 --ring 2 -o "$work/window"
+expect 0 "$tool" compare "$work/window/dq.npy" "$wc/dq.npy" --atol 1e-10 --rtol 1e-9
 # bad input: not a .npy file, shapes that differ, a missing file, a bad option
 expect 2 "$tool" compare "$golden/manifest.txt" "$case_dir/out.npy"
 expect 2 "$tool" compare "$work/out.npy" "$case_dir/lse.npy"
 expect 2 "$tool" compare "$work/nothing.npy" "$case_dir/out.npy"
 expect 2 "$tool" compare "$work/out.npy" "$case_dir/out.npy" --causal sideways
 expect 2 "$tool" compute "$case_dir/q.npy" "$case_dir/k.npy"
+expect 2 "$tool" compute "$vl/q.npy" "$vl/k.npy" "$vl/v.npy" --partition diagonal
+expect 2 "$tool" compute "$vl/q.npy" "$vl/k.npy" "$vl/v.npy" --cu-seqlens-q 0,10,22,32 --cu-seqlens-k 0,40
+expect 2 "$tool" compute "$vl/q.npy" "$vl/k.npy" "$vl/v.npy" --cu-seqlens-q 0,10,22,31 --cu-seqlens-k 0,14,22,40
+expect 2 "$tool" compute "$sc/q.npy" "$sc/k.npy" "$sc/v.npy" --softcap -1
 expect 2 "$tool" frobnicate
 [ "$fails" -eq 0 ] && echo "golden_cli: ok" || echo "golden_cli: $fails failed"
 exit $((fails > 0))

@@ -49,7 +49,18 @@ static const char *const usage[2] = {
 "    --mix head-groups|lse    how dilated groups combine (default head-groups, LongNet as in\n"
 "                             fkodom/DarcStar: heads split into groups, output / G; lse: the\n"
 "                             paper's Eq. 10 softmax-denominator mix)\n"
-"    --window L,R             sliding window (-1 = unbounded), dense attention only\n"
+"    --window L,R             sliding window (-1 = unbounded), dense attention only:\n"
+"                             query i sees key j iff i+off-L <= j <= i+off+R, off = nk - nq\n"
+"                             (0 with --causal top-left)\n"
+"    --partition MODE         how the ring deals positions to members: contiguous (default),\n"
+"                             zigzag (chunks i and 2P-1-i of 2P, ring-flash-attn; P <= n/2)\n"
+"                             or striped (positions i, i+P, ...); same result up to rounding\n"
+"    --softcap C              logits become C*tanh(logit/C) (Gemma 2 / FlashAttention;\n"
+"                             default 0 = off)\n"
+"    --cu-seqlens-q A,B,...   varlen (batch 1): sequences packed along the token axis, with\n"
+"    --cu-seqlens-k A,B,...   cumulative lengths as in FlashAttention's varlen API (0 first,\n"
+"                             nq / nk last, same count); no attention across sequences, causal\n"
+"                             and window aligned per sequence (off = nk_s - nq_s)\n"
 "\n",
 "compare: GOT against REF, element by element (any of the .npy dtypes below, same shape).\n"
 "  Prints the max absolute and relative errors with their positions, the NaN/Inf mismatches\n"
@@ -67,7 +78,8 @@ static const char *const usage[2] = {
 "    --baseline-from DIR      policy (b), the baseline computed here by ringattn in f32\n"
 "                             (compute f32, ring 1, f32 storage) from DIR/q.npy, k.npy, v.npy\n"
 "                             (and dout.npy for gradients), with the compute options above\n"
-"                             (--causal, --scale, --segments, ...)\n"
+"                             (--causal, --scale, --segments, --window, --softcap,\n"
+"                             --cu-seqlens-q/-k, ...)\n"
 "    --what out|lse|dq|dk|dv  which output REF is (default: REF's file name, e.g. dq.npy)\n"
 "    --k K, --eps E           policy (b) (default 2 and 1e-6)\n"
 "    --axes XXXX              names of the 4 indices in the report (default bnhd; bhn. for\n"
@@ -94,6 +106,8 @@ typedef struct {
     ringattn_dtype dtype;
     int64_t seg[MAX_GROUPS], rate[MAX_GROUPS];
     int nseg, nrate;
+    int64_t cu_q[MAX_GROUPS], cu_k[MAX_GROUPS];
+    int ncu_q, ncu_k;
     /* compare */
     double atol, rtol, k, eps;
     int have_atol, have_rtol, have_k, have_eps;
@@ -194,6 +208,22 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
                 return bad("--window takes L,R (each -1 or more), not '%s'", v);
             o->cfg.window_left = (int)w[0]; o->cfg.window_right = (int)w[1];
         }
+        else if (!strcmp(a, "--partition")) {
+            if (!strcmp(v, "contiguous")) o->cfg.partition = RINGATTN_CONTIGUOUS;
+            else if (!strcmp(v, "zigzag")) o->cfg.partition = RINGATTN_ZIGZAG;
+            else if (!strcmp(v, "striped")) o->cfg.partition = RINGATTN_STRIPED;
+            else return bad("--partition takes contiguous, zigzag or striped, not '%s'", v);
+        }
+        else if (!strcmp(a, "--softcap")) {
+            if (parse_num(v, &o->cfg.softcap) || !(o->cfg.softcap >= 0) || o->cfg.softcap > 1e300)
+                return bad("--softcap takes a finite C >= 0, not '%s'", v);
+        }
+        else if (!strcmp(a, "--cu-seqlens-q")) {
+            if (parse_list(v, o->cu_q, &o->ncu_q) || o->ncu_q < 2) return bad("bad --cu-seqlens-q '%s' (0,a,b,...,nq)", v);
+        }
+        else if (!strcmp(a, "--cu-seqlens-k")) {
+            if (parse_list(v, o->cu_k, &o->ncu_k) || o->ncu_k < 2) return bad("bad --cu-seqlens-k '%s' (0,a,b,...,nk)", v);
+        }
         else if (!strcmp(a, "--atol")) { if (parse_num(v, &o->atol) || o->atol < 0) return bad("bad --atol '%s'", v); o->have_atol = 1; }
         else if (!strcmp(a, "--rtol")) { if (parse_num(v, &o->rtol) || o->rtol < 0) return bad("bad --rtol '%s'", v); o->have_rtol = 1; }
         else if (!strcmp(a, "--k")) { if (parse_num(v, &o->k) || o->k < 0) return bad("bad --k '%s'", v); o->have_k = 1; }
@@ -205,6 +235,8 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         else return bad("unknown option %s", a);
     }
     if (o->nseg != o->nrate) return bad("--segments and --dilations need the same number of entries%s", "");
+    if (o->ncu_q != o->ncu_k) return bad("--cu-seqlens-q and --cu-seqlens-k need the same number of entries%s", "");
+    if (o->ncu_q) { o->cfg.num_seqs = o->ncu_q - 1; o->cfg.cu_seqlens_q = o->cu_q; o->cfg.cu_seqlens_k = o->cu_k; }
     o->cfg.num_groups = o->nseg;
     if (o->nseg) { o->cfg.segment_lengths = o->seg; o->cfg.dilation_rates = o->rate; }
     return 0;
