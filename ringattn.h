@@ -1821,30 +1821,45 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
 
 /* ---------------------------------------------------------------- entry points */
 
+/* Every tensor of a call, checked before anything is written: views (dtype, shape, extent,
+   no zero stride on outputs), shapes against q's, and outputs not sharing data with any
+   other tensor. One routine for both passes (t: q k v out lse dout dq dk dv; the backward
+   ones NULL in the forward pass), so the two entry points cannot drift apart. */
+static int ringattn__check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
+                                ringattn_shape *s)
+{
+    static const char *const names[9] = { "q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv" };
+    int64_t want[4]; int st, i;
+    if ((st = ringattn__check_view(cfg, t[0], "q", NULL, 0)) != RINGATTN_OK) return st;
+    s->batch = t[0]->shape[0]; s->seq_q = t[0]->shape[1]; s->heads_q = t[0]->shape[2]; s->dim_qk = t[0]->shape[3];
+    if ((st = ringattn__check_view(cfg, t[1], "k", NULL, 0)) != RINGATTN_OK) return st;
+    s->seq_k = t[1]->shape[1]; s->heads_kv = t[1]->shape[2];
+    if ((st = ringattn__check_view(cfg, t[2], "v", NULL, 0)) != RINGATTN_OK) return st;
+    s->dim_v = t[2]->shape[3];
+    for (i = 1; i < (pass ? 9 : 5); i++) {
+        /* expected shape of each tensor from q's (b, nq, h, d), k's (nk, hk) and v's dv */
+        int keys = (i == 1 || i == 2 || i == 7 || i == 8), is_lse = (i == 4);
+        int output = pass == 0 ? (i == 3 || i == 4) : (i >= 6);
+        if (i == 4 && pass == 0 && !t[4]) continue;          /* lse is optional in forward */
+        want[0] = s->batch;
+        want[1] = is_lse ? s->heads_q : keys ? s->seq_k : s->seq_q;
+        want[2] = is_lse ? s->seq_q : keys ? s->heads_kv : s->heads_q;
+        want[3] = is_lse ? 1 : (i == 2 || i == 3 || i == 5 || i == 8) ? s->dim_v : s->dim_qk;
+        if ((st = ringattn__check_view(cfg, t[i], names[i], want, output)) != RINGATTN_OK) return st;
+    }
+    return ringattn__check_alias(cfg, t, names, pass ? 9 : 5, pass ? 6 : 3);
+}
+
 RINGATTN_API int ringattn_forward(const ringattn_config *cfg,
                                   const ringattn_tensor *q, const ringattn_tensor *k,
                                   const ringattn_tensor *v, ringattn_tensor *out,
                                   ringattn_tensor *lse)
 {
+    const ringattn_tensor *t[9];
     ringattn_shape s; ringattn__io io; int st;
-    const ringattn_tensor *all[5]; const char *names[5] = { "q", "k", "v", "out", "lse" };
-    int64_t want[4];
     if (!cfg) return RINGATTN_ENULL;
-    if ((st = ringattn__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
-    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
-    if ((st = ringattn__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
-    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
-    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
-    if ((st = ringattn__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
-    s.dim_v = v->shape[3]; want[3] = s.dim_v;
-    if ((st = ringattn__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
-    want[1] = s.seq_q; want[2] = s.heads_q;
-    if ((st = ringattn__check_view(cfg, out, "out", want, 1)) != RINGATTN_OK) return st;
-    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
-    if (lse && (st = ringattn__check_view(cfg, lse, "lse", want, 1)) != RINGATTN_OK) return st;
-    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse;
-    if ((st = ringattn__check_alias(cfg, all, names, 5, 3)) != RINGATTN_OK) return st;
+    t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = t[6] = t[7] = t[8] = NULL;
+    if ((st = ringattn__check_call(cfg, 0, t, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
     return ringattn__execute(cfg, &s, 0, &io);
@@ -1856,32 +1871,11 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
                                    const ringattn_tensor *lse, const ringattn_tensor *dout,
                                    ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv)
 {
+    const ringattn_tensor *t[9];
     ringattn_shape s; ringattn__io io; int st;
-    const ringattn_tensor *all[9];
-    const char *names[9] = { "q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv" };
-    int64_t want[4];
     if (!cfg) return RINGATTN_ENULL;
-    if ((st = ringattn__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
-    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
-    if ((st = ringattn__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
-    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
-    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
-    if ((st = ringattn__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn__check_view(cfg, dk, "dk", want, 1)) != RINGATTN_OK) return st;
-    if ((st = ringattn__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
-    s.dim_v = v->shape[3]; want[3] = s.dim_v;
-    if ((st = ringattn__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn__check_view(cfg, dv, "dv", want, 1)) != RINGATTN_OK) return st;
-    want[1] = s.seq_q; want[2] = s.heads_q;
-    if ((st = ringattn__check_view(cfg, out, "out", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn__check_view(cfg, dout, "dout", want, 0)) != RINGATTN_OK) return st;
-    want[3] = s.dim_qk;
-    if ((st = ringattn__check_view(cfg, dq, "dq", want, 1)) != RINGATTN_OK) return st;
-    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
-    if ((st = ringattn__check_view(cfg, lse, "lse", want, 0)) != RINGATTN_OK) return st;
-    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse; all[5] = dout;
-    all[6] = dq; all[7] = dk; all[8] = dv;
-    if ((st = ringattn__check_alias(cfg, all, names, 9, 6)) != RINGATTN_OK) return st;
+    t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = dout; t[6] = dq; t[7] = dk; t[8] = dv;
+    if ((st = ringattn__check_call(cfg, 1, t, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
     io.dq = dq; io.dk = dk; io.dv = dv;
