@@ -43,6 +43,10 @@
      RINGATTN_CBLAS_HEADER     header to include for cblas (default <cblas.h>).
      RINGATTN_TILE_Q, RINGATTN_TILE_K
                                implementation file only: score-tile rows/columns (64, 256).
+     RINGATTN_NO_NPY           implementation file only: leave out the .npy reader/writer and
+                               ringattn_compare (the section at the end of the file).
+     RINGATTN_NO_SIMD          implementation file only: no GCC/clang vector extensions in the
+                               f32 exp (the same arithmetic runs one element at a time).
      _OPENMP                   set by your compiler's -fopenmp: ring members become threads.
 
    THREADS AND DETERMINISM
