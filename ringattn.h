@@ -42,7 +42,7 @@
                                the documented f32 tolerance; f64 agrees to ~1e-15 relative.
      RINGATTN_CBLAS_HEADER     header to include for cblas (default <cblas.h>).
      RINGATTN_TILE_Q, RINGATTN_TILE_K
-                               implementation file only: score-tile rows/columns (64, 256).
+                               implementation file only: score-tile rows/columns (256, 256).
      RINGATTN_NO_NPY           implementation file only: leave out the .npy reader/writer and
                                ringattn_compare (the section at the end of the file).
      RINGATTN_NO_SIMD          implementation file only: no GCC/clang vector extensions in the
@@ -394,7 +394,7 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *res, 
 #endif
 
 #ifndef RINGATTN_TILE_Q
-#define RINGATTN_TILE_Q 64
+#define RINGATTN_TILE_Q 256
 #endif
 #ifndef RINGATTN_TILE_K
 #define RINGATTN_TILE_K 256
@@ -661,10 +661,96 @@ static void ringattn__expf_lanes(float *v, float hi, float lo)   /* v[0..LANES) 
 }
 #endif
 
+/* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
+   then the lanes pairwise (the AVX2 exp adds in exactly this order) */
+static double ringattn__sum8(const double s[8])
+{
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* An x86-64 build for the baseline (SSE2, 4 lanes) still runs the exp 8 lanes wide where the
+   CPU has AVX2: the same operations, lane for lane, so the bits are the same as the 4-lane and
+   scalar versions (no FMA: contraction would change the rounding). The CPU is asked once per
+   row; GCC and clang keep the answer in a read-only table filled at load time. */
+#if defined(RINGATTN__LANES) && RINGATTN__LANES == 4 && (defined(__x86_64__) || defined(__i386__)) && \
+    !defined(__CUDACC__) && !defined(RINGATTN_NO_DISPATCH)
+#define RINGATTN__AVX2 1
+#include <immintrin.h>
+#define RINGATTN__SEL8(m, yes, no) _mm256_blendv_ps((no), (yes), _mm256_castsi256_ps(m))
+/* exp((a - hi) - lo) on 8 lanes: the sequence of ringattn__expf, operation for operation */
+__attribute__((target("avx2"))) static inline __m256 ringattn__expf8(__m256 a, __m256 hi, __m256 lo)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 x = _mm256_sub_ps(_mm256_sub_ps(a, hi), lo), xc, q, r, e;
+    __m256i low = _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ));
+    __m256i big = _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(88.0f), _CMP_GT_OQ));
+    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    xc = RINGATTN__SEL8(low, _mm256_set1_ps(-87.33654f),
+                        RINGATTN__SEL8(big, _mm256_set1_ps(88.0f), RINGATTN__SEL8(nan, zero, x)));
+    q = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)), _mm256_set1_ps(12582912.0f)),
+                      _mm256_set1_ps(12582912.0f));
+    r = _mm256_add_ps(_mm256_sub_ps(xc, _mm256_mul_ps(q, _mm256_set1_ps(0.693359375f))),
+                      _mm256_mul_ps(q, _mm256_set1_ps(2.12194440e-4f)));
+    e = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(q), _mm256_set1_epi32(127)), 23));
+    q = _mm256_set1_ps(1.9875691500e-4f);
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(1.3981999507e-3f));
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(8.3334519073e-3f));
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(4.1665795894e-2f));
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(1.6666665459e-1f));
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(5.0000001201e-1f));
+    q = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(q, r), r), r), _mm256_set1_ps(1.0f)), e);
+    return RINGATTN__SEL8(nan, x, RINGATTN__SEL8(low, zero, q));
+}
+
+/* v[0..n) = exp((v - hi) - lo) */
+__attribute__((target("avx2")))
+static void ringattn__expf_row_avx2(float *v, int64_t n, float hi, float lo)
+{
+    const __m256 h = _mm256_set1_ps(hi), l = _mm256_set1_ps(lo);
+    int64_t j = 0;
+    /* four independent rows of lanes per trip: one exp is a long chain of dependent steps,
+       and only several in flight keep the multipliers busy */
+    for (; j + 32 <= n; j += 32) {
+        __m256 e0 = ringattn__expf8(_mm256_loadu_ps(v + j), h, l);
+        __m256 e1 = ringattn__expf8(_mm256_loadu_ps(v + j + 8), h, l);
+        __m256 e2 = ringattn__expf8(_mm256_loadu_ps(v + j + 16), h, l);
+        __m256 e3 = ringattn__expf8(_mm256_loadu_ps(v + j + 24), h, l);
+        _mm256_storeu_ps(v + j, e0);
+        _mm256_storeu_ps(v + j + 8, e1);
+        _mm256_storeu_ps(v + j + 16, e2);
+        _mm256_storeu_ps(v + j + 24, e3);
+    }
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(v + j, ringattn__expf8(_mm256_loadu_ps(v + j), h, l));
+    for (; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
+}
+
+/* the same, returning the sum of the new v[j] in the order of ringattn__row_sum */
+__attribute__((target("avx2")))
+static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx2(v, n8, hi, 0.0f);
+    for (j = 0; j < n8; j += 8) {   /* the sum, in ringattn__row_sum's order */
+        __m256 e = _mm256_loadu_ps(v + j);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    for (; j < n; j++) { v[j] = ringattn__expf(v[j], hi, 0.0f); s[0] += (double)v[j]; }
+    return ringattn__sum8(s);
+}
+#endif
+
 /* v[0..n) = exp((v - hi) - lo) */
 static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
 {
     int64_t j = 0;
+#ifdef RINGATTN__AVX2
+    if (__builtin_cpu_supports("avx2")) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
+#endif
 #ifdef RINGATTN__LANES
     for (; j + RINGATTN__LANES <= n; j += RINGATTN__LANES) ringattn__expf_lanes(v + j, hi, lo);
 #endif
@@ -707,17 +793,17 @@ static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
 static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
 {
     int64_t j, k;
-    double s[4] = { 0, 0, 0, 0 };
+    double s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
     if (t == RINGATTN_F32) {
         const float *a = (const float *)x;
-        for (j = 0; j + 4 <= n; j += 4) for (k = 0; k < 4; k++) s[k] += (double)a[j + k];
+        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += (double)a[j + k];
         for (; j < n; j++) s[0] += (double)a[j];
     } else {
         const double *a = (const double *)x;
-        for (j = 0; j + 4 <= n; j += 4) for (k = 0; k < 4; k++) s[k] += a[j + k];
+        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += a[j + k];
         for (; j < n; j++) s[0] += a[j];
     }
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    return ringattn__sum8(s);
 }
 
 /* x[j] = exp(x[j] - m), return the sum */
@@ -725,6 +811,10 @@ static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
 {
     int64_t j;
     if (t == RINGATTN_F32) {
+#ifdef RINGATTN__AVX2
+        if (__builtin_cpu_supports("avx2"))   /* one pass: exp and sum */
+            return ringattn__expf_sum_row_avx2((float *)x, n, (float)m);
+#endif
         ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
     } else {
         double *a = (double *)x;
@@ -916,6 +1006,30 @@ typedef struct {
     size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
 } ringattn__ring;
 
+/* Ragged tiles (the diagonal of a causal mask, a window's edge, a varlen border) are cut into
+   groups of up to RINGATTN__GROUP consecutive rows. The columns every row of a group sees go
+   through one GEMM; each row's few remaining visible columns go through its own product.
+   Masked entries are never multiplied, so a NaN a row cannot see never reaches it, and the
+   cut depends only on the mask, never on the data: results stay bit-for-bit reproducible. */
+#define RINGATTN__GROUP 32
+
+/* from row *r on: the next group of rows that each see something (lo < hi); returns its first
+   row and size (0: none left) and the columns [*ca, *cz) all of them see */
+static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t rows, int64_t *r,
+                                   int64_t *g0, int64_t *ca, int64_t *cz)
+{
+    int64_t n = 0;
+    while (*r < rows && lo[*r] >= hi[*r]) (*r)++;
+    if (*r >= rows) return 0;
+    *g0 = *r; *ca = lo[*r]; *cz = hi[*r];
+    while (*r < rows && n < RINGATTN__GROUP && lo[*r] < hi[*r]) {
+        int64_t a = lo[*r] > *ca ? lo[*r] : *ca, z = hi[*r] < *cz ? hi[*r] : *cz;
+        if (a >= z) break;                 /* the group would share no column */
+        *ca = a; *cz = z; n++; (*r)++;
+    }
+    return n;
+}
+
 /* ---------------------------------------------------------------- THE online-softmax merge */
 /* Folds one tile of scores into the running state of its rows; the only place that knows the
    rescaling. Row r sees columns [lo[r], hi[r]) of the tile and nothing else: invisible
@@ -923,35 +1037,51 @@ typedef struct {
      m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
      acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
    Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
-   `full` says every row sees the whole tile, so P V can go through one GEMM. */
+   `full` says every row sees the whole tile, so P V can go through one GEMM. A row that
+   contributes nothing gets hi[r] = lo[r] on return. */
 static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t cols,
-                            void *s, const int64_t *lo, const int64_t *hi, int full,
+                            void *s, int64_t *lo, int64_t *hi, int full,
                             const void *v, int64_t ldv, void *acc, int64_t ldacc,
                             double *m, double *l, int64_t rstride, int64_t *flops)
 {
-    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r;
+    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, g, g0, ca, cz;
     for (r = 0; r < rows; r++) {
         char *sr = (char *)s + (size_t)(r * cols) * es;
         double mx, mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
         if (lo[r] >= hi[r]) continue;
         mx = ringattn__row_max(t, sr + (size_t)lo[r] * es, hi[r] - lo[r]);
         mnew = (mx > *mr || mx != mx) ? mx : *mr;
-        if (mnew == -INFINITY) continue;   /* every visible score is -inf: contributes nothing */
+        if (mnew == -INFINITY) {   /* every visible score is -inf: contributes nothing */
+            if (full) memset(sr, 0, (size_t)cols * es);   /* the whole-tile GEMM reads it */
+            hi[r] = lo[r];
+            continue;
+        }
         alpha = (*mr == -INFINITY) ? 0.0 : exp(*mr - mnew);
         sum = ringattn__row_exp(t, sr + (size_t)lo[r] * es, hi[r] - lo[r], mnew);
         *lr = *lr * alpha + sum;
         if (alpha != 1.0) ringattn__row_scale(t, (char *)acc + (size_t)(r * ldacc) * es, P->dv, alpha);
         *mr = mnew;
-        if (!full) {   /* ragged row: its own visible columns only */
-            ringattn__gemm(t, 0, 0, 1, P->dv, hi[r] - lo[r], 1.0, sr + (size_t)lo[r] * es, cols,
-                           (const char *)v + (size_t)(lo[r] * ldv) * es, ldv, 1.0,
-                           (char *)acc + (size_t)(r * ldacc) * es, ldacc);
-            *flops += 2 * (hi[r] - lo[r]) * P->dv;
-        }
     }
     if (full) {
         ringattn__gemm(t, 0, 0, rows, P->dv, cols, 1.0, s, cols, v, ldv, 1.0, acc, ldacc);
         *flops += 2 * rows * cols * P->dv;
+        return;
+    }
+    r = 0;
+    while ((g = ringattn__row_group(lo, hi, rows, &r, &g0, &ca, &cz)) > 0) {
+        int64_t i, k;
+        ringattn__gemm(t, 0, 0, g, P->dv, cz - ca, 1.0, (char *)s + (size_t)(g0 * cols + ca) * es, cols,
+                       (const char *)v + (size_t)(ca * ldv) * es, ldv, 1.0,
+                       (char *)acc + (size_t)(g0 * ldacc) * es, ldacc);
+        for (i = g0; i < g0 + g; i++)
+            for (k = 0; k < 2; k++) {   /* the row's own columns left and right of the group's */
+                int64_t a = k ? cz : lo[i], w = k ? hi[i] - cz : ca - lo[i];
+                if (w > 0)
+                    ringattn__gemm(t, 0, 0, 1, P->dv, w, 1.0, (char *)s + (size_t)(i * cols + a) * es, cols,
+                                   (const char *)v + (size_t)(a * ldv) * es, ldv, 1.0,
+                                   (char *)acc + (size_t)(i * ldacc) * es, ldacc);
+            }
+        for (i = g0; i < g0 + g; i++) *flops += 2 * (hi[i] - lo[i]) * P->dv;
     }
 }
 
@@ -1088,19 +1218,34 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                 ringattn__gemm(t, 0, 0, nr, P->d, n, P->scale, me->dp, n, k, ldq, 1.0, dq, ldq);
                 ringattn__gemm(t, 1, 0, n, P->d, nr, P->scale, me->dp, n, q, ldq, 1.0, dk, ldq);
                 me->flops += 2 * nr * n * (2 * P->d + P->dv);
-            } else {   /* ragged rows: each row touches only the keys it sees */
-                for (i = 0; i < nr; i++) {
-                    int64_t a = me->lo[i], w = me->hi[i] - me->lo[i];
-                    const char *pr = (const char *)me->s + (size_t)(i * n + a) * es;
-                    const char *gr = (const char *)me->dp + (size_t)(i * n + a) * es;
-                    if (w <= 0) continue;
-                    ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, dout + (size_t)(i * ldv) * es, ldv,
-                                   1.0, dv + (size_t)(a * ldv) * es, ldv);
-                    ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, k + (size_t)(a * ldq) * es, ldq,
-                                   1.0, dq + (size_t)(i * ldq) * es, ldq);
-                    ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, q + (size_t)(i * ldq) * es, ldq,
-                                   1.0, dk + (size_t)(a * ldq) * es, ldq);
-                    me->flops += 2 * w * (2 * P->d + P->dv);
+            } else {   /* ragged: row groups and their leftovers, as in ringattn__merge */
+                int64_t r = 0, g, g0, ca, cz;
+                while ((g = ringattn__row_group(me->lo, me->hi, nr, &r, &g0, &ca, &cz)) > 0) {
+                    int64_t w = cz - ca, kk;
+                    const char *pg = (const char *)me->s + (size_t)(g0 * n + ca) * es;
+                    const char *gg = (const char *)me->dp + (size_t)(g0 * n + ca) * es;
+                    ringattn__gemm(t, 1, 0, w, P->dv, g, 1.0, pg, n, dout + (size_t)(g0 * ldv) * es, ldv,
+                                   1.0, dv + (size_t)(ca * ldv) * es, ldv);
+                    ringattn__gemm(t, 0, 0, g, P->d, w, P->scale, gg, n, k + (size_t)(ca * ldq) * es, ldq,
+                                   1.0, dq + (size_t)(g0 * ldq) * es, ldq);
+                    ringattn__gemm(t, 1, 0, w, P->d, g, P->scale, gg, n, q + (size_t)(g0 * ldq) * es, ldq,
+                                   1.0, dk + (size_t)(ca * ldq) * es, ldq);
+                    for (i = g0; i < g0 + g; i++) {
+                        me->flops += 2 * (me->hi[i] - me->lo[i]) * (2 * P->d + P->dv);
+                        for (kk = 0; kk < 2; kk++) {   /* the row's columns outside the group's */
+                            int64_t a = kk ? cz : me->lo[i];
+                            const char *pr = (const char *)me->s + (size_t)(i * n + a) * es;
+                            const char *gr = (const char *)me->dp + (size_t)(i * n + a) * es;
+                            w = kk ? me->hi[i] - cz : ca - me->lo[i];
+                            if (w <= 0) continue;
+                            ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, dout + (size_t)(i * ldv) * es, ldv,
+                                           1.0, dv + (size_t)(a * ldv) * es, ldv);
+                            ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, k + (size_t)(a * ldq) * es, ldq,
+                                           1.0, dq + (size_t)(i * ldq) * es, ldq);
+                            ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, q + (size_t)(i * ldq) * es, ldq,
+                                           1.0, dk + (size_t)(a * ldq) * es, ldq);
+                        }
+                    }
                 }
             }
             me->tiles++;
