@@ -27,6 +27,9 @@
      and at step t holds the K/V chunk of member (i - t) mod p, merges that block into its
      running (O_i, m_i, l_i) with the online softmax, and hands the K/V buffer to member i + 1.
      See "THE RING" in the implementation; the README has the full semantics.
+     ringattn_layer_forward / ringattn_layer_backward: the whole multihead (dilated)
+     attention layer around it (q/k/v projections, attention, LayerNorm, output projection,
+     fkodom's MultiheadDilatedAttention), with ringattn_layer_init; see "the layer" below.
 
    COMPILE-TIME OPTIONS (define before including)
      RINGATTN_IMPLEMENTATION   in one file: emit the implementation.
