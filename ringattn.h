@@ -335,7 +335,8 @@ RINGATTN_API int ringattn_layer_backward(const ringattn_config *cfg, const ringa
    u1 = (1 + (next >> 11)) 2^-53, u2 = (next >> 11) 2^-53 (two draws per normal).
    reference/generate_golden.py has the same generator in Python. The state is the
    caller's: no global state. Validates params like the entry points (ENULL, ESHAPE,
-   ECONFIG when gamma_init is not finite). */
+   EDTYPE, ECONFIG, also when gamma_init is not finite; EALIAS when two weights share a data
+   pointer; cfg may be NULL) and writes nothing on error. */
 typedef struct { uint64_t s[4]; } ringattn_layer_rng;
 RINGATTN_API ringattn_layer_rng ringattn_layer_rng_seed(uint64_t seed);
 RINGATTN_API uint64_t ringattn_layer_rng_next(ringattn_layer_rng *rng);     /* xoshiro256** */
