@@ -3,6 +3,7 @@
 
     python3 -m venv .venv && .venv/bin/pip install numpy torch
     .venv/bin/python reference/generate_golden.py            # rewrites reference/golden/
+    .venv/bin/python reference/generate_golden.py --layer-only   # only reference/golden/layer/
 
 Writes, for every case, reference/golden/<case>/{q,k,v,dout}.npy (inputs) and
 {out,lse,dq,dk,dv}.npy (the reference), plus reference/golden/manifest.txt, one line per case:
@@ -60,7 +61,27 @@ seed system builds on), with SDPA in place of xFormers:
     causal), scattered back; positions outside get 0 (lse -inf); the sum is divided by G;
   - fkodom's older "x / x.sum(dim=(1, 2))" normalisation is not there (DarcStar removed it);
   - the scale is passed to SDPA (DarcStar's non-xFormers path would use 1/sqrt(d)).
+
+The layer goldens (reference/golden/layer/<case>/ and layer/manifest.txt, read by
+tests/test_layer.c and examples/layer.c) come from a PyTorch port of fkodom's
+MultiheadDilatedAttention.forward (the seed's RingMultiheadDilatedAttention):
+    q, k, v = F.linear(x_q, wq, bq), F.linear(x_k, wk, bk), F.linear(x_v, wv, bv)
+    "b n (h d) -> b n h d", attention (dense_attention / dilated_attention above),
+    "b n h d -> b n (h d)", F.layer_norm over E (MAGNETO sub-LN, when layer_norm=1),
+    y = F.linear(., wo, bo)
+with autograd for every input and weight (a self-attention case has one input x whose gradient
+is the sum of its three uses). Files are named as ringattn_layer_params' fields: x_q [x_k x_v]
+dy, wqkv bqkv | wq wk wv bq bk bv, wo bo, ln_gamma ln_beta (inputs, '<f4'), and y dx_q [dx_k
+dx_v] and d<weight> (the reference, '<f8'): a rank-r array is the layer's tensor as loaded.
+The manifest line: <case> b= nq= nk= E= H= self= layer_norm= ln_eps= causal= segments=
+dilations= rings=<ring sizes the C test runs> seed= gamma_init= what=.
+Case "example" is examples/layer.c's run: its weights come from LayerRng, a port of
+ringattn_layer_rng (xoshiro256** seeded by splitmix64, Box-Muller) and of ringattn_layer_init
+(xavier_normal, gain 1 for Wq, Wk and gamma_init for Wv, Wo; zero biases; LN 1 and 0), then
+x and dy from the same generator, rounded to float32 as the example stores them: the C side
+reproduces them bit for bit from the seed.
 """
+import math
 import os
 import sys
 
@@ -275,8 +296,158 @@ def to_np(t):
     return t.detach().contiguous().numpy()
 
 
+# ---------------------------------------------------------------- the layer
+
+M64 = (1 << 64) - 1
+
+
+class LayerRng:
+    """ringattn_layer_rng: xoshiro256** seeded by splitmix64; normal() is Box-Muller's cosine
+    branch with u1 = (1 + (next >> 11)) 2^-53 in (0, 1], u2 = (next >> 11) 2^-53"""
+
+    def __init__(self, seed):
+        self.s = []
+        for _ in range(4):
+            seed = (seed + 0x9E3779B97F4A7C15) & M64
+            z = seed
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+            self.s.append(z ^ (z >> 31))
+
+    def next(self):
+        s = self.s
+        rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & M64
+        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def normal(self):
+        u1 = float((self.next() >> 11) + 1) * (1.0 / 9007199254740992.0)
+        u2 = float(self.next() >> 11) * (1.0 / 9007199254740992.0)
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2)
+
+    def normals(self, n):
+        return [self.normal() for _ in range(n)]
+
+
+def layer_init(E, gamma_init, rng):
+    """ringattn_layer_init on a fused layout: wqkv [3E, E] (blocks q, k, v), wo, zero biases,
+    LayerNorm 1 and 0; every value rounded to float32 as stored"""
+    sd = 1.0 / math.sqrt(E)
+    blocks = []
+    for gain_sd in (sd, sd, gamma_init * sd, gamma_init * sd):       # Wq, Wk, Wv, Wo
+        blocks.append(np.array([gain_sd * z for z in rng.normals(E * E)]).reshape(E, E))
+    f = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32).astype(np.float64))
+    return {"wqkv": f(np.concatenate(blocks[:3])), "bqkv": f(np.zeros(3 * E)), "wo": f(blocks[3]),
+            "bo": f(np.zeros(E)), "ln_gamma": f(np.ones(E)), "ln_beta": f(np.zeros(E))}
+
+
+def layer_forward(x_q, x_k, x_v, W, H, layer_norm, eps, segs, rates, causal):
+    """fkodom MultiheadDilatedAttention.forward with the weights in W (ringattn's names)"""
+    b, nq, E = x_q.shape
+    nk, d = x_k.shape[1], E // H
+    if "wqkv" in W:
+        wq, wk, wv = W["wqkv"].split(E, 0)
+        bq, bk, bv = W["bqkv"].split(E, 0) if "bqkv" in W else (None, None, None)
+    else:
+        wq, wk, wv = W["wq"], W["wk"], W["wv"]
+        bq, bk, bv = W.get("bq"), W.get("bk"), W.get("bv")
+    q = F.linear(x_q, wq, bq).reshape(b, nq, H, d)           # "b n (h d) -> b n h d"
+    k = F.linear(x_k, wk, bk).reshape(b, nk, H, d)
+    v = F.linear(x_v, wv, bv).reshape(b, nk, H, d)
+    if segs:
+        a, _ = dilated_attention(q, k, v, segs, rates, causal != "none", 0.0)
+    else:
+        a, _ = dense_attention(q, k, v, causal, 0.0)
+    a = a.reshape(b, nq, E)                                   # "b n h d -> b n (h d)"
+    if layer_norm:
+        a = F.layer_norm(a, (E,), W.get("ln_gamma"), W.get("ln_beta"), eps)
+    return F.linear(a, W["wo"], W.get("bo"))
+
+
+# name, b, nq, nk, E, H, self, weights (fused | separate), biases, layer_norm, LN affine, causal,
+# segments, dilations, ring sizes for the C test, what
+LAYER_CASES = [
+    ("example",             1, 32, 32, 16, 2, True,  "fused",    True,  True,  True,  "none",
+     [8, 16], [1, 2], [1, 2, 4], "examples/layer.c_seed_42_gamma_init_0.5_dilated_self-attention"),
+    ("cross_causal",        2,  8, 12,  8, 2, False, "separate", True,  True,  True,  "bottom-right",
+     None, None, [1, 2, 4], "cross-attention_nq<nk_bottom-right_causal_random_biases_and_LN_affine"),
+    ("dilated_causal_noln", 1, 24, 24, 12, 3, True,  "separate", True,  False, False, "top-left",
+     [6, 12, 24], [1, 2, 4], [1, 3], "self-attention_3_groups_causal_no_LayerNorm"),
+]
+
+
+def layer_goldens():
+    out_dir = os.path.join(OUT, "layer")
+    os.makedirs(out_dir, exist_ok=True)
+    lines = ["# ringattn layer golden cases, written by reference/generate_golden.py (torch %s, numpy %s)"
+             % (torch.__version__, np.__version__),
+             "# name b nq nk E H self layer_norm ln_eps causal segments dilations rings seed gamma_init what"]
+    for li, (name, b, nq, nk, E, H, self_attn, layout, biases, ln, affine, causal, segs, rates, rings,
+             what) in enumerate(LAYER_CASES):
+        seed, gamma_init, eps = 0, 0.0, 1e-5
+        if name == "example":   # examples/layer.c: init from the seed, then x and dy
+            seed, gamma_init = 42, 0.5
+            rng = LayerRng(seed)
+            W = layer_init(E, gamma_init, rng)
+            x_q = torch.tensor(np.array(rng.normals(b * nq * E), dtype=np.float32).astype(np.float64)).reshape(b, nq, E)
+            dy = torch.tensor(np.array(rng.normals(b * nq * E), dtype=np.float32).astype(np.float64)).reshape(b, nq, E)
+            x_k = x_v = x_q
+        else:
+            gen = torch.Generator().manual_seed(3000 + li)
+            W = {}
+            names = ["wqkv"] if layout == "fused" else ["wq", "wk", "wv"]
+            for nm in names:
+                W[nm] = rand(gen, 3 * E if nm == "wqkv" else E, E)
+                W[nm] = (W[nm] / math.sqrt(E)).float().double()
+            if biases:
+                for nm in (["bqkv"] if layout == "fused" else ["bq", "bk", "bv"]):
+                    W[nm] = (0.5 * rand(gen, 3 * E if nm == "bqkv" else E)).float().double()
+                W["bo"] = (0.5 * rand(gen, E)).float().double()
+            W["wo"] = (rand(gen, E, E) / math.sqrt(E)).float().double()
+            if ln and affine:
+                W["ln_gamma"] = (1 + 0.3 * rand(gen, E)).float().double()
+                W["ln_beta"] = (0.3 * rand(gen, E)).float().double()
+            x_q = rand(gen, b, nq, E)
+            x_k = x_v = x_q if self_attn else None
+            if not self_attn:
+                x_k, x_v = rand(gen, b, nk, E), rand(gen, b, nk, E)
+            dy = rand(gen, b, nq, E)
+        leaves = [x_q] if self_attn else [x_q, x_k, x_v]
+        for t in leaves + list(W.values()):
+            t.requires_grad_(True)
+        y = layer_forward(x_q, x_k, x_v, W, H, ln, eps, segs, rates, causal)
+        y.backward(dy)
+        d_ = os.path.join(out_dir, name)
+        os.makedirs(d_, exist_ok=True)
+        ins = [("x_q", x_q), ("dy", dy)] + ([] if self_attn else [("x_k", x_k), ("x_v", x_v)]) + list(W.items())
+        for fn, t in ins:
+            np.save(os.path.join(d_, fn + ".npy"), to_np(t).astype("<f4"))
+        refs = [("y", y), ("dx_q", x_q.grad)] + ([] if self_attn else [("dx_k", x_k.grad), ("dx_v", x_v.grad)])
+        refs += [("d" + nm, t.grad) for nm, t in W.items()]
+        for fn, t in refs:
+            np.save(os.path.join(d_, fn + ".npy"), to_np(t).astype("<f8"))
+        lst = lambda x: ",".join(map(str, x)) if x else "-"
+        lines.append("%s b=%d nq=%d nk=%d E=%d H=%d self=%d layer_norm=%d ln_eps=%.17g causal=%s segments=%s "
+                     "dilations=%s rings=%s seed=%d gamma_init=%.17g what=%s"
+                     % (name, b, nq, nk, E, H, self_attn, ln, eps, causal, lst(segs), lst(rates), lst(rings),
+                        seed, gamma_init, what))
+        print("layer %-20s y max|.| %.3f  dx_q max %.3f  dwo max %.3f" % (
+            name, y.abs().max().item(), x_q.grad.abs().max().item(), W["wo"].grad.abs().max().item()))
+    with open(os.path.join(out_dir, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    total = sum(os.path.getsize(os.path.join(r, x)) for r, _, fs in os.walk(out_dir) for x in fs)
+    print("wrote %d layer cases, %d bytes, under %s" % (len(LAYER_CASES), total, out_dir))
+
+
 def main():
     torch.manual_seed(0)
+    if "--layer-only" in sys.argv[1:]:   # just reference/golden/layer/
+        layer_goldens()
+        return 0
     os.makedirs(OUT, exist_ok=True)
     lines = ["# ringattn golden cases, written by reference/generate_golden.py (torch %s, numpy %s)"
              % (torch.__version__, np.__version__),
@@ -346,6 +517,7 @@ def main():
         f.write("\n".join(lines) + "\n")
     total = sum(os.path.getsize(os.path.join(r, x)) for r, _, fs in os.walk(OUT) for x in fs)
     print("wrote %d cases, %d bytes, under %s" % (len(CASES) + len(VARIANTS), total, OUT))
+    layer_goldens()
     return 0
 
 
