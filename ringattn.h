@@ -783,17 +783,15 @@ static double ringattn__sum8(const double s[8])
     !defined(__CUDACC__) && !defined(RINGATTN_NO_DISPATCH)
 #define RINGATTN__AVX2 1
 #include <immintrin.h>
-#define RINGATTN__SEL8(m, yes, no) _mm256_blendv_ps((no), (yes), _mm256_castsi256_ps(m))
-/* exp((a - hi) - lo) on 8 lanes: the sequence of ringattn__expf, operation for operation */
+/* exp((a - hi) - lo) on 8 lanes: the arithmetic of ringattn__expf, operation for operation.
+   Lanes below the range or NaN are overwritten at the end, so the clamp may use min/max
+   (whatever they leave in those lanes is discarded). */
 __attribute__((target("avx2"))) static inline __m256 ringattn__expf8(__m256 a, __m256 hi, __m256 lo)
 {
-    const __m256 zero = _mm256_setzero_ps();
     __m256 x = _mm256_sub_ps(_mm256_sub_ps(a, hi), lo), xc, q, r, e;
-    __m256i low = _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ));
-    __m256i big = _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(88.0f), _CMP_GT_OQ));
-    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-    xc = RINGATTN__SEL8(low, _mm256_set1_ps(-87.33654f),
-                        RINGATTN__SEL8(big, _mm256_set1_ps(88.0f), RINGATTN__SEL8(nan, zero, x)));
+    __m256 low = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.0f));
     q = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)), _mm256_set1_ps(12582912.0f)),
                       _mm256_set1_ps(12582912.0f));
     r = _mm256_add_ps(_mm256_sub_ps(xc, _mm256_mul_ps(q, _mm256_set1_ps(0.693359375f))),
@@ -806,7 +804,7 @@ __attribute__((target("avx2"))) static inline __m256 ringattn__expf8(__m256 a, _
     q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(1.6666665459e-1f));
     q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(5.0000001201e-1f));
     q = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(q, r), r), r), _mm256_set1_ps(1.0f)), e);
-    return RINGATTN__SEL8(nan, x, RINGATTN__SEL8(low, zero, q));
+    return _mm256_blendv_ps(_mm256_andnot_ps(low, q), x, nan);
 }
 
 /* v[0..n) = exp((v - hi) - lo) */
@@ -815,17 +813,13 @@ static void ringattn__expf_row_avx2(float *v, int64_t n, float hi, float lo)
 {
     const __m256 h = _mm256_set1_ps(hi), l = _mm256_set1_ps(lo);
     int64_t j = 0;
-    /* four independent rows of lanes per trip: one exp is a long chain of dependent steps,
-       and only several in flight keep the multipliers busy */
-    for (; j + 32 <= n; j += 32) {
+    /* two independent rows of lanes per trip: one exp is a long chain of dependent steps,
+       and two in flight keep the multipliers busier (four ran out of registers) */
+    for (; j + 16 <= n; j += 16) {
         __m256 e0 = ringattn__expf8(_mm256_loadu_ps(v + j), h, l);
         __m256 e1 = ringattn__expf8(_mm256_loadu_ps(v + j + 8), h, l);
-        __m256 e2 = ringattn__expf8(_mm256_loadu_ps(v + j + 16), h, l);
-        __m256 e3 = ringattn__expf8(_mm256_loadu_ps(v + j + 24), h, l);
         _mm256_storeu_ps(v + j, e0);
         _mm256_storeu_ps(v + j + 8, e1);
-        _mm256_storeu_ps(v + j + 16, e2);
-        _mm256_storeu_ps(v + j + 24, e3);
     }
     for (; j + 8 <= n; j += 8) _mm256_storeu_ps(v + j, ringattn__expf8(_mm256_loadu_ps(v + j), h, l));
     for (; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
