@@ -240,6 +240,16 @@ typedef struct {
 RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape *shape,
                                int pass, ringattn_plan_info *plan);
 
+/* Every check of a call, without the call: the views, shapes and aliasing of t (pass 0,
+   forward: q, k, v, out, lse -- lse may be NULL, t[5..8] unused; pass 1, backward: q, k, v,
+   out, lse, dout, dq, dk, dv), then the config through ringattn_plan. Returns what
+   ringattn_forward / ringattn_backward would return for these arguments before computing
+   anything (same status, same error_detail) and, on success, the call's shape in *shape
+   (may be NULL). Writes nothing else. The companion headers validate with it, so a GPU or
+   MPI call refuses exactly what the CPU refuses, in the same words. */
+RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
+                                     ringattn_shape *shape);
+
 /* ---------------------------------------------------------------- the layer (multihead dilated attention)
    RingMultiheadDilatedAttention / fkodom's MultiheadDilatedAttention as one call, for people
    who port a whole layer and want the whole layer as a reference:
@@ -2098,6 +2108,19 @@ static int ringattn__check_call(const ringattn_config *cfg, int pass, const ring
         if ((st = ringattn__check_view(cfg, t[i], names[i], want, output)) != RINGATTN_OK) return st;
     }
     return ringattn__check_alias(cfg, t, names, pass ? 9 : 5, pass ? 6 : 3);
+}
+
+RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
+                                     ringattn_shape *shape)
+{
+    ringattn_shape s; ringattn_plan_info plan; int st;
+    if (!cfg) return RINGATTN_ENULL;
+    if (pass != 0 && pass != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "pass = %d, must be 0 or 1", pass);
+    if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "the tensor list is NULL");
+    if ((st = ringattn__check_call(cfg, pass, t, &s)) != RINGATTN_OK) return st;
+    if ((st = ringattn_plan(cfg, &s, pass, &plan)) != RINGATTN_OK) return st;
+    if (shape) *shape = s;
+    return RINGATTN_OK;
 }
 
 RINGATTN_API int ringattn_forward(const ringattn_config *cfg,

@@ -1177,66 +1177,6 @@ static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda_
 
 /* ---------------------------------------------------------------- host: validation */
 
-#define RINGATTN_CUDA__BLAS_INT_MAX 2147483647
-
-static int64_t ringattn_cuda__mul(int64_t a, int64_t b, int *ovf)
-{
-    if (a != 0 && b > INT64_MAX / a) { *ovf = 1; return 0; }
-    return a * b;
-}
-static int64_t ringattn_cuda__add(int64_t a, int64_t b, int *ovf)
-{
-    if (b > INT64_MAX - a) { *ovf = 1; return 0; }
-    return a + b;
-}
-
-/* one view (ringattn__check_view of ringattn.h, same rules and messages) */
-static int ringattn_cuda__check_view(const ringattn_config *cfg, const ringattn_tensor *t,
-                                     const char *name, const int64_t want[4], int output)
-{
-    int a, ovf = 0; int64_t extent = 0, count = 1;
-    if (!t) return ringattn_cuda__fail(cfg, RINGATTN_ENULL, "%s is NULL", name);
-    if (!t->data) return ringattn_cuda__fail(cfg, RINGATTN_ENULL, "%s->data is NULL", name);
-    if ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_BF16)
-        return ringattn_cuda__fail(cfg, RINGATTN_EDTYPE, "%s has unknown dtype %d", name, (int)t->dtype);
-    for (a = 0; a < 4; a++) {
-        if (t->shape[a] < 1)
-            return ringattn_cuda__fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, must be >= 1",
-                                       name, a, (long long)t->shape[a]);
-        if (want && t->shape[a] != want[a])
-            return ringattn_cuda__fail(cfg, RINGATTN_ESHAPE, "%s.shape[%d] = %lld, expected %lld",
-                                       name, a, (long long)t->shape[a], (long long)want[a]);
-    }
-    for (a = 0; a < 4; a++) {
-        int64_t s = t->stride[a];
-        if (s == INT64_MIN) ovf = 1; else if (s < 0) s = -s;
-        count = ringattn_cuda__mul(count, t->shape[a], &ovf);
-        extent = ringattn_cuda__add(extent, ringattn_cuda__mul(s, t->shape[a] - 1, &ovf), &ovf);
-        if (output && s == 0 && t->shape[a] > 1)
-            return ringattn_cuda__fail(cfg, RINGATTN_ESTRIDE, "%s.stride[%d] is 0 on an axis of length %lld",
-                                       name, a, (long long)t->shape[a]);
-    }
-    (void)ringattn_cuda__mul(count, 8, &ovf);
-    (void)ringattn_cuda__mul(ringattn_cuda__add(extent, 1, &ovf), 8, &ovf);
-    if (ovf) return ringattn_cuda__fail(cfg, RINGATTN_EOVERFLOW, "%s: element count or extent overflows 64 bits", name);
-    return RINGATTN_OK;
-}
-
-/* an output must not share its data pointer with another tensor (ringattn__check_alias) */
-static int ringattn_cuda__check_alias(const ringattn_config *cfg, const ringattn_tensor *const *t,
-                                      const char *const *names, int n, int first_output)
-{
-    int i, j;
-    for (i = first_output; i < n; i++) {
-        if (!t[i]) continue;
-        for (j = 0; j < n; j++)
-            if (j != i && t[j] && t[j]->data == t[i]->data)
-                return ringattn_cuda__fail(cfg, RINGATTN_EALIAS, "output %s shares its data pointer with %s",
-                                           names[i], names[j]);
-    }
-    return RINGATTN_OK;
-}
-
 /* the data of every tensor must be reachable by the GPU */
 static int ringattn_cuda__check_device_ptrs(const ringattn_config *cfg, const ringattn_tensor *const *t,
                                             const char *const *names, int n)
@@ -1454,67 +1394,38 @@ static int ringattn_cuda__run(const ringattn_config *cfg, const ringattn_shape *
     return ringattn_cuda__execute_t<float>(&X, &P, &plan, io, force_tile);
 }
 
-/* the argument checks of ringattn_forward, then the run */
+/* the argument checks of ringattn_forward (ringattn_check_call: the CPU's own rules and
+   messages, config included, with ring_size 0 read as 1 as in ringattn_cuda__resolve), then
+   the run */
 static int ringattn_cuda__forward(const ringattn_config *cfg, const ringattn_tensor *q, const ringattn_tensor *k,
                                   const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
                                   int emulate, int force_tile)
 {
-    ringattn_shape s; ringattn_cuda__io io; int st;
-    const ringattn_tensor *all[5]; const char *names[5] = { "q", "k", "v", "out", "lse" };
-    int64_t want[4];
+    ringattn_shape s; ringattn_cuda__io io; ringattn_config c; int st;
+    const ringattn_tensor *all[9] = { q, k, v, out, lse, NULL, NULL, NULL, NULL };
+    const char *names[5] = { "q", "k", "v", "out", "lse" };
     if (!cfg) return RINGATTN_ENULL;
-    if ((st = ringattn_cuda__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
-    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
-    if ((st = ringattn_cuda__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
-    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
-    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
-    if ((st = ringattn_cuda__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn_cuda__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
-    s.dim_v = v->shape[3]; want[3] = s.dim_v;
-    if ((st = ringattn_cuda__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
-    want[1] = s.seq_q; want[2] = s.heads_q;
-    if ((st = ringattn_cuda__check_view(cfg, out, "out", want, 1)) != RINGATTN_OK) return st;
-    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
-    if (lse && (st = ringattn_cuda__check_view(cfg, lse, "lse", want, 1)) != RINGATTN_OK) return st;
-    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse;
-    if ((st = ringattn_cuda__check_alias(cfg, all, names, 5, 3)) != RINGATTN_OK) return st;
+    c = *cfg;
+    if (c.ring_size == 0) c.ring_size = 1;
+    if ((st = ringattn_check_call(&c, 0, all, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
     return ringattn_cuda__run(cfg, &s, 0, &io, all, names, 5, emulate, force_tile);
 }
 
-/* the argument checks of ringattn_backward, then the run */
+/* the argument checks of ringattn_backward (as above), then the run */
 static int ringattn_cuda__backward(const ringattn_config *cfg, const ringattn_tensor *q, const ringattn_tensor *k,
                                    const ringattn_tensor *v, const ringattn_tensor *out, const ringattn_tensor *lse,
                                    const ringattn_tensor *dout, ringattn_tensor *dq, ringattn_tensor *dk,
                                    ringattn_tensor *dv, int emulate, int force_tile)
 {
-    ringattn_shape s; ringattn_cuda__io io; int st;
-    const ringattn_tensor *all[9];
+    ringattn_shape s; ringattn_cuda__io io; ringattn_config c; int st;
+    const ringattn_tensor *all[9] = { q, k, v, out, lse, dout, dq, dk, dv };
     const char *names[9] = { "q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv" };
-    int64_t want[4];
     if (!cfg) return RINGATTN_ENULL;
-    if ((st = ringattn_cuda__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
-    s.batch = q->shape[0]; s.seq_q = q->shape[1]; s.heads_q = q->shape[2]; s.dim_qk = q->shape[3];
-    if ((st = ringattn_cuda__check_view(cfg, k, "k", NULL, 0)) != RINGATTN_OK) return st;
-    s.seq_k = k->shape[1]; s.heads_kv = k->shape[2];
-    want[0] = s.batch; want[1] = s.seq_k; want[2] = s.heads_kv; want[3] = s.dim_qk;
-    if ((st = ringattn_cuda__check_view(cfg, k, "k", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn_cuda__check_view(cfg, dk, "dk", want, 1)) != RINGATTN_OK) return st;
-    if ((st = ringattn_cuda__check_view(cfg, v, "v", NULL, 0)) != RINGATTN_OK) return st;
-    s.dim_v = v->shape[3]; want[3] = s.dim_v;
-    if ((st = ringattn_cuda__check_view(cfg, v, "v", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn_cuda__check_view(cfg, dv, "dv", want, 1)) != RINGATTN_OK) return st;
-    want[1] = s.seq_q; want[2] = s.heads_q;
-    if ((st = ringattn_cuda__check_view(cfg, out, "out", want, 0)) != RINGATTN_OK) return st;
-    if ((st = ringattn_cuda__check_view(cfg, dout, "dout", want, 0)) != RINGATTN_OK) return st;
-    want[3] = s.dim_qk;
-    if ((st = ringattn_cuda__check_view(cfg, dq, "dq", want, 1)) != RINGATTN_OK) return st;
-    want[1] = s.heads_q; want[2] = s.seq_q; want[3] = 1;
-    if ((st = ringattn_cuda__check_view(cfg, lse, "lse", want, 0)) != RINGATTN_OK) return st;
-    all[0] = q; all[1] = k; all[2] = v; all[3] = out; all[4] = lse; all[5] = dout;
-    all[6] = dq; all[7] = dk; all[8] = dv;
-    if ((st = ringattn_cuda__check_alias(cfg, all, names, 9, 6)) != RINGATTN_OK) return st;
+    c = *cfg;
+    if (c.ring_size == 0) c.ring_size = 1;
+    if ((st = ringattn_check_call(&c, 1, all, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
     io.dq = dq; io.dk = dk; io.dv = dv;
