@@ -863,8 +863,13 @@ static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
 #pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+/* AVX-512F brings FMA with it, and GCC contracts a*b+c into one rounding wherever the language
+   mode allows it (C++ and GNU C by default): that would change the bits */
+#define RINGATTN__NOFMA __attribute__((optimize("fp-contract=off")))
+#else
+#define RINGATTN__NOFMA
 #endif
-__attribute__((target("avx512f"))) static inline __m512 ringattn__expf16(__m512 a, __m512 hi, __m512 lo)
+__attribute__((target("avx512f"))) RINGATTN__NOFMA static inline __m512 ringattn__expf16(__m512 a, __m512 hi, __m512 lo)
 {
     __m512 x = _mm512_sub_ps(_mm512_sub_ps(a, hi), lo), xc, q, r, e;
     __mmask16 low = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
@@ -887,7 +892,7 @@ __attribute__((target("avx512f"))) static inline __m512 ringattn__expf16(__m512 
 }
 
 /* v[0..n) = exp((v - hi) - lo) */
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f"))) RINGATTN__NOFMA
 static void ringattn__expf_row_avx512(float *v, int64_t n, float hi, float lo)
 {
     const __m512 h = _mm512_set1_ps(hi), l = _mm512_set1_ps(lo);
@@ -907,7 +912,7 @@ static void ringattn__expf_row_avx512(float *v, int64_t n, float hi, float lo)
 
 /* the same, returning the sum of the new v[j] in the order of ringattn__row_sum: eight
    double lanes over blocks of eight, the tail into lane 0 */
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f"))) RINGATTN__NOFMA
 static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
 {
     __m512d s8 = _mm512_setzero_pd();
@@ -922,7 +927,7 @@ static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
 
 /* the largest of x[0..n) by the comparisons of ringattn__row_max (NaNs lose every one);
    max is exact, so the lane order cannot change the result */
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f"))) RINGATTN__NOFMA
 static float ringattn__row_max_avx512(const float *a, int64_t n)
 {
     __m512 m = _mm512_set1_ps(-INFINITY);
@@ -1232,6 +1237,36 @@ static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t
     return n;
 }
 
+/* The few columns a row of a ragged tile sees outside its group's shared ones: too few for a
+   BLAS call to pay its overhead, so plain loops (fixed order, no reduction across lanes, so
+   any vectorisation gives the same bits).
+     ringattn__rowmul: c[0..n) += alpha * sum_k x[k] * B[k][0..n)     (a row times a matrix)
+     ringattn__rank1:  C[k][0..n) += alpha * x[k] * y[0..n)           (a column times a row) */
+static void ringattn__rowmul(ringattn_dtype t, int64_t w, int64_t n, double alpha, const void *x,
+                             const void *B, int64_t ldb, void *c)
+{
+    int64_t k, j;
+    if (t == RINGATTN_F32) {
+        const float *xs = (const float *)x, *b = (const float *)B; float *cs = (float *)c;
+        for (k = 0; k < w; k++) { float a = (float)alpha * xs[k]; for (j = 0; j < n; j++) cs[j] += a * b[k * ldb + j]; }
+    } else {
+        const double *xs = (const double *)x, *b = (const double *)B; double *cs = (double *)c;
+        for (k = 0; k < w; k++) { double a = alpha * xs[k]; for (j = 0; j < n; j++) cs[j] += a * b[k * ldb + j]; }
+    }
+}
+static void ringattn__rank1(ringattn_dtype t, int64_t w, int64_t n, double alpha, const void *x,
+                            const void *y, void *C, int64_t ldc)
+{
+    int64_t k, j;
+    if (t == RINGATTN_F32) {
+        const float *xs = (const float *)x, *ys = (const float *)y; float *cs = (float *)C;
+        for (k = 0; k < w; k++) { float a = (float)alpha * xs[k]; for (j = 0; j < n; j++) cs[k * ldc + j] += a * ys[j]; }
+    } else {
+        const double *xs = (const double *)x, *ys = (const double *)y; double *cs = (double *)C;
+        for (k = 0; k < w; k++) { double a = alpha * xs[k]; for (j = 0; j < n; j++) cs[k * ldc + j] += a * ys[j]; }
+    }
+}
+
 /* ---------------------------------------------------------------- THE online-softmax merge */
 /* Folds one tile of scores into the running state of its rows; the only place that knows the
    rescaling. Row r sees columns [lo[r], hi[r]) of the tile and nothing else: invisible
@@ -1279,9 +1314,9 @@ static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t co
             for (k = 0; k < 2; k++) {   /* the row's own columns left and right of the group's */
                 int64_t a = k ? cz : lo[i], w = k ? hi[i] - cz : ca - lo[i];
                 if (w > 0)
-                    ringattn__gemm(t, 0, 0, 1, P->dv, w, 1.0, (char *)s + (size_t)(i * cols + a) * es, cols,
-                                   (const char *)v + (size_t)(a * ldv) * es, ldv, 1.0,
-                                   (char *)acc + (size_t)(i * ldacc) * es, ldacc);
+                    ringattn__rowmul(t, w, P->dv, 1.0, (char *)s + (size_t)(i * cols + a) * es,
+                                     (const char *)v + (size_t)(a * ldv) * es, ldv,
+                                     (char *)acc + (size_t)(i * ldacc) * es);
             }
         for (i = g0; i < g0 + g; i++) *flops += 2 * (hi[i] - lo[i]) * P->dv;
     }
@@ -1440,12 +1475,12 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                             const char *gr = (const char *)me->dp + (size_t)(i * n + a) * es;
                             w = kk ? me->hi[i] - cz : ca - me->lo[i];
                             if (w <= 0) continue;
-                            ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, dout + (size_t)(i * ldv) * es, ldv,
-                                           1.0, dv + (size_t)(a * ldv) * es, ldv);
-                            ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, k + (size_t)(a * ldq) * es, ldq,
-                                           1.0, dq + (size_t)(i * ldq) * es, ldq);
-                            ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, q + (size_t)(i * ldq) * es, ldq,
-                                           1.0, dk + (size_t)(a * ldq) * es, ldq);
+                            ringattn__rank1(t, w, P->dv, 1.0, pr, dout + (size_t)(i * ldv) * es,
+                                            dv + (size_t)(a * ldv) * es, ldv);
+                            ringattn__rowmul(t, w, P->d, P->scale, gr, k + (size_t)(a * ldq) * es, ldq,
+                                             dq + (size_t)(i * ldq) * es);
+                            ringattn__rank1(t, w, P->d, P->scale, gr, q + (size_t)(i * ldq) * es,
+                                            dk + (size_t)(a * ldq) * es, ldq);
                         }
                     }
                 }
@@ -1676,6 +1711,12 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             int64_t at = (bb * P->h + hh) * me->rows + me->qp[a].row0 + r;
             int64_t pos = me->qp[a].pos0 + r * me->qp[a].stride;
             double l = me->rs1[at];
+            if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32 && io->o->stride[3] == 1) {
+                /* the common case without the per-element dtype switch: the same arithmetic */
+                const float *a = (const float *)me->acc + at * P->dv;
+                float *o = (float *)io->o->data + ringattn__index(io->o, bb, pos, hh, 0);
+                for (c = 0; c < P->dv; c++) o[c] = (l == 0) ? 0.0f : (float)((double)a[c] / l * gdiv);
+            } else
             for (c = 0; c < P->dv; c++) {   /* l == 0: the row saw no key, its output is 0 */
                 double o = (l == 0) ? 0.0 : ringattn__load(me->acc, P->ct, at * P->dv + c) / l * gdiv;
                 ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c), o);
@@ -1788,7 +1829,10 @@ static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
         for (t = 0; t < p; t++) {
             RINGATTN__OMP(omp for schedule(static) nowait)
             for (i = 0; i < p; i++) ringattn__send(R, i, t);
-            RINGATTN__OMP(omp for schedule(static))
+            /* dynamic: with a causal mask some members have nothing to do at step t and
+               the diagonal blocks cost more, so a fixed split leaves a thread idle; which
+               thread runs a unit never changes its arithmetic */
+            RINGATTN__OMP(omp for schedule(dynamic, 1))
             for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);
             RINGATTN__OMP(omp for schedule(static))
             for (i = 0; i < p; i++) ringattn__step_done(R, i, t);
