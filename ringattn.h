@@ -1237,36 +1237,6 @@ static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t
     return n;
 }
 
-/* The few columns a row of a ragged tile sees outside its group's shared ones: too few for a
-   BLAS call to pay its overhead, so plain loops (fixed order, no reduction across lanes, so
-   any vectorisation gives the same bits).
-     ringattn__rowmul: c[0..n) += alpha * sum_k x[k] * B[k][0..n)     (a row times a matrix)
-     ringattn__rank1:  C[k][0..n) += alpha * x[k] * y[0..n)           (a column times a row) */
-static void ringattn__rowmul(ringattn_dtype t, int64_t w, int64_t n, double alpha, const void *x,
-                             const void *B, int64_t ldb, void *c)
-{
-    int64_t k, j;
-    if (t == RINGATTN_F32) {
-        const float *xs = (const float *)x, *b = (const float *)B; float *cs = (float *)c;
-        for (k = 0; k < w; k++) { float a = (float)alpha * xs[k]; for (j = 0; j < n; j++) cs[j] += a * b[k * ldb + j]; }
-    } else {
-        const double *xs = (const double *)x, *b = (const double *)B; double *cs = (double *)c;
-        for (k = 0; k < w; k++) { double a = alpha * xs[k]; for (j = 0; j < n; j++) cs[j] += a * b[k * ldb + j]; }
-    }
-}
-static void ringattn__rank1(ringattn_dtype t, int64_t w, int64_t n, double alpha, const void *x,
-                            const void *y, void *C, int64_t ldc)
-{
-    int64_t k, j;
-    if (t == RINGATTN_F32) {
-        const float *xs = (const float *)x, *ys = (const float *)y; float *cs = (float *)C;
-        for (k = 0; k < w; k++) { float a = (float)alpha * xs[k]; for (j = 0; j < n; j++) cs[k * ldc + j] += a * ys[j]; }
-    } else {
-        const double *xs = (const double *)x, *ys = (const double *)y; double *cs = (double *)C;
-        for (k = 0; k < w; k++) { double a = alpha * xs[k]; for (j = 0; j < n; j++) cs[k * ldc + j] += a * ys[j]; }
-    }
-}
-
 /* ---------------------------------------------------------------- THE online-softmax merge */
 /* Folds one tile of scores into the running state of its rows; the only place that knows the
    rescaling. Row r sees columns [lo[r], hi[r]) of the tile and nothing else: invisible
@@ -1314,9 +1284,9 @@ static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t co
             for (k = 0; k < 2; k++) {   /* the row's own columns left and right of the group's */
                 int64_t a = k ? cz : lo[i], w = k ? hi[i] - cz : ca - lo[i];
                 if (w > 0)
-                    ringattn__rowmul(t, w, P->dv, 1.0, (char *)s + (size_t)(i * cols + a) * es,
-                                     (const char *)v + (size_t)(a * ldv) * es, ldv,
-                                     (char *)acc + (size_t)(i * ldacc) * es);
+                    ringattn__gemm(t, 0, 0, 1, P->dv, w, 1.0, (char *)s + (size_t)(i * cols + a) * es, cols,
+                                   (const char *)v + (size_t)(a * ldv) * es, ldv, 1.0,
+                                   (char *)acc + (size_t)(i * ldacc) * es, ldacc);
             }
         for (i = g0; i < g0 + g; i++) *flops += 2 * (hi[i] - lo[i]) * P->dv;
     }
@@ -1475,12 +1445,12 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                             const char *gr = (const char *)me->dp + (size_t)(i * n + a) * es;
                             w = kk ? me->hi[i] - cz : ca - me->lo[i];
                             if (w <= 0) continue;
-                            ringattn__rank1(t, w, P->dv, 1.0, pr, dout + (size_t)(i * ldv) * es,
-                                            dv + (size_t)(a * ldv) * es, ldv);
-                            ringattn__rowmul(t, w, P->d, P->scale, gr, k + (size_t)(a * ldq) * es, ldq,
-                                             dq + (size_t)(i * ldq) * es);
-                            ringattn__rank1(t, w, P->d, P->scale, gr, q + (size_t)(i * ldq) * es,
-                                            dk + (size_t)(a * ldq) * es, ldq);
+                            ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, dout + (size_t)(i * ldv) * es, ldv,
+                                           1.0, dv + (size_t)(a * ldv) * es, ldv);
+                            ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, k + (size_t)(a * ldq) * es, ldq,
+                                           1.0, dq + (size_t)(i * ldq) * es, ldq);
+                            ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, q + (size_t)(i * ldq) * es, ldq,
+                                           1.0, dk + (size_t)(a * ldq) * es, ldq);
                         }
                     }
                 }
