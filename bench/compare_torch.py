@@ -54,12 +54,15 @@ def torch_times(torch, b, h, n, d, causal, dtype, reps):
     return statistics.median(tf), statistics.median(tb)
 
 
+BENCH_WAIT_POLICY = "PASSIVE"   # set in main() from the caller's OMP_WAIT_POLICY
+
+
 def ringattn_times(bench, b, h, n, d, causal, dtype, p, threads, reps):
     """median forward and backward seconds from build/bench's CSV"""
     cmd = [bench, "--b", str(b), "--h", str(h), "--n", str(n), "--d", str(d), "--causal", str(causal),
            "--p", str(p), "--threads", str(threads), "--reps", str(reps), "--dtype", dtype,
            "--pass", "fwd,bwd", "--gemm", "256"]
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    env = dict(os.environ, OMP_WAIT_POLICY=BENCH_WAIT_POLICY)
     res = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     rows = {r["pass"]: float(r["median_s"]) for r in csv.DictReader(io.StringIO(res.stdout))}
     return rows["fwd"], rows["bwd"]
@@ -78,6 +81,12 @@ def main():
     ap.add_argument("--h", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
+    # torch's OpenMP threads must sleep while build/bench runs: with OMP_WAIT_POLICY=ACTIVE
+    # they would spin on both cores for the whole ringattn measurement (that halved its
+    # 2-thread figures). So torch runs PASSIVE and the bench gets the caller's policy.
+    global BENCH_WAIT_POLICY
+    BENCH_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import torch  # imported here so that --help works without it
 
     if not os.path.exists(a.bench):
