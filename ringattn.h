@@ -475,6 +475,39 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *res, 
 
 #endif /* RINGATTN_NO_NPY */
 
+/* ---------------------------------------------------------------- the visibility rule
+   Not API: the one place that says which keys a query may see, in the declarations part so
+   that ringattn_cuda.h's kernels (host and device code, compiled by nvcc) use the very same
+   rule as the CPU ring, whether or not this translation unit holds the implementation. */
+#ifdef __CUDACC__
+#define RINGATTN__HD __host__ __device__
+#else
+#define RINGATTN__HD
+#endif
+static RINGATTN__HD inline int64_t ringattn__floordiv(int64_t a, int64_t b)     /* b > 0 */
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+/* Narrows the key columns [*a, *z) of a run of keys at positions ka, ka + kps, ... to those a
+   query at position qpos sees: key j is visible iff j <= qpos + off (causal), and within
+   [qpos + off - wl, qpos + off + wr] (a window; -1 = unbounded on that side; causal implies
+   wr = 0). off aligns the mask (bottom-right: nk - nq; top-left: 0; per sequence in varlen). */
+static RINGATTN__HD inline void ringattn__visible(int causal, int64_t wl, int64_t wr, int64_t off,
+                                                  int64_t qpos, int64_t ka, int64_t kps,
+                                                  int64_t *a, int64_t *z)
+{
+    if (causal || wr >= 0) {                  /* newest key allowed */
+        int64_t u = ringattn__floordiv(qpos + off + (wr >= 0 && !causal ? wr : 0) - ka, kps) + 1;
+        if (u < *z) *z = u;
+    }
+    if (wl >= 0) {                            /* oldest key allowed */
+        int64_t u = -ringattn__floordiv(-(qpos + off - wl - ka), kps);   /* ceil */
+        if (u > *a) *a = u;
+    }
+    if (*z < *a) *z = *a;
+}
+
 #ifdef __cplusplus
 }
 #endif
@@ -1170,12 +1203,6 @@ static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
     return mx;
 }
 
-static int64_t ringattn__floordiv(int64_t a, int64_t b)     /* b > 0 */
-{
-    int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-
 /* ---------------------------------------------------------------- ring members */
 
 typedef struct {
@@ -1316,18 +1343,8 @@ static int ringattn__tile_bounds(const ringattn__problem *P, const ringattn__blo
     int64_t i, any = 0;
     *full = 1;
     for (i = 0; i < nr; i++) {
-        int64_t qpos = B->qa + (r0 + i) * B->qps, a = c0, z = c1;
-        if (P->causal || P->wr >= 0) {        /* newest key allowed (causal implies wr = 0) */
-            int64_t lim = qpos + B->off + (P->wr >= 0 && !P->causal ? P->wr : 0);
-            int64_t u = ringattn__floordiv(lim - B->ka, B->kps) + 1;
-            if (u < z) z = u;
-        }
-        if (P->wl >= 0) {                     /* oldest key allowed */
-            int64_t lim = qpos + B->off - P->wl;
-            int64_t u = -ringattn__floordiv(-(lim - B->ka), B->kps);   /* ceil */
-            if (u > a) a = u;
-        }
-        if (z < a) z = a;
+        int64_t a = c0, z = c1;
+        ringattn__visible(P->causal, P->wl, P->wr, B->off, B->qa + (r0 + i) * B->qps, B->ka, B->kps, &a, &z);
         lo[i] = a - c0; hi[i] = z - c0;
         if (a != c0 || z != c1) *full = 0;
         any |= (z > a);
@@ -1575,14 +1592,15 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
 /* ---------------------------------------------------------------- moving data in and out */
 
 /* the positions of pieces -> private rows [b][heads][pitch][dim] (times mul), or back */
+/* Pack / unpack the (batch bb, head hh) slice of a member's pieces between a caller's tensor
+   and a member buffer laid out [b][heads][pitch][dim]. One slice at a time, so that the
+   threads can share out a member's setup and finish (a ring of one member is one call). */
 static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, int np, void *dst,
-                           ringattn_dtype ct, int64_t pitch, double mul)
+                           ringattn_dtype ct, int64_t pitch, double mul, int64_t bb, int64_t hh)
 {
-    int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
+    int64_t r, c, heads = t->shape[2], dim = t->shape[3];
     size_t es = ringattn__dtype_size(ct);
     int same = (t->dtype == ct && t->stride[3] == 1 && mul == 1.0), k;   /* rows copy as bytes */
-    for (bb = 0; bb < t->shape[0]; bb++)
-    for (hh = 0; hh < heads; hh++)
     for (k = 0; k < np; k++)
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
@@ -1598,13 +1616,11 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
 }
 
 static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch,
-                             const ringattn__piece *pc, int np, ringattn_tensor *t)
+                             const ringattn__piece *pc, int np, ringattn_tensor *t, int64_t bb, int64_t hh)
 {
-    int64_t bb, hh, r, c, heads = t->shape[2], dim = t->shape[3];
+    int64_t r, c, heads = t->shape[2], dim = t->shape[3];
     size_t es = ringattn__dtype_size(ct);
     int same = (t->dtype == ct && t->stride[3] == 1), k;
-    for (bb = 0; bb < t->shape[0]; bb++)
-    for (hh = 0; hh < heads; hh++)
     for (k = 0; k < np; k++)
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
@@ -1629,32 +1645,39 @@ static double ringattn__group_div(const ringattn__problem *P)
     return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
 }
 
-/* Member i before step 0: its own Q_i (and dO_i, lse_i, D_i) and its own K/V chunk. */
-static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i)
+/* Member i before step 0, for batch bb and head hh (one of the b * h slices of a member,
+   so that threads share the work even in a ring of one): its own Q_i (and dO_i, lse_i, D_i)
+   and, for the first hk heads, k/v head hh of its own K/V chunk. */
+static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i,
+                                   int64_t bb, int64_t hh)
 {
     const ringattn__problem *P = R->P;
     ringattn__member *me = &R->m[i];
     ringattn__piece kp[2];
     int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp), a;
-    int64_t n = P->b * P->h * me->rows, x, bb, hh, r, c;
-    ringattn__pack(io->q, me->qp, me->nqp, me->q, P->ct, me->rows, 1.0);
-    ringattn__pack(io->k, kp, nkp, me->kv[0], P->ct, P->ck, 1.0);
-    ringattn__pack(io->v, kp, nkp, (char *)me->kv[0] + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
-                   P->ct, P->ck, 1.0);
+    int64_t row0 = (bb * P->h + hh) * me->rows, x, r, c;   /* the slice's first row */
+    size_t vhalf = (size_t)(P->b * P->hk * P->ck * P->d) * P->es;   /* V follows K */
+    ringattn__pack(io->q, me->qp, me->nqp, me->q, P->ct, me->rows, 1.0, bb, hh);
+    if (hh < P->hk) {
+        ringattn__pack(io->k, kp, nkp, me->kv[0], P->ct, P->ck, 1.0, bb, hh);
+        ringattn__pack(io->v, kp, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
+    }
     if (R->pass == 0) {
-        memset(me->acc, 0, (size_t)(n * P->dv) * P->es);
-        for (x = 0; x < n; x++) { me->rs0[x] = -INFINITY; me->rs1[x] = 0.0; }   /* m, l */
+        memset((char *)me->acc + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(me->rows * P->dv) * P->es);
+        for (x = row0; x < row0 + me->rows; x++) { me->rs0[x] = -INFINITY; me->rs1[x] = 0.0; }   /* m, l */
         return;
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
-    ringattn__pack(io->dout, me->qp, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P));
-    memset(me->acc, 0, (size_t)(n * P->d) * P->es);
-    memset(me->dkv[0], 0, R->kv_bytes);
-    for (bb = 0; bb < P->b; bb++)
-    for (hh = 0; hh < P->h; hh++)
+    ringattn__pack(io->dout, me->qp, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P), bb, hh);
+    memset((char *)me->acc + (size_t)(row0 * P->d) * P->es, 0, (size_t)(me->rows * P->d) * P->es);
+    if (hh < P->hk) {   /* this k/v head's dK and dV rows of the travelling accumulator */
+        int64_t kv0 = (bb * P->hk + hh) * P->ck;
+        memset((char *)me->dkv[0] + (size_t)(kv0 * P->d) * P->es, 0, (size_t)(P->ck * P->d) * P->es);
+        memset((char *)me->dkv[0] + vhalf + (size_t)(kv0 * P->dv) * P->es, 0, (size_t)(P->ck * P->dv) * P->es);
+    }
     for (a = 0; a < me->nqp; a++)
     for (r = 0; r < me->qp[a].count; r++) {
-        int64_t at = (bb * P->h + hh) * me->rows + me->qp[a].row0 + r;
+        int64_t at = row0 + me->qp[a].row0 + r;
         int64_t pos = me->qp[a].pos0 + r * me->qp[a].stride;
         double D = 0;   /* D = rowsum(dO o O): the softmax Jacobian's diagonal correction */
         for (c = 0; c < P->dv; c++)
@@ -1665,27 +1688,26 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     }
 }
 
-/* Member i after the last step: write O_i = acc / l (and lse), or dQ_i and the dK/dV of
-   chunk i, which arrived home with the final hand-off. */
-static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io *io, int i)
+/* Member i after the last step, for batch bb and head hh: write O_i = acc / l (and lse), or
+   dQ_i and (first hk heads) the dK/dV of chunk i, which arrived home with the final hand-off. */
+static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io *io, int i,
+                                    int64_t bb, int64_t hh)
 {
     const ringattn__problem *P = R->P;
     ringattn__member *me = &R->m[i];
-    int64_t bb, hh, r, c; int a;
+    int64_t r, c, row0 = (bb * P->h + hh) * me->rows; int a;
     if (R->pass == 0) {
         double gdiv = ringattn__group_div(P);
-        for (bb = 0; bb < P->b; bb++)
-        for (hh = 0; hh < P->h; hh++)
         for (a = 0; a < me->nqp; a++)
         for (r = 0; r < me->qp[a].count; r++) {
-            int64_t at = (bb * P->h + hh) * me->rows + me->qp[a].row0 + r;
+            int64_t at = row0 + me->qp[a].row0 + r;
             int64_t pos = me->qp[a].pos0 + r * me->qp[a].stride;
             double l = me->rs1[at];
             if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32 && io->o->stride[3] == 1) {
                 /* the common case without the per-element dtype switch: the same arithmetic */
-                const float *a = (const float *)me->acc + at * P->dv;
+                const float *acc = (const float *)me->acc + at * P->dv;
                 float *o = (float *)io->o->data + ringattn__index(io->o, bb, pos, hh, 0);
-                for (c = 0; c < P->dv; c++) o[c] = (l == 0) ? 0.0f : (float)((double)a[c] / l * gdiv);
+                for (c = 0; c < P->dv; c++) o[c] = (l == 0) ? 0.0f : (float)((double)acc[c] / l * gdiv);
             } else
             for (c = 0; c < P->dv; c++) {   /* l == 0: the row saw no key, its output is 0 */
                 double o = (l == 0) ? 0.0 : ringattn__load(me->acc, P->ct, at * P->dv + c) / l * gdiv;
@@ -1699,10 +1721,12 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
         ringattn__piece kp[2];
         int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp);
         const void *home = me->dkv[P->p & 1];
-        ringattn__unpack(me->acc, P->ct, me->rows, me->qp, me->nqp, io->dq);
-        ringattn__unpack(home, P->ct, P->ck, kp, nkp, io->dk);
-        ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
-                         P->ct, P->ck, kp, nkp, io->dv);
+        ringattn__unpack(me->acc, P->ct, me->rows, me->qp, me->nqp, io->dq, bb, hh);
+        if (hh < P->hk) {
+            ringattn__unpack(home, P->ct, P->ck, kp, nkp, io->dk, bb, hh);
+            ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
+                             P->ct, P->ck, kp, nkp, io->dv, bb, hh);
+        }
     }
 }
 
@@ -1788,6 +1812,7 @@ static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
     const int p = R->P->p;
     const int nt = R->P->nt;
     const int64_t work = (int64_t)p * R->P->units;
+    const int64_t bh = R->P->b * R->P->h, slices = (int64_t)p * bh;
     (void)nt;
     RINGATTN__OMP(omp parallel num_threads(nt))
     {
@@ -1799,8 +1824,10 @@ static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
            This ICV belongs to this region's tasks only; the caller's setting is untouched. */
         omp_set_num_threads(1);
 #endif
-        RINGATTN__OMP(omp for schedule(static))
-        for (i = 0; i < p; i++) ringattn__member_setup(R, io, i);
+        /* setup and finish in (member, batch, head) slices: a ring smaller than the thread
+           team still keeps every thread busy */
+        RINGATTN__OMP(omp for schedule(dynamic, 1))
+        for (x = 0; x < slices; x++) ringattn__member_setup(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
         for (t = 0; t < p; t++) {
             /* dynamic: with a causal mask some members have nothing to do at step t and
                the diagonal blocks cost more, so a fixed split leaves a thread idle; which
@@ -1812,8 +1839,8 @@ static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
             /* the barrier closing this loop is the ring's clock tick: every hand-off of
                step t has landed before any member starts step t + 1 */
         }
-        RINGATTN__OMP(omp for schedule(static))
-        for (i = 0; i < p; i++) ringattn__member_finish(R, io, i);
+        RINGATTN__OMP(omp for schedule(dynamic, 1))
+        for (x = 0; x < slices; x++) ringattn__member_finish(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
     }
 }
 

@@ -187,30 +187,14 @@ typedef struct {
     int64_t krow;                  /* row of ka in the K/V buffer's [b][hk][ck] rows          */
 } ringattn_cuda__block;
 
-static RINGATTN_CUDA__HD inline int64_t ringattn_cuda__floordiv(int64_t a, int64_t b)   /* b > 0 */
-{
-    int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-
-/* Visible key columns [*lo, *hi) (0 <= lo <= hi <= nc) of block row i: the rule of
-   ringattn__tile_bounds in ringattn.h for one row over the whole block. */
+/* Visible key columns [*lo, *hi) (0 <= lo <= hi <= nc) of block row i: ringattn.h's own
+   rule (ringattn__visible), over the whole block. */
 static RINGATTN_CUDA__HD inline void ringattn_cuda__row_bounds(const ringattn_cuda__problem *P,
                                                                const ringattn_cuda__block *B,
                                                                int64_t i, int64_t *lo, int64_t *hi)
 {
-    int64_t qpos = B->qa + i * B->r, a = 0, z = B->nc;
-    if (P->causal || P->wr >= 0) {            /* newest key allowed (causal implies wr = 0) */
-        int64_t lim = qpos + P->causal_off + (P->wr >= 0 && !P->causal ? P->wr : 0);
-        int64_t u = ringattn_cuda__floordiv(lim - B->ka, B->r) + 1;
-        if (u < z) z = u;
-    }
-    if (P->wl >= 0) {                         /* oldest key allowed */
-        int64_t lim = qpos + P->causal_off - P->wl;
-        int64_t u = -ringattn_cuda__floordiv(-(lim - B->ka), B->r);   /* ceil */
-        if (u > a) a = u;
-    }
-    if (z < a) z = a;
+    int64_t a = 0, z = B->nc;
+    ringattn__visible(P->causal, P->wl, P->wr, P->causal_off, B->qa + i * B->r, B->ka, B->r, &a, &z);
     *lo = a; *hi = z;
 }
 
