@@ -268,6 +268,12 @@ static void test_cases(int *failures)
     run_case(&c, failures);
     c = base_case("dilated zigzag head groups f64", 48, RINGATTN_F64); c.part = RINGATTN_ZIGZAG;
     c.groups = 2; c.seg[0] = 16; c.seg[1] = 48; c.rate[0] = 2; c.rate[1] = 3; run_case(&c, failures);
+    /* K|V blocks of 64..256 KiB: beyond the eager limit, so the transfers are rendezvous and
+       move while the master thread polls between units */
+    c = base_case("causal f32, large blocks, threads 2", 512, RINGATTN_F32); c.b = 1; c.h = 4; c.hk = 4;
+    c.d = c.dv = 32; c.causal = 1; c.threads = 2; run_case(&c, failures);
+    c = base_case("zigzag GQA f64, large blocks", 256, RINGATTN_F64); c.b = 1; c.h = 4; c.hk = 2;
+    c.d = c.dv = 32; c.causal = 1; c.part = RINGATTN_ZIGZAG; run_case(&c, failures);
     c = base_case("varlen causal f32", 48, RINGATTN_F32); c.b = 1; c.nseq = 3; c.causal = 1;
     c.cuq[0] = 0; c.cuq[1] = 10; c.cuq[2] = 10; c.cuq[3] = 48; c.cuk[0] = 0; c.cuk[1] = 10; c.cuk[2] = 10; c.cuk[3] = 48;
     run_case(&c, failures);
