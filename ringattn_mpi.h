@@ -39,9 +39,9 @@
      arguments fail the core's checks makes every rank return that rank's status (the lowest
      such rank's), and values that differ across ranks (a shape, a config field, the pass)
      make every rank return ESHAPE / ECONFIG naming the field. In the ring, a rank that fails
-     sends a short error message instead of its next buffer; the others stop computing when it
-     reaches them, finish the ring's message schedule, and a final agreement makes every rank
-     return the same status (the most negative). Every wait is bounded by timeout_s
+     sends an empty message in place of every buffer it owes; the others stop computing when
+     that reaches them, finish the ring's message schedule, and a final agreement makes every
+     rank return the same status (the most negative). Every wait is bounded by timeout_s
      (default 60 s): a rank that stops answering makes the others return RINGATTN_ETIMEDOUT.
      Outputs are written only after the final agreement succeeded. After ETIMEDOUT the
      operation that timed out may stay pending inside MPI (an MPI collective cannot be
@@ -185,11 +185,20 @@ RINGATTN_API int64_t ringattn_mpi_positions(ringattn_partition part, int64_t n, 
     return count;
 }
 
-/* ---------------------------------------------------------------- bounded waits */
+/* ---------------------------------------------------------------- transfers, every wait bounded */
 
-/* The state of one call on one rank. Transfers go in units of 4 bytes (every K/V buffer is
-   a whole number of them, at least 2), and a message of one unit is an error word: a rank
-   that failed sends its status instead of its buffer, so the message schedule stays whole. */
+/* One point-to-point operation. Transfers go in units of 4 bytes (every buffer and slice is a
+   whole number of them, at least one), and an empty message is an error word: a rank that
+   failed sends nothing in place of each buffer, so the message schedule stays whole and its
+   neighbours learn of the failure at their next hand-off instead of at the deadline. */
+typedef struct {
+    MPI_Request rq;                /* MPI_REQUEST_NULL once MPI completed it (st is valid)    */
+    MPI_Status st;
+    int live;                      /* posted and not yet checked                             */
+    int expect;                    /* receive: units of a whole message; send: -1            */
+} ringattn__mpi_op;
+
+/* The state of one call on one rank. */
 typedef struct {
     MPI_Comm comm;                 /* private duplicate, MPI_ERRORS_RETURN                    */
     MPI_Datatype unit;             /* 4 contiguous bytes                                      */
@@ -199,30 +208,10 @@ typedef struct {
     int st;                        /* this rank's status                                      */
     int first_hand;                /* st arose here, not from a neighbour's error word        */
     int prev_dead, next_dead;      /* a transfer with that neighbour timed out: leave it be   */
-    int errword;                   /* the status sent in place of a buffer                    */
-    MPI_Request rq[2];             /* this hand-off: receive from prev, send to next          */
-    MPI_Status sts[2];
-    int done[2];
+    int stuck;                     /* a send could neither finish nor be cancelled: its
+                                      buffers must never be freed (MPI may still read them)   */
     int64_t messages, bytes;
 } ringattn__mpi;
-
-static double ringattn__mpi_deadline(const ringattn__mpi *M)
-{
-    return M->timeout < 0 ? -1.0 : MPI_Wtime() + M->timeout;
-}
-
-/* test the pending requests once (progress); marks the ones completed; MPI error -> EMPI */
-static int ringattn__mpi_test(ringattn__mpi *M)
-{
-    int j, flag;
-    for (j = 0; j < 2; j++) {
-        if (M->done[j]) continue;
-        if (M->rq[j] == MPI_REQUEST_NULL) { M->done[j] = 1; continue; }
-        if (MPI_Test(&M->rq[j], &flag, &M->sts[j]) != MPI_SUCCESS) return RINGATTN_EMPI;
-        if (flag) M->done[j] = 1;
-    }
-    return RINGATTN_OK;
-}
 
 /* wait for one request alone (a collective, the duplicate), polling until the deadline */
 static int ringattn__mpi_wait1(double timeout, MPI_Request *rq)
@@ -242,64 +231,73 @@ static void ringattn__mpi_fail(ringattn__mpi *M, int st)
     if (M->st == RINGATTN_OK) { M->st = st; M->first_hand = 1; }
 }
 
-/* Post one hand-off: receive `bytes` into rbuf from prev, send sbuf (or, after a failure,
-   the error word) to next. */
-static void ringattn__mpi_post(ringattn__mpi *M, void *rbuf, const void *sbuf, size_t bytes, int tag)
+static void ringattn__mpi_recv(ringattn__mpi *M, ringattn__mpi_op *op, void *buf, size_t bytes, int tag)
 {
-    int units = (int)(bytes / 4);
-    M->rq[0] = M->rq[1] = MPI_REQUEST_NULL;
-    M->done[0] = M->done[1] = 0;
-    if (!M->prev_dead && MPI_Irecv(rbuf, units, M->unit, M->prev, tag, M->comm, &M->rq[0]) != MPI_SUCCESS) {
-        M->rq[0] = MPI_REQUEST_NULL; ringattn__mpi_fail(M, RINGATTN_EMPI);
+    op->rq = MPI_REQUEST_NULL; op->live = 0; op->expect = (int)(bytes / 4);
+    if (M->prev_dead) return;
+    if (MPI_Irecv(buf, op->expect, M->unit, M->prev, tag, M->comm, &op->rq) != MPI_SUCCESS) {
+        op->rq = MPI_REQUEST_NULL; ringattn__mpi_fail(M, RINGATTN_EMPI); return;
     }
-    if (M->next_dead) return;
-    if (M->st != RINGATTN_OK) { M->errword = M->st; sbuf = &M->errword; units = 1; }
-    if (MPI_Isend(sbuf, units, M->unit, M->next, tag, M->comm, &M->rq[1]) != MPI_SUCCESS) {
-        M->rq[1] = MPI_REQUEST_NULL; ringattn__mpi_fail(M, RINGATTN_EMPI);
-    } else {
-        M->messages++; M->bytes += (int64_t)units * 4;
-    }
+    op->live = 1;
 }
 
-/* Finish the hand-off posted last: every wait bounded. A receive that timed out is cancelled
-   (its neighbour is presumed gone); a send that timed out and cannot be cancelled is
-   abandoned with its buffer, which *leak then points to (never freed: MPI may still read it).
-   Returns 1 when the buffer arrived whole, 0 otherwise. */
-static int ringattn__mpi_finish(ringattn__mpi *M, size_t bytes, const void *rbuf, const void *sbuf,
-                                const void **leak)
+static void ringattn__mpi_send(ringattn__mpi *M, ringattn__mpi_op *op, const void *buf, size_t bytes, int tag)
 {
-    double end = ringattn__mpi_deadline(M);
-    int j, count = 0, whole = 0;
+    int units = M->st == RINGATTN_OK ? (int)(bytes / 4) : 0;   /* failed: the empty error word */
+    op->rq = MPI_REQUEST_NULL; op->live = 0; op->expect = -1;
+    if (M->next_dead) return;
+    if (MPI_Isend(buf, units, M->unit, M->next, tag, M->comm, &op->rq) != MPI_SUCCESS) {
+        op->rq = MPI_REQUEST_NULL; ringattn__mpi_fail(M, RINGATTN_EMPI); return;
+    }
+    op->live = 1; M->messages++; M->bytes += (int64_t)units * 4;
+}
+
+/* one MPI_Test of each pending op: progress while the team computes */
+static void ringattn__mpi_test(ringattn__mpi *M, ringattn__mpi_op *op, int n)
+{
+    int j, flag;
+    for (j = 0; j < n; j++)
+        if (op[j].live && op[j].rq != MPI_REQUEST_NULL &&
+            MPI_Test(&op[j].rq, &flag, &op[j].st) != MPI_SUCCESS) {
+            op[j].rq = MPI_REQUEST_NULL; op[j].live = 0; ringattn__mpi_fail(M, RINGATTN_EMPI);
+        }
+}
+
+/* Finish ops[0..n): every wait bounded. A receive still pending at the deadline is cancelled
+   (its neighbour is presumed gone, and later receives from it are not posted); a send that
+   can neither finish nor be cancelled (Open MPI does not cancel sends) is freed as a request
+   and M->stuck keeps its buffer alive. A receive that got the empty error word takes the
+   neighbour's failure on (EMPI; the final agreement restores the first status). */
+static void ringattn__mpi_wait(ringattn__mpi *M, ringattn__mpi_op *op, int n)
+{
+    double end = M->timeout < 0 ? -1.0 : MPI_Wtime() + M->timeout;
+    int j, pending, flag, count;
     for (;;) {
-        if (ringattn__mpi_test(M) != RINGATTN_OK) { ringattn__mpi_fail(M, RINGATTN_EMPI); break; }
-        if (M->done[0] && M->done[1]) break;
-        if (end >= 0 && MPI_Wtime() > end) break;
+        ringattn__mpi_test(M, op, n);
+        for (pending = 0, j = 0; j < n; j++)   /* a neighbour already given up on: not waited for */
+            pending += op[j].live && op[j].rq != MPI_REQUEST_NULL && !(op[j].expect < 0 ? M->next_dead : M->prev_dead);
+        if (!pending || (end >= 0 && MPI_Wtime() > end)) break;
         RINGATTN__MPI_YIELD();
     }
-    for (j = 0; j < 2; j++) {
-        int flag = 0;
-        if (M->done[j] || M->rq[j] == MPI_REQUEST_NULL) continue;
-        ringattn__mpi_fail(M, RINGATTN_ETIMEDOUT);
-        (void)MPI_Cancel(&M->rq[j]);
-        (void)MPI_Test(&M->rq[j], &flag, MPI_STATUS_IGNORE);
-        if (!flag) {                    /* not cancellable (Open MPI does not cancel sends) */
-            (void)MPI_Request_free(&M->rq[j]);
-            if (j == 1 && sbuf != &M->errword) *leak = sbuf;
+    for (j = 0; j < n; j++) {
+        if (!op[j].live) continue;
+        op[j].live = 0;
+        if (op[j].rq != MPI_REQUEST_NULL) {   /* timed out */
+            ringattn__mpi_fail(M, RINGATTN_ETIMEDOUT);
+            (void)MPI_Cancel(&op[j].rq);
+            flag = 0;
+            (void)MPI_Test(&op[j].rq, &flag, MPI_STATUS_IGNORE);
+            if (!flag) { (void)MPI_Request_free(&op[j].rq); if (op[j].expect < 0) M->stuck = 1; }
+            op[j].rq = MPI_REQUEST_NULL;
+            if (op[j].expect < 0) M->next_dead = 1; else M->prev_dead = 1;
+            continue;
         }
-        M->rq[j] = MPI_REQUEST_NULL;
-        if (j == 0) M->prev_dead = 1; else M->next_dead = 1;
-        M->done[j] = -1;
+        if (op[j].expect < 0) continue;
+        count = -1;
+        if (MPI_Get_count(&op[j].st, M->unit, &count) != MPI_SUCCESS) ringattn__mpi_fail(M, RINGATTN_EMPI);
+        else if (count == 0) { if (M->st == RINGATTN_OK) M->st = RINGATTN_EMPI; }   /* the neighbour failed */
+        else if (count != op[j].expect) ringattn__mpi_fail(M, RINGATTN_EMPI);
     }
-    if (M->done[0] == 1 && !M->prev_dead) {
-        if (MPI_Get_count(&M->sts[0], M->unit, &count) != MPI_SUCCESS) ringattn__mpi_fail(M, RINGATTN_EMPI);
-        else if ((size_t)count * 4 == bytes) whole = 1;
-        else if (count == 1) {          /* the neighbour's error word: carry it on */
-            int word;
-            memcpy(&word, rbuf, sizeof word);
-            if (M->st == RINGATTN_OK) M->st = (word < 0) ? word : RINGATTN_EMPI;
-        } else ringattn__mpi_fail(M, RINGATTN_EMPI);
-    }
-    return whole && M->st == RINGATTN_OK;
 }
 
 /* ---------------------------------------------------------------- the agreement */
@@ -319,64 +317,134 @@ static int64_t ringattn__mpi_bits(double x)
 }
 
 #define RINGATTN__MPI_NFIELDS 20
+#define RINGATTN__MPI_CHUNKS 8     /* most dK|dV slices per step (see the ring)               */
 
 /* ---------------------------------------------------------------- THE RING, one member per rank */
 
+/* The units of a step in `chunks` runs of consecutive units [c*U/C, (c+1)*U/C): the dK|dV
+   rows of a run are two contiguous slices of the buffer (K part, V part), because unit u =
+   (batch, k/v head) owns rows [u*ck, (u+1)*ck) of each. */
+typedef struct {
+    int chunks;
+    ringattn__mpi_op rr[2][2 * RINGATTN__MPI_CHUNKS];   /* by step parity: receives, 2 a chunk */
+    ringattn__mpi_op sr[2][2 * RINGATTN__MPI_CHUNKS];   /* and sends                           */
+} ringattn__mpi_dkv;
+
+static void ringattn__mpi_slices(const ringattn__ring *R, const ringattn__mpi_dkv *D, int c, int64_t *u0, int64_t *u1,
+                                 size_t off[2], size_t len[2])
+{
+    const ringattn__problem *P = R->P;
+    *u0 = (int64_t)c * P->units / D->chunks; *u1 = (int64_t)(c + 1) * P->units / D->chunks;
+    off[0] = (size_t)(*u0 * P->ck * P->d) * P->es;
+    len[0] = (size_t)((*u1 - *u0) * P->ck * P->d) * P->es;
+    off[1] = (size_t)(P->b * P->hk * P->ck * P->d + *u0 * P->ck * P->dv) * P->es;
+    len[1] = (size_t)((*u1 - *u0) * P->ck * P->dv) * P->es;
+}
+
+/* units [u0, u1) of step t with the whole team; the master thread keeps `op` moving */
+static void ringattn__mpi_units(const ringattn__ring *R, ringattn__mpi *M, int t, int64_t u0, int64_t u1,
+                                ringattn__mpi_op *op, int nop)
+{
+    const ringattn__problem *P = R->P;
+    int nt = P->nt;
+    (void)nt;
+    RINGATTN__OMP(omp parallel num_threads(nt))
+    {
+        ringattn__scratch *W = &R->w[ringattn__thread_id()];
+        int64_t u;
+        int master = ringattn__thread_id() == 0;
+#ifdef _OPENMP
+        omp_set_num_threads(1);   /* BLAS inside a unit stays single-threaded (see THE RING) */
+#endif
+        RINGATTN__OMP(omp for schedule(dynamic, 1))
+        for (u = u0; u < u1; u++) {
+            ringattn__compute(R, (int64_t)M->rank * P->units + u, t, W);
+            /* without a progress thread, a transfer moves only while MPI is called */
+            if (master && M->poll) ringattn__mpi_test(M, op, nop);
+        }
+    }
+}
+
 /* Member `rank`'s p steps. Step t: post the K/V hand-off (receive the next block into the
-   other buffer from rank - 1, send the block held to rank + 1), compute this step's units
-   with the OpenMP team while the master thread keeps the transfers moving, wait; backward:
-   then pass the dK/dV of this block on (it is complete only now). A failed rank skips the
-   arithmetic but keeps the message schedule, so no neighbour waits for a message never sent. */
+   other buffer from rank - 1, send the block held to rank + 1) and compute while it moves.
+   Backward: the dK|dV of the block travels too, and it is complete only unit by unit, so
+   it goes in chunks: before a chunk of units is computed its slices must have arrived (sent
+   by rank - 1 right after its own chunk of the previous step), and right after, they are
+   sent on and the receive of the next step's slices is posted into the other buffer. Only
+   the first chunk's wait and the last hand-off home are exposed. Every unit's arithmetic,
+   and the order in which the members add into each dK|dV row, is that of ringattn__ring_run,
+   so the result is bit-identical. A failed rank skips the arithmetic but keeps the message
+   schedule, so no neighbour waits for a message never sent. */
 static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, ringattn__mpi *M,
-                               ringattn_mpi_stats *ms, const ringattn_mpi_options *opt,
-                               const void **leak)
+                               ringattn__mpi_dkv *D, ringattn_mpi_stats *ms, const ringattn_mpi_options *opt)
 {
     const ringattn__problem *P = R->P;
     const int p = P->p, rank = M->rank;
     ringattn__member *me = ringattn__mem(R, rank);
-    int t, nt = P->nt;
-    double s0 = MPI_Wtime();
-    (void)nt;
+    ringattn__mpi_op kv[2];
+    int t, c, C = D->chunks;
+    double s0 = MPI_Wtime(), w0;
     ringattn__member_setup(R, io, rank);
     ms->setup_s = MPI_Wtime() - s0;
+    memset(kv, 0, sizeof kv);
     for (t = 0; t < p; t++) {
-        double c0, w0;
+        double c0;
+        int cur = t & 1, nxt = (t + 1) & 1;
         if (opt->fault_rank == rank && opt->fault_step == t) {
             if (opt->fault == RINGATTN_MPI_FAULT_ANNOUNCE) ringattn__mpi_fail(M, RINGATTN_EMPI);
-            if (opt->fault == RINGATTN_MPI_FAULT_SILENT) { ringattn__mpi_fail(M, RINGATTN_ETIMEDOUT); return; }
-        }
-        if (t + 1 < p) ringattn__mpi_post(M, me->kv[(t + 1) & 1], me->kv[t & 1], R->kv_bytes, RINGATTN__MPI_TAG_KV);
-        else { M->rq[0] = M->rq[1] = MPI_REQUEST_NULL; M->done[0] = M->done[1] = 1; }
-        c0 = MPI_Wtime();
-        if (M->st == RINGATTN_OK) {
-            RINGATTN__OMP(omp parallel num_threads(nt))
-            {
-                ringattn__scratch *W = &R->w[ringattn__thread_id()];
-                int64_t u;
-                int master = ringattn__thread_id() == 0;
-#ifdef _OPENMP
-                omp_set_num_threads(1);   /* BLAS inside a unit stays single-threaded (see THE RING) */
-#endif
-                RINGATTN__OMP(omp for schedule(dynamic, 1))
-                for (u = 0; u < P->units; u++) {
-                    ringattn__compute(R, (int64_t)rank * P->units + u, t, W);
-                    /* without a progress thread, a transfer moves only while MPI is called */
-                    if (master && M->poll) (void)ringattn__mpi_test(M);
-                }
+            if (opt->fault == RINGATTN_MPI_FAULT_SILENT) {
+                /* goes quiet at a clean point: nothing of ours left in flight, then silence */
+                if (R->pass == 1) { ringattn__mpi_wait(M, D->rr[cur], 2 * C); ringattn__mpi_wait(M, D->sr[nxt], 2 * C); }
+                M->st = RINGATTN_ETIMEDOUT; M->first_hand = 1;
+                return;
             }
         }
-        w0 = MPI_Wtime();
-        ms->compute_s += w0 - c0;
         if (t + 1 < p) {
-            if (ringattn__mpi_finish(M, R->kv_bytes, me->kv[(t + 1) & 1], me->kv[t & 1], leak)) me->handoffs++;
+            ringattn__mpi_recv(M, &kv[0], me->kv[nxt], R->kv_bytes, RINGATTN__MPI_TAG_KV);
+            ringattn__mpi_send(M, &kv[1], me->kv[cur], R->kv_bytes, RINGATTN__MPI_TAG_KV);
+        }
+        if (R->pass == 0) {
+            c0 = MPI_Wtime();
+            if (M->st == RINGATTN_OK) ringattn__mpi_units(R, M, t, 0, P->units, kv, 2);
+            ms->compute_s += MPI_Wtime() - c0;
+        } else {
+            for (c = 0; c < C; c++) {
+                int64_t u0, u1; size_t off[2], len[2]; int j;
+                ringattn__mpi_slices(R, D, c, &u0, &u1, off, len);
+                w0 = MPI_Wtime();
+                if (t > 0) ringattn__mpi_wait(M, D->rr[cur] + 2 * c, 2);   /* this step's slices, arrived */
+                ms->dkv_s += MPI_Wtime() - w0; ms->wait_s += MPI_Wtime() - w0;
+                c0 = MPI_Wtime();
+                if (M->st == RINGATTN_OK) ringattn__mpi_units(R, M, t, u0, u1, kv, 2);
+                ms->compute_s += MPI_Wtime() - c0;
+                w0 = MPI_Wtime();
+                /* the other buffer's slices left in step t - 1: done before it is received into */
+                ringattn__mpi_wait(M, D->sr[nxt] + 2 * c, 2);
+                ms->dkv_s += MPI_Wtime() - w0; ms->wait_s += MPI_Wtime() - w0;
+                for (j = 0; j < 2; j++) {
+                    ringattn__mpi_recv(M, D->rr[nxt] + 2 * c + j, (char *)me->dkv[nxt] + off[j], len[j],
+                                       RINGATTN__MPI_TAG_DKV);
+                    ringattn__mpi_send(M, D->sr[cur] + 2 * c + j, (char *)me->dkv[cur] + off[j], len[j],
+                                       RINGATTN__MPI_TAG_DKV);
+                }
+                ringattn__mpi_test(M, kv, 2);
+            }
+            if (M->st == RINGATTN_OK) me->handoffs++;
+        }
+        w0 = MPI_Wtime();
+        if (t + 1 < p) {
+            ringattn__mpi_wait(M, kv, 2);
+            if (M->st == RINGATTN_OK) me->handoffs++;
         }
         if (M->st == RINGATTN_OK) ringattn__step_done(R, rank, t);
-        if (R->pass == 1) {   /* dK/dV of the block held: on to the next member, after this step */
-            double d0 = MPI_Wtime();
-            ringattn__mpi_post(M, me->dkv[(t + 1) & 1], me->dkv[t & 1], R->kv_bytes, RINGATTN__MPI_TAG_DKV);
-            if (ringattn__mpi_finish(M, R->kv_bytes, me->dkv[(t + 1) & 1], me->dkv[t & 1], leak)) me->handoffs++;
-            ms->dkv_s += MPI_Wtime() - d0;
-        }
+        ms->wait_s += MPI_Wtime() - w0;
+    }
+    if (R->pass == 1) {   /* the last hand-off brings this member's own dK|dV home */
+        w0 = MPI_Wtime();
+        ringattn__mpi_wait(M, D->rr[p & 1], 2 * C);
+        ringattn__mpi_wait(M, D->sr[(p - 1) & 1], 2 * C);
+        ringattn__mpi_wait(M, D->sr[p & 1], 2 * C);
+        ms->dkv_s += MPI_Wtime() - w0;
         ms->wait_s += MPI_Wtime() - w0;
     }
 }
@@ -399,9 +467,9 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     ringattn__mpi M;
     ringattn__io io = *io_in;
     MPI_Request rq = MPI_REQUEST_NULL;
-    int64_t sum[3], vec[1 + 2 * RINGATTN__MPI_NFIELDS], agreed[1 + 2 * RINGATTN__MPI_NFIELDS];
+    int64_t sum[3], vec[2 + 2 * RINGATTN__MPI_NFIELDS], agreed[2 + 2 * RINGATTN__MPI_NFIELDS];
     int st = RINGATTN_OK, lvl = MPI_THREAD_SINGLE, init = 0, fin = 0, i, fin_st[2], fin_in[2];
-    const void *leak[2] = { NULL, NULL };
+    ringattn__mpi_dkv D;
     double t0;
 
     if (!cfg) return RINGATTN_ENULL;
@@ -412,11 +480,11 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     memset(&ms, 0, sizeof ms);
     memset(&M, 0, sizeof M);
     memset(&R, 0, sizeof R);
+    memset(&D, 0, sizeof D);
     memset(&s, 0, sizeof s);
     memset(&P, 0, sizeof P);      /* read by the agreement even when another rank refused */
     memset(&plan, 0, sizeof plan);
     M.comm = MPI_COMM_NULL; M.unit = MPI_DATATYPE_NULL;
-    M.rq[0] = M.rq[1] = MPI_REQUEST_NULL;
     if (MPI_Comm_size(comm, &M.size) != MPI_SUCCESS || MPI_Comm_rank(comm, &M.rank) != MPI_SUCCESS)
         return ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Comm_size / MPI_Comm_rank failed on comm");
     M.prev = (M.rank + M.size - 1) % M.size; M.next = (M.rank + 1) % M.size;
@@ -494,9 +562,10 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
         f[18] = ringattn__mpi_hash(P.cuq, P.nseq ? P.nseq + 1 : 0);
         f[19] = ringattn__mpi_hash(P.cuk, P.nseq ? P.nseq + 1 : 0);
         for (i = 0; i < RINGATTN__MPI_NFIELDS; i++) { vec[1 + i] = f[i]; vec[1 + RINGATTN__MPI_NFIELDS + i] = ~f[i]; }
+        vec[1 + 2 * RINGATTN__MPI_NFIELDS] = ~(int64_t)P.nt;   /* the fewest threads of any rank */
     }
     rq = MPI_REQUEST_NULL;
-    if (MPI_Iallreduce(vec, agreed, 1 + 2 * RINGATTN__MPI_NFIELDS, MPI_INT64_T, MPI_MAX, M.comm, &rq) != MPI_SUCCESS) {
+    if (MPI_Iallreduce(vec, agreed, 2 + 2 * RINGATTN__MPI_NFIELDS, MPI_INT64_T, MPI_MAX, M.comm, &rq) != MPI_SUCCESS) {
         st = ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Iallreduce failed"); goto done;
     }
     if ((i = ringattn__mpi_wait1(M.timeout, &rq)) != RINGATTN_OK) {
@@ -523,12 +592,18 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
         }
     }
     ms.agree_s = MPI_Wtime() - t0;
+    /* dK|dV slices per step: chunks of units, each enough for the smallest team (every rank
+       cuts alike, so slices match), at most RINGATTN__MPI_CHUNKS */
+    {
+        int64_t ntmin = ~agreed[1 + 2 * RINGATTN__MPI_NFIELDS], ch = P.units / (ntmin > 0 ? ntmin : 1);
+        D.chunks = (int)(ch < 1 ? 1 : ch > RINGATTN__MPI_CHUNKS ? RINGATTN__MPI_CHUNKS : ch);
+    }
 
     /* 3. the ring, then 4. the final agreement: the most negative status of any rank */
     {
         double r0 = MPI_Wtime();
         io.local = 1;
-        ringattn__mpi_ring(&R, &io, &M, &ms, &opt, leak);
+        ringattn__mpi_ring(&R, &io, &M, &D, &ms, &opt);
         ms.ring_s = MPI_Wtime() - r0 - ms.setup_s;
     }
     if (opt.fault == RINGATTN_MPI_FAULT_SILENT && opt.fault_rank == M.rank && M.st != RINGATTN_OK) {
@@ -571,14 +646,10 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     }
     st = RINGATTN_OK;
 done:
-    if (R.m) {   /* a buffer MPI may still read is left alone (only after a timeout) */
-        ringattn__member *me = &R.m[0];
-        int j, k;
-        for (k = 0; k < 2; k++)
-            for (j = 0; j < 2; j++) {
-                if (leak[k] && me->kv[j] == leak[k]) me->kv[j] = NULL;
-                if (leak[k] && me->dkv[j] == leak[k]) me->dkv[j] = NULL;
-            }
+    if (R.m) {
+        if (M.stuck) {   /* only after a timeout: buffers MPI may still read are never freed */
+            R.m[0].kv[0] = R.m[0].kv[1] = R.m[0].dkv[0] = R.m[0].dkv[1] = NULL;
+        }
         ringattn__ring_free(&R, c.alloc_user);
     }
     if (M.unit != MPI_DATATYPE_NULL) (void)MPI_Type_free(&M.unit);
@@ -636,5 +707,6 @@ RINGATTN_API int ringattn_mpi_backward(const ringattn_config *cfg, MPI_Comm comm
 
 /* Version history
      0.1  first version: forward and backward, dense and dilated, every partition and option
-          of ringattn.h; agreement up front, bounded waits, in-band error words.
+          of ringattn.h; agreement up front, bounded waits, in-band error messages,
+          dK|dV in slices sent on as soon as they are complete.
    LICENSE: MIT, as ringattn.h. */
