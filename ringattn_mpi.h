@@ -42,7 +42,8 @@
      sends an empty message in place of every buffer it owes; the others stop computing when
      that reaches them, finish the ring's message schedule, and a final agreement makes every
      rank return the same status (the most negative). Every wait is bounded by timeout_s
-     (default 60 s): a rank that stops answering makes the others return RINGATTN_ETIMEDOUT.
+     (default 60 s; time the rank itself was not running does not count): a rank that stops
+     answering makes the others return RINGATTN_ETIMEDOUT.
      Outputs are written only after the final agreement succeeded. After ETIMEDOUT the
      operation that timed out may stay pending inside MPI (an MPI collective cannot be
      cancelled): treat the job as broken, e.g. MPI_Abort. Internal traffic runs on a private
@@ -213,15 +214,37 @@ typedef struct {
     int64_t messages, bytes;
 } ringattn__mpi;
 
+/* A deadline that counts only time this rank spent polling: a gap of more than 0.1 s between
+   two polls means the process was not running (stopped, swapped out, starved), and a peer
+   cannot be blamed for that, so the deadline moves by the gap. */
+typedef struct { double end, last; } ringattn__mpi_clock;
+
+static ringattn__mpi_clock ringattn__mpi_clock_start(double timeout)
+{
+    ringattn__mpi_clock c;
+    c.last = MPI_Wtime();
+    c.end = timeout < 0 ? -1.0 : c.last + timeout;
+    return c;
+}
+
+static int ringattn__mpi_expired(ringattn__mpi_clock *c)
+{
+    double now = MPI_Wtime();
+    if (c->end < 0) return 0;
+    if (now - c->last > 0.1) c->end += now - c->last;
+    c->last = now;
+    return now > c->end;
+}
+
 /* wait for one request alone (a collective, the duplicate), polling until the deadline */
 static int ringattn__mpi_wait1(double timeout, MPI_Request *rq)
 {
-    double end = timeout < 0 ? -1.0 : MPI_Wtime() + timeout;
+    ringattn__mpi_clock clk = ringattn__mpi_clock_start(timeout);
     int flag = 0;
     for (;;) {
         if (MPI_Test(rq, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS) return RINGATTN_EMPI;
         if (flag) return RINGATTN_OK;
-        if (end >= 0 && MPI_Wtime() > end) return RINGATTN_ETIMEDOUT;
+        if (ringattn__mpi_expired(&clk)) return RINGATTN_ETIMEDOUT;
         RINGATTN__MPI_YIELD();
     }
 }
@@ -270,13 +293,13 @@ static void ringattn__mpi_test(ringattn__mpi *M, ringattn__mpi_op *op, int n)
    neighbour's failure on (EMPI; the final agreement restores the first status). */
 static void ringattn__mpi_wait(ringattn__mpi *M, ringattn__mpi_op *op, int n)
 {
-    double end = M->timeout < 0 ? -1.0 : MPI_Wtime() + M->timeout;
+    ringattn__mpi_clock clk = ringattn__mpi_clock_start(M->timeout);
     int j, pending, flag, count;
     for (;;) {
         ringattn__mpi_test(M, op, n);
         for (pending = 0, j = 0; j < n; j++)   /* a neighbour already given up on: not waited for */
             pending += op[j].live && op[j].rq != MPI_REQUEST_NULL && !(op[j].expect < 0 ? M->next_dead : M->prev_dead);
-        if (!pending || (end >= 0 && MPI_Wtime() > end)) break;
+        if (!pending || ringattn__mpi_expired(&clk)) break;
         RINGATTN__MPI_YIELD();
     }
     for (j = 0; j < n; j++) {
