@@ -85,7 +85,11 @@ typedef struct {
     double agree_s;                  /* duplicating comm + the two agreements up front        */
     double setup_s;                  /* packing this rank's chunks into its member buffers    */
     double ring_s;                   /* the p steps (setup and the final write not included)  */
-    double compute_s;                /* sum over steps: this rank's units (the OpenMP region) */
+    double compute_s;                /* sum over steps: this rank's units (the OpenMP region,
+                                        less the master thread's MPI tests in it)             */
+    double poll_s;                   /* the master thread's MPI tests while the team computes
+                                        and between dK|dV slices (on shared memory that is
+                                        where the receiver copies the data)                   */
     double wait_s;                   /* sum over steps: waiting for transfers after compute,
                                         K/V and (backward) the dK/dV hand-off                 */
     double dkv_s;                    /* backward: the part of wait_s spent on dK/dV           */
@@ -212,6 +216,7 @@ typedef struct {
     int stuck;                     /* a send could neither finish nor be cancelled: its
                                       buffers must never be freed (MPI may still read them)   */
     int64_t messages, bytes;
+    double poll_s;                 /* time in ringattn__mpi_poke                              */
 } ringattn__mpi;
 
 /* A deadline that counts only time this rank spent polling: a gap of more than 0.1 s between
@@ -364,9 +369,20 @@ static void ringattn__mpi_slices(const ringattn__ring *R, const ringattn__mpi_dk
     len[1] = (size_t)((*u1 - *u0) * P->ck * P->dv) * P->es;
 }
 
-/* units [u0, u1) of step t with the whole team; the master thread keeps `op` moving */
+/* the transfers in flight during a step: K/V, and in backward the dK|dV slices both ways */
+typedef struct { ringattn__mpi_op *op[5]; int n[5]; } ringattn__mpi_watch;
+
+static void ringattn__mpi_poke(ringattn__mpi *M, const ringattn__mpi_watch *w)
+{
+    double t0 = MPI_Wtime();
+    int g;
+    for (g = 0; g < 5; g++) if (w->n[g]) ringattn__mpi_test(M, w->op[g], w->n[g]);
+    M->poll_s += MPI_Wtime() - t0;
+}
+
+/* units [u0, u1) of step t with the whole team; the master thread keeps the transfers moving */
 static void ringattn__mpi_units(const ringattn__ring *R, ringattn__mpi *M, int t, int64_t u0, int64_t u1,
-                                ringattn__mpi_op *op, int nop)
+                                const ringattn__mpi_watch *w)
 {
     const ringattn__problem *P = R->P;
     int nt = P->nt;
@@ -383,7 +399,7 @@ static void ringattn__mpi_units(const ringattn__ring *R, ringattn__mpi *M, int t
         for (u = u0; u < u1; u++) {
             ringattn__compute(R, (int64_t)M->rank * P->units + u, t, W);
             /* without a progress thread, a transfer moves only while MPI is called */
-            if (master && M->poll) ringattn__mpi_test(M, op, nop);
+            if (master && M->poll) ringattn__mpi_poke(M, w);
         }
     }
 }
@@ -405,6 +421,7 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
     const int p = P->p, rank = M->rank;
     ringattn__member *me = ringattn__mem(R, rank);
     ringattn__mpi_op kv[2];
+    ringattn__mpi_watch w;
     int t, c, C = D->chunks;
     double s0 = MPI_Wtime(), w0;
     ringattn__member_setup(R, io, rank);
@@ -413,6 +430,12 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
     for (t = 0; t < p; t++) {
         double c0;
         int cur = t & 1, nxt = (t + 1) & 1;
+        memset(&w, 0, sizeof w);   /* everything that may be in flight (only live ops are tested) */
+        w.op[0] = kv; w.n[0] = 2;
+        if (R->pass == 1) {
+            w.op[1] = D->rr[0]; w.op[2] = D->rr[1]; w.op[3] = D->sr[0]; w.op[4] = D->sr[1];
+            w.n[1] = w.n[2] = w.n[3] = w.n[4] = 2 * C;
+        }
         if (opt->fault_rank == rank && opt->fault_step == t) {
             if (opt->fault == RINGATTN_MPI_FAULT_ANNOUNCE) ringattn__mpi_fail(M, RINGATTN_EMPI);
             if (opt->fault == RINGATTN_MPI_FAULT_SILENT) {
@@ -427,9 +450,10 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
             ringattn__mpi_send(M, &kv[1], me->kv[cur], R->kv_bytes, RINGATTN__MPI_TAG_KV);
         }
         if (R->pass == 0) {
+            double p0 = M->poll_s;
             c0 = MPI_Wtime();
-            if (M->st == RINGATTN_OK) ringattn__mpi_units(R, M, t, 0, P->units, kv, 2);
-            ms->compute_s += MPI_Wtime() - c0;
+            if (M->st == RINGATTN_OK) ringattn__mpi_units(R, M, t, 0, P->units, &w);
+            ms->compute_s += MPI_Wtime() - c0 - (M->poll_s - p0);
         } else {
             for (c = 0; c < C; c++) {
                 int64_t u0, u1; size_t off[2], len[2]; int j;
@@ -437,9 +461,12 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
                 w0 = MPI_Wtime();
                 if (t > 0) ringattn__mpi_wait(M, D->rr[cur] + 2 * c, 2);   /* this step's slices, arrived */
                 ms->dkv_s += MPI_Wtime() - w0; ms->wait_s += MPI_Wtime() - w0;
-                c0 = MPI_Wtime();
-                if (M->st == RINGATTN_OK) ringattn__mpi_units(R, M, t, u0, u1, kv, 2);
-                ms->compute_s += MPI_Wtime() - c0;
+                {
+                    double p0 = M->poll_s;
+                    c0 = MPI_Wtime();
+                    if (M->st == RINGATTN_OK) ringattn__mpi_units(R, M, t, u0, u1, &w);
+                    ms->compute_s += MPI_Wtime() - c0 - (M->poll_s - p0);
+                }
                 w0 = MPI_Wtime();
                 /* the other buffer's slices left in step t - 1: done before it is received into */
                 ringattn__mpi_wait(M, D->sr[nxt] + 2 * c, 2);
@@ -450,7 +477,7 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
                     ringattn__mpi_send(M, D->sr[cur] + 2 * c + j, (char *)me->dkv[cur] + off[j], len[j],
                                        RINGATTN__MPI_TAG_DKV);
                 }
-                ringattn__mpi_test(M, kv, 2);
+                ringattn__mpi_poke(M, &w);
             }
             if (M->st == RINGATTN_OK) me->handoffs++;
         }
@@ -660,7 +687,7 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     if (opt.stats) {
         ms.rank = M.rank; ms.ring_size = P.p; ms.num_threads = P.nt;
         ms.seq_q = P.nq; ms.seq_k = P.nk;
-        ms.messages_sent = M.messages; ms.bytes_sent = M.bytes;
+        ms.messages_sent = M.messages; ms.bytes_sent = M.bytes; ms.poll_s = M.poll_s;
         ms.member_bytes = R.m[0].bytes;
         for (i = 0; i < P.nt; i++) ms.scratch_bytes += R.w[i].bytes;
         ms.planned_member_bytes = plan.member_bytes; ms.planned_tile_bytes = plan.tile_bytes;

@@ -7,7 +7,9 @@
 
    Run mode, per pass, median over reps (>= 5) of each rank's figures, one CSV row per rank:
      step_ms      ring wall time / p (the p steps, without setup and the final write)
-     compute_ms   this rank's OpenMP compute region / p
+     compute_ms   this rank's OpenMP compute region / p, less its MPI tests inside it
+     poll_ms      the master thread's MPI tests while computing and between dK|dV slices / p
+                  (on shared memory the receiver copies the data inside these calls)
      wait_ms      this rank's waits after compute / p (its transfers, and its neighbours'
                   lateness); dkv_ms: the backward dK|dV hand-off's part of it
      comm_ms      the same messages alone / p: K|V hand-offs (p - 1) and, in backward, the p
@@ -133,7 +135,7 @@ int main(int argc, char **argv)
     if (rank == 0) {
         printf("# bench-mpi: p = %d ranks, n = %lld, b = %lld, h = %lld, d = %lld, %s, %s, %d reps (median), "
                "thread level %d\n", size, n, b, h, d, f64 ? "f64" : "f32", causal ? "causal" : "dense", reps, provided);
-        printf("pass,p,rank,threads,step_ms,compute_ms,wait_ms,dkv_ms,comm_ms,exposed_ms,hidden,peak_bytes,"
+        printf("pass,p,rank,threads,step_ms,compute_ms,poll_ms,wait_ms,dkv_ms,comm_ms,exposed_ms,hidden,peak_bytes,"
                "member_bytes,plan_member,plan_rank\n");
     }
     {
@@ -165,8 +167,8 @@ int main(int argc, char **argv)
         cfg.error_detail = err; cfg.error_detail_size = sizeof err;
         opt.stats = &ms;
         for (pass = 0; pass < 2; pass++) {
-            double *step = (double *)malloc(sizeof(double) * (size_t)reps * 5), *comp = step + reps, *expo = comp + reps;
-            double *dkv = expo + reps, *comm = dkv + reps, row[10], *all = NULL;
+            double *step = (double *)malloc(sizeof(double) * (size_t)reps * 6), *comp = step + reps, *expo = comp + reps;
+            double *dkv = expo + reps, *comm = dkv + reps, *poll = comm + reps, row[11], *all = NULL;
             size_t peak = 0, member = 0;
             ringattn_plan_info pl;
             ringattn_shape s;
@@ -187,6 +189,7 @@ int main(int argc, char **argv)
                 if (r == 0) continue;
                 step[r - 1] = ms.ring_s / size * 1e3; comp[r - 1] = ms.compute_s / size * 1e3;
                 expo[r - 1] = ms.wait_s / size * 1e3; dkv[r - 1] = ms.dkv_s / size * 1e3;
+                poll[r - 1] = ms.poll_s / size * 1e3;
                 comm[r - 1] = comm_alone(MPI_COMM_WORLD, ba, bb, pl.kv_bytes / 2, size, pass) / size * 1e3;
                 if (count.peak > peak) peak = count.peak;
                 member = ms.member_bytes;
@@ -196,17 +199,18 @@ int main(int argc, char **argv)
             row[5] = 0;
             row[6] = (double)peak; row[7] = (double)member; row[8] = (double)pl.member_bytes;
             row[9] = (double)(pl.member_bytes + (size_t)ms.num_threads * pl.tile_bytes);
-            if (rank == 0) all = (double *)malloc(sizeof(double) * 10 * (size_t)size);
-            MPI_Gather(row, 10, MPI_DOUBLE, all, 10, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+            row[10] = median(poll, reps);
+            if (rank == 0) all = (double *)malloc(sizeof(double) * 11 * (size_t)size);
+            MPI_Gather(row, 11, MPI_DOUBLE, all, 11, MPI_DOUBLE, 0, MPI_COMM_WORLD);
             if (rank == 0) {
                 double maxc = 0;
-                for (i = 0; i < size; i++) if (all[10 * i + 1] > maxc) maxc = all[10 * i + 1];
+                for (i = 0; i < size; i++) if (all[11 * i + 1] > maxc) maxc = all[11 * i + 1];
                 for (i = 0; i < size; i++) {
-                    const double *w = all + 10 * i;
+                    const double *w = all + 11 * i;
                     double exposed = w[0] - maxc, hid = w[4] > 0 ? 1.0 - exposed / w[4] : 1.0;
                     hid = hid < 0 ? 0 : hid > 1 ? 1 : hid;
-                    printf("%s,%d,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f\n", pass ? "backward" : "forward",
-                           size, i, ms.num_threads, w[0], w[1], w[2], w[3], w[4], exposed, hid, w[6], w[7], w[8], w[9]);
+                    printf("%s,%d,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f\n", pass ? "backward" : "forward",
+                           size, i, ms.num_threads, w[0], w[1], w[10], w[2], w[3], w[4], exposed, hid, w[6], w[7], w[8], w[9]);
                 }
                 free(all);
             }
