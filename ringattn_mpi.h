@@ -520,9 +520,12 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     int64_t sum[3], vec[2 + 2 * RINGATTN__MPI_NFIELDS], agreed[2 + 2 * RINGATTN__MPI_NFIELDS];
     int st = RINGATTN_OK, lvl = MPI_THREAD_SINGLE, init = 0, fin = 0, i, fin_st[2], fin_in[2];
     ringattn__mpi_dkv D;
+    ringattn_config nocfg;
+    int null_cfg = !cfg;
     double t0;
 
-    if (!cfg) return RINGATTN_ENULL;
+    /* without a config this rank still takes part, so that the others do not wait for it */
+    if (null_cfg) { nocfg = ringattn_default_config(); cfg = &nocfg; }
     if (MPI_Initialized(&init) != MPI_SUCCESS || !init || MPI_Finalized(&fin) != MPI_SUCCESS || fin)
         return ringattn__fail(cfg, RINGATTN_EMPI, "MPI is not initialised (or already finalised)");
     if (comm == MPI_COMM_NULL) return ringattn__fail(cfg, RINGATTN_ENULL, "comm is MPI_COMM_NULL");
@@ -556,7 +559,8 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
 
     /* 1. this rank's own arguments, by the core's rules (same statuses, same words) */
     c = *cfg;
-    if (cfg->ring_size != 0 && cfg->ring_size != M.size)
+    if (null_cfg) st = RINGATTN_ENULL;
+    else if (cfg->ring_size != 0 && cfg->ring_size != M.size)
         st = ringattn__fail(cfg, RINGATTN_ECONFIG, "ring_size = %d but the communicator has %d ranks (0 = its size)",
                             cfg->ring_size, M.size);
     c.ring_size = M.size;

@@ -313,7 +313,7 @@ static int untouched(const buf4 *x)
 }
 
 typedef enum { F_NONE, F_CAUSAL_ONE, F_HEADS_ONE, F_NULL_ONE, F_ROWS_ONE, F_RING_SIZE, F_BAD_CAUSAL_ALL,
-               F_SEGMENT_ALL, F_ALIAS_ONE, F_PASS_ONE } fkind;
+               F_SEGMENT_ALL, F_ALIAS_ONE, F_PASS_ONE, F_NULL_CFG_ONE } fkind;
 
 /* one call with something wrong; returns its status, with outputs checked untouched */
 static int faulty_call(int pass, fkind kind, const ringattn_mpi_options *opt, char *detail, size_t dsz, int *failures)
@@ -352,8 +352,11 @@ static int faulty_call(int pass, fkind kind, const ringattn_mpi_options *opt, ch
     if (kind == F_NULL_ONE && g_rank == last) { O.data = NULL; DQ.data = NULL; }
     if (kind == F_ALIAS_ONE && g_rank == 0) { O.data = w.lq.data; DQ.data = w.lq.data; }
     if (kind == F_PASS_ONE) pass = (g_rank == last) ? 1 - pass : pass;
-    if (pass == 0) st = ringattn_mpi_forward_ex(&cfg, opt, MPI_COMM_WORLD, &Q, &K, &V, &O, &L);
-    else st = ringattn_mpi_backward_ex(&cfg, opt, MPI_COMM_WORLD, &Q, &K, &V, &LO, &LL, &DO, &DQ, &DK, &DV);
+    {
+        const ringattn_config *cp = (kind == F_NULL_CFG_ONE && g_rank == last) ? NULL : &cfg;
+        if (pass == 0) st = ringattn_mpi_forward_ex(cp, opt, MPI_COMM_WORLD, &Q, &K, &V, &O, &L);
+        else st = ringattn_mpi_backward_ex(cp, opt, MPI_COMM_WORLD, &Q, &K, &V, &LO, &LL, &DO, &DQ, &DK, &DV);
+    }
     if (st != 0) {
         if (kind != F_ALIAS_ONE || g_rank != 0) {
             CHECK(untouched(&mo) && untouched(&ml), "outputs written on error (forward)");
@@ -399,6 +402,8 @@ static void test_faults(int *failures)
         st = faulty_call(pass, F_NULL_ONE, &opt, detail, sizeof detail, failures);
         sprintf(what, "%s: a NULL output on the last rank", pn); check_same(st, RINGATTN_ENULL, what, failures);
         if (g_rank != g_size - 1) CHECK(strstr(detail, "refused the call") != NULL, "%s: detail '%s'", what, detail);
+        st = faulty_call(pass, F_NULL_CFG_ONE, &opt, detail, sizeof detail, failures);
+        sprintf(what, "%s: cfg NULL on the last rank", pn); check_same(st, RINGATTN_ENULL, what, failures);
         st = faulty_call(pass, F_ALIAS_ONE, &opt, detail, sizeof detail, failures);
         sprintf(what, "%s: an aliased output on rank 0", pn); check_same(st, RINGATTN_EALIAS, what, failures);
         st = faulty_call(pass, F_RING_SIZE, &opt, detail, sizeof detail, failures);
