@@ -98,7 +98,9 @@ enum {
     RINGATTN_EALIAS       = -10, /* an output shares its data pointer with another tensor  */
     RINGATTN_ECUDA        = -11, /* reserved for ringattn_cuda.h: a CUDA call failed       */
     RINGATTN_EIO          = -12, /* .npy: a file could not be opened, read or written      */
-    RINGATTN_EFORMAT      = -13  /* .npy: not a valid .npy file, or one the reader refuses */
+    RINGATTN_EFORMAT      = -13, /* .npy: not a valid .npy file, or one the reader refuses */
+    RINGATTN_EMPI         = -14, /* ringattn_mpi.h: an MPI call failed, or another rank did  */
+    RINGATTN_ETIMEDOUT    = -15  /* ringattn_mpi.h: a rank did not answer within the timeout */
 };
 
 /* ---------------------------------------------------------------- tensors */
@@ -590,6 +592,8 @@ RINGATTN_API const char *ringattn_strerror(int status)
     case RINGATTN_EIO:          return "a file could not be opened, read or written";
     case RINGATTN_EFORMAT:      return "not a valid .npy file (bad magic, version or header, truncated, "
                                        "unsupported dtype, or bytes after the data)";
+    case RINGATTN_EMPI:         return "an MPI call failed, or another rank of the ring failed";
+    case RINGATTN_ETIMEDOUT:    return "a rank of the ring did not answer within the timeout";
     default:                    return "unknown ringattn status code";
     }
 }
@@ -1238,7 +1242,15 @@ typedef struct {
     ringattn__scratch *w;          /* one per thread                                          */
     int pass;                      /* 0 forward, 1 backward                                   */
     size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
+    int m0, nm;                    /* members held here, m[0] is member m0: all p of them, or
+                                      one MPI rank's (ringattn_mpi.h moves the hand-offs)      */
 } ringattn__ring;
+
+/* member i of the ring; only members m0 .. m0 + nm - 1 live in this process */
+static ringattn__member *ringattn__mem(const ringattn__ring *R, int i)
+{
+    return &R->m[i - R->m0];
+}
 
 /* Ragged tiles (the diagonal of a causal mask, a window's edge, a varlen border) are cut into
    groups of up to RINGATTN__GROUP consecutive rows. The columns every row of a group sees go
@@ -1637,7 +1649,21 @@ static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch,
 typedef struct {
     const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
     ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
+    int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
+                       member's rows, its pieces one after another (an MPI rank's chunk)     */
 } ringattn__io;
+
+/* where the pieces' rows are in the caller's tensors: at their positions, or (a local chunk)
+   at their buffer rows */
+static void ringattn__io_pieces(const ringattn__io *io, const ringattn__piece *pc, int np,
+                                ringattn__piece out[2])
+{
+    int k;
+    for (k = 0; k < np; k++) {
+        out[k] = pc[k];
+        if (io->local) { out[k].pos0 = pc[k].row0; out[k].stride = 1; }
+    }
+}
 
 /* 1/G for the seed's head-group mix, else 1 */
 static double ringattn__group_div(const ringattn__problem *P)
@@ -1652,15 +1678,17 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
                                    int64_t bb, int64_t hh)
 {
     const ringattn__problem *P = R->P;
-    ringattn__member *me = &R->m[i];
-    ringattn__piece kp[2];
+    ringattn__member *me = ringattn__mem(R, i);
+    ringattn__piece kp[2], qio[2], kio[2];
     int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp), a;
     int64_t row0 = (bb * P->h + hh) * me->rows, x, r, c;   /* the slice's first row */
     size_t vhalf = (size_t)(P->b * P->hk * P->ck * P->d) * P->es;   /* V follows K */
-    ringattn__pack(io->q, me->qp, me->nqp, me->q, P->ct, me->rows, 1.0, bb, hh);
+    ringattn__io_pieces(io, me->qp, me->nqp, qio);
+    ringattn__io_pieces(io, kp, nkp, kio);
+    ringattn__pack(io->q, qio, me->nqp, me->q, P->ct, me->rows, 1.0, bb, hh);
     if (hh < P->hk) {
-        ringattn__pack(io->k, kp, nkp, me->kv[0], P->ct, P->ck, 1.0, bb, hh);
-        ringattn__pack(io->v, kp, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
+        ringattn__pack(io->k, kio, nkp, me->kv[0], P->ct, P->ck, 1.0, bb, hh);
+        ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
     }
     if (R->pass == 0) {
         memset((char *)me->acc + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(me->rows * P->dv) * P->es);
@@ -1668,7 +1696,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
         return;
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
-    ringattn__pack(io->dout, me->qp, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P), bb, hh);
+    ringattn__pack(io->dout, qio, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P), bb, hh);
     memset((char *)me->acc + (size_t)(row0 * P->d) * P->es, 0, (size_t)(me->rows * P->d) * P->es);
     if (hh < P->hk) {   /* this k/v head's dK and dV rows of the travelling accumulator */
         int64_t kv0 = (bb * P->hk + hh) * P->ck;
@@ -1678,7 +1706,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     for (a = 0; a < me->nqp; a++)
     for (r = 0; r < me->qp[a].count; r++) {
         int64_t at = row0 + me->qp[a].row0 + r;
-        int64_t pos = me->qp[a].pos0 + r * me->qp[a].stride;
+        int64_t pos = qio[a].pos0 + r * qio[a].stride;
         double D = 0;   /* D = rowsum(dO o O): the softmax Jacobian's diagonal correction */
         for (c = 0; c < P->dv; c++)
             D += ringattn__load(io->dout->data, io->dout->dtype, ringattn__index(io->dout, bb, pos, hh, c))
@@ -1694,14 +1722,16 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
                                     int64_t bb, int64_t hh)
 {
     const ringattn__problem *P = R->P;
-    ringattn__member *me = &R->m[i];
+    ringattn__member *me = ringattn__mem(R, i);
+    ringattn__piece qio[2];
     int64_t r, c, row0 = (bb * P->h + hh) * me->rows; int a;
+    ringattn__io_pieces(io, me->qp, me->nqp, qio);
     if (R->pass == 0) {
         double gdiv = ringattn__group_div(P);
         for (a = 0; a < me->nqp; a++)
         for (r = 0; r < me->qp[a].count; r++) {
             int64_t at = row0 + me->qp[a].row0 + r;
-            int64_t pos = me->qp[a].pos0 + r * me->qp[a].stride;
+            int64_t pos = qio[a].pos0 + r * qio[a].stride;
             double l = me->rs1[at];
             if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32 && io->o->stride[3] == 1) {
                 /* the common case without the per-element dtype switch: the same arithmetic */
@@ -1718,14 +1748,15 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
                                 (l == 0) ? -INFINITY : me->rs0[at] + log(l));
         }
     } else {
-        ringattn__piece kp[2];
+        ringattn__piece kp[2], kio[2];
         int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp);
         const void *home = me->dkv[P->p & 1];
-        ringattn__unpack(me->acc, P->ct, me->rows, me->qp, me->nqp, io->dq, bb, hh);
+        ringattn__io_pieces(io, kp, nkp, kio);
+        ringattn__unpack(me->acc, P->ct, me->rows, qio, me->nqp, io->dq, bb, hh);
         if (hh < P->hk) {
-            ringattn__unpack(home, P->ct, P->ck, kp, nkp, io->dk, bb, hh);
+            ringattn__unpack(home, P->ct, P->ck, kio, nkp, io->dk, bb, hh);
             ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
-                             P->ct, P->ck, kp, nkp, io->dv, bb, hh);
+                             P->ct, P->ck, kio, nkp, io->dv, bb, hh);
         }
     }
 }
@@ -1751,7 +1782,7 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
     const ringattn__problem *P = R->P;
     int p = P->p, i = (int)(x / P->units), src, nkp;
     int64_t u = x % P->units;
-    ringattn__member *me = &R->m[i];
+    ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2];
     src = ((i - t) % p + p) % p;                             /* whose K/V we hold now */
     nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
@@ -1767,18 +1798,22 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
 
 /* Step t, phase 2 (member i), after every unit of the step: count the step, report it, and
    hand the K/V chunk on to member i+1 (it is member i+1's for step t+1); in the backward pass
-   the chunk's dK/dV travel with it, and after p hand-offs they are home. */
+   the chunk's dK/dV travel with it, and after p hand-offs they are home. (With one member per
+   process, ringattn_mpi.h moves the buffers itself.) */
 static void ringattn__step_done(const ringattn__ring *R, int i, int t)
 {
     const ringattn__problem *P = R->P;
     int p = P->p, src = ((i - t) % p + p) % p;
-    ringattn__member *me = &R->m[i], *next = &R->m[(i + 1) % p];
+    ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2];
     int nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
     me->tiles += me->step_tiles;
-    if (t + 1 < p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
-    if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
+    if (R->nm == p) {   /* all members here: hand the buffers over */
+        ringattn__member *next = ringattn__mem(R, (i + 1) % p);
+        if (t + 1 < p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
+        if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
+    }
     if (R->cfg->trace) {
         ringattn_trace_event ev;
         ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
@@ -2105,7 +2140,7 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
 {
     int i;
     if (!R->m) return;
-    for (i = 0; i < R->P->p; i++) {
+    for (i = 0; i < R->nm; i++) {
         ringattn__member *me = &R->m[i];
         void *bufs[9]; int j;
         bufs[0] = me->q; bufs[1] = me->acc; bufs[2] = me->dout; bufs[3] = me->rs0; bufs[4] = me->rs1;
@@ -2126,17 +2161,18 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
     R->w = NULL;
 }
 
-/* every member's private buffers, sized by its own rows (K/V buffers by the largest chunk,
-   since every chunk passes through them), and every thread's scratch tile */
+/* the private buffers of members m0 .. m0 + nm - 1 (all of them, or one MPI rank's), sized by
+   their own rows (K/V buffers by the largest chunk, since every chunk passes through them),
+   and every thread's scratch tile */
 static int ringattn__ring_alloc(ringattn__ring *R, void *user)
 {
     const ringattn__problem *P = R->P;
     int i, failed = 0;
     size_t es = P->es, tile = (size_t)(P->tq * P->tk) * es;
     R->kv_bytes = (size_t)(P->b * P->hk * P->ck * (P->d + P->dv)) * es;
-    R->m = (ringattn__member *)RINGATTN_MALLOC(sizeof(ringattn__member) * (size_t)P->p, user);
+    R->m = (ringattn__member *)RINGATTN_MALLOC(sizeof(ringattn__member) * (size_t)R->nm, user);
     if (!R->m) return RINGATTN_ENOMEM;
-    memset(R->m, 0, sizeof(ringattn__member) * (size_t)P->p);
+    memset(R->m, 0, sizeof(ringattn__member) * (size_t)R->nm);
     R->w = (ringattn__scratch *)RINGATTN_MALLOC(sizeof(ringattn__scratch) * (size_t)P->nt, user);
     if (!R->w) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     memset(R->w, 0, sizeof(ringattn__scratch) * (size_t)P->nt);
@@ -2147,8 +2183,8 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
         if (R->pass == 1) w->dp = ringattn__alloc(&w->bytes, tile, user, &failed);
     }
-    for (i = 0; i < P->p && !failed; i++) {
-        ringattn__member *me = &R->m[i];
+    for (i = R->m0; i < R->m0 + R->nm && !failed; i++) {
+        ringattn__member *me = ringattn__mem(R, i);
         size_t rows;
         me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
         me->rows = ringattn__piece_rows(me->qp, me->nqp);
@@ -2182,7 +2218,7 @@ static void ringattn__fill_stats(const ringattn__ring *R, const ringattn_plan_in
     st->ring_size = R->P->p; st->num_threads = R->P->nt; st->ring_steps = R->P->p;
     st->planned_bytes_per_member = plan->member_bytes;
     st->shared_bytes = plan->shared_bytes;
-    for (i = 0; i < R->P->p; i++) {   /* summed in member order: deterministic */
+    for (i = 0; i < R->nm; i++) {     /* summed in member order: deterministic */
         const ringattn__member *me = &R->m[i];
         st->handoffs += me->handoffs;
         st->blocks_computed += me->blocks_computed;
@@ -2204,7 +2240,7 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
-    R.P = &P; R.cfg = cfg; R.pass = pass;
+    R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
     if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK)
         return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring's buffers (%zu bytes per member)",
                               plan.member_bytes);
