@@ -300,6 +300,13 @@ static void check_same(int st, int want, const char *what, int *failures)
     CHECK(lo == hi, "%s: the ranks returned different statuses (%d .. %d)", what, lo, hi);
 }
 
+/* the same, and rank 0 prints what it returned and why: the transcript of the fault tests */
+static void check_same_said(int st, int want, const char *what, const char *detail, int *failures)
+{
+    check_same(st, want, what, failures);
+    if (g_rank == 0) printf("    %-44s -> %3d  %s\n", what, st, st ? detail : "");
+}
+
 /* seconds of this process's CPU time: a wait polls, so it burns CPU while it runs, but a rank
    that is stopped or descheduled (another job on a shared machine) accrues none; wall time
    would blame the library for that */
@@ -388,26 +395,26 @@ static void test_faults(int *failures)
         char what[128];
         if (g_size > 1) {
             st = faulty_call(pass, F_CAUSAL_ONE, &opt, detail, sizeof detail, failures);
-            sprintf(what, "%s: causal differs on one rank", pn); check_same(st, RINGATTN_ECONFIG, what, failures);
+            sprintf(what, "%s: causal differs on one rank", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
             CHECK(strstr(detail, "disagree on causal") != NULL, "%s: detail '%s' does not name causal", what, detail);
             st = faulty_call(pass, F_HEADS_ONE, &opt, detail, sizeof detail, failures);
-            sprintf(what, "%s: heads differ on one rank", pn); check_same(st, RINGATTN_ESHAPE, what, failures);
+            sprintf(what, "%s: heads differ on one rank", pn); check_same_said(st, RINGATTN_ESHAPE, what, detail, failures);
             CHECK(strstr(detail, "disagree on heads_q") != NULL, "%s: detail '%s' does not name heads_q", what, detail);
             st = faulty_call(pass, F_ROWS_ONE, &opt, detail, sizeof detail, failures);
-            sprintf(what, "%s: rank 0 holds one row too few", pn); check_same(st, RINGATTN_ESHAPE, what, failures);
+            sprintf(what, "%s: rank 0 holds one row too few", pn); check_same_said(st, RINGATTN_ESHAPE, what, detail, failures);
             st = faulty_call(pass, F_PASS_ONE, &opt, detail, sizeof detail, failures);
-            sprintf(what, "%s: one rank calls the other pass", pn); check_same(st, RINGATTN_ECONFIG, what, failures);
+            sprintf(what, "%s: one rank calls the other pass", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
             CHECK(strstr(detail, "disagree on the pass") != NULL, "%s: detail '%s'", what, detail);
         }
         st = faulty_call(pass, F_NULL_ONE, &opt, detail, sizeof detail, failures);
-        sprintf(what, "%s: a NULL output on the last rank", pn); check_same(st, RINGATTN_ENULL, what, failures);
+        sprintf(what, "%s: a NULL output on the last rank", pn); check_same_said(st, RINGATTN_ENULL, what, detail, failures);
         if (g_rank != g_size - 1) CHECK(strstr(detail, "refused the call") != NULL, "%s: detail '%s'", what, detail);
         st = faulty_call(pass, F_NULL_CFG_ONE, &opt, detail, sizeof detail, failures);
-        sprintf(what, "%s: cfg NULL on the last rank", pn); check_same(st, RINGATTN_ENULL, what, failures);
+        sprintf(what, "%s: cfg NULL on the last rank", pn); check_same_said(st, RINGATTN_ENULL, what, detail, failures);
         st = faulty_call(pass, F_ALIAS_ONE, &opt, detail, sizeof detail, failures);
-        sprintf(what, "%s: an aliased output on rank 0", pn); check_same(st, RINGATTN_EALIAS, what, failures);
+        sprintf(what, "%s: an aliased output on rank 0", pn); check_same_said(st, RINGATTN_EALIAS, what, detail, failures);
         st = faulty_call(pass, F_RING_SIZE, &opt, detail, sizeof detail, failures);
-        sprintf(what, "%s: ring_size = P + 1", pn); check_same(st, RINGATTN_ECONFIG, what, failures);
+        sprintf(what, "%s: ring_size = P + 1", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
         CHECK(strstr(detail, "communicator has") != NULL, "%s: detail '%s'", what, detail);
         /* the core's refusals, in the core's words */
         {
@@ -419,13 +426,13 @@ static void test_faults(int *failures)
             Q = view(&w.q, c.st); K = view(&w.k, c.st); V = view(&w.v, c.st); O = view(&w.o, c.st);
             CHECK(ringattn_forward(&cfg, &Q, &K, &V, &O, NULL) == RINGATTN_ECONFIG, "core accepts causal = 7");
             st = faulty_call(pass, F_BAD_CAUSAL_ALL, &opt, detail, sizeof detail, failures);
-            sprintf(what, "%s: causal = 7 everywhere", pn); check_same(st, RINGATTN_ECONFIG, what, failures);
+            sprintf(what, "%s: causal = 7 everywhere", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
             if (g_rank == 0) CHECK(strcmp(detail, want) == 0, "%s: '%s' is not the core's '%s'", what, detail, want);
             cfg.causal = 1; cfg.num_groups = 1; cfg.segment_lengths = c.seg; cfg.dilation_rates = c.rate;
             c.seg[0] = 12; c.rate[0] = 1;
             CHECK(ringattn_forward(&cfg, &Q, &K, &V, &O, NULL) == RINGATTN_ESEGMENT, "core accepts n %% s != 0");
             st = faulty_call(pass, F_SEGMENT_ALL, &opt, detail, sizeof detail, failures);
-            sprintf(what, "%s: n not a multiple of the segment", pn); check_same(st, RINGATTN_ESEGMENT, what, failures);
+            sprintf(what, "%s: n not a multiple of the segment", pn); check_same_said(st, RINGATTN_ESEGMENT, what, detail, failures);
             if (g_rank == 0) CHECK(strcmp(detail, want) == 0, "%s: '%s' is not the core's '%s'", what, detail, want);
             world_free(&w);
         }
@@ -437,7 +444,7 @@ static void test_faults(int *failures)
             t0 = cpu_s();
             st = faulty_call(pass, F_NONE, &opt, detail, sizeof detail, failures);
             sprintf(what, "%s: rank %d fails at step %d", pn, g_size - 1, step);
-            check_same(st, RINGATTN_EMPI, what, failures);
+            check_same_said(st, RINGATTN_EMPI, what, detail, failures);
             /* EMPI, not ETIMEDOUT, on every rank already says no one waited for the deadline */
             CHECK(cpu_s() - t0 < 10.0, "%s: took %.1f s of CPU (the timeout is 30 s)", what, cpu_s() - t0);
             if (g_rank == 0 && g_rank != g_size - 1)
@@ -445,7 +452,7 @@ static void test_faults(int *failures)
             opt.fault = RINGATTN_MPI_FAULT_NONE; opt.fault_rank = -1; opt.fault_step = -1;
             /* the communicator is clean afterwards: the same call succeeds, bit-identical */
             st = faulty_call(pass, F_NONE, &opt, detail, sizeof detail, failures);
-            sprintf(what, "%s: a clean call after the fault", pn); check_same(st, RINGATTN_OK, what, failures);
+            sprintf(what, "%s: a clean call after the fault", pn); check_same_said(st, RINGATTN_OK, what, detail, failures);
         }
         if (g_rank == 0) printf("  faults %-8s p=%d done\n", pn, g_size);
     }
