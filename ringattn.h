@@ -2202,9 +2202,11 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
             me->dkv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
             me->dkv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         }
-        /* rows of a K/V buffer past a shorter chunk are never read; zero them anyway so that
-           hand-offs copy defined bytes */
-        if (!failed) { memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes); }
+        /* rows of a K/V buffer past a shorter chunk are never read. In one process buffers
+           change hands without a copy, so they stay as they are (zeroing them wrote two
+           whole K/V buffers per member per call); an MPI rank sends whole buffers, so there
+           they are zeroed: no undefined byte goes over the wire */
+        if (!failed && R->nm != P->p) { memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes); }
     }
     if (failed) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     return RINGATTN_OK;
