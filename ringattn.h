@@ -823,7 +823,7 @@ static double ringattn__sum8(const double s[8])
 }
 
 /* An x86-64 build for the baseline (SSE2, 4 lanes) still runs the exp 8 lanes wide where the
-   CPU has AVX2: the same operations, lane for lane, so the bits are the same as the 4-lane and
+   CPU has AVX2, and 16 wide where it has AVX-512F (RINGATTN__AVX2 guards both): the same operations, lane for lane, so the bits are the same as the 4-lane and
    scalar versions (no FMA: contraction would change the rounding). The CPU is asked once per
    row; GCC and clang keep the answer in a read-only table filled at load time. */
 #if defined(RINGATTN__LANES) && RINGATTN__LANES == 4 && (defined(__x86_64__) || defined(__i386__)) && \
@@ -1243,7 +1243,9 @@ typedef struct {
     int pass;                      /* 0 forward, 1 backward                                   */
     size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
     int m0, nm;                    /* members held here, m[0] is member m0: all p of them, or
-                                      one MPI rank's (ringattn_mpi.h moves the hand-offs)      */
+                                      one MPI rank's                                          */
+    int swap;                      /* 1: hand-offs are buffer swaps between the members held
+                                      here; 0: ringattn_mpi.h sends the buffers itself         */
 } ringattn__ring;
 
 /* member i of the ring; only members m0 .. m0 + nm - 1 live in this process */
@@ -1603,7 +1605,6 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
 
 /* ---------------------------------------------------------------- moving data in and out */
 
-/* the positions of pieces -> private rows [b][heads][pitch][dim] (times mul), or back */
 /* Pack / unpack the (batch bb, head hh) slice of a member's pieces between a caller's tensor
    and a member buffer laid out [b][heads][pitch][dim]. One slice at a time, so that the
    threads can share out a member's setup and finish (a ring of one member is one call). */
@@ -1733,12 +1734,6 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             int64_t at = row0 + me->qp[a].row0 + r;
             int64_t pos = qio[a].pos0 + r * qio[a].stride;
             double l = me->rs1[at];
-            if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32 && io->o->stride[3] == 1) {
-                /* the common case without the per-element dtype switch: the same arithmetic */
-                const float *acc = (const float *)me->acc + at * P->dv;
-                float *o = (float *)io->o->data + ringattn__index(io->o, bb, pos, hh, 0);
-                for (c = 0; c < P->dv; c++) o[c] = (l == 0) ? 0.0f : (float)((double)acc[c] / l * gdiv);
-            } else
             for (c = 0; c < P->dv; c++) {   /* l == 0: the row saw no key, its output is 0 */
                 double o = (l == 0) ? 0.0 : ringattn__load(me->acc, P->ct, at * P->dv + c) / l * gdiv;
                 ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c), o);
@@ -1809,7 +1804,7 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
     int nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
     me->tiles += me->step_tiles;
-    if (R->nm == p) {   /* all members here: hand the buffers over */
+    if (R->swap) {   /* all members here: hand the buffers over */
         ringattn__member *next = ringattn__mem(R, (i + 1) % p);
         if (t + 1 < p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
         if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
@@ -2206,7 +2201,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
            change hands without a copy, so they stay as they are (zeroing them wrote two
            whole K/V buffers per member per call); an MPI rank sends whole buffers, so there
            they are zeroed: no undefined byte goes over the wire */
-        if (!failed && R->nm != P->p) { memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes); }
+        if (!failed && !R->swap) { memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes); }
     }
     if (failed) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     return RINGATTN_OK;
@@ -2242,7 +2237,7 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
-    R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
+    R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p; R.swap = 1;
     if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK)
         return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring's buffers (%zu bytes per member)",
                               plan.member_bytes);
