@@ -995,6 +995,321 @@ static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
     for (; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
 }
 
+/* ---------------------------------------------------------------- the f64 exp */
+/* exp for f64 softmax weights, the f32 exp's method in double: Cody-Waite reduction to
+   r in [-ln2/2, ln2/2] (ln2 split as in Cephes) and the Taylor polynomial to degree 12
+   (truncation below 2e-16 of the result), plain arithmetic and selects, so the scalar,
+   AVX2 and AVX-512 versions give the same bits; within about 2 ulp of libm's exp, far
+   inside the f64 policy. Results below DBL_MIN (x < -708.39) are flushed to 0, as the f32
+   exp flushes below FLT_MIN; x > 709 is clamped there (softmax arguments are <= 0). */
+#define RINGATTN__EXP_POLY(p, r, MUL, ADD, C)                                                   \
+    p = C(2.08767569878681e-09);                                                              \
+    p = ADD(MUL(p, r), C(2.505210838544172e-08));  p = ADD(MUL(p, r), C(2.755731922398589e-07)); \
+    p = ADD(MUL(p, r), C(2.7557319223985893e-06)); p = ADD(MUL(p, r), C(2.48015873015873e-05));  \
+    p = ADD(MUL(p, r), C(0.0001984126984126984));  p = ADD(MUL(p, r), C(0.001388888888888889));  \
+    p = ADD(MUL(p, r), C(0.008333333333333333));   p = ADD(MUL(p, r), C(0.041666666666666664)); \
+    p = ADD(MUL(p, r), C(0.16666666666666666));    p = ADD(MUL(p, r), C(0.5));                  \
+    p = ADD(MUL(p, r), C(1.0));                    p = ADD(MUL(p, r), C(1.0))
+#define RINGATTN__SMUL(a, b) ((a) * (b))
+#define RINGATTN__SADD(a, b) ((a) + (b))
+#define RINGATTN__SC(x) (x)
+#define RINGATTN__EXP_LOW -708.3964185322641    /* ln(DBL_MIN) */
+#define RINGATTN__EXP_MAGIC 6755399441055744.0   /* 1.5 * 2^52: adding it rounds to an integer */
+
+static double ringattn__exp(double x)
+{
+    int low = x < RINGATTN__EXP_LOW, nan = x != x;
+    double xc = low ? RINGATTN__EXP_LOW : (x > 709.0 ? 709.0 : (nan ? 0.0 : x));
+    double n = (xc * 1.4426950408889634 + RINGATTN__EXP_MAGIC) - RINGATTN__EXP_MAGIC;
+    double r = (xc - n * 6.93145751953125e-1) - n * 1.42860682030941723212e-6, p, e;
+    int64_t bits = ((int64_t)n + 1023) * ((int64_t)1 << 52);   /* 2^n, n in [-1022, 1023] */
+    memcpy(&e, &bits, sizeof e);
+    RINGATTN__EXP_POLY(p, r, RINGATTN__SMUL, RINGATTN__SADD, RINGATTN__SC);
+    return nan ? x : (low ? 0.0 : p * e);
+}
+
+/* x86-64 with GCC or clang: the fused kernels and the f64 exp get AVX2 (+FMA) and AVX-512F
+   versions, chosen at run time, whatever the compiler's target flags */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
+    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
+#define RINGATTN__X86 1
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define RINGATTN__NOCONTRACT
+#endif
+
+#define RINGATTN__EXP_VEC(NAME, ATTR, VD, VI, L, LOAD, STORE, SET1, ADD, SUB, MUL, MIN, MAX,   \
+                          LTMASK, NANMASK, SELECT, CASTI, CASTD, SUBI, SLLI)                    \
+ATTR static void NAME(double *v, int64_t n, double sub)                                         \
+{                                                                                               \
+    const VD s = SET1(sub), lowv = SET1(RINGATTN__EXP_LOW), magic = SET1(RINGATTN__EXP_MAGIC);   \
+    const VI bias = CASTI(SET1(RINGATTN__EXP_MAGIC - 1023.0));  /* bits(magic) - 1023 */        \
+    int64_t j;                                                                                  \
+    for (j = 0; j + L <= n; j += L) {                                                           \
+        VD x = SUB(LOAD(v + j), s), xc, q, r, p, e;                                             \
+        xc = MIN(MAX(x, lowv), SET1(709.0));                                                    \
+        q = SUB(ADD(MUL(xc, SET1(1.4426950408889634)), magic), magic);                          \
+        r = SUB(SUB(xc, MUL(q, SET1(6.93145751953125e-1))), MUL(q, SET1(1.42860682030941723212e-6))); \
+        e = CASTD(SLLI(SUBI(CASTI(ADD(q, magic)), bias), 52));                                  \
+        RINGATTN__EXP_POLY(p, r, MUL, ADD, SET1);                                               \
+        p = MUL(p, e);                                                                          \
+        p = SELECT(LTMASK(x, lowv), SET1(0.0), p);                                              \
+        STORE(v + j, SELECT(NANMASK(x), x, p));                                                 \
+    }                                                                                           \
+    for (; j < n; j++) v[j] = ringattn__exp(v[j] - sub);                                        \
+}
+#define RINGATTN__AVX2_LT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define RINGATTN__AVX2_NAN(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
+#define RINGATTN__AVX2_SEL(m, yes, no) _mm256_blendv_pd(no, yes, m)
+RINGATTN__EXP_VEC(ringattn__exp_row_avx2, __attribute__((target("avx2"))), __m256d, __m256i, 4,
+                  _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd,
+                  _mm256_mul_pd, _mm256_min_pd, _mm256_max_pd, RINGATTN__AVX2_LT, RINGATTN__AVX2_NAN,
+                  RINGATTN__AVX2_SEL, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_sub_epi64,
+                  _mm256_slli_epi64)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#define RINGATTN__AVX512_LT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__AVX512_NAN(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__AVX512_SEL(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
+RINGATTN__EXP_VEC(ringattn__exp_row_avx512, __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT,
+                  __m512d, __m512i, 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_add_pd,
+                  _mm512_sub_pd, _mm512_mul_pd, _mm512_min_pd, _mm512_max_pd, RINGATTN__AVX512_LT,
+                  RINGATTN__AVX512_NAN, RINGATTN__AVX512_SEL, _mm512_castpd_si512, _mm512_castsi512_pd,
+                  _mm512_sub_epi64, _mm512_slli_epi64)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* RINGATTN__X86 */
+
+/* the kernels' instruction set, asked once per tile (a read of a table filled at load time) */
+enum { RINGATTN__ISA_C = 0, RINGATTN__ISA_AVX2 = 1, RINGATTN__ISA_AVX512 = 2 };
+static int ringattn__isa(void)
+{
+#ifdef RINGATTN__X86
+    if (__builtin_cpu_supports("avx512f")) return RINGATTN__ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RINGATTN__ISA_AVX2;
+#endif
+    return RINGATTN__ISA_C;
+}
+
+/* v[0..n) = exp(v - sub), f64 */
+static void ringattn__exp_row(double *v, int64_t n, double sub)
+{
+    int64_t j;
+#ifdef RINGATTN__X86
+    int isa = ringattn__isa();
+    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub); return; }
+    if (isa == RINGATTN__ISA_AVX2 || __builtin_cpu_supports("avx2")) { ringattn__exp_row_avx2(v, n, sub); return; }
+#endif
+    for (j = 0; j < n; j++) v[j] = ringattn__exp(v[j] - sub);
+}
+
+/* ---------------------------------------------------------------- fused block kernels */
+/* The forward's two products, blocked so that a group of up to RINGATTN__FUSED_ROWS query
+   rows never leaves L1 between them (ringattn__forward_block drives them, ringattn__merge
+   sits between):
+
+     S[i][j]  = scale * sum_c Q[i][c] K[j][c]          ringattn__qk, j over whole K panels
+     O[i][c] += sum_j P[i][j] V[j][c]                  ringattn__pv, j over one column range
+
+   K is stored in panels (below) packed once, when a member builds its chunk: the panels
+   travel the ring as they are. Every sum runs in one fixed order (c = 0, 1, ... for S;
+   j = lo, lo+1, ... for O) with one rounding per term (fused multiply-add), and every
+   vector lane is one (i, j) or (i, c): the lane count never changes a result, so the
+   portable C kernels (fma) and the AVX2 and AVX-512 ones give the same bits. */
+#define RINGATTN__PANEL 16        /* keys per K panel                                       */
+#define RINGATTN__FUSED_ROWS 12   /* rows per group: fixes the ragged split, so the bits    */
+
+/* K panels: a piece of `count` key rows of dimension d is stored as panels of 16 rows, panel
+   k holding rows 16k .. 16k+15 transposed ([d][16]: the 16 keys of one dimension side by
+   side, what the S kernel loads); the last panel is as narrow as the rows left, so a piece
+   takes exactly count * d elements, as in row-major order. Offset of (row r, dimension c): */
+static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d)
+{
+    int64_t k = r / RINGATTN__PANEL, w = count - k * RINGATTN__PANEL;
+    if (w > RINGATTN__PANEL) w = RINGATTN__PANEL;
+    return k * RINGATTN__PANEL * d + c * w + (r - k * RINGATTN__PANEL);
+}
+
+/* S rows s[i] (i < nr), columns 16k + lane of panels kp[0 .. np): see above. q[i] are rows */
+#define RINGATTN__QK_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
+                 T scale, void *const *s)                                                     \
+{                                                                                             \
+    int64_t i, k, l, c;                                                                       \
+    for (i = 0; i < nr; i++) for (k = 0; k < np; k++) for (l = 0; l < RINGATTN__PANEL; l++) {   \
+        const T *qi = (const T *)q[i], *kk = (const T *)kp[k] + l; T a = 0;                   \
+        for (c = 0; c < d; c++) a = FMA(qi[c], kk[c * RINGATTN__PANEL], a);                   \
+        ((T *)s[i])[k * RINGATTN__PANEL + l] = a * scale;                                     \
+    }                                                                                         \
+}
+/* o[i][c] += sum_{j < n} p[i][j] v[j * ldv + c], for i < nr, c < dv */
+#define RINGATTN__PV_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv, int64_t dv, \
+                 void *const *o)                                                              \
+{                                                                                             \
+    int64_t i, j, c;                                                                          \
+    for (i = 0; i < nr; i++) for (j = 0; j < n; j++) {                                        \
+        T pj = ((const T *)p[i])[j], *oi = (T *)o[i]; const T *vj = v + j * ldv;               \
+        for (c = 0; c < dv; c++) oi[c] = FMA(pj, vj[c], oi[c]);                               \
+    }                                                                                         \
+}
+RINGATTN__QK_C(ringattn__qk_c32, float, fmaf)
+RINGATTN__QK_C(ringattn__qk_c64, double, fma)
+RINGATTN__PV_C(ringattn__pv_c32, float, fmaf)
+RINGATTN__PV_C(ringattn__pv_c64, double, fma)
+
+#ifdef RINGATTN__X86
+/* The vector kernels: RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8
+   = 12 accumulators of 16 available). A row block past the last row repeats the last row, a
+   vector past the last panel repeats the last panel: computed, never stored. */
+#define RINGATTN__QK_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, MUL, SET1, ZERO, STORE)   \
+ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
+                      T scale, void *const *s)                                                 \
+{                                                                                             \
+    const VT sc = SET1(scale);                                                                \
+    int64_t i0, k0, c; int i, v;                                                              \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
+        const T *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                       \
+        for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)];        \
+        for (k0 = 0; k0 < np; k0 += NV * L / RINGATTN__PANEL) {                               \
+            VT acc[RB][NV]; const T *kb[NV];                                                  \
+            for (v = 0; v < NV; v++) {                                                        \
+                int64_t k = k0 + v * L / RINGATTN__PANEL;                                     \
+                kb[v] = (const T *)kp[k < np ? k : np - 1] + (v * L) % RINGATTN__PANEL;       \
+            }                                                                                 \
+            for (i = 0; i < RB; i++) for (v = 0; v < NV; v++) acc[i][v] = ZERO();             \
+            for (c = 0; c < d; c++) {                                                         \
+                VT kv[NV];                                                                    \
+                for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL);           \
+                for (i = 0; i < RB; i++) {                                                    \
+                    VT b = BCAST(qr[i] + c);                                                  \
+                    for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]);          \
+                }                                                                             \
+            }                                                                                 \
+            for (i = 0; i < rows; i++) for (v = 0; v < NV; v++)                               \
+                if (k0 + v * L / RINGATTN__PANEL < np)                                        \
+                    STORE((T *)s[i0 + i] + k0 * RINGATTN__PANEL + v * L, MUL(acc[i][v], sc)); \
+        }                                                                                     \
+    }                                                                                         \
+}
+/* columns in vectors of L, NV at a time (a missing second vector repeats the first: both are
+   loaded before either is stored, so the repeat writes the same value); the dv mod L columns
+   left over one by one, in the same order */
+#define RINGATTN__PV_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
+ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv,     \
+                      int64_t dv, void *const *o)                                             \
+{                                                                                             \
+    int64_t i0, c0, j, cv = dv / L * L; int i, u;                                             \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
+        const T *pr[RB]; T *orow[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);          \
+        for (i = 0; i < RB; i++) {                                                            \
+            int64_t ii = i0 + (i < rows ? i : rows - 1);                                      \
+            pr[i] = (const T *)p[ii]; orow[i] = (T *)o[ii];                                   \
+        }                                                                                     \
+        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
+            VT acc[RB][NV]; int64_t cu[NV];                                                   \
+            for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0;      \
+            for (i = 0; i < RB; i++) for (u = 0; u < NV; u++) acc[i][u] = LOAD(orow[i] + cu[u]); \
+            for (j = 0; j < n; j++) {                                                         \
+                VT vv[NV];                                                                    \
+                for (u = 0; u < NV; u++) vv[u] = LOAD(v + j * ldv + cu[u]);                   \
+                for (i = 0; i < RB; i++) {                                                    \
+                    VT b = BCAST(pr[i] + j);                                                  \
+                    for (u = 0; u < NV; u++) acc[i][u] = FMADD(b, vv[u], acc[i][u]);          \
+                }                                                                             \
+            }                                                                                 \
+            for (i = 0; i < rows; i++) for (u = 0; u < NV; u++) STORE(orow[i] + cu[u], acc[i][u]); \
+        }                                                                                     \
+        for (i = 0; i < rows; i++) for (j = 0; j < n; j++)                                    \
+            for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
+    }                                                                                         \
+}
+#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
+#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
+#define RINGATTN__BS(p) _mm256_broadcast_ss(p)
+#define RINGATTN__BD(p) _mm256_broadcast_sd(p)
+#define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
+#define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
+RINGATTN__QK_V(ringattn__qk_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps)
+RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 3, 4, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
+RINGATTN__PV_V(ringattn__pv_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+RINGATTN__PV_V(ringattn__pv1_avx2_32, RINGATTN__A2, float, __m256, 8, 1, 4, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv1_avx2_64, RINGATTN__A2, double, __m256d, 4, 1, 4, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+RINGATTN__QK_V(ringattn__qk_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps)
+RINGATTN__QK_V(ringattn__qk_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd)
+RINGATTN__PV_V(ringattn__pv_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+RINGATTN__PV_V(ringattn__pv1_avx512_32, RINGATTN__A512, float, __m512, 16, 1, 4, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv1_avx512_64, RINGATTN__A512, double, __m512d, 8, 1, 4, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* RINGATTN__X86 */
+
+static void ringattn__qk(int isa, ringattn_dtype t, int64_t nr, const void *const *q, int64_t d,
+                         const void *const *kp, int64_t np, double scale, void *const *s)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) ringattn__qk_avx512_32(nr, q, d, kp, np, (float)scale, s);
+        else ringattn__qk_avx512_64(nr, q, d, kp, np, scale, s);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) ringattn__qk_avx2_32(nr, q, d, kp, np, (float)scale, s);
+        else ringattn__qk_avx2_64(nr, q, d, kp, np, scale, s);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__qk_c32(nr, q, d, kp, np, (float)scale, s);
+    else ringattn__qk_c64(nr, q, d, kp, np, scale, s);
+}
+
+static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *const *p, int64_t n,
+                         const void *v, int64_t ldv, int64_t dv, void *const *o)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx512_32 : ringattn__pv_avx512_32)(nr, p, n, (const float *)v, ldv, dv, o);
+        else (nr == 1 ? ringattn__pv1_avx512_64 : ringattn__pv_avx512_64)(nr, p, n, (const double *)v, ldv, dv, o);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx2_32 : ringattn__pv_avx2_32)(nr, p, n, (const float *)v, ldv, dv, o);
+        else (nr == 1 ? ringattn__pv1_avx2_64 : ringattn__pv_avx2_64)(nr, p, n, (const double *)v, ldv, dv, o);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__pv_c32(nr, p, n, (const float *)v, ldv, dv, o);
+    else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
+}
+
 /* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
    running denominator l never loses digits to the block structure of the ring; the loops
    keep several independent lanes so they vectorize without reassociating anything (the
@@ -1051,7 +1366,6 @@ static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
 /* x[j] = exp(x[j] - m), return the sum */
 static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
 {
-    int64_t j;
     if (t == RINGATTN_F32) {
 #ifdef RINGATTN__AVX2
         if (__builtin_cpu_supports("avx512f"))   /* one pass: exp and sum */
@@ -1061,8 +1375,7 @@ static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
 #endif
         ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
     } else {
-        double *a = (double *)x;
-        for (j = 0; j < n; j++) a[j] = exp(a[j] - m);
+        ringattn__exp_row((double *)x, n, m);
     }
     return ringattn__row_sum(t, x, n);
 }
@@ -1070,13 +1383,11 @@ static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
 /* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
 static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
 {
-    int64_t j;
     if (t == RINGATTN_F32) {
         float hi = (float)lse;   /* lse need not be a float: carry it as hi + lo */
         ringattn__expf_row((float *)x, n, hi, (float)(lse - (double)hi));
     } else {
-        double *a = (double *)x;
-        for (j = 0; j < n; j++) a[j] = exp(a[j] - lse);
+        ringattn__exp_row((double *)x, n, lse);
     }
 }
 
@@ -1231,9 +1542,25 @@ typedef struct {
 typedef struct {
     void *s, *dp;
     int64_t *lo, *hi;
+    const void **pan;              /* fwd: the K panels of the tile in hand                   */
+    void *kg;                      /* fwd: panels copied or gathered for it                   */
+    int64_t lds;                   /* fwd: score row pitch                                    */
     size_t bytes;
     int64_t tiles, flops;
 } ringattn__scratch;
+
+/* The forward's scratch per thread: score rows for one group of RINGATTN__FUSED_ROWS rows,
+   as wide as the panels under one key tile (one more when the tile starts mid-panel), and
+   room for the panels that are copied (a piece's narrow last one) or gathered (a dilated
+   run: a whole tile's worth). One rule for the planner and the allocator. */
+static void ringattn__fwd_scratch(const ringattn__problem *P, int64_t *lds, int64_t *npan, int64_t *gpan)
+{
+    int g, dilated = 0;
+    for (g = 0; g < P->groups; g++) if (P->rate[g] > 1) dilated = 1;
+    *npan = (P->tk + RINGATTN__PANEL - 1) / RINGATTN__PANEL + 1;
+    *lds = *npan * RINGATTN__PANEL;
+    *gpan = dilated ? *npan - 1 : 1;
+}
 
 typedef struct {
     const ringattn__problem *P;
@@ -1263,14 +1590,14 @@ static ringattn__member *ringattn__mem(const ringattn__ring *R, int i)
 
 /* from row *r on: the next group of rows that each see something (lo < hi); returns its first
    row and size (0: none left) and the columns [*ca, *cz) all of them see */
-static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t rows, int64_t *r,
-                                   int64_t *g0, int64_t *ca, int64_t *cz)
+static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t rows, int64_t limit,
+                                   int64_t *r, int64_t *g0, int64_t *ca, int64_t *cz)
 {
     int64_t n = 0;
     while (*r < rows && lo[*r] >= hi[*r]) (*r)++;
     if (*r >= rows) return 0;
     *g0 = *r; *ca = lo[*r]; *cz = hi[*r];
-    while (*r < rows && n < RINGATTN__GROUP && lo[*r] < hi[*r]) {
+    while (*r < rows && n < limit && lo[*r] < hi[*r]) {
         int64_t a = lo[*r] > *ca ? lo[*r] : *ca, z = hi[*r] < *cz ? hi[*r] : *cz;
         if (a >= z) break;                 /* the group would share no column */
         *ca = a; *cz = z; n++; (*r)++;
@@ -1279,57 +1606,48 @@ static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t
 }
 
 /* ---------------------------------------------------------------- THE online-softmax merge */
-/* Folds one tile of scores into the running state of its rows; the only place that knows the
-   rescaling. Row r sees columns [lo[r], hi[r]) of the tile and nothing else: invisible
+/* Folds one group of score rows into the running state of its rows; the only place that
+   knows the rescaling. Row r sees tile columns [lo[r], hi[r]) and nothing else: invisible
    entries are never read, so a NaN or Inf in a key or value the row cannot see stays out.
      m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
      acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
    Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
-   `full` says every row sees the whole tile, so P V can go through one GEMM. A row that
-   contributes nothing gets hi[r] = lo[r] on return. */
-static void ringattn__merge(const ringattn__problem *P, int64_t rows, int64_t cols,
-                            void *s, int64_t *lo, int64_t *hi, int full,
+   Score row r is s + r * lds, its first entry tile column soff; v is the value row of tile
+   column 0. Every row of the group sees [ca, cz): those columns go through one P V product
+   for the whole group, then each row's own columns left and right of them (the cut follows
+   the mask only, so the order of every sum is fixed). */
+static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
+                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
                             const void *v, int64_t ldv, void *acc, int64_t ldacc,
                             double *m, double *l, int64_t rstride, int64_t *flops)
 {
-    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, g, g0, ca, cz;
+    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, k, live = 0;
+    const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
     for (r = 0; r < rows; r++) {
-        char *sr = (char *)s + (size_t)(r * cols) * es;
+        char *sr = (char *)s + (size_t)(r * lds + lo[r] - soff) * es;
         double mx, mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
-        if (lo[r] >= hi[r]) continue;
-        mx = ringattn__row_max(t, sr + (size_t)lo[r] * es, hi[r] - lo[r]);
+        mx = ringattn__row_max(t, sr, hi[r] - lo[r]);
         mnew = (mx > *mr || mx != mx) ? mx : *mr;
-        if (mnew == -INFINITY) {   /* every visible score is -inf: contributes nothing */
-            if (full) memset(sr, 0, (size_t)cols * es);   /* the whole-tile GEMM reads it */
-            hi[r] = lo[r];
-            continue;
-        }
+        if (mnew == -INFINITY) continue;   /* every visible score is -inf: contributes nothing */
         alpha = (*mr == -INFINITY) ? 0.0 : exp(*mr - mnew);
-        sum = ringattn__row_exp(t, sr + (size_t)lo[r] * es, hi[r] - lo[r], mnew);
+        sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
         *lr = *lr * alpha + sum;
         if (alpha != 1.0) ringattn__row_scale(t, (char *)acc + (size_t)(r * ldacc) * es, P->dv, alpha);
         *mr = mnew;
+        at[live] = r;
+        pr[live] = (char *)s + (size_t)(r * lds + ca - soff) * es;
+        orow[live++] = (char *)acc + (size_t)(r * ldacc) * es;
+        *flops += 2 * (hi[r] - lo[r]) * P->dv;
     }
-    if (full) {
-        ringattn__gemm(t, 0, 0, rows, P->dv, cols, 1.0, s, cols, v, ldv, 1.0, acc, ldacc);
-        *flops += 2 * rows * cols * P->dv;
-        return;
-    }
-    r = 0;
-    while ((g = ringattn__row_group(lo, hi, rows, &r, &g0, &ca, &cz)) > 0) {
-        int64_t i, k;
-        ringattn__gemm(t, 0, 0, g, P->dv, cz - ca, 1.0, (char *)s + (size_t)(g0 * cols + ca) * es, cols,
-                       (const char *)v + (size_t)(ca * ldv) * es, ldv, 1.0,
-                       (char *)acc + (size_t)(g0 * ldacc) * es, ldacc);
-        for (i = g0; i < g0 + g; i++)
-            for (k = 0; k < 2; k++) {   /* the row's own columns left and right of the group's */
-                int64_t a = k ? cz : lo[i], w = k ? hi[i] - cz : ca - lo[i];
-                if (w > 0)
-                    ringattn__gemm(t, 0, 0, 1, P->dv, w, 1.0, (char *)s + (size_t)(i * cols + a) * es, cols,
-                                   (const char *)v + (size_t)(a * ldv) * es, ldv, 1.0,
-                                   (char *)acc + (size_t)(i * ldacc) * es, ldacc);
-            }
-        for (i = g0; i < g0 + g; i++) *flops += 2 * (hi[i] - lo[i]) * P->dv;
+    if (live == 0) return;
+    ringattn__pv(isa, t, live, pr, cz - ca, (const char *)v + (size_t)(ca * ldv) * es, ldv, P->dv, orow);
+    for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
+        int64_t i = at[k], side;
+        for (side = 0; side < 2; side++) {
+            int64_t a = side ? cz : lo[i], w = side ? hi[i] - cz : ca - lo[i];
+            const void *p1 = (char *)s + (size_t)(i * lds + a - soff) * es;
+            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, (const char *)v + (size_t)(a * ldv) * es, ldv, P->dv, &orow[k]);
+        }
     }
 }
 
@@ -1346,6 +1664,8 @@ typedef struct {
     int64_t off;               /* key j visible to query i (causally) iff j <= i + off        */
     void *q, *acc, *dout;   double *rs0, *rs1;          /* at the first row                   */
     void *k, *v, *dk, *dv;                               /* at the first column                */
+    const void *kpan;          /* forward: the key piece, in panels (ringattn__panel_at)      */
+    int64_t kloc, kcnt;        /* its row of the first column, its rows                       */
 } ringattn__block;
 
 /* visible key columns [lo, hi) of tile rows [r0, r0+nr) against columns [c0, c1);
@@ -1366,38 +1686,91 @@ static int ringattn__tile_bounds(const ringattn__problem *P, const ringattn__blo
     return any != 0;
 }
 
-/* forward: fold one block into the member's running state, tile by tile */
+/* The K panels under tile columns [cmin, cmax) of block B (tile at block column c0): pan[k]
+   holds the 16 keys at tile columns *pbase + 16k ... Whole panels of a dense run are read
+   where they lie in the member's buffer; the piece's last, narrower panel is copied out
+   padded, and a dilated run (every rs-th key) is gathered once per tile into panels. */
+static int64_t ringattn__tile_panels(const ringattn__problem *P, ringattn__scratch *me,
+                                     const ringattn__block *B, int64_t c0, int64_t cmin, int64_t cmax,
+                                     int64_t *pbase)
+{
+    const int64_t W = RINGATTN__PANEL, d = P->d;
+    size_t es = P->es; char *gat = (char *)me->kg;
+    int64_t k, np, c, l;
+    if (B->rs == 1) {
+        int64_t first = (B->kloc + c0 + cmin) / W, last = (B->kloc + c0 + cmax + W - 1) / W;
+        *pbase = first * W - (B->kloc + c0);
+        np = last - first;
+        for (k = 0; k < np; k++) {
+            int64_t pk = first + k, w = B->kcnt - pk * W;
+            const char *src = (const char *)B->kpan + (size_t)(pk * W * d) * es;
+            if (w >= W) { me->pan[k] = src; continue; }
+            for (c = 0; c < d; c++) for (l = 0; l < W; l++)
+                ringattn__store(gat, P->ct, c * W + l, l < w ? ringattn__load(src, P->ct, c * w + l) : 0.0);
+            me->pan[k] = gat;
+            gat += (size_t)(W * d) * es;
+        }
+        return np;
+    }
+    *pbase = cmin;
+    np = (cmax - cmin + W - 1) / W;
+    for (k = 0; k < np; k++, gat += (size_t)(W * d) * es) {
+        me->pan[k] = gat;
+        for (l = 0; l < W; l++) {
+            int64_t col = c0 + cmin + k * W + l, row = B->kloc + col * B->rs;
+            for (c = 0; c < d; c++)   /* past the run: zeros, never read */
+                ringattn__store(gat, P->ct, c * W + l, col < B->nc ?
+                                ringattn__load(B->kpan, P->ct, ringattn__panel_at(row, c, B->kcnt, d)) : 0.0);
+        }
+    }
+    return np;
+}
+
+/* forward: fold one block into the member's running state, tile by tile, and inside a tile
+   group by group: S for the group's rows (the fused S kernel over the K panels they see),
+   softcap, then the merge with its P V product */
 static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratch *me,
                                     const ringattn__block *B)
 {
     size_t es = P->es; int64_t r0, c0;
-    int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv;
+    int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv, lds = me->lds;
+    int isa = ringattn__isa();
     for (r0 = 0; r0 < B->nr; r0 += P->tq) {
         int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
         for (c0 = 0; c0 < B->nc; c0 += P->tk) {
-            int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, i;
+            int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1 - c0, cmax = 0, i;
+            int64_t r = 0, g, g0, ca, cz, pbase;
             int full;
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
-            /* multiply only the columns some row can see (diagonal tiles are ragged) */
-            for (i = 0; i < nr; i++) if (me->lo[i] < me->hi[i]) {
-                if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
-                if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
+            for (i = 0; i < nr; i++) if (me->lo[i] < me->hi[i]) {   /* tile columns */
+                if (me->lo[i] < cmin) cmin = me->lo[i];
+                if (me->hi[i] > cmax) cmax = me->hi[i];
             }
-            for (i = 0; i < nr; i++) { me->lo[i] -= cmin - c0; me->hi[i] -= cmin - c0; }
-            /* S = scale * Q K^T */
-            ringattn__gemm(P->ct, 0, 1, nr, cmax - cmin, P->d, P->scale,
-                           (const char *)B->q + (size_t)(r0 * ldq) * es, ldq,
-                           (const char *)B->k + (size_t)(cmin * ldq) * es, ldq, 0.0, me->s, cmax - cmin);
-            me->flops += 2 * nr * (cmax - cmin) * P->d;
-            if (P->softcap > 0)   /* a transform of each visible logit, before the merge */
-                for (i = 0; i < nr; i++)
-                    if (me->lo[i] < me->hi[i])
-                        ringattn__row_softcap(P->ct, (char *)me->s + (size_t)(i * (cmax - cmin) + me->lo[i]) * es,
-                                              me->hi[i] - me->lo[i], P->softcap);
-            ringattn__merge(P, nr, cmax - cmin, me->s, me->lo, me->hi, full,
-                            (const char *)B->v + (size_t)(cmin * ldv) * es, ldv,
-                            (char *)B->acc + (size_t)(r0 * ldv) * es, ldv,
-                            B->rs0 + r0 * B->rs, B->rs1 + r0 * B->rs, B->rs, &me->flops);
+            ringattn__tile_panels(P, me, B, c0, cmin, cmax, &pbase);
+            while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__FUSED_ROWS, &r, &g0, &ca, &cz)) > 0) {
+                const void *qr[RINGATTN__FUSED_ROWS]; void *sr[RINGATTN__FUSED_ROWS];
+                int64_t ua = me->lo[g0], uz = me->hi[g0], ka, kz, soff;
+                for (i = 0; i < g; i++) {
+                    if (me->lo[g0 + i] < ua) ua = me->lo[g0 + i];
+                    if (me->hi[g0 + i] > uz) uz = me->hi[g0 + i];
+                    qr[i] = (const char *)B->q + (size_t)((r0 + g0 + i) * ldq) * es;
+                    sr[i] = (char *)me->s + (size_t)(i * lds) * es;
+                }
+                ka = (ua - pbase) / RINGATTN__PANEL;                            /* the panels the */
+                kz = (uz - pbase + RINGATTN__PANEL - 1) / RINGATTN__PANEL;      /* group sees     */
+                soff = pbase + ka * RINGATTN__PANEL;
+                /* S = scale * Q K^T */
+                ringattn__qk(isa, P->ct, g, qr, P->d, (const void *const *)(me->pan + ka), kz - ka, P->scale, sr);
+                me->flops += 2 * g * (uz - ua) * P->d;
+                if (P->softcap > 0)   /* a transform of each visible logit, before the merge */
+                    for (i = 0; i < g; i++)
+                        ringattn__row_softcap(P->ct, (char *)sr[i] + (size_t)(me->lo[g0 + i] - soff) * es,
+                                              me->hi[g0 + i] - me->lo[g0 + i], P->softcap);
+                ringattn__merge(P, isa, g, me->s, lds, soff, me->lo + g0, me->hi + g0, ca, cz,
+                                (const char *)B->v + (size_t)(c0 * ldv) * es, ldv,
+                                (char *)B->acc + (size_t)((r0 + g0) * ldv) * es, ldv,
+                                B->rs0 + (r0 + g0) * B->rs, B->rs1 + (r0 + g0) * B->rs, B->rs, &me->flops);
+            }
             me->tiles++;
         }
     }
@@ -1458,7 +1831,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                 me->flops += 2 * nr * n * (2 * P->d + P->dv);
             } else {   /* ragged: row groups and their leftovers, as in ringattn__merge */
                 int64_t r = 0, g, g0, ca, cz;
-                while ((g = ringattn__row_group(me->lo, me->hi, nr, &r, &g0, &ca, &cz)) > 0) {
+                while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__GROUP, &r, &g0, &ca, &cz)) > 0) {
                     int64_t w = cz - ca, kk;
                     const char *pg = (const char *)me->s + (size_t)(g0 * n + ca) * es;
                     const char *gg = (const char *)me->dp + (size_t)(g0 * n + ca) * es;
@@ -1591,6 +1964,8 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
                     B.rs0 = me->rs0 + home + qrow;
                     B.rs1 = me->rs1 + home + qrow;
                     B.k = (char *)kv + (size_t)((kvrow + krow) * P->d) * es;
+                    B.kpan = (const char *)kv + (size_t)((kvrow + kq->row0) * P->d) * es;
+                    B.kloc = krow - kq->row0; B.kcnt = kq->count;
                     B.v = (char *)kv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es;
                     B.dk = dkv ? (char *)dkv + (size_t)((kvrow + krow) * P->d) * es : NULL;
                     B.dv = dkv ? (char *)dkv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es : NULL;
@@ -1625,6 +2000,24 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
         for (c = 0; c < dim; c++)
             ringattn__store(dst, ct, at + c,
                             ringattn__load(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c)) * mul);
+    }
+}
+
+/* the same for the forward's K: each piece in panels (ringattn__panel_at), what the fused
+   S kernel reads; the buffer then travels the ring as it is */
+static void ringattn__pack_panels(const ringattn_tensor *t, const ringattn__piece *pc, int np, void *dst,
+                                  ringattn_dtype ct, int64_t pitch, int64_t bb, int64_t hh)
+{
+    int64_t r, c, heads = t->shape[2], dim = t->shape[3];
+    int k;
+    for (k = 0; k < np; k++) {
+        int64_t at = ((bb * heads + hh) * pitch + pc[k].row0) * dim;
+        for (r = 0; r < pc[k].count; r++) {
+            int64_t pos = pc[k].pos0 + r * pc[k].stride;
+            for (c = 0; c < dim; c++)
+                ringattn__store(dst, ct, at + ringattn__panel_at(r, c, pc[k].count, dim),
+                                ringattn__load(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c)));
+        }
     }
 }
 
@@ -1688,7 +2081,8 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     ringattn__io_pieces(io, kp, nkp, kio);
     ringattn__pack(io->q, qio, me->nqp, me->q, P->ct, me->rows, 1.0, bb, hh);
     if (hh < P->hk) {
-        ringattn__pack(io->k, kio, nkp, me->kv[0], P->ct, P->ck, 1.0, bb, hh);
+        if (R->pass == 0) ringattn__pack_panels(io->k, kio, nkp, me->kv[0], P->ct, P->ck, bb, hh);
+        else ringattn__pack(io->k, kio, nkp, me->kv[0], P->ct, P->ck, 1.0, bb, hh);
         ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
     }
     if (R->pass == 0) {
@@ -2092,8 +2486,15 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
                       ringattn__add(P->d, P->dv, &ovf), &ovf);                  /* one K|V chunk     */
     plan->kv_bytes  = (size_t)ringattn__mul(ringattn__mul(x, 2, &ovf), es, &ovf);
     plan->dkv_bytes = pass ? plan->kv_bytes : 0;
-    plan->tile_bytes = (size_t)ringattn__add(ringattn__mul(ringattn__mul(P->tq * P->tk, pass ? 2 : 1, &ovf), es, &ovf),
-                                             2 * P->tq * (int64_t)sizeof(int64_t), &ovf);
+    if (pass == 0) {   /* score rows of one group, copied or gathered K panels, panel pointers */
+        int64_t lds, npan, gpan;
+        ringattn__fwd_scratch(P, &lds, &npan, &gpan);
+        x = ringattn__mul(ringattn__add(RINGATTN__FUSED_ROWS * lds, ringattn__mul(gpan * RINGATTN__PANEL, P->d, &ovf), &ovf), es, &ovf);
+        x = ringattn__add(x, ringattn__mul(npan, (int64_t)sizeof(void *), &ovf), &ovf);
+    } else {           /* the score and dP tiles */
+        x = ringattn__mul(ringattn__mul(P->tq * P->tk, 2, &ovf), es, &ovf);
+    }
+    plan->tile_bytes = (size_t)ringattn__add(x, 2 * P->tq * (int64_t)sizeof(int64_t), &ovf);
     x = ringattn__add((int64_t)plan->q_bytes, (int64_t)plan->acc_bytes, &ovf);
     x = ringattn__add(x, (int64_t)plan->row_bytes, &ovf);
     x = ringattn__add(x, (int64_t)plan->kv_bytes, &ovf);
@@ -2151,6 +2552,8 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
         if (w->dp) RINGATTN_FREE(w->dp, user);
         if (w->lo) RINGATTN_FREE(w->lo, user);
         if (w->hi) RINGATTN_FREE(w->hi, user);
+        if (w->kg) RINGATTN_FREE(w->kg, user);
+        if (w->pan) RINGATTN_FREE((void *)w->pan, user);
     }
     RINGATTN_FREE(R->w, user);
     R->w = NULL;
@@ -2173,10 +2576,18 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
     memset(R->w, 0, sizeof(ringattn__scratch) * (size_t)P->nt);
     for (i = 0; i < P->nt && !failed; i++) {
         ringattn__scratch *w = &R->w[i];
-        w->s  = ringattn__alloc(&w->bytes, tile, user, &failed);
+        if (R->pass == 0) {
+            int64_t npan, gpan;
+            ringattn__fwd_scratch(P, &w->lds, &npan, &gpan);
+            w->s   = ringattn__alloc(&w->bytes, (size_t)(RINGATTN__FUSED_ROWS * w->lds) * es, user, &failed);
+            w->kg  = ringattn__alloc(&w->bytes, (size_t)(gpan * RINGATTN__PANEL * P->d) * es, user, &failed);
+            w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)npan * sizeof(void *), user, &failed);
+        } else {
+            w->s  = ringattn__alloc(&w->bytes, tile, user, &failed);
+            w->dp = ringattn__alloc(&w->bytes, tile, user, &failed);
+        }
         w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
         w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
-        if (R->pass == 1) w->dp = ringattn__alloc(&w->bytes, tile, user, &failed);
     }
     for (i = R->m0; i < R->m0 + R->nm && !failed; i++) {
         ringattn__member *me = ringattn__mem(R, i);
