@@ -66,6 +66,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>     /* the shared conversions below (ldexp, frexp, rint) */
 
 #ifndef RINGATTN_API
 #ifdef RINGATTN_STATIC
@@ -510,6 +511,238 @@ static RINGATTN__HD inline void ringattn__visible(int causal, int64_t wl, int64_
     if (*z < *a) *z = *a;
 }
 
+/* ---------------------------------------------------------------- shared with ringattn_cuda.h
+   Not API: the element conversions, the problem, the partition and dilated-pattern geometry
+   and the scalar core of the merge, compiled for host and device (RINGATTN__HD) so that the
+   CUDA kernels and their host-side planning use the very rules of the CPU ring. */
+
+/* ---------------------------------------------------------------- element conversion */
+/* f16 and bf16 are storage formats only: loaded to double exactly, stored with one
+   round-to-nearest-even from double (never double rounding through float). */
+
+static RINGATTN__HD inline double ringattn__small_float_to_double(uint16_t bits, int mant_bits, int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1;
+    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
+    int m = bits & ((1 << mant_bits) - 1);
+    double s = (bits >> 15) ? -1.0 : 1.0;
+    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
+    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
+    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
+}
+
+static RINGATTN__HD inline uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
+    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
+    double a = fabs(x), q;
+    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
+    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
+    if (a == 0) return sign;
+    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
+    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
+    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
+    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
+    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
+    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
+    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
+        return (uint16_t)(sign | (uint16_t)q);
+    return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
+}
+
+static RINGATTN__HD inline size_t ringattn__dtype_size(ringattn_dtype t)
+{
+    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
+}
+
+static RINGATTN__HD inline double ringattn__load(const void *base, ringattn_dtype t, int64_t i)
+{
+    switch (t) {
+    case RINGATTN_F32: return ((const float *)base)[i];
+    case RINGATTN_F64: return ((const double *)base)[i];
+    case RINGATTN_F16: return ringattn__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
+    default:           return ringattn__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
+    }
+}
+
+static RINGATTN__HD inline void ringattn__store(void *base, ringattn_dtype t, int64_t i, double x)
+{
+    switch (t) {
+    case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
+    case RINGATTN_F64: ((double *)base)[i] = x; break;
+    case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 10, 5); break;
+    default:           ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 7, 8); break;
+    }
+}
+
+/* element (i0, i1, i2, i3) of a strided view, as an offset in elements from data */
+static RINGATTN__HD inline int64_t ringattn__index(const ringattn_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
+{
+    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
+}
+
+/* ---------------------------------------------------------------- the problem, resolved */
+
+typedef struct {
+    int64_t b, nq, nk, h, hk, d, dv;
+    int64_t heads_per_kv;          /* h / hk: q heads sharing one k/v head (GQA)              */
+    double scale;
+    double softcap;                /* > 0: logits become softcap * tanh(s / softcap)          */
+    int64_t causal_off;            /* key j visible to query i iff j <= i + causal_off ...    */
+    int causal;                    /* ... when causal != 0                                    */
+    int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
+    ringattn_dtype ct;             /* compute dtype                                           */
+    size_t es;                     /* its element size                                        */
+    int p, nt;                     /* ring members, threads                                   */
+    int64_t units;                 /* work units of one member: (batch, k/v head) pairs       */
+    int64_t cq, ck;                /* largest query / key chunk                               */
+    int64_t tq, tk;                /* score tile                                              */
+    int groups;                    /* dilated groups, 0 = dense                               */
+    const int64_t *seg, *rate;
+    ringattn_mix mix;
+    ringattn_partition part;       /* how positions are dealt to members                      */
+    int causal_mode;               /* RINGATTN_CAUSAL_* as given (varlen aligns per sequence)  */
+    int nseq;                      /* varlen: packed sequences, 0 = off                       */
+    const int64_t *cuq, *cuk;      /* their cumulative lengths (num_seqs + 1 entries)         */
+} ringattn__problem;
+
+/* chunk i of n tokens cut into p chunks; sizes differ by at most one */
+static RINGATTN__HD inline int64_t ringattn__chunk_begin(int64_t n, int p, int i)
+{
+    int64_t base = n / p, rem = n % p;
+    return (int64_t)i * base + (i < rem ? i : rem);
+}
+
+/* A piece of a member's share of the sequence: positions pos0 + t*stride, t < count, held in
+   buffer rows row0 + t. Contiguous: one piece, chunk i of p. Zigzag (ring-flash-attn): chunks
+   i and 2p-1-i of 2p, so every member has early and late positions and causal work is
+   balanced. Striped (Striped Attention): positions i, i+p, i+2p, ... */
+typedef struct { int64_t pos0, count, stride, row0; } ringattn__piece;
+
+static RINGATTN__HD inline int ringattn__pieces(ringattn_partition part, int64_t n, int p, int i, ringattn__piece pc[2])
+{
+    if (part == RINGATTN_STRIPED) {
+        pc[0].pos0 = i; pc[0].stride = p; pc[0].row0 = 0;
+        pc[0].count = (n > i) ? (n - i + p - 1) / p : 0;
+        return 1;
+    }
+    if (part == RINGATTN_ZIGZAG) {
+        int j = 2 * p - 1 - i;
+        pc[0].pos0 = ringattn__chunk_begin(n, 2 * p, i); pc[0].stride = 1; pc[0].row0 = 0;
+        pc[0].count = ringattn__chunk_begin(n, 2 * p, i + 1) - pc[0].pos0;
+        pc[1].pos0 = ringattn__chunk_begin(n, 2 * p, j); pc[1].stride = 1; pc[1].row0 = pc[0].count;
+        pc[1].count = ringattn__chunk_begin(n, 2 * p, j + 1) - pc[1].pos0;
+        return 2;
+    }
+    pc[0].pos0 = ringattn__chunk_begin(n, p, i); pc[0].stride = 1; pc[0].row0 = 0;
+    pc[0].count = ringattn__chunk_begin(n, p, i + 1) - pc[0].pos0;
+    return 1;
+}
+
+static RINGATTN__HD inline int64_t ringattn__piece_rows(const ringattn__piece *pc, int np)
+{
+    return np == 2 ? pc[0].count + pc[1].count : pc[0].count;
+}
+
+/* LongNet head groups: h heads into G contiguous groups, the first h mod G one head larger */
+static RINGATTN__HD inline int ringattn__head_group(int64_t h, int G, int64_t head)
+{
+    int64_t base = h / G, rem = h % G;
+    if (head < rem * (base + 1)) return (int)(head / (base + 1));
+    return (int)(rem + (head - rem * (base + 1)) / base);
+}
+
+/* The rows of a piece inside a segment: positions in [sb, se) congruent to sb + o modulo r
+   (r > 1 only for dilated patterns, which need stride-1 pieces). Returns the count, and the
+   first position, its buffer row, and the position / buffer strides of the run. */
+static RINGATTN__HD inline int64_t ringattn__run(const ringattn__piece *pc, int64_t sb, int64_t se, int64_t o,
+                             int64_t r, int64_t *first, int64_t *row, int64_t *ps, int64_t *bs)
+{
+    int64_t lo = pc->pos0, hi = pc->pos0 + (pc->count - 1) * pc->stride + 1, a, from, to, t0, t1;
+    if (pc->count <= 0) return 0;
+    if (pc->stride == 1) {   /* a contiguous piece: the pattern's positions in it */
+        a = sb + o; from = (lo > a) ? lo : a; to = (hi < se) ? hi : se;
+        a += ((from - a + r - 1) / r) * r;
+        *first = a; *row = pc->row0 + (a - pc->pos0); *ps = r; *bs = r;
+        return (a < to) ? (to - 1 - a) / r + 1 : 0;
+    }
+    /* a strided piece (striped partition; dense only): its positions inside [sb, se) */
+    from = (sb > lo) ? sb : lo;
+    t0 = (from - pc->pos0 + pc->stride - 1) / pc->stride;
+    t1 = (se <= pc->pos0) ? 0 : (se - pc->pos0 + pc->stride - 1) / pc->stride;
+    if (t1 > pc->count) t1 = pc->count;
+    *first = pc->pos0 + t0 * pc->stride; *row = pc->row0 + t0; *ps = pc->stride; *bs = 1;
+    return (t1 > t0) ? t1 - t0 : 0;
+}
+
+/* Segment j of a pattern: the query and key positions that may attend to each other, and the
+   causal offset inside it. Dense: one segment, everything. Dilated: [j*s, (j+1)*s) for both.
+   Varlen: sequence j, [cu_q[j], cu_q[j+1]) against [cu_k[j], cu_k[j+1]), causal alignment
+   per sequence. */
+typedef struct { int64_t qb, qe, kb, ke, off; } ringattn__segment;
+
+static RINGATTN__HD inline void ringattn__segment_at(const ringattn__problem *P, int64_t seglen, int64_t j,
+                                 ringattn__segment *S)
+{
+    if (P->nseq > 0) {
+        S->qb = P->cuq[j]; S->qe = P->cuq[j + 1]; S->kb = P->cuk[j]; S->ke = P->cuk[j + 1];
+        S->off = (P->causal_mode == RINGATTN_CAUSAL_TOP_LEFT) ? S->kb - S->qb : S->ke - S->qe;
+    } else if (seglen > 0) {
+        S->qb = S->kb = j * seglen; S->qe = S->ke = (j + 1) * seglen; S->off = 0;
+    } else {
+        S->qb = 0; S->qe = P->nq; S->kb = 0; S->ke = P->nk; S->off = P->causal_off;
+    }
+}
+
+/* 1/G for the seed's head-group mix, else 1 */
+static RINGATTN__HD inline double ringattn__group_div(const ringattn__problem *P)
+{
+    return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
+}
+
+/* The fields of the problem read straight off a config and shape that ringattn_plan accepts
+   (P zeroed by the caller); the ring geometry (p, cq, ck), threads and tiles come after. */
+static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_config *cfg, const ringattn_shape *s)
+{
+    P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
+    P->d = s->dim_qk; P->dv = s->dim_v; P->heads_per_kv = s->heads_q / s->heads_kv;
+    P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
+    P->softcap = cfg->softcap;
+    P->causal = cfg->causal != 0;
+    P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
+    P->wl = cfg->window_left; P->wr = cfg->window_right;
+    P->ct = cfg->compute; P->es = ringattn__dtype_size(cfg->compute);
+    P->groups = cfg->num_groups; P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
+    P->mix = cfg->mix;
+    P->part = cfg->partition; P->causal_mode = cfg->causal;
+    if (cfg->num_seqs > 0) { P->nseq = cfg->num_seqs; P->cuq = cfg->cu_seqlens_q; P->cuk = cfg->cu_seqlens_k; }
+}
+
+/* The scalar core of THE merge (ringattn__merge), one row at a time. The running state of a
+   row is (m, l, acc); mx is the max of the row's visible scores in the new tile (NaN if it
+   saw only NaNs). ringattn__merge_rescale returns 0 when the tile adds nothing to the row
+   (every visible score -inf: the state stays as it is); otherwise it sets
+     *mnew  = max(m, mx)            (a NaN wins)
+     *alpha = exp(m - mnew)         (0 while m = -inf: nothing to rescale yet)
+   The caller then forms the weights exp(s_j - mnew), their sum, scales acc by alpha, adds
+   the weighted values and folds the sum in with ringattn__merge_fold: l = l alpha + sum,
+   m = mnew. */
+static RINGATTN__HD inline int ringattn__merge_rescale(double m, double mx, double *mnew, double *alpha)
+{
+    double mn = (mx > m || mx != mx) ? mx : m;
+    if (mn == -(double)INFINITY) return 0;
+    *mnew = mn;
+    *alpha = (m == -(double)INFINITY) ? 0.0 : exp(m - mn);
+    return 1;
+}
+
+static RINGATTN__HD inline void ringattn__merge_fold(double *m, double *l, double mnew, double alpha, double sum)
+{
+    *l = *l * alpha + sum;
+    *m = mnew;
+}
+
+
 #ifdef __cplusplus
 }
 #endif
@@ -628,71 +861,6 @@ RINGATTN_API ringattn_config ringattn_default_config(void)
     c.partition = RINGATTN_CONTIGUOUS;
     c.mix = RINGATTN_MIX_HEAD_GROUPS;
     return c;
-}
-
-/* ---------------------------------------------------------------- element conversion */
-/* f16 and bf16 are storage formats only: loaded to double exactly, stored with one
-   round-to-nearest-even from double (never double rounding through float). */
-
-static double ringattn__small_float_to_double(uint16_t bits, int mant_bits, int exp_bits)
-{
-    int bias = (1 << (exp_bits - 1)) - 1;
-    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
-    int m = bits & ((1 << mant_bits) - 1);
-    double s = (bits >> 15) ? -1.0 : 1.0;
-    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
-    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
-    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
-}
-
-static uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp_bits)
-{
-    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
-    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
-    double a = fabs(x), q;
-    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
-    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
-    if (a == 0) return sign;
-    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
-    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
-    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
-    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
-    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
-    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
-    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
-        return (uint16_t)(sign | (uint16_t)q);
-    return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
-}
-
-static size_t ringattn__dtype_size(ringattn_dtype t)
-{
-    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
-}
-
-static double ringattn__load(const void *base, ringattn_dtype t, int64_t i)
-{
-    switch (t) {
-    case RINGATTN_F32: return ((const float *)base)[i];
-    case RINGATTN_F64: return ((const double *)base)[i];
-    case RINGATTN_F16: return ringattn__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
-    default:           return ringattn__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
-    }
-}
-
-static void ringattn__store(void *base, ringattn_dtype t, int64_t i, double x)
-{
-    switch (t) {
-    case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
-    case RINGATTN_F64: ((double *)base)[i] = x; break;
-    case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 10, 5); break;
-    default:           ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 7, 8); break;
-    }
-}
-
-/* element (i0, i1, i2, i3) of a strided view, as an offset in elements from data */
-static int64_t ringattn__index(const ringattn_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
-{
-    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
 }
 
 /* ---------------------------------------------------------------- dense kernels */
@@ -1131,69 +1299,6 @@ static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
     else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] *= s; }
 }
 
-/* ---------------------------------------------------------------- the problem, resolved */
-
-typedef struct {
-    int64_t b, nq, nk, h, hk, d, dv;
-    int64_t heads_per_kv;          /* h / hk: q heads sharing one k/v head (GQA)              */
-    double scale;
-    double softcap;                /* > 0: logits become softcap * tanh(s / softcap)          */
-    int64_t causal_off;            /* key j visible to query i iff j <= i + causal_off ...    */
-    int causal;                    /* ... when causal != 0                                    */
-    int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
-    ringattn_dtype ct;             /* compute dtype                                           */
-    size_t es;                     /* its element size                                        */
-    int p, nt;                     /* ring members, threads                                   */
-    int64_t units;                 /* work units of one member: (batch, k/v head) pairs       */
-    int64_t cq, ck;                /* largest query / key chunk                               */
-    int64_t tq, tk;                /* score tile                                              */
-    int groups;                    /* dilated groups, 0 = dense                               */
-    const int64_t *seg, *rate;
-    ringattn_mix mix;
-    ringattn_partition part;       /* how positions are dealt to members                      */
-    int causal_mode;               /* RINGATTN_CAUSAL_* as given (varlen aligns per sequence)  */
-    int nseq;                      /* varlen: packed sequences, 0 = off                       */
-    const int64_t *cuq, *cuk;      /* their cumulative lengths (num_seqs + 1 entries)         */
-} ringattn__problem;
-
-/* chunk i of n tokens cut into p chunks; sizes differ by at most one */
-static int64_t ringattn__chunk_begin(int64_t n, int p, int i)
-{
-    int64_t base = n / p, rem = n % p;
-    return (int64_t)i * base + (i < rem ? i : rem);
-}
-
-/* A piece of a member's share of the sequence: positions pos0 + t*stride, t < count, held in
-   buffer rows row0 + t. Contiguous: one piece, chunk i of p. Zigzag (ring-flash-attn): chunks
-   i and 2p-1-i of 2p, so every member has early and late positions and causal work is
-   balanced. Striped (Striped Attention): positions i, i+p, i+2p, ... */
-typedef struct { int64_t pos0, count, stride, row0; } ringattn__piece;
-
-static int ringattn__pieces(ringattn_partition part, int64_t n, int p, int i, ringattn__piece pc[2])
-{
-    if (part == RINGATTN_STRIPED) {
-        pc[0].pos0 = i; pc[0].stride = p; pc[0].row0 = 0;
-        pc[0].count = (n > i) ? (n - i + p - 1) / p : 0;
-        return 1;
-    }
-    if (part == RINGATTN_ZIGZAG) {
-        int j = 2 * p - 1 - i;
-        pc[0].pos0 = ringattn__chunk_begin(n, 2 * p, i); pc[0].stride = 1; pc[0].row0 = 0;
-        pc[0].count = ringattn__chunk_begin(n, 2 * p, i + 1) - pc[0].pos0;
-        pc[1].pos0 = ringattn__chunk_begin(n, 2 * p, j); pc[1].stride = 1; pc[1].row0 = pc[0].count;
-        pc[1].count = ringattn__chunk_begin(n, 2 * p, j + 1) - pc[1].pos0;
-        return 2;
-    }
-    pc[0].pos0 = ringattn__chunk_begin(n, p, i); pc[0].stride = 1; pc[0].row0 = 0;
-    pc[0].count = ringattn__chunk_begin(n, p, i + 1) - pc[0].pos0;
-    return 1;
-}
-
-static int64_t ringattn__piece_rows(const ringattn__piece *pc, int np)
-{
-    return np == 2 ? pc[0].count + pc[1].count : pc[0].count;
-}
-
 /* largest share of any member (what a travelling buffer must hold) */
 static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
 {
@@ -1491,56 +1596,6 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
     }
 }
 
-/* LongNet head groups: h heads into G contiguous groups, the first h mod G one head larger */
-static int ringattn__head_group(int64_t h, int G, int64_t head)
-{
-    int64_t base = h / G, rem = h % G;
-    if (head < rem * (base + 1)) return (int)(head / (base + 1));
-    return (int)(rem + (head - rem * (base + 1)) / base);
-}
-
-/* The rows of a piece inside a segment: positions in [sb, se) congruent to sb + o modulo r
-   (r > 1 only for dilated patterns, which need stride-1 pieces). Returns the count, and the
-   first position, its buffer row, and the position / buffer strides of the run. */
-static int64_t ringattn__run(const ringattn__piece *pc, int64_t sb, int64_t se, int64_t o,
-                             int64_t r, int64_t *first, int64_t *row, int64_t *ps, int64_t *bs)
-{
-    int64_t lo = pc->pos0, hi = pc->pos0 + (pc->count - 1) * pc->stride + 1, a, from, to, t0, t1;
-    if (pc->count <= 0) return 0;
-    if (pc->stride == 1) {   /* a contiguous piece: the pattern's positions in it */
-        a = sb + o; from = (lo > a) ? lo : a; to = (hi < se) ? hi : se;
-        a += ((from - a + r - 1) / r) * r;
-        *first = a; *row = pc->row0 + (a - pc->pos0); *ps = r; *bs = r;
-        return (a < to) ? (to - 1 - a) / r + 1 : 0;
-    }
-    /* a strided piece (striped partition; dense only): its positions inside [sb, se) */
-    from = (sb > lo) ? sb : lo;
-    t0 = (from - pc->pos0 + pc->stride - 1) / pc->stride;
-    t1 = (se <= pc->pos0) ? 0 : (se - pc->pos0 + pc->stride - 1) / pc->stride;
-    if (t1 > pc->count) t1 = pc->count;
-    *first = pc->pos0 + t0 * pc->stride; *row = pc->row0 + t0; *ps = pc->stride; *bs = 1;
-    return (t1 > t0) ? t1 - t0 : 0;
-}
-
-/* Segment j of a pattern: the query and key positions that may attend to each other, and the
-   causal offset inside it. Dense: one segment, everything. Dilated: [j*s, (j+1)*s) for both.
-   Varlen: sequence j, [cu_q[j], cu_q[j+1]) against [cu_k[j], cu_k[j+1]), causal alignment
-   per sequence. */
-typedef struct { int64_t qb, qe, kb, ke, off; } ringattn__segment;
-
-static void ringattn__segment_at(const ringattn__problem *P, int64_t seglen, int64_t j,
-                                 ringattn__segment *S)
-{
-    if (P->nseq > 0) {
-        S->qb = P->cuq[j]; S->qe = P->cuq[j + 1]; S->kb = P->cuk[j]; S->ke = P->cuk[j + 1];
-        S->off = (P->causal_mode == RINGATTN_CAUSAL_TOP_LEFT) ? S->kb - S->qb : S->ke - S->qe;
-    } else if (seglen > 0) {
-        S->qb = S->kb = j * seglen; S->qe = S->ke = (j + 1) * seglen; S->off = 0;
-    } else {
-        S->qb = 0; S->qe = P->nq; S->kb = 0; S->ke = P->nk; S->off = P->causal_off;
-    }
-}
-
 /* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
    that no two units ever write the same dK/dV rows. For each of those heads, each pattern
    the head takes (dense: one pattern), each pair of query / key pieces, and each segment
@@ -1664,12 +1719,6 @@ static void ringattn__io_pieces(const ringattn__io *io, const ringattn__piece *p
         out[k] = pc[k];
         if (io->local) { out[k].pos0 = pc[k].row0; out[k].stride = 1; }
     }
-}
-
-/* 1/G for the seed's head-group mix, else 1 */
-static double ringattn__group_div(const ringattn__problem *P)
-{
-    return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
 }
 
 /* Member i before step 0, for batch bb and head hh (one of the b * h slices of a member,
@@ -1990,17 +2039,7 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
 
     memset(P, 0, sizeof *P);
-    P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
-    P->d = s->dim_qk; P->dv = s->dim_v; P->heads_per_kv = s->heads_q / s->heads_kv;
-    P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
-    P->softcap = cfg->softcap;
-    P->causal = cfg->causal != 0;
-    P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
-    P->wl = cfg->window_left; P->wr = cfg->window_right;
-    P->ct = cfg->compute; P->es = ringattn__dtype_size(cfg->compute);
-    P->groups = cfg->num_groups; P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
-    P->mix = cfg->mix;
-    P->part = cfg->partition; P->causal_mode = cfg->causal;
+    ringattn__problem_set(P, cfg, s);
 
     if (cfg->num_seqs > 0) {    /* varlen: packed sequences along the token axis, batch 1 */
         const int64_t *cu[2]; const char *nm[2] = { "cu_seqlens_q", "cu_seqlens_k" };
@@ -2024,7 +2063,6 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
                 return ringattn__fail(cfg, RINGATTN_ECONFIG, "%s[%d] = %lld, must end at the token count %lld",
                                       nm[w], cfg->num_seqs, (long long)cu[w][cfg->num_seqs], (long long)tot[w]);
         }
-        P->nseq = cfg->num_seqs; P->cuq = cu[0]; P->cuk = cu[1];
     }
     if (P->part == RINGATTN_STRIPED && cfg->num_groups > 0)
         return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the striped partition together with dilation is not implemented");
