@@ -694,6 +694,47 @@ static RINGATTN__HD inline void ringattn__segment_at(const ringattn__problem *P,
     }
 }
 
+/* The patterns a head takes (dense and head groups: one; the LSE mix: all G), and pattern ip
+   of head hh: its segment length (0 = dense: one segment), dilation rate and offset. */
+static RINGATTN__HD inline int ringattn__patterns(const ringattn__problem *P)
+{
+    return (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
+}
+
+static RINGATTN__HD inline void ringattn__pattern(const ringattn__problem *P, int64_t hh, int ip,
+                                                  int64_t *seglen, int64_t *rate, int64_t *off)
+{
+    *seglen = 0; *rate = 1; *off = 0;
+    if (P->groups > 0) {
+        int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn__head_group(P->h, P->groups, hh);
+        *seglen = P->seg[g]; *rate = P->rate[g];
+        *off = (P->mix == RINGATTN_MIX_LSE) ? hh % *rate : g % *rate;
+    }
+}
+
+/* The segments j0 .. j1 that a query piece and a key piece (both non-empty) may share:
+   varlen, every sequence; dilated, those both touch; dense, the one. */
+static RINGATTN__HD inline void ringattn__segment_range(const ringattn__problem *P, int64_t seglen,
+                                                        const ringattn__piece *qp, const ringattn__piece *kq,
+                                                        int64_t *j0, int64_t *j1)
+{
+    *j0 = 0; *j1 = 0;
+    if (P->nseq > 0) *j1 = P->nseq - 1;
+    else if (seglen > 0) {
+        int64_t qlast = qp->pos0 + (qp->count - 1) * qp->stride;
+        int64_t klast = kq->pos0 + (kq->count - 1) * kq->stride;
+        *j0 = qp->pos0 / seglen; if (kq->pos0 / seglen > *j0) *j0 = kq->pos0 / seglen;
+        *j1 = qlast / seglen; if (klast / seglen < *j1) *j1 = klast / seglen;
+    }
+}
+
+/* the span of a member's pieces: its first position and its last position + 1 */
+static RINGATTN__HD inline void ringattn__span(const ringattn__piece *pc, int np, int64_t *first, int64_t *end)
+{
+    *first = pc[0].pos0;
+    *end = pc[np - 1].pos0 + (pc[np - 1].count - 1) * pc[np - 1].stride + 1;
+}
+
 /* 1/G for the seed's head-group mix, else 1 */
 static RINGATTN__HD inline double ringattn__group_div(const ringattn__problem *P)
 {
@@ -1611,26 +1652,16 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
     int64_t kvrow = (bb * P->hk + kh) * P->ck;
     for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
         int64_t home = (bb * P->h + hh) * me->rows;
-        int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups, ip, a, c;
+        int npat = ringattn__patterns(P), ip, a, c;
         for (ip = 0; ip < npat; ip++) {
-            int64_t seglen = 0, rate = 1, o = 0;
-            if (P->groups > 0) {
-                int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn__head_group(P->h, P->groups, hh);
-                seglen = P->seg[g]; rate = P->rate[g];
-                o = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
-            }
+            int64_t seglen, rate, o;
+            ringattn__pattern(P, hh, ip, &seglen, &rate, &o);
             for (a = 0; a < me->nqp; a++)
             for (c = 0; c < nkp; c++) {
                 const ringattn__piece *qp = &me->qp[a], *kq = &kp[c];
-                int64_t j, j0 = 0, j1 = 0;
+                int64_t j, j0, j1;
                 if (qp->count == 0 || kq->count == 0) continue;
-                if (P->nseq > 0) { j0 = 0; j1 = P->nseq - 1; }
-                else if (seglen > 0) {                        /* segments both pieces touch */
-                    int64_t qlast = qp->pos0 + (qp->count - 1) * qp->stride;
-                    int64_t klast = kq->pos0 + (kq->count - 1) * kq->stride;
-                    j0 = qp->pos0 / seglen; if (kq->pos0 / seglen > j0) j0 = kq->pos0 / seglen;
-                    j1 = qlast / seglen; if (klast / seglen < j1) j1 = klast / seglen;
-                }
+                ringattn__segment_range(P, seglen, qp, kq, &j0, &j1);   /* segments both pieces touch */
                 for (j = j0; j <= j1; j++) {
                     ringattn__segment S; ringattn__block B; int64_t qrow, krow, qbs, kbs;
                     ringattn__segment_at(P, seglen, j, &S);
@@ -1863,8 +1894,7 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
         ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
         ev.computed = me->step_tiles > 0;
         ev.q_begin = me->q0; ev.q_end = me->q1;
-        ev.k_begin = kp[0].pos0;
-        ev.k_end = kp[nkp - 1].pos0 + (kp[nkp - 1].count - 1) * kp[nkp - 1].stride + 1;
+        ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
         ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
         ev.row_max = R->pass ? NULL : me->rs0;
         ev.row_sum = R->pass ? NULL : me->rs1;
@@ -2221,8 +2251,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         size_t rows;
         me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
         me->rows = ringattn__piece_rows(me->qp, me->nqp);
-        me->q0 = me->qp[0].pos0;
-        me->q1 = me->qp[me->nqp - 1].pos0 + (me->qp[me->nqp - 1].count - 1) * me->qp[me->nqp - 1].stride + 1;
+        ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
         rows = (size_t)(P->b * P->h * me->rows);
         me->q    = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
         me->acc  = ringattn__alloc(&me->bytes, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);

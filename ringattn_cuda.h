@@ -853,7 +853,7 @@ static int ringattn_cuda__push(ringattn_cuda__plan *L, const ringattn_cuda__bloc
    pair are left out (the CPU skips their tiles) */
 static int ringattn_cuda__plan_step(const ringattn__problem *P, ringattn_cuda__plan *L, int i, int t)
 {
-    int p = P->p, src = ((i - t) % p + p) % p, npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
+    int p = P->p, src = ((i - t) % p + p) % p, npat = ringattn__patterns(P);
     ringattn__piece qp[2], kp[2];
     int nqp = ringattn__pieces(P->part, P->nq, p, i, qp), nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     int64_t rows = ringattn__piece_rows(qp, nqp), hin, bb, kh, j, x, nt = P->nt;
@@ -870,20 +870,10 @@ static int ringattn_cuda__plan_step(const ringattn__problem *P, ringattn_cuda__p
         if (a >= nqp || c >= nkp || qp[a].count == 0 || kp[c].count == 0) continue;
         for (bb = 0; bb < P->b; bb++)
         for (kh = 0; kh < P->hk; kh++) {
-            int64_t hh = kh * P->heads_per_kv + hin, seglen = 0, rate = 1, off = 0, j0 = 0, j1 = 0;
+            int64_t hh = kh * P->heads_per_kv + hin, seglen, rate, off, j0, j1;
             int64_t home = (bb * P->h + hh) * rows, kvrow = (bb * P->hk + kh) * P->ck;
-            if (P->groups > 0) {
-                int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn__head_group(P->h, P->groups, hh);
-                seglen = P->seg[g]; rate = P->rate[g];
-                off = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
-            }
-            if (P->nseq > 0) { j0 = 0; j1 = P->nseq - 1; }
-            else if (seglen > 0) {                             /* segments both pieces touch */
-                int64_t qlast = qp[a].pos0 + (qp[a].count - 1) * qp[a].stride;
-                int64_t klast = kp[c].pos0 + (kp[c].count - 1) * kp[c].stride;
-                j0 = qp[a].pos0 / seglen; if (kp[c].pos0 / seglen > j0) j0 = kp[c].pos0 / seglen;
-                j1 = qlast / seglen; if (klast / seglen < j1) j1 = klast / seglen;
-            }
+            ringattn__pattern(P, hh, ip, &seglen, &rate, &off);
+            ringattn__segment_range(P, seglen, &qp[a], &kp[c], &j0, &j1);   /* segments both touch */
             for (j = j0; j <= j1; j++) {
                 ringattn_cuda__block B;
                 ringattn__segment S;
@@ -927,7 +917,7 @@ static void ringattn_cuda__plan_free(ringattn_cuda__plan *L)
 static int ringattn_cuda__plan_make(const ringattn__problem *P, ringattn_cuda__plan *L)
 {
     int64_t n = (int64_t)P->p * P->p, i, t;
-    int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
+    int npat = ringattn__patterns(P);
     memset(L, 0, sizeof *L);
     L->waves = (int)(P->heads_per_kv * npat * 4);   /* x (query piece, key piece) pairs */
     L->first = (int64_t *)calloc((size_t)(n * L->waves + 1), sizeof(int64_t));
@@ -1095,8 +1085,7 @@ static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda_
                 ev.q_begin = me->q0; ev.q_end = me->q1;
                 ringattn__piece kp[2];
                 int nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
-                ev.k_begin = kp[0].pos0;
-                ev.k_end = kp[nkp - 1].pos0 + (kp[nkp - 1].count - 1) * kp[nkp - 1].stride + 1;
+                ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
                 ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
                 ev.row_max = ev.row_sum = NULL;
                 if (X->pass == 0) {   /* the running m, l of the member, copied to the host */
@@ -1212,8 +1201,7 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
         me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
         if (me->nqp == 1) me->qp[1] = me->qp[0];   /* defined bytes in the functors' copies */
         me->rows = ringattn__piece_rows(me->qp, me->nqp);
-        me->q0 = me->qp[0].pos0;
-        me->q1 = me->qp[me->nqp - 1].pos0 + (me->qp[me->nqp - 1].count - 1) * me->qp[me->nqp - 1].stride + 1;
+        ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
         rows = (size_t)(P->b * P->h * me->rows);
         me->q = ringattn_cuda__alloc(X, rows * (size_t)P->d * es, &me->bytes);
         me->acc = ringattn_cuda__alloc(X, rows * (size_t)(X->pass ? P->d : P->dv) * es, &me->bytes);
