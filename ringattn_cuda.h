@@ -1,7 +1,8 @@
 /* ringattn_cuda.h - the CUDA companion of ringattn.h: the same ring attention (dense, causal,
-   windowed, GQA, dilated LongNet in both mixes), forward and backward, as CUDA kernels, with
-   exactly the arguments of ringattn_forward / ringattn_backward and tensors in device memory.
-                                                               Version 0.1 (see end of file)
+   windowed, softcapped, GQA, varlen, dilated LongNet in both mixes; contiguous, zigzag and
+   striped partitions), forward and backward, as CUDA kernels, with exactly the arguments of
+   ringattn_forward / ringattn_backward and tensors in device memory.
+                                                               Version 0.2 (see end of file)
    USAGE
      In exactly ONE .cu file of your project (compiled by nvcc):
          #define RINGATTN_IMPLEMENTATION           (the CPU library, unless another file has it)
@@ -20,21 +21,26 @@
    WHAT IT COMPUTES
      What ringattn_forward / ringattn_backward compute, for the same config, within the
      README's tolerance policy (f64: 1e-12 of the output scale; f32: the f32 bound). The ring
-     is the same: the sequence is cut into ring_size contiguous chunks ("members"), each
-     member owns device buffers sized for its chunk (packed Q_i, running O_i / m_i / l_i, two
-     K/V buffers), and at step t member i folds in the K/V chunk of member (i - t) mod p, then
+     is the same: the sequence is dealt to ring_size members by the CPU's partition
+     (ringattn__pieces: contiguous chunks, zigzag pairs of chunks, or stripes), each member
+     owns device buffers sized for its share (packed Q_i, running O_i / m_i / l_i, two K/V
+     buffers), and at step t member i folds in the K/V share of member (i - t) mod p, then
      hands it to member i + 1 with cudaMemcpyAsync (device to device). Members run one after
      another on one stream of one GPU (no peer-to-peer between GPUs in this version).
 
    OPTIONS, AS ON THE CPU
-     supported  causal (both alignments), window_left/right, scale, GQA/MQA, dv != d, any
-                strides (negative too), f32/f64/f16/bf16 storage (exact loads, one
-                round-to-nearest-even store), f32/f64 compute, dilated attention with both
-                mixes (segments, rates, head groups, /G), ring_size, stats, trace, stream.
-     rejected   exactly what the CPU rejects (RINGATTN_EUNSUPPORTED: zigzag/striped partition,
-                softcap, varlen, window + dilation), plus tensors whose data is not device
-                memory (RINGATTN_EUNSUPPORTED) and head dims too large for one row of Q, K, V
-                in shared memory (RINGATTN_EUNSUPPORTED). cfg->error_detail says which.
+     supported  every config the CPU accepts: causal (both alignments), window_left/right,
+                scale, softcap (forward and backward), GQA/MQA, dv != d, any strides
+                (negative too), f32/f64/f16/bf16 storage (exact loads, one
+                round-to-nearest-even store), f32/f64 compute, partitions (contiguous,
+                zigzag, striped), varlen (cu_seqlens_q/k, causal and window aligned per
+                sequence), dilated attention with both mixes (segments, rates, head groups,
+                /G), ring_size, stats, trace, stream.
+     rejected   exactly what the CPU rejects, with its status and sentence (the checks are
+                ringattn_check_call / ringattn_plan of ringattn.h), plus tensors whose data is
+                not device memory (RINGATTN_EUNSUPPORTED) and head dims too large for one row
+                of Q, K, V in shared memory (RINGATTN_EUNSUPPORTED). cfg->error_detail says
+                which.
      differs    ring_size = 0 means 1 member (one GPU), not "one per thread"; num_threads is
                 validated and has no effect (results never depend on it on the CPU either);
                 alloc_user / RINGATTN_MALLOC are not used (cudaMalloc, and malloc for the
@@ -52,33 +58,41 @@
                                    memory (large head dims, f64).
 
    THE KERNELS (one paragraph each; the code below is in the same order)
-     pack / unpack      element-wise: a strided [b, n, heads, dim] view of any storage dtype
-                        -> a member's packed [b][heads][rows][dim] buffer in the compute type,
-                        and back. Loads are exact (f16/bf16 decoded bit by bit), stores round
+     pack / unpack      element-wise: the rows of a member's pieces in a strided [b, n, heads,
+                        dim] view of any storage dtype -> its packed [b][heads][rows][dim]
+                        buffer in the compute type, and back. Loads are exact (f16/bf16 decoded bit by bit), stores round
                         once to nearest even from double: the conversions of ringattn.h.
      forward tile       FlashAttention-2 structure: one CUDA block per (query tile, block of
                         the ring step), one thread per query row. The Q tile, the tile's slice
                         of the running O, m and l go to shared memory; K/V tiles are streamed
                         through shared memory; for each K/V tile a row computes the scores of
                         the keys it may see (masked keys are skipped, never multiplied by 0),
-                        their max, rescales its O row once (the online-softmax merge of
-                        ringattn__merge) and adds P V. O, m, l go back to the member's buffers.
+                        their max, rescales its O row once (the online-softmax merge: its
+                        scalar core is ringattn.h's ringattn__merge_rescale / _fold) and adds
+                        P V. A softcap maps each visible score before the merge. O, m, l go
+                        back to the member's buffers.
      forward finish     element-wise: O = acc / l (times 1/G for head groups), lse = m + log l
                         (0 and -inf for a row that saw no key), stored into the user's views.
      backward rows      element-wise: per query row, D = rowsum(dO o O) (in double, from the
                         stored dO and O) and the saved lse, into the member's row arrays.
      backward dQ tile   one CUDA block per (query tile, block), one thread per query row: P is
-                        recomputed from lse (exp(s - lse)), dP = dO V^T, dS = P (dP - D),
+                        recomputed from lse (exp(s - lse); through the softcap when set),
+                        dP = dO V^T, dS = P (dP - D) (times 1 - (C / cap)^2 with a softcap),
                         dQ += scale dS K. dQ stays in the member.
      backward dK/dV     one CUDA block per (key tile, block), one thread per key: streams the
                         query tiles, recomputes P and dS the same way, dV += P^T dO,
                         dK += scale dS^T Q into the travelling dK/dV buffer of the K/V chunk.
                         Two kernels, each output row written by exactly one thread: no atomics,
                         deterministic.
-   Blocks (the ringattn__block of the CPU: runs of query and key positions with stride r) are
-   planned on the host exactly as ringattn__unit plans them, and launched in "waves" such that
-   no two blocks of one launch write the same rows (GQA heads sharing a K/V head, LongNet
-   patterns sharing a query row go to different waves, in the CPU's order).
+   Blocks (the ringattn__block of the CPU: runs of query and key positions with a position
+   stride and a buffer stride, and the causal offset of their segment) are planned on the host
+   with ringattn.h's own geometry (ringattn__pieces, ringattn__pattern, ringattn__segment_range,
+   ringattn__segment_at, ringattn__run) in ringattn__unit's order, and launched in "waves" such
+   that no two blocks of one launch write the same rows (GQA heads sharing a K/V head, LongNet
+   patterns sharing a query row, query or key pieces of a zigzag share go to different waves,
+   in the CPU's order). Only the kernels' arithmetic is this header's own: the per-element
+   forms of ringattn.h's dense kernels (exp with the f32 max / lse split, softcap and its
+   derivative), which are GEMM-and-row routines on the CPU.
 
    Every kernel is written as a "block program": a __host__ __device__ function whose
    per-thread parts are RINGATTN_CUDA__EACH_THREAD regions separated by RINGATTN_CUDA__SYNC().
@@ -1364,6 +1378,9 @@ extern "C" RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *c
 
 /*
    VERSION HISTORY
+     0.2  zigzag and striped partitions, varlen (cu_seqlens), softcap forward and backward: every
+          config the CPU accepts; conversions, the problem, the partition / pattern / segment
+          geometry and the merge's scalar core are ringattn.h's RINGATTN__HD functions.
      0.1  forward and backward kernels, the ring over per-member device buffers, dense,
           causal, window, GQA, dilated (both mixes); f32/f64 compute, f32/f64/f16/bf16 storage.
 

@@ -283,7 +283,7 @@ int main(int argc, char **argv)
         pass &= res.pass;
     }
     if (brief)
-        printf("%s out_err=%.3e out_frac=%.3g lse_err=%.3e lse_frac=%.3g gpu_ms=%.3f\n", pass ? "PASS" : "FAIL",
+        printf("%s out_err=%.3e out_frac=%.2e lse_err=%.3e lse_frac=%.2e gpu_ms=%.3f\n", pass ? "PASS" : "FAIL",
                worst[0], frac[0], worst[1], frac[1], ms);
     else if (repeat > 0)
         printf("GPU time per call: %.3f ms (mean of %d calls after the checked one)\n", ms, repeat);
