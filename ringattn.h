@@ -759,6 +759,31 @@ static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_co
     if (cfg->num_seqs > 0) { P->nseq = cfg->num_seqs; P->cuq = cfg->cu_seqlens_q; P->cuk = cfg->cu_seqlens_k; }
 }
 
+/* A finished row (ringattn__member_finish): O = acc / l (times 1/G for head groups) and
+   lse = m + log l; a row that saw no key (l == 0) gets O = 0 and lse = -inf. */
+static RINGATTN__HD inline double ringattn__finish_out(double acc, double l, double gdiv)
+{
+    return (l == 0) ? 0.0 : acc / l * gdiv;
+}
+
+static RINGATTN__HD inline double ringattn__finish_lse(double m, double l)
+{
+    return (l == 0) ? -(double)INFINITY : m + log(l);
+}
+
+/* D = rowsum(dO o O) of row (bb, pos, hh), in double from the stored tensors: the softmax
+   Jacobian's diagonal correction of the backward pass */
+static RINGATTN__HD inline double ringattn__row_D(const ringattn_tensor *dout, const ringattn_tensor *out,
+                                                  int64_t bb, int64_t pos, int64_t hh, int64_t dv)
+{
+    double D = 0;
+    int64_t c;
+    for (c = 0; c < dv; c++)
+        D += ringattn__load(dout->data, dout->dtype, ringattn__index(dout, bb, pos, hh, c))
+           * ringattn__load(out->data, out->dtype, ringattn__index(out, bb, pos, hh, c));
+    return D;
+}
+
 /* The scalar core of THE merge (ringattn__merge), one row at a time. The running state of a
    row is (m, l, acc); mx is the max of the row's visible scores in the new tile (NaN if it
    saw only NaNs). ringattn__merge_rescale returns 0 when the tile adds nothing to the row
@@ -1762,7 +1787,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2], qio[2], kio[2];
     int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp), a;
-    int64_t row0 = (bb * P->h + hh) * me->rows, x, r, c;   /* the slice's first row */
+    int64_t row0 = (bb * P->h + hh) * me->rows, x, r;   /* the slice's first row */
     size_t vhalf = (size_t)(P->b * P->hk * P->ck * P->d) * P->es;   /* V follows K */
     ringattn__io_pieces(io, me->qp, me->nqp, qio);
     ringattn__io_pieces(io, kp, nkp, kio);
@@ -1788,11 +1813,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     for (r = 0; r < me->qp[a].count; r++) {
         int64_t at = row0 + me->qp[a].row0 + r;
         int64_t pos = qio[a].pos0 + r * qio[a].stride;
-        double D = 0;   /* D = rowsum(dO o O): the softmax Jacobian's diagonal correction */
-        for (c = 0; c < P->dv; c++)
-            D += ringattn__load(io->dout->data, io->dout->dtype, ringattn__index(io->dout, bb, pos, hh, c))
-               * ringattn__load(io->out->data, io->out->dtype, ringattn__index(io->out, bb, pos, hh, c));
-        me->rs1[at] = D;
+        me->rs1[at] = ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
         me->rs0[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
     }
 }
@@ -1814,13 +1835,12 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             int64_t at = row0 + me->qp[a].row0 + r;
             int64_t pos = qio[a].pos0 + r * qio[a].stride;
             double l = me->rs1[at];
-            for (c = 0; c < P->dv; c++) {   /* l == 0: the row saw no key, its output is 0 */
-                double o = (l == 0) ? 0.0 : ringattn__load(me->acc, P->ct, at * P->dv + c) / l * gdiv;
-                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c), o);
-            }
+            for (c = 0; c < P->dv; c++)
+                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c),
+                                ringattn__finish_out(ringattn__load(me->acc, P->ct, at * P->dv + c), l, gdiv));
             if (io->l)
                 ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, pos, 0),
-                                (l == 0) ? -INFINITY : me->rs0[at] + log(l));
+                                ringattn__finish_lse(me->rs0[at], l));
         }
     } else {
         ringattn__piece kp[2], kio[2];

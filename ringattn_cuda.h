@@ -282,12 +282,10 @@ struct ringattn_cuda__forward_finish {
     {
         int64_t c = i % dv, at = i / dv, r = at % rows, hh = (at / rows) % h, bb = at / rows / h;
         int64_t pos = ringattn_cuda__pos(pc, np, r);
-        double lv = l[at];   /* l == 0: the row saw no key, its output is 0 */
-        double val = (lv == 0) ? 0.0 : (double)acc[at * dv + c] / lv * gdiv;
-        ringattn__store(o.data, o.dtype, ringattn__index(&o, bb, pos, hh, c), val);
+        ringattn__store(o.data, o.dtype, ringattn__index(&o, bb, pos, hh, c),
+                        ringattn__finish_out((double)acc[at * dv + c], l[at], gdiv));
         if (c == 0 && has_lse)
-            ringattn__store(lse.data, lse.dtype, ringattn__index(&lse, bb, hh, pos, 0),
-                            (lv == 0) ? -(double)INFINITY : m[at] + log(lv));
+            ringattn__store(lse.data, lse.dtype, ringattn__index(&lse, bb, hh, pos, 0), ringattn__finish_lse(m[at], l[at]));
     }
 };
 
@@ -297,13 +295,9 @@ struct ringattn_cuda__backward_rows {
     ringattn_tensor dout, out, lse; ringattn__piece pc[2]; int np; int64_t h, rows, dv; double *rs_lse, *rs_d;
     RINGATTN_CUDA__HD void operator()(int64_t at) const
     {
-        int64_t r = at % rows, hh = (at / rows) % h, bb = at / rows / h, c;
+        int64_t r = at % rows, hh = (at / rows) % h, bb = at / rows / h;
         int64_t pos = ringattn_cuda__pos(pc, np, r);
-        double D = 0;
-        for (c = 0; c < dv; c++)
-            D += ringattn__load(dout.data, dout.dtype, ringattn__index(&dout, bb, pos, hh, c))
-               * ringattn__load(out.data, out.dtype, ringattn__index(&out, bb, pos, hh, c));
-        rs_d[at] = D;
+        rs_d[at] = ringattn__row_D(&dout, &out, bb, pos, hh, dv);
         rs_lse[at] = ringattn__load(lse.data, lse.dtype, ringattn__index(&lse, bb, hh, pos, 0));
     }
 };
