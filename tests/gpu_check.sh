@@ -57,10 +57,15 @@ fi
 host=(-Xcompiler -fopenmp)
 libs=(-lgomp -lm)
 if pkg-config --exists openblas 2> /dev/null; then
-  read -r -a bcflags <<< "$(pkg-config --cflags openblas)"
-  read -r -a blibs <<< "$(pkg-config --libs openblas)"
-  host+=(-DRINGATTN_USE_CBLAS "${bcflags[@]}")
-  libs+=("${blibs[@]}")
+  host+=(-DRINGATTN_USE_CBLAS)
+  # nvcc takes -I -D -L -l itself; anything else (-pthread, ...) goes to the host compiler
+  for f in $(pkg-config --cflags --libs openblas); do
+    case $f in
+      -I* | -D*) host+=("$f") ;;
+      -L* | -l*) libs+=("$f") ;;
+      *) host+=(-Xcompiler "$f") ;;
+    esac
+  done
 fi
 mkdir -p "$out" || exit 2
 echo "GPU:   ${gpu:-unknown (nvidia-smi gave no name)}"
@@ -96,7 +101,7 @@ row() {   # row NAME N COMPUTE ARGS...
   shift 3
   local flag=()
   if [ "$ct" = f64 ]; then flag=(--f64); fi
-  line=$("$out/cuda_golden" --random "1,$n,4,64,2" --seed "$n" "$@" "${flag[@]}" --repeat 3 --brief 2>&1)
+  line=$("$out/cuda_golden" --random "1,$n,4,64,2" --seed "$n" "$@" ${flag[@]+"${flag[@]}"} --repeat 3 --brief 2>&1)
   local rc=$?
   read -r verdict oe of le lf ms rest <<< "$line"
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
