@@ -66,6 +66,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>     /* the shared conversions below (ldexp, frexp, rint) */
 
 #ifndef RINGATTN_API
 #ifdef RINGATTN_STATIC
@@ -510,6 +511,304 @@ static RINGATTN__HD inline void ringattn__visible(int causal, int64_t wl, int64_
     if (*z < *a) *z = *a;
 }
 
+/* ---------------------------------------------------------------- shared with ringattn_cuda.h
+   Not API: the element conversions, the problem, the partition and dilated-pattern geometry
+   and the scalar core of the merge, compiled for host and device (RINGATTN__HD) so that the
+   CUDA kernels and their host-side planning use the very rules of the CPU ring. */
+
+/* ---------------------------------------------------------------- element conversion */
+/* f16 and bf16 are storage formats only: loaded to double exactly, stored with one
+   round-to-nearest-even from double (never double rounding through float). */
+
+static RINGATTN__HD inline double ringattn__small_float_to_double(uint16_t bits, int mant_bits, int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1;
+    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
+    int m = bits & ((1 << mant_bits) - 1);
+    double s = (bits >> 15) ? -1.0 : 1.0;
+    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
+    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
+    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
+}
+
+static RINGATTN__HD inline uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp_bits)
+{
+    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
+    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
+    double a = fabs(x), q;
+    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
+    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
+    if (a == 0) return sign;
+    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
+    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
+    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
+    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
+    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
+    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
+    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
+        return (uint16_t)(sign | (uint16_t)q);
+    return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
+}
+
+static RINGATTN__HD inline size_t ringattn__dtype_size(ringattn_dtype t)
+{
+    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
+}
+
+static RINGATTN__HD inline double ringattn__load(const void *base, ringattn_dtype t, int64_t i)
+{
+    switch (t) {
+    case RINGATTN_F32: return ((const float *)base)[i];
+    case RINGATTN_F64: return ((const double *)base)[i];
+    case RINGATTN_F16: return ringattn__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
+    default:           return ringattn__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
+    }
+}
+
+static RINGATTN__HD inline void ringattn__store(void *base, ringattn_dtype t, int64_t i, double x)
+{
+    switch (t) {
+    case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
+    case RINGATTN_F64: ((double *)base)[i] = x; break;
+    case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 10, 5); break;
+    default:           ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 7, 8); break;
+    }
+}
+
+/* element (i0, i1, i2, i3) of a strided view, as an offset in elements from data */
+static RINGATTN__HD inline int64_t ringattn__index(const ringattn_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
+{
+    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
+}
+
+/* ---------------------------------------------------------------- the problem, resolved */
+
+typedef struct {
+    int64_t b, nq, nk, h, hk, d, dv;
+    int64_t heads_per_kv;          /* h / hk: q heads sharing one k/v head (GQA)              */
+    double scale;
+    double softcap;                /* > 0: logits become softcap * tanh(s / softcap)          */
+    int64_t causal_off;            /* key j visible to query i iff j <= i + causal_off ...    */
+    int causal;                    /* ... when causal != 0                                    */
+    int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
+    ringattn_dtype ct;             /* compute dtype                                           */
+    size_t es;                     /* its element size                                        */
+    int p, nt;                     /* ring members, threads                                   */
+    int64_t units;                 /* work units of one member: (batch, k/v head) pairs       */
+    int64_t cq, ck;                /* largest query / key chunk                               */
+    int64_t tq, tk;                /* score tile                                              */
+    int groups;                    /* dilated groups, 0 = dense                               */
+    const int64_t *seg, *rate;
+    ringattn_mix mix;
+    ringattn_partition part;       /* how positions are dealt to members                      */
+    int causal_mode;               /* RINGATTN_CAUSAL_* as given (varlen aligns per sequence)  */
+    int nseq;                      /* varlen: packed sequences, 0 = off                       */
+    const int64_t *cuq, *cuk;      /* their cumulative lengths (num_seqs + 1 entries)         */
+} ringattn__problem;
+
+/* chunk i of n tokens cut into p chunks; sizes differ by at most one */
+static RINGATTN__HD inline int64_t ringattn__chunk_begin(int64_t n, int p, int i)
+{
+    int64_t base = n / p, rem = n % p;
+    return (int64_t)i * base + (i < rem ? i : rem);
+}
+
+/* A piece of a member's share of the sequence: positions pos0 + t*stride, t < count, held in
+   buffer rows row0 + t. Contiguous: one piece, chunk i of p. Zigzag (ring-flash-attn): chunks
+   i and 2p-1-i of 2p, so every member has early and late positions and causal work is
+   balanced. Striped (Striped Attention): positions i, i+p, i+2p, ... */
+typedef struct { int64_t pos0, count, stride, row0; } ringattn__piece;
+
+static RINGATTN__HD inline int ringattn__pieces(ringattn_partition part, int64_t n, int p, int i, ringattn__piece pc[2])
+{
+    if (part == RINGATTN_STRIPED) {
+        pc[0].pos0 = i; pc[0].stride = p; pc[0].row0 = 0;
+        pc[0].count = (n > i) ? (n - i + p - 1) / p : 0;
+        return 1;
+    }
+    if (part == RINGATTN_ZIGZAG) {
+        int j = 2 * p - 1 - i;
+        pc[0].pos0 = ringattn__chunk_begin(n, 2 * p, i); pc[0].stride = 1; pc[0].row0 = 0;
+        pc[0].count = ringattn__chunk_begin(n, 2 * p, i + 1) - pc[0].pos0;
+        pc[1].pos0 = ringattn__chunk_begin(n, 2 * p, j); pc[1].stride = 1; pc[1].row0 = pc[0].count;
+        pc[1].count = ringattn__chunk_begin(n, 2 * p, j + 1) - pc[1].pos0;
+        return 2;
+    }
+    pc[0].pos0 = ringattn__chunk_begin(n, p, i); pc[0].stride = 1; pc[0].row0 = 0;
+    pc[0].count = ringattn__chunk_begin(n, p, i + 1) - pc[0].pos0;
+    return 1;
+}
+
+static RINGATTN__HD inline int64_t ringattn__piece_rows(const ringattn__piece *pc, int np)
+{
+    return np == 2 ? pc[0].count + pc[1].count : pc[0].count;
+}
+
+/* LongNet head groups: h heads into G contiguous groups, the first h mod G one head larger */
+static RINGATTN__HD inline int ringattn__head_group(int64_t h, int G, int64_t head)
+{
+    int64_t base = h / G, rem = h % G;
+    if (head < rem * (base + 1)) return (int)(head / (base + 1));
+    return (int)(rem + (head - rem * (base + 1)) / base);
+}
+
+/* The rows of a piece inside a segment: positions in [sb, se) congruent to sb + o modulo r
+   (r > 1 only for dilated patterns, which need stride-1 pieces). Returns the count, and the
+   first position, its buffer row, and the position / buffer strides of the run. */
+static RINGATTN__HD inline int64_t ringattn__run(const ringattn__piece *pc, int64_t sb, int64_t se, int64_t o,
+                             int64_t r, int64_t *first, int64_t *row, int64_t *ps, int64_t *bs)
+{
+    int64_t lo = pc->pos0, hi = pc->pos0 + (pc->count - 1) * pc->stride + 1, a, from, to, t0, t1;
+    if (pc->count <= 0) return 0;
+    if (pc->stride == 1) {   /* a contiguous piece: the pattern's positions in it */
+        a = sb + o; from = (lo > a) ? lo : a; to = (hi < se) ? hi : se;
+        a += ((from - a + r - 1) / r) * r;
+        *first = a; *row = pc->row0 + (a - pc->pos0); *ps = r; *bs = r;
+        return (a < to) ? (to - 1 - a) / r + 1 : 0;
+    }
+    /* a strided piece (striped partition; dense only): its positions inside [sb, se) */
+    from = (sb > lo) ? sb : lo;
+    t0 = (from - pc->pos0 + pc->stride - 1) / pc->stride;
+    t1 = (se <= pc->pos0) ? 0 : (se - pc->pos0 + pc->stride - 1) / pc->stride;
+    if (t1 > pc->count) t1 = pc->count;
+    *first = pc->pos0 + t0 * pc->stride; *row = pc->row0 + t0; *ps = pc->stride; *bs = 1;
+    return (t1 > t0) ? t1 - t0 : 0;
+}
+
+/* Segment j of a pattern: the query and key positions that may attend to each other, and the
+   causal offset inside it. Dense: one segment, everything. Dilated: [j*s, (j+1)*s) for both.
+   Varlen: sequence j, [cu_q[j], cu_q[j+1]) against [cu_k[j], cu_k[j+1]), causal alignment
+   per sequence. */
+typedef struct { int64_t qb, qe, kb, ke, off; } ringattn__segment;
+
+static RINGATTN__HD inline void ringattn__segment_at(const ringattn__problem *P, int64_t seglen, int64_t j,
+                                 ringattn__segment *S)
+{
+    if (P->nseq > 0) {
+        S->qb = P->cuq[j]; S->qe = P->cuq[j + 1]; S->kb = P->cuk[j]; S->ke = P->cuk[j + 1];
+        S->off = (P->causal_mode == RINGATTN_CAUSAL_TOP_LEFT) ? S->kb - S->qb : S->ke - S->qe;
+    } else if (seglen > 0) {
+        S->qb = S->kb = j * seglen; S->qe = S->ke = (j + 1) * seglen; S->off = 0;
+    } else {
+        S->qb = 0; S->qe = P->nq; S->kb = 0; S->ke = P->nk; S->off = P->causal_off;
+    }
+}
+
+/* The patterns a head takes (dense and head groups: one; the LSE mix: all G), and pattern ip
+   of head hh: its segment length (0 = dense: one segment), dilation rate and offset. */
+static RINGATTN__HD inline int ringattn__patterns(const ringattn__problem *P)
+{
+    return (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
+}
+
+static RINGATTN__HD inline void ringattn__pattern(const ringattn__problem *P, int64_t hh, int ip,
+                                                  int64_t *seglen, int64_t *rate, int64_t *off)
+{
+    *seglen = 0; *rate = 1; *off = 0;
+    if (P->groups > 0) {
+        int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn__head_group(P->h, P->groups, hh);
+        *seglen = P->seg[g]; *rate = P->rate[g];
+        *off = (P->mix == RINGATTN_MIX_LSE) ? hh % *rate : g % *rate;
+    }
+}
+
+/* The segments j0 .. j1 that a query piece and a key piece (both non-empty) may share:
+   varlen, every sequence; dilated, those both touch; dense, the one. */
+static RINGATTN__HD inline void ringattn__segment_range(const ringattn__problem *P, int64_t seglen,
+                                                        const ringattn__piece *qp, const ringattn__piece *kq,
+                                                        int64_t *j0, int64_t *j1)
+{
+    *j0 = 0; *j1 = 0;
+    if (P->nseq > 0) *j1 = P->nseq - 1;
+    else if (seglen > 0) {
+        int64_t qlast = qp->pos0 + (qp->count - 1) * qp->stride;
+        int64_t klast = kq->pos0 + (kq->count - 1) * kq->stride;
+        *j0 = qp->pos0 / seglen; if (kq->pos0 / seglen > *j0) *j0 = kq->pos0 / seglen;
+        *j1 = qlast / seglen; if (klast / seglen < *j1) *j1 = klast / seglen;
+    }
+}
+
+/* the span of a member's pieces: its first position and its last position + 1 */
+static RINGATTN__HD inline void ringattn__span(const ringattn__piece *pc, int np, int64_t *first, int64_t *end)
+{
+    *first = pc[0].pos0;
+    *end = pc[np - 1].pos0 + (pc[np - 1].count - 1) * pc[np - 1].stride + 1;
+}
+
+/* 1/G for the seed's head-group mix, else 1 */
+static RINGATTN__HD inline double ringattn__group_div(const ringattn__problem *P)
+{
+    return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
+}
+
+/* The fields of the problem read straight off a config and shape that ringattn_plan accepts
+   (P zeroed by the caller); the ring geometry (p, cq, ck), threads and tiles come after. */
+static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_config *cfg, const ringattn_shape *s)
+{
+    P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
+    P->d = s->dim_qk; P->dv = s->dim_v; P->heads_per_kv = s->heads_q / s->heads_kv;
+    P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
+    P->softcap = cfg->softcap;
+    P->causal = cfg->causal != 0;
+    P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
+    P->wl = cfg->window_left; P->wr = cfg->window_right;
+    P->ct = cfg->compute; P->es = ringattn__dtype_size(cfg->compute);
+    P->groups = cfg->num_groups; P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
+    P->mix = cfg->mix;
+    P->part = cfg->partition; P->causal_mode = cfg->causal;
+    if (cfg->num_seqs > 0) { P->nseq = cfg->num_seqs; P->cuq = cfg->cu_seqlens_q; P->cuk = cfg->cu_seqlens_k; }
+}
+
+/* A finished row (ringattn__member_finish): O = acc / l (times 1/G for head groups) and
+   lse = m + log l; a row that saw no key (l == 0) gets O = 0 and lse = -inf. */
+static RINGATTN__HD inline double ringattn__finish_out(double acc, double l, double gdiv)
+{
+    return (l == 0) ? 0.0 : acc / l * gdiv;
+}
+
+static RINGATTN__HD inline double ringattn__finish_lse(double m, double l)
+{
+    return (l == 0) ? -(double)INFINITY : m + log(l);
+}
+
+/* D = rowsum(dO o O) of row (bb, pos, hh), in double from the stored tensors: the softmax
+   Jacobian's diagonal correction of the backward pass */
+static RINGATTN__HD inline double ringattn__row_D(const ringattn_tensor *dout, const ringattn_tensor *out,
+                                                  int64_t bb, int64_t pos, int64_t hh, int64_t dv)
+{
+    double D = 0;
+    int64_t c;
+    for (c = 0; c < dv; c++)
+        D += ringattn__load(dout->data, dout->dtype, ringattn__index(dout, bb, pos, hh, c))
+           * ringattn__load(out->data, out->dtype, ringattn__index(out, bb, pos, hh, c));
+    return D;
+}
+
+/* The scalar core of THE merge (ringattn__merge), one row at a time. The running state of a
+   row is (m, l, acc); mx is the max of the row's visible scores in the new tile (NaN if it
+   saw only NaNs). ringattn__merge_rescale returns 0 when the tile adds nothing to the row
+   (every visible score -inf: the state stays as it is); otherwise it sets
+     *mnew  = max(m, mx)            (a NaN wins)
+     *alpha = exp(m - mnew)         (0 while m = -inf: nothing to rescale yet)
+   The caller then forms the weights exp(s_j - mnew), their sum, scales acc by alpha, adds
+   the weighted values and folds the sum in with ringattn__merge_fold: l = l alpha + sum,
+   m = mnew. */
+static RINGATTN__HD inline int ringattn__merge_rescale(double m, double mx, double *mnew, double *alpha)
+{
+    double mn = (mx > m || mx != mx) ? mx : m;
+    if (mn == -(double)INFINITY) return 0;
+    *mnew = mn;
+    *alpha = (m == -(double)INFINITY) ? 0.0 : exp(m - mn);
+    return 1;
+}
+
+static RINGATTN__HD inline void ringattn__merge_fold(double *m, double *l, double mnew, double alpha, double sum)
+{
+    *l = *l * alpha + sum;
+    *m = mnew;
+}
+
+
 #ifdef __cplusplus
 }
 #endif
@@ -628,71 +927,6 @@ RINGATTN_API ringattn_config ringattn_default_config(void)
     c.partition = RINGATTN_CONTIGUOUS;
     c.mix = RINGATTN_MIX_HEAD_GROUPS;
     return c;
-}
-
-/* ---------------------------------------------------------------- element conversion */
-/* f16 and bf16 are storage formats only: loaded to double exactly, stored with one
-   round-to-nearest-even from double (never double rounding through float). */
-
-static double ringattn__small_float_to_double(uint16_t bits, int mant_bits, int exp_bits)
-{
-    int bias = (1 << (exp_bits - 1)) - 1;
-    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
-    int m = bits & ((1 << mant_bits) - 1);
-    double s = (bits >> 15) ? -1.0 : 1.0;
-    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
-    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
-    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
-}
-
-static uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp_bits)
-{
-    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
-    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
-    double a = fabs(x), q;
-    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
-    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
-    if (a == 0) return sign;
-    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
-    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
-    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
-    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
-    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
-    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
-    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
-        return (uint16_t)(sign | (uint16_t)q);
-    return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
-}
-
-static size_t ringattn__dtype_size(ringattn_dtype t)
-{
-    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
-}
-
-static double ringattn__load(const void *base, ringattn_dtype t, int64_t i)
-{
-    switch (t) {
-    case RINGATTN_F32: return ((const float *)base)[i];
-    case RINGATTN_F64: return ((const double *)base)[i];
-    case RINGATTN_F16: return ringattn__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
-    default:           return ringattn__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
-    }
-}
-
-static void ringattn__store(void *base, ringattn_dtype t, int64_t i, double x)
-{
-    switch (t) {
-    case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
-    case RINGATTN_F64: ((double *)base)[i] = x; break;
-    case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 10, 5); break;
-    default:           ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 7, 8); break;
-    }
-}
-
-/* element (i0, i1, i2, i3) of a strided view, as an offset in elements from data */
-static int64_t ringattn__index(const ringattn_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
-{
-    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
 }
 
 /* ---------------------------------------------------------------- dense kernels */
@@ -1443,69 +1677,6 @@ static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
     else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] *= s; }
 }
 
-/* ---------------------------------------------------------------- the problem, resolved */
-
-typedef struct {
-    int64_t b, nq, nk, h, hk, d, dv;
-    int64_t heads_per_kv;          /* h / hk: q heads sharing one k/v head (GQA)              */
-    double scale;
-    double softcap;                /* > 0: logits become softcap * tanh(s / softcap)          */
-    int64_t causal_off;            /* key j visible to query i iff j <= i + causal_off ...    */
-    int causal;                    /* ... when causal != 0                                    */
-    int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
-    ringattn_dtype ct;             /* compute dtype                                           */
-    size_t es;                     /* its element size                                        */
-    int p, nt;                     /* ring members, threads                                   */
-    int64_t units;                 /* work units of one member: (batch, k/v head) pairs       */
-    int64_t cq, ck;                /* largest query / key chunk                               */
-    int64_t tq, tk;                /* score tile                                              */
-    int groups;                    /* dilated groups, 0 = dense                               */
-    const int64_t *seg, *rate;
-    ringattn_mix mix;
-    ringattn_partition part;       /* how positions are dealt to members                      */
-    int causal_mode;               /* RINGATTN_CAUSAL_* as given (varlen aligns per sequence)  */
-    int nseq;                      /* varlen: packed sequences, 0 = off                       */
-    const int64_t *cuq, *cuk;      /* their cumulative lengths (num_seqs + 1 entries)         */
-} ringattn__problem;
-
-/* chunk i of n tokens cut into p chunks; sizes differ by at most one */
-static int64_t ringattn__chunk_begin(int64_t n, int p, int i)
-{
-    int64_t base = n / p, rem = n % p;
-    return (int64_t)i * base + (i < rem ? i : rem);
-}
-
-/* A piece of a member's share of the sequence: positions pos0 + t*stride, t < count, held in
-   buffer rows row0 + t. Contiguous: one piece, chunk i of p. Zigzag (ring-flash-attn): chunks
-   i and 2p-1-i of 2p, so every member has early and late positions and causal work is
-   balanced. Striped (Striped Attention): positions i, i+p, i+2p, ... */
-typedef struct { int64_t pos0, count, stride, row0; } ringattn__piece;
-
-static int ringattn__pieces(ringattn_partition part, int64_t n, int p, int i, ringattn__piece pc[2])
-{
-    if (part == RINGATTN_STRIPED) {
-        pc[0].pos0 = i; pc[0].stride = p; pc[0].row0 = 0;
-        pc[0].count = (n > i) ? (n - i + p - 1) / p : 0;
-        return 1;
-    }
-    if (part == RINGATTN_ZIGZAG) {
-        int j = 2 * p - 1 - i;
-        pc[0].pos0 = ringattn__chunk_begin(n, 2 * p, i); pc[0].stride = 1; pc[0].row0 = 0;
-        pc[0].count = ringattn__chunk_begin(n, 2 * p, i + 1) - pc[0].pos0;
-        pc[1].pos0 = ringattn__chunk_begin(n, 2 * p, j); pc[1].stride = 1; pc[1].row0 = pc[0].count;
-        pc[1].count = ringattn__chunk_begin(n, 2 * p, j + 1) - pc[1].pos0;
-        return 2;
-    }
-    pc[0].pos0 = ringattn__chunk_begin(n, p, i); pc[0].stride = 1; pc[0].row0 = 0;
-    pc[0].count = ringattn__chunk_begin(n, p, i + 1) - pc[0].pos0;
-    return 1;
-}
-
-static int64_t ringattn__piece_rows(const ringattn__piece *pc, int np)
-{
-    return np == 2 ? pc[0].count + pc[1].count : pc[0].count;
-}
-
 /* largest share of any member (what a travelling buffer must hold) */
 static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
 {
@@ -1865,56 +2036,6 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
     }
 }
 
-/* LongNet head groups: h heads into G contiguous groups, the first h mod G one head larger */
-static int ringattn__head_group(int64_t h, int G, int64_t head)
-{
-    int64_t base = h / G, rem = h % G;
-    if (head < rem * (base + 1)) return (int)(head / (base + 1));
-    return (int)(rem + (head - rem * (base + 1)) / base);
-}
-
-/* The rows of a piece inside a segment: positions in [sb, se) congruent to sb + o modulo r
-   (r > 1 only for dilated patterns, which need stride-1 pieces). Returns the count, and the
-   first position, its buffer row, and the position / buffer strides of the run. */
-static int64_t ringattn__run(const ringattn__piece *pc, int64_t sb, int64_t se, int64_t o,
-                             int64_t r, int64_t *first, int64_t *row, int64_t *ps, int64_t *bs)
-{
-    int64_t lo = pc->pos0, hi = pc->pos0 + (pc->count - 1) * pc->stride + 1, a, from, to, t0, t1;
-    if (pc->count <= 0) return 0;
-    if (pc->stride == 1) {   /* a contiguous piece: the pattern's positions in it */
-        a = sb + o; from = (lo > a) ? lo : a; to = (hi < se) ? hi : se;
-        a += ((from - a + r - 1) / r) * r;
-        *first = a; *row = pc->row0 + (a - pc->pos0); *ps = r; *bs = r;
-        return (a < to) ? (to - 1 - a) / r + 1 : 0;
-    }
-    /* a strided piece (striped partition; dense only): its positions inside [sb, se) */
-    from = (sb > lo) ? sb : lo;
-    t0 = (from - pc->pos0 + pc->stride - 1) / pc->stride;
-    t1 = (se <= pc->pos0) ? 0 : (se - pc->pos0 + pc->stride - 1) / pc->stride;
-    if (t1 > pc->count) t1 = pc->count;
-    *first = pc->pos0 + t0 * pc->stride; *row = pc->row0 + t0; *ps = pc->stride; *bs = 1;
-    return (t1 > t0) ? t1 - t0 : 0;
-}
-
-/* Segment j of a pattern: the query and key positions that may attend to each other, and the
-   causal offset inside it. Dense: one segment, everything. Dilated: [j*s, (j+1)*s) for both.
-   Varlen: sequence j, [cu_q[j], cu_q[j+1]) against [cu_k[j], cu_k[j+1]), causal alignment
-   per sequence. */
-typedef struct { int64_t qb, qe, kb, ke, off; } ringattn__segment;
-
-static void ringattn__segment_at(const ringattn__problem *P, int64_t seglen, int64_t j,
-                                 ringattn__segment *S)
-{
-    if (P->nseq > 0) {
-        S->qb = P->cuq[j]; S->qe = P->cuq[j + 1]; S->kb = P->cuk[j]; S->ke = P->cuk[j + 1];
-        S->off = (P->causal_mode == RINGATTN_CAUSAL_TOP_LEFT) ? S->kb - S->qb : S->ke - S->qe;
-    } else if (seglen > 0) {
-        S->qb = S->kb = j * seglen; S->qe = S->ke = (j + 1) * seglen; S->off = 0;
-    } else {
-        S->qb = 0; S->qe = P->nq; S->kb = 0; S->ke = P->nk; S->off = P->causal_off;
-    }
-}
-
 /* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
    that no two units ever write the same dK/dV rows. For each of those heads, each pattern
    the head takes (dense: one pattern), each pair of query / key pieces, and each segment
@@ -1930,26 +2051,16 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
     int64_t kvrow = (bb * P->hk + kh) * P->ck;
     for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
         int64_t home = (bb * P->h + hh) * me->rows;
-        int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups, ip, a, c;
+        int npat = ringattn__patterns(P), ip, a, c;
         for (ip = 0; ip < npat; ip++) {
-            int64_t seglen = 0, rate = 1, o = 0;
-            if (P->groups > 0) {
-                int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn__head_group(P->h, P->groups, hh);
-                seglen = P->seg[g]; rate = P->rate[g];
-                o = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
-            }
+            int64_t seglen, rate, o;
+            ringattn__pattern(P, hh, ip, &seglen, &rate, &o);
             for (a = 0; a < me->nqp; a++)
             for (c = 0; c < nkp; c++) {
                 const ringattn__piece *qp = &me->qp[a], *kq = &kp[c];
-                int64_t j, j0 = 0, j1 = 0;
+                int64_t j, j0, j1;
                 if (qp->count == 0 || kq->count == 0) continue;
-                if (P->nseq > 0) { j0 = 0; j1 = P->nseq - 1; }
-                else if (seglen > 0) {                        /* segments both pieces touch */
-                    int64_t qlast = qp->pos0 + (qp->count - 1) * qp->stride;
-                    int64_t klast = kq->pos0 + (kq->count - 1) * kq->stride;
-                    j0 = qp->pos0 / seglen; if (kq->pos0 / seglen > j0) j0 = kq->pos0 / seglen;
-                    j1 = qlast / seglen; if (klast / seglen < j1) j1 = klast / seglen;
-                }
+                ringattn__segment_range(P, seglen, qp, kq, &j0, &j1);   /* segments both pieces touch */
                 for (j = j0; j <= j1; j++) {
                     ringattn__segment S; ringattn__block B; int64_t qrow, krow, qbs, kbs;
                     ringattn__segment_at(P, seglen, j, &S);
@@ -2060,12 +2171,6 @@ static void ringattn__io_pieces(const ringattn__io *io, const ringattn__piece *p
     }
 }
 
-/* 1/G for the seed's head-group mix, else 1 */
-static double ringattn__group_div(const ringattn__problem *P)
-{
-    return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
-}
-
 /* Member i before step 0, for batch bb and head hh (one of the b * h slices of a member,
    so that threads share the work even in a ring of one): its own Q_i (and dO_i, lse_i, D_i)
    and, for the first hk heads, k/v head hh of its own K/V chunk. */
@@ -2076,7 +2181,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2], qio[2], kio[2];
     int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp), a;
-    int64_t row0 = (bb * P->h + hh) * me->rows, x, r, c;   /* the slice's first row */
+    int64_t row0 = (bb * P->h + hh) * me->rows, x, r;   /* the slice's first row */
     size_t vhalf = (size_t)(P->b * P->hk * P->ck * P->d) * P->es;   /* V follows K */
     ringattn__io_pieces(io, me->qp, me->nqp, qio);
     ringattn__io_pieces(io, kp, nkp, kio);
@@ -2103,11 +2208,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     for (r = 0; r < me->qp[a].count; r++) {
         int64_t at = row0 + me->qp[a].row0 + r;
         int64_t pos = qio[a].pos0 + r * qio[a].stride;
-        double D = 0;   /* D = rowsum(dO o O): the softmax Jacobian's diagonal correction */
-        for (c = 0; c < P->dv; c++)
-            D += ringattn__load(io->dout->data, io->dout->dtype, ringattn__index(io->dout, bb, pos, hh, c))
-               * ringattn__load(io->out->data, io->out->dtype, ringattn__index(io->out, bb, pos, hh, c));
-        me->rs1[at] = D;
+        me->rs1[at] = ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
         me->rs0[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
     }
 }
@@ -2129,13 +2230,12 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             int64_t at = row0 + me->qp[a].row0 + r;
             int64_t pos = qio[a].pos0 + r * qio[a].stride;
             double l = me->rs1[at];
-            for (c = 0; c < P->dv; c++) {   /* l == 0: the row saw no key, its output is 0 */
-                double o = (l == 0) ? 0.0 : ringattn__load(me->acc, P->ct, at * P->dv + c) / l * gdiv;
-                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c), o);
-            }
+            for (c = 0; c < P->dv; c++)
+                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c),
+                                ringattn__finish_out(ringattn__load(me->acc, P->ct, at * P->dv + c), l, gdiv));
             if (io->l)
                 ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, pos, 0),
-                                (l == 0) ? -INFINITY : me->rs0[at] + log(l));
+                                ringattn__finish_lse(me->rs0[at], l));
         }
     } else {
         ringattn__piece kp[2], kio[2];
@@ -2209,8 +2309,7 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
         ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
         ev.computed = me->step_tiles > 0;
         ev.q_begin = me->q0; ev.q_end = me->q1;
-        ev.k_begin = kp[0].pos0;
-        ev.k_end = kp[nkp - 1].pos0 + (kp[nkp - 1].count - 1) * kp[nkp - 1].stride + 1;
+        ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
         ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
         ev.row_max = R->pass ? NULL : me->rs0;
         ev.row_sum = R->pass ? NULL : me->rs1;
@@ -2385,17 +2484,7 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
 
     memset(P, 0, sizeof *P);
-    P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
-    P->d = s->dim_qk; P->dv = s->dim_v; P->heads_per_kv = s->heads_q / s->heads_kv;
-    P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
-    P->softcap = cfg->softcap;
-    P->causal = cfg->causal != 0;
-    P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
-    P->wl = cfg->window_left; P->wr = cfg->window_right;
-    P->ct = cfg->compute; P->es = ringattn__dtype_size(cfg->compute);
-    P->groups = cfg->num_groups; P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
-    P->mix = cfg->mix;
-    P->part = cfg->partition; P->causal_mode = cfg->causal;
+    ringattn__problem_set(P, cfg, s);
 
     if (cfg->num_seqs > 0) {    /* varlen: packed sequences along the token axis, batch 1 */
         const int64_t *cu[2]; const char *nm[2] = { "cu_seqlens_q", "cu_seqlens_k" };
@@ -2419,7 +2508,6 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
                 return ringattn__fail(cfg, RINGATTN_ECONFIG, "%s[%d] = %lld, must end at the token count %lld",
                                       nm[w], cfg->num_seqs, (long long)cu[w][cfg->num_seqs], (long long)tot[w]);
         }
-        P->nseq = cfg->num_seqs; P->cuq = cu[0]; P->cuk = cu[1];
     }
     if (P->part == RINGATTN_STRIPED && cfg->num_groups > 0)
         return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the striped partition together with dilation is not implemented");
@@ -2595,8 +2683,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         size_t rows;
         me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
         me->rows = ringattn__piece_rows(me->qp, me->nqp);
-        me->q0 = me->qp[0].pos0;
-        me->q1 = me->qp[me->nqp - 1].pos0 + (me->qp[me->nqp - 1].count - 1) * me->qp[me->nqp - 1].stride + 1;
+        ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
         rows = (size_t)(P->b * P->h * me->rows);
         me->q    = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
         me->acc  = ringattn__alloc(&me->bytes, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);

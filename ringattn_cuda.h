@@ -1,7 +1,8 @@
 /* ringattn_cuda.h - the CUDA companion of ringattn.h: the same ring attention (dense, causal,
-   windowed, GQA, dilated LongNet in both mixes), forward and backward, as CUDA kernels, with
-   exactly the arguments of ringattn_forward / ringattn_backward and tensors in device memory.
-                                                               Version 0.1 (see end of file)
+   windowed, softcapped, GQA, varlen, dilated LongNet in both mixes; contiguous, zigzag and
+   striped partitions), forward and backward, as CUDA kernels, with exactly the arguments of
+   ringattn_forward / ringattn_backward and tensors in device memory.
+                                                               Version 0.2 (see end of file)
    USAGE
      In exactly ONE .cu file of your project (compiled by nvcc):
          #define RINGATTN_IMPLEMENTATION           (the CPU library, unless another file has it)
@@ -20,21 +21,26 @@
    WHAT IT COMPUTES
      What ringattn_forward / ringattn_backward compute, for the same config, within the
      README's tolerance policy (f64: 1e-12 of the output scale; f32: the f32 bound). The ring
-     is the same: the sequence is cut into ring_size contiguous chunks ("members"), each
-     member owns device buffers sized for its chunk (packed Q_i, running O_i / m_i / l_i, two
-     K/V buffers), and at step t member i folds in the K/V chunk of member (i - t) mod p, then
+     is the same: the sequence is dealt to ring_size members by the CPU's partition
+     (ringattn__pieces: contiguous chunks, zigzag pairs of chunks, or stripes), each member
+     owns device buffers sized for its share (packed Q_i, running O_i / m_i / l_i, two K/V
+     buffers), and at step t member i folds in the K/V share of member (i - t) mod p, then
      hands it to member i + 1 with cudaMemcpyAsync (device to device). Members run one after
      another on one stream of one GPU (no peer-to-peer between GPUs in this version).
 
    OPTIONS, AS ON THE CPU
-     supported  causal (both alignments), window_left/right, scale, GQA/MQA, dv != d, any
-                strides (negative too), f32/f64/f16/bf16 storage (exact loads, one
-                round-to-nearest-even store), f32/f64 compute, dilated attention with both
-                mixes (segments, rates, head groups, /G), ring_size, stats, trace, stream.
-     rejected   exactly what the CPU rejects (RINGATTN_EUNSUPPORTED: zigzag/striped partition,
-                softcap, varlen, window + dilation), plus tensors whose data is not device
-                memory (RINGATTN_EUNSUPPORTED) and head dims too large for one row of Q, K, V
-                in shared memory (RINGATTN_EUNSUPPORTED). cfg->error_detail says which.
+     supported  every config the CPU accepts: causal (both alignments), window_left/right,
+                scale, softcap (forward and backward), GQA/MQA, dv != d, any strides
+                (negative too), f32/f64/f16/bf16 storage (exact loads, one
+                round-to-nearest-even store), f32/f64 compute, partitions (contiguous,
+                zigzag, striped), varlen (cu_seqlens_q/k, causal and window aligned per
+                sequence), dilated attention with both mixes (segments, rates, head groups,
+                /G), ring_size, stats, trace, stream.
+     rejected   exactly what the CPU rejects, with its status and sentence (the checks are
+                ringattn_check_call / ringattn_plan of ringattn.h), plus tensors whose data is
+                not device memory (RINGATTN_EUNSUPPORTED) and head dims too large for one row
+                of Q, K, V in shared memory (RINGATTN_EUNSUPPORTED). cfg->error_detail says
+                which.
      differs    ring_size = 0 means 1 member (one GPU), not "one per thread"; num_threads is
                 validated and has no effect (results never depend on it on the CPU either);
                 alloc_user / RINGATTN_MALLOC are not used (cudaMalloc, and malloc for the
@@ -52,33 +58,41 @@
                                    memory (large head dims, f64).
 
    THE KERNELS (one paragraph each; the code below is in the same order)
-     pack / unpack      element-wise: a strided [b, n, heads, dim] view of any storage dtype
-                        -> a member's packed [b][heads][rows][dim] buffer in the compute type,
-                        and back. Loads are exact (f16/bf16 decoded bit by bit), stores round
+     pack / unpack      element-wise: the rows of a member's pieces in a strided [b, n, heads,
+                        dim] view of any storage dtype -> its packed [b][heads][rows][dim]
+                        buffer in the compute type, and back. Loads are exact (f16/bf16 decoded bit by bit), stores round
                         once to nearest even from double: the conversions of ringattn.h.
      forward tile       FlashAttention-2 structure: one CUDA block per (query tile, block of
                         the ring step), one thread per query row. The Q tile, the tile's slice
                         of the running O, m and l go to shared memory; K/V tiles are streamed
                         through shared memory; for each K/V tile a row computes the scores of
                         the keys it may see (masked keys are skipped, never multiplied by 0),
-                        their max, rescales its O row once (the online-softmax merge of
-                        ringattn__merge) and adds P V. O, m, l go back to the member's buffers.
+                        their max, rescales its O row once (the online-softmax merge: its
+                        scalar core is ringattn.h's ringattn__merge_rescale / _fold) and adds
+                        P V. A softcap maps each visible score before the merge. O, m, l go
+                        back to the member's buffers.
      forward finish     element-wise: O = acc / l (times 1/G for head groups), lse = m + log l
                         (0 and -inf for a row that saw no key), stored into the user's views.
      backward rows      element-wise: per query row, D = rowsum(dO o O) (in double, from the
                         stored dO and O) and the saved lse, into the member's row arrays.
      backward dQ tile   one CUDA block per (query tile, block), one thread per query row: P is
-                        recomputed from lse (exp(s - lse)), dP = dO V^T, dS = P (dP - D),
+                        recomputed from lse (exp(s - lse); through the softcap when set),
+                        dP = dO V^T, dS = P (dP - D) (times 1 - (C / cap)^2 with a softcap),
                         dQ += scale dS K. dQ stays in the member.
      backward dK/dV     one CUDA block per (key tile, block), one thread per key: streams the
                         query tiles, recomputes P and dS the same way, dV += P^T dO,
                         dK += scale dS^T Q into the travelling dK/dV buffer of the K/V chunk.
                         Two kernels, each output row written by exactly one thread: no atomics,
                         deterministic.
-   Blocks (the ringattn__block of the CPU: runs of query and key positions with stride r) are
-   planned on the host exactly as ringattn__unit plans them, and launched in "waves" such that
-   no two blocks of one launch write the same rows (GQA heads sharing a K/V head, LongNet
-   patterns sharing a query row go to different waves, in the CPU's order).
+   Blocks (the ringattn__block of the CPU: runs of query and key positions with a position
+   stride and a buffer stride, and the causal offset of their segment) are planned on the host
+   with ringattn.h's own geometry (ringattn__pieces, ringattn__pattern, ringattn__segment_range,
+   ringattn__segment_at, ringattn__run) in ringattn__unit's order, and launched in "waves" such
+   that no two blocks of one launch write the same rows (GQA heads sharing a K/V head, LongNet
+   patterns sharing a query row, query or key pieces of a zigzag share go to different waves,
+   in the CPU's order). Only the kernels' arithmetic is this header's own: the per-element
+   forms of ringattn.h's dense kernels (exp with the f32 max / lse split, softcap and its
+   derivative), which are GEMM-and-row routines on the CPU.
 
    Every kernel is written as a "block program": a __host__ __device__ function whose
    per-thread parts are RINGATTN_CUDA__EACH_THREAD regions separated by RINGATTN_CUDA__SYNC().
@@ -159,107 +173,48 @@ typedef char ringattn_cuda__check_tile[(RINGATTN_CUDA_TILE >= 1 && RINGATTN_CUDA
 #define RINGATTN_CUDA__SYNC() ((void)0)
 #endif
 
-/* ---------------------------------------------------------------- the problem, resolved */
+/* ---------------------------------------------------------------- the problem, the blocks */
+/* The problem is ringattn.h's own (ringattn__problem, filled by ringattn__problem_set), passed
+   to kernels by value; nt is the tile (rows or keys per CUDA block = threads per block) and
+   seg / rate / cuq / cuk are host pointers, used by the host-side planning only. Conversions
+   (ringattn__load / ringattn__store / ringattn__index), partition pieces, dilated runs,
+   segments, head groups and the merge's scalar core are ringattn.h's RINGATTN__HD functions. */
 
-/* What the kernels need of the problem (mirrors ringattn__problem of ringattn.h). Passed to
-   kernels by value; seg / rate are host pointers, used on the host only. */
+/* One block of a ring step (ringattn__block of ringattn.h): query positions qa, qa+qps, ...
+   (nr of them) against key positions ka, ka+kps, ... (nc of them), at buffer rows qrow,
+   qrow+rs, ... and krow, krow+rs, ...; off aligns the causal mask (per sequence in varlen). */
 typedef struct {
-    int64_t b, nq, nk, h, hk, d, dv;
-    int64_t hpk;                   /* h / hk: q heads sharing one k/v head (GQA)              */
-    double scale;
-    int causal;                    /* key j visible to query i iff j <= i + causal_off ...    */
-    int64_t causal_off;            /* ... when causal != 0                                     */
-    int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
-    int p;                         /* ring members                                            */
-    int64_t cq, ck;                /* largest query / key chunk                               */
-    int groups, mix;               /* dilated groups (0 = dense), ringattn_mix                */
-    const int64_t *seg, *rate;
-    int pass;                      /* 0 forward, 1 backward                                   */
-    ringattn_dtype ct;             /* compute dtype                                           */
-    int nt;                        /* tile: rows (or keys) per CUDA block = threads per block */
-} ringattn_cuda__problem;
-
-/* One block of a ring step (ringattn__block of ringattn.h): query positions qa, qa+r, ...
-   (nr of them) against key positions ka, ka+r, ... (nc of them), r = 1 when dense. */
-typedef struct {
-    int64_t qa, ka, r, nr, nc;
+    int64_t qa, ka, qps, kps, rs, nr, nc, off;
     int64_t qrow;                  /* row of qa in the member's [b][h][rows] arrays           */
     int64_t krow;                  /* row of ka in the K/V buffer's [b][hk][ck] rows          */
 } ringattn_cuda__block;
 
 /* Visible key columns [*lo, *hi) (0 <= lo <= hi <= nc) of block row i: ringattn.h's own
    rule (ringattn__visible), over the whole block. */
-static RINGATTN_CUDA__HD inline void ringattn_cuda__row_bounds(const ringattn_cuda__problem *P,
+static RINGATTN_CUDA__HD inline void ringattn_cuda__row_bounds(const ringattn__problem *P,
                                                                const ringattn_cuda__block *B,
                                                                int64_t i, int64_t *lo, int64_t *hi)
 {
     int64_t a = 0, z = B->nc;
-    ringattn__visible(P->causal, P->wl, P->wr, P->causal_off, B->qa + i * B->r, B->ka, B->r, &a, &z);
+    ringattn__visible(P->causal, P->wl, P->wr, B->off, B->qa + i * B->qps, B->ka, B->kps, &a, &z);
     *lo = a; *hi = z;
 }
 
-/* ---------------------------------------------------------------- element conversion */
-/* The conversions of ringattn.h (ringattn__small_float_to_double, ..._double_to_small_float),
-   as __host__ __device__ functions: f16/bf16 loads are exact, stores round once to nearest
-   even from double. tests/test_cuda.cu compares them with the CPU's on every bit pattern. */
-
-static RINGATTN_CUDA__HD inline double ringattn_cuda__small_float_to_double(uint16_t bits, int mant_bits,
-                                                                            int exp_bits)
+/* Buffer row r of a member's pieces (rows of piece 0, then of piece 1) -> its position. */
+static RINGATTN_CUDA__HD inline int64_t ringattn_cuda__pos(const ringattn__piece *pc, int np, int64_t r)
 {
-    int bias = (1 << (exp_bits - 1)) - 1;
-    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
-    int m = bits & ((1 << mant_bits) - 1);
-    double s = (bits >> 15) ? -1.0 : 1.0;
-    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
-    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
-    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
+    const ringattn__piece *k = (np == 2 && r >= pc[1].row0) ? &pc[1] : &pc[0];
+    return k->pos0 + (r - k->row0) * k->stride;
 }
 
-static RINGATTN_CUDA__HD inline uint16_t ringattn_cuda__double_to_small_float(double x, int mant_bits,
-                                                                              int exp_bits)
+/* softcap (Gemma 2 / FlashAttention): s -> cap tanh(s / cap), in the compute type, as
+   ringattn__row_softcap forms it */
+static RINGATTN_CUDA__HD inline float ringattn_cuda__tanh(float x) { return tanhf(x); }
+static RINGATTN_CUDA__HD inline double ringattn_cuda__tanh(double x) { return tanh(x); }
+template <typename T>
+static RINGATTN_CUDA__HD inline T ringattn_cuda__softcap(T s, double cap)
 {
-    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
-    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
-    double a = fabs(x), q;
-    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
-    if (a == 0) return sign;
-    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
-    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
-    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
-    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
-    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
-    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
-    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
-    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
-        return (uint16_t)(sign | (uint16_t)q);
-    return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
-}
-
-static RINGATTN_CUDA__HD inline double ringattn_cuda__load(const void *base, ringattn_dtype t, int64_t i)
-{
-    switch (t) {
-    case RINGATTN_F32: return ((const float *)base)[i];
-    case RINGATTN_F64: return ((const double *)base)[i];
-    case RINGATTN_F16: return ringattn_cuda__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
-    default:           return ringattn_cuda__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
-    }
-}
-
-static RINGATTN_CUDA__HD inline void ringattn_cuda__store(void *base, ringattn_dtype t, int64_t i, double x)
-{
-    switch (t) {
-    case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
-    case RINGATTN_F64: ((double *)base)[i] = x; break;
-    case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn_cuda__double_to_small_float(x, 10, 5); break;
-    default:           ((uint16_t *)base)[i] = ringattn_cuda__double_to_small_float(x, 7, 8); break;
-    }
-}
-
-/* element (i0, i1, i2, i3) of a strided view, in elements from data */
-static RINGATTN_CUDA__HD inline int64_t ringattn_cuda__index(const ringattn_tensor *t, int64_t i0, int64_t i1,
-                                                             int64_t i2, int64_t i3)
-{
-    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
+    return (T)cap * ringattn_cuda__tanh(s / (T)cap);
 }
 
 /* Softmax weights in the compute precision, as ringattn.h forms them: f32 subtracts the max
@@ -282,32 +237,32 @@ __global__ void ringattn_cuda__each_kernel(F f, int64_t n)
     for (; i < n; i += (int64_t)gridDim.x * blockDim.x) f(i);
 }
 
-/* rows [r0, r0 + rows) of a [b, n, heads, dim] view -> packed [b][heads][pitch][dim], times mul
-   (ringattn__pack) */
+/* A member's pieces (ringattn__pieces: rows of piece 0, then of piece 1) of a [b, n, heads,
+   dim] view -> packed [b][heads][pitch][dim], times mul (ringattn__pack) */
 template <typename T>
 struct ringattn_cuda__pack {
-    ringattn_tensor t; int64_t r0, rows, pitch; T *dst; double mul;
+    ringattn_tensor t; ringattn__piece pc[2]; int np; int64_t rows, pitch; T *dst; double mul;
     RINGATTN_CUDA__HD void operator()(int64_t i) const
     {
         int64_t dim = t.shape[3], heads = t.shape[2];
         int64_t c = i % dim, x = i / dim, r = x % rows, hh, bb;
         x /= rows; hh = x % heads; bb = x / heads;
-        dst[((bb * heads + hh) * pitch + r) * dim + c] =
-            (T)(ringattn_cuda__load(t.data, t.dtype, ringattn_cuda__index(&t, bb, r0 + r, hh, c)) * mul);
+        dst[((bb * heads + hh) * pitch + r) * dim + c] =   /* (T): the compute type's one rounding */
+            (T)(ringattn__load(t.data, t.dtype, ringattn__index(&t, bb, ringattn_cuda__pos(pc, np, r), hh, c)) * mul);
     }
 };
 
-/* the inverse: packed [b][heads][pitch][dim] -> rows [r0, r0 + rows) of a view (ringattn__unpack) */
+/* the inverse: packed [b][heads][pitch][dim] -> the pieces' rows of a view (ringattn__unpack) */
 template <typename T>
 struct ringattn_cuda__unpack {
-    ringattn_tensor t; int64_t r0, rows, pitch; const T *src;
+    ringattn_tensor t; ringattn__piece pc[2]; int np; int64_t rows, pitch; const T *src;
     RINGATTN_CUDA__HD void operator()(int64_t i) const
     {
         int64_t dim = t.shape[3], heads = t.shape[2];
         int64_t c = i % dim, x = i / dim, r = x % rows, hh, bb;
         x /= rows; hh = x % heads; bb = x / heads;
-        ringattn_cuda__store(t.data, t.dtype, ringattn_cuda__index(&t, bb, r0 + r, hh, c),
-                             (double)src[((bb * heads + hh) * pitch + r) * dim + c]);
+        ringattn__store(t.data, t.dtype, ringattn__index(&t, bb, ringattn_cuda__pos(pc, np, r), hh, c),
+                        (double)src[((bb * heads + hh) * pitch + r) * dim + c]);
     }
 };
 
@@ -321,32 +276,29 @@ struct ringattn_cuda__init_rows {
    c == 0 the lse (ringattn__member_finish) */
 template <typename T>
 struct ringattn_cuda__forward_finish {
-    ringattn_tensor o, lse; int has_lse; int64_t h, q0, rows, dv; const T *acc; const double *m, *l; double gdiv;
+    ringattn_tensor o, lse; int has_lse; ringattn__piece pc[2]; int np; int64_t h, rows, dv;
+    const T *acc; const double *m, *l; double gdiv;
     RINGATTN_CUDA__HD void operator()(int64_t i) const
     {
         int64_t c = i % dv, at = i / dv, r = at % rows, hh = (at / rows) % h, bb = at / rows / h;
-        double lv = l[at];   /* l == 0: the row saw no key, its output is 0 */
-        double val = (lv == 0) ? 0.0 : (double)acc[at * dv + c] / lv * gdiv;
-        ringattn_cuda__store(o.data, o.dtype, ringattn_cuda__index(&o, bb, q0 + r, hh, c), val);
+        int64_t pos = ringattn_cuda__pos(pc, np, r);
+        ringattn__store(o.data, o.dtype, ringattn__index(&o, bb, pos, hh, c),
+                        ringattn__finish_out((double)acc[at * dv + c], l[at], gdiv));
         if (c == 0 && has_lse)
-            ringattn_cuda__store(lse.data, lse.dtype, ringattn_cuda__index(&lse, bb, hh, q0 + r, 0),
-                                 (lv == 0) ? -(double)INFINITY : m[at] + log(lv));
+            ringattn__store(lse.data, lse.dtype, ringattn__index(&lse, bb, hh, pos, 0), ringattn__finish_lse(m[at], l[at]));
     }
 };
 
 /* backward, one query row: D = rowsum(dO o O) in double from the stored tensors, and the
    saved lse (the row part of ringattn__member_setup) */
 struct ringattn_cuda__backward_rows {
-    ringattn_tensor dout, out, lse; int64_t h, q0, rows, dv; double *rs_lse, *rs_d;
+    ringattn_tensor dout, out, lse; ringattn__piece pc[2]; int np; int64_t h, rows, dv; double *rs_lse, *rs_d;
     RINGATTN_CUDA__HD void operator()(int64_t at) const
     {
-        int64_t r = at % rows, hh = (at / rows) % h, bb = at / rows / h, c;
-        double D = 0;
-        for (c = 0; c < dv; c++)
-            D += ringattn_cuda__load(dout.data, dout.dtype, ringattn_cuda__index(&dout, bb, q0 + r, hh, c))
-               * ringattn_cuda__load(out.data, out.dtype, ringattn_cuda__index(&out, bb, q0 + r, hh, c));
-        rs_d[at] = D;
-        rs_lse[at] = ringattn_cuda__load(lse.data, lse.dtype, ringattn_cuda__index(&lse, bb, hh, q0 + r, 0));
+        int64_t r = at % rows, hh = (at / rows) % h, bb = at / rows / h;
+        int64_t pos = ringattn_cuda__pos(pc, np, r);
+        rs_d[at] = ringattn__row_D(&dout, &out, bb, pos, hh, dv);
+        rs_lse[at] = ringattn__load(lse.data, lse.dtype, ringattn__index(&lse, bb, hh, pos, 0));
     }
 };
 
@@ -395,7 +347,7 @@ static RINGATTN_CUDA__HD size_t ringattn_cuda__layout(char *base, int kind, int6
 /* What a tile kernel works on: the problem, this launch's blocks, one member's buffers. */
 template <typename T>
 struct ringattn_cuda__tile_args {
-    ringattn_cuda__problem P;
+    ringattn__problem P;
     const ringattn_cuda__block *blocks;
     T *q;                          /* member Q_i [b][h][rows][d]                              */
     T *acc;                        /* forward: running O_i [..][dv]; backward: dQ_i [..][d]   */
@@ -413,7 +365,7 @@ struct ringattn_cuda__tile_args {
      m_new = max(m, max_j s_j);   l = l exp(m - m_new) + sum_j exp(s_j - m_new)
      O     = O exp(m - m_new) + sum_j exp(s_j - m_new) v_j                                   */
 template <typename T>
-static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn_cuda__problem *P,
+static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem *P,
                                                          const ringattn_cuda__smem<T> &S, int i,
                                                          int64_t c0, int64_t nc)
 {
@@ -421,7 +373,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn_cuda__pr
     int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c, d = P->d, dv = P->dv;
     const T *q = S.q + i * d;
     T *o = S.acc + i * dv;
-    double mx = -(double)INFINITY, mr = S.rs0[i], mnew, alpha, sum = 0;
+    double mx = -(double)INFINITY, mnew = 0, alpha = 0, sum = 0;
     int nan = 0;
     if (a < 0) a = 0;
     if (z > nc) z = nc;
@@ -430,17 +382,15 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn_cuda__pr
         T dot = 0;
         for (c = 0; c < d; c++) dot += q[c] * S.k[j * d + c];
         s[j] = (T)P->scale * dot;
+        if (P->softcap > 0) s[j] = ringattn_cuda__softcap(s[j], P->softcap);   /* before the merge */
         if ((double)s[j] > mx) mx = (double)s[j];
         if (s[j] != s[j]) nan = 1;
     }
     if (mx == -(double)INFINITY && nan) mx = (double)NAN;   /* ringattn__row_max: only NaNs seen */
-    mnew = (mx > mr || mx != mx) ? mx : mr;
-    if (mnew == -(double)INFINITY) return;  /* every visible score is -inf: contributes nothing */
-    alpha = (mr == -(double)INFINITY) ? 0.0 : exp(mr - mnew);
+    if (!ringattn__merge_rescale(S.rs0[i], mx, &mnew, &alpha)) return;   /* contributes nothing */
     for (j = a; j < z; j++) { s[j] = ringattn_cuda__exp_minus(s[j], mnew); sum += (double)s[j]; }
-    S.rs1[i] = S.rs1[i] * alpha + sum;
+    ringattn__merge_fold(&S.rs0[i], &S.rs1[i], mnew, alpha, sum);
     if (alpha != 1.0) for (c = 0; c < dv; c++) o[c] *= (T)alpha;
-    S.rs0[i] = mnew;
     for (c = 0; c < dv; c++) {              /* O += P V */
         T acc = o[c];
         for (j = a; j < z; j++) acc += s[j] * S.v[j * dv + c];
@@ -454,21 +404,21 @@ template <typename T>
 static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__tile_args<T> &A, int64_t bx,
                                                           int64_t by, char *smem)
 {
-    const ringattn_cuda__problem *P = &A.P;
+    const ringattn__problem *P = &A.P;
     const ringattn_cuda__block B = A.blocks[by];
     const int nt = P->nt;
     const int64_t d = P->d, dv = P->dv, r0 = bx * nt;
-    const int64_t ldq = B.r * d, ldv = B.r * dv;          /* a run is a matrix with stride r */
+    const int64_t ldq = B.rs * d, ldv = B.rs * dv;          /* a run is a matrix with stride r */
     int64_t nr, c0, kmin, kmax;
     ringattn_cuda__smem<T> S;
     T *qg, *og; double *mg, *lg; const T *kg, *vg;
     if (r0 >= B.nr) return;                                /* uniform: the whole CUDA block */
     nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
     ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__FWD, nt, d, dv, &S);
-    qg = A.q + (B.qrow + r0 * B.r) * d;                    /* row i at qg + i * ldq */
-    og = A.acc + (B.qrow + r0 * B.r) * dv;
-    mg = A.rs0 + B.qrow + r0 * B.r;                        /* row i at mg[i * r]    */
-    lg = A.rs1 + B.qrow + r0 * B.r;
+    qg = A.q + (B.qrow + r0 * B.rs) * d;                    /* row i at qg + i * ldq */
+    og = A.acc + (B.qrow + r0 * B.rs) * dv;
+    mg = A.rs0 + B.qrow + r0 * B.rs;                        /* row i at mg[i * r]    */
+    lg = A.rs1 + B.qrow + r0 * B.rs;
     kg = A.kv + B.krow * d;                                /* key c at kg + c * ldq */
     vg = A.kv + A.kvhalf + B.krow * dv;
 
@@ -480,8 +430,8 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
         ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
         for (c = 0; c < d; c++) S.q[i * d + c] = qg[i * ldq + c];
         for (c = 0; c < dv; c++) S.acc[i * dv + c] = og[i * ldv + c];
-        S.rs0[i] = mg[i * B.r];
-        S.rs1[i] = lg[i * B.r];
+        S.rs0[i] = mg[i * B.rs];
+        S.rs1[i] = lg[i * B.rs];
     }
     RINGATTN_CUDA__SYNC();
     /* pass 2: the key columns any row of the tile sees (thread 0, for everyone) */
@@ -515,12 +465,32 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
         int64_t c;
         if (i >= nr) continue;
         for (c = 0; c < dv; c++) og[i * ldv + c] = S.acc[i * dv + c];
-        mg[i * B.r] = S.rs0[i];
-        lg[i * B.r] = S.rs1[i];
+        mg[i * B.rs] = S.rs0[i];
+        lg[i * B.rs] = S.rs1[i];
     }
 }
 
 /* ---------------------------------------------------------------- backward tile kernels */
+
+/* One visible pair of the backward pass, from its score s = scale q.k and dP = dO.v: the
+   probability P recomputed from the saved lse, and dS, the gradient of the raw score, as
+   ringattn__backward_block forms them (ringattn__row_prob / ringattn__row_dsoftmax, or
+   through a softcap ringattn__row_softcap / ringattn__row_dsoftcap):
+     P = exp(S - lse),  dS = P (dP - D)                      without softcap
+     P = exp(C - lse),  dS = P (dP - D) (1 - (C / cap)^2)    C = cap tanh(S / cap)          */
+template <typename T>
+static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore(const ringattn__problem *P, T s, T dp, double lse,
+                                                           double D, T *p, T *ds)
+{
+    if (P->softcap > 0) {
+        T cs = ringattn_cuda__softcap(s, P->softcap), c = cs / (T)P->softcap;
+        *p = (T)exp((double)cs - lse);
+        *ds = *p * (dp - (T)D) * ((T)1 - c * c);
+        return;
+    }
+    *p = ringattn_cuda__exp_minus(s, lse);
+    *ds = *p * (dp - (T)D);
+}
 
 /* Block program: dQ of query tile bx of block by (ringattn__backward_block, the dQ part).
    Rows with lse = -inf saw nothing in the forward pass and get no gradient. */
@@ -528,22 +498,22 @@ template <typename T>
 static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_args<T> &A, int64_t bx,
                                                      int64_t by, char *smem)
 {
-    const ringattn_cuda__problem *P = &A.P;
+    const ringattn__problem *P = &A.P;
     const ringattn_cuda__block B = A.blocks[by];
     const int nt = P->nt;
     const int64_t d = P->d, dv = P->dv, r0 = bx * nt;
-    const int64_t ldq = B.r * d, ldv = B.r * dv;
+    const int64_t ldq = B.rs * d, ldv = B.rs * dv;
     int64_t nr, c0, kmin, kmax;
     ringattn_cuda__smem<T> S;
     T *qg, *dqg; const T *gg, *kg, *vg; const double *lseg, *Dg;
     if (r0 >= B.nr) return;
     nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
     ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DQ, nt, d, dv, &S);
-    qg = A.q + (B.qrow + r0 * B.r) * d;
-    dqg = A.acc + (B.qrow + r0 * B.r) * d;
-    gg = A.dout + (B.qrow + r0 * B.r) * dv;
-    lseg = A.rs0 + B.qrow + r0 * B.r;
-    Dg = A.rs1 + B.qrow + r0 * B.r;
+    qg = A.q + (B.qrow + r0 * B.rs) * d;
+    dqg = A.acc + (B.qrow + r0 * B.rs) * d;
+    gg = A.dout + (B.qrow + r0 * B.rs) * dv;
+    lseg = A.rs0 + B.qrow + r0 * B.rs;
+    Dg = A.rs1 + B.qrow + r0 * B.rs;
     kg = A.kv + B.krow * d;
     vg = A.kv + A.kvhalf + B.krow * dv;
 
@@ -551,8 +521,8 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
         int64_t c;
         S.lo[i] = S.hi[i] = 0;
         if (i >= nr) continue;
-        S.rs0[i] = lseg[i * B.r];
-        S.rs1[i] = Dg[i * B.r];
+        S.rs0[i] = lseg[i * B.rs];
+        S.rs1[i] = Dg[i * B.rs];
         ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
         if (S.rs0[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
         for (c = 0; c < d; c++) { S.q[i * d + c] = qg[i * ldq + c]; S.acc[i * d + c] = dqg[i * ldq + c]; }
@@ -588,9 +558,8 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
                 T s = 0, dp = 0, p, ds, w;
                 for (c = 0; c < d; c++) s += q[c] * S.k[j * d + c];
                 s = (T)P->scale * s;                          /* S = scale Q K^T     */
-                p = ringattn_cuda__exp_minus(s, S.rs0[i]);    /* P = exp(S - lse)    */
                 for (c = 0; c < dv; c++) dp += g[c] * S.v[j * dv + c];   /* dP = dO V^T */
-                ds = p * (dp - (T)S.rs1[i]);                  /* dS = P (dP - D)     */
+                ringattn_cuda__dscore(P, s, dp, S.rs0[i], S.rs1[i], &p, &ds);
                 w = (T)P->scale * ds;                         /* dQ += scale dS K    */
                 for (c = 0; c < d; c++) dq[c] += w * S.k[j * d + c];
             }
@@ -610,11 +579,11 @@ template <typename T>
 static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_args<T> &A, int64_t bx,
                                                       int64_t by, char *smem)
 {
-    const ringattn_cuda__problem *P = &A.P;
+    const ringattn__problem *P = &A.P;
     const ringattn_cuda__block B = A.blocks[by];
     const int nt = P->nt;
     const int64_t d = P->d, dv = P->dv, c0 = bx * nt;
-    const int64_t ldq = B.r * d, ldv = B.r * dv;
+    const int64_t ldq = B.rs * d, ldv = B.rs * dv;
     int64_t nc, r0;
     ringattn_cuda__smem<T> S;
     const T *qg, *gg, *kg, *vg; T *dkg, *dvg; const double *lseg, *Dg;
@@ -625,10 +594,10 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
     gg = A.dout + B.qrow * dv;
     lseg = A.rs0 + B.qrow;
     Dg = A.rs1 + B.qrow;
-    kg = A.kv + (B.krow + c0 * B.r) * d;                   /* key j at kg + j * ldq */
-    vg = A.kv + A.kvhalf + (B.krow + c0 * B.r) * dv;
-    dkg = A.dkv + (B.krow + c0 * B.r) * d;
-    dvg = A.dkv + A.kvhalf + (B.krow + c0 * B.r) * dv;
+    kg = A.kv + (B.krow + c0 * B.rs) * d;                   /* key j at kg + j * ldq */
+    vg = A.kv + A.kvhalf + (B.krow + c0 * B.rs) * dv;
+    dkg = A.dkv + (B.krow + c0 * B.rs) * d;
+    dvg = A.dkv + A.kvhalf + (B.krow + c0 * B.rs) * dv;
 
     RINGATTN_CUDA__EACH_THREAD(j, nt) {
         int64_t c;
@@ -642,7 +611,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
         RINGATTN_CUDA__EACH_THREAD(i, nt) {
             S.lo[i] = S.hi[i] = 0;
             if (i >= nr) continue;
-            S.rs0[i] = lseg[(r0 + i) * B.r];
+            S.rs0[i] = lseg[(r0 + i) * B.rs];
             ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
             if (S.rs0[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
         }
@@ -658,7 +627,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
             RINGATTN_CUDA__EACH_THREAD(i, nt) {            /* thread i loads row r0 + i */
                 int64_t c;
                 if (i >= nr) continue;
-                S.rs1[i] = Dg[(r0 + i) * B.r];
+                S.rs1[i] = Dg[(r0 + i) * B.rs];
                 for (c = 0; c < d; c++) S.q[i * d + c] = qg[(r0 + i) * ldq + c];
                 for (c = 0; c < dv; c++) S.dout[i * dv + c] = gg[(r0 + i) * ldv + c];
             }
@@ -674,9 +643,8 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
                     if (col < S.lo[x] || col >= S.hi[x]) continue;   /* masked: skipped */
                     for (c = 0; c < d; c++) s += q[c] * k[c];
                     s = (T)P->scale * s;
-                    p = ringattn_cuda__exp_minus(s, S.rs0[x]);
                     for (c = 0; c < dv; c++) dp += g[c] * v[c];
-                    ds = p * (dp - (T)S.rs1[x]);
+                    ringattn_cuda__dscore(P, s, dp, S.rs0[x], S.rs1[x], &p, &ds);
                     for (c = 0; c < dv; c++) dvr[c] += p * g[c];     /* dV += P^T dO       */
                     w = (T)P->scale * ds;
                     for (c = 0; c < d; c++) dk[c] += w * q[c];       /* dK += scale dS^T Q */
@@ -722,6 +690,7 @@ typedef struct {
     cudaStream_t stream;
     size_t smem_limit;             /* shared memory one CUDA block may have                   */
     char *host_smem;               /* emulation: one block's shared memory                    */
+    int pass;                      /* 0 forward, 1 backward                                   */
     int status;                    /* first error (sticky)                                    */
 } ringattn_cuda__exec;
 
@@ -842,13 +811,13 @@ static void ringattn_cuda__tiles(ringattn_cuda__exec *X, int kind, const ringatt
 
 /* allow the tile kernels of this compute type the shared memory they need (> 48 KB opt-in) */
 template <typename T>
-static void ringattn_cuda__allow_smem(ringattn_cuda__exec *X, const ringattn_cuda__problem *P)
+static void ringattn_cuda__allow_smem(ringattn_cuda__exec *X, const ringattn__problem *P)
 {
     size_t f = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__FWD, P->nt, P->d, P->dv, NULL);
     size_t q = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DQ, P->nt, P->d, P->dv, NULL);
     size_t k = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DKV, P->nt, P->d, P->dv, NULL);
     if (X->emulate) return;
-    if (P->pass == 0)
+    if (X->pass == 0)
         ringattn_cuda__check(X, cudaFuncSetAttribute(ringattn_cuda__forward_kernel<T>,
                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)f), "cudaFuncSetAttribute");
     else {
@@ -861,35 +830,9 @@ static void ringattn_cuda__allow_smem(ringattn_cuda__exec *X, const ringattn_cud
 
 /* ---------------------------------------------------------------- host: planning the blocks */
 
-/* contiguous partition (ringattn__chunk_begin): chunk i of n over p, sizes differ by <= 1 */
-static int64_t ringattn_cuda__chunk_begin(int64_t n, int p, int i)
-{
-    int64_t base = n / p, rem = n % p;
-    return (int64_t)i * base + (i < rem ? i : rem);
-}
-
-/* LongNet head groups (ringattn__head_group): h heads into G contiguous groups, the first
-   h mod G one head larger */
-static int ringattn_cuda__head_group(int64_t h, int G, int64_t head)
-{
-    int64_t base = h / G, rem = h % G;
-    if (head < rem * (base + 1)) return (int)(head / (base + 1));
-    return (int)(rem + (head - rem * (base + 1)) / base);
-}
-
-/* positions first, first+r, ... of segment [sb, se) inside [lo, hi) (ringattn__run) */
-static int64_t ringattn_cuda__run_of(int64_t lo, int64_t hi, int64_t sb, int64_t se, int64_t off, int64_t r,
-                                     int64_t *first)
-{
-    int64_t a = sb + off, from = (lo > a) ? lo : a, to = (hi < se) ? hi : se;
-    a += ((from - a + r - 1) / r) * r;
-    *first = a;
-    return (a < to) ? (to - 1 - a) / r + 1 : 0;
-}
-
 /* The plan of one call: every (member, step, wave)'s blocks, in one table. A wave is
-   (q head within its k/v group, pattern): within a wave no two blocks write the same rows
-   of O / dQ / dK / dV, and waves run in the CPU's order (head, then pattern). */
+   (q head within its k/v group, pattern, query piece, key piece): within a wave no two
+   blocks write the same rows of O / dQ / dK / dV, and waves run in the CPU's order. */
 typedef struct {
     ringattn_cuda__block *blocks;  /* host table (uploaded to dev_blocks on the GPU)           */
     int64_t count, cap;
@@ -913,58 +856,60 @@ static int ringattn_cuda__push(ringattn_cuda__plan *L, const ringattn_cuda__bloc
     return 0;
 }
 
-/* the blocks of member i at step t, as ringattn__unit enumerates them, wave by wave; blocks
-   with no visible pair are left out (the CPU skips their tiles) */
-static int ringattn_cuda__plan_step(const ringattn_cuda__problem *P, ringattn_cuda__plan *L, int i, int t)
+/* the blocks of member i at step t, as ringattn__unit enumerates them (heads of a k/v head,
+   patterns, query and key pieces, segments both touch), wave by wave; blocks with no visible
+   pair are left out (the CPU skips their tiles) */
+static int ringattn_cuda__plan_step(const ringattn__problem *P, ringattn_cuda__plan *L, int i, int t)
 {
-    int p = P->p, src = ((i - t) % p + p) % p, npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
-    int64_t q0 = ringattn_cuda__chunk_begin(P->nq, p, i), q1 = ringattn_cuda__chunk_begin(P->nq, p, i + 1);
-    int64_t k0 = ringattn_cuda__chunk_begin(P->nk, p, src), k1 = ringattn_cuda__chunk_begin(P->nk, p, src + 1);
-    int64_t rows = q1 - q0, hin, bb, kh, j, x, nt = P->nt;
+    int p = P->p, src = ((i - t) % p + p) % p, npat = ringattn__patterns(P);
+    ringattn__piece qp[2], kp[2];
+    int nqp = ringattn__pieces(P->part, P->nq, p, i, qp), nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    int64_t rows = ringattn__piece_rows(qp, nqp), hin, bb, kh, j, x, nt = P->nt;
     int64_t *tiles = &L->step_tiles[i * p + t], *pairs = &L->step_pairs[i * p + t];
-    int ip, w;
-    for (hin = 0; hin < P->hpk; hin++)
-    for (ip = 0; ip < npat; ip++) {
-        w = (int)(hin * npat + ip);
-        L->first[((int64_t)i * p + t) * L->waves + w] = L->count;
-        L->maxlen[((int64_t)i * p + t) * L->waves + w] = 0;
-        L->maxcol[((int64_t)i * p + t) * L->waves + w] = 0;
+    int ip, a, c, w;
+    for (hin = 0; hin < P->heads_per_kv; hin++)
+    for (ip = 0; ip < npat; ip++)
+    for (a = 0; a < 2; a++)
+    for (c = 0; c < 2; c++) {
+        int64_t at;
+        w = (int)(((hin * npat + ip) * 2 + a) * 2 + c);
+        at = ((int64_t)i * p + t) * L->waves + w;
+        L->first[at] = L->count; L->maxlen[at] = 0; L->maxcol[at] = 0;
+        if (a >= nqp || c >= nkp || qp[a].count == 0 || kp[c].count == 0) continue;
         for (bb = 0; bb < P->b; bb++)
         for (kh = 0; kh < P->hk; kh++) {
-            int64_t hh = kh * P->hpk + hin, seg, rate, off, j0, j1;
+            int64_t hh = kh * P->heads_per_kv + hin, seglen, rate, off, j0, j1;
             int64_t home = (bb * P->h + hh) * rows, kvrow = (bb * P->hk + kh) * P->ck;
-            if (P->groups == 0) { seg = (P->nq > P->nk ? P->nq : P->nk); rate = 1; off = 0; }
-            else {
-                int g = (P->mix == RINGATTN_MIX_LSE) ? ip : ringattn_cuda__head_group(P->h, P->groups, hh);
-                seg = P->seg[g]; rate = P->rate[g];
-                off = (P->mix == RINGATTN_MIX_LSE) ? hh % rate : g % rate;
-            }
-            j0 = q0 / seg; if (k0 / seg > j0) j0 = k0 / seg;      /* segments both touch */
-            j1 = (q1 - 1) / seg; if ((k1 - 1) / seg < j1) j1 = (k1 - 1) / seg;
+            ringattn__pattern(P, hh, ip, &seglen, &rate, &off);
+            ringattn__segment_range(P, seglen, &qp[a], &kp[c], &j0, &j1);   /* segments both touch */
             for (j = j0; j <= j1; j++) {
                 ringattn_cuda__block B;
-                int64_t bpairs = 0, btiles = 0;
-                B.r = rate;
-                B.nr = ringattn_cuda__run_of(q0, q1, j * seg, (j + 1) * seg, off, rate, &B.qa);
-                B.nc = ringattn_cuda__run_of(k0, k1, j * seg, (j + 1) * seg, off, rate, &B.ka);
-                if (B.nr == 0 || B.nc == 0) continue;
-                B.qrow = home + B.qa - q0;
-                B.krow = kvrow + B.ka - k0;
+                ringattn__segment S;
+                int64_t bpairs = 0, btiles = 0, qrow, krow, qbs, kbs;
+                ringattn__segment_at(P, seglen, j, &S);
+                B.nr = ringattn__run(&qp[a], S.qb, S.qe, off, rate, &B.qa, &qrow, &B.qps, &qbs);
+                if (B.nr == 0) continue;
+                B.nc = ringattn__run(&kp[c], S.kb, S.ke, off, rate, &B.ka, &krow, &B.kps, &kbs);
+                if (B.nc == 0) continue;
+                B.rs = qbs;                  /* == kbs: pieces of one call share their kind */
+                B.off = S.off;
+                B.qrow = home + qrow;
+                B.krow = kvrow + krow;
                 /* visible pairs, and the K/V tiles the forward / dQ kernel will load */
                 for (x = 0; x < B.nr; x += nt) {
-                    int64_t lo = B.nc, hi = 0, y, a, z;
+                    int64_t lo = B.nc, hi = 0, y, ya, yz;
                     for (y = x; y < x + nt && y < B.nr; y++) {
-                        ringattn_cuda__row_bounds(P, &B, y, &a, &z);
-                        bpairs += z - a;
-                        if (a < z) { if (a < lo) lo = a; if (z > hi) hi = z; }
+                        ringattn_cuda__row_bounds(P, &B, y, &ya, &yz);
+                        bpairs += yz - ya;
+                        if (ya < yz) { if (ya < lo) lo = ya; if (yz > hi) hi = yz; }
                     }
                     if (lo < hi) btiles += (hi + nt - 1) / nt - lo / nt;
                 }
                 if (bpairs == 0) continue;   /* nothing visible: never launched */
                 if (ringattn_cuda__push(L, &B) != 0) return -1;
                 *pairs += bpairs; *tiles += btiles;
-                if (B.nr > L->maxlen[((int64_t)i * p + t) * L->waves + w]) L->maxlen[((int64_t)i * p + t) * L->waves + w] = B.nr;
-                if (B.nc > L->maxcol[((int64_t)i * p + t) * L->waves + w]) L->maxcol[((int64_t)i * p + t) * L->waves + w] = B.nc;
+                if (B.nr > L->maxlen[at]) L->maxlen[at] = B.nr;
+                if (B.nc > L->maxcol[at]) L->maxcol[at] = B.nc;
             }
         }
     }
@@ -977,12 +922,12 @@ static void ringattn_cuda__plan_free(ringattn_cuda__plan *L)
     memset(L, 0, sizeof *L);
 }
 
-static int ringattn_cuda__plan_make(const ringattn_cuda__problem *P, ringattn_cuda__plan *L)
+static int ringattn_cuda__plan_make(const ringattn__problem *P, ringattn_cuda__plan *L)
 {
     int64_t n = (int64_t)P->p * P->p, i, t;
-    int npat = (P->groups == 0 || P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1 : P->groups;
+    int npat = ringattn__patterns(P);
     memset(L, 0, sizeof *L);
-    L->waves = (int)(P->hpk * npat);
+    L->waves = (int)(P->heads_per_kv * npat * 4);   /* x (query piece, key piece) pairs */
     L->first = (int64_t *)calloc((size_t)(n * L->waves + 1), sizeof(int64_t));
     L->maxlen = (int64_t *)calloc((size_t)(n * L->waves + 1), sizeof(int64_t));
     L->maxcol = (int64_t *)calloc((size_t)(n * L->waves + 1), sizeof(int64_t));
@@ -1005,7 +950,9 @@ typedef struct {
 
 /* a member's device buffers (ringattn__member of ringattn.h) */
 typedef struct {
-    int64_t q0, q1, rows;
+    ringattn__piece qp[2];         /* my query positions (ringattn__pieces)                   */
+    int nqp;
+    int64_t q0, q1, rows;          /* their span, and the number of rows                      */
     void *q, *acc, *dout;
     double *rs0, *rs1;
     void *kv[2], *dkv[2];
@@ -1014,7 +961,7 @@ typedef struct {
 
 typedef struct {
     ringattn_cuda__exec *X;
-    const ringattn_cuda__problem *P;
+    const ringattn__problem *P;
     const ringattn_cuda__plan *L;
     const ringattn_cuda__block *blocks;   /* the plan's table where the kernels read it        */
     ringattn_cuda__member *m;
@@ -1022,38 +969,36 @@ typedef struct {
     double *trace_rows;                   /* host copy of m, l for the trace callback          */
 } ringattn_cuda__ring;
 
-/* 1/G for the head-group mix, else 1 (ringattn__group_div) */
-static double ringattn_cuda__group_div(const ringattn_cuda__problem *P)
-{
-    return (P->groups > 0 && P->mix == RINGATTN_MIX_HEAD_GROUPS) ? 1.0 / P->groups : 1.0;
-}
-
 /* member i before step 0 (ringattn__member_setup) */
 template <typename T>
 static void ringattn_cuda__member_setup(ringattn_cuda__ring *R, const ringattn_cuda__io *io, int i)
 {
-    const ringattn_cuda__problem *P = R->P;
+    const ringattn__problem *P = R->P;
     ringattn_cuda__member *me = &R->m[i];
     ringattn_cuda__exec *X = R->X;
-    int64_t k0 = ringattn_cuda__chunk_begin(P->nk, P->p, i), k1 = ringattn_cuda__chunk_begin(P->nk, P->p, i + 1);
+    ringattn__piece kp[2];
+    int nkp = (memset(kp, 0, sizeof kp), ringattn__pieces(P->part, P->nk, P->p, i, kp));
+    int64_t krows = ringattn__piece_rows(kp, nkp);
     int64_t n = P->b * P->h * me->rows, kvhalf = P->b * P->hk * P->ck * P->d;
-    ringattn_cuda__pack<T> pq = { *io->q, me->q0, me->rows, me->rows, (T *)me->q, 1.0 };
-    ringattn_cuda__pack<T> pk = { *io->k, k0, k1 - k0, P->ck, (T *)me->kv[0], 1.0 };
-    ringattn_cuda__pack<T> pv = { *io->v, k0, k1 - k0, P->ck, (T *)me->kv[0] + kvhalf, 1.0 };
+    ringattn_cuda__pack<T> pq = { *io->q, { me->qp[0], me->qp[1] }, me->nqp, me->rows, me->rows, (T *)me->q, 1.0 };
+    ringattn_cuda__pack<T> pk = { *io->k, { kp[0], kp[1] }, nkp, krows, P->ck, (T *)me->kv[0], 1.0 };
+    ringattn_cuda__pack<T> pv = { *io->v, { kp[0], kp[1] }, nkp, krows, P->ck, (T *)me->kv[0] + kvhalf, 1.0 };
     ringattn_cuda__zero(X, me->kv[0], R->kv_bytes);   /* rows past a shorter chunk: defined bytes */
     ringattn_cuda__zero(X, me->kv[1], R->kv_bytes);
     ringattn_cuda__each(X, pq, n * P->d);
-    ringattn_cuda__each(X, pk, P->b * P->hk * (k1 - k0) * P->d);
-    ringattn_cuda__each(X, pv, P->b * P->hk * (k1 - k0) * P->dv);
-    if (P->pass == 0) {
+    ringattn_cuda__each(X, pk, P->b * P->hk * krows * P->d);
+    ringattn_cuda__each(X, pv, P->b * P->hk * krows * P->dv);
+    if (X->pass == 0) {
         ringattn_cuda__init_rows ir = { me->rs0, me->rs1 };
         ringattn_cuda__zero(X, me->acc, (size_t)(n * P->dv) * sizeof(T));
         ringattn_cuda__each(X, ir, n);
         return;
     }
     {   /* backward: dO / G, lse and D, zero dQ and the travelling dK/dV */
-        ringattn_cuda__pack<T> pg = { *io->dout, me->q0, me->rows, me->rows, (T *)me->dout, ringattn_cuda__group_div(P) };
-        ringattn_cuda__backward_rows br = { *io->dout, *io->out, *io->lse, P->h, me->q0, me->rows, P->dv, me->rs0, me->rs1 };
+        ringattn_cuda__pack<T> pg = { *io->dout, { me->qp[0], me->qp[1] }, me->nqp, me->rows, me->rows, (T *)me->dout,
+                                      ringattn__group_div(P) };
+        ringattn_cuda__backward_rows br = { *io->dout, *io->out, *io->lse, { me->qp[0], me->qp[1] }, me->nqp, P->h,
+                                            me->rows, P->dv, me->rs0, me->rs1 };
         ringattn_cuda__each(X, pg, n * P->dv);
         ringattn_cuda__each(X, br, n);
         ringattn_cuda__zero(X, me->acc, (size_t)(n * P->d) * sizeof(T));
@@ -1065,7 +1010,7 @@ static void ringattn_cuda__member_setup(ringattn_cuda__ring *R, const ringattn_c
 template <typename T>
 static void ringattn_cuda__member_step(ringattn_cuda__ring *R, int i, int t)
 {
-    const ringattn_cuda__problem *P = R->P;
+    const ringattn__problem *P = R->P;
     const ringattn_cuda__plan *L = R->L;
     ringattn_cuda__member *me = &R->m[i];
     int64_t base = ((int64_t)i * P->p + t) * L->waves;
@@ -1079,9 +1024,9 @@ static void ringattn_cuda__member_step(ringattn_cuda__ring *R, int i, int t)
         A.q = (T *)me->q; A.acc = (T *)me->acc; A.dout = (const T *)me->dout;
         A.rs0 = me->rs0; A.rs1 = me->rs1;
         A.kv = (const T *)me->kv[t & 1];
-        A.dkv = P->pass ? (T *)me->dkv[t & 1] : (T *)0;
+        A.dkv = R->X->pass ? (T *)me->dkv[t & 1] : (T *)0;
         A.kvhalf = P->b * P->hk * P->ck * P->d;
-        if (P->pass == 0) {
+        if (R->X->pass == 0) {
             ringattn_cuda__tiles<T>(R->X, RINGATTN_CUDA__FWD, A, count, (L->maxlen[base + w] + P->nt - 1) / P->nt);
         } else {
             ringattn_cuda__tiles<T>(R->X, RINGATTN_CUDA__DQ, A, count, (L->maxlen[base + w] + P->nt - 1) / P->nt);
@@ -1094,25 +1039,28 @@ static void ringattn_cuda__member_step(ringattn_cuda__ring *R, int i, int t)
 template <typename T>
 static void ringattn_cuda__member_finish(ringattn_cuda__ring *R, const ringattn_cuda__io *io, int i)
 {
-    const ringattn_cuda__problem *P = R->P;
+    const ringattn__problem *P = R->P;
     ringattn_cuda__member *me = &R->m[i];
     int64_t n = P->b * P->h * me->rows;
-    if (P->pass == 0) {
+    if (R->X->pass == 0) {
         ringattn_cuda__forward_finish<T> f;
         f.o = *io->o; f.has_lse = io->l != NULL;
         if (io->l) f.lse = *io->l; else f.lse = *io->o;
-        f.h = P->h; f.q0 = me->q0; f.rows = me->rows; f.dv = P->dv;
-        f.acc = (const T *)me->acc; f.m = me->rs0; f.l = me->rs1; f.gdiv = ringattn_cuda__group_div(P);
+        f.pc[0] = me->qp[0]; f.pc[1] = me->qp[1]; f.np = me->nqp;
+        f.h = P->h; f.rows = me->rows; f.dv = P->dv;
+        f.acc = (const T *)me->acc; f.m = me->rs0; f.l = me->rs1; f.gdiv = ringattn__group_div(P);
         ringattn_cuda__each(R->X, f, n * P->dv);
     } else {
-        int64_t k0 = ringattn_cuda__chunk_begin(P->nk, P->p, i), k1 = ringattn_cuda__chunk_begin(P->nk, P->p, i + 1);
+        ringattn__piece kp[2];
+        int nkp = (memset(kp, 0, sizeof kp), ringattn__pieces(P->part, P->nk, P->p, i, kp));
+        int64_t krows = ringattn__piece_rows(kp, nkp);
         const T *home = (const T *)me->dkv[P->p & 1];   /* arrived with the final hand-off */
-        ringattn_cuda__unpack<T> uq = { *io->dq, me->q0, me->rows, me->rows, (const T *)me->acc };
-        ringattn_cuda__unpack<T> uk = { *io->dk, k0, k1 - k0, P->ck, home };
-        ringattn_cuda__unpack<T> uv = { *io->dv, k0, k1 - k0, P->ck, home + P->b * P->hk * P->ck * P->d };
+        ringattn_cuda__unpack<T> uq = { *io->dq, { me->qp[0], me->qp[1] }, me->nqp, me->rows, me->rows, (const T *)me->acc };
+        ringattn_cuda__unpack<T> uk = { *io->dk, { kp[0], kp[1] }, nkp, krows, P->ck, home };
+        ringattn_cuda__unpack<T> uv = { *io->dv, { kp[0], kp[1] }, nkp, krows, P->ck, home + P->b * P->hk * P->ck * P->d };
         ringattn_cuda__each(R->X, uq, n * P->d);
-        ringattn_cuda__each(R->X, uk, P->b * P->hk * (k1 - k0) * P->d);
-        ringattn_cuda__each(R->X, uv, P->b * P->hk * (k1 - k0) * P->dv);
+        ringattn_cuda__each(R->X, uk, P->b * P->hk * krows * P->d);
+        ringattn_cuda__each(R->X, uv, P->b * P->hk * krows * P->dv);
     }
 }
 
@@ -1123,7 +1071,7 @@ static void ringattn_cuda__member_finish(ringattn_cuda__ring *R, const ringattn_
 template <typename T>
 static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda__io *io)
 {
-    const ringattn_cuda__problem *P = R->P;
+    const ringattn__problem *P = R->P;
     ringattn_cuda__exec *X = R->X;
     const ringattn_config *cfg = X->cfg;
     int p = P->p, t, i;
@@ -1133,21 +1081,22 @@ static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda_
             if (t + 1 < p) ringattn_cuda__copy(X, R->m[(i + 1) % p].kv[(t + 1) & 1], R->m[i].kv[t & 1], R->kv_bytes);
         for (i = 0; i < p; i++) ringattn_cuda__member_step<T>(R, i, t);
         for (i = 0; i < p; i++) {
-            if (P->pass == 1) ringattn_cuda__copy(X, R->m[(i + 1) % p].dkv[(t + 1) & 1], R->m[i].dkv[t & 1], R->kv_bytes);
+            if (X->pass == 1) ringattn_cuda__copy(X, R->m[(i + 1) % p].dkv[(t + 1) & 1], R->m[i].dkv[t & 1], R->kv_bytes);
             if (cfg->trace && X->status == RINGATTN_OK) {
                 ringattn_trace_event ev;
                 const ringattn_cuda__member *me = &R->m[i];
                 int src = ((i - t) % p + p) % p;
                 int64_t rows = P->b * P->h * me->rows;
-                ev.pass = P->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
+                ev.pass = X->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
                 ev.tiles = R->L->step_tiles[(int64_t)i * p + t];
                 ev.computed = ev.tiles > 0;
                 ev.q_begin = me->q0; ev.q_end = me->q1;
-                ev.k_begin = ringattn_cuda__chunk_begin(P->nk, p, src);
-                ev.k_end = ringattn_cuda__chunk_begin(P->nk, p, src + 1);
+                ringattn__piece kp[2];
+                int nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+                ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
                 ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
                 ev.row_max = ev.row_sum = NULL;
-                if (P->pass == 0) {   /* the running m, l of the member, copied to the host */
+                if (X->pass == 0) {   /* the running m, l of the member, copied to the host */
                     ringattn_cuda__download(X, R->trace_rows, me->rs0, (size_t)rows * sizeof(double));
                     ringattn_cuda__download(X, R->trace_rows + rows, me->rs1, (size_t)rows * sizeof(double));
                     ev.row_max = R->trace_rows; ev.row_sum = R->trace_rows + rows;
@@ -1185,43 +1134,25 @@ static int ringattn_cuda__check_device_ptrs(const ringattn_config *cfg, const ri
 /* Config + shape -> the resolved problem. Config and shape are validated by ringattn_plan()
    of ringattn.h (the CPU's own rules and messages), with ring_size 0 taken as 1. */
 static int ringattn_cuda__resolve(const ringattn_config *cfg, const ringattn_shape *s, int pass,
-                                  ringattn_cuda__problem *P, ringattn_plan_info *plan)
+                                  ringattn__problem *P, ringattn_plan_info *plan)
 {
     ringattn_config c = *cfg;
     int st;
     if (c.ring_size == 0) c.ring_size = 1;            /* one member: one GPU */
     st = ringattn_plan(&c, s, pass, plan);
     if (st != RINGATTN_OK) return st;
-    /* what the CPU may do (now or in a later version) and these kernels do not: refused here
-       by name, so that a valid config is never silently computed as something else */
-    if (cfg->partition != RINGATTN_CONTIGUOUS)
-        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: only the contiguous partition is "
-                                   "implemented (partition = %d)", (int)cfg->partition);
-    if (cfg->softcap != 0)
-        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: softcap is not implemented");
-    if (cfg->num_seqs != 0 || cfg->cu_seqlens_q || cfg->cu_seqlens_k)
-        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: varlen (cu_seqlens) is not implemented");
-    if (cfg->num_groups > 0 && (cfg->window_left >= 0 || cfg->window_right >= 0))
-        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_cuda: a window together with dilation is "
-                                   "not implemented");
+    /* every config the CPU accepts is computed: the problem is the CPU's own, with this
+       call's ring (ring_size 0 read as 1) */
     memset(P, 0, sizeof *P);
-    P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
-    P->d = s->dim_qk; P->dv = s->dim_v; P->hpk = s->heads_q / s->heads_kv;
-    P->scale = (cfg->scale != 0) ? cfg->scale : 1.0 / sqrt((double)s->dim_qk);
-    P->causal = cfg->causal != 0;
-    P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
-    P->wl = cfg->window_left; P->wr = cfg->window_right;
+    ringattn__problem_set(P, cfg, s);
     P->p = plan->ring_size; P->cq = plan->chunk_q; P->ck = plan->chunk_k;
-    P->groups = cfg->num_groups; P->mix = (int)cfg->mix;
-    P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
-    P->pass = pass; P->ct = cfg->compute;
     return RINGATTN_OK;
 }
 
 /* ---------------------------------------------------------------- host: one call */
 
 template <typename T>
-static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn_cuda__problem *P, const ringattn_plan_info *plan,
+static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P, const ringattn_plan_info *plan,
                                     const ringattn_cuda__io *io, int force_tile)
 {
     const ringattn_config *cfg = X->cfg;
@@ -1235,7 +1166,7 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn_cuda__probl
 
     /* the tile: the largest (<= RINGATTN_CUDA_TILE) whose kernels fit in shared memory */
     for (nt = force_tile > 0 ? force_tile : RINGATTN_CUDA_TILE; nt >= 1; nt--) {
-        int k0 = P->pass ? RINGATTN_CUDA__DQ : RINGATTN_CUDA__FWD, k1 = P->pass ? RINGATTN_CUDA__DKV : RINGATTN_CUDA__FWD;
+        int k0 = X->pass ? RINGATTN_CUDA__DQ : RINGATTN_CUDA__FWD, k1 = X->pass ? RINGATTN_CUDA__DKV : RINGATTN_CUDA__FWD;
         size_t a = ringattn_cuda__layout<T>(NULL, k0, nt, P->d, P->dv, NULL);
         size_t b = ringattn_cuda__layout<T>(NULL, k1, nt, P->d, P->dv, NULL);
         smem = a > b ? a : b;
@@ -1275,24 +1206,25 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn_cuda__probl
     for (i = 0; R.m && i < P->p && X->status == RINGATTN_OK; i++) {
         ringattn_cuda__member *me = &R.m[i];
         size_t rows;
-        me->q0 = ringattn_cuda__chunk_begin(P->nq, P->p, i);
-        me->q1 = ringattn_cuda__chunk_begin(P->nq, P->p, i + 1);
-        me->rows = me->q1 - me->q0;
+        me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
+        if (me->nqp == 1) me->qp[1] = me->qp[0];   /* defined bytes in the functors' copies */
+        me->rows = ringattn__piece_rows(me->qp, me->nqp);
+        ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
         rows = (size_t)(P->b * P->h * me->rows);
         me->q = ringattn_cuda__alloc(X, rows * (size_t)P->d * es, &me->bytes);
-        me->acc = ringattn_cuda__alloc(X, rows * (size_t)(P->pass ? P->d : P->dv) * es, &me->bytes);
+        me->acc = ringattn_cuda__alloc(X, rows * (size_t)(X->pass ? P->d : P->dv) * es, &me->bytes);
         me->rs0 = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
         me->rs1 = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
         me->kv[0] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
         me->kv[1] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
-        if (P->pass == 1) {
+        if (X->pass == 1) {
             me->dout = ringattn_cuda__alloc(X, rows * (size_t)P->dv * es, &me->bytes);
             me->dkv[0] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
             me->dkv[1] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
         }
         if (me->bytes > peak) peak = me->bytes;
     }
-    if (cfg->trace && P->pass == 0 && X->status == RINGATTN_OK) {
+    if (cfg->trace && X->pass == 0 && X->status == RINGATTN_OK) {
         R.trace_rows = (double *)malloc((size_t)(2 * P->b * P->h * P->cq) * sizeof(double));
         if (!R.trace_rows) X->status = ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the trace rows");
     }
@@ -1306,20 +1238,20 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn_cuda__probl
         int64_t x, pp = (int64_t)P->p * P->p;
         memset(st, 0, sizeof *st);
         st->ring_size = P->p; st->num_threads = 1; st->ring_steps = P->p;
-        st->handoffs = (int64_t)P->p * (P->p - 1) + (P->pass ? pp : 0);
+        st->handoffs = (int64_t)P->p * (P->p - 1) + (X->pass ? pp : 0);
         for (x = 0; x < pp; x++) {
             if (L.step_tiles[x]) st->blocks_computed++; else st->blocks_skipped++;
             st->tiles_computed += L.step_tiles[x];
             /* per visible pair: forward scores 2d + P V 2dv; backward dQ kernel 4d + 2dv and
                dK/dV kernel 4d + 4dv (both recompute S and dP) */
             st->flops += (double)L.step_pairs[x] *
-                         (double)(P->pass ? 8 * P->d + 6 * P->dv : 2 * P->d + 2 * P->dv);
+                         (double)(X->pass ? 8 * P->d + 6 * P->dv : 2 * P->d + 2 * P->dv);
         }
         for (i = 0; i < P->p; i++) {   /* per-member work: the load balance of the ring */
             double f = 0;
             for (x = 0; x < P->p; x++)
                 f += (double)L.step_pairs[(int64_t)i * P->p + x] *
-                     (double)(P->pass ? 8 * P->d + 6 * P->dv : 2 * P->d + 2 * P->dv);
+                     (double)(X->pass ? 8 * P->d + 6 * P->dv : 2 * P->d + 2 * P->dv);
             if (i == 0 || f < st->member_flops_min) st->member_flops_min = f;
             if (i == 0 || f > st->member_flops_max) st->member_flops_max = f;
         }
@@ -1351,14 +1283,14 @@ static int ringattn_cuda__run(const ringattn_config *cfg, const ringattn_shape *
                               const ringattn_cuda__io *io, const ringattn_tensor *const *all,
                               const char *const *names, int n, int emulate, int force_tile)
 {
-    ringattn_cuda__problem P;
+    ringattn__problem P;
     ringattn_plan_info plan;
     ringattn_cuda__exec X;
     int st, dev = 0, count = 0, optin = 0;
     st = ringattn_cuda__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
     memset(&X, 0, sizeof X);
-    X.cfg = cfg; X.emulate = emulate; X.stream = (cudaStream_t)cfg->stream; X.status = RINGATTN_OK;
+    X.cfg = cfg; X.emulate = emulate; X.stream = (cudaStream_t)cfg->stream; X.status = RINGATTN_OK; X.pass = pass;
     if (emulate) {
         X.smem_limit = 48 * 1024;                        /* the default per-block limit */
     } else {
@@ -1440,6 +1372,9 @@ extern "C" RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *c
 
 /*
    VERSION HISTORY
+     0.2  zigzag and striped partitions, varlen (cu_seqlens), softcap forward and backward: every
+          config the CPU accepts; conversions, the problem, the partition / pattern / segment
+          geometry and the merge's scalar core are ringattn.h's RINGATTN__HD functions.
      0.1  forward and backward kernels, the ring over per-member device buffers, dense,
           causal, window, GQA, dilated (both mixes); f32/f64 compute, f32/f64/f16/bf16 storage.
 
