@@ -419,7 +419,7 @@ static int cmd_compare_steps(int argc, char **argv)
     if (missing_pos) printf("(the port wrote no positions for %d of them: not checked)\n", missing_pos);
     if (compared == 0) { free(rows); return bad("the port directory has none of the goldens' files%s", ""); }
     if (first < 0) {
-        printf("verdict: PASS, every (member, step) within the policy (%d arrays compared)\n", compared);
+        printf("compare-steps: PASS, every (member, step) within the policy (%d arrays compared)\n", compared);
         free(rows);
         return EXIT_PASS;
     }
@@ -445,7 +445,7 @@ static int cmd_compare_steps(int argc, char **argv)
             fputs(where, stdout);
         }
         free(qp); free(kp);
-        printf("verdict: FAIL, %d of %d (member, step) pairs outside; the first is (member %d, step %d)\n",
+        printf("compare-steps: FAIL, %d of %d (member, step) pairs outside; the first is (member %d, step %d)\n",
                nfail, n, R->member, R->step);
     }
     free(rows);
