@@ -4,7 +4,8 @@
    striped), a naive f64 block (two-pass softmax over the chunk held, the causal rule written
    out), and the running state kept as (out, lse) and merged in log space, as ring-flash-attn
    keeps it. It writes the per-step layout of `ringattn-golden steps` (forward only):
-       DIR/member<i>/step<t>/{block_out,block_lse,out,lse}.npy, positions_q.npy, positions_k_step<t>.npy
+       DIR/member<i>/step<t>/{block_out,block_lse,out,lse}.npy, positions_q.npy, positions_k_step<t>.npy,
+       and its final output DIR/out.npy [b, nq, h, dv]
    --break M,S shifts the causal mask of member M's block at step S by one (key j visible iff
    j <= i + off + 1): the deliberate bug compare-steps must locate.
 
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
     const char *part = "contiguous", *dir = NULL, *files[3]; int nf = 0, p = 1, causal = 0, bm = -1, bs = -1, i, t, a;
     ringattn_npy_array in[3]; char path[4096];
     int64_t b, nq, nk, h, hk, d, dv, off, *qpos, *kpos, nqi, nki, bb, hh, r, j, c;
-    double *q, *k, *v;
+    double *q, *k, *v, *final;
     for (a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--ring") && a + 1 < argc) p = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--causal") && a + 1 < argc) {
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
             dst[e++] = ringattn__load(T->data, T->dtype, x[0] * T->stride[0] + x[1] * T->stride[1] + x[2] * T->stride[2] + x[3] * T->stride[3]);
     }
     off = causal == 1 ? nk - nq : 0;
+    final = (double *)calloc((size_t)(b * nq * h * dv), sizeof(double));
+    if (!final) return 2;
     for (i = 0; i < p; i++) {
         double *out, *lse, *bo, *bl;
         nqi = deal(part, nq, p, i, qpos);
@@ -149,8 +152,13 @@ int main(int argc, char **argv)
             snprintf(path, sizeof path, "%s/member%d/step%d/lse.npy", dir, i, t);
             if (save(path, lse, b, h, nqi, 1, 1)) return 2;
         }
+        for (bb = 0; bb < b; bb++) for (r = 0; r < nqi; r++)   /* the final output, by position */
+            memcpy(final + (bb * nq + qpos[r]) * h * dv, out + (bb * nqi + r) * h * dv, (size_t)(h * dv) * sizeof(double));
         free(out); free(lse); free(bo); free(bl);
     }
+    snprintf(path, sizeof path, "%s/out.npy", dir);
+    if (save(path, final, b, nq, h, dv, 0)) return 2;
+    free(final);
     for (a = 0; a < 3; a++) ringattn_npy_free(&in[a]);
     free(q); free(k); free(v); free(qpos); free(kpos);
     return 0;

@@ -573,8 +573,9 @@ static int write_ring_svg(const char *path, const trace_ctx *T, const options *o
                                 s == H ? "" : (s * 2 > H ? " opacity=\"0.65\"" : " opacity=\"0.35\""));
                     }
             if (bw >= 22 && bh >= 12)
-                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"9\" fill=\"%s\">%d</text>\n",
-                        bx + bw / 2, by + bh / 2 + 3, fine && kind != 0 ? "#ffffff" : "#555", C->src);
+                fprintf(f, "<rect class=\"tag\" x=\"%.1f\" y=\"%.1f\" width=\"11\" height=\"11\" fill=\"#ffffff\" opacity=\"0.9\"/>"
+                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"9\" fill=\"#333\">%d</text>\n",
+                        bx + bw - 12, by + 1, bx + bw - 6.5, by + 9.5, C->src);
         }
         fprintf(f, "</g>\n");
     }
@@ -595,9 +596,9 @@ static int write_ring_svg(const char *path, const trace_ctx *T, const options *o
         double ly = top + side + 26;
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" class=\"lbl\">(attended pairs)</text>\n", bars_x, top + side + 12);
         fprintf(f, "<rect x=\"10\" y=\"%.1f\" width=\"14\" height=\"10\" style=\"fill:#9ecae1;stroke:#3182bd\"/><text x=\"30\" y=\"%.1f\">computed, every pair visible</text>\n", ly, ly + 9);
-        fprintf(f, "<rect x=\"200\" y=\"%.1f\" width=\"14\" height=\"10\" style=\"fill:#fdd0a2;stroke:#e6550d\"/><text x=\"220\" y=\"%.1f\">computed, partly masked (the diagonal)</text>\n", ly, ly + 9);
-        fprintf(f, "<rect x=\"440\" y=\"%.1f\" width=\"14\" height=\"10\" style=\"fill:#fff;stroke:#bdbdbd;stroke-dasharray:3,2\"/><text x=\"460\" y=\"%.1f\">skipped: never multiplied</text>\n", ly, ly + 9);
-        fprintf(f, "<text x=\"10\" y=\"%.1f\" class=\"lbl\">the number in a block: whose K/V chunk the member holds at that step; it passes to member i+1 after the step</text>\n", ly + 28);
+        fprintf(f, "<rect x=\"210\" y=\"%.1f\" width=\"14\" height=\"10\" style=\"fill:#fdd0a2;stroke:#e6550d\"/><text x=\"230\" y=\"%.1f\">computed, partly masked (the diagonal)</text>\n", ly, ly + 9);
+        fprintf(f, "<rect x=\"480\" y=\"%.1f\" width=\"14\" height=\"10\" style=\"fill:#fff;stroke:#bdbdbd;stroke-dasharray:3,2\"/><text x=\"500\" y=\"%.1f\">skipped: never multiplied</text>\n", ly, ly + 9);
+        fprintf(f, "<text x=\"10\" y=\"%.1f\" class=\"lbl\">the number at a block's corner: whose K/V chunk the member holds at that step; it passes to member i+1 after the step</text>\n", ly + 28);
     }
     fprintf(f, "</svg>\n");
     free(row0); free(col0); free(work);
@@ -692,7 +693,8 @@ static int write_heatmap(const char *path, const ringattn_tensor *got, const rin
         if (e > worst) worst = e;
     }
     cw = nb >= 256 ? 2.0 : nb >= 64 ? 6.0 : 14.0; ch = H > 32 ? 6.0 : 16.0;
-    W = left + nb * cw + 200; Hh = top + H * ch + 90;
+    W = left + nb * cw + 40; Hh = top + H * ch + 64;
+    if (W < 900) W = 900;   /* room for the captions */
     f = fopen(path, "w");
     if (!f) { free(m); free(nf); return -1; }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -724,9 +726,10 @@ static int write_heatmap(const char *path, const ringattn_tensor *got, const rin
             ringattn__piece pc[2]; int np = ringattn__pieces(o->cfg.partition, n, p, i, pc), k;
             for (k = 0; k < np; k++) {
                 double xx = left + (double)pc[k].pos0 * nb / n * cw;
-                fprintf(f, "<line class=\"chunk\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#3182bd\" stroke-width=\"1.5\"/>"
-                           "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#3182bd\">m%d</text>\n",
-                        xx, top - 8, xx, top + H * ch + 8, xx + 2, top - 10, i);
+                fprintf(f, "<line class=\"chunk\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#3182bd\" stroke-width=\"1.5\"/>\n",
+                        xx, top - 8, xx, top + H * ch + 8);
+                if ((double)pc[k].count * nb / n * cw >= 16)   /* a label where it fits */
+                    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#3182bd\">m%d</text>\n", xx + 2, top - 10, i);
             }
         }
     for (hh = 0; hh < H; hh += (H > 32 ? 8 : 1))
@@ -734,8 +737,9 @@ static int write_heatmap(const char *path, const ringattn_tensor *got, const rin
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\">0</text><text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\">%lld</text>\n",
             left, top + H * ch + 16, left + nb * cw, top + H * ch + 16, (long long)(n - 1));
     fprintf(f, "<text x=\"10\" y=\"%.1f\" fill=\"#444\">white to grey: inside (1e-4 .. 1 of the allowed error); yellow to red: outside (1 .. 1e4); "
-               "black: NaN/Inf on one side; dashed: score tiles of %d; blue: ring chunks (--ring %d, %s)</text>\n",
-            top + H * ch + 40, tile, p, partition_name(o->cfg.partition));
+               "black: NaN/Inf on one side</text>\n", top + H * ch + 36);
+    fprintf(f, "<text x=\"10\" y=\"%.1f\" fill=\"#444\">dashed: score tiles of %d; blue: the ring's chunks, by member (--ring %d, %s partition)</text>\n",
+            top + H * ch + 52, tile, p, partition_name(o->cfg.partition));
     fprintf(f, "</svg>\n");
     free(m); free(nf);
     return fclose(f) ? -1 : 0;
@@ -752,6 +756,12 @@ static int compare_heatmap(const char *path, const ringattn_tensor *got, const r
         if (n > 4 && !strcmp(s + n - 4, ".npy")) n -= 4;
         if (n >= sizeof what) n = sizeof what - 1;
         memcpy(what, s, n); what[n] = 0;
+    }
+    {   /* the title names GOT by its last two path components: the picture does not depend on
+           where the files live */
+        const char *g = gotname + strlen(gotname); int slashes = 0;
+        while (g > gotname && !(g[-1] == '/' && ++slashes == 2)) g--;
+        gotname = g;
     }
     if (write_heatmap(path, got, ref, res, o, what, gotname)) {
         fprintf(stderr, "ringattn-golden: cannot write %s\n", path);
