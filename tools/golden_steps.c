@@ -436,7 +436,8 @@ static int cmd_compare_steps(int argc, char **argv)
         if (first_res.count > 0) {
             int dk = !strcmp(first_name, "dk") || !strcmp(first_name, "dv"), is_lse = strstr(first_name, "lse") != NULL;
             int64_t row = is_lse ? first_res.max_abs_at[2] : first_res.max_abs_at[1];
-            printf("  %s (rows in the member's order, see positions_q.npy; dk/dv: the chunk's keys):\n", first_name);
+            printf("  %s (%s):\n", first_name, dk ? "rows: the chunk's keys, see positions_k_step<t>.npy"
+                                                 : "rows in the member's order, see positions_q.npy");
             ringattn_compare_format(&first_res, is_lse ? "bhr." : dk ? "bkhd" : "brhd", report, sizeof report);
             fputs(report, stdout);
             where[0] = 0;
