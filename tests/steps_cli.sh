@@ -88,7 +88,8 @@ if [ -n "$PY" ]; then
     chk "$I/ring_contiguous_full.svg" 16 256
     chk "$I/ring_window_causal.svg" 16 177        # causal, window 5 back: 1+2+3+4+5 + 27*6
     chk "$I/ring_dilated_causal.svg" 16
-    chk "$I/ring_zigzag_causal_1024.svg" 64 0
+    chk "$I/ring_zigzag_causal_1024.svg" 64 0 --tiles 256   # 2 x 2 pieces of 64 per block, one tile each
+    chk "$I/ring_contiguous_causal_tiles.svg" 4 0 --tiles 12  # 2 x 2 tiles per block, member 0's step 1 skipped
     chk "$W/heat.svg" --cells 24                  # 8 rows x 3 heads
     chk "$W/heat_ok.svg" --cells 99               # 33 positions x 3 heads
     chk "$I/heatmap_off_by_one.svg" --cells 99

@@ -459,6 +459,7 @@ typedef struct {
     int src, computed;
     int64_t rows, keys, tiles, visible;   /* visible: (row, key) pairs some head sees */
     int64_t *qpos, *kpos;
+    int q_pieces, k_pieces; int64_t q_count[2], k_count[2];   /* how rows / keys are cut */
     unsigned short *seen;                 /* [rows][keys]: heads that see the pair     */
     int bad;
 } trace_cell;
@@ -474,6 +475,9 @@ static void trace_on_event(const ringattn_trace_event *ev, void *user)
     double *o = (double *)malloc((size_t)(ev->batch * ev->rows * ev->heads * ev->dim_v + 1) * sizeof(double));
     ringattn_tensor O; int64_t r, j, hh;
     C->src = ev->src; C->computed = ev->computed; C->rows = ev->rows; C->keys = ev->keys; C->tiles = ev->tiles;
+    C->q_pieces = ev->q_pieces; C->k_pieces = ev->k_pieces;
+    C->q_count[0] = ev->q_count[0]; C->q_count[1] = ev->q_count[1];
+    C->k_count[0] = ev->k_count[0]; C->k_count[1] = ev->k_count[1];
     C->qpos = (int64_t *)malloc((size_t)(ev->rows + 1) * sizeof(int64_t));
     C->kpos = (int64_t *)malloc((size_t)(ev->keys + 1) * sizeof(int64_t));
     C->seen = (unsigned short *)calloc((size_t)(ev->rows * ev->keys + 1), sizeof(unsigned short));
@@ -508,10 +512,35 @@ static int block_kind(const trace_cell *C, int64_t heads)
     return 1;
 }
 
+/* The score tiles of a computed block, as the engine cuts them in dense attention: each pair
+   of query / key pieces is its own run, cut into RINGATTN_TILE_Q x RINGATTN_TILE_K tiles.
+   Coloured by what the engine does with each: dense, partly masked (the diagonal), or
+   skipped without a multiply. */
+static void draw_tiles(FILE *f, const trace_cell *C, int64_t H, double bx, double by, double uq, double uk)
+{
+    int a, c; int64_t qa = 0, r0, c0, r, j;
+    for (a = 0; a < C->q_pieces; qa += C->q_count[a], a++) {
+        int64_t ka = 0;
+        for (c = 0; c < C->k_pieces; ka += C->k_count[c], c++)
+            for (r0 = 0; r0 < C->q_count[a]; r0 += RINGATTN_TILE_Q)
+                for (c0 = 0; c0 < C->k_count[c]; c0 += RINGATTN_TILE_K) {
+                    int64_t r1 = r0 + RINGATTN_TILE_Q < C->q_count[a] ? r0 + RINGATTN_TILE_Q : C->q_count[a];
+                    int64_t c1 = c0 + RINGATTN_TILE_K < C->k_count[c] ? c0 + RINGATTN_TILE_K : C->k_count[c];
+                    int64_t n = 0, all = 0;
+                    for (r = qa + r0; r < qa + r1; r++)
+                        for (j = ka + c0; j < ka + c1; j++) { int s = C->seen[r * C->keys + j]; n += s > 0; all += s == H; }
+                    fprintf(f, "<rect class=\"tile %s\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"/>\n",
+                            n == 0 ? "tskip" : all == (r1 - r0) * (c1 - c0) ? "tfull" : "tpart",
+                            bx + (ka + c0) * uk + 0.6, by + (qa + r0) * uq + 0.6, (c1 - c0) * uk - 1.2, (r1 - r0) * uq - 1.2);
+                }
+    }
+}
+
 static int write_ring_svg(const char *path, const trace_ctx *T, const options *o, int64_t nq, int64_t nk)
 {
     const int p = T->p; const int64_t H = T->heads;
     const int fine = nq <= 64 && nk <= 64;          /* positions, or members x chunks */
+    const int tiled = o->nseg == 0 && o->ncu_q == 0;   /* dense: the engine's tiles are known here */
     const double side = 220.0, gap = 34.0, left = 150.0, top = 74.0;
     double uq = side / (double)nq, uk = side / (double)nk, panel_w = side + gap, bars_x, W, Hh;
     int64_t *row0 = (int64_t *)calloc((size_t)p + 1, sizeof(int64_t)), *col0 = (int64_t *)calloc((size_t)p + 1, sizeof(int64_t));
@@ -525,6 +554,7 @@ static int write_ring_svg(const char *path, const trace_ctx *T, const options *o
     for (i = 0; i < p; i++) if (work[i] > wmax) wmax = work[i];
     bars_x = left + p * panel_w + 10;
     W = bars_x + 190; Hh = top + side + 92;
+    if (W < 1000) W = 1000;   /* room for the captions */
     f = fopen(path, "w");
     if (!f) { free(row0); free(col0); free(work); return -1; }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -532,7 +562,8 @@ static int write_ring_svg(const char *path, const trace_ctx *T, const options *o
                "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"11\">\n", W, Hh, W, Hh);
     fprintf(f, "<style>.computed{fill:#9ecae1;stroke:#3182bd}.partial{fill:#fdd0a2;stroke:#e6550d}"
                ".skipped{fill:#ffffff;stroke:#bdbdbd;stroke-dasharray:3,2}.pair{fill:#08519c}"
-               ".grid{fill:none;stroke:#e0e0e0}.work{fill:#74c476}.lbl{fill:#444}</style>\n");
+               ".grid{fill:none;stroke:#e0e0e0}.work{fill:#74c476}.lbl{fill:#444}"
+               ".tfull{fill:#6baed6}.tpart{fill:#fd8d3c}.tskip{fill:#ffffff;opacity:0.8}</style>\n");
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     fprintf(f, "<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">ring of %d, %s partition, causal %s", p,
             partition_name(o->cfg.partition), causal_name(o->cfg.causal));
@@ -547,7 +578,9 @@ static int write_ring_svg(const char *path, const trace_ctx *T, const options *o
     }
     fprintf(f, ", nq = %lld, nk = %lld</text>\n", (long long)nq, (long long)nk);
     fprintf(f, "<text x=\"10\" y=\"38\" class=\"lbl\">each step: member i (rows, its queries) computes against the K/V chunk it holds "
-               "(columns, by owner); %s</text>\n", fine ? "dark squares: the (query, key) pairs that are attended" : "members x key chunks");
+               "(columns, by owner); %s</text>\n", fine ? "dark squares: the (query, key) pairs that are attended"
+               : tiled ? "inside a block, its score tiles (dark blue: dense, dark orange: partly masked, white: skipped)"
+               : "members x key chunks");
     for (t = 0; t < p; t++) {
         double x0 = left + t * panel_w;
         fprintf(f, "<g id=\"step%d\">\n<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">step %d</text>\n", t, x0, top - 8, t);
@@ -564,6 +597,8 @@ static int write_ring_svg(const char *path, const trace_ctx *T, const options *o
                     kind == 0 ? "skipped" : kind == 1 ? "computed" : "partial", i, t, C->src, (long long)C->tiles,
                     bx, by, bw, bh, i, t, C->src, kind == 0 ? "skipped" : kind == 1 ? "every pair visible" : "partly masked",
                     (long long)C->tiles, (long long)C->visible);
+            if (!fine && kind != 0 && tiled)
+                draw_tiles(f, C, H, bx, by, uq, uk);
             if (fine && kind != 0)
                 for (r = 0; r < C->rows; r++)
                     for (j = 0; j < C->keys; j++) {

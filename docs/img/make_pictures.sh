@@ -13,5 +13,6 @@ pic ring_contiguous_full    --nq 16 --ring 4
 pic ring_window_causal      --nq 32 --ring 4 --causal bottom-right --window 5,0
 pic ring_dilated_causal     --nq 32 --ring 4 --causal bottom-right --segments 8,16 --dilations 1,2
 pic ring_zigzag_causal_1024 --nq 1024 --ring 8 --causal bottom-right --partition zigzag
+pic ring_contiguous_causal_tiles --nq 1024 --ring 2 --causal bottom-right --partition contiguous
 # heatmap_off_by_one.svg is written by tests/steps_cli.sh (a port with one step's mask shifted
 # by one, compared with --heatmap): copy it from BUILD/tests/steps_cli_out/img_heat/
