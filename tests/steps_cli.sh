@@ -59,6 +59,11 @@ expect_rc 1 "$W/diag.log" "$G" compare-steps "$W/port_diag" "$W/gold"
 grep -q '^first failure: member 3, step 0 ' "$W/diag.log" && ok "a diagonal-block bug is located: (member 3, step 0)" \
     || { fail "compare-steps did not name (member 3, step 0)"; cat "$W/diag.log"; }
 expect_rc 2 "$W/missing.log" "$G" compare-steps "$W/port_ok" "$W/nowhere"
+# a port that deals positions differently is caught before any value is compared
+cp -r "$W/port_ok" "$W/port_pos" && cp "$W/port_ok/member1/positions_q.npy" "$W/port_pos/member2/positions_q.npy"
+expect_rc 1 "$W/pos.log" "$G" compare-steps "$W/port_pos" "$W/gold"
+grep -q "member 2 step 0: the port's query positions differ from the goldens'" "$W/pos.log" && ok "wrong positions named" \
+    || { fail "wrong positions"; cat "$W/pos.log"; }
 
 # ---- error map of the broken block
 expect_rc 1 "$W/heat.log" "$G" compare --heatmap "$W/heat.svg" \
