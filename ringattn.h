@@ -149,6 +149,24 @@ typedef struct {
     int64_t batch, heads, rows;
     const double *row_max;    /* forward only (NULL in backward)                           */
     const double *row_sum;
+    /* The member's state after this step, for per-step goldens: read it through
+       ringattn_trace_positions / ringattn_trace_result / ringattn_trace_grads below. An
+       engine that does not expose it (ringattn_cuda.h) leaves these 0 / NULL. */
+    ringattn_dtype dtype;     /* element type of acc, block_acc, dkv (the compute dtype)   */
+    int64_t dim, dim_v, kv_heads;
+    int64_t keys;             /* key rows of the chunk held                                */
+    int q_pieces, k_pieces;   /* rows / keys are pieces: pos0[j] + r * stride[j], r < count[j] */
+    int64_t q_pos0[2], q_count[2], q_stride[2];
+    int64_t k_pos0[2], k_count[2], k_stride[2];
+    double out_scale;         /* out = acc / l * out_scale (1/G for the head-group mix)    */
+    const void *acc;          /* fwd: running O_i, unnormalised, [b][h][rows][dim_v];
+                                 bwd: the running dQ_i, [b][h][rows][dim]                  */
+    const void *block_acc;    /* fwd with cfg->trace_blocks: this step's block alone, same */
+    const double *block_max;  /* layout as acc, row_max, row_sum (else NULL)               */
+    const double *block_sum;
+    const void *dkv;          /* bwd: the travelling dK of chunk src after this step,
+                                 [b][kv_heads][kv_pitch][dim], then dV [..][dim_v]         */
+    int64_t kv_pitch;
 } ringattn_trace_event;
 
 typedef void (*ringattn_trace_fn)(const ringattn_trace_event *ev, void *user);
@@ -200,6 +218,9 @@ struct ringattn_config {
     size_t error_detail_size;
     void *alloc_user;             /* passed to RINGATTN_MALLOC / RINGATTN_FREE                 */
     void *stream;                 /* ringattn_cuda.h: a cudaStream_t; ignored on the CPU       */
+    int trace_blocks;             /* 1: trace events also carry each step's block alone (Q_i
+                                     over the chunk held); costs one more accumulator per
+                                     member and each block computed twice. Forward only.      */
 };
 
 RINGATTN_API ringattn_config ringattn_default_config(void);
@@ -217,6 +238,27 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
                                    ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv);
 
 RINGATTN_API const char *ringattn_strerror(int status);
+
+/* ---------------------------------------------------------------- per-step goldens
+   Inside a trace callback: what the member's state means after step t, whatever an
+   implementation stores. Rows are in the member's order (ringattn_trace_positions(ev, 0)),
+   keys in the chunk's order (ringattn_trace_positions(ev, 1)); any dtypes and strides.
+   ringattn_trace_positions: the global positions of the rows (keys = 0) or of the chunk's
+     keys (keys = 1) into pos[0 .. cap); returns their count, or a negative status (cap too
+     small, ev NULL or without positions).
+   ringattn_trace_result (forward): block = 0, the running result over every chunk received
+     so far; block = 1, the block alone (needs cfg->trace_blocks), -inf / 0 when skipped.
+     out [batch, rows, heads, dim_v] and lse [batch, heads, rows, 1], normalised exactly as
+     the final outputs (after the last step they are equal bit for bit); either may be NULL.
+   ringattn_trace_grads (backward): dq [batch, rows, heads, dim] the running dQ_i; dk
+     [batch, keys, kv_heads, dim], dv [.., dim_v] the travelling partial sums of chunk src
+     (complete when they arrive home: step p-1 of member src-1). Any may be NULL.
+   cfg (may be NULL) only takes the error sentence. Nothing is written on error. */
+RINGATTN_API int64_t ringattn_trace_positions(const ringattn_trace_event *ev, int keys, int64_t *pos, int64_t cap);
+RINGATTN_API int ringattn_trace_result(const ringattn_trace_event *ev, int block, ringattn_tensor *out,
+                                       ringattn_tensor *lse, const ringattn_config *cfg);
+RINGATTN_API int ringattn_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq, ringattn_tensor *dk,
+                                      ringattn_tensor *dv, const ringattn_config *cfg);
 
 /* ---------------------------------------------------------------- memory planning */
 typedef struct {
@@ -1706,6 +1748,8 @@ typedef struct {
     size_t bytes;                  /* private bytes held (measured, through the allocator)    */
     int64_t blocks_computed, blocks_skipped, tiles, handoffs, flops;
     int64_t step_tiles;            /* tiles of the current step (units add to it atomically)  */
+    void *bacc; double *bm, *bl;   /* cfg->trace_blocks: the step's block alone (acc, m, l);
+                                      NULL otherwise                                          */
 } ringattn__member;
 
 /* A thread's scratch: the score tile (and dP tile in backward), tq x tk, the visible column
@@ -2171,6 +2215,15 @@ static void ringattn__io_pieces(const ringattn__io *io, const ringattn__piece *p
     }
 }
 
+/* an empty online-softmax state: acc = 0, m = -inf, l = 0 over rows [row0, row0 + rows) */
+static void ringattn__state_reset(const ringattn__problem *P, void *acc, double *m, double *l,
+                                  int64_t row0, int64_t rows)
+{
+    int64_t x;
+    memset((char *)acc + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(rows * P->dv) * P->es);
+    for (x = row0; x < row0 + rows; x++) { m[x] = -INFINITY; l[x] = 0.0; }
+}
+
 /* Member i before step 0, for batch bb and head hh (one of the b * h slices of a member,
    so that threads share the work even in a ring of one): its own Q_i (and dO_i, lse_i, D_i)
    and, for the first hk heads, k/v head hh of its own K/V chunk. */
@@ -2181,7 +2234,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2], qio[2], kio[2];
     int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp), a;
-    int64_t row0 = (bb * P->h + hh) * me->rows, x, r;   /* the slice's first row */
+    int64_t row0 = (bb * P->h + hh) * me->rows, r;   /* the slice's first row */
     size_t vhalf = (size_t)(P->b * P->hk * P->ck * P->d) * P->es;   /* V follows K */
     ringattn__io_pieces(io, me->qp, me->nqp, qio);
     ringattn__io_pieces(io, kp, nkp, kio);
@@ -2192,8 +2245,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
         ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
     }
     if (R->pass == 0) {
-        memset((char *)me->acc + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(me->rows * P->dv) * P->es);
-        for (x = row0; x < row0 + me->rows; x++) { me->rs0[x] = -INFINITY; me->rs1[x] = 0.0; }   /* m, l */
+        ringattn__state_reset(P, me->acc, me->rs0, me->rs1, row0, me->rows);
         return;
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
@@ -2276,6 +2328,17 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
     ringattn__piece kp[2];
     src = ((i - t) % p + p) % p;                             /* whose K/V we hold now */
     nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    if (me->bacc) {
+        /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
+           same unit; the running state below is then folded exactly as without the option,
+           so its bits do not change. Counted once, by the running pass. */
+        ringattn__member blk = *me;
+        int64_t bb = u / P->hk, hh;
+        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
+            ringattn__state_reset(P, me->bacc, me->bm, me->bl, (bb * P->h + hh) * me->rows, me->rows);
+        blk.acc = me->bacc; blk.rs0 = me->bm; blk.rs1 = me->bl;
+        ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
+    }
     W->tiles = 0; W->flops = 0;
     ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
                    u / P->hk, u % P->hk);
@@ -2296,7 +2359,8 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
     int p = P->p, src = ((i - t) % p + p) % p;
     ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2];
-    int nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    int nkp = ringattn__pieces(P->part, P->nk, p, src, kp), j;
+    const void *dkv = R->pass ? me->dkv[t & 1] : NULL;   /* before the hand-off swaps it away */
     if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
     me->tiles += me->step_tiles;
     if (R->swap) {   /* all members here: hand the buffers over */
@@ -2306,6 +2370,7 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
     }
     if (R->cfg->trace) {
         ringattn_trace_event ev;
+        memset(&ev, 0, sizeof ev);
         ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
         ev.computed = me->step_tiles > 0;
         ev.q_begin = me->q0; ev.q_end = me->q1;
@@ -2313,6 +2378,19 @@ static void ringattn__step_done(const ringattn__ring *R, int i, int t)
         ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
         ev.row_max = R->pass ? NULL : me->rs0;
         ev.row_sum = R->pass ? NULL : me->rs1;
+        /* the state itself: nothing moves until the next step, after this phase's barrier */
+        ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
+        ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
+        for (j = 0; j < 2; j++) {
+            ev.q_pos0[j] = j < me->nqp ? me->qp[j].pos0 : 0; ev.q_count[j] = j < me->nqp ? me->qp[j].count : 0;
+            ev.q_stride[j] = j < me->nqp ? me->qp[j].stride : 1;
+            ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
+            ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
+        }
+        ev.out_scale = ringattn__group_div(P);
+        ev.acc = me->acc;
+        ev.block_acc = me->bacc; ev.block_max = me->bm; ev.block_sum = me->bl;
+        ev.dkv = dkv; ev.kv_pitch = P->ck;
         R->cfg->trace(&ev, R->cfg->trace_user);
     }
     me->step_tiles = 0;
@@ -2477,6 +2555,8 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
     if (!(cfg->softcap >= 0) || cfg->softcap == INFINITY)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "softcap must be finite and >= 0");
     if (cfg->num_seqs < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_seqs < 0");
+    if (cfg->trace_blocks != 0 && cfg->trace_blocks != 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "trace_blocks = %d, must be 0 or 1", cfg->trace_blocks);
     if (cfg->num_seqs == 0 && (cfg->cu_seqlens_q || cfg->cu_seqlens_k))
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "cu_seqlens given but num_seqs = 0");
     if (cfg->num_groups < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_groups = %d < 0", cfg->num_groups);
@@ -2571,6 +2651,10 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
     plan->q_bytes   = (size_t)ringattn__mul(ringattn__mul(x, pass ? P->d + P->dv : P->d, &ovf), es, &ovf);
     plan->acc_bytes = (size_t)ringattn__mul(ringattn__mul(x, pass ? P->d : P->dv, &ovf), es, &ovf);
     plan->row_bytes = (size_t)ringattn__mul(x, 2 * (int64_t)sizeof(double), &ovf);
+    if (pass == 0 && cfg->trace_blocks) {   /* a second (acc, m, l): the block state */
+        plan->acc_bytes = (size_t)ringattn__mul((int64_t)plan->acc_bytes, 2, &ovf);
+        plan->row_bytes = (size_t)ringattn__mul((int64_t)plan->row_bytes, 2, &ovf);
+    }
     x = ringattn__mul(ringattn__mul(ringattn__mul(P->b, P->hk, &ovf), P->ck, &ovf),
                       ringattn__add(P->d, P->dv, &ovf), &ovf);                  /* one K|V chunk     */
     plan->kv_bytes  = (size_t)ringattn__mul(ringattn__mul(x, 2, &ovf), es, &ovf);
@@ -2627,10 +2711,11 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
     if (!R->m) return;
     for (i = 0; i < R->nm; i++) {
         ringattn__member *me = &R->m[i];
-        void *bufs[9]; int j;
+        void *bufs[12]; int j;
         bufs[0] = me->q; bufs[1] = me->acc; bufs[2] = me->dout; bufs[3] = me->rs0; bufs[4] = me->rs1;
         bufs[5] = me->kv[0]; bufs[6] = me->kv[1]; bufs[7] = me->dkv[0]; bufs[8] = me->dkv[1];
-        for (j = 0; j < 9; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
+        bufs[9] = me->bacc; bufs[10] = me->bm; bufs[11] = me->bl;
+        for (j = 0; j < 12; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
     }
     RINGATTN_FREE(R->m, user);
     R->m = NULL;
@@ -2695,6 +2780,11 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
             me->dout   = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
             me->dkv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
             me->dkv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
+        }
+        if (R->pass == 0 && R->cfg->trace_blocks) {   /* the block state of per-step goldens */
+            me->bacc = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
+            me->bm   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->bl   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
         }
         /* rows of a K/V buffer past a shorter chunk are never read. In one process buffers
            change hands without a copy, so they stay as they are (zeroing them wrote two
@@ -2820,6 +2910,94 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
     io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
     io.dq = dq; io.dk = dk; io.dv = dv;
     return ringattn__execute(cfg, &s, 1, &io);
+}
+
+/* ---------------------------------------------------------------- per-step goldens */
+
+RINGATTN_API int64_t ringattn_trace_positions(const ringattn_trace_event *ev, int keys, int64_t *pos, int64_t cap)
+{
+    const int64_t *p0, *cnt, *str; int np, j; int64_t n = 0, r;
+    if (!ev || !pos) return RINGATTN_ENULL;
+    if (keys != 0 && keys != 1) return RINGATTN_ECONFIG;
+    np = keys ? ev->k_pieces : ev->q_pieces;
+    if (np < 1 || np > 2) return RINGATTN_EUNSUPPORTED;   /* an event without positions */
+    p0 = keys ? ev->k_pos0 : ev->q_pos0; cnt = keys ? ev->k_count : ev->q_count;
+    str = keys ? ev->k_stride : ev->q_stride;
+    for (j = 0; j < np; j++) n += cnt[j];
+    if (n > cap) return RINGATTN_ESHAPE;
+    n = 0;
+    for (j = 0; j < np; j++)
+        for (r = 0; r < cnt[j]; r++) pos[n++] = p0[j] + r * str[j];
+    return n;
+}
+
+RINGATTN_API int ringattn_trace_result(const ringattn_trace_event *ev, int block, ringattn_tensor *out,
+                                       ringattn_tensor *lse, const ringattn_config *cfg)
+{
+    const void *acc; const double *m, *l; int64_t want[4], bb, hh, r, c; int st;
+    if (!ev) return ringattn__fail(cfg, RINGATTN_ENULL, "trace event is NULL");
+    if (ev->pass != 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "ringattn_trace_result reads a forward event (pass 0)");
+    if (block != 0 && block != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "block = %d, must be 0 or 1", block);
+    if (!out && !lse) return ringattn__fail(cfg, RINGATTN_ENULL, "out and lse are both NULL");
+    acc = block ? ev->block_acc : ev->acc;
+    m = block ? ev->block_max : ev->row_max;
+    l = block ? ev->block_sum : ev->row_sum;
+    if (!acc || !m || !l)
+        return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the event carries no %s state%s", block ? "block" : "running",
+                              block ? " (set cfg->trace_blocks)" : "");
+    want[0] = ev->batch; want[1] = ev->rows; want[2] = ev->heads; want[3] = ev->dim_v;
+    if (out && (st = ringattn__check_view(cfg, out, "out", want, 1)) != RINGATTN_OK) return st;
+    want[1] = ev->heads; want[2] = ev->rows; want[3] = 1;
+    if (lse && (st = ringattn__check_view(cfg, lse, "lse", want, 1)) != RINGATTN_OK) return st;
+    for (bb = 0; bb < ev->batch; bb++)
+    for (hh = 0; hh < ev->heads; hh++)
+    for (r = 0; r < ev->rows; r++) {
+        int64_t at = (bb * ev->heads + hh) * ev->rows + r;
+        if (out)
+            for (c = 0; c < ev->dim_v; c++)
+                ringattn__store(out->data, out->dtype, ringattn__index(out, bb, r, hh, c),
+                                ringattn__finish_out(ringattn__load(acc, ev->dtype, at * ev->dim_v + c), l[at], ev->out_scale));
+        if (lse)
+            ringattn__store(lse->data, lse->dtype, ringattn__index(lse, bb, hh, r, 0), ringattn__finish_lse(m[at], l[at]));
+    }
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq, ringattn_tensor *dk,
+                                      ringattn_tensor *dv, const ringattn_config *cfg)
+{
+    int64_t want[4], bb, hh, r, c; int st, x;
+    ringattn_tensor *t[3]; const char *names[3] = { "dq", "dk", "dv" };
+    if (!ev) return ringattn__fail(cfg, RINGATTN_ENULL, "trace event is NULL");
+    if (ev->pass != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "ringattn_trace_grads reads a backward event (pass 1)");
+    if (!dq && !dk && !dv) return ringattn__fail(cfg, RINGATTN_ENULL, "dq, dk and dv are all NULL");
+    if (!ev->acc || !ev->dkv) return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the event carries no gradient state");
+    t[0] = dq; t[1] = dk; t[2] = dv;
+    for (x = 0; x < 3; x++) {
+        if (!t[x]) continue;
+        want[0] = ev->batch; want[1] = x ? ev->keys : ev->rows; want[2] = x ? ev->kv_heads : ev->heads;
+        want[3] = x == 2 ? ev->dim_v : ev->dim;
+        if ((st = ringattn__check_view(cfg, t[x], names[x], want, 1)) != RINGATTN_OK) return st;
+    }
+    for (bb = 0; bb < ev->batch; bb++) {
+        if (dq)
+            for (hh = 0; hh < ev->heads; hh++)
+            for (r = 0; r < ev->rows; r++)
+            for (c = 0; c < ev->dim; c++)
+                ringattn__store(dq->data, dq->dtype, ringattn__index(dq, bb, r, hh, c),
+                                ringattn__load(ev->acc, ev->dtype, ((bb * ev->heads + hh) * ev->rows + r) * ev->dim + c));
+        for (x = 1; x < 3; x++) {   /* dK, then dV after all of dK (as in the travelling buffer) */
+            int64_t dim = x == 1 ? ev->dim : ev->dim_v;
+            int64_t base = x == 1 ? 0 : ev->batch * ev->kv_heads * ev->kv_pitch * ev->dim;
+            if (!t[x]) continue;
+            for (hh = 0; hh < ev->kv_heads; hh++)
+            for (r = 0; r < ev->keys; r++)
+            for (c = 0; c < dim; c++)
+                ringattn__store(t[x]->data, t[x]->dtype, ringattn__index(t[x], bb, r, hh, c),
+                                ringattn__load(ev->dkv, ev->dtype, base + ((bb * ev->kv_heads + hh) * ev->kv_pitch + r) * dim + c));
+        }
+    }
+    return RINGATTN_OK;
 }
 
 /* ---------------------------------------------------------------- the layer

@@ -1087,6 +1087,7 @@ static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda_
                 const ringattn_cuda__member *me = &R->m[i];
                 int src = ((i - t) % p + p) % p;
                 int64_t rows = P->b * P->h * me->rows;
+                memset(&ev, 0, sizeof ev);   /* the per-step state fields stay NULL: not exposed here */
                 ev.pass = X->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
                 ev.tiles = R->L->step_tiles[(int64_t)i * p + t];
                 ev.computed = ev.tiles > 0;

@@ -7,6 +7,7 @@
    Build: Meson builds it as build/tools/ringattn-golden; by hand:
        cc -std=c99 -O2 -I. tools/ringattn_golden.c -lm -o ringattn-golden
    Run `ringattn-golden --help` for everything it does. */
+#define _POSIX_C_SOURCE 200809L   /* mkdir, for `steps` (golden_steps.c) */
 #define RINGATTN_IMPLEMENTATION
 #include "ringattn.h"
 
@@ -23,6 +24,7 @@
 static const char *const usage[2] = {
 "usage: ringattn-golden compute [options] Q.npy K.npy V.npy [DOUT.npy]\n"
 "       ringattn-golden compare [options] GOT.npy REF.npy\n"
+"       ringattn-golden steps | compare-steps | trace ...   (the ring step by step; below)\n"
 "       ringattn-golden --help\n"
 "\n"
 "compute: the exact attention of Q, K, V with ringattn (ring attention, online softmax;\n"
@@ -85,6 +87,7 @@ static const char *const usage[2] = {
 "    --axes XXXX              names of the 4 indices in the report (default bnhd; bhn. for\n"
 "                             3-D arrays such as lse)\n"
 "    -q, --quiet              print the verdict line only\n"
+"    --heatmap FILE.svg       draw the error over (position, head) (see heatmap below)\n"
 "  exit status: 0 within tolerance, 1 outside, 2 bad input (unreadable or malformed file,\n"
 "  shapes that differ, bad options)\n"
 "\n"
@@ -336,6 +339,8 @@ static int load_inputs(const char *const *paths, int n, ringattn_npy_array *in)
     return 0;
 }
 
+#include "golden_steps.c"   /* steps, compare-steps, trace, compare --heatmap */
+
 static int cmd_compute(int argc, char **argv)
 {
     options o; const char *pos[8]; int npos, rc, i;
@@ -385,6 +390,8 @@ static int cmd_compare(int argc, char **argv)
     ringattn_compare_policy pol; ringattn_compare_result res;
     char err[512], what[64], report[8192]; const char *axes;
     ringattn_config c = ringattn_default_config();
+    const char *heatmap = take_option(&argc, argv, "--heatmap");
+    if (heatmap && !heatmap[0]) return bad("--heatmap needs a file name%s", "");
     if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
     if (npos != 2) return bad("compare needs GOT.npy REF.npy%s", "");
     if (o.baseline && o.baseline_from) return bad("give --baseline or --baseline-from, not both%s", "");
@@ -434,6 +441,7 @@ static int cmd_compare(int argc, char **argv)
                        res.max_abs, (long long)res.outside);
             }
             rc = res.pass ? EXIT_PASS : EXIT_OUTSIDE;
+            if (heatmap && compare_heatmap(heatmap, &got.t, &ref.t, &res, &o, pos[1], pos[0])) rc = EXIT_BAD;
         }
     }
     results_free(&br);
@@ -448,9 +456,13 @@ int main(int argc, char **argv)
     if (argc < 2) { print_usage(stderr); return EXIT_BAD; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         print_usage(stdout);
+        fputs(steps_usage, stdout);
         return EXIT_PASS;
     }
     if (!strcmp(argv[1], "compute")) return cmd_compute(argc, argv);
     if (!strcmp(argv[1], "compare")) return cmd_compare(argc, argv);
-    return bad("unknown command '%s' (compute or compare)", argv[1]);
+    if (!strcmp(argv[1], "steps")) return cmd_steps(argc, argv);
+    if (!strcmp(argv[1], "compare-steps")) return cmd_compare_steps(argc, argv);
+    if (!strcmp(argv[1], "trace")) return cmd_trace(argc, argv);
+    return bad("unknown command '%s' (compute, compare, steps, compare-steps or trace)", argv[1]);
 }
