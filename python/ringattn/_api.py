@@ -139,11 +139,11 @@ def _caller_shape(c, perm, lead):
 
 def _lse_lead(h, varlen):
     n = len(h.shape)
-    if n == 3 and not varlen:
+    if n == 3:
         return 0
     if n == 2 and varlen:
         return 1
-    _refuse(-2, "%s has shape %s; expected %s" % (h.name, h.shape, "(h, total_q)" if varlen else "(b, h, nq)"))
+    _refuse(-2, "%s has shape %s; expected %s" % (h.name, h.shape, "(h, total_q) or (1, h, total_q)" if varlen else "(b, h, nq)"))
 
 
 def _result_kind(*hosts):
@@ -306,9 +306,9 @@ class Report:
             return ""
         got = {("+inf" if m.got == math.inf else "0" if m.got == 0 else None) for m in bad}
         if len(got) == 1 and None not in got:
+            conv = got.pop()
             return ("rows that see no key hold lse = %s in got and -inf in ref: a kernel with that convention "
-                    "(FlashAttention writes +inf, PyTorch's CPU flash kernel 0) passes empty_lse=%r"
-                    % (got.pop(), "+inf" if m.got == math.inf else "0"))
+                    "(FlashAttention writes +inf, PyTorch's CPU flash kernel 0) passes empty_lse=%r" % (conv, conv))
         return ""
 
 

@@ -2,7 +2,7 @@
 
 A CPU NumPy array or CPU torch tensor is handed to the library as it is: its data pointer
 and its strides (in elements, any sign), whatever its layout. Only a torch tensor on another
-device is copied, to the host. Outputs are allocated here, contiguous in the caller's layout,
+device is copied, to the host, and a NumPy array in non-native byte order is converted. Outputs are allocated here, contiguous in the caller's layout,
 and handed over as permuted views, so nothing is transposed either way.
 """
 import numpy as np
@@ -75,6 +75,8 @@ class Host:
             if a.dtype.name not in _CODE_OF_NAME:
                 raise RingattnError(-3, "%s has dtype %s; ringattn reads float64, float32, float16 and bfloat16"
                                     % (name, a.dtype))
+            if not a.dtype.isnative:   # big-endian data (np.load of a '>f4' file): the library reads native
+                a = a.astype(a.dtype.newbyteorder("="))
             if any(s % a.itemsize for s in a.strides):   # strides inside an element: no view can say that
                 a = np.ascontiguousarray(a)
             self.device = None
