@@ -189,7 +189,7 @@ def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, p
     err = _err()
     st = _lib.lib.ringattn_py_forward(ctypes.byref(opts.c), tq, tk, tv, to, tl, err, _ERR)
     if st != 0:
-        fail(st, err)
+        fail(st, err, layout)
     return deliver(ho, device), deliver(hl, device)
 
 
@@ -217,7 +217,7 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
     err = _err()
     st = _lib.lib.ringattn_py_backward(ctypes.byref(opts.c), *views, *tg, err, _ERR)
     if st != 0:
-        fail(st, err)
+        fail(st, err, layout)
     return tuple(deliver(g, device) for g in grads)
 
 

@@ -97,7 +97,11 @@ class RingattnError(ValueError):
         return STATUS_NAMES.get(self.status, str(self.status))
 
 
-def fail(status, err=None):
+def fail(status, err=None, layout="bnhd"):
     """Raise RingattnError for `status`, with the sentence in the ctypes buffer `err`."""
     msg = err.value.decode("utf-8", "replace") if err is not None else ""
-    raise RingattnError(status, msg or strerror(status))
+    msg = msg or strerror(status)
+    if layout == "bhnd" and ".shape[" in msg:
+        # the library numbers axes in its own [b, n, h, d] view of the caller's arrays
+        msg += " (axes of ringattn's [b, n, h, d] view: a 'bhnd' array's axis 1 is its axis 2)"
+    raise RingattnError(status, msg)
