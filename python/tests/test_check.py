@@ -220,3 +220,36 @@ def test_plan(rng):
                          ring_size=2)["chunk_q"] == 32
     with pytest.raises(ringattn.RingattnError):
         ringattn.plan(q, q, q, ring_size=100)
+
+
+def test_report_is_what_the_cli_prints(rng, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    tool = shutil.which("ringattn-golden") or os.path.join(os.path.dirname(sys.executable), "ringattn-golden")
+    if not os.path.exists(tool):
+        pytest.skip("ringattn-golden is not installed next to this Python")
+    ref = rand(rng, 1, 6, 2, 4)
+    got = ref.astype(np.float32)
+    got[0, 4, 1, 2] += 0.01
+    np.save(tmp_path / "got.npy", got)
+    np.save(tmp_path / "ref.npy", ref)
+    r = subprocess.run([tool, "compare", str(tmp_path / "got.npy"), str(tmp_path / "ref.npy")], capture_output=True,
+                       text=True)
+    report = ringattn.compare(got, ref)
+    assert r.returncode == 1 and not report
+    assert r.stdout.endswith(str(report)), (r.stdout, str(report))
+
+
+def test_bf16_numpy_outputs(rng):
+    q = rand(rng, 1, 4, 1, 4)
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        with pytest.raises(ringattn.RingattnError) as e:
+            ringattn.attention(q, q, q, out_dtype="bfloat16")
+        assert e.value.status == -3 and "ml_dtypes" in str(e.value)
+    else:
+        out, _ = ringattn.attention(q, q, q, out_dtype="bfloat16")
+        assert out.dtype.name == "bfloat16"
