@@ -241,7 +241,6 @@ def plan(q, k, v, *, backward=False, layout="bnhd", causal=None, scale=None, rin
         elif len(s) != 4:
             _refuse(-2, "%s has shape %s; expected 4 axes (3 with cu_seqlens)" % (name, s))
         shapes.append(tuple(s[p] for p in perm) if perm else s)
-        # one row of the planner's view: [b, n, h, d]
     (b, nq, h, d), (_, nk, hk, _), (_, _, _, dv) = shapes
     opts = _Options(nq, nk, causal=causal, scale=scale, ring_size=ring_size, partition=partition, window=window,
                     softcap=softcap, segments=segments, dilations=dilations, mix=mix, cu_seqlens_q=cu_seqlens_q,

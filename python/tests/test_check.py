@@ -7,7 +7,7 @@ import pytest
 
 import ringattn
 
-from conftest import naive, needs_torch, rand, torch
+from conftest import needs_torch, rand, torch
 
 
 def port_f32(q, k, v, causal=None, bug=None):
