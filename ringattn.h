@@ -473,14 +473,22 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
        (FlashAttention's test policy: "no worse than k times the error of a plain f32
        computation of the same case"; the baseline is that computation, e.g. ringattn_forward
        with compute = F32 and ring_size = 1, and ref a high-precision reference).
-   pass = no non-finite mismatch and no element outside the active policy. */
+   pass = no non-finite mismatch and no element outside the active policy.
+   Rows that see no key: ringattn's lse is -inf there; other kernels write +inf
+   (FlashAttention-2/3) or 0 (PyTorch's CPU flash kernel). policy.empty_lse says what `got`
+   may hold where `ref` is -inf: exactly -inf (RINGATTN_EMPTY_LSE_NEG_INF, 0, the default),
+   +inf, 0, or anything (the element is not judged). Start a policy from
+   ringattn_compare_default_policy() so that fields added later get their defaults. */
+enum { RINGATTN_EMPTY_LSE_NEG_INF = 0, RINGATTN_EMPTY_LSE_POS_INF = 1, RINGATTN_EMPTY_LSE_ZERO = 2,
+       RINGATTN_EMPTY_LSE_ANY = 3 };
 typedef struct {
     double atol, rtol;                  /* policy (a)                                       */
     double k, eps;                      /* policy (b)                                       */
+    int empty_lse;                      /* RINGATTN_EMPTY_LSE_*: got where ref is -inf      */
 } ringattn_compare_policy;
 
 /* atol/rtol by got's storage dtype (torch.testing.assert_close's defaults: f64 1e-7/1e-7,
-   f32 1e-5/1.3e-6, f16 1e-5/1e-3, bf16 1e-5/1.6e-2), k = 2, eps = 1e-6 */
+   f32 1e-5/1.3e-6, f16 1e-5/1e-3, bf16 1e-5/1.6e-2), k = 2, eps = 1e-6, empty_lse -inf */
 RINGATTN_API ringattn_compare_policy ringattn_compare_default_policy(ringattn_dtype got);
 
 #define RINGATTN_COMPARE_KEEP 8         /* mismatches remembered, in index order            */
@@ -506,7 +514,8 @@ typedef struct {
 
 /* got, ref (and baseline) must have the same shape; any dtypes and strides. policy NULL =
    ringattn_compare_default_policy(got->dtype). Returns RINGATTN_OK (then see res->pass), or
-   an error (ENULL, ESHAPE, EDTYPE) with res untouched. */
+   an error (ENULL, ESHAPE, EDTYPE; ECONFIG for an unknown policy->empty_lse) with res
+   untouched. */
 RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_tensor *ref,
                                   const ringattn_tensor *baseline,
                                   const ringattn_compare_policy *policy,
@@ -3799,7 +3808,8 @@ RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn
 {
     const unsigned char *b = (const unsigned char *)buf;
     ringattn_npy_info info; ringattn__npy_lex L;
-    uint32_t hlen; size_t prefix; int st, a, seen_d = 0, seen_f = 0, seen_s = 0;
+    uint32_t hlen = 0; size_t prefix = 0;   /* set by the helpers; gcc -O3 cannot see it */
+    int st, a, seen_d = 0, seen_f = 0, seen_s = 0;
     uint64_t count = 1, es;
     if (!buf || !out) return ringattn__fail(cfg, RINGATTN_ENULL, "buffer or info is NULL");
     memset(&info, 0, sizeof info);
@@ -4066,6 +4076,7 @@ RINGATTN_API ringattn_compare_policy ringattn_compare_default_policy(ringattn_dt
     default:            p.atol = 1e-5; p.rtol = 1.3e-6; break;
     }
     p.k = 2.0; p.eps = 1e-6;
+    p.empty_lse = RINGATTN_EMPTY_LSE_NEG_INF;
     return p;
 }
 
@@ -4087,6 +4098,9 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
     if ((st = ringattn__check_view(cfg, got, "got", NULL, 0)) != RINGATTN_OK) return st;
     if ((st = ringattn__check_view(cfg, ref, "ref", NULL, 0)) != RINGATTN_OK) return st;
     if (baseline && (st = ringattn__check_view(cfg, baseline, "baseline", NULL, 0)) != RINGATTN_OK) return st;
+    if (policy && (policy->empty_lse < RINGATTN_EMPTY_LSE_NEG_INF || policy->empty_lse > RINGATTN_EMPTY_LSE_ANY))
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "policy->empty_lse = %d, not a RINGATTN_EMPTY_LSE_* value",
+                              policy->empty_lse);
     for (a = 0; a < 4; a++) {
         if (ref->shape[a] != got->shape[a])
             return ringattn__fail(cfg, RINGATTN_ESHAPE, "shapes differ: got [%lld %lld %lld %lld], ref [%lld %lld "
@@ -4116,7 +4130,14 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
         double g, f, err, rel, allowed = 0; int ok;
         ringattn__npy_unflatten(got->shape, i, at);
         g = ringattn__npy_get(got, at); f = ringattn__npy_get(ref, at);
-        if (isnan(g) || isnan(f) || isinf(g) || isinf(f)) {
+        if (f == -INFINITY && r.used.empty_lse != RINGATTN_EMPTY_LSE_NEG_INF) {
+            /* a row that sees no key, in the port's own convention */
+            ok = r.used.empty_lse == RINGATTN_EMPTY_LSE_ANY ||
+                 (r.used.empty_lse == RINGATTN_EMPTY_LSE_POS_INF && g == INFINITY) ||
+                 (r.used.empty_lse == RINGATTN_EMPTY_LSE_ZERO && g == 0);
+            if (!ok) r.nonfinite_mismatch++;
+            err = ok ? 0.0 : INFINITY;
+        } else if (isnan(g) || isnan(f) || isinf(g) || isinf(f)) {
             /* NaN = NaN and equal infinities agree; anything else is a mismatch */
             ok = (isnan(g) && isnan(f)) || (!isnan(g) && !isnan(f) && g == f);
             if (!ok) r.nonfinite_mismatch++;
@@ -4182,6 +4203,10 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *r, co
     else
         ringattn__npy_put(buf, size, &len, "policy (a): |got - ref| <= atol + rtol * |ref|, atol = %g, rtol = %g\n",
                           r->used.atol, r->used.rtol);
+    if (r->used.empty_lse != RINGATTN_EMPTY_LSE_NEG_INF)
+        ringattn__npy_put(buf, size, &len, "rows that see no key:  got may be %s where ref is -inf\n",
+                          r->used.empty_lse == RINGATTN_EMPTY_LSE_POS_INF ? "+inf" :
+                          r->used.empty_lse == RINGATTN_EMPTY_LSE_ZERO ? "0" : "anything");
     ringattn__npy_put(buf, size, &len, "elements compared:     %lld\n", (long long)r->count);
     ringattn__npy_put(buf, size, &len, "max abs error:         %.6e", r->max_abs);
     if (r->max_abs_at[0] >= 0) {

@@ -104,7 +104,7 @@ int main(int argc, char **argv)
                out_dir, out_dir);
     }
     if (golden) {
-        ringattn_compare_policy pol;
+        ringattn_compare_policy pol = ringattn_compare_default_policy(RINGATTN_F64);
         pol.atol = 1e-10; pol.rtol = 1e-9; pol.k = 2; pol.eps = 1e-6;
         printf("  against the PyTorch goldens in %s (|err| <= 1e-10 + 1e-9 |ref|):\n", golden);
         for (i = 0; i < 8; i++) {

@@ -193,7 +193,7 @@ static int check_case(const char *root, const golden_case *c, int *failures)
             CHECK(st == RINGATTN_OK, "%s %s p=%d: %s %s", c->name, pname, p, ringattn_strerror(st), err);
             if (st == RINGATTN_OK)
                 for (i = 0; i < 5; i++) {
-                    ringattn_compare_policy pol;
+                    ringattn_compare_policy pol = ringattn_compare_default_policy(RINGATTN_F64);
                     ringattn_compare_result r;
                     char rep[2048];
                     pol.atol = c->atol; pol.rtol = c->rtol; pol.k = c->k; pol.eps = c->eps;

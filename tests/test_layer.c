@@ -531,7 +531,7 @@ static double golden_run(const gcase *gc, const char *dir, int ring, ringattn_dt
     if (st != RINGATTN_OK) goto out;
     for (i = 0; i < 4 + RINGATTN__LW_N; i++) {
         ringattn_compare_result res, r0;
-        ringattn_compare_policy pol;
+        ringattn_compare_policy pol = ringattn_compare_default_policy(RINGATTN_F64);
         ringattn_tensor z;
         double e, zero = 0;
         int t;

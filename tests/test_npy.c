@@ -352,6 +352,33 @@ static int test_compare(int *failures)
           "-inf vs +inf");
     ref[4] = 1.0;
     CHECK(ringattn_compare(&G, &R, NULL, &pol, &r, &cfg) == RINGATTN_OK && !r.pass, "-inf vs finite");
+    /* empty_lse: what got may hold where ref's lse is -inf (a row that sees no key) */
+    {
+        static const double held[4] = { -INFINITY, INFINITY, 0.0, 3.5 };
+        int conv, h;
+        ref[4] = -INFINITY;
+        for (conv = RINGATTN_EMPTY_LSE_NEG_INF; conv <= RINGATTN_EMPTY_LSE_ANY; conv++)
+            for (h = 0; h < 4; h++) {
+                int want = conv == RINGATTN_EMPTY_LSE_ANY || conv == h;
+                pol.empty_lse = conv; got[4] = held[h];
+                st = ringattn_compare(&G, &R, NULL, &pol, &r, &cfg);
+                CHECK(st == RINGATTN_OK && r.pass == want && r.nonfinite_mismatch == !want,
+                      "empty_lse %d, got %g: pass %d, want %d", conv, held[h], r.pass, want);
+            }
+        pol.empty_lse = RINGATTN_EMPTY_LSE_POS_INF; got[4] = INFINITY;
+        ringattn_compare(&G, &R, NULL, &pol, &r, &cfg);
+        ringattn_compare_format(&r, NULL, report, sizeof report);
+        CHECK(strstr(report, "got may be +inf where ref is -inf") != NULL, "empty_lse in the report:\n%s", report);
+        got[4] = NAN;   /* a convention accepts its value only, not NaN */
+        CHECK(ringattn_compare(&G, &R, NULL, &pol, &r, &cfg) == RINGATTN_OK && !r.pass, "empty_lse +inf vs NaN");
+        pol.empty_lse = 4;
+        st = ringattn_compare(&G, &R, NULL, &pol, &r, &cfg);
+        CHECK(st == RINGATTN_ECONFIG && strstr(err, "empty_lse"), "bad empty_lse: %d %s", st, err);
+        pol.empty_lse = RINGATTN_EMPTY_LSE_NEG_INF;
+        CHECK(ringattn_compare_default_policy(RINGATTN_F32).empty_lse == RINGATTN_EMPTY_LSE_NEG_INF,
+              "default empty_lse");
+        ref[4] = 1.0;
+    }
     got[4] = ref[4]; got[3] = ref[3] = 1.0;
     /* policy (b): the bound is k * max|base - ref| + eps */
     memcpy(base, ref, sizeof base);

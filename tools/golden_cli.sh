@@ -66,5 +66,36 @@ expect 2 "$tool" compute "$vl/q.npy" "$vl/k.npy" "$vl/v.npy" --cu-seqlens-q 0,10
 expect 2 "$tool" compute "$vl/q.npy" "$vl/k.npy" "$vl/v.npy" --cu-seqlens-q 0,10,22,31 --cu-seqlens-k 0,14,22,40
 expect 2 "$tool" compute "$sc/q.npy" "$sc/k.npy" "$sc/v.npy" --softcap -1
 expect 2 "$tool" frobnicate
+# compute creates its output folder and records its options there; compare --baseline-from
+# uses them: the README's line without --causal now fails a dq broken by 2 % of its max
+# (tools/testdata/empty_rows_dq_2pct.npy: reference/golden/empty_rows/dq.npy in f32, element
+# [0, 20, 1, 3] + 0.02 max|dq|), and an explicit option that disagrees is refused
+er=$golden/empty_rows
+expect 0 "$tool" compute "$er/q.npy" "$er/k.npy" "$er/v.npy" "$er/dout.npy" --causal bottom-right \
+  -o "$work/new/deeper/ref"
+expect 0 grep -qx -- "--causal bottom-right" "$work/new/deeper/ref/ringattn_options.txt"
+testdata=$(dirname "$0")/testdata
+expect 1 "$tool" compare "$testdata/empty_rows_dq_2pct.npy" "$work/new/deeper/ref/dq.npy" --baseline-from "$er"
+expect 1 "$tool" compare "$testdata/empty_rows_dq_2pct.npy" "$work/new/deeper/ref/dq.npy" --baseline-from "$er" \
+  --causal bottom-right
+expect 2 "$tool" compare "$testdata/empty_rows_dq_2pct.npy" "$work/new/deeper/ref/dq.npy" --baseline-from "$er" \
+  --causal top-left
+expect 0 "$tool" compare "$work/new/deeper/ref/dq.npy" "$er/dq.npy" --atol 1e-10 --rtol 1e-9
+# FlashAttention's varlen lse: (h, total_q), +inf for the rows that see no key
+# (tools/testdata/varlen_lse_flash.npy: reference/golden/varlen_causal/lse.npy[0] in f32, -inf -> +inf)
+expect 0 "$tool" compute "$vl/q.npy" "$vl/k.npy" "$vl/v.npy" --causal bottom-right \
+  --cu-seqlens-q 0,10,22,32 --cu-seqlens-k 0,14,22,40 -o "$work/varlen_ref"
+expect 1 "$tool" compare "$testdata/varlen_lse_flash.npy" "$work/varlen_ref/lse.npy"
+expect 0 "$tool" compare "$testdata/varlen_lse_flash.npy" "$work/varlen_ref/lse.npy" --empty-lse +inf
+expect 0 "$tool" compare "$testdata/varlen_lse_flash.npy" "$work/varlen_ref/lse.npy" --empty-lse any \
+  --baseline-from "$vl"
+expect 2 "$tool" compare "$testdata/varlen_lse_flash.npy" "$work/varlen_ref/lse.npy" --empty-lse nan
+# --help lists the refused combinations; they are refused; h < G with dilation is computed
+expect 0 bash -c "\"$tool\" --help | grep -q 'Refused (exit 2'"
+dl=$golden/dilated                 # n = 32, h = 4
+expect 2 "$tool" compute "$dl/q.npy" "$dl/k.npy" "$dl/v.npy" --segments 8,16 --dilations 1,2 --partition striped --ring 2
+expect 2 "$tool" compute "$dl/q.npy" "$dl/k.npy" "$dl/v.npy" --segments 8,16 --dilations 1,2 --window 4,4
+expect 0 "$tool" compute "$dl/q.npy" "$dl/k.npy" "$dl/v.npy" --segments 2,4,8,16,32 --dilations 1,1,2,4,8 \
+  -o "$work/h_lt_g"
 [ "$fails" -eq 0 ] && echo "golden_cli: ok" || echo "golden_cli: $fails failed"
 exit $((fails > 0))

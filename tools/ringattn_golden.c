@@ -11,17 +11,27 @@
 #define RINGATTN_IMPLEMENTATION
 #include "ringattn.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
+#include <direct.h>
+#define MAKE_DIR(p) _mkdir(p)
+#else
+#include <sys/stat.h>
+#define MAKE_DIR(p) mkdir((p), 0777)
+#endif
 
 #define EXIT_PASS 0
 #define EXIT_OUTSIDE 1
 #define EXIT_BAD 2
 #define MAX_GROUPS 64
+/* compute writes the options it used next to its outputs; compare --baseline-from reads them */
+#define OPTIONS_FILE "ringattn_options.txt"
 
-/* in two parts: ISO C99 only promises string literals of 4095 characters */
-static const char *const usage[2] = {
+/* in parts: ISO C99 only promises string literals of 4095 characters */
+static const char *const usage[3] = {
 "usage: ringattn-golden compute [options] Q.npy K.npy V.npy [DOUT.npy]\n"
 "       ringattn-golden compare [options] GOT.npy REF.npy\n"
 "       ringattn-golden steps | compare-steps | trace ...   (the ring step by step; below)\n"
@@ -36,7 +46,8 @@ static const char *const usage[2] = {
 "  Inputs are 4-D arrays [batch, seq, heads, dim] (PyTorch SDPA's [b, h, n, d] transposed:\n"
 "  x.transpose(1, 2)); hk (k/v heads) must divide h (GQA/MQA).\n"
 "  options:\n"
-"    -o, --out-dir DIR        where to write, an existing directory (default: .)\n"
+"    -o, --out-dir DIR        where to write (default: .; created when missing), with\n"
+"                             " OPTIONS_FILE ", the options below that shape the result\n"
 "    --causal MODE            none (default), bottom-right (FlashAttention-2: key j visible to\n"
 "                             query i iff j <= i + nk - nq), top-left (PyTorch SDPA is_causal:\n"
 "                             j <= i); the two agree when nq == nk\n"
@@ -56,7 +67,8 @@ static const char *const usage[2] = {
 "                             (0 with --causal top-left)\n"
 "    --partition MODE         how the ring deals positions to members: contiguous (default),\n"
 "                             zigzag (chunks i and 2P-1-i of 2P, ring-flash-attn; P <= n/2)\n"
-"                             or striped (positions i, i+P, ...); same result up to rounding\n"
+"                             or striped (positions i, i+P, ...; not with --segments); the\n"
+"                             same result up to rounding\n"
 "    --softcap C              logits become C*tanh(logit/C) (Gemma 2 / FlashAttention;\n"
 "                             default 0 = off)\n"
 "    --cu-seqlens-q A,B,...   varlen (batch 1): sequences packed along the token axis, with\n"
@@ -79,13 +91,19 @@ static const char *const usage[2] = {
 "    --baseline BASE.npy      policy (b) with this baseline\n"
 "    --baseline-from DIR      policy (b), the baseline computed here by ringattn in f32\n"
 "                             (compute f32, ring 1, f32 storage) from DIR/q.npy, k.npy, v.npy\n"
-"                             (and dout.npy for gradients), with the compute options above\n"
-"                             (--causal, --scale, --segments, --window, --softcap,\n"
-"                             --cu-seqlens-q/-k, ...)\n"
+"                             (and dout.npy for gradients), with the options `compute` used\n"
+"                             for REF (read from " OPTIONS_FILE " next to REF; an\n"
+"                             explicit --causal, --scale, ... that disagrees is an error), or,\n"
+"                             for a REF not written by compute, the compute options given\n"
+"                             here (--causal, --scale, --segments, --window, --softcap, ...)\n"
 "    --what out|lse|dq|dk|dv  which output REF is (default: REF's file name, e.g. dq.npy)\n"
 "    --k K, --eps E           policy (b) (default 2 and 1e-6)\n"
+"    --empty-lse CONV         what GOT's lse holds for a row that sees no key (REF: -inf):\n"
+"                             -inf (default, ringattn), +inf (FlashAttention-2/3), 0 (PyTorch's\n"
+"                             CPU flash kernel) or any (not judged)\n"
 "    --axes XXXX              names of the 4 indices in the report (default bnhd; bhn. for\n"
-"                             3-D arrays such as lse)\n"
+"                             3-D arrays such as lse, hn.. for FlashAttention's varlen lse)\n"
+"  FlashAttention's varlen lse (h, total_q) is compared with compute's (1, h, total_q).\n"
 "    -q, --quiet              print the verdict line only\n"
 "    --heatmap FILE.svg       draw the error over (position, head) (see heatmap below)\n"
 "  exit status: 0 within tolerance, 1 outside, 2 bad input (unreadable or malformed file,\n"
@@ -95,12 +113,24 @@ static const char *const usage[2] = {
 "order; dtypes <f2 <f4 <f8, and bf16 as its raw bits in <u2 (PyTorch:\n"
 "t.view(torch.int16).numpy().view(np.uint16)); arrays of rank <= 4, a rank-3 array (lse) read\n"
 "as [b, h, n, 1]. Outputs are written little-endian in C order.\n"
+"\n",
+"Refused (exit 2, with a sentence): combinations not implemented or not defined\n"
+"  --segments with --partition striped, with --window, or with --cu-seqlens-q/-k;\n"
+"  --segments when nq != nk, or when n is not a multiple of every segment length;\n"
+"  --ring P above min(nq, nk), or above min(nq, nk) / 2 with --partition zigzag;\n"
+"  k/v heads that do not divide the q heads; --cu-seqlens with batch > 1, lists not\n"
+"  starting at 0, decreasing, or not ending at nq / nk;\n"
+"  compare: --baseline with --baseline-from; a compute option that disagrees with\n"
+"  REF's " OPTIONS_FILE "; shapes that differ.\n"
+"Accepted and defined: dilation with fewer heads than groups (h < G, head-groups mix):\n"
+"  groups g >= h get no head and the output is still divided by G (DarcStar refuses it).\n"
 };
 
 static void print_usage(FILE *f)
 {
     fputs(usage[0], f);
     fputs(usage[1], f);
+    fputs(usage[2], f);
 }
 
 typedef struct {
@@ -115,8 +145,27 @@ typedef struct {
     double atol, rtol, k, eps;
     int have_atol, have_rtol, have_k, have_eps;
     const char *baseline, *baseline_from, *what, *axes;
-    int quiet;
+    int quiet, empty_lse;
+    unsigned given;          /* GIVEN_* bits: result-shaping options set on the command line */
 } options;
+
+/* The options that shape the result, as compute records them and compare checks them. */
+enum { GIVEN_CAUSAL = 1, GIVEN_SCALE = 2, GIVEN_SOFTCAP = 4, GIVEN_WINDOW = 8, GIVEN_MIX = 16,
+       GIVEN_SEGMENTS = 32, GIVEN_DILATIONS = 64, GIVEN_CU_Q = 128, GIVEN_CU_K = 256 };
+static const struct { unsigned bit; const char *name; } recorded[] = {
+    { GIVEN_CAUSAL, "--causal" }, { GIVEN_SCALE, "--scale" }, { GIVEN_SOFTCAP, "--softcap" },
+    { GIVEN_WINDOW, "--window" }, { GIVEN_MIX, "--mix" }, { GIVEN_SEGMENTS, "--segments" },
+    { GIVEN_DILATIONS, "--dilations" }, { GIVEN_CU_Q, "--cu-seqlens-q" }, { GIVEN_CU_K, "--cu-seqlens-k" }
+};
+#define NRECORDED ((int)(sizeof recorded / sizeof recorded[0]))
+
+static unsigned given_bit(const char *name)
+{
+    int i;
+    for (i = 0; i < NRECORDED; i++)
+        if (!strcmp(name, recorded[i].name)) return recorded[i].bit;
+    return 0;
+}
 
 static int bad(const char *fmt, const char *a)
 {
@@ -235,7 +284,15 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         else if (!strcmp(a, "--baseline-from")) o->baseline_from = v;
         else if (!strcmp(a, "--what")) o->what = v;
         else if (!strcmp(a, "--axes")) { if (strlen(v) != 4) return bad("--axes takes 4 characters, not '%s'", v); o->axes = v; }
+        else if (!strcmp(a, "--empty-lse")) {
+            if (!strcmp(v, "-inf")) o->empty_lse = RINGATTN_EMPTY_LSE_NEG_INF;
+            else if (!strcmp(v, "+inf") || !strcmp(v, "inf")) o->empty_lse = RINGATTN_EMPTY_LSE_POS_INF;
+            else if (!strcmp(v, "0")) o->empty_lse = RINGATTN_EMPTY_LSE_ZERO;
+            else if (!strcmp(v, "any")) o->empty_lse = RINGATTN_EMPTY_LSE_ANY;
+            else return bad("--empty-lse takes -inf, +inf, 0 or any, not '%s'", v);
+        }
         else return bad("unknown option %s", a);
+        o->given |= given_bit(a);
     }
     if (o->nseg != o->nrate) return bad("--segments and --dilations need the same number of entries%s", "");
     if (o->ncu_q != o->ncu_k) return bad("--cu-seqlens-q and --cu-seqlens-k need the same number of entries%s", "");
@@ -243,6 +300,135 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
     o->cfg.num_groups = o->nseg;
     if (o->nseg) { o->cfg.segment_lengths = o->seg; o->cfg.dilation_rates = o->rate; }
     return 0;
+}
+
+/* "a,b,c" into buf */
+static void format_list(char *buf, size_t n, const int64_t *v, int cnt)
+{
+    size_t len = 0; int i;
+    buf[0] = 0;
+    for (i = 0; i < cnt && len < n; i++) {
+        int w = snprintf(buf + len, n - len, i ? ",%lld" : "%lld", (long long)v[i]);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+}
+
+/* the value of one recorded option as the command line spells it; "" when it is unset */
+static void option_value(const options *o, unsigned bit, char *buf, size_t n)
+{
+    static const char *const causal[3] = { "none", "bottom-right", "top-left" };
+    const ringattn_config *c = &o->cfg;
+    buf[0] = 0;
+    switch (bit) {
+    case GIVEN_CAUSAL: snprintf(buf, n, "%s", c->causal >= 0 && c->causal <= 2 ? causal[c->causal] : "?"); break;
+    case GIVEN_SCALE: snprintf(buf, n, "%.17g", c->scale); break;
+    case GIVEN_SOFTCAP: snprintf(buf, n, "%.17g", c->softcap); break;
+    case GIVEN_WINDOW: snprintf(buf, n, "%d,%d", c->window_left, c->window_right); break;
+    case GIVEN_MIX: snprintf(buf, n, "%s", c->mix == RINGATTN_MIX_LSE ? "lse" : "head-groups"); break;
+    case GIVEN_SEGMENTS: format_list(buf, n, o->seg, o->nseg); break;
+    case GIVEN_DILATIONS: format_list(buf, n, o->rate, o->nrate); break;
+    case GIVEN_CU_Q: format_list(buf, n, o->cu_q, o->ncu_q); break;
+    case GIVEN_CU_K: format_list(buf, n, o->cu_k, o->ncu_k); break;
+    default: break;
+    }
+}
+
+/* mkdir -p: every missing folder of path */
+static int make_dirs(const char *path)
+{
+    char p[4096]; size_t i, n = strlen(path);
+    if (n == 0 || n >= sizeof p) return 0;
+    memcpy(p, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != 0) continue;
+        p[i] = 0;
+        if (MAKE_DIR(p) != 0 && errno != EEXIST) {
+            fprintf(stderr, "ringattn-golden: cannot create the output folder '%s': %s\n", p, strerror(errno));
+            return -1;
+        }
+        if (i < n) p[i] = '/';
+    }
+    return 0;
+}
+
+/* DIR/ringattn_options.txt: the result-shaping options of this compute, one per line */
+static int record_options(const options *o, const char *const *pos, int npos)
+{
+    char path[4096], val[2048]; FILE *f; int i;
+    snprintf(path, sizeof path, "%s/%s", o->out_dir, OPTIONS_FILE);
+    if (!(f = fopen(path, "w"))) {
+        fprintf(stderr, "ringattn-golden: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# written by `ringattn-golden compute` with the outputs of this folder: the options that\n"
+               "# shape the result. `ringattn-golden compare GOT %s/<name>.npy --baseline-from DIR`\n"
+               "# computes its baseline with them; an explicit option that disagrees is an error.\n# inputs:",
+            o->out_dir);
+    for (i = 0; i < npos; i++) fprintf(f, " %s", pos[i]);
+    fprintf(f, "\n");
+    for (i = 0; i < NRECORDED; i++) {
+        option_value(o, recorded[i].bit, val, sizeof val);
+        if (val[0]) fprintf(f, "%s %s\n", recorded[i].name, val);
+    }
+    if (fclose(f) != 0) { fprintf(stderr, "ringattn-golden: error writing %s\n", path); return -1; }
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+/* the options recorded in path into *rec: 0, 1 when there is no such file, -1 on a bad file */
+static int read_options(const char *path, options *rec)
+{
+    char line[4096], *buf, *argv[2 + 2 * NRECORDED]; const char *pos[8];
+    int argc = 2, npos, rc = 0; size_t used = 0; FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    if (!(buf = (char *)malloc(sizeof line * NRECORDED))) { fclose(f); return -1; }
+    argv[0] = (char *)"ringattn-golden"; argv[1] = (char *)"compute";
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\r\n"); char *sp;
+        line[n] = 0;
+        if (n == 0 || line[0] == '#') continue;
+        if ((sp = strchr(line, ' ')) != NULL) *sp = 0;
+        if (!sp || argc + 2 > (int)(sizeof argv / sizeof argv[0]) || !given_bit(line)) {
+            fprintf(stderr, "ringattn-golden: %s: unexpected line '%s'\n", path, line);
+            rc = -1; break;
+        }
+        memcpy(buf + used, line, n + 1);   /* "--name\0value\0" */
+        argv[argc++] = buf + used; argv[argc++] = buf + used + (size_t)(sp - line) + 1;
+        used += n + 1;
+    }
+    fclose(f);
+    if (rc == 0 && parse_args(argc, argv, rec, pos, &npos) != 0) {
+        fprintf(stderr, "ringattn-golden: %s: the recorded options do not parse\n", path);
+        rc = -1;
+    }
+    free(buf);   /* parse_args keeps no pointer into it: lists and values are copied */
+    return rc;
+}
+
+/* An explicit result-shaping option of `cmd` that differs from `rec`: its index, else -1 */
+static int disagreement(const options *cmd, const options *rec, char *mine, char *theirs, size_t n)
+{
+    int i;
+    for (i = 0; i < NRECORDED; i++) {
+        if (!(cmd->given & recorded[i].bit)) continue;
+        option_value(cmd, recorded[i].bit, mine, n);
+        option_value(rec, recorded[i].bit, theirs, n);
+        if (strcmp(mine, theirs)) return i;
+    }
+    return -1;
+}
+
+/* View t, of shape [1, a, b, c], as [a, b, c, 1] when `like` has that shape: FlashAttention's
+   varlen lse (h, total_q) against compute's (1, h, total_q) */
+static void align_lead(ringattn_tensor *t, const ringattn_tensor *like)
+{
+    int a, same = 1;
+    for (a = 0; a < 4; a++) same &= t->shape[a] == like->shape[a];
+    if (same || t->shape[0] != 1 || like->shape[3] != 1) return;
+    for (a = 0; a < 3; a++) if (t->shape[a + 1] != like->shape[a]) return;
+    for (a = 0; a < 3; a++) { t->shape[a] = t->shape[a + 1]; t->stride[a] = t->stride[a + 1]; }
+    t->shape[3] = 1;
 }
 
 static int load(const char *path, ringattn_npy_array *a, int want_rank4)
@@ -350,10 +536,11 @@ static int cmd_compute(int argc, char **argv)
     if (load_inputs(pos, npos, in)) return EXIT_BAD;
     rc = run(&o.cfg, o.dtype, &in[0].t, &in[1].t, &in[2].t, npos == 4 ? &in[3].t : NULL, &r) ? EXIT_BAD : EXIT_PASS;
     if (rc == EXIT_PASS) {
-        if (save(o.out_dir, "out", &r.out, 4) || save(o.out_dir, "lse", &r.lse, 3)) rc = EXIT_BAD;
+        if (make_dirs(o.out_dir) || save(o.out_dir, "out", &r.out, 4) || save(o.out_dir, "lse", &r.lse, 3)) rc = EXIT_BAD;
         if (rc == EXIT_PASS && r.have_grad &&
             (save(o.out_dir, "dq", &r.dq, 4) || save(o.out_dir, "dk", &r.dk, 4) || save(o.out_dir, "dv", &r.dv, 4)))
             rc = EXIT_BAD;
+        if (rc == EXIT_PASS && record_options(&o, pos, npos)) rc = EXIT_BAD;
         results_free(&r);
     }
     for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
@@ -385,10 +572,10 @@ static int baseline_from(const options *o, const char *dir, const char *what, re
 
 static int cmd_compare(int argc, char **argv)
 {
-    options o; const char *pos[8]; int npos, rc, st, i;
-    ringattn_npy_array got, ref, base; results br; ringattn_tensor bt, *bp = NULL;
+    options o, rec; const char *pos[8]; int npos, rc, st, i, have_rec = 0;
+    ringattn_npy_array got, ref, base; results br; ringattn_tensor bt, rt, *bp = NULL;
     ringattn_compare_policy pol; ringattn_compare_result res;
-    char err[512], what[64], report[8192]; const char *axes;
+    char err[512], what[64], report[8192], rec_path[4096]; const char *axes;
     ringattn_config c = ringattn_default_config();
     const char *heatmap = take_option(&argc, argv, "--heatmap");
     if (heatmap && !heatmap[0]) return bad("--heatmap needs a file name%s", "");
@@ -401,17 +588,37 @@ static int cmd_compare(int argc, char **argv)
     rc = EXIT_PASS;
     if (o.baseline) {
         if (load(o.baseline, &base, 0)) rc = EXIT_BAD; else { bt = base.t; bp = &bt; }
-    } else if (o.baseline_from) {
-        if (o.what) snprintf(what, sizeof what, "%s", o.what);
-        else {   /* REF's file name without directory and .npy */
-            const char *s = strrchr(pos[1], '/'); size_t n;
-            s = s ? s + 1 : pos[1];
-            n = strlen(s);
-            if (n > 4 && !strcmp(s + n - 4, ".npy")) n -= 4;
-            if (n >= sizeof what) n = sizeof what - 1;
-            memcpy(what, s, n); what[n] = 0;
+    }
+    if (o.what) snprintf(what, sizeof what, "%s", o.what);
+    else {   /* REF's file name without directory and .npy */
+        const char *s = strrchr(pos[1], '/'); size_t n;
+        s = s ? s + 1 : pos[1];
+        n = strlen(s);
+        if (n > 4 && !strcmp(s + n - 4, ".npy")) n -= 4;
+        if (n >= sizeof what) n = sizeof what - 1;
+        memcpy(what, s, n); what[n] = 0;
+    }
+    if (rc == EXIT_PASS && o.baseline_from) {
+        /* the options compute used for REF, recorded next to it, so the baseline has the same mask */
+        const char *slash = strrchr(pos[1], '/');
+        if (slash) snprintf(rec_path, sizeof rec_path, "%.*s/%s", (int)(slash - pos[1]), pos[1], OPTIONS_FILE);
+        else snprintf(rec_path, sizeof rec_path, "%s", OPTIONS_FILE);
+        st = read_options(rec_path, &rec);
+        if (st < 0) rc = EXIT_BAD;
+        else if (st == 0) {
+            char mine[2048], theirs[2048];
+            int k = disagreement(&o, &rec, mine, theirs, sizeof mine);
+            have_rec = 1;
+            if (k >= 0) {
+                fprintf(stderr, "ringattn-golden: %s %s disagrees with %s %s, which %s records as the option REF was "
+                        "computed with: drop it, or compute REF again with it\n", recorded[k].name, mine,
+                        recorded[k].name, theirs[0] ? theirs : "(unset)", rec_path);
+                rc = EXIT_BAD;
+            }
         }
-        if (baseline_from(&o, o.baseline_from, what, &br, &bt)) rc = EXIT_BAD; else bp = &bt;
+        if (rc == EXIT_PASS) {
+            if (baseline_from(have_rec ? &rec : &o, o.baseline_from, what, &br, &bt)) rc = EXIT_BAD; else bp = &bt;
+        }
     }
     if (rc == EXIT_PASS) {
         pol = ringattn_compare_default_policy(got.t.dtype);
@@ -419,21 +626,27 @@ static int cmd_compare(int argc, char **argv)
         if (o.have_rtol) pol.rtol = o.rtol;
         if (o.have_k) pol.k = o.k;
         if (o.have_eps) pol.eps = o.eps;
+        pol.empty_lse = o.empty_lse;
         c.error_detail = err; c.error_detail_size = sizeof err;
-        st = ringattn_compare(&got.t, &ref.t, bp, &pol, &res, &c);
+        rt = ref.t;
+        align_lead(&rt, &got.t);            /* varlen lse: (h, total_q) against (1, h, total_q) */
+        if (bp) align_lead(bp, &got.t);
+        st = ringattn_compare(&got.t, &rt, bp, &pol, &res, &c);
         if (st != RINGATTN_OK) {
             fprintf(stderr, "ringattn-golden: cannot compare %s with %s: %s\n", pos[0], pos[1], err);
             rc = EXIT_BAD;
         } else {
             axes = o.axes ? o.axes : got.info.ndim == 4 ? "bnhd" : got.info.ndim == 3 ? "bhn." :
-                   got.info.ndim == 2 ? "ij.." : "i...";
+                   got.info.ndim == 2 ? (!strcmp(what, "lse") ? "hn.." : "ij..") : "i...";
             if (!o.quiet) {
                 printf("got: %s  %s, shape (", pos[0], got.info.fortran_order ? "Fortran order" : "C order");
                 for (i = 0; i < got.info.ndim; i++) printf(i ? ", %lld" : "%lld", (long long)got.info.dims[i]);
                 printf(")\nref: %s\n", pos[1]);
                 if (o.baseline) printf("baseline: %s\n", o.baseline);
-                if (o.baseline_from) printf("baseline: '%s' of a plain f32 ringattn computation from %s/\n",
-                                            what, o.baseline_from);
+                if (o.baseline_from) printf("baseline: '%s' of a plain f32 ringattn computation from %s/, %s\n",
+                                            what, o.baseline_from, have_rec ? "with the options recorded in" :
+                                            "with the options given here (none recorded next to REF)");
+                if (have_rec) printf("          %s\n", rec_path);
                 ringattn_compare_format(&res, axes, report, sizeof report);
                 fputs(report, stdout);
             } else {

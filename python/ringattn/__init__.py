@@ -1,0 +1,16 @@
+"""ringattn: the exact CPU reference for attention kernels (ring, dilated/LongNet, varlen,
+window, softcap, GQA), and the check of a port against it, from NumPy or PyTorch.
+
+    out, lse = ringattn.attention(q, k, v, layout="bhnd", causal="top-left")
+    ringattn.check(q, k, v, out=my_out, lse=my_lse, layout="bhnd", causal="top-left")
+
+Everything calls the C library (ringattn.h) built with the package; see docs/python.md.
+"""
+from ._lib import STATUS_NAMES, RingattnError, strerror
+from ._api import (EMPTY_LSE, Mismatch, Report, attention, attention_backward, check, compare, layer_backward,
+                   layer_forward, plan)
+
+__version__ = "0.1.0"
+
+__all__ = ["attention", "attention_backward", "compare", "check", "plan", "layer_forward", "layer_backward",
+           "Report", "Mismatch", "RingattnError", "strerror", "STATUS_NAMES", "EMPTY_LSE"]

@@ -1,0 +1,195 @@
+/* _capi.c - the C library of the Python package: ringattn.h's implementation compiled once,
+   plus flat entry points that ctypes can call without mirroring ringattn_config or the
+   comparison result (structs that may grow): the Python side sees only ringattn_tensor (a
+   fixed layout), the small option struct below, and arrays of numbers.
+
+   Every entry point returns the library's status and, on error, its sentence in err[]. */
+#define RINGATTN_IMPLEMENTATION
+#include "ringattn.h"
+
+#include <string.h>
+
+/* bumped whenever a signature or ringattn_py_options changes: _lib.py checks it */
+#define RINGATTN_PY_ABI 1
+
+typedef struct {
+    double scale;
+    int causal, ring_size, num_threads, compute;
+    const int64_t *segment_lengths, *dilation_rates;
+    int num_groups, mix;
+    int window_left, window_right, partition;
+    double softcap;
+    const int64_t *cu_seqlens_q, *cu_seqlens_k;
+    int num_seqs;
+} ringattn_py_options;
+
+int ringattn_py_abi(void);
+int ringattn_py_forward(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                        const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
+                        char *err, size_t err_size);
+int ringattn_py_backward(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                         const ringattn_tensor *v, const ringattn_tensor *out, const ringattn_tensor *lse,
+                         const ringattn_tensor *dout, ringattn_tensor *dq, ringattn_tensor *dk,
+                         ringattn_tensor *dv, char *err, size_t err_size);
+int ringattn_py_plan(const ringattn_py_options *o, const int64_t shape[7], int pass, int64_t info[14],
+                     char *err, size_t err_size);
+int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, const ringattn_tensor *baseline,
+                        const double policy[4], int empty_lse, const char *axes, double fres[12],
+                        int64_t ires[14], int64_t bad_at[4 * RINGATTN_COMPARE_KEEP],
+                        double bad_val[4 * RINGATTN_COMPARE_KEEP], char *report, size_t report_size,
+                        char *err, size_t err_size);
+int ringattn_py_layer_forward(const ringattn_py_options *o, int64_t embed_dim, int64_t num_heads,
+                              int layer_norm, double ln_eps, const ringattn_tensor w[12],
+                              const ringattn_tensor *x_q, const ringattn_tensor *x_k,
+                              const ringattn_tensor *x_v, ringattn_tensor *y, char *err, size_t err_size);
+int ringattn_py_layer_backward(const ringattn_py_options *o, int64_t embed_dim, int64_t num_heads,
+                               int layer_norm, double ln_eps, const ringattn_tensor w[12],
+                               const ringattn_tensor *x_q, const ringattn_tensor *x_k,
+                               const ringattn_tensor *x_v, const ringattn_tensor *dy, ringattn_tensor *dx_q,
+                               ringattn_tensor *dx_k, ringattn_tensor *dx_v, ringattn_tensor g[12],
+                               int want_grads, char *err, size_t err_size);
+
+int ringattn_py_abi(void) { return RINGATTN_PY_ABI; }
+
+static ringattn_config config_of(const ringattn_py_options *o, char *err, size_t err_size)
+{
+    ringattn_config c = ringattn_default_config();
+    c.scale = o->scale;
+    c.causal = o->causal;
+    c.ring_size = o->ring_size;
+    c.num_threads = o->num_threads;
+    c.compute = (ringattn_dtype)o->compute;
+    c.segment_lengths = o->segment_lengths;
+    c.dilation_rates = o->dilation_rates;
+    c.num_groups = o->num_groups;
+    c.mix = (ringattn_mix)o->mix;
+    c.window_left = o->window_left;
+    c.window_right = o->window_right;
+    c.partition = (ringattn_partition)o->partition;
+    c.softcap = o->softcap;
+    c.cu_seqlens_q = o->cu_seqlens_q;
+    c.cu_seqlens_k = o->cu_seqlens_k;
+    c.num_seqs = o->num_seqs;
+    c.error_detail = err;
+    c.error_detail_size = err_size;
+    if (err && err_size) err[0] = 0;
+    return c;
+}
+
+int ringattn_py_forward(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                        const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
+                        char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    return ringattn_forward(&c, q, k, v, out, lse);
+}
+
+int ringattn_py_backward(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                         const ringattn_tensor *v, const ringattn_tensor *out, const ringattn_tensor *lse,
+                         const ringattn_tensor *dout, ringattn_tensor *dq, ringattn_tensor *dk,
+                         ringattn_tensor *dv, char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    return ringattn_backward(&c, q, k, v, out, lse, dout, dq, dk, dv);
+}
+
+/* shape: batch, seq_q, seq_k, heads_q, heads_kv, dim_qk, dim_v; info: ringattn_plan_info's
+   fields in declaration order */
+int ringattn_py_plan(const ringattn_py_options *o, const int64_t shape[7], int pass, int64_t info[14],
+                     char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    ringattn_shape s; ringattn_plan_info p; int st;
+    s.batch = shape[0]; s.seq_q = shape[1]; s.seq_k = shape[2]; s.heads_q = shape[3];
+    s.heads_kv = shape[4]; s.dim_qk = shape[5]; s.dim_v = shape[6];
+    st = ringattn_plan(&c, &s, pass, &p);
+    if (st != RINGATTN_OK) return st;
+    info[0] = p.ring_size; info[1] = p.chunk_q; info[2] = p.chunk_k;
+    info[3] = (int64_t)p.q_bytes; info[4] = (int64_t)p.acc_bytes; info[5] = (int64_t)p.row_bytes;
+    info[6] = (int64_t)p.kv_bytes; info[7] = (int64_t)p.dkv_bytes; info[8] = (int64_t)p.member_bytes;
+    info[9] = p.num_threads; info[10] = (int64_t)p.tile_bytes; info[11] = (int64_t)p.shared_bytes;
+    info[12] = (int64_t)p.total_bytes; info[13] = 0;
+    return RINGATTN_OK;
+}
+
+/* policy: atol, rtol, k, eps (a negative atol/rtol = the default by got's dtype).
+   fres: max_abs, max_abs_got, max_abs_ref, max_rel, max_rel_got, max_rel_ref,
+         baseline_max_abs, bound, atol, rtol, k, eps.
+   ires: count, nonfinite_mismatch, outside, policy, kept, pass, max_abs_at[4], max_rel_at[4].
+   bad_at / bad_val: kept x (index[4]) and kept x (got, ref, err, allowed). */
+int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, const ringattn_tensor *baseline,
+                        const double policy[4], int empty_lse, const char *axes, double fres[12],
+                        int64_t ires[14], int64_t bad_at[4 * RINGATTN_COMPARE_KEEP],
+                        double bad_val[4 * RINGATTN_COMPARE_KEEP], char *report, size_t report_size,
+                        char *err, size_t err_size)
+{
+    ringattn_config c = ringattn_default_config();
+    ringattn_compare_policy pol; ringattn_compare_result r; int st, i, a;
+    c.error_detail = err; c.error_detail_size = err_size;
+    if (err && err_size) err[0] = 0;
+    if (!got) return ringattn__fail(&c, RINGATTN_ENULL, "got is NULL");
+    pol = ringattn_compare_default_policy(got->dtype);
+    if (policy[0] >= 0) pol.atol = policy[0];
+    if (policy[1] >= 0) pol.rtol = policy[1];
+    pol.k = policy[2]; pol.eps = policy[3];
+    pol.empty_lse = empty_lse;
+    st = ringattn_compare(got, ref, baseline, &pol, &r, &c);
+    if (st != RINGATTN_OK) return st;
+    fres[0] = r.max_abs; fres[1] = r.max_abs_got; fres[2] = r.max_abs_ref;
+    fres[3] = r.max_rel; fres[4] = r.max_rel_got; fres[5] = r.max_rel_ref;
+    fres[6] = r.baseline_max_abs; fres[7] = r.bound;
+    fres[8] = r.used.atol; fres[9] = r.used.rtol; fres[10] = r.used.k; fres[11] = r.used.eps;
+    ires[0] = r.count; ires[1] = r.nonfinite_mismatch; ires[2] = r.outside; ires[3] = r.policy;
+    ires[4] = r.kept; ires[5] = r.pass;
+    for (a = 0; a < 4; a++) { ires[6 + a] = r.max_abs_at[a]; ires[10 + a] = r.max_rel_at[a]; }
+    for (i = 0; i < r.kept; i++) {
+        for (a = 0; a < 4; a++) bad_at[4 * i + a] = r.bad[i].at[a];
+        bad_val[4 * i] = r.bad[i].got; bad_val[4 * i + 1] = r.bad[i].ref;
+        bad_val[4 * i + 2] = r.bad[i].err; bad_val[4 * i + 3] = r.bad[i].allowed;
+    }
+    ringattn_compare_format(&r, axes, report, report_size);
+    return RINGATTN_OK;
+}
+
+/* w[12] / g[12]: wq wk wv bq bk bv wqkv bqkv wo bo ln_gamma ln_beta; data NULL = absent */
+static void weights_of(ringattn_layer_weights *lw, const ringattn_tensor w[12])
+{
+    lw->wq = w[0]; lw->wk = w[1]; lw->wv = w[2]; lw->bq = w[3]; lw->bk = w[4]; lw->bv = w[5];
+    lw->wqkv = w[6]; lw->bqkv = w[7]; lw->wo = w[8]; lw->bo = w[9]; lw->ln_gamma = w[10]; lw->ln_beta = w[11];
+}
+
+static ringattn_layer_params params_of(int64_t embed_dim, int64_t num_heads, int layer_norm, double ln_eps,
+                                       const ringattn_tensor w[12])
+{
+    ringattn_layer_params p = ringattn_layer_default_params(embed_dim, num_heads);
+    p.layer_norm = layer_norm;
+    p.ln_eps = ln_eps;
+    weights_of(&p.w, w);
+    return p;
+}
+
+int ringattn_py_layer_forward(const ringattn_py_options *o, int64_t embed_dim, int64_t num_heads,
+                              int layer_norm, double ln_eps, const ringattn_tensor w[12],
+                              const ringattn_tensor *x_q, const ringattn_tensor *x_k,
+                              const ringattn_tensor *x_v, ringattn_tensor *y, char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    ringattn_layer_params p = params_of(embed_dim, num_heads, layer_norm, ln_eps, w);
+    return ringattn_layer_forward(&c, &p, x_q, x_k, x_v, y);
+}
+
+int ringattn_py_layer_backward(const ringattn_py_options *o, int64_t embed_dim, int64_t num_heads,
+                               int layer_norm, double ln_eps, const ringattn_tensor w[12],
+                               const ringattn_tensor *x_q, const ringattn_tensor *x_k,
+                               const ringattn_tensor *x_v, const ringattn_tensor *dy, ringattn_tensor *dx_q,
+                               ringattn_tensor *dx_k, ringattn_tensor *dx_v, ringattn_tensor g[12],
+                               int want_grads, char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    ringattn_layer_params p = params_of(embed_dim, num_heads, layer_norm, ln_eps, w);
+    ringattn_layer_grads gr;
+    int st;
+    weights_of(&gr, g);
+    st = ringattn_layer_backward(&c, &p, x_q, x_k, x_v, dy, NULL, dx_q, dx_k, dx_v, want_grads ? &gr : NULL);
+    return st;
+}

@@ -1,0 +1,107 @@
+"""ctypes bindings of the shared module _ringattn_c (python/ringattn/_capi.c).
+
+ctypes releases the GIL for the duration of every foreign call, so other Python threads run
+while the library computes. The module is found next to this file; nothing is compiled at
+import time.
+"""
+import ctypes
+import glob
+import os
+
+ABI = 1  # RINGATTN_PY_ABI in _capi.c
+KEEP = 8  # RINGATTN_COMPARE_KEEP
+
+F32, F64, F16, BF16 = 0, 1, 2, 3
+
+STATUS_NAMES = {
+    0: "RINGATTN_OK", -1: "RINGATTN_ENULL", -2: "RINGATTN_ESHAPE", -3: "RINGATTN_EDTYPE",
+    -4: "RINGATTN_ECONFIG", -5: "RINGATTN_EOVERFLOW", -6: "RINGATTN_ENOMEM",
+    -7: "RINGATTN_ESTRIDE", -8: "RINGATTN_ESEGMENT", -9: "RINGATTN_EUNSUPPORTED",
+    -10: "RINGATTN_EALIAS", -11: "RINGATTN_ECUDA", -12: "RINGATTN_EIO", -13: "RINGATTN_EFORMAT",
+    -14: "RINGATTN_EMPI", -15: "RINGATTN_ETIMEDOUT",
+}
+
+
+class Tensor(ctypes.Structure):
+    """ringattn_tensor: a strided view [batch, seq, heads, dim], strides in elements."""
+    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
+                ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4)]
+
+
+class Options(ctypes.Structure):
+    """ringattn_py_options (_capi.c): the config fields the package sets."""
+    _fields_ = [("scale", ctypes.c_double), ("causal", ctypes.c_int), ("ring_size", ctypes.c_int),
+                ("num_threads", ctypes.c_int), ("compute", ctypes.c_int),
+                ("segment_lengths", ctypes.POINTER(ctypes.c_int64)),
+                ("dilation_rates", ctypes.POINTER(ctypes.c_int64)),
+                ("num_groups", ctypes.c_int), ("mix", ctypes.c_int),
+                ("window_left", ctypes.c_int), ("window_right", ctypes.c_int),
+                ("partition", ctypes.c_int), ("softcap", ctypes.c_double),
+                ("cu_seqlens_q", ctypes.POINTER(ctypes.c_int64)),
+                ("cu_seqlens_k", ctypes.POINTER(ctypes.c_int64)), ("num_seqs", ctypes.c_int)]
+
+
+def _load():
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = sorted(glob.glob(os.path.join(here, "_ringattn_c.*")))
+    found = [f for f in found if not f.endswith((".c", ".py", ".pyc"))]
+    if not found:
+        raise ImportError(
+            "ringattn: the compiled library _ringattn_c is missing next to %s; install the "
+            "package with `pip install .` from the repository root" % here)
+    lib = ctypes.CDLL(found[0])
+    lib.ringattn_py_abi.restype = ctypes.c_int
+    if lib.ringattn_py_abi() != ABI:
+        raise ImportError("ringattn: %s has ABI %d, the Python code expects %d: reinstall the package"
+                          % (found[0], lib.ringattn_py_abi(), ABI))
+    P, T, C = ctypes.POINTER, ctypes.POINTER(Tensor), ctypes.c_char_p
+    sz, i64p, dblp = ctypes.c_size_t, P(ctypes.c_int64), P(ctypes.c_double)
+    sigs = {
+        "ringattn_py_forward": [P(Options), T, T, T, T, T, C, sz],
+        "ringattn_py_backward": [P(Options), T, T, T, T, T, T, T, T, T, C, sz],
+        "ringattn_py_plan": [P(Options), i64p, ctypes.c_int, i64p, C, sz],
+        "ringattn_py_compare": [T, T, T, dblp, ctypes.c_int, C, dblp, i64p, i64p, dblp, C, sz, C, sz],
+        "ringattn_py_layer_forward": [P(Options), ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
+                                      ctypes.c_double, T, T, T, T, T, C, sz],
+        "ringattn_py_layer_backward": [P(Options), ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
+                                       ctypes.c_double, T, T, T, T, T, T, T, T, T, ctypes.c_int, C, sz],
+    }
+    for name, args in sigs.items():
+        f = getattr(lib, name)
+        f.argtypes = args
+        f.restype = ctypes.c_int
+    lib.ringattn_strerror.argtypes = [ctypes.c_int]
+    lib.ringattn_strerror.restype = ctypes.c_char_p
+    return lib
+
+
+lib = _load()
+
+
+def strerror(status):
+    """The library's one-line description of a status code."""
+    return lib.ringattn_strerror(int(status)).decode("utf-8", "replace")
+
+
+class RingattnError(ValueError):
+    """A call the library refused. `.status` is the C status (negative, see STATUS_NAMES);
+    the message is the library's sentence naming the bad argument. Nothing is returned when
+    it is raised (outputs are never half-written)."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = int(status)
+
+    @property
+    def status_name(self):
+        return STATUS_NAMES.get(self.status, str(self.status))
+
+
+def fail(status, err=None, layout="bnhd"):
+    """Raise RingattnError for `status`, with the sentence in the ctypes buffer `err`."""
+    msg = err.value.decode("utf-8", "replace") if err is not None else ""
+    msg = msg or strerror(status)
+    if layout == "bhnd" and ".shape[" in msg:
+        # the library numbers axes in its own [b, n, h, d] view of the caller's arrays
+        msg += " (axes of ringattn's [b, n, h, d] view: a 'bhnd' array's axis 1 is its axis 2)"
+    raise RingattnError(status, msg)
