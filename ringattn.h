@@ -1850,15 +1850,12 @@ static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, v
     const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
     for (r = 0; r < rows; r++) {
         char *sr = (char *)s + (size_t)(r * lds + lo[r] - soff) * es;
-        double mx, mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
-        mx = ringattn__row_max(t, sr, hi[r] - lo[r]);
-        mnew = (mx > *mr || mx != mx) ? mx : *mr;
-        if (mnew == -INFINITY) continue;   /* every visible score is -inf: contributes nothing */
-        alpha = (*mr == -INFINITY) ? 0.0 : exp(*mr - mnew);
+        double mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
+        /* every visible score -inf: the row contributes nothing */
+        if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
         sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
-        *lr = *lr * alpha + sum;
         if (alpha != 1.0) ringattn__row_scale(t, (char *)acc + (size_t)(r * ldacc) * es, P->dv, alpha);
-        *mr = mnew;
+        ringattn__merge_fold(mr, lr, mnew, alpha, sum);
         at[live] = r;
         pr[live] = (char *)s + (size_t)(r * lds + ca - soff) * es;
         orow[live++] = (char *)acc + (size_t)(r * ldacc) * es;
@@ -1943,9 +1940,16 @@ static int64_t ringattn__tile_panels(const ringattn__problem *P, ringattn__scrat
         me->pan[k] = gat;
         for (l = 0; l < W; l++) {
             int64_t col = c0 + cmin + k * W + l, row = B->kloc + col * B->rs;
-            for (c = 0; c < d; c++)   /* past the run: zeros, never read */
-                ringattn__store(gat, P->ct, c * W + l, col < B->nc ?
-                                ringattn__load(B->kpan, P->ct, ringattn__panel_at(row, c, B->kcnt, d)) : 0.0);
+            int64_t o = ringattn__panel_at(row, 0, B->kcnt, d), w = ringattn__panel_at(row, 1, B->kcnt, d) - o;
+            if (col >= B->nc) {   /* past the run: zeros, never read */
+                for (c = 0; c < d; c++) ringattn__store(gat, P->ct, c * W + l, 0.0);
+            } else if (P->ct == RINGATTN_F32) {
+                const float *src = (const float *)B->kpan + o;
+                for (c = 0; c < d; c++) ((float *)gat)[c * W + l] = src[c * w];
+            } else {
+                const double *src = (const double *)B->kpan + o;
+                for (c = 0; c < d; c++) ((double *)gat)[c * W + l] = src[c * w];
+            }
         }
     }
     return np;
@@ -2173,15 +2177,21 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
 static void ringattn__pack_panels(const ringattn_tensor *t, const ringattn__piece *pc, int np, void *dst,
                                   ringattn_dtype ct, int64_t pitch, int64_t bb, int64_t hh)
 {
-    int64_t r, c, heads = t->shape[2], dim = t->shape[3];
+    int64_t r, c, heads = t->shape[2], dim = t->shape[3], s3 = t->stride[3];
     int k;
     for (k = 0; k < np; k++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0) * dim;
         for (r = 0; r < pc[k].count; r++) {
-            int64_t pos = pc[k].pos0 + r * pc[k].stride;
-            for (c = 0; c < dim; c++)
-                ringattn__store(dst, ct, at + ringattn__panel_at(r, c, pc[k].count, dim),
-                                ringattn__load(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c)));
+            int64_t pos = pc[k].pos0 + r * pc[k].stride, src = ringattn__index(t, bb, pos, hh, 0);
+            int64_t o = at + ringattn__panel_at(r, 0, pc[k].count, dim);
+            int64_t w = ringattn__panel_at(r, 1, pc[k].count, dim) - (o - at);   /* dimension stride */
+            if (t->dtype == ct && ct == RINGATTN_F32)   /* the common case without conversions */
+                for (c = 0; c < dim; c++) ((float *)dst)[o + c * w] = ((const float *)t->data)[src + c * s3];
+            else if (t->dtype == ct && ct == RINGATTN_F64)
+                for (c = 0; c < dim; c++) ((double *)dst)[o + c * w] = ((const double *)t->data)[src + c * s3];
+            else
+                for (c = 0; c < dim; c++)
+                    ringattn__store(dst, ct, o + c * w, ringattn__load(t->data, t->dtype, src + c * s3));
         }
     }
 }
@@ -2291,9 +2301,15 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             int64_t at = row0 + me->qp[a].row0 + r;
             int64_t pos = qio[a].pos0 + r * qio[a].stride;
             double l = me->rs1[at];
-            for (c = 0; c < P->dv; c++)
-                ringattn__store(io->o->data, io->o->dtype, ringattn__index(io->o, bb, pos, hh, c),
-                                ringattn__finish_out(ringattn__load(me->acc, P->ct, at * P->dv + c), l, gdiv));
+            int64_t o = ringattn__index(io->o, bb, pos, hh, 0), s3 = io->o->stride[3];
+            if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32)   /* no conversion: typed */
+                for (c = 0; c < P->dv; c++)
+                    ((float *)io->o->data)[o + c * s3] =
+                        (float)ringattn__finish_out(((const float *)me->acc)[at * P->dv + c], l, gdiv);
+            else
+                for (c = 0; c < P->dv; c++)
+                    ringattn__store(io->o->data, io->o->dtype, o + c * s3,
+                                    ringattn__finish_out(ringattn__load(me->acc, P->ct, at * P->dv + c), l, gdiv));
             if (io->l)
                 ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, pos, 0),
                                 ringattn__finish_lse(me->rs0[at], l));

@@ -10,7 +10,9 @@
    Options (lists are comma separated):
      --n 4096   --d 64   --h 8   --b 1   --p 1,2,4,8   --threads 1,2   --causal 0
      --dtype f32 (f32,f64)   --pass fwd (fwd,bwd)   --reps 5   --gemm 2048
-     --partition 0 (0 contiguous, 1 zigzag, 2 striped; a list)                          */
+     --partition 0 (0 contiguous, 1 zigzag, 2 striped; a list)
+     --segments 2048,4096,8192 --rates 1,2,4   dilated attention (LongNet, the seed's head-group
+                mix); its FLOPs are the ones multiplied (ringattn_stats.flops), not 4*b*h*n*n*d */
 #define RINGATTN_IMPLEMENTATION
 #include "ringattn.h"
 #include <stdio.h>
@@ -85,6 +87,7 @@ int main(int argc, char **argv)
     long ns[16] = { 4096 }, ds[16] = { 64 }, ps[16] = { 1, 2, 4, 8 }, ths[16] = { 1, 2 }, cs[4] = { 0 }, parts[4] = { 0 };
     int nn = 1, nd = 1, np = 4, nth = 2, nc = 1, npart = 1, reps = 5, gemm_n = 2048, i;
     long h = 8, b = 1;
+    int64_t segs[8], rates[8]; long lv[8]; int nseg = 0, nrate = 0, j;
     int do_f32 = 1, do_f64 = 0, do_fwd = 1, do_bwd = 0;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = (i + 1 < argc) ? argv[i + 1] : "";
@@ -95,6 +98,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--causal")) { nc = parse_list(v, cs, 4); i++; }
         else if (!strcmp(a, "--partition")) { npart = parse_list(v, parts, 4); i++; }
         else if (!strcmp(a, "--h")) { h = atol(v); i++; }
+        else if (!strcmp(a, "--segments")) { nseg = parse_list(v, lv, 8); for (j = 0; j < nseg; j++) segs[j] = lv[j]; i++; }
+        else if (!strcmp(a, "--rates")) { nrate = parse_list(v, lv, 8); for (j = 0; j < nrate; j++) rates[j] = lv[j]; i++; }
         else if (!strcmp(a, "--b")) { b = atol(v); i++; }
         else if (!strcmp(a, "--reps")) { reps = atoi(v); i++; }
         else if (!strcmp(a, "--gemm")) { gemm_n = atoi(v); i++; }
@@ -103,6 +108,7 @@ int main(int argc, char **argv)
         else { fprintf(stderr, "unknown option %s (see the comment at the top of bench/bench.c)\n", a); return 2; }
     }
     if (reps < 1 || reps > 64) { fprintf(stderr, "--reps must be 1..64\n"); return 2; }
+    if (nseg != nrate) { fprintf(stderr, "--segments and --rates need the same number of entries\n"); return 2; }
     printf("dtype,pass,b,h,n,d,causal,partition,p,threads,median_s,gflops,gemm_gflops,ratio_to_gemm\n");
     {
         int it, id, in, ic, ip, f64;
@@ -140,10 +146,15 @@ int main(int argc, char **argv)
                         cfg.partition = (ringattn_partition)part;
                         cfg.compute = dt; cfg.causal = (int)cs[ic]; cfg.ring_size = (int)pp;
                         cfg.num_threads = (int)ths[it];
+                        if (nseg) { cfg.segment_lengths = segs; cfg.dilation_rates = rates; cfg.num_groups = nseg; }
                         for (r = 0; r <= reps && st == 0; r++) {   /* run 0 warms up */
+                            ringattn_stats stats;
                             double t0 = now();
+                            cfg.stats = nseg ? &stats : NULL;
                             st = ringattn_forward(&cfg, &Q, &K, &V, &O, &L);
                             if (r) tf[r - 1] = now() - t0;
+                            if (nseg && st == 0) flops = (double)stats.flops;
+                            cfg.stats = NULL;
                             if (do_bwd && st == 0) {
                                 t0 = now();
                                 st = ringattn_backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV);
