@@ -1036,206 +1036,163 @@ static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t 
 #endif
 }
 
-/* exp for f32 softmax weights: Cody-Waite reduction to r in [-ln2/2, ln2/2] and the Cephes
-   degree-6 polynomial, within 2 ulp of expf, written with plain arithmetic and selects (no
-   libm call, no branches); glibc's expf is a scalar call and was a quarter of the forward
-   pass. The argument is (a - hi) - lo: a score minus a max or lse given as a float pair, so
-   the backward's double lse costs no precision. exp(x) for x < -87.33654 = ln(FLT_MIN) (below the normal
-   range) is flushed to 0: the largest weight of a row is exp(0) = 1, so a flushed weight
-   changes a row by < 1e-38. NaN stays NaN. The lane version below is the same sequence of
-   operations on GCC/clang vectors, so both give the same bits. */
+/* ---------------------------------------------------------------- the exps */
+/* The softmax weights' exp, in f32 and f64, written once as scalar C (the reference, also the
+   portable build's code) and once as a vector body instantiated for AVX2 (+FMA) and AVX-512F,
+   chosen at run time. Both do the same operations in the same order, fused multiply-adds
+   included, so every version gives the same bits (tests/test_simd.c compares them).
+   Method (Cephes): exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 with ln2 in two parts
+   (Cody-Waite), exp(r) by a polynomial: f32 degree 6 (Cephes expf's, within 2 ulp), f64 the
+   Taylor series to degree 12 (truncation below 2e-16). Below the normal range (x < ln FLT_MIN
+   = -87.33654, x < ln DBL_MIN = -708.39) the result is flushed to 0: the largest weight of a row
+   is exp(0) = 1, so a flushed weight changes a row by < 1e-38 (1e-308). Above 88 (709) x is
+   clamped: softmax arguments are <= 0. NaN stays NaN. The f32 argument is (a - hi) - lo: a score
+   minus a max or lse carried as a float pair, so the backward's double lse costs no precision. */
+
+/* x86-64 with GCC or clang: vector versions chosen at run time, whatever the compiler's
+   target flags (RINGATTN_NO_SIMD or RINGATTN_NO_DISPATCH leave only the scalar C) */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
+    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
+#define RINGATTN__X86 1
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC contracts a*b+c into one rounding wherever the language mode allows it (C++ and GNU C);
+   in a function built for FMA that would change bits the scalar code does not change */
+#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define RINGATTN__NOCONTRACT
+#endif
+#endif
+
+#define RINGATTN__EXPF_LOW -87.33654f            /* ln(FLT_MIN) */
+#define RINGATTN__EXPF_MAGIC 12582912.0f         /* 1.5 * 2^23: adding it rounds to an integer */
+#define RINGATTN__EXPF_POLY(p, r, FMA, C)                                                       \
+    p = C(1.9875691500e-4f);                                                                  \
+    p = FMA(p, r, C(1.3981999507e-3f)); p = FMA(p, r, C(8.3334519073e-3f));                   \
+    p = FMA(p, r, C(4.1665795894e-2f)); p = FMA(p, r, C(1.6666665459e-1f));                   \
+    p = FMA(p, r, C(5.0000001201e-1f))
+#define RINGATTN__EXP_LOW -708.3964185322641     /* ln(DBL_MIN) */
+#define RINGATTN__EXP_MAGIC 6755399441055744.0   /* 1.5 * 2^52 */
+#define RINGATTN__EXP_POLY(p, r, FMA, C)                                                        \
+    p = C(2.08767569878681e-09);                                                              \
+    p = FMA(p, r, C(2.505210838544172e-08));  p = FMA(p, r, C(2.755731922398589e-07));         \
+    p = FMA(p, r, C(2.7557319223985893e-06)); p = FMA(p, r, C(2.48015873015873e-05));          \
+    p = FMA(p, r, C(0.0001984126984126984));  p = FMA(p, r, C(0.001388888888888889));          \
+    p = FMA(p, r, C(0.008333333333333333));   p = FMA(p, r, C(0.041666666666666664));         \
+    p = FMA(p, r, C(0.16666666666666666));    p = FMA(p, r, C(0.5));                          \
+    p = FMA(p, r, C(1.0));                    p = FMA(p, r, C(1.0))
+#define RINGATTN__SC(x) (x)
+
+/* exp((a - hi) - lo), f32 */
 static float ringattn__expf(float a, float hi, float lo)
 {
     float x = (a - hi) - lo;
-    int low = x < -87.33654f, nan = x != x;
-    float xc = low ? -87.33654f : (x > 88.0f ? 88.0f : (nan ? 0.0f : x));
-    float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;   /* round(x / ln2)              */
-    float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;     /* x - n ln2, ln2 in two parts */
-    float p = 1.9875691500e-4f, e;
-    int32_t bits = ((int32_t)n + 127) << 23;                    /* 2^n                         */
+    int low = x < RINGATTN__EXPF_LOW, nan = x != x;
+    float xc = low ? RINGATTN__EXPF_LOW : (x > 88.0f ? 88.0f : (nan ? 0.0f : x));
+    float n = fmaf(xc, 1.44269504f, RINGATTN__EXPF_MAGIC) - RINGATTN__EXPF_MAGIC;
+    float r = fmaf(n, 2.12194440e-4f, fmaf(n, -0.693359375f, xc)), p, e;
+    int32_t bits = ((int32_t)n + 127) * (1 << 23);   /* 2^n, n in [-126, 127] */
     memcpy(&e, &bits, sizeof e);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = (p * r * r + r + 1.0f) * e;
+    RINGATTN__EXPF_POLY(p, r, fmaf, RINGATTN__SC);
+    p = (fmaf(p, r * r, r) + 1.0f) * e;
     return nan ? x : (low ? 0.0f : p);
 }
 
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD)
-/* lanes of the widest vector the target has natively (wider ones get split into scalars) */
-#ifdef __AVX__
-#define RINGATTN__LANES 8
-#else
-#define RINGATTN__LANES 4
-#endif
-typedef float ringattn__fv __attribute__((vector_size(4 * RINGATTN__LANES)));
-typedef int32_t ringattn__iv __attribute__((vector_size(4 * RINGATTN__LANES)));
-/* lane-wise m ? yes : no (a macro: vectors as function arguments may change the ABI) */
-#define RINGATTN__SEL(m, yes, no) \
-    ((ringattn__fv)(((m) & (ringattn__iv)(yes)) | (~(m) & (ringattn__iv)(no))))
-static void ringattn__expf_lanes(float *v, float hi, float lo)   /* v[0..LANES) = exp((v - hi) - lo) */
+/* exp(x), f64 */
+static double ringattn__exp(double x)
 {
-    ringattn__fv a, x, xc, n, r, p, e, zero;
-    ringattn__iv low, nan, big, bits;
-    memset(&zero, 0, sizeof zero);
-    memcpy(&a, v, sizeof a);
-    x = (a - hi) - lo;
-    low = x < -87.33654f; nan = x != x; big = x > 88.0f;
-    xc = RINGATTN__SEL(low, zero - 87.33654f, RINGATTN__SEL(big, zero + 88.0f, RINGATTN__SEL(nan, zero, x)));
-    n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;
-    r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-    bits = (__builtin_convertvector(n, ringattn__iv) + 127) << 23;
-    e = (ringattn__fv)bits;
-    p = zero + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = (p * r * r + r + 1.0f) * e;
-    p = RINGATTN__SEL(nan, x, RINGATTN__SEL(low, zero, p));
-    memcpy(v, &p, sizeof p);
-}
-#endif
-
-/* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
-   then the lanes pairwise (the AVX2 exp adds in exactly this order) */
-static double ringattn__sum8(const double s[8])
-{
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    int low = x < RINGATTN__EXP_LOW, nan = x != x;
+    double xc = low ? RINGATTN__EXP_LOW : (x > 709.0 ? 709.0 : (nan ? 0.0 : x));
+    double n = fma(xc, 1.4426950408889634, RINGATTN__EXP_MAGIC) - RINGATTN__EXP_MAGIC;
+    double r = fma(n, -1.42860682030941723212e-6, fma(n, -6.93145751953125e-1, xc)), p, e;
+    int64_t bits = ((int64_t)n + 1023) * ((int64_t)1 << 52);   /* 2^n, n in [-1022, 1023] */
+    memcpy(&e, &bits, sizeof e);
+    RINGATTN__EXP_POLY(p, r, fma, RINGATTN__SC);
+    return nan ? x : (low ? 0.0 : p * e);
 }
 
-/* An x86-64 build for the baseline (SSE2, 4 lanes) still runs the exp 8 lanes wide where the
-   CPU has AVX2, and 16 wide where it has AVX-512F (RINGATTN__AVX2 guards both): the same operations, lane for lane, so the bits are the same as the 4-lane and
-   scalar versions (no FMA: contraction would change the rounding). The CPU is asked once per
-   row; GCC and clang keep the answer in a read-only table filled at load time. */
-#if defined(RINGATTN__LANES) && RINGATTN__LANES == 4 && (defined(__x86_64__) || defined(__i386__)) && \
-    !defined(__CUDACC__) && !defined(RINGATTN_NO_DISPATCH)
-#define RINGATTN__AVX2 1
-#include <immintrin.h>
-/* exp((a - hi) - lo) on 8 lanes: the arithmetic of ringattn__expf, operation for operation.
-   Lanes below the range or NaN are overwritten at the end, so the clamp may use min/max
-   (whatever they leave in those lanes is discarded). */
-__attribute__((target("avx2"))) static inline __m256 ringattn__expf8(__m256 a, __m256 hi, __m256 lo)
-{
-    __m256 x = _mm256_sub_ps(_mm256_sub_ps(a, hi), lo), xc, q, r, e;
-    __m256 low = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-    xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.0f));
-    q = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)), _mm256_set1_ps(12582912.0f)),
-                      _mm256_set1_ps(12582912.0f));
-    r = _mm256_add_ps(_mm256_sub_ps(xc, _mm256_mul_ps(q, _mm256_set1_ps(0.693359375f))),
-                      _mm256_mul_ps(q, _mm256_set1_ps(2.12194440e-4f)));
-    e = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(q), _mm256_set1_epi32(127)), 23));
-    q = _mm256_set1_ps(1.9875691500e-4f);
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(1.3981999507e-3f));
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(8.3334519073e-3f));
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(4.1665795894e-2f));
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(1.6666665459e-1f));
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(5.0000001201e-1f));
-    q = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(q, r), r), r), _mm256_set1_ps(1.0f)), e);
-    return _mm256_blendv_ps(_mm256_andnot_ps(low, q), x, nan);
+#ifdef RINGATTN__X86
+/* The vector body, for f32 (POLY/LOW/MAGIC/BIAS/SHIFT of f32) and f64: v[j] = exp((v[j] - hi) - lo)
+   for j < n, lanes below the range or NaN overwritten at the end (so the clamp may use min/max,
+   whatever they leave there is discarded); the n mod L tail by the scalar code. 2^n is built
+   from the integer in the low bits of n + MAGIC. */
+#define RINGATTN__EXP_BODY(NAME, ATTR, T, VT, VI, L, POLY, LOW, MAGIC, BIAS, SHIFT, HIGH, LOG2E, C1, C2, \
+                           LOAD, STORE, SET1, ADD, SUB, MUL, FMA, MIN, MAX, LT, ISNAN, SEL, CASTI, CASTV, \
+                           SUBI, SLLI, SCALAR)                                                   \
+ATTR static void NAME(T *v, int64_t n, T hi, T lo)                                               \
+{                                                                                               \
+    const VT h = SET1(hi), l = SET1(lo), low = SET1(LOW), magic = SET1(MAGIC);                  \
+    const VI bias = CASTI(SET1(MAGIC - BIAS));   /* bits(MAGIC) - exponent bias */               \
+    int64_t j;                                                                                  \
+    for (j = 0; j + L <= n; j += L) {                                                           \
+        VT x = SUB(SUB(LOAD(v + j), h), l), xc, q, r, p, e;                                     \
+        xc = MIN(MAX(x, low), SET1(HIGH));                                                      \
+        q = SUB(FMA(xc, SET1(LOG2E), magic), magic);                                            \
+        r = FMA(q, SET1(C2), FMA(q, SET1(-(C1)), xc));                                          \
+        e = CASTV(SLLI(SUBI(CASTI(ADD(q, magic)), bias), SHIFT));                               \
+        POLY(p, r, FMA, SET1);                                                                  \
+        p = SEL(LT(x, low), SET1(0), MUL(SCALAR(p, r), e));                                     \
+        STORE(v + j, SEL(ISNAN(x), x, p));                                                      \
+    }                                                                                           \
+    for (; j < n; j++) v[j] = ringattn__exp_any(v[j], hi, lo);                                  \
 }
-
-/* v[0..n) = exp((v - hi) - lo) */
-__attribute__((target("avx2")))
-static void ringattn__expf_row_avx2(float *v, int64_t n, float hi, float lo)
-{
-    const __m256 h = _mm256_set1_ps(hi), l = _mm256_set1_ps(lo);
-    int64_t j = 0;
-    /* two independent rows of lanes per trip: one exp is a long chain of dependent steps,
-       and two in flight keep the multipliers busier (four ran out of registers) */
-    for (; j + 16 <= n; j += 16) {
-        __m256 e0 = ringattn__expf8(_mm256_loadu_ps(v + j), h, l);
-        __m256 e1 = ringattn__expf8(_mm256_loadu_ps(v + j + 8), h, l);
-        _mm256_storeu_ps(v + j, e0);
-        _mm256_storeu_ps(v + j + 8, e1);
-    }
-    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(v + j, ringattn__expf8(_mm256_loadu_ps(v + j), h, l));
-    for (; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
-}
-
-/* the same, returning the sum of the new v[j] in the order of ringattn__row_sum */
-__attribute__((target("avx2")))
-static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
-{
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx2(v, n8, hi, 0.0f);
-    for (j = 0; j < n8; j += 8) {   /* the sum, in ringattn__row_sum's order */
-        __m256 e = _mm256_loadu_ps(v + j);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    for (; j < n; j++) { v[j] = ringattn__expf(v[j], hi, 0.0f); s[0] += (double)v[j]; }
-    return ringattn__sum8(s);
-}
-
-/* The same exp on 16 lanes where the CPU has AVX-512F: again the operations of
-   ringattn__expf one for one (no FMA), so the bits match the scalar and AVX2 paths. On a
-   CPU with 512-bit units the GEMMs run twice as fast as with AVX2, so the exp's share of
-   the forward pass would otherwise double. Tails use masked loads and stores, not the
-   scalar code: ragged (causal) rows are rarely a multiple of 16. */
+/* the step after the polynomial: f32's Cephes form (p r^2 + r + 1), f64's Taylor form (p) */
+#define RINGATTN__EXPF_TAIL_2(p, r) _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f))
+#define RINGATTN__EXPF_TAIL_5(p, r) _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f))
+#define RINGATTN__EXP_TAIL(p, r) (p)
+#define RINGATTN__LT2F(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN2F(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL2F(m, yes, no) _mm256_blendv_ps(no, yes, m)
+#define RINGATTN__LT2D(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN2D(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL2D(m, yes, no) _mm256_blendv_pd(no, yes, m)
+#define RINGATTN__LT5F(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN5F(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL5F(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
+#define RINGATTN__LT5D(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN5D(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL5D(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
+#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
+#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
+#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
+RINGATTN__EXP_BODY(ringattn__expf_row_avx2, RINGATTN__A2, float, __m256, __m256i, 8, RINGATTN__EXPF_POLY,
+                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
+                   2.12194440e-4f, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps,
+                   _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps, RINGATTN__LT2F,
+                   RINGATTN__NAN2F, RINGATTN__SEL2F, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_sub_epi32,
+                   _mm256_slli_epi32, RINGATTN__EXPF_TAIL_2)
+#undef ringattn__exp_any
+#define ringattn__exp_any(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
+RINGATTN__EXP_BODY(ringattn__exp_row_avx2, RINGATTN__A2, double, __m256d, __m256i, 4, RINGATTN__EXP_POLY,
+                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
+                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm256_loadu_pd, _mm256_storeu_pd,
+                   _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_fmadd_pd, _mm256_min_pd,
+                   _mm256_max_pd, RINGATTN__LT2D, RINGATTN__NAN2D, RINGATTN__SEL2D, _mm256_castpd_si256,
+                   _mm256_castsi256_pd, _mm256_sub_epi64, _mm256_slli_epi64, RINGATTN__EXP_TAIL)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-/* AVX-512F brings FMA with it, and GCC contracts a*b+c into one rounding wherever the language
-   mode allows it (C++ and GNU C by default): that would change the bits */
-#define RINGATTN__NOFMA __attribute__((optimize("fp-contract=off")))
-#else
-#define RINGATTN__NOFMA
 #endif
-__attribute__((target("avx512f"))) RINGATTN__NOFMA static inline __m512 ringattn__expf16(__m512 a, __m512 hi, __m512 lo)
-{
-    __m512 x = _mm512_sub_ps(_mm512_sub_ps(a, hi), lo), xc, q, r, e;
-    __mmask16 low = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
-    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
-    q = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504f)), _mm512_set1_ps(12582912.0f)),
-                      _mm512_set1_ps(12582912.0f));
-    r = _mm512_add_ps(_mm512_sub_ps(xc, _mm512_mul_ps(q, _mm512_set1_ps(0.693359375f))),
-                      _mm512_mul_ps(q, _mm512_set1_ps(2.12194440e-4f)));
-    e = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(q), _mm512_set1_epi32(127)), 23));
-    q = _mm512_set1_ps(1.9875691500e-4f);
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(1.3981999507e-3f));
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(8.3334519073e-3f));
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(4.1665795894e-2f));
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(1.6666665459e-1f));
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(5.0000001201e-1f));
-    q = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(q, r), r), r), _mm512_set1_ps(1.0f)), e);
-    q = _mm512_mask_mov_ps(q, low, _mm512_setzero_ps());
-    return _mm512_mask_mov_ps(q, nan, x);
-}
+RINGATTN__EXP_BODY(ringattn__exp_row_avx512, RINGATTN__A512, double, __m512d, __m512i, 8, RINGATTN__EXP_POLY,
+                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
+                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm512_loadu_pd, _mm512_storeu_pd,
+                   _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_min_pd,
+                   _mm512_max_pd, RINGATTN__LT5D, RINGATTN__NAN5D, RINGATTN__SEL5D, _mm512_castpd_si512,
+                   _mm512_castsi512_pd, _mm512_sub_epi64, _mm512_slli_epi64, RINGATTN__EXP_TAIL)
+#undef ringattn__exp_any
+#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
+RINGATTN__EXP_BODY(ringattn__expf_row_avx512, RINGATTN__A512, float, __m512, __m512i, 16, RINGATTN__EXPF_POLY,
+                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
+                   2.12194440e-4f, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps,
+                   _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps, RINGATTN__LT5F,
+                   RINGATTN__NAN5F, RINGATTN__SEL5F, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_sub_epi32,
+                   _mm512_slli_epi32, RINGATTN__EXPF_TAIL_5)
+#undef ringattn__exp_any
 
-/* v[0..n) = exp((v - hi) - lo) */
-__attribute__((target("avx512f"))) RINGATTN__NOFMA
-static void ringattn__expf_row_avx512(float *v, int64_t n, float hi, float lo)
-{
-    const __m512 h = _mm512_set1_ps(hi), l = _mm512_set1_ps(lo);
-    int64_t j = 0;
-    for (; j + 32 <= n; j += 32) {   /* two chains in flight, as in the AVX2 loop */
-        __m512 e0 = ringattn__expf16(_mm512_loadu_ps(v + j), h, l);
-        __m512 e1 = ringattn__expf16(_mm512_loadu_ps(v + j + 16), h, l);
-        _mm512_storeu_ps(v + j, e0);
-        _mm512_storeu_ps(v + j + 16, e1);
-    }
-    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(v + j, ringattn__expf16(_mm512_loadu_ps(v + j), h, l));
-    if (j < n) {
-        __mmask16 m = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
-        _mm512_mask_storeu_ps(v + j, m, ringattn__expf16(_mm512_maskz_loadu_ps(m, v + j), h, l));
-    }
-}
-
-/* the same, returning the sum of the new v[j] in the order of ringattn__row_sum: eight
-   double lanes over blocks of eight, the tail into lane 0 */
-__attribute__((target("avx512f"))) RINGATTN__NOFMA
-static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
+/* exp and the row's sum in ringattn__row_sum's order: eight double lanes over blocks of eight,
+   the tail into lane 0 (one pass over the row instead of two) */
+RINGATTN__A512 static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
 {
     __m512d s8 = _mm512_setzero_pd();
     double s[8];
@@ -1244,13 +1201,12 @@ static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
     for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
     _mm512_storeu_pd(s, s8);
     for (; j < n; j++) s[0] += (double)v[j];
-    return ringattn__sum8(s);
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
 /* the largest of x[0..n) by the comparisons of ringattn__row_max (NaNs lose every one);
    max is exact, so the lane order cannot change the result */
-__attribute__((target("avx512f"))) RINGATTN__NOFMA
-static float ringattn__row_max_avx512(const float *a, int64_t n)
+RINGATTN__A512 static float ringattn__row_max_avx512(const float *a, int64_t n)
 {
     __m512 m = _mm512_set1_ps(-INFINITY);
     int64_t j = 0;
@@ -1264,112 +1220,27 @@ static float ringattn__row_max_avx512(const float *a, int64_t n)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-#endif
 
-/* v[0..n) = exp((v - hi) - lo) */
-static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
+RINGATTN__A2 static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
 {
-    int64_t j = 0;
-#ifdef RINGATTN__AVX2
-    if (__builtin_cpu_supports("avx512f")) { ringattn__expf_row_avx512(v, n, hi, lo); return; }
-    if (__builtin_cpu_supports("avx2")) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
-#endif
-#ifdef RINGATTN__LANES
-    for (; j + RINGATTN__LANES <= n; j += RINGATTN__LANES) ringattn__expf_lanes(v + j, hi, lo);
-#endif
-    for (; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx2(v, n, hi, 0.0f);
+    for (j = 0; j < n8; j += 8) {
+        __m256 e = _mm256_loadu_ps(v + j);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    for (; j < n; j++) s[0] += (double)v[j];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
-
-/* ---------------------------------------------------------------- the f64 exp */
-/* exp for f64 softmax weights, the f32 exp's method in double: Cody-Waite reduction to
-   r in [-ln2/2, ln2/2] (ln2 split as in Cephes) and the Taylor polynomial to degree 12
-   (truncation below 2e-16 of the result) by fused multiply-adds (half the operations of
-   separate ones), the same operations in the scalar, AVX2 and AVX-512 versions: the same bits; within about 2 ulp of libm's exp, far
-   inside the f64 policy. Results below DBL_MIN (x < -708.39) are flushed to 0, as the f32
-   exp flushes below FLT_MIN; x > 709 is clamped there (softmax arguments are <= 0). */
-#define RINGATTN__EXP_POLY(p, r, FMA, C)                                                        \
-    p = C(2.08767569878681e-09);                                                              \
-    p = FMA(p, r, C(2.505210838544172e-08));  p = FMA(p, r, C(2.755731922398589e-07));         \
-    p = FMA(p, r, C(2.7557319223985893e-06)); p = FMA(p, r, C(2.48015873015873e-05));          \
-    p = FMA(p, r, C(0.0001984126984126984));  p = FMA(p, r, C(0.001388888888888889));          \
-    p = FMA(p, r, C(0.008333333333333333));   p = FMA(p, r, C(0.041666666666666664));         \
-    p = FMA(p, r, C(0.16666666666666666));    p = FMA(p, r, C(0.5));                          \
-    p = FMA(p, r, C(1.0));                    p = FMA(p, r, C(1.0))
-#define RINGATTN__SC(x) (x)
-#define RINGATTN__EXP_LOW -708.3964185322641    /* ln(DBL_MIN) */
-#define RINGATTN__EXP_MAGIC 6755399441055744.0   /* 1.5 * 2^52: adding it rounds to an integer */
-
-static double ringattn__exp(double x)
-{
-    int low = x < RINGATTN__EXP_LOW, nan = x != x;
-    double xc = low ? RINGATTN__EXP_LOW : (x > 709.0 ? 709.0 : (nan ? 0.0 : x));
-    double n = (xc * 1.4426950408889634 + RINGATTN__EXP_MAGIC) - RINGATTN__EXP_MAGIC;
-    double r = (xc - n * 6.93145751953125e-1) - n * 1.42860682030941723212e-6, p, e;
-    int64_t bits = ((int64_t)n + 1023) * ((int64_t)1 << 52);   /* 2^n, n in [-1022, 1023] */
-    memcpy(&e, &bits, sizeof e);
-    RINGATTN__EXP_POLY(p, r, fma, RINGATTN__SC);
-    return nan ? x : (low ? 0.0 : p * e);
-}
-
-/* x86-64 with GCC or clang: the fused kernels and the f64 exp get AVX2 (+FMA) and AVX-512F
-   versions, chosen at run time, whatever the compiler's target flags */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
-    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
-#define RINGATTN__X86 1
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
-#else
-#define RINGATTN__NOCONTRACT
-#endif
-
-#define RINGATTN__EXP_VEC(NAME, ATTR, VD, VI, L, LOAD, STORE, SET1, ADD, SUB, MUL, FMA, MIN, MAX, \
-                          LTMASK, NANMASK, SELECT, CASTI, CASTD, SUBI, SLLI)                    \
-ATTR static void NAME(double *v, int64_t n, double sub)                                         \
-{                                                                                               \
-    const VD s = SET1(sub), lowv = SET1(RINGATTN__EXP_LOW), magic = SET1(RINGATTN__EXP_MAGIC);   \
-    const VI bias = CASTI(SET1(RINGATTN__EXP_MAGIC - 1023.0));  /* bits(magic) - 1023 */        \
-    int64_t j;                                                                                  \
-    for (j = 0; j + L <= n; j += L) {                                                           \
-        VD x = SUB(LOAD(v + j), s), xc, q, r, p, e;                                             \
-        xc = MIN(MAX(x, lowv), SET1(709.0));                                                    \
-        q = SUB(ADD(MUL(xc, SET1(1.4426950408889634)), magic), magic);                          \
-        r = SUB(SUB(xc, MUL(q, SET1(6.93145751953125e-1))), MUL(q, SET1(1.42860682030941723212e-6))); \
-        e = CASTD(SLLI(SUBI(CASTI(ADD(q, magic)), bias), 52));                                  \
-        RINGATTN__EXP_POLY(p, r, FMA, SET1);                                                    \
-        p = MUL(p, e);                                                                          \
-        p = SELECT(LTMASK(x, lowv), SET1(0.0), p);                                              \
-        STORE(v + j, SELECT(NANMASK(x), x, p));                                                 \
-    }                                                                                           \
-    for (; j < n; j++) v[j] = ringattn__exp(v[j] - sub);                                        \
-}
-#define RINGATTN__AVX2_LT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
-#define RINGATTN__AVX2_NAN(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
-#define RINGATTN__AVX2_SEL(m, yes, no) _mm256_blendv_pd(no, yes, m)
-RINGATTN__EXP_VEC(ringattn__exp_row_avx2, __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT, __m256d,
-                  __m256i, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd,
-                  _mm256_mul_pd, _mm256_fmadd_pd, _mm256_min_pd, _mm256_max_pd, RINGATTN__AVX2_LT, RINGATTN__AVX2_NAN,
-                  RINGATTN__AVX2_SEL, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_sub_epi64,
-                  _mm256_slli_epi64)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#define RINGATTN__AVX512_LT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
-#define RINGATTN__AVX512_NAN(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
-#define RINGATTN__AVX512_SEL(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
-RINGATTN__EXP_VEC(ringattn__exp_row_avx512, __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT,
-                  __m512d, __m512i, 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_add_pd,
-                  _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_min_pd, _mm512_max_pd, RINGATTN__AVX512_LT,
-                  RINGATTN__AVX512_NAN, RINGATTN__AVX512_SEL, _mm512_castpd_si512, _mm512_castsi512_pd,
-                  _mm512_sub_epi64, _mm512_slli_epi64)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #endif /* RINGATTN__X86 */
 
-/* the kernels' instruction set, asked once per tile (a read of a table filled at load time) */
+/* the kernels' instruction set, asked once per tile or row (a read of a table filled at load
+   time): AVX-512F, else AVX2 with FMA, else the portable C */
 enum { RINGATTN__ISA_C = 0, RINGATTN__ISA_AVX2 = 1, RINGATTN__ISA_AVX512 = 2 };
 static int ringattn__isa(void)
 {
@@ -1380,16 +1251,28 @@ static int ringattn__isa(void)
     return RINGATTN__ISA_C;
 }
 
+/* v[0..n) = exp((v - hi) - lo), f32 */
+static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
+{
+    int64_t j;
+#ifdef RINGATTN__X86
+    int isa = ringattn__isa();
+    if (isa == RINGATTN__ISA_AVX512) { ringattn__expf_row_avx512(v, n, hi, lo); return; }
+    if (isa == RINGATTN__ISA_AVX2) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
+#endif
+    for (j = 0; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
+}
+
 /* v[0..n) = exp(v - sub), f64 */
 static void ringattn__exp_row(double *v, int64_t n, double sub)
 {
     int64_t j;
 #ifdef RINGATTN__X86
     int isa = ringattn__isa();
-    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub); return; }
-    if (isa == RINGATTN__ISA_AVX2) { ringattn__exp_row_avx2(v, n, sub); return; }
+    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub, 0.0); return; }
+    if (isa == RINGATTN__ISA_AVX2) { ringattn__exp_row_avx2(v, n, sub, 0.0); return; }
 #endif
-    for (j = 0; j < n; j++) v[j] = ringattn__exp(v[j] - sub);
+    for (j = 0; j < n; j++) v[j] = ringattn__exp((v[j] - sub) - 0.0);
 }
 
 /* ---------------------------------------------------------------- fused block kernels */
@@ -1516,8 +1399,6 @@ ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, i
             for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
     }                                                                                         \
 }
-#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
-#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
 #define RINGATTN__BS(p) _mm256_broadcast_ss(p)
 #define RINGATTN__BD(p) _mm256_broadcast_sd(p)
 #define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
@@ -1596,6 +1477,13 @@ static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *cons
     else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
 }
 
+/* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
+   then the lanes pairwise (the vector exp-and-sum functions add in exactly this order) */
+static double ringattn__sum8(const double s[8])
+{
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
 /* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
    running denominator l never loses digits to the block structure of the ring; the loops
    keep several independent lanes so they vectorize without reassociating anything (the
@@ -1604,8 +1492,8 @@ static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
 {
     int64_t j, k;
     double mx = -INFINITY;
-#ifdef RINGATTN__AVX2
-    if (t == RINGATTN_F32 && __builtin_cpu_supports("avx512f")) mx = ringattn__row_max_avx512((const float *)x, n);
+#ifdef RINGATTN__X86
+    if (t == RINGATTN_F32 && ringattn__isa() == RINGATTN__ISA_AVX512) mx = ringattn__row_max_avx512((const float *)x, n);
     else
 #endif
     if (t == RINGATTN_F32) {
@@ -1653,10 +1541,11 @@ static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
 static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
 {
     if (t == RINGATTN_F32) {
-#ifdef RINGATTN__AVX2
-        if (__builtin_cpu_supports("avx512f"))   /* one pass: exp and sum */
+#ifdef RINGATTN__X86
+        int isa = ringattn__isa();
+        if (isa == RINGATTN__ISA_AVX512)   /* one pass: exp and sum */
             return ringattn__expf_sum_row_avx512((float *)x, n, (float)m);
-        if (__builtin_cpu_supports("avx2"))
+        if (isa == RINGATTN__ISA_AVX2)
             return ringattn__expf_sum_row_avx2((float *)x, n, (float)m);
 #endif
         ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
