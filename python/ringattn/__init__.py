@@ -13,5 +13,6 @@ from ._steps import Step, steps, steps_backward
 
 __version__ = "0.1.0"
 
-__all__ = ["attention", "attention_backward", "compare", "check", "plan", "layer_forward", "layer_backward", "steps", "steps_backward", "Step",
+__all__ = ["attention", "attention_backward", "compare", "check", "plan", "layer_forward", "layer_backward",
+           "steps", "steps_backward", "Step",
            "Report", "Mismatch", "RingattnError", "strerror", "STATUS_NAMES", "EMPTY_LSE"]
