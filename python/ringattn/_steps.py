@@ -149,7 +149,8 @@ def steps_backward(q, k, v, out, lse, dout, *, ring_size, layout="bnhd", causal=
     def on_event(evp):
         ev = evp.contents
         rec = _record(evp, ev, like_torch)
-        shapes = (("dq", (ev.batch, ev.rows, ev.heads, ev.dim), lq), ("dk", (ev.batch, ev.keys, ev.kv_heads, ev.dim), lk),
+        shapes = (("dq", (ev.batch, ev.rows, ev.heads, ev.dim), lq),
+                  ("dk", (ev.batch, ev.keys, ev.kv_heads, ev.dim), lk),
                   ("dv", (ev.batch, ev.keys, ev.kv_heads, ev.dim_v), lk))
         outs = [(name, new_output(_caller_shape(s, perm, ld), dname, like_torch, name), ld) for name, s, ld in shapes]
         err = _err()

@@ -170,8 +170,9 @@ def test_a_port_broken_at_one_step_is_located(rng, partition):
     good = _numpy_ring_port(q, k, v, p, partition, "bottom-right")
     # the last step of member 2 whose block a shifted mask changes (one on the diagonal)
     full = visible(24, 24, "bottom-right")
-    diagonal = [g.step for g in gold if g.member == 2 and (full[np.ix_(np.minimum(g.q_positions + 1, 23), g.k_positions)]
-                                                          != full[np.ix_(g.q_positions, g.k_positions)]).any()]
+    shifted = lambda g: full[np.ix_(np.minimum(g.q_positions + 1, 23), g.k_positions)]  # noqa: E731
+    diagonal = [g.step for g in gold
+                if g.member == 2 and (shifted(g) != full[np.ix_(g.q_positions, g.k_positions)]).any()]
     broken = (2, diagonal[-1])
     assert partition != "striped" or broken[1] == p - 1   # striped: every block has a diagonal
     bad = _numpy_ring_port(q, k, v, p, partition, "bottom-right", broken=broken)
