@@ -9,8 +9,10 @@ Everything calls the C library (ringattn.h) built with the package; see docs/pyt
 from ._lib import STATUS_NAMES, RingattnError, strerror
 from ._api import (EMPTY_LSE, Mismatch, Report, attention, attention_backward, check, compare, layer_backward,
                    layer_forward, plan)
+from ._steps import Step, steps, steps_backward
 
 __version__ = "0.1.0"
 
 __all__ = ["attention", "attention_backward", "compare", "check", "plan", "layer_forward", "layer_backward",
+           "steps", "steps_backward", "Step",
            "Report", "Mismatch", "RingattnError", "strerror", "STATUS_NAMES", "EMPTY_LSE"]

@@ -2,6 +2,8 @@
 import collections
 import ctypes
 import math
+import os
+import tempfile
 
 import numpy as np
 
@@ -286,6 +288,8 @@ class Report:
         self.mismatches = [Mismatch(idx(bad_at[4 * i:4 * i + 4]), *(float(x) for x in bad_val[4 * i:4 * i + 4]))
                            for i in range(int(ires[4]))]
         self.text = text
+        self._inputs = None   # compare(): what heatmap() draws again
+        self._ring = (1, "contiguous")   # check(): the ring's deal, for heatmap()'s chunk lines
 
     def __bool__(self):
         return self.passed
@@ -297,6 +301,49 @@ class Report:
         return "<ringattn.Report %s%s: max_abs %.3e at %s, %d of %d outside>" % (
             (self.what + " ") if self.what else "", "PASS" if self.passed else "FAIL", self.max_abs, self.where,
             self.outside, self.count)
+
+    def heatmap(self, path=None, *, ring_size=None, partition=None):
+        """The error of this comparison as an SVG (the writer of `ringattn-golden compare
+        --heatmap`): err / allowed over (query position, head), or (key position, head) for a
+        report on dk / dv, max over batch and dim; inside white to grey, outside yellow to red,
+        NaN/Inf mismatches black; score tiles dashed, the ring's chunks (ring_size, partition;
+        by default those check() was given, else one member) in blue. A mask or tiling bug
+        shows as a band. Writes `path` when given; returns the SVG text either way."""
+        if self._inputs is None:
+            raise RingattnError(-4, "this Report holds no arrays to draw: heatmap() draws reports of compare() "
+                                "and check()")
+        hosts, leads, pol, empty, layout = self._inputs
+        rank = max(len(h.shape) for h in hosts)
+        what = self.what or ("lse" if rank in (2, 3) else "out")
+        ring, part = self._ring
+        ring = _int(ring if ring_size is None else ring_size, "ring_size", 1)
+        part = _choice(_PARTITION, part if partition is None else partition, "partition")
+        if what == "lse" or (self.what is None and rank in (2, 3)):
+            if rank not in (2, 3):
+                _refuse(-2, "heatmap: an lse has 3 axes (b, h, n) or 2 (h, total_q), not %d" % rank)
+            views = [h.view(None, ld + 3 - rank) for h, ld in zip(hosts, leads)]
+            what = "lse"
+        elif rank in (3, 4):
+            perm = _BHND if layout == "bhnd" else None
+            views = [h.view(perm, ld + 4 - rank) for h, ld in zip(hosts, leads)]
+        else:
+            _refuse(-2, "heatmap draws [b, n, h, d] tensors (varlen [total, h, d]) and lse, not %d-D arrays" % rank)
+        own = path is None
+        if own:
+            fd, path = tempfile.mkstemp(suffix=".svg")
+            os.close(fd)
+        err = _err()
+        try:
+            st = _lib.lib.ringattn_py_heatmap(os.fsencode(path), views[0], views[1],
+                                              ctypes.byref(views[2]) if len(views) > 2 else None, pol, empty, ring,
+                                              part, what.encode(), (self.what or "got").encode(), err, _ERR)
+            if st != 0:
+                fail(st, err)
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+        finally:
+            if own:
+                os.unlink(path)
 
     def hint(self):
         """A sentence when the failure looks like another empty-row lse convention, else ''."""
@@ -371,8 +418,10 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
                                       EMPTY_LSE[empty_lse], axes, fres, ires, bad_at, bad_val, report, 8192, err, _ERR)
     if st != 0:
         fail(st, err)
-    return Report(what, fres, ires, bad_at, bad_val, report.value.decode("utf-8", "replace"), ndim_g, leads[0],
-                  empty_lse)
+    rep = Report(what, fres, ires, bad_at, bad_val, report.value.decode("utf-8", "replace"), ndim_g, leads[0],
+                 empty_lse)
+    rep._inputs = (hosts, leads, pol, EMPTY_LSE[empty_lse], layout)
+    return rep
 
 
 def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, policy_k=2.0, eps=1e-6,
@@ -413,6 +462,7 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
             continue
         reports[name] = compare(got, refs[name], baseline=bases[name], k=policy_k, eps=eps, what=name,
                                 layout=layout, empty_lse=empty_lse)
+        reports[name]._ring = (options.get("ring_size", 1), options.get("partition", "contiguous"))
     failed = [n for n, r in reports.items() if not r.passed]
     if failed:
         parts = ["ringattn.check: %d of %d tensors outside tolerance (%s); reference f64, baseline f32, options %s"

@@ -7,10 +7,13 @@
 #define RINGATTN_IMPLEMENTATION
 #include "ringattn.h"
 
+#include <stddef.h>
 #include <string.h>
 
+#include "golden_heatmap.c"   /* tools/: the SVG writer of `ringattn-golden compare --heatmap` */
+
 /* bumped whenever a signature or ringattn_py_options changes: _lib.py checks it */
-#define RINGATTN_PY_ABI 1
+#define RINGATTN_PY_ABI 2
 
 typedef struct {
     double scale;
@@ -24,6 +27,21 @@ typedef struct {
 } ringattn_py_options;
 
 int ringattn_py_abi(void);
+int ringattn_py_event_layout(int64_t *out, int cap);
+int ringattn_py_forward_steps(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                              const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
+                              ringattn_trace_fn fn, void *user, char *err, size_t err_size);
+int ringattn_py_backward_steps(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                               const ringattn_tensor *v, const ringattn_tensor *out, const ringattn_tensor *lse,
+                               const ringattn_tensor *dout, ringattn_tensor *dq, ringattn_tensor *dk,
+                               ringattn_tensor *dv, ringattn_trace_fn fn, void *user, char *err, size_t err_size);
+int ringattn_py_trace_result(const ringattn_trace_event *ev, int block, ringattn_tensor *out, ringattn_tensor *lse,
+                             char *err, size_t err_size);
+int ringattn_py_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq, ringattn_tensor *dk,
+                            ringattn_tensor *dv, char *err, size_t err_size);
+int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ringattn_tensor *ref,
+                        const ringattn_tensor *baseline, const double policy[4], int empty_lse, int ring_size,
+                        int partition, const char *what, const char *title, char *err, size_t err_size);
 int ringattn_py_forward(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
                         const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
                         char *err, size_t err_size);
@@ -50,6 +68,30 @@ int ringattn_py_layer_backward(const ringattn_py_options *o, int64_t embed_dim, 
                                int want_grads, char *err, size_t err_size);
 
 int ringattn_py_abi(void) { return RINGATTN_PY_ABI; }
+
+/* ringattn_trace_event as this compiler lays it out: sizeof, then the offset of every field in
+   declaration order. _lib.py mirrors the struct in ctypes and refuses to load when one number
+   differs, so a field added or moved in ringattn.h fails at import, not as garbage. */
+#define RINGATTN_PY_OFF(f) offsetof(ringattn_trace_event, f)
+int ringattn_py_event_layout(int64_t *out, int cap)
+{
+    const size_t v[] = {
+        sizeof(ringattn_trace_event),
+        RINGATTN_PY_OFF(pass), RINGATTN_PY_OFF(member), RINGATTN_PY_OFF(step), RINGATTN_PY_OFF(ring_size),
+        RINGATTN_PY_OFF(src), RINGATTN_PY_OFF(computed), RINGATTN_PY_OFF(q_begin), RINGATTN_PY_OFF(q_end),
+        RINGATTN_PY_OFF(k_begin), RINGATTN_PY_OFF(k_end), RINGATTN_PY_OFF(tiles), RINGATTN_PY_OFF(batch),
+        RINGATTN_PY_OFF(heads), RINGATTN_PY_OFF(rows), RINGATTN_PY_OFF(row_max), RINGATTN_PY_OFF(row_sum),
+        RINGATTN_PY_OFF(dtype), RINGATTN_PY_OFF(dim), RINGATTN_PY_OFF(dim_v), RINGATTN_PY_OFF(kv_heads),
+        RINGATTN_PY_OFF(keys), RINGATTN_PY_OFF(q_pieces), RINGATTN_PY_OFF(k_pieces), RINGATTN_PY_OFF(q_pos0),
+        RINGATTN_PY_OFF(q_count), RINGATTN_PY_OFF(q_stride), RINGATTN_PY_OFF(k_pos0), RINGATTN_PY_OFF(k_count),
+        RINGATTN_PY_OFF(k_stride), RINGATTN_PY_OFF(out_scale), RINGATTN_PY_OFF(acc), RINGATTN_PY_OFF(block_acc),
+        RINGATTN_PY_OFF(block_max), RINGATTN_PY_OFF(block_sum), RINGATTN_PY_OFF(dkv), RINGATTN_PY_OFF(kv_pitch)
+    };
+    int n = (int)(sizeof v / sizeof v[0]), i;
+    for (i = 0; i < n && i < cap; i++) out[i] = (int64_t)v[i];
+    return n;
+}
+#undef RINGATTN_PY_OFF
 
 static ringattn_config config_of(const ringattn_py_options *o, char *err, size_t err_size)
 {
@@ -192,4 +234,74 @@ int ringattn_py_layer_backward(const ringattn_py_options *o, int64_t embed_dim, 
     weights_of(&gr, g);
     st = ringattn_layer_backward(&c, &p, x_q, x_k, x_v, dy, NULL, dx_q, dx_k, dx_v, want_grads ? &gr : NULL);
     return st;
+}
+
+/* Per-step goldens: the ring with cfg->trace = fn at every (member, step). One thread, so fn
+   (a Python function through ctypes) is never entered from two threads at once; the results
+   do not depend on the thread count. The forward also carries each step's block alone. */
+int ringattn_py_forward_steps(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                              const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
+                              ringattn_trace_fn fn, void *user, char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    if (!fn) return ringattn__fail(&c, RINGATTN_ENULL, "the trace callback is NULL");
+    c.num_threads = 1; c.trace = fn; c.trace_user = user; c.trace_blocks = 1;
+    return ringattn_forward(&c, q, k, v, out, lse);
+}
+
+int ringattn_py_backward_steps(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
+                               const ringattn_tensor *v, const ringattn_tensor *out, const ringattn_tensor *lse,
+                               const ringattn_tensor *dout, ringattn_tensor *dq, ringattn_tensor *dk,
+                               ringattn_tensor *dv, ringattn_trace_fn fn, void *user, char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    if (!fn) return ringattn__fail(&c, RINGATTN_ENULL, "the trace callback is NULL");
+    c.num_threads = 1; c.trace = fn; c.trace_user = user;
+    return ringattn_backward(&c, q, k, v, out, lse, dout, dq, dk, dv);
+}
+
+/* ringattn_trace_result / _grads with the error sentence in err[] (ctypes sees no config) */
+int ringattn_py_trace_result(const ringattn_trace_event *ev, int block, ringattn_tensor *out, ringattn_tensor *lse,
+                             char *err, size_t err_size)
+{
+    ringattn_config c = ringattn_default_config();
+    c.error_detail = err; c.error_detail_size = err_size;
+    if (err && err_size) err[0] = 0;
+    return ringattn_trace_result(ev, block, out, lse, &c);
+}
+
+int ringattn_py_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq, ringattn_tensor *dk,
+                            ringattn_tensor *dv, char *err, size_t err_size)
+{
+    ringattn_config c = ringattn_default_config();
+    c.error_detail = err; c.error_detail_size = err_size;
+    if (err && err_size) err[0] = 0;
+    return ringattn_trace_grads(ev, dq, dk, dv, &c);
+}
+
+/* Report.heatmap(): the comparison again (same policy), drawn by the CLI's writer. got / ref
+   are [b, n, h, d] views (lse [b, h, n, 1] with what = "lse"). */
+int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ringattn_tensor *ref,
+                        const ringattn_tensor *baseline, const double policy[4], int empty_lse, int ring_size,
+                        int partition, const char *what, const char *title, char *err, size_t err_size)
+{
+    ringattn_config c = ringattn_default_config();
+    ringattn_compare_policy pol; ringattn_compare_result r; int st;
+    c.error_detail = err; c.error_detail_size = err_size;
+    if (err && err_size) err[0] = 0;
+    if (!path || !what || !title) return ringattn__fail(&c, RINGATTN_ENULL, "path, what or title is NULL");
+    if (!got) return ringattn__fail(&c, RINGATTN_ENULL, "got is NULL");
+    if (ring_size < 1) return ringattn__fail(&c, RINGATTN_ECONFIG, "ring_size = %d, must be >= 1", ring_size);
+    if (partition < RINGATTN_CONTIGUOUS || partition > RINGATTN_STRIPED)
+        return ringattn__fail(&c, RINGATTN_ECONFIG, "partition = %d, must be 0, 1 or 2", partition);
+    pol = ringattn_compare_default_policy(got->dtype);
+    if (policy[0] >= 0) pol.atol = policy[0];
+    if (policy[1] >= 0) pol.rtol = policy[1];
+    pol.k = policy[2]; pol.eps = policy[3];
+    pol.empty_lse = empty_lse;
+    st = ringattn_compare(got, ref, baseline, &pol, &r, &c);
+    if (st != RINGATTN_OK) return st;
+    if (write_heatmap(path, got, ref, &r, ring_size, (ringattn_partition)partition, what, title))
+        return ringattn__fail(&c, RINGATTN_EIO, "cannot write %s", path);
+    return RINGATTN_OK;
 }

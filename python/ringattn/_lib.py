@@ -8,7 +8,7 @@ import ctypes
 import glob
 import os
 
-ABI = 1  # RINGATTN_PY_ABI in _capi.c
+ABI = 2  # RINGATTN_PY_ABI in _capi.c
 KEEP = 8  # RINGATTN_COMPARE_KEEP
 
 F32, F64, F16, BF16 = 0, 1, 2, 3
@@ -41,6 +41,41 @@ class Options(ctypes.Structure):
                 ("cu_seqlens_k", ctypes.POINTER(ctypes.c_int64)), ("num_seqs", ctypes.c_int)]
 
 
+class Event(ctypes.Structure):
+    """ringattn_trace_event (ringattn.h), field for field; checked against the C layout at load."""
+    _i64, _i, _dp, _vp = ctypes.c_int64, ctypes.c_int, ctypes.POINTER(ctypes.c_double), ctypes.c_void_p
+    _fields_ = [("pass_", _i), ("member", _i), ("step", _i), ("ring_size", _i), ("src", _i), ("computed", _i),
+                ("q_begin", _i64), ("q_end", _i64), ("k_begin", _i64), ("k_end", _i64), ("tiles", _i64),
+                ("batch", _i64), ("heads", _i64), ("rows", _i64), ("row_max", _dp), ("row_sum", _dp),
+                ("dtype", _i), ("dim", _i64), ("dim_v", _i64), ("kv_heads", _i64), ("keys", _i64),
+                ("q_pieces", _i), ("k_pieces", _i), ("q_pos0", _i64 * 2), ("q_count", _i64 * 2),
+                ("q_stride", _i64 * 2), ("k_pos0", _i64 * 2), ("k_count", _i64 * 2), ("k_stride", _i64 * 2),
+                ("out_scale", ctypes.c_double), ("acc", _vp), ("block_acc", _vp), ("block_max", _dp),
+                ("block_sum", _dp), ("dkv", _vp), ("kv_pitch", _i64)]
+
+
+#: void (*ringattn_trace_fn)(const ringattn_trace_event *ev, void *user)
+TRACE_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
+
+
+def layout_mismatches(lib, struct=Event):
+    """How `struct` (a ctypes mirror of ringattn_trace_event) differs from the C layout that
+    ringattn_py_event_layout reports: a list of sentences, empty when they agree."""
+    n = lib.ringattn_py_event_layout(None, 0)
+    got = (ctypes.c_int64 * n)()
+    lib.ringattn_py_event_layout(got, n)
+    fields = [f[0] for f in struct._fields_]
+    bad = []
+    if ctypes.sizeof(struct) != got[0]:
+        bad.append("sizeof: C %d, ctypes %d" % (got[0], ctypes.sizeof(struct)))
+    if len(fields) != n - 1:
+        bad.append("C has %d fields, ctypes %d" % (n - 1, len(fields)))
+    for name, off in zip(fields, got[1:]):
+        if getattr(struct, name).offset != off:
+            bad.append("%s at offset %d in C, %d in ctypes" % (name, off, getattr(struct, name).offset))
+    return bad
+
+
 def _load():
     here = os.path.dirname(os.path.abspath(__file__))
     found = sorted(glob.glob(os.path.join(here, "_ringattn_c.*")))
@@ -65,6 +100,12 @@ def _load():
                                       ctypes.c_double, T, T, T, T, T, C, sz],
         "ringattn_py_layer_backward": [P(Options), ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
                                        ctypes.c_double, T, T, T, T, T, T, T, T, T, ctypes.c_int, C, sz],
+        "ringattn_py_event_layout": [i64p, ctypes.c_int],
+        "ringattn_py_forward_steps": [P(Options), T, T, T, T, T, TRACE_FN, ctypes.c_void_p, C, sz],
+        "ringattn_py_backward_steps": [P(Options), T, T, T, T, T, T, T, T, T, TRACE_FN, ctypes.c_void_p, C, sz],
+        "ringattn_py_trace_result": [P(Event), ctypes.c_int, T, T, C, sz],
+        "ringattn_py_trace_grads": [P(Event), T, T, T, C, sz],
+        "ringattn_py_heatmap": [C, T, T, T, dblp, ctypes.c_int, ctypes.c_int, ctypes.c_int, C, C, C, sz],
     }
     for name, args in sigs.items():
         f = getattr(lib, name)
@@ -72,6 +113,12 @@ def _load():
         f.restype = ctypes.c_int
     lib.ringattn_strerror.argtypes = [ctypes.c_int]
     lib.ringattn_strerror.restype = ctypes.c_char_p
+    lib.ringattn_trace_positions.argtypes = [P(Event), ctypes.c_int, i64p, ctypes.c_int64]
+    lib.ringattn_trace_positions.restype = ctypes.c_int64
+    bad = layout_mismatches(lib)
+    if bad:
+        raise ImportError("ringattn: the ctypes mirror of ringattn_trace_event (_lib.Event) does not match %s: %s"
+                          % (found[0], "; ".join(bad)))
     return lib
 
 
