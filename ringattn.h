@@ -9,7 +9,7 @@
 
      Plain copy-in build, no BLAS, no OpenMP (members run one after another):
          cc -std=c99 -I. myfile.c -lm
-     With OpenBLAS and OpenMP (members run as threads, blocks go through cblas):
+     With OpenBLAS and OpenMP (members run as threads, the backward's products go through cblas):
          cc -std=c99 -fopenmp -DRINGATTN_USE_CBLAS -I. myfile.c -lopenblas -lm
 
      Minimal call (q, k, v: [batch, seq, heads, dim] row-major float arrays):
@@ -39,17 +39,23 @@
                                implementation file only; both or neither. `user` is
                                cfg->alloc_user. Every byte the library allocates goes through
                                these (per-member buffers and one small ring table per call).
-     RINGATTN_USE_CBLAS        implementation file only: multiply blocks with cblas_sgemm /
-                               cblas_dgemm (include path of cblas.h needed, link a BLAS).
-                               Without it a built-in blocked GEMM is used. Same results within
-                               the documented f32 tolerance; f64 agrees to ~1e-15 relative.
+     RINGATTN_USE_CBLAS        implementation file only: the backward's block products through
+                               cblas_sgemm / cblas_dgemm (include path of cblas.h needed, link
+                               a BLAS); without it a built-in GEMM. The forward never calls a
+                               BLAS: its fused kernels (see "fused block kernels") were faster
+                               at every measured shape. Same results within the documented f32
+                               tolerance; f64 agrees to ~1e-15 relative.
      RINGATTN_CBLAS_HEADER     header to include for cblas (default <cblas.h>).
      RINGATTN_TILE_Q, RINGATTN_TILE_K
-                               implementation file only: score-tile rows/columns (256, 256).
+                               implementation file only: score-tile rows/columns (256, 256):
+                               the keys one merge step folds in, and the rows that share one
+                               gathered set of K panels.
      RINGATTN_NO_NPY           implementation file only: leave out the .npy reader/writer and
                                ringattn_compare (the section at the end of the file).
-     RINGATTN_NO_SIMD          implementation file only: no GCC/clang vector extensions in the
-                               f32 exp (the same arithmetic runs one element at a time).
+     RINGATTN_NO_SIMD, RINGATTN_NO_DISPATCH
+                               implementation file only: no AVX2 / AVX-512 versions of the
+                               fused kernels and exps (chosen at run time on x86-64 with GCC or
+                               clang otherwise): the portable C runs, with the same bits.
      _OPENMP                   set by your compiler's -fopenmp: ring members become threads.
 
    THREADS AND DETERMINISM
@@ -66,7 +72,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <math.h>     /* the shared conversions below (ldexp, frexp, rint) */
+#include <math.h>     /* the shared conversions below (ldexp, frexp, rint), the exps (fma) */
+#include <string.h>   /* memcpy: the exps build 2^n from its bits */
 
 #ifndef RINGATTN_API
 #ifdef RINGATTN_STATIC
@@ -859,6 +866,57 @@ static RINGATTN__HD inline void ringattn__merge_fold(double *m, double *l, doubl
     *m = mnew;
 }
 
+/* The softmax weights' exp, scalar, f32 and f64 (the method and its accuracy: "the exps" in
+   the implementation, whose vector versions do the same operations); here, compiled for host
+   and device, so that ringattn_cuda.h's kernels give the CPU's bits too. */
+#define RINGATTN__EXPF_LOW -87.33654f            /* ln(FLT_MIN) */
+#define RINGATTN__EXPF_MAGIC 12582912.0f         /* 1.5 * 2^23: adding it rounds to an integer */
+#define RINGATTN__EXPF_POLY(p, r, FMA, C)                                                       \
+    p = C(1.9875691500e-4f);                                                                  \
+    p = FMA(p, r, C(1.3981999507e-3f)); p = FMA(p, r, C(8.3334519073e-3f));                   \
+    p = FMA(p, r, C(4.1665795894e-2f)); p = FMA(p, r, C(1.6666665459e-1f));                   \
+    p = FMA(p, r, C(5.0000001201e-1f))
+#define RINGATTN__EXP_LOW -708.3964185322641     /* ln(DBL_MIN) */
+#define RINGATTN__EXP_MAGIC 6755399441055744.0   /* 1.5 * 2^52 */
+#define RINGATTN__EXP_POLY(p, r, FMA, C)                                                        \
+    p = C(2.08767569878681e-09);                                                              \
+    p = FMA(p, r, C(2.505210838544172e-08));  p = FMA(p, r, C(2.755731922398589e-07));         \
+    p = FMA(p, r, C(2.7557319223985893e-06)); p = FMA(p, r, C(2.48015873015873e-05));          \
+    p = FMA(p, r, C(0.0001984126984126984));  p = FMA(p, r, C(0.001388888888888889));          \
+    p = FMA(p, r, C(0.008333333333333333));   p = FMA(p, r, C(0.041666666666666664));         \
+    p = FMA(p, r, C(0.16666666666666666));    p = FMA(p, r, C(0.5));                          \
+    p = FMA(p, r, C(1.0));                    p = FMA(p, r, C(1.0))
+#define RINGATTN__SC(x) (x)
+
+/* exp((a - hi) - lo), f32 */
+static RINGATTN__HD inline float ringattn__expf(float a, float hi, float lo)
+{
+    float x = (a - hi) - lo;
+    int low = x < RINGATTN__EXPF_LOW, nan = x != x;
+    float xc = low ? RINGATTN__EXPF_LOW : (x > 88.0f ? 88.0f : (nan ? 0.0f : x));
+    float n = fmaf(xc, 1.44269504f, RINGATTN__EXPF_MAGIC) - RINGATTN__EXPF_MAGIC;
+    float r = fmaf(n, 2.12194440e-4f, fmaf(n, -0.693359375f, xc)), p, e;
+    int32_t bits = ((int32_t)n + 127) * (1 << 23);   /* 2^n, n in [-126, 127] */
+    memcpy(&e, &bits, sizeof e);
+    RINGATTN__EXPF_POLY(p, r, fmaf, RINGATTN__SC);
+    p = (fmaf(p, r * r, r) + 1.0f) * e;
+    return nan ? x : (low ? 0.0f : p);
+}
+
+/* exp(x), f64 */
+static RINGATTN__HD inline double ringattn__exp(double x)
+{
+    int low = x < RINGATTN__EXP_LOW, nan = x != x;
+    double xc = low ? RINGATTN__EXP_LOW : (x > 709.0 ? 709.0 : (nan ? 0.0 : x));
+    double n = fma(xc, 1.4426950408889634, RINGATTN__EXP_MAGIC) - RINGATTN__EXP_MAGIC;
+    double r = fma(n, -1.42860682030941723212e-6, fma(n, -6.93145751953125e-1, xc)), p, e;
+    int64_t bits = ((int64_t)n + 1023) * ((int64_t)1 << 52);   /* 2^n, n in [-1022, 1023] */
+    memcpy(&e, &bits, sizeof e);
+    RINGATTN__EXP_POLY(p, r, fma, RINGATTN__SC);
+    return nan ? x : (low ? 0.0 : p * e);
+}
+
+
 
 #ifdef __cplusplus
 }
@@ -1063,53 +1121,6 @@ static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t 
 #define RINGATTN__NOCONTRACT
 #endif
 #endif
-
-#define RINGATTN__EXPF_LOW -87.33654f            /* ln(FLT_MIN) */
-#define RINGATTN__EXPF_MAGIC 12582912.0f         /* 1.5 * 2^23: adding it rounds to an integer */
-#define RINGATTN__EXPF_POLY(p, r, FMA, C)                                                       \
-    p = C(1.9875691500e-4f);                                                                  \
-    p = FMA(p, r, C(1.3981999507e-3f)); p = FMA(p, r, C(8.3334519073e-3f));                   \
-    p = FMA(p, r, C(4.1665795894e-2f)); p = FMA(p, r, C(1.6666665459e-1f));                   \
-    p = FMA(p, r, C(5.0000001201e-1f))
-#define RINGATTN__EXP_LOW -708.3964185322641     /* ln(DBL_MIN) */
-#define RINGATTN__EXP_MAGIC 6755399441055744.0   /* 1.5 * 2^52 */
-#define RINGATTN__EXP_POLY(p, r, FMA, C)                                                        \
-    p = C(2.08767569878681e-09);                                                              \
-    p = FMA(p, r, C(2.505210838544172e-08));  p = FMA(p, r, C(2.755731922398589e-07));         \
-    p = FMA(p, r, C(2.7557319223985893e-06)); p = FMA(p, r, C(2.48015873015873e-05));          \
-    p = FMA(p, r, C(0.0001984126984126984));  p = FMA(p, r, C(0.001388888888888889));          \
-    p = FMA(p, r, C(0.008333333333333333));   p = FMA(p, r, C(0.041666666666666664));         \
-    p = FMA(p, r, C(0.16666666666666666));    p = FMA(p, r, C(0.5));                          \
-    p = FMA(p, r, C(1.0));                    p = FMA(p, r, C(1.0))
-#define RINGATTN__SC(x) (x)
-
-/* exp((a - hi) - lo), f32 */
-static float ringattn__expf(float a, float hi, float lo)
-{
-    float x = (a - hi) - lo;
-    int low = x < RINGATTN__EXPF_LOW, nan = x != x;
-    float xc = low ? RINGATTN__EXPF_LOW : (x > 88.0f ? 88.0f : (nan ? 0.0f : x));
-    float n = fmaf(xc, 1.44269504f, RINGATTN__EXPF_MAGIC) - RINGATTN__EXPF_MAGIC;
-    float r = fmaf(n, 2.12194440e-4f, fmaf(n, -0.693359375f, xc)), p, e;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);   /* 2^n, n in [-126, 127] */
-    memcpy(&e, &bits, sizeof e);
-    RINGATTN__EXPF_POLY(p, r, fmaf, RINGATTN__SC);
-    p = (fmaf(p, r * r, r) + 1.0f) * e;
-    return nan ? x : (low ? 0.0f : p);
-}
-
-/* exp(x), f64 */
-static double ringattn__exp(double x)
-{
-    int low = x < RINGATTN__EXP_LOW, nan = x != x;
-    double xc = low ? RINGATTN__EXP_LOW : (x > 709.0 ? 709.0 : (nan ? 0.0 : x));
-    double n = fma(xc, 1.4426950408889634, RINGATTN__EXP_MAGIC) - RINGATTN__EXP_MAGIC;
-    double r = fma(n, -1.42860682030941723212e-6, fma(n, -6.93145751953125e-1, xc)), p, e;
-    int64_t bits = ((int64_t)n + 1023) * ((int64_t)1 << 52);   /* 2^n, n in [-1022, 1023] */
-    memcpy(&e, &bits, sizeof e);
-    RINGATTN__EXP_POLY(p, r, fma, RINGATTN__SC);
-    return nan ? x : (low ? 0.0 : p * e);
-}
 
 #ifdef RINGATTN__X86
 /* The vector body, for f32 (POLY/LOW/MAGIC/BIAS/SHIFT of f32) and f64: v[j] = exp((v[j] - hi) - lo)

@@ -218,13 +218,13 @@ static RINGATTN_CUDA__HD inline T ringattn_cuda__softcap(T s, double cap)
 }
 
 /* Softmax weights in the compute precision, as ringattn.h forms them: f32 subtracts the max
-   (a float) or the lse as a float pair hi + lo, then expf; f64 uses exp. */
+   (a float) or the lse as a float pair hi + lo, then ringattn.h's own exps (the same bits). */
 static RINGATTN_CUDA__HD inline float ringattn_cuda__exp_minus(float s, double m)
 {
     float hi = (float)m, lo = (float)(m - (double)hi);
-    return expf((s - hi) - lo);
+    return ringattn__expf(s, hi, lo);   /* the CPU's exp: the same bits */
 }
-static RINGATTN_CUDA__HD inline double ringattn_cuda__exp_minus(double s, double m) { return exp(s - m); }
+static RINGATTN_CUDA__HD inline double ringattn_cuda__exp_minus(double s, double m) { return ringattn__exp(s - m); }
 
 /* ---------------------------------------------------------------- element-wise kernels */
 /* Each is a functor f(i) over i in [0, n); ringattn_cuda__each runs it on the GPU (a
