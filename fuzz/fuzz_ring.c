@@ -3,8 +3,8 @@
 
    Build and run (clang with libFuzzer, AddressSanitizer and UBSan):
        clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ireference -Itests \
-             tests/fuzz/fuzz_ring.c reference/ringattn_ref.c -lm -o fuzz_ring
-       ./fuzz_ring -jobs=1 -max_total_time=60 tests/fuzz/corpus
+             fuzz/fuzz_ring.c reference/ringattn_ref.c -lm -o fuzz_ring
+       ./fuzz_ring -jobs=1 -max_total_time=60 fuzz/corpus/ring
    Meson builds it as `fuzz_ring` next to `fuzz_npy`; .ci/run runs it for about a minute.
 
    One input = one call. The first bytes pick the configuration: forward or backward, b, nq,
