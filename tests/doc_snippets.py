@@ -54,7 +54,17 @@ def is_listing(code):
     body = strip_comments(code)
     if "#" in body or "main(" in body:
         return False
-    depth, stmt = 0, ""
+    stmts, rest = statements(body)
+    for s in stmts:
+        if not s.startswith("typedef ") and \
+           not (re.match(r"^[\w\s\*]+\bringattn_\w+\s*\(.*\)\s*;$", s) and "=" not in s):
+            return False
+    return not rest.strip()
+
+
+def statements(body):
+    """the top-level statements of body (whitespace collapsed), and what follows the last"""
+    out, depth, stmt = [], 0, ""
     for ch in body:
         stmt += ch
         if ch == "{":
@@ -62,52 +72,37 @@ def is_listing(code):
         elif ch == "}":
             depth -= 1
         elif ch == ";" and depth == 0:
-            s = " ".join(stmt.split())
+            out.append(" ".join(stmt.split()))
             stmt = ""
-            if s.startswith("typedef "):
-                continue
-            if re.match(r"^[\w\s\*]+\bringattn_\w+\s*\(.*\)\s*;$", s) and "=" not in s:
-                continue
-            return False
-    return not stmt.strip()
+    return out, stmt
 
 
 def listing_checks(code):
     """file-scope redeclarations and a function touching every listed field and enumerator"""
-    body = strip_comments(code)
     decls, uses = [], []
-    depth, stmt = 0, ""
-    for ch in body:
-        stmt += ch
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        elif ch == ";" and depth == 0:
-            s = " ".join(stmt.split())
-            stmt = ""
-            m = re.match(r"^typedef (struct|enum) \{(.*)\} (\w+);$", s)
-            if m:
-                kind, inner, name = m.groups()
-                if kind == "enum":
-                    for e in inner.split(","):
-                        uses.append("{ %s e = %s; (void)e; }" % (name, e.strip()))
-                else:
-                    for field_decl in inner.split(";"):
-                        field_decl = field_decl.strip()
-                        if not field_decl:
-                            continue
-                        first, *rest = field_decl.split(",")
-                        names = [first.split()[-1]] + [r.strip() for r in rest]
-                        for fname in names:
-                            fname = re.sub(r"\[.*\]", "", fname).lstrip("*")
-                            uses.append("(void)sizeof(((%s *)0)->%s);" % (name, fname))
-                continue
-            m = re.match(r"^typedef (\w+) (\w+);$", s)
-            if m:
-                uses.append("{ %s *a = 0; %s *b = a; (void)b; }" % (m.group(2), m.group(1)))
-                continue
-            decls.append(s)   # a prototype: redeclared after the header
+    for s in statements(strip_comments(code))[0]:
+        m = re.match(r"^typedef (struct|enum) \{(.*)\} (\w+);$", s)
+        if m:
+            kind, inner, name = m.groups()
+            if kind == "enum":
+                for e in inner.split(","):
+                    uses.append("{ %s e = %s; (void)e; }" % (name, e.strip()))
+            else:
+                for field_decl in inner.split(";"):
+                    field_decl = field_decl.strip()
+                    if not field_decl:
+                        continue
+                    first, *rest = field_decl.split(",")
+                    names = [first.split()[-1]] + [r.strip() for r in rest]
+                    for fname in names:
+                        fname = re.sub(r"\[.*\]", "", fname).lstrip("*")
+                        uses.append("(void)sizeof(((%s *)0)->%s);" % (name, fname))
+            continue
+        m = re.match(r"^typedef (\w+) (\w+);$", s)
+        if m:
+            uses.append("{ %s *a = 0; %s *b = a; (void)b; }" % (m.group(2), m.group(1)))
+            continue
+        decls.append(s)   # a prototype: redeclared after the header
     return "\n".join(decls) + "\nvoid doc_listing_uses(void);\nvoid doc_listing_uses(void) {\n" + \
         "\n".join(uses) + "\n}\n"
 
