@@ -2449,11 +2449,9 @@ static int ringattn__check_alias(const ringattn_config *cfg, const ringattn_tens
 
 /* Config + shape -> resolved problem and the per-member memory plan. The entry points and
    ringattn_plan() share this, so the plan is exactly what a call will allocate. */
-static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s, int pass,
-                             ringattn__problem *P, ringattn_plan_info *plan)
+/* The config and shape on their own: every field in range, before anything is derived. */
+static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *s, int pass)
 {
-    int g, nt, ovf = 0;
-    int64_t minn, es, x;
     if (!cfg) return RINGATTN_ENULL;
     if (!s) return ringattn__fail(cfg, RINGATTN_ENULL, "shape is NULL");
     if (s->batch < 1 || s->seq_q < 1 || s->seq_k < 1 || s->heads_q < 1 || s->heads_kv < 1 ||
@@ -2487,7 +2485,15 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
     if (cfg->num_groups < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_groups = %d < 0", cfg->num_groups);
     if (s->dim_qk > RINGATTN__BLAS_INT_MAX || s->dim_v > RINGATTN__BLAS_INT_MAX)
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
+    return RINGATTN_OK;
+}
 
+/* The problem: dimensions, varlen and dilated arguments (checked against the shape), the
+   ring size, the threads and the tiles. *ovf is set when a product overflowed. */
+static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, ringattn__problem *P, int *ovf)
+{
+    int g, nt;
+    int64_t minn;
     memset(P, 0, sizeof *P);
     ringattn__problem_set(P, cfg, s);
 
@@ -2561,13 +2567,21 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "zigzag needs at least 2 queries and 2 keys");
     P->p = cfg->ring_size ? cfg->ring_size : (int)(nt < minn ? nt : minn);
     P->units = P->b * P->hk;
-    if (ringattn__mul(P->units, P->p, &ovf) < nt) nt = (int)(P->units * P->p);   /* no idle threads */
+    if (ringattn__mul(P->units, P->p, ovf) < nt) nt = (int)(P->units * P->p);   /* no idle threads */
     P->nt = nt;
     P->cq = ringattn__max_rows(P->part, P->nq, P->p);
     P->ck = ringattn__max_rows(P->part, P->nk, P->p);
     P->tq = P->cq < RINGATTN_TILE_Q ? P->cq : RINGATTN_TILE_Q;
     P->tk = P->ck < RINGATTN_TILE_K ? P->ck : RINGATTN_TILE_K;
+    return RINGATTN_OK;
+}
 
+/* The memory plan of a filled problem (what ringattn__ring_alloc allocates), in bytes per
+   member, each term overflow-checked (ovf: an overflow already met while filling). */
+static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__problem *P, int pass, int ovf,
+                                ringattn_plan_info *plan)
+{
+    int64_t es, x;
     /* the memory plan, in bytes per member, each term overflow-checked */
     es = (int64_t)P->es;
     memset(plan, 0, sizeof *plan);
@@ -2607,6 +2621,16 @@ static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s
     if (ovf || (uint64_t)x > (uint64_t)SIZE_MAX)
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "the per-member workspace overflows 64 bits");
     return RINGATTN_OK;
+}
+
+/* validate, fill, plan: the one path from a config and a shape to a problem and its bytes */
+static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s, int pass,
+                             ringattn__problem *P, ringattn_plan_info *plan)
+{
+    int st, ovf = 0;
+    if ((st = ringattn__validate(cfg, s, pass)) != RINGATTN_OK) return st;
+    if ((st = ringattn__fill(cfg, s, P, &ovf)) != RINGATTN_OK) return st;
+    return ringattn__plan_bytes(cfg, P, pass, ovf, plan);
 }
 
 RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape *shape, int pass,
@@ -2771,23 +2795,34 @@ static int ringattn__check_call(const ringattn_config *cfg, int pass, const ring
                                 ringattn_shape *s)
 {
     static const char *const names[9] = { "q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv" };
-    int64_t want[4]; int st, i;
+    /* each tensor's expected shape in the call's dimensions, and the pass in which it is an
+       output (-1: an input in both) */
+    enum { ringattn__b, ringattn__nq, ringattn__nk, ringattn__h, ringattn__hk, ringattn__d, ringattn__dv,
+           ringattn__one };
+    static const signed char layout[9][5] = {
+        { ringattn__b, ringattn__nq, ringattn__h,  ringattn__d,   -1 },   /* q    */
+        { ringattn__b, ringattn__nk, ringattn__hk, ringattn__d,   -1 },   /* k    */
+        { ringattn__b, ringattn__nk, ringattn__hk, ringattn__dv,  -1 },   /* v    */
+        { ringattn__b, ringattn__nq, ringattn__h,  ringattn__dv,   0 },   /* out  */
+        { ringattn__b, ringattn__h,  ringattn__nq, ringattn__one,  0 },   /* lse  */
+        { ringattn__b, ringattn__nq, ringattn__h,  ringattn__dv,  -1 },   /* dout */
+        { ringattn__b, ringattn__nq, ringattn__h,  ringattn__d,    1 },   /* dq   */
+        { ringattn__b, ringattn__nk, ringattn__hk, ringattn__d,    1 },   /* dk   */
+        { ringattn__b, ringattn__nk, ringattn__hk, ringattn__dv,   1 } }; /* dv   */
+    int64_t dim[8], want[4]; int st, i, a;
     if ((st = ringattn__check_view(cfg, t[0], "q", NULL, 0)) != RINGATTN_OK) return st;
     s->batch = t[0]->shape[0]; s->seq_q = t[0]->shape[1]; s->heads_q = t[0]->shape[2]; s->dim_qk = t[0]->shape[3];
     if ((st = ringattn__check_view(cfg, t[1], "k", NULL, 0)) != RINGATTN_OK) return st;
     s->seq_k = t[1]->shape[1]; s->heads_kv = t[1]->shape[2];
     if ((st = ringattn__check_view(cfg, t[2], "v", NULL, 0)) != RINGATTN_OK) return st;
     s->dim_v = t[2]->shape[3];
+    dim[ringattn__b] = s->batch; dim[ringattn__nq] = s->seq_q; dim[ringattn__nk] = s->seq_k;
+    dim[ringattn__h] = s->heads_q; dim[ringattn__hk] = s->heads_kv; dim[ringattn__d] = s->dim_qk;
+    dim[ringattn__dv] = s->dim_v; dim[ringattn__one] = 1;
     for (i = 1; i < (pass ? 9 : 5); i++) {
-        /* expected shape of each tensor from q's (b, nq, h, d), k's (nk, hk) and v's dv */
-        int keys = (i == 1 || i == 2 || i == 7 || i == 8), is_lse = (i == 4);
-        int output = pass == 0 ? (i == 3 || i == 4) : (i >= 6);
         if (i == 4 && pass == 0 && !t[4]) continue;          /* lse is optional in forward */
-        want[0] = s->batch;
-        want[1] = is_lse ? s->heads_q : keys ? s->seq_k : s->seq_q;
-        want[2] = is_lse ? s->seq_q : keys ? s->heads_kv : s->heads_q;
-        want[3] = is_lse ? 1 : (i == 2 || i == 3 || i == 5 || i == 8) ? s->dim_v : s->dim_qk;
-        if ((st = ringattn__check_view(cfg, t[i], names[i], want, output)) != RINGATTN_OK) return st;
+        for (a = 0; a < 4; a++) want[a] = dim[(int)layout[i][a]];
+        if ((st = ringattn__check_view(cfg, t[i], names[i], want, layout[i][4] == pass)) != RINGATTN_OK) return st;
     }
     return ringattn__check_alias(cfg, t, names, pass ? 9 : 5, pass ? 6 : 3);
 }
@@ -3203,6 +3238,97 @@ static void ringattn__layer_colsum(ringattn_dtype ct, const void *G, int64_t ld,
         for (j = 0; j < E; j++) sum[j] += ringattn__load(G, ct, r * ld + j);
 }
 
+/* the input projections. Self-attention: one GEMM X W_in^T -> [mq, 3E] rows q|k|v (pitch 3E).
+   Cross: three GEMMs into Q [mq, E], K [mk, E], V [mk, E] (pitch E). Returns the pitch. */
+static int64_t ringattn__layer_project(ringattn_dtype ct, size_t es, const ringattn__layer_shape *L,
+                                       const void *Xq, const void *Xk, const void *Xv, const void *Win,
+                                       const void *bin, void *Pr, void **Q, void **K, void **V)
+{
+    const int64_t E = L->E, mq = L->mq, mk = L->mk;
+    if (L->self) {
+        *Q = Pr; *K = RINGATTN__AT(Pr, E); *V = RINGATTN__AT(Pr, 2 * E);
+        ringattn__gemm(ct, 0, 1, mq, 3 * E, E, 1.0, Xq, E, Win, E, 0.0, *Q, 3 * E);
+        ringattn__layer_bias(ct, *Q, 3 * E, mq, 3 * E, bin);
+        return 3 * E;
+    }
+    *Q = Pr; *K = RINGATTN__AT(Pr, mq * E); *V = RINGATTN__AT(Pr, (mq + mk) * E);
+    ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Xq, E, Win, E, 0.0, *Q, E);
+    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xk, E, RINGATTN__AT(Win, E * E), E, 0.0, *K, E);
+    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xv, E, RINGATTN__AT(Win, 2 * E * E), E, 0.0, *V, E);
+    ringattn__layer_bias(ct, *Q, E, mq, E, bin);
+    ringattn__layer_bias(ct, *K, E, mk, E, RINGATTN__AT(bin, E));
+    ringattn__layer_bias(ct, *V, E, mk, E, RINGATTN__AT(bin, 2 * E));
+    return E;
+}
+
+/* LayerNorm over E of each of m rows (biased variance, as torch.nn.LayerNorm): Z from A,
+   keeping each row's mean and 1/std for the backward */
+static void ringattn__layer_norm_forward(ringattn_dtype ct, const void *A, void *Z, const void *gam,
+                                         const void *bet, int64_t m, int64_t E, double eps,
+                                         double *mean, double *rstd)
+{
+    int64_t r, j;
+    for (r = 0; r < m; r++) {
+        double mu = 0, var = 0, rs;
+        for (j = 0; j < E; j++) mu += ringattn__load(A, ct, r * E + j);
+        mu /= (double)E;
+        for (j = 0; j < E; j++) { double c = ringattn__load(A, ct, r * E + j) - mu; var += c * c; }
+        var /= (double)E;
+        rs = 1.0 / sqrt(var + eps);
+        mean[r] = mu; rstd[r] = rs;
+        for (j = 0; j < E; j++)
+            ringattn__store(Z, ct, r * E + j, (ringattn__load(A, ct, r * E + j) - mu) * rs *
+                            ringattn__load(gam, ct, j) + ringattn__load(bet, ct, j));
+    }
+}
+
+/* its backward, G = dZ in, dA out: xh = (a - mu) rstd; dgamma += dz xh; dbeta += dz;
+   dxh = dz gamma; da = rstd (dxh - mean(dxh) - xh mean(dxh xh)) */
+static void ringattn__layer_norm_backward(ringattn_dtype ct, const void *A, void *G, const void *gam,
+                                          int64_t m, int64_t E, const double *mean, const double *rstd,
+                                          double *dgam, double *dbet)
+{
+    int64_t r, j;
+    for (r = 0; r < m; r++) {
+        double m1 = 0, m2 = 0;
+        for (j = 0; j < E; j++) {
+            double xh = (ringattn__load(A, ct, r * E + j) - mean[r]) * rstd[r];
+            double dz = ringattn__load(G, ct, r * E + j), dxh = dz * ringattn__load(gam, ct, j);
+            dgam[j] += dz * xh; dbet[j] += dz;
+            m1 += dxh; m2 += dxh * xh;
+        }
+        m1 /= (double)E; m2 /= (double)E;
+        for (j = 0; j < E; j++) {
+            double xh = (ringattn__load(A, ct, r * E + j) - mean[r]) * rstd[r];
+            double dxh = ringattn__load(G, ct, r * E + j) * ringattn__load(gam, ct, j);
+            ringattn__store(G, ct, r * E + j, rstd[r] * (dxh - m1 - xh * m2));
+        }
+    }
+}
+
+/* the input projections backward: dW_in = dP^T X, db_in = colsum dP, dX = dP W_in (dX[i]
+   NULL: not wanted). dP is Q | K | V laid out as the projection wrote them (pitch ld). */
+static void ringattn__layer_project_back(ringattn_dtype ct, size_t es, const ringattn__layer_shape *L,
+                                         const void *dP, int64_t ld, void *const dpart[3],
+                                         const void *const X[3], const void *Win, void *dWin,
+                                         double *dbin, void *const dX[3])
+{
+    const int64_t E = L->E, mq = L->mq, mk = L->mk;
+    int i;
+    if (L->self) {
+        ringattn__gemm(ct, 1, 0, 3 * E, E, mq, 1.0, dP, ld, X[0], E, 0.0, dWin, E);
+        ringattn__layer_colsum(ct, dP, ld, mq, 3 * E, dbin);
+        if (dX[0]) ringattn__gemm(ct, 0, 0, mq, E, 3 * E, 1.0, dP, ld, Win, E, 0.0, dX[0], E);
+        return;
+    }
+    for (i = 0; i < 3; i++) {
+        const int64_t m = i == 0 ? mq : mk;
+        ringattn__gemm(ct, 1, 0, E, E, m, 1.0, dpart[i], E, X[i], E, 0.0, RINGATTN__AT(dWin, i * E * E), E);
+        ringattn__layer_colsum(ct, dpart[i], E, m, E, dbin + i * E);
+        if (dX[i]) ringattn__gemm(ct, 0, 0, m, E, E, 1.0, dpart[i], E, RINGATTN__AT(Win, i * E * E), E, 0.0, dX[i], E);
+    }
+}
+
 static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_params *p, int pass,
                                const ringattn_tensor *xq, const ringattn_tensor *xk,
                                const ringattn_tensor *xv, const ringattn_tensor *dy,
@@ -3213,7 +3339,7 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
     ringattn__layer_shape L;
     ringattn_dtype ct;
     size_t es;
-    int64_t E, mq, mk, ld, nel = 0, ndb, r, j, i;
+    int64_t E, mq, mk, ld, nel = 0, ndb, j, i;
     int st, ovf = 0;
     void *buf; double *dbl;
     /* compute-dtype pieces of buf (element offsets) */
@@ -3293,29 +3419,15 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
     if (w[RINGATTN__LW_LNG]->data) ringattn__layer_copy(w[RINGATTN__LW_LNG], RINGATTN__AT(buf, o_gam), ct, 0);
     if (w[RINGATTN__LW_LNB]->data) ringattn__layer_copy(w[RINGATTN__LW_LNB], RINGATTN__AT(buf, o_bet), ct, 0);
 
-    /* ---- projections. Self-attention: one GEMM X W_in^T -> [mq, 3E] rows q|k|v (pitch 3E).
-       Cross: three GEMMs into Q [mq, E], K [mk, E], V [mk, E] (pitch E). */
+    /* ---- project: the inputs into compute dtype, then Q, K, V */
     ringattn__layer_copy(xq, RINGATTN__AT(buf, o_xq), ct, 0);
-    if (L.self) {
-        ld = 3 * E;
-        Q = RINGATTN__AT(buf, o_p); K = RINGATTN__AT(buf, o_p + E); V = RINGATTN__AT(buf, o_p + 2 * E);
-        ringattn__gemm(ct, 0, 1, mq, 3 * E, E, 1.0, RINGATTN__AT(buf, o_xq), E, RINGATTN__AT(buf, o_win), E,
-                       0.0, Q, ld);
-        ringattn__layer_bias(ct, Q, ld, mq, 3 * E, RINGATTN__AT(buf, o_bin));
-    } else {
-        ld = E;
-        Q = RINGATTN__AT(buf, o_p); K = RINGATTN__AT(buf, o_p + mq * E); V = RINGATTN__AT(buf, o_p + (mq + mk) * E);
+    if (!L.self) {
         ringattn__layer_copy(xk, RINGATTN__AT(buf, o_xk), ct, 0);
         ringattn__layer_copy(xv, RINGATTN__AT(buf, o_xv), ct, 0);
-        ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, RINGATTN__AT(buf, o_xq), E, RINGATTN__AT(buf, o_win), E, 0.0, Q, E);
-        ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, RINGATTN__AT(buf, o_xk), E, RINGATTN__AT(buf, o_win + E * E), E,
-                       0.0, K, E);
-        ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, RINGATTN__AT(buf, o_xv), E, RINGATTN__AT(buf, o_win + 2 * E * E), E,
-                       0.0, V, E);
-        ringattn__layer_bias(ct, Q, E, mq, E, RINGATTN__AT(buf, o_bin));
-        ringattn__layer_bias(ct, K, E, mk, E, RINGATTN__AT(buf, o_bin + E));
-        ringattn__layer_bias(ct, V, E, mk, E, RINGATTN__AT(buf, o_bin + 2 * E));
     }
+    ld = ringattn__layer_project(ct, es, &L, RINGATTN__AT(buf, o_xq), RINGATTN__AT(buf, o_xk),
+                                 RINGATTN__AT(buf, o_xv), RINGATTN__AT(buf, o_win), RINGATTN__AT(buf, o_bin),
+                                 RINGATTN__AT(buf, o_p), &Q, &K, &V);
 
     /* ---- attention: A [b, nq, H, d] = rows [mq, E] ("b n (h d)") */
     A = RINGATTN__AT(buf, o_a);
@@ -3327,25 +3439,15 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
     st = ringattn_forward(cfg, &tq, &tk, &tv, &ta, pass == 1 ? &tl : NULL);
     if (st != RINGATTN_OK) goto done;
 
-    /* ---- LayerNorm over E of each row (biased variance, as torch.nn.LayerNorm) */
+    /* ---- layer norm */
     Z = A;
     if (L.ln) {
         Z = RINGATTN__AT(buf, o_z);
-        for (r = 0; r < mq; r++) {
-            double mu = 0, var = 0, rs;
-            for (j = 0; j < E; j++) mu += ringattn__load(A, ct, r * E + j);
-            mu /= (double)E;
-            for (j = 0; j < E; j++) { double c = ringattn__load(A, ct, r * E + j) - mu; var += c * c; }
-            var /= (double)E;
-            rs = 1.0 / sqrt(var + L.eps);
-            mean[r] = mu; rstd[r] = rs;
-            for (j = 0; j < E; j++)
-                ringattn__store(Z, ct, r * E + j, (ringattn__load(A, ct, r * E + j) - mu) * rs *
-                                ringattn__load(buf, ct, o_gam + j) + ringattn__load(buf, ct, o_bet + j));
-        }
+        ringattn__layer_norm_forward(ct, A, Z, RINGATTN__AT(buf, o_gam), RINGATTN__AT(buf, o_bet), mq, E, L.eps,
+                                     mean, rstd);
     }
 
-    /* ---- output projection */
+    /* ---- project back (the output projection) */
     ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Z, E, RINGATTN__AT(buf, o_wo), E, 0.0, RINGATTN__AT(buf, o_y), E);
     ringattn__layer_bias(ct, RINGATTN__AT(buf, o_y), E, mq, E, RINGATTN__AT(buf, o_bo));
     if (pass == 0) { ringattn__layer_copy(y, RINGATTN__AT(buf, o_y), ct, 1); goto done; }
@@ -3360,26 +3462,9 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
         ringattn__gemm(ct, 1, 0, E, E, mq, 1.0, dY, E, Z, E, 0.0, RINGATTN__AT(buf, o_dwo), E);
         ringattn__layer_colsum(ct, dY, E, mq, E, dbo);
         ringattn__gemm(ct, 0, 0, mq, E, E, 1.0, dY, E, RINGATTN__AT(buf, o_wo), E, 0.0, G, E);
-        /* LayerNorm: xh = (a - mu) rstd; dgamma += dz xh; dbeta += dz; dxh = dz gamma;
-           da = rstd (dxh - mean(dxh) - xh mean(dxh xh)) */
+        /* layer norm */
         for (j = 0; j < E; j++) dgam[j] = dbet[j] = 0;
-        if (L.ln) {
-            for (r = 0; r < mq; r++) {
-                double m1 = 0, m2 = 0;
-                for (j = 0; j < E; j++) {
-                    double xh = (ringattn__load(A, ct, r * E + j) - mean[r]) * rstd[r];
-                    double dz = ringattn__load(G, ct, r * E + j), dxh = dz * ringattn__load(buf, ct, o_gam + j);
-                    dgam[j] += dz * xh; dbet[j] += dz;
-                    m1 += dxh; m2 += dxh * xh;
-                }
-                m1 /= (double)E; m2 /= (double)E;
-                for (j = 0; j < E; j++) {
-                    double xh = (ringattn__load(A, ct, r * E + j) - mean[r]) * rstd[r];
-                    double dxh = ringattn__load(G, ct, r * E + j) * ringattn__load(buf, ct, o_gam + j);
-                    ringattn__store(G, ct, r * E + j, rstd[r] * (dxh - m1 - xh * m2));
-                }
-            }
-        }
+        if (L.ln) ringattn__layer_norm_backward(ct, A, G, RINGATTN__AT(buf, o_gam), mq, E, mean, rstd, dgam, dbet);
         /* attention backward into dQ | dK | dV, laid out as Q | K | V */
         if (L.self) { dQ = dP; dK = RINGATTN__AT(dP, E); dV = RINGATTN__AT(dP, 2 * E); }
         else { dQ = dP; dK = RINGATTN__AT(dP, mq * E); dV = RINGATTN__AT(dP, (mq + mk) * E); }
@@ -3389,25 +3474,17 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
         tdv = ringattn__layer_heads(dV, ct, &L, L.nk, ld);
         st = ringattn_backward(cfg, &tq, &tk, &tv, &ta, &tl, &tg, &tdq, &tdk, &tdv);
         if (st != RINGATTN_OK) goto done;
-        /* projections: dW_in = dP^T X, db_in = colsum dP, dX = dP W_in */
-        if (L.self) {
-            ringattn__gemm(ct, 1, 0, 3 * E, E, mq, 1.0, dP, ld, RINGATTN__AT(buf, o_xq), E, 0.0,
-                           RINGATTN__AT(buf, o_dwin), E);
-            ringattn__layer_colsum(ct, dP, ld, mq, 3 * E, dbin);
-            if (dxq) ringattn__gemm(ct, 0, 0, mq, E, 3 * E, 1.0, dP, ld, RINGATTN__AT(buf, o_win), E, 0.0,
-                                    RINGATTN__AT(buf, o_dxq), E);
-        } else {
-            const int64_t m[3] = { mq, mk, mk }, ox[3] = { o_xq, o_xk, o_xv }, odx[3] = { o_dxq, o_dxk, o_dxv };
-            const ringattn_tensor *want[3];
-            void *dp[3];
-            want[0] = dxq; want[1] = dxk; want[2] = dxv; dp[0] = dQ; dp[1] = dK; dp[2] = dV;
-            for (i = 0; i < 3; i++) {
-                ringattn__gemm(ct, 1, 0, E, E, m[i], 1.0, dp[i], E, RINGATTN__AT(buf, ox[i]), E, 0.0,
-                               RINGATTN__AT(buf, o_dwin + i * E * E), E);
-                ringattn__layer_colsum(ct, dp[i], E, m[i], E, dbin + i * E);
-                if (want[i]) ringattn__gemm(ct, 0, 0, m[i], E, E, 1.0, dp[i], E, RINGATTN__AT(buf, o_win + i * E * E),
-                                            E, 0.0, RINGATTN__AT(buf, odx[i]), E);
-            }
+        /* the input projections */
+        {
+            void *dpart[3], *dX[3];
+            const void *X[3];
+            dpart[0] = dQ; dpart[1] = dK; dpart[2] = dV;
+            X[0] = RINGATTN__AT(buf, o_xq); X[1] = RINGATTN__AT(buf, o_xk); X[2] = RINGATTN__AT(buf, o_xv);
+            dX[0] = dxq ? RINGATTN__AT(buf, o_dxq) : NULL;
+            dX[1] = (!L.self && dxk) ? RINGATTN__AT(buf, o_dxk) : NULL;
+            dX[2] = (!L.self && dxv) ? RINGATTN__AT(buf, o_dxv) : NULL;
+            ringattn__layer_project_back(ct, es, &L, dP, ld, dpart, X, RINGATTN__AT(buf, o_win),
+                                         RINGATTN__AT(buf, o_dwin), dbin, dX);
         }
         /* ---- every output written only now, after every step succeeded */
         if (y) ringattn__layer_copy(y, RINGATTN__AT(buf, o_y), ct, 1);

@@ -66,16 +66,6 @@ extern "C" {
 
 #define RINGATTN_MPI_DEFAULT_TIMEOUT 60.0   /* seconds, each wait */
 
-/* TEST ONLY: simulated failures, to check that the other ranks return instead of hanging. */
-typedef enum {
-    RINGATTN_MPI_FAULT_NONE = 0,
-    RINGATTN_MPI_FAULT_ANNOUNCE = 1,   /* fault_rank fails at fault_step and says so (EMPI)   */
-    RINGATTN_MPI_FAULT_SILENT = 2,     /* fault_rank stops communicating at fault_step and
-                                          returns ETIMEDOUT at once, telling no one: a hung
-                                          or vanished process, seen from the others           */
-    RINGATTN__MPI_FAULT_MIN = -0x7fffffff - 1, RINGATTN__MPI_FAULT_MAX = 0x7fffffff
-} ringattn_mpi_fault;
-
 /* Filled on success when options->stats is set: this rank's side of the call. */
 typedef struct {
     int rank, ring_size, num_threads;
@@ -104,12 +94,9 @@ typedef struct {
     double timeout_s;                /* bound of every wait; 0 -> RINGATTN_MPI_DEFAULT_TIMEOUT,
                                         < 0 -> unbounded                                      */
     ringattn_mpi_stats *stats;       /* optional out                                          */
-    /* TEST ONLY (fault injection; leave at NONE): */
-    ringattn_mpi_fault fault;
-    int fault_rank, fault_step;
 } ringattn_mpi_options;
 
-/* timeout 0 (default), no stats, no fault */
+/* timeout 0 (default), no stats */
 RINGATTN_API ringattn_mpi_options ringattn_mpi_default_options(void);
 
 /* The global positions member `rank` of p owns under `part` for a sequence of n tokens, in
@@ -140,6 +127,32 @@ RINGATTN_API int ringattn_mpi_backward_ex(const ringattn_config *cfg, const ring
                                           const ringattn_tensor *v, const ringattn_tensor *out,
                                           const ringattn_tensor *lse, const ringattn_tensor *dout,
                                           ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv);
+
+#ifdef RINGATTN_MPI_TESTING
+/* TEST ONLY (define RINGATTN_MPI_TESTING wherever ringattn_mpi.h is included, the
+   implementation file too): simulated failures, to check that the other ranks return
+   instead of hanging. Not part of the library's interface. */
+typedef enum {
+    RINGATTN_MPI_FAULT_NONE = 0,
+    RINGATTN_MPI_FAULT_ANNOUNCE = 1,   /* rank fails at step and says so (EMPI)               */
+    RINGATTN_MPI_FAULT_SILENT = 2,     /* rank stops communicating at step and returns
+                                          ETIMEDOUT at once, telling no one: a hung or
+                                          vanished process, seen from the others              */
+    RINGATTN__MPI_FAULT_MIN = -0x7fffffff - 1, RINGATTN__MPI_FAULT_MAX = 0x7fffffff
+} ringattn_mpi_fault;
+typedef struct { ringattn_mpi_fault fault; int rank, step; } ringattn_mpi_fault_plan;
+/* ringattn_mpi_forward_ex / _backward_ex with a fault injected (fault NULL = none) */
+RINGATTN_API int ringattn_mpi_forward_faulty(const ringattn_config *cfg, const ringattn_mpi_options *opt,
+                                             const ringattn_mpi_fault_plan *fault, MPI_Comm comm,
+                                             const ringattn_tensor *q, const ringattn_tensor *k,
+                                             const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse);
+RINGATTN_API int ringattn_mpi_backward_faulty(const ringattn_config *cfg, const ringattn_mpi_options *opt,
+                                              const ringattn_mpi_fault_plan *fault, MPI_Comm comm,
+                                              const ringattn_tensor *q, const ringattn_tensor *k,
+                                              const ringattn_tensor *v, const ringattn_tensor *out,
+                                              const ringattn_tensor *lse, const ringattn_tensor *dout,
+                                              ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv);
+#endif
 
 #ifdef __cplusplus
 }
@@ -173,9 +186,6 @@ RINGATTN_API ringattn_mpi_options ringattn_mpi_default_options(void)
 {
     ringattn_mpi_options o;
     memset(&o, 0, sizeof o);
-    o.fault = RINGATTN_MPI_FAULT_NONE;
-    o.fault_rank = -1;
-    o.fault_step = -1;
     return o;
 }
 
@@ -330,6 +340,21 @@ static void ringattn__mpi_wait(ringattn__mpi *M, ringattn__mpi_op *op, int n)
 
 /* ---------------------------------------------------------------- the agreement */
 
+/* One agreement: an MPI_Iallreduce over the private communicator, waited for within the
+   timeout; `what` names it in the sentence of a rank that did not join (`mine`, when not
+   NULL, adds this rank's own status). */
+static int ringattn__mpi_agree(const ringattn__mpi *M, const ringattn_config *cfg, const void *in, void *out,
+                               int n, MPI_Datatype type, MPI_Op op, const char *what, const char *mine)
+{
+    MPI_Request rq = MPI_REQUEST_NULL;
+    int st;
+    if (MPI_Iallreduce(in, out, n, type, op, M->comm, &rq) != MPI_SUCCESS)
+        return ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Iallreduce failed");
+    if ((st = ringattn__mpi_wait1(M->timeout, &rq)) == RINGATTN_OK) return RINGATTN_OK;
+    if (mine) return ringattn__fail(cfg, st, "%s: a rank did not join within %g s (this rank: %s)", what, M->timeout, mine);
+    return ringattn__fail(cfg, st, "%s: a rank did not join within %g s", what, M->timeout);
+}
+
 static int64_t ringattn__mpi_hash(const int64_t *a, int64_t n)   /* FNV-1a over the values */
 {
     uint64_t h = 1469598103934665603ull; int64_t i; int b;
@@ -345,6 +370,9 @@ static int64_t ringattn__mpi_bits(double x)
 }
 
 #define RINGATTN__MPI_NFIELDS 20
+
+/* a simulated failure (the tests' ringattn_mpi_*_faulty): kind 0 none, 1 announce, 2 silent */
+typedef struct { int kind, rank, step; } ringattn__mpi_fault;
 #define RINGATTN__MPI_CHUNKS 8     /* most dK|dV slices per step (see the ring)               */
 
 /* ---------------------------------------------------------------- THE RING, one member per rank */
@@ -430,7 +458,7 @@ static void ringattn__mpi_units(const ringattn__ring *R, ringattn__mpi *M, int t
    so the result is bit-identical. A failed rank skips the arithmetic but keeps the message
    schedule, so no neighbour waits for a message never sent. */
 static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, ringattn__mpi *M,
-                               ringattn__mpi_dkv *D, ringattn_mpi_stats *ms, const ringattn_mpi_options *opt)
+                               ringattn__mpi_dkv *D, ringattn_mpi_stats *ms, const ringattn__mpi_fault *F)
 {
     const ringattn__problem *P = R->P;
     const int p = P->p, rank = M->rank;
@@ -451,9 +479,9 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
             w.op[1] = D->rr[0]; w.op[2] = D->rr[1]; w.op[3] = D->sr[0]; w.op[4] = D->sr[1];
             w.n[1] = w.n[2] = w.n[3] = w.n[4] = 2 * C;
         }
-        if (opt->fault_rank == rank && opt->fault_step == t) {
-            if (opt->fault == RINGATTN_MPI_FAULT_ANNOUNCE) ringattn__mpi_fail(M, RINGATTN_EMPI);
-            if (opt->fault == RINGATTN_MPI_FAULT_SILENT) {
+        if (F && F->rank == rank && F->step == t) {
+            if (F->kind == 1) ringattn__mpi_fail(M, RINGATTN_EMPI);
+            if (F->kind == 2) {
                 /* goes quiet at a clean point: nothing of ours left in flight, then silence */
                 if (R->pass == 1) { ringattn__mpi_wait(M, D->rr[cur], 2 * C); ringattn__mpi_wait(M, D->sr[nxt], 2 * C); }
                 M->st = RINGATTN_ETIMEDOUT; M->first_hand = 1;
@@ -514,8 +542,9 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
     }
 }
 
-static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_options *opt_in, MPI_Comm comm,
-                              int pass, const ringattn_tensor *const t[9], const ringattn__io *io_in)
+static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_options *opt_in,
+                              const ringattn__mpi_fault *F, MPI_Comm comm, int pass,
+                              const ringattn_tensor *const t[9], const ringattn__io *io_in)
 {
     static const char *const field[RINGATTN__MPI_NFIELDS] = {
         "the pass (forward / backward)", "batch (q.shape[0])", "heads_q (q.shape[2])",
@@ -582,13 +611,8 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     if (st == RINGATTN_OK) st = ringattn__check_call(&c, pass, t, &s);
     sum[0] = st == RINGATTN_OK ? s.seq_q : 0; sum[1] = st == RINGATTN_OK ? s.seq_k : 0;
     sum[2] = st != RINGATTN_OK;   /* ranks refused already: the sums mean nothing then */
-    rq = MPI_REQUEST_NULL;
-    if (MPI_Iallreduce(MPI_IN_PLACE, sum, 3, MPI_INT64_T, MPI_SUM, M.comm, &rq) != MPI_SUCCESS) {
-        st = ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Iallreduce failed"); goto done;
-    }
-    if ((i = ringattn__mpi_wait1(M.timeout, &rq)) != RINGATTN_OK) {
-        st = ringattn__fail(cfg, i, "the first agreement: a rank did not join within %g s", M.timeout); goto done;
-    }
+    if ((i = ringattn__mpi_agree(&M, cfg, MPI_IN_PLACE, sum, 3, MPI_INT64_T, MPI_SUM, "the first agreement", NULL))
+        != RINGATTN_OK) { st = i; goto done; }
     ms.rows_q = s.seq_q; ms.rows_k = s.seq_k;
     if (st == RINGATTN_OK && sum[2] == 0) {
         int64_t want_q, want_k;
@@ -633,13 +657,8 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
         for (i = 0; i < RINGATTN__MPI_NFIELDS; i++) { vec[1 + i] = f[i]; vec[1 + RINGATTN__MPI_NFIELDS + i] = ~f[i]; }
         vec[1 + 2 * RINGATTN__MPI_NFIELDS] = ~(int64_t)P.nt;   /* the fewest threads of any rank */
     }
-    rq = MPI_REQUEST_NULL;
-    if (MPI_Iallreduce(vec, agreed, 2 + 2 * RINGATTN__MPI_NFIELDS, MPI_INT64_T, MPI_MAX, M.comm, &rq) != MPI_SUCCESS) {
-        st = ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Iallreduce failed"); goto done;
-    }
-    if ((i = ringattn__mpi_wait1(M.timeout, &rq)) != RINGATTN_OK) {
-        st = ringattn__fail(cfg, i, "the agreement: a rank did not join within %g s", M.timeout); goto done;
-    }
+    if ((i = ringattn__mpi_agree(&M, cfg, vec, agreed, 2 + 2 * RINGATTN__MPI_NFIELDS, MPI_INT64_T, MPI_MAX,
+                                 "the agreement", NULL)) != RINGATTN_OK) { st = i; goto done; }
     if (agreed[0] != 0) {
         int who = M.size - (int)(agreed[0] >> 8), code = -(int)(agreed[0] & 0xff);
         /* this rank's own sentence stands when it refused for the same reason */
@@ -672,27 +691,20 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     {
         double r0 = MPI_Wtime();
         io.local = 1;
-        ringattn__mpi_ring(&R, &io, &M, &D, &ms, &opt);
+        ringattn__mpi_ring(&R, &io, &M, &D, &ms, F);
         ms.ring_s = MPI_Wtime() - r0 - ms.setup_s;
     }
-    if (opt.fault == RINGATTN_MPI_FAULT_SILENT && opt.fault_rank == M.rank && M.st != RINGATTN_OK) {
-        st = ringattn__fail(cfg, M.st, "rank %d: injected fault (test): went silent at step %d", M.rank, opt.fault_step);
+    if (F && F->kind == 2 && F->rank == M.rank && M.st != RINGATTN_OK) {
+        st = ringattn__fail(cfg, M.st, "rank %d: injected fault (test): went silent at step %d", M.rank, F->step);
         goto done;   /* tells no one, joins nothing: the others must time out */
     }
     fin_in[0] = M.st; fin_in[1] = (M.st != RINGATTN_OK && M.first_hand) ? M.rank : INT_MAX;
-    rq = MPI_REQUEST_NULL;
-    if (MPI_Iallreduce(fin_in, fin_st, 2, MPI_INT, MPI_MIN, M.comm, &rq) != MPI_SUCCESS) {
-        st = ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Iallreduce failed"); goto done;
-    }
-    if ((i = ringattn__mpi_wait1(M.timeout, &rq)) != RINGATTN_OK) {
-        st = ringattn__fail(cfg, i, "the final agreement: a rank did not join within %g s (this rank: %s)",
-                            M.timeout, ringattn_strerror(M.st));
-        goto done;
-    }
+    if ((i = ringattn__mpi_agree(&M, cfg, fin_in, fin_st, 2, MPI_INT, MPI_MIN, "the final agreement",
+                                 ringattn_strerror(M.st))) != RINGATTN_OK) { st = i; goto done; }
     if (fin_st[0] != RINGATTN_OK) {
         st = fin_st[0];
-        if (opt.fault == RINGATTN_MPI_FAULT_ANNOUNCE && opt.fault_rank == M.rank)
-            (void)ringattn__fail(cfg, st, "rank %d: injected fault (test) at step %d", M.rank, opt.fault_step);
+        if (F && F->kind == 1 && F->rank == M.rank)
+            (void)ringattn__fail(cfg, st, "rank %d: injected fault (test) at step %d", M.rank, F->step);
         else if (fin_st[1] != INT_MAX)
             (void)ringattn__fail(cfg, st, "the ring failed: rank %d first (%s); this rank: %s", fin_st[1],
                                  ringattn_strerror(st), ringattn_strerror(M.st));
@@ -726,16 +738,39 @@ done:
     return st;
 }
 
-RINGATTN_API int ringattn_mpi_forward_ex(const ringattn_config *cfg, const ringattn_mpi_options *opt,
-                                         MPI_Comm comm, const ringattn_tensor *q, const ringattn_tensor *k,
-                                         const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse)
+static int ringattn__mpi_forward(const ringattn_config *cfg, const ringattn_mpi_options *opt,
+                                 const ringattn__mpi_fault *F, MPI_Comm comm, const ringattn_tensor *q,
+                                 const ringattn_tensor *k, const ringattn_tensor *v, ringattn_tensor *out,
+                                 ringattn_tensor *lse)
 {
     const ringattn_tensor *t[9];
     ringattn__io io;
     t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = t[6] = t[7] = t[8] = NULL;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
-    return ringattn__mpi_call(cfg, opt, comm, 0, t, &io);
+    return ringattn__mpi_call(cfg, opt, F, comm, 0, t, &io);
+}
+
+RINGATTN_API int ringattn_mpi_forward_ex(const ringattn_config *cfg, const ringattn_mpi_options *opt,
+                                         MPI_Comm comm, const ringattn_tensor *q, const ringattn_tensor *k,
+                                         const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse)
+{
+    return ringattn__mpi_forward(cfg, opt, NULL, comm, q, k, v, out, lse);
+}
+
+static int ringattn__mpi_backward(const ringattn_config *cfg, const ringattn_mpi_options *opt,
+                                  const ringattn__mpi_fault *F, MPI_Comm comm, const ringattn_tensor *q,
+                                  const ringattn_tensor *k, const ringattn_tensor *v, const ringattn_tensor *out,
+                                  const ringattn_tensor *lse, const ringattn_tensor *dout,
+                                  ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv)
+{
+    const ringattn_tensor *t[9];
+    ringattn__io io;
+    t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = dout; t[6] = dq; t[7] = dk; t[8] = dv;
+    memset(&io, 0, sizeof io);
+    io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
+    io.dq = dq; io.dk = dk; io.dv = dv;
+    return ringattn__mpi_call(cfg, opt, F, comm, 1, t, &io);
 }
 
 RINGATTN_API int ringattn_mpi_backward_ex(const ringattn_config *cfg, const ringattn_mpi_options *opt,
@@ -744,14 +779,38 @@ RINGATTN_API int ringattn_mpi_backward_ex(const ringattn_config *cfg, const ring
                                           const ringattn_tensor *lse, const ringattn_tensor *dout,
                                           ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv)
 {
-    const ringattn_tensor *t[9];
-    ringattn__io io;
-    t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = dout; t[6] = dq; t[7] = dk; t[8] = dv;
-    memset(&io, 0, sizeof io);
-    io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
-    io.dq = dq; io.dk = dk; io.dv = dv;
-    return ringattn__mpi_call(cfg, opt, comm, 1, t, &io);
+    return ringattn__mpi_backward(cfg, opt, NULL, comm, q, k, v, out, lse, dout, dq, dk, dv);
 }
+
+#ifdef RINGATTN_MPI_TESTING
+static const ringattn__mpi_fault *ringattn__mpi_fault_of(const ringattn_mpi_fault_plan *f, ringattn__mpi_fault *F)
+{
+    if (!f || f->fault == RINGATTN_MPI_FAULT_NONE) return NULL;
+    F->kind = (int)f->fault; F->rank = f->rank; F->step = f->step;
+    return F;
+}
+
+RINGATTN_API int ringattn_mpi_forward_faulty(const ringattn_config *cfg, const ringattn_mpi_options *opt,
+                                             const ringattn_mpi_fault_plan *fault, MPI_Comm comm,
+                                             const ringattn_tensor *q, const ringattn_tensor *k,
+                                             const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse)
+{
+    ringattn__mpi_fault F;
+    return ringattn__mpi_forward(cfg, opt, ringattn__mpi_fault_of(fault, &F), comm, q, k, v, out, lse);
+}
+
+RINGATTN_API int ringattn_mpi_backward_faulty(const ringattn_config *cfg, const ringattn_mpi_options *opt,
+                                              const ringattn_mpi_fault_plan *fault, MPI_Comm comm,
+                                              const ringattn_tensor *q, const ringattn_tensor *k,
+                                              const ringattn_tensor *v, const ringattn_tensor *out,
+                                              const ringattn_tensor *lse, const ringattn_tensor *dout,
+                                              ringattn_tensor *dq, ringattn_tensor *dk, ringattn_tensor *dv)
+{
+    ringattn__mpi_fault F;
+    return ringattn__mpi_backward(cfg, opt, ringattn__mpi_fault_of(fault, &F), comm, q, k, v, out, lse, dout,
+                                  dq, dk, dv);
+}
+#endif
 
 RINGATTN_API int ringattn_mpi_forward(const ringattn_config *cfg, MPI_Comm comm,
                                       const ringattn_tensor *q, const ringattn_tensor *k,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""plot.py - the README's performance figures from the CSV files the benches write.
+"""plot.py - the performance figures of docs/performance.md from the CSV files the benches write.
 
     build/bench --n 1024,4096,16384 ... > bench/results/bench.csv
     build/bench-memory                  > bench/results/memory.csv

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_all.sh - the README's performance table and figures, in one run.
+# run_all.sh - the performance table and figures of docs/performance.md, in one run.
 #
 #   bash bench/run_all.sh [RESULTS_DIR]        (default bench/results)
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""table.py - the README's performance tables, from one run of bench/run_all.sh.
+"""table.py - the performance tables of docs/performance.md, from one run of bench/run_all.sh.
 
     python3 bench/table.py [RESULTS_DIR]        (default bench/results)
 

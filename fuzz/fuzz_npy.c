@@ -2,7 +2,7 @@
 
    Build and run (clang with libFuzzer and AddressSanitizer):
        clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_npy.c -lm -o fuzz_npy
-       ./fuzz_npy -max_total_time=60 fuzz/corpus
+       ./fuzz_npy -max_total_time=60 fuzz/corpus/npy
    Meson builds it as `fuzz_npy` when the compiler is clang and libFuzzer links (-Dfuzz=...);
    .ci/run runs it for about a minute.
 

@@ -11,7 +11,7 @@
 #      on device memory against the CPU, after the same grid emulated on the host;
 #   3. runs cuda_golden over a grid of shapes up to n = 32768 (dense, causal, zigzag, varlen,
 #      dilated; f32 and f64 compute) and prints one table: CPU-vs-GPU max abs error of out and
-#      lse, the worst element's error as a fraction of the README's tolerance policy (< 1 is
+#      lse, the worst element's error as a fraction of the tolerance policy of docs/golden.md (< 1 is
 #      within it), and the GPU time per call (mean of 3 calls after the checked one; a call
 #      includes its validation, the ring's cudaMalloc and the final synchronisation).
 #
@@ -94,7 +94,7 @@ esac
 # ---------------------------------------------------------------- cuda_golden over the grid
 echo
 echo "== cuda_golden: GPU vs CPU (f64), forward, b = 1, h = 4, k/v heads = 2, d = 64; err = max |GPU - CPU|,"
-echo "   frac = worst element's error / its tolerance under the README's policy (pass: < 1)"
+echo "   frac = worst element's error / its tolerance under the policy of docs/golden.md (pass: < 1)"
 printf '%-34s %6s %4s %10s %9s %10s %9s %11s  %s\n' case n ct "out err" frac "lse err" frac "GPU ms/call" verdict
 row() {   # row NAME N COMPUTE ARGS...
   local name=$1 n=$2 ct=$3 line verdict oe of le lf ms rest

@@ -8,7 +8,7 @@
      2. central finite differences of loss = sum(out * W) (so dout = W) in f64, step 1e-5:
         |fd - an| / max(|fd|, |an|, 1e-3) <= 1e-7 for every element of q, k and v.
      3. f32 compute and storage vs the oracle (fed the same f32-rounded inputs) under the
-        README's gradient policy |got - ref| <= G * u * (2*d*smax + nq + nk + 16), u = 2^-24,
+        the gradient policy of docs/golden.md |got - ref| <= G * u * (2*d*smax + nq + nk + 16), u = 2^-24,
         G = max(1, max|ref|) of that tensor, smax = max |scale| * ||q_i|| * ||k_j|| -- the
         forward's worst-case bound with the gradient scale for vmax and both sequence lengths
         (dK/dV sum over queries as O sums over keys); the worst ratio error / bound is printed.

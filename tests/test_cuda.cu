@@ -15,7 +15,7 @@
         device: ringattn_cuda_forward must return RINGATTN_ECUDA with a message, and the
         test exits 77.
    The reference of every case is ringattn_forward / ringattn_backward in f64 (compute and
-   storage) on the same (storage-rounded) inputs; the tolerance is the README's policy
+   storage) on the same (storage-rounded) inputs; the tolerance is the policy of docs/golden.md
    (tests/test_util.h): f64 within 1e-12 of the output scale, f32 within the f32 bound, plus
    one rounding to the storage dtype (2^-24, 2^-11, 2^-8 relative for f32, f16, bf16).
 

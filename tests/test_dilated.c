@@ -16,7 +16,7 @@
                    offsets g mod r_g, a segment longer and shorter than a chunk, n = 96 over
                    p = 7, GQA with b = 2 and dv != d) x p in {1,2,3,4,8} (7 for n = 96) x
                    causal {none, bottom-right, top-left} x mix {head groups, LSE} x {f64, f32};
-                   out and lse under the README policy (test_util.h)
+                   out and lse under the policy of docs/golden.md (test_util.h)
      ring == p=1   every f64 output equals the single-member output within 1e-12
      determinism   num_threads 1 and 2 give bit-identical results at fixed p
      backward      dq, dk, dv vs the oracle in f64, both mixes, causal on/off, p in {1,3,4}

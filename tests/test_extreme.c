@@ -3,7 +3,7 @@
 
    Groups (one line each; exit 1 on any failure):
      1. logits up to +-1e4 (d = 1 and d = 8): no overflow, every output finite, lse within
-        1e-12 relative of the oracle in f64 (f32: the README policy), backward finite and
+        1e-12 relative of the oracle in f64 (f32: the policy of docs/golden.md), backward finite and
         within 1e-12 of the gradient scale in f64;
      2. scales: tiny (1e-30, 1e-300: a plain average of the values) and huge (f64 1e300, f32
         1e30: the softmax is one-hot) against the oracle;
@@ -125,7 +125,7 @@ static int all_finite(const double *x, int64_t n)
     return 1;
 }
 
-/* forward (+ backward) vs the oracle: f64 1e-12 of the scale; f32 the README policy (and the
+/* forward (+ backward) vs the oracle: f64 1e-12 of the scale; f32 the policy of docs/golden.md (and the
    gradient scale version of test_backward.c); returns the worst error / tolerance */
 static double check_vs_oracle(const char *what, const xp *P, xd *D, int backward, int *failures)
 {
@@ -394,7 +394,7 @@ static void group_overflow(int *failures)
 
 /* ---------------------------------------------------------------- 6. masked NaN / Inf */
 
-/* may query i of q head hh see key j? (dense rules of the README, and the dilated patterns) */
+/* may query i of q head hh see key j? (dense rules of docs/semantics.md, and the dilated patterns) */
 static int visible(const xp *P, int64_t hh, int64_t i, int64_t j)
 {
     ref_problem r;

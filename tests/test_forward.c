@@ -7,7 +7,7 @@
 
    Every case: seeded normal q, k, v (rounded to the storage dtype, so the oracle sees exactly
    what ringattn sees), the oracle's out and lse in f64, ringattn_forward on strided views,
-   outputs read back through the views and compared under the README's tolerance policy
+   outputs read back through the views and compared under the tolerance policy of docs/golden.md
    (test_util.h), plus cfg.stats (ring_steps, blocks computed + skipped = p^2, causal skips).
 
    Groups:

@@ -1,7 +1,7 @@
 /* test_half_inf.c - regression test (found by the differential fuzzer): +-inf stored into f16 / bf16
    storage must stay infinite (it once came out finite: frexp(inf) is unspecified).
 
-   A row that sees no key has lse = -inf (README, "Fully masked rows"). With lse stored in
+   A row that sees no key has lse = -inf (docs/semantics.md, "Fully masked rows"). With lse stored in
    f16 or bf16 the library once wrote a finite value: ringattn__double_to_small_float()
    took +-inf through frexp()/rint() and an out-of-range (uint16_t) cast (undefined
    behaviour) instead of returning the infinity bit pattern (f16 0xFC00, bf16 0xFF80).

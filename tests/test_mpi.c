@@ -22,6 +22,7 @@
    mpi_run.sh starts mpiexec (and exits 77 when there is none). */
 #define RINGATTN_IMPLEMENTATION
 #define RINGATTN_MPI_IMPLEMENTATION
+#define RINGATTN_MPI_TESTING          /* the fault injection: ringattn_mpi_*_faulty */
 #include "ringattn_mpi.h"
 #include <math.h>
 #include <stdio.h>
@@ -323,7 +324,8 @@ typedef enum { F_NONE, F_CAUSAL_ONE, F_HEADS_ONE, F_NULL_ONE, F_ROWS_ONE, F_RING
                F_SEGMENT_ALL, F_ALIAS_ONE, F_PASS_ONE, F_NULL_CFG_ONE } fkind;
 
 /* one call with something wrong; returns its status, with outputs checked untouched */
-static int faulty_call(int pass, fkind kind, const ringattn_mpi_options *opt, char *detail, size_t dsz, int *failures)
+static int faulty_call(int pass, fkind kind, const ringattn_mpi_options *opt, const ringattn_mpi_fault_plan *fault,
+                       char *detail, size_t dsz, int *failures)
 {
     mcase c = base_case("fault", 32, RINGATTN_F32);
     ringattn_config cfg;
@@ -361,8 +363,8 @@ static int faulty_call(int pass, fkind kind, const ringattn_mpi_options *opt, ch
     if (kind == F_PASS_ONE) pass = (g_rank == last) ? 1 - pass : pass;
     {
         const ringattn_config *cp = (kind == F_NULL_CFG_ONE && g_rank == last) ? NULL : &cfg;
-        if (pass == 0) st = ringattn_mpi_forward_ex(cp, opt, MPI_COMM_WORLD, &Q, &K, &V, &O, &L);
-        else st = ringattn_mpi_backward_ex(cp, opt, MPI_COMM_WORLD, &Q, &K, &V, &LO, &LL, &DO, &DQ, &DK, &DV);
+        if (pass == 0) st = ringattn_mpi_forward_faulty(cp, opt, fault, MPI_COMM_WORLD, &Q, &K, &V, &O, &L);
+        else st = ringattn_mpi_backward_faulty(cp, opt, fault, MPI_COMM_WORLD, &Q, &K, &V, &LO, &LL, &DO, &DQ, &DK, &DV);
     }
     if (st != 0) {
         if (kind != F_ALIAS_ONE || g_rank != 0) {
@@ -387,6 +389,7 @@ static int faulty_call(int pass, fkind kind, const ringattn_mpi_options *opt, ch
 static void test_faults(int *failures)
 {
     ringattn_mpi_options opt = ringattn_mpi_default_options();
+    ringattn_mpi_fault_plan fp = { RINGATTN_MPI_FAULT_NONE, -1, -1 };
     char detail[512], want[512];
     int pass, st, step;
     opt.timeout_s = 30;
@@ -394,26 +397,26 @@ static void test_faults(int *failures)
         const char *pn = pass ? "backward" : "forward";
         char what[128];
         if (g_size > 1) {
-            st = faulty_call(pass, F_CAUSAL_ONE, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_CAUSAL_ONE, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: causal differs on one rank", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
             CHECK(strstr(detail, "disagree on causal") != NULL, "%s: detail '%s' does not name causal", what, detail);
-            st = faulty_call(pass, F_HEADS_ONE, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_HEADS_ONE, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: heads differ on one rank", pn); check_same_said(st, RINGATTN_ESHAPE, what, detail, failures);
             CHECK(strstr(detail, "disagree on heads_q") != NULL, "%s: detail '%s' does not name heads_q", what, detail);
-            st = faulty_call(pass, F_ROWS_ONE, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_ROWS_ONE, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: rank 0 holds one row too few", pn); check_same_said(st, RINGATTN_ESHAPE, what, detail, failures);
-            st = faulty_call(pass, F_PASS_ONE, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_PASS_ONE, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: one rank calls the other pass", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
             CHECK(strstr(detail, "disagree on the pass") != NULL, "%s: detail '%s'", what, detail);
         }
-        st = faulty_call(pass, F_NULL_ONE, &opt, detail, sizeof detail, failures);
+        st = faulty_call(pass, F_NULL_ONE, &opt, &fp, detail, sizeof detail, failures);
         sprintf(what, "%s: a NULL output on the last rank", pn); check_same_said(st, RINGATTN_ENULL, what, detail, failures);
         if (g_rank != g_size - 1) CHECK(strstr(detail, "refused the call") != NULL, "%s: detail '%s'", what, detail);
-        st = faulty_call(pass, F_NULL_CFG_ONE, &opt, detail, sizeof detail, failures);
+        st = faulty_call(pass, F_NULL_CFG_ONE, &opt, &fp, detail, sizeof detail, failures);
         sprintf(what, "%s: cfg NULL on the last rank", pn); check_same_said(st, RINGATTN_ENULL, what, detail, failures);
-        st = faulty_call(pass, F_ALIAS_ONE, &opt, detail, sizeof detail, failures);
+        st = faulty_call(pass, F_ALIAS_ONE, &opt, &fp, detail, sizeof detail, failures);
         sprintf(what, "%s: an aliased output on rank 0", pn); check_same_said(st, RINGATTN_EALIAS, what, detail, failures);
-        st = faulty_call(pass, F_RING_SIZE, &opt, detail, sizeof detail, failures);
+        st = faulty_call(pass, F_RING_SIZE, &opt, &fp, detail, sizeof detail, failures);
         sprintf(what, "%s: ring_size = P + 1", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
         CHECK(strstr(detail, "communicator has") != NULL, "%s: detail '%s'", what, detail);
         /* the core's refusals, in the core's words */
@@ -425,13 +428,13 @@ static void test_faults(int *failures)
             cfg.error_detail = want; cfg.error_detail_size = sizeof want; cfg.causal = 7; cfg.ring_size = g_size;
             Q = view(&w.q, c.st); K = view(&w.k, c.st); V = view(&w.v, c.st); O = view(&w.o, c.st);
             CHECK(ringattn_forward(&cfg, &Q, &K, &V, &O, NULL) == RINGATTN_ECONFIG, "core accepts causal = 7");
-            st = faulty_call(pass, F_BAD_CAUSAL_ALL, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_BAD_CAUSAL_ALL, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: causal = 7 everywhere", pn); check_same_said(st, RINGATTN_ECONFIG, what, detail, failures);
             if (g_rank == 0) CHECK(strcmp(detail, want) == 0, "%s: '%s' is not the core's '%s'", what, detail, want);
             cfg.causal = 1; cfg.num_groups = 1; cfg.segment_lengths = c.seg; cfg.dilation_rates = c.rate;
             c.seg[0] = 12; c.rate[0] = 1;
             CHECK(ringattn_forward(&cfg, &Q, &K, &V, &O, NULL) == RINGATTN_ESEGMENT, "core accepts n %% s != 0");
-            st = faulty_call(pass, F_SEGMENT_ALL, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_SEGMENT_ALL, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: n not a multiple of the segment", pn); check_same_said(st, RINGATTN_ESEGMENT, what, detail, failures);
             if (g_rank == 0) CHECK(strcmp(detail, want) == 0, "%s: '%s' is not the core's '%s'", what, detail, want);
             world_free(&w);
@@ -439,19 +442,19 @@ static void test_faults(int *failures)
         /* mid-ring: a rank fails and says so; the others stop long before the 30 s timeout */
         for (step = 0; step < g_size; step += (g_size > 2 ? g_size - 1 : 1)) {
             double t0;
-            opt.fault = RINGATTN_MPI_FAULT_ANNOUNCE; opt.fault_rank = g_size - 1; opt.fault_step = step;
+            fp.fault = RINGATTN_MPI_FAULT_ANNOUNCE; fp.rank = g_size - 1; fp.step = step;
             MPI_Barrier(MPI_COMM_WORLD);
             t0 = cpu_s();
-            st = faulty_call(pass, F_NONE, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_NONE, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: rank %d fails at step %d", pn, g_size - 1, step);
             check_same_said(st, RINGATTN_EMPI, what, detail, failures);
             /* EMPI, not ETIMEDOUT, on every rank already says no one waited for the deadline */
             CHECK(cpu_s() - t0 < 10.0, "%s: took %.1f s of CPU (the timeout is 30 s)", what, cpu_s() - t0);
             if (g_rank == 0 && g_rank != g_size - 1)
                 CHECK(strstr(detail, "first") != NULL, "%s: detail '%s' does not name the failing rank", what, detail);
-            opt.fault = RINGATTN_MPI_FAULT_NONE; opt.fault_rank = -1; opt.fault_step = -1;
+            fp.fault = RINGATTN_MPI_FAULT_NONE; fp.rank = -1; fp.step = -1;
             /* the communicator is clean afterwards: the same call succeeds, bit-identical */
-            st = faulty_call(pass, F_NONE, &opt, detail, sizeof detail, failures);
+            st = faulty_call(pass, F_NONE, &opt, &fp, detail, sizeof detail, failures);
             sprintf(what, "%s: a clean call after the fault", pn); check_same_said(st, RINGATTN_OK, what, detail, failures);
         }
         if (g_rank == 0) printf("  faults %-8s p=%d done\n", pn, g_size);
@@ -461,14 +464,15 @@ static void test_faults(int *failures)
 static void test_silent(int *failures)
 {
     ringattn_mpi_options opt = ringattn_mpi_default_options();
+    ringattn_mpi_fault_plan fp = { RINGATTN_MPI_FAULT_NONE, -1, -1 };
     char detail[512];
     double t0, dt;
     int st;
     opt.timeout_s = 1.0;
-    opt.fault = RINGATTN_MPI_FAULT_SILENT; opt.fault_rank = g_size - 1; opt.fault_step = g_size > 2 ? 1 : 0;
+    fp.fault = RINGATTN_MPI_FAULT_SILENT; fp.rank = g_size - 1; fp.step = g_size > 2 ? 1 : 0;
     MPI_Barrier(MPI_COMM_WORLD);
     t0 = cpu_s();
-    st = faulty_call(1, F_NONE, &opt, detail, sizeof detail, failures);
+    st = faulty_call(1, F_NONE, &opt, &fp, detail, sizeof detail, failures);
     dt = cpu_s() - t0;
     CHECK(st == RINGATTN_ETIMEDOUT, "silent rank %d: status %d (%s), expected ETIMEDOUT (%s)", g_size - 1, st,
           ringattn_strerror(st), detail);

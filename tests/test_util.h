@@ -2,7 +2,7 @@
 
    - a seeded RNG (splitmix64): the same seed gives the same inputs on every machine;
    - fill / convert / sentinel helpers for f32 and f64 buffers;
-   - the tolerance policy of the README, in one place:
+   - the tolerance policy of docs/golden.md, in one place:
        f64 compute: |got - ref| <= 1e-12 * max(max|ref|, max|V|, 1e-300)
                     (lse: 1e-12 * max(1, max|ref|), lse being a log, not in units of V)
        f32 compute: u = 2^-24, smax = max |scale| ||q_i|| ||k_j||, vmax = max|v|;

@@ -1,7 +1,7 @@
 /* test_variants.c - ring partitions (contiguous, zigzag, striped), varlen packing, softcap.
 
    1. zigzag / striped forward and backward vs the naive f64 oracle (f64 within 1e-12 of the
-      output / gradient scale; f32 forward within the README policy): causal both alignments,
+      output / gradient scale; f32 forward within the policy of docs/golden.md): causal both alignments,
       none, windows, nq != nk, GQA, uneven sizes, ring sizes, threads 1 and 2.
    2. varlen (cu_seqlens, batch 1) vs the oracle's literal rule (same sequence, local
       positions, per-sequence causal alignment), with every partition, empty sequences,

@@ -102,7 +102,7 @@ def test_dilated(rng, causal, mix, h):
 
 def test_dilated_fewer_heads_than_groups(rng):
     """h < G (head-groups): groups g >= h get no head, and the output is still divided by G.
-    DarcStar refuses this shape; ringattn computes it as documented (README, Semantics)."""
+    DarcStar refuses this shape; ringattn computes it as documented (docs/semantics.md)."""
     seg, rate = [4, 8, 16], [1, 2, 4]
     q, k, v = rand(rng, 1, 16, 2, 4), rand(rng, 1, 16, 2, 4), rand(rng, 1, 16, 2, 4)
     out, _ = ringattn.attention(q, k, v, segments=seg, dilations=rate)

@@ -92,7 +92,7 @@ def test_check_layout_bhnd_reports_in_callers_axes(case):
 
 
 def test_check_gradients_and_the_2_percent_dq(rng):
-    """the README trap: bottom-right causal, nq > nk, dq off by 2 % of its max at one element;
+    """a classic port bug: bottom-right causal, nq > nk, dq off by 2 % of its max at one element;
     check computes the baseline with the same mask, so it fails"""
     q, k, v = rand(rng, 1, 24, 2, 8), rand(rng, 1, 16, 2, 8), rand(rng, 1, 16, 2, 8)
     dout = rand(rng, 1, 24, 2, 8)

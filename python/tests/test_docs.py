@@ -1,6 +1,7 @@
 """The documents' snippets run as written: docs/python.md (every python block, in order, in
 one namespace, and the test functions it defines), the README's Python section, and the
-README's end-to-end check of a port through .npy files and ringattn-golden."""
+end-to-end check of a port through .npy files and ringattn-golden of docs/golden.md. (The C
+snippets are compiled by tests/doc_snippets.py.)"""
 import os
 import re
 import shutil
@@ -17,8 +18,8 @@ def blocks(text, lang):
 
 
 def section(text, title):
-    m = re.search(r"^## %s\n(.*?)(?=^## )" % re.escape(title), text, flags=re.S | re.M)
-    assert m, "README has no section '## %s'" % title
+    m = re.search(r"^## %s\n(.*?)(?=^## |\Z)" % re.escape(title), text, flags=re.S | re.M)
+    assert m, "no section '## %s'" % title
     return m.group(1)
 
 
@@ -53,8 +54,8 @@ def test_readme_python_section(tmp_path):
 
 
 @needs_torch
-def test_readme_end_to_end_golden_check(tmp_path):
-    """the README's dump snippet and its ringattn-golden commands, with a correct port and
+def test_golden_md_end_to_end_check(tmp_path):
+    """docs/golden.md's dump snippet and its ringattn-golden commands, with a correct port and
     then with a dq broken by 2 % of its max, which the same commands must fail"""
     import numpy as np
     import torch
@@ -62,7 +63,7 @@ def test_readme_end_to_end_golden_check(tmp_path):
     tool = shutil.which("ringattn-golden") or os.path.join(os.path.dirname(sys.executable), "ringattn-golden")
     if not os.path.exists(tool):
         pytest.skip("ringattn-golden is not installed next to this Python")
-    text = section((ROOT / "README.md").read_text(), "Golden outputs and checking a GPU port")
+    text = section((ROOT / "docs" / "golden.md").read_text(), "Golden outputs and checking a GPU port")
     dump = blocks(text, "python")[0]
     sh = blocks(text, "sh")[0]
     sh = sh.replace("ringattn-golden ", '"%s" ' % tool)
@@ -84,7 +85,7 @@ def test_readme_end_to_end_golden_check(tmp_path):
     old = os.getcwd()
     os.chdir(tmp_path)
     try:
-        exec(compile(dump, "<README dump>", "exec"), ns)
+        exec(compile(dump, "<docs/golden.md dump>", "exec"), ns)
         r = subprocess.run(["bash", "-ec", sh], capture_output=True, text=True)
         assert r.returncode == 0 and r.stdout.rstrip().endswith("0"), r.stdout + r.stderr
         dq = np.load("case/dq.npy")
@@ -94,3 +95,14 @@ def test_readme_end_to_end_golden_check(tmp_path):
         assert r.returncode == 1 and "FAIL (outside tolerance)" in r.stdout, r.stdout + r.stderr
     finally:
         os.chdir(old)
+
+
+def test_every_python_block_is_run():
+    """the Python blocks of README.md and docs/*.md are exactly those the tests above run: a
+    block added to another page fails here until a test runs it"""
+    run = {"README.md": len(blocks(section((ROOT / "README.md").read_text(), "Python"), "python")),
+           "docs/python.md": len(blocks((ROOT / "docs" / "python.md").read_text(), "python")),
+           "docs/golden.md": 1}
+    for page in [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md")):
+        rel = page.relative_to(ROOT).as_posix()
+        assert len(blocks(page.read_text(), "python")) == run.get(rel, 0), rel

@@ -3,8 +3,8 @@
 
    Build and run (clang with libFuzzer, AddressSanitizer and UBSan):
        clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ireference -Itests \
-             tests/fuzz/fuzz_ring.c reference/ringattn_ref.c -lm -o fuzz_ring
-       ./fuzz_ring -jobs=1 -max_total_time=60 tests/fuzz/corpus
+             fuzz/fuzz_ring.c reference/ringattn_ref.c -lm -o fuzz_ring
+       ./fuzz_ring -jobs=1 -max_total_time=60 fuzz/corpus/ring
    Meson builds it as `fuzz_ring` next to `fuzz_npy`; .ci/run runs it for about a minute.
 
    One input = one call. The first bytes pick the configuration: forward or backward, b, nq,
@@ -15,13 +15,13 @@
    data, aliasing, a zero output stride, a wrong shape, an unknown dtype, an overflowing shape
    or stride, an unsupported option, ...). The rest of the bytes seed the values.
 
-   The harness decides on its own, from the README's rules, whether the call is valid:
+   The harness decides on its own, from the rules of docs/api.md and docs/semantics.md, whether the call is valid:
      valid   -> RINGATTN_OK, every element within tolerance of the oracle fed the same
                 (already rounded) inputs, and not one byte of an output buffer outside the
                 view touched;
      invalid -> a negative status, a message in error_detail, and every output byte untouched.
    Tolerances (tests/test_util.h): f64 compute 1e-12 of the output scale; f32 compute the
-   README's policy; gradients the same with the gradient scale bounded from the inputs (see
+   the policy of docs/golden.md; gradients the same with the gradient scale bounded from the inputs (see
    grad_scale). An output stored in f32 (from f64 compute), f16 or bf16 widens the bound by one
    rounding to that format (half an ulp, relative, plus half the smallest subnormal).
    Any disagreement prints the case and calls abort(). */
@@ -181,7 +181,7 @@ static int64_t mul_ovf(int64_t a, int64_t b, int *ovf)
     return a * b;
 }
 
-/* ---------------------------------------------------------------- validity, from the README */
+/* ---------------------------------------------------------------- validity, from docs/semantics.md */
 static int view_ok(const tspec *s, const int64_t want[4])
 {
     int a, ovf = 0; int64_t count = 1, extent = 0;
@@ -256,7 +256,7 @@ static int case_valid(const fcase *c)
     if (g->num_groups < 0) return 0;
     maxd = (int)(c->d > c->dv ? c->d : c->dv);
     if (g->num_groups > 0) {
-        /* README: dilation not with the striped partition (nor a window, varlen) */
+        /* docs/api.md: dilation not with the striped partition (nor a window, varlen) */
         if (g->partition == RINGATTN_STRIPED) return 0;
         if (!g->segment_lengths || !g->dilation_rates) return 0;
         if (c->nq != c->nk) return 0;
