@@ -12,12 +12,12 @@
 # The grid (b=1, h=8, every ratio measured in the same run):
 #   bench.csv: f32, n in {1024, 4096}, d in {64, 128}, causal off/on, p in {1, 8}, threads 1
 #              and 2, forward and backward; f64 the same at n = 4096, 2 threads;
-#   torch.csv: PyTorch SDPA against ringattn (p = 1), f32 and f64, n in {1024, 4096}, d in
-#              {64, 128}, causal off/on, threads 1 and 2; n = 16384 for f32, d = 64, 2 threads;
+#   torch.csv: PyTorch SDPA against ringattn (p = 1), n in {1024, 4096}, d in {64, 128}, causal
+#              off/on: f32 with 1 and 2 threads, f64 with 2; n = 16384 f32, d = 64, causal, 2 threads;
 #   darcstar.csv (when DARCSTAR names a checkout of dilated-attention-pytorch, see
 #              bench/compare_darcstar.py): n = 65536, h = 8, d = 64, segments 2048,4096,8192,
 #              rates 1,2,4, 2 threads, ringattn at p = 1 and 8.
-# Medians of 5. About 30 minutes on a 2-core machine. Run it on an idle machine: a neighbour's
+# Medians of 5. About 20 minutes on a 2-core machine. Run it on an idle machine: a neighbour's
 # load moves the ratios too. OMP_WAIT_POLICY defaults to ACTIVE here (threads spin at the
 # ring's barriers instead of sleeping: right for a dedicated machine, wrong for a shared one;
 # set PASSIVE to see the difference).
@@ -40,8 +40,9 @@ b=build/bench
 build/bench-memory > "$out/memory.csv"
 if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
   {
-    "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32,f64 --reps 5
-    "$py" bench/compare_torch.py --n 16384 --d 64 --causal 0,1 --threads 2 --reps 5 | tail -n +2
+    "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32 --reps 5
+    "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 2 --dtype f64 --reps 5 | tail -n +2
+    "$py" bench/compare_torch.py --n 16384 --d 64 --causal 1 --threads 2 --reps 5 | tail -n +2
   } > "$out/torch.csv"
   if [ -n "${DARCSTAR:-}" ]; then
     "$py" bench/compare_darcstar.py --darcstar "$DARCSTAR" --reps 5 > "$out/darcstar.csv" 2> "$out/darcstar.txt"
