@@ -1355,25 +1355,26 @@ ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *c
     int64_t i0, k0, c; int i, v;                                                              \
     for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
         const T *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                       \
-        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)];        \
-        for (k0 = 0; k0 < np; k0 += NV * L / RINGATTN__PANEL) {                               \
+        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)]; \
+        /* keys k0 .. k0 + NV L - 1 at a time: part of a panel, one, or several */            \
+        for (k0 = 0; k0 < np * RINGATTN__PANEL; k0 += NV * L) {                               \
             VT acc[RB][NV]; const T *kb[NV];                                                  \
-            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                                        \
-                int64_t k = k0 + v * L / RINGATTN__PANEL;                                     \
-                kb[v] = (const T *)kp[k < np ? k : np - 1] + (v * L) % RINGATTN__PANEL;       \
+            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                       \
+                int64_t k = (k0 + v * L) / RINGATTN__PANEL;                                   \
+                kb[v] = (const T *)kp[k < np ? k : np - 1] + (k0 + v * L) % RINGATTN__PANEL;  \
             }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = ZERO();             \
-            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                                    \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = ZERO(); \
+            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                       \
                 VT kv[NV];                                                                    \
-                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL);           \
-                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                    \
+                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL); \
+                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                   \
                     VT b = BCAST(qr[i] + c);                                                  \
-                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]);          \
+                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]); \
                 }                                                                             \
             }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++)  \
-                if (i < rows && k0 + v * L / RINGATTN__PANEL < np)                            \
-                    STORE((T *)s[i0 + i] + k0 * RINGATTN__PANEL + v * L, MUL(acc[i][v], sc)); \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) \
+                if (i < rows && k0 + v * L < np * RINGATTN__PANEL)                            \
+                    STORE((T *)s[i0 + i] + k0 + v * L, MUL(acc[i][v], sc));                   \
         }                                                                                     \
     }                                                                                         \
 }
@@ -1416,7 +1417,7 @@ ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, i
 #define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
 RINGATTN__QK_V(ringattn__qk_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
                _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps)
-RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 2, 4, _mm256_loadu_pd, RINGATTN__BD,
+RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
                _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
 RINGATTN__PV_V(ringattn__pv_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
                _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
