@@ -106,7 +106,7 @@ def agreement(torch, cls, segs, rates, h, d):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--darcstar", required=True, help="a checkout of dilated-attention-pytorch")
-    ap.add_argument("--bench", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench"))
+    ap.add_argument("--bench", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench", "bench"))
     ap.add_argument("--n", type=ints, default=[65536])
     ap.add_argument("--h", type=int, default=8)
     ap.add_argument("--d", type=int, default=64)

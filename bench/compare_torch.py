@@ -70,7 +70,7 @@ def ringattn_times(bench, b, h, n, d, causal, dtype, p, threads, reps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bench", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench"))
+    ap.add_argument("--bench", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench", "bench"))
     ap.add_argument("--n", type=ints, default=[1024, 4096])
     ap.add_argument("--d", type=ints, default=[64, 128])
     ap.add_argument("--causal", type=ints, default=[0, 1])

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """plot.py - the performance figures of docs/performance.md from the CSV files the benches write.
 
-    build/bench --n 1024,4096,16384 ... > bench/results/bench.csv
-    build/bench-memory                  > bench/results/memory.csv
+    build/bench/bench --n 1024,4096,16384 ... > bench/results/bench.csv
+    build/bench/bench-memory                  > bench/results/memory.csv
     .venv/bin/python bench/compare_torch.py ... > bench/results/torch.csv   (optional)
     .venv/bin/pip install matplotlib
     .venv/bin/python bench/plot.py bench/results bench/figures

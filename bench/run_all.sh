@@ -3,9 +3,9 @@
 #
 #   bash bench/run_all.sh [RESULTS_DIR]        (default bench/results)
 #
-# Needs the default build (meson setup build; it builds build/bench and build/bench-memory).
-# Writes RESULTS_DIR/bench.csv (build/bench: f32 and f64, forward and backward, the grid
-# below, median of 5), memory.csv (build/bench-memory), and, when PYTHON (default
+# Needs the default build (meson setup build; it builds build/bench/bench and build/bench/bench-memory).
+# Writes RESULTS_DIR/bench.csv (build/bench/bench: f32 and f64, forward and backward, the grid
+# below, median of 5), memory.csv (build/bench/bench-memory), and, when PYTHON (default
 # .venv/bin/python) has torch, torch.csv (bench/compare_torch.py) and the figures
 # (bench/plot.py, needs matplotlib) in bench/figures/.
 #
@@ -28,16 +28,16 @@ py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || py=$(command -v python3 || echo none)
 mkdir -p "$out"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-ACTIVE}
-[ -x build/bench ] || meson compile -C build bench bench-memory
+[ -x build/bench/bench ] || meson compile -C build bench bench-memory
 
-b=build/bench
+b=build/bench/bench
 { lscpu | sed -n 's/^Model name: *//p' | head -n 1
   grep -o -w -m 1 -e avx512f -e avx2 /proc/cpuinfo | sort -u | tr '\n' ' '; echo; nproc; } > "$out/cpu.txt"
 {
   $b --n 1024,4096 --d 64,128 --causal 0,1 --p 1,8 --threads 1,2 --dtype f32 --pass fwd,bwd --reps 5
   $b --n 4096 --d 64,128 --causal 0,1 --p 1,8 --threads 2 --dtype f64 --pass fwd,bwd --reps 5 | tail -n +2
 } > "$out/bench.csv"
-build/bench-memory > "$out/memory.csv"
+build/bench/bench-memory > "$out/memory.csv"
 if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
   {
     "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32 --reps 5
