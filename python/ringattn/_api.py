@@ -195,6 +195,15 @@ def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, p
     return deliver(ho, device), deliver(hl, device)
 
 
+def _backward_views(q, k, v, out, lse, dout, layout, varlen):
+    """the backward's six inputs as host buffers and C views in ringattn's layout"""
+    perm = _layout(layout)
+    hs = [Host(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (lse, "lse"), (dout, "dout"))]
+    hq, hk, hv, ho, hl, hd = hs
+    leads = [_lead(h, varlen, layout) for h in (hq, hk, hv, ho)] + [_lse_lead(hl, varlen), _lead(hd, varlen, layout)]
+    return hs, leads, [h.view(None if h is hl else perm, ld) for h, ld in zip(hs, leads)]
+
+
 def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, scale=None, ring_size=1,
                        partition="contiguous", window=None, softcap=0.0, segments=None, dilations=None,
                        mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None, compute="f64", out_dtype=None,
@@ -204,10 +213,8 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
     as attention(); each gradient has its input's shape, dtype out_dtype (default float64)."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
-    hs = [Host(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (lse, "lse"), (dout, "dout"))]
+    hs, leads, views = _backward_views(q, k, v, out, lse, dout, layout, varlen)
     hq, hk, hv, ho, hl, hd = hs
-    leads = [_lead(h, varlen, layout) for h in (hq, hk, hv, ho)] + [_lse_lead(hl, varlen), _lead(hd, varlen, layout)]
-    views = [h.view(None if h is hl else perm, ld) for h, ld in zip(hs, leads)]
     tq, tk = views[0], views[1]
     opts = _Options(tq.shape[1], tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,

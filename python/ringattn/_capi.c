@@ -154,6 +154,17 @@ int ringattn_py_plan(const ringattn_py_options *o, const int64_t shape[7], int p
     return RINGATTN_OK;
 }
 
+/* the comparison policy from the Python arguments: atol, rtol (< 0: the dtype's default), k, eps */
+static ringattn_compare_policy py_policy(ringattn_dtype t, const double policy[4], int empty_lse)
+{
+    ringattn_compare_policy pol = ringattn_compare_default_policy(t);
+    if (policy[0] >= 0) pol.atol = policy[0];
+    if (policy[1] >= 0) pol.rtol = policy[1];
+    pol.k = policy[2]; pol.eps = policy[3];
+    pol.empty_lse = empty_lse;
+    return pol;
+}
+
 /* policy: atol, rtol, k, eps (a negative atol/rtol = the default by got's dtype).
    fres: max_abs, max_abs_got, max_abs_ref, max_rel, max_rel_got, max_rel_ref,
          baseline_max_abs, bound, atol, rtol, k, eps.
@@ -170,11 +181,7 @@ int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, 
     c.error_detail = err; c.error_detail_size = err_size;
     if (err && err_size) err[0] = 0;
     if (!got) return ringattn__fail(&c, RINGATTN_ENULL, "got is NULL");
-    pol = ringattn_compare_default_policy(got->dtype);
-    if (policy[0] >= 0) pol.atol = policy[0];
-    if (policy[1] >= 0) pol.rtol = policy[1];
-    pol.k = policy[2]; pol.eps = policy[3];
-    pol.empty_lse = empty_lse;
+    pol = py_policy(got->dtype, policy, empty_lse);
     st = ringattn_compare(got, ref, baseline, &pol, &r, &c);
     if (st != RINGATTN_OK) return st;
     fres[0] = r.max_abs; fres[1] = r.max_abs_got; fres[2] = r.max_abs_ref;
@@ -294,11 +301,7 @@ int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ring
     if (ring_size < 1) return ringattn__fail(&c, RINGATTN_ECONFIG, "ring_size = %d, must be >= 1", ring_size);
     if (partition < RINGATTN_CONTIGUOUS || partition > RINGATTN_STRIPED)
         return ringattn__fail(&c, RINGATTN_ECONFIG, "partition = %d, must be 0, 1 or 2", partition);
-    pol = ringattn_compare_default_policy(got->dtype);
-    if (policy[0] >= 0) pol.atol = policy[0];
-    if (policy[1] >= 0) pol.rtol = policy[1];
-    pol.k = policy[2]; pol.eps = policy[3];
-    pol.empty_lse = empty_lse;
+    pol = py_policy(got->dtype, policy, empty_lse);
     st = ringattn_compare(got, ref, baseline, &pol, &r, &c);
     if (st != RINGATTN_OK) return st;
     if (write_heatmap(path, got, ref, &r, ring_size, (ringattn_partition)partition, what, title))

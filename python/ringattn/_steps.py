@@ -10,7 +10,7 @@ import ctypes
 import numpy as np
 
 from . import _lib
-from ._api import _ERR, _Options, _caller_shape, _err, _layout, _lead, _lse_lead, _result_kind
+from ._api import _ERR, _Options, _backward_views, _caller_shape, _err, _layout, _lead, _result_kind
 from ._lib import RingattnError, fail
 from ._tensors import Host, deliver, dtype_name, new_output, torch
 
@@ -133,10 +133,8 @@ def steps_backward(q, k, v, out, lse, dout, *, ring_size, layout="bnhd", causal=
     attention_backward() (no `threads`: the ring runs on one thread)."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
-    hs = [Host(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (lse, "lse"), (dout, "dout"))]
+    hs, leads, views = _backward_views(q, k, v, out, lse, dout, layout, varlen)
     hq, hk, hv, ho, hl, hd = hs
-    leads = [_lead(h, varlen, layout) for h in (hq, hk, hv, ho)] + [_lse_lead(hl, varlen), _lead(hd, varlen, layout)]
-    views = [h.view(None if h is hl else perm, ld) for h, ld in zip(hs, leads)]
     opts = _Options(views[0].shape[1], views[1].shape[1], causal=causal, scale=scale, ring_size=ring_size,
                     partition=partition, window=window, softcap=softcap, segments=segments, dilations=dilations,
                     mix=mix, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=1)
