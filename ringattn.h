@@ -1337,10 +1337,24 @@ static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_
         for (c = 0; c < dv; c++) oi[c] = FMA(pj, vj[c], oi[c]);                               \
     }                                                                                         \
 }
+/* the backward's transposed products: o[j * ldo + c] += sum_{i < nr} p[i * ldp + j] x[i * ldx + c],
+   for j < n, c < dx (p a group's rows of P or dS, x its rows of dO or Q, o rows of dV or dK) */
+#define RINGATTN__PT_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,       \
+                 int64_t dx, T *o, int64_t ldo)                                               \
+{                                                                                             \
+    int64_t i, j, c;                                                                          \
+    for (j = 0; j < n; j++) for (i = 0; i < nr; i++) {                                        \
+        T pij = p[i * ldp + j], *oj = o + j * ldo; const T *xi = x + i * ldx;                  \
+        for (c = 0; c < dx; c++) oj[c] = FMA(pij, xi[c], oj[c]);                              \
+    }                                                                                         \
+}
 RINGATTN__QK_C(ringattn__qk_c32, float, fmaf)
 RINGATTN__QK_C(ringattn__qk_c64, double, fma)
 RINGATTN__PV_C(ringattn__pv_c32, float, fmaf)
 RINGATTN__PV_C(ringattn__pv_c64, double, fma)
+RINGATTN__PT_C(ringattn__pt_c32, float, fmaf)
+RINGATTN__PT_C(ringattn__pt_c64, double, fma)
 
 #ifdef RINGATTN__X86
 #define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
@@ -1412,6 +1426,37 @@ ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, i
             for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
     }                                                                                         \
 }
+/* KB keys (output rows) x NV column vectors in registers, the sum over the group's rows i in
+   order; a key past the last repeats the last, a missing second vector repeats the first
+   (computed, stored once or with the same value), the dx mod L columns left one by one */
+#define RINGATTN__PT_V(NAME, ATTR, T, VT, L, KB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
+ATTR static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,  \
+                      int64_t dx, T *o, int64_t ldo)                                          \
+{                                                                                             \
+    int64_t j0, c0, i, c, cv = dx / L * L; int k, u;                                          \
+    for (j0 = 0; j0 < n; j0 += KB) {                                                          \
+        int64_t jj[KB]; int keys = (int)(n - j0 < KB ? n - j0 : KB);                          \
+        RINGATTN__UNROLL for (k = 0; k < KB; k++) jj[k] = j0 + (k < keys ? k : keys - 1);     \
+        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
+            VT acc[KB][NV]; int64_t cu[NV];                                                   \
+            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0; \
+            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                acc[k][u] = LOAD(o + jj[k] * ldo + cu[u]);                                    \
+            RINGATTN__UNROLL4 for (i = 0; i < nr; i++) {                                      \
+                VT xv[NV]; const T *pi = p + i * ldp;                                         \
+                RINGATTN__UNROLL for (u = 0; u < NV; u++) xv[u] = LOAD(x + i * ldx + cu[u]);  \
+                RINGATTN__UNROLL for (k = 0; k < KB; k++) {                                   \
+                    VT b = BCAST(pi + jj[k]);                                                 \
+                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[k][u] = FMADD(b, xv[u], acc[k][u]); \
+                }                                                                             \
+            }                                                                                 \
+            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                if (k < keys) STORE(o + jj[k] * ldo + cu[u], acc[k][u]);                      \
+        }                                                                                     \
+        if (cv < dx) for (k = 0; k < keys; k++) for (i = 0; i < nr; i++)                     \
+            for (c = cv; c < dx; c++) o[jj[k] * ldo + c] = SFMA(p[i * ldp + jj[k]], x[i * ldx + c], o[jj[k] * ldo + c]); \
+    }                                                                                         \
+}
 #define RINGATTN__BS(p) _mm256_broadcast_ss(p)
 #define RINGATTN__BD(p) _mm256_broadcast_sd(p)
 #define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
@@ -1427,6 +1472,10 @@ RINGATTN__PV_V(ringattn__pv_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm
 RINGATTN__PV_V(ringattn__pv1_avx2_32, RINGATTN__A2, float, __m256, 8, 1, 4, _mm256_loadu_ps, RINGATTN__BS,
                _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
 RINGATTN__PV_V(ringattn__pv1_avx2_64, RINGATTN__A2, double, __m256d, 4, 1, 4, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+RINGATTN__PT_V(ringattn__pt_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PT_V(ringattn__pt_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
                _mm256_fmadd_pd, _mm256_storeu_pd, fma)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -1444,6 +1493,10 @@ RINGATTN__PV_V(ringattn__pv_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2,
 RINGATTN__PV_V(ringattn__pv1_avx512_32, RINGATTN__A512, float, __m512, 16, 1, 4, _mm512_loadu_ps, RINGATTN__BS512,
                _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
 RINGATTN__PV_V(ringattn__pv1_avx512_64, RINGATTN__A512, double, __m512d, 8, 1, 4, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+RINGATTN__PT_V(ringattn__pt_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PT_V(ringattn__pt_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
                _mm512_fmadd_pd, _mm512_storeu_pd, fma)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -1488,6 +1541,26 @@ static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *cons
     (void)isa;
     if (t == RINGATTN_F32) ringattn__pv_c32(nr, p, n, (const float *)v, ldv, dv, o);
     else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
+}
+
+static void ringattn__pt(int isa, ringattn_dtype t, int64_t nr, const void *p, int64_t ldp, int64_t n,
+                         const void *x, int64_t ldx, int64_t dx, void *o, int64_t ldo)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) ringattn__pt_avx512_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
+        else ringattn__pt_avx512_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) ringattn__pt_avx2_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
+        else ringattn__pt_avx2_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__pt_c32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
+    else ringattn__pt_c64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
 }
 
 /* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
@@ -1579,16 +1652,17 @@ static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
     }
 }
 
-/* ds[j] = p[j] * (ds[j] - D)   (ds holds dP on entry) */
-static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D)
+/* ds[j] = scale * p[j] * (ds[j] - D)   (ds holds dP on entry; the scale of S = scale Q K^T
+   applied here, once, so that dQ and dK are plain sums of dS times K and Q) */
+static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D, double scale)
 {
     int64_t j;
     if (t == RINGATTN_F32) {
-        const float *a = (const float *)p; float *g = (float *)ds; float Df = (float)D;
-        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - Df);
+        const float *a = (const float *)p; float *g = (float *)ds; float Df = (float)D, sf = (float)scale;
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - Df) * sf;
     } else {
         const double *a = (const double *)p; double *g = (double *)ds;
-        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - D);
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - D) * scale;
     }
 }
 
@@ -1601,23 +1675,23 @@ static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double c
 }
 
 /* backward through a softcap: s holds capped logits on entry and P on exit; ds holds dP on
-   entry and dS of the raw logit on exit: P (dP - D) (1 - (s / cap)^2) */
+   entry and scale times dS of the raw logit on exit: scale P (dP - D) (1 - (s / cap)^2) */
 static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
-                                   double D, double cap)
+                                   double D, double cap, double scale)
 {
     int64_t j;
     if (t == RINGATTN_F32) {
         float *a = (float *)s, *g = (float *)ds;
         for (j = 0; j < n; j++) {
             float c = a[j] / (float)cap, pr = (float)exp((double)a[j] - lse);
-            g[j] = pr * (g[j] - (float)D) * (1.0f - c * c);
+            g[j] = pr * (g[j] - (float)D) * (1.0f - c * c) * (float)scale;
             a[j] = pr;
         }
     } else {
         double *a = (double *)s, *g = (double *)ds;
         for (j = 0; j < n; j++) {
             double c = a[j] / cap, pr = exp(a[j] - lse);
-            g[j] = pr * (g[j] - D) * (1.0 - c * c);
+            g[j] = pr * (g[j] - D) * (1.0 - c * c) * scale;
             a[j] = pr;
         }
     }
@@ -1663,30 +1737,35 @@ typedef struct {
                                       NULL otherwise                                          */
 } ringattn__member;
 
-/* A thread's scratch: the score tile (and dP tile in backward), tq x tk, the visible column
-   bounds [lo, hi) of each tile row, and the counters of the unit it is computing. Tiles
+/* A thread's scratch: score rows (and dP rows in backward) of one group of rows, panels, the
+   visible column bounds [lo, hi) of each tile row, and the counters of the unit it is computing. Tiles
    belong to threads, not members, so several threads can work inside one member. */
 typedef struct {
-    void *s, *dp;
+    void *s, *dp;                  /* score and (backward) dP rows of one group of rows       */
     int64_t *lo, *hi;
-    const void **pan;              /* fwd: the K panels of the tile in hand                   */
-    void *kg;                      /* fwd: panels copied or gathered for it                   */
-    int64_t lds;                   /* fwd: score row pitch                                    */
+    const void **pan;              /* the K (backward: and V) panels of the tile in hand      */
+    void *kg;                      /* panels copied or gathered for it                        */
+    int64_t lds;                   /* score row pitch                                         */
     size_t bytes;
     int64_t tiles, flops;
 } ringattn__scratch;
 
-/* The forward's scratch per thread: score rows for one group of RINGATTN__FUSED_ROWS rows,
-   as wide as the panels under one key tile (one more when the tile starts mid-panel), and
-   room for the panels that are copied (a piece's narrow last one) or gathered (a dilated
-   run: a whole tile's worth). One rule for the planner and the allocator. */
-static void ringattn__fwd_scratch(const ringattn__problem *P, int64_t *lds, int64_t *npan, int64_t *gpan)
+/* A thread's scratch, one rule for the planner and the allocator. Score rows (and in the
+   backward dP rows) for one group of RINGATTN__FUSED_ROWS rows, as wide as the panels under
+   one key tile (one more when the tile starts mid-panel); room for panels: the forward copies
+   a piece's narrow last K panel or gathers a dilated run's (a whole tile's worth), the
+   backward gathers a tile's K and V into panels; and the panel pointers. In elements:
+   n[0] score, n[1] dP, n[2] panels; n[3] pointers. */
+static void ringattn__tile_scratch(const ringattn__problem *P, int pass, int64_t *lds, int64_t n[4])
 {
     int g, dilated = 0;
+    int64_t npan = (P->tk + RINGATTN__PANEL - 1) / RINGATTN__PANEL + 1;
     for (g = 0; g < P->groups; g++) if (P->rate[g] > 1) dilated = 1;
-    *npan = (P->tk + RINGATTN__PANEL - 1) / RINGATTN__PANEL + 1;
-    *lds = *npan * RINGATTN__PANEL;
-    *gpan = dilated ? *npan - 1 : 1;
+    *lds = npan * RINGATTN__PANEL;
+    n[0] = RINGATTN__FUSED_ROWS * *lds;
+    n[1] = pass ? n[0] : 0;
+    n[2] = pass ? npan * RINGATTN__PANEL * (P->d + P->dv) : (dilated ? npan - 1 : 1) * RINGATTN__PANEL * P->d;
+    n[3] = pass ? 2 * npan : npan;
 }
 
 typedef struct {
@@ -1907,12 +1986,47 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
     }
 }
 
-/* backward: recompute P from lse, then dV += P^T dO, dS = P (dP - D), dQ += dS K, dK += dS^T Q */
+/* The keys [0, n) of a backward tile, rows of stride ld, as panels of 16 at dst (the last one
+   padded with zeros, never read): the layout the S kernel reads, one copy per tile. */
+static void ringattn__gather_panels(ringattn_dtype t, const void *src, int64_t ld, int64_t n, int64_t d,
+                                    void *dst)
+{
+    const int64_t W = RINGATTN__PANEL;
+    int64_t j, c, np = (n + W - 1) / W;
+    for (j = 0; j < np * W; j++) {
+        int64_t at = (j / W) * W * d + j % W;
+        if (t == RINGATTN_F32) {
+            const float *a = (const float *)src + j * ld; float *o = (float *)dst + at;
+            if (j < n) for (c = 0; c < d; c++) o[c * W] = a[c];
+            else for (c = 0; c < d; c++) o[c * W] = 0.0f;
+        } else {
+            const double *a = (const double *)src + j * ld; double *o = (double *)dst + at;
+            if (j < n) for (c = 0; c < d; c++) o[c * W] = a[c];
+            else for (c = 0; c < d; c++) o[c * W] = 0.0;
+        }
+    }
+}
+
+/* backward: for each group of rows of a tile, S = scale Q K^T and dP = dO V^T by the fused S
+   kernel (over the tile's K and V gathered into panels), P = exp(S - lse) from the saved lse,
+   dS = scale P (dP - D), then
+     dQ[i] += sum_j dS[i][j] K[j]      ringattn__pv  (the forward's P V kernel)
+     dV[j] += sum_i  P[i][j] dO[i]     ringattn__pt  (the transposed products)
+     dK[j] += sum_i dS[i][j] Q[i]
+   first over the columns every row of the group sees, then each row's own columns left and
+   right of them, as in the merge: the cut follows the mask only, masked pairs are never
+   multiplied, and every sum runs in one fixed order. */
 static void ringattn__backward_block(const ringattn__problem *P, ringattn__scratch *me,
                                      const ringattn__block *B)
 {
     ringattn_dtype t = P->ct; size_t es = P->es; int64_t r0, c0;
-    int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv;
+    int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv, lds = me->lds, npan = lds / RINGATTN__PANEL;
+    char *kpan = (char *)me->kg, *vpan = kpan + (size_t)(npan * RINGATTN__PANEL * P->d) * es;
+    int isa = ringattn__isa(), k;
+    for (k = 0; k < npan; k++) {   /* the gathered panels, where the S kernel finds them */
+        me->pan[k] = kpan + (size_t)(k * RINGATTN__PANEL * P->d) * es;
+        me->pan[npan + k] = vpan + (size_t)(k * RINGATTN__PANEL * P->dv) * es;
+    }
     for (r0 = 0; r0 < B->nr; r0 += P->tq) {
         int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
         const double *lse = B->rs0 + r0 * B->rs, *D = B->rs1 + r0 * B->rs;
@@ -1920,13 +2034,14 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
         const char *dout = (const char *)B->dout + (size_t)(r0 * ldv) * es;
         char *dq = (char *)B->acc + (size_t)(r0 * ldq) * es;
         for (c0 = 0; c0 < B->nc; c0 += P->tk) {
-            int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, n, i;
-            const char *k, *v; char *dk, *dv;
+            int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, i;
+            int64_t r = 0, g, g0, ca, cz;
+            const char *kt, *vt; char *dk, *dv;
             int full;
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
             for (i = 0; i < nr; i++) {
                 /* lse = -inf: the row saw nothing in the forward pass, so it has no gradient */
-                if (lse[i * B->rs] == -INFINITY) { me->lo[i] = me->hi[i]; full = 0; }
+                if (lse[i * B->rs] == -INFINITY) me->lo[i] = me->hi[i];
                 if (me->lo[i] < me->hi[i]) {
                     if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
                     if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
@@ -1934,61 +2049,62 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
             }
             if (cmax <= cmin) continue;
             for (i = 0; i < nr; i++) { me->lo[i] -= cmin - c0; me->hi[i] -= cmin - c0; }
-            n = cmax - cmin;
-            k = (const char *)B->k + (size_t)(cmin * ldq) * es;
-            v = (const char *)B->v + (size_t)(cmin * ldv) * es;
+            kt = (const char *)B->k + (size_t)(cmin * ldq) * es;
+            vt = (const char *)B->v + (size_t)(cmin * ldv) * es;
             dk = (char *)B->dk + (size_t)(cmin * ldq) * es;
             dv = (char *)B->dv + (size_t)(cmin * ldv) * es;
-            /* S = scale Q K^T -> P,   dP = dO V^T -> dS */
-            ringattn__gemm(t, 0, 1, nr, n, P->d, P->scale, q, ldq, k, ldq, 0.0, me->s, n);
-            ringattn__gemm(t, 0, 1, nr, n, P->dv, 1.0, dout, ldv, v, ldv, 0.0, me->dp, n);
-            me->flops += 2 * nr * n * (P->d + P->dv);
-            for (i = 0; i < nr; i++) {
-                char *sr = (char *)me->s + (size_t)(i * n + me->lo[i]) * es;
-                char *gr = (char *)me->dp + (size_t)(i * n + me->lo[i]) * es;
-                if (me->lo[i] >= me->hi[i]) continue;
-                if (P->softcap > 0) {
-                    ringattn__row_softcap(t, sr, me->hi[i] - me->lo[i], P->softcap);
-                    ringattn__row_dsoftcap(t, sr, gr, me->hi[i] - me->lo[i], lse[i * B->rs], D[i * B->rs], P->softcap);
-                    continue;
+            ringattn__gather_panels(t, kt, ldq, cmax - cmin, P->d, kpan);
+            ringattn__gather_panels(t, vt, ldv, cmax - cmin, P->dv, vpan);
+            while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__FUSED_ROWS, &r, &g0, &ca, &cz)) > 0) {
+                const void *qr[RINGATTN__FUSED_ROWS], *dor[RINGATTN__FUSED_ROWS], *gc[RINGATTN__FUSED_ROWS];
+                void *sr[RINGATTN__FUSED_ROWS], *gr[RINGATTN__FUSED_ROWS], *dqr[RINGATTN__FUSED_ROWS];
+                int64_t ua = me->lo[g0], uz = me->hi[g0], ka, kz, soff, side;
+                for (i = 0; i < g; i++) {
+                    if (me->lo[g0 + i] < ua) ua = me->lo[g0 + i];
+                    if (me->hi[g0 + i] > uz) uz = me->hi[g0 + i];
+                    qr[i] = q + (size_t)((g0 + i) * ldq) * es;
+                    dor[i] = dout + (size_t)((g0 + i) * ldv) * es;
+                    dqr[i] = dq + (size_t)((g0 + i) * ldq) * es;
+                    sr[i] = (char *)me->s + (size_t)(i * lds) * es;
+                    gr[i] = (char *)me->dp + (size_t)(i * lds) * es;
                 }
-                ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
-                ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs]);
-            }
-            if (full) {
-                ringattn__gemm(t, 1, 0, n, P->dv, nr, 1.0, me->s, n, dout, ldv, 1.0, dv, ldv);
-                ringattn__gemm(t, 0, 0, nr, P->d, n, P->scale, me->dp, n, k, ldq, 1.0, dq, ldq);
-                ringattn__gemm(t, 1, 0, n, P->d, nr, P->scale, me->dp, n, q, ldq, 1.0, dk, ldq);
-                me->flops += 2 * nr * n * (2 * P->d + P->dv);
-            } else {   /* ragged: row groups and their leftovers, as in ringattn__merge */
-                int64_t r = 0, g, g0, ca, cz;
-                while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__GROUP, &r, &g0, &ca, &cz)) > 0) {
-                    int64_t w = cz - ca, kk;
-                    const char *pg = (const char *)me->s + (size_t)(g0 * n + ca) * es;
-                    const char *gg = (const char *)me->dp + (size_t)(g0 * n + ca) * es;
-                    ringattn__gemm(t, 1, 0, w, P->dv, g, 1.0, pg, n, dout + (size_t)(g0 * ldv) * es, ldv,
-                                   1.0, dv + (size_t)(ca * ldv) * es, ldv);
-                    ringattn__gemm(t, 0, 0, g, P->d, w, P->scale, gg, n, k + (size_t)(ca * ldq) * es, ldq,
-                                   1.0, dq + (size_t)(g0 * ldq) * es, ldq);
-                    ringattn__gemm(t, 1, 0, w, P->d, g, P->scale, gg, n, q + (size_t)(g0 * ldq) * es, ldq,
-                                   1.0, dk + (size_t)(ca * ldq) * es, ldq);
-                    for (i = g0; i < g0 + g; i++) {
-                        me->flops += 2 * (me->hi[i] - me->lo[i]) * (2 * P->d + P->dv);
-                        for (kk = 0; kk < 2; kk++) {   /* the row's columns outside the group's */
-                            int64_t a = kk ? cz : me->lo[i];
-                            const char *pr = (const char *)me->s + (size_t)(i * n + a) * es;
-                            const char *gr = (const char *)me->dp + (size_t)(i * n + a) * es;
-                            w = kk ? me->hi[i] - cz : ca - me->lo[i];
-                            if (w <= 0) continue;
-                            ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, dout + (size_t)(i * ldv) * es, ldv,
-                                           1.0, dv + (size_t)(a * ldv) * es, ldv);
-                            ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, k + (size_t)(a * ldq) * es, ldq,
-                                           1.0, dq + (size_t)(i * ldq) * es, ldq);
-                            ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, q + (size_t)(i * ldq) * es, ldq,
-                                           1.0, dk + (size_t)(a * ldq) * es, ldq);
-                        }
+                ka = ua / RINGATTN__PANEL; kz = (uz + RINGATTN__PANEL - 1) / RINGATTN__PANEL;
+                soff = ka * RINGATTN__PANEL;   /* tile column of score entry 0 */
+                /* S = scale Q K^T,  dP = dO V^T */
+                ringattn__qk(isa, t, g, qr, P->d, (const void *const *)(me->pan + ka), kz - ka, P->scale, sr);
+                ringattn__qk(isa, t, g, dor, P->dv, (const void *const *)(me->pan + npan + ka), kz - ka, 1.0, gr);
+                me->flops += 2 * g * (uz - ua) * (P->d + P->dv);
+                for (i = 0; i < g; i++) {   /* S -> P, dP -> dS, on the visible columns */
+                    int64_t w = me->hi[g0 + i] - me->lo[g0 + i];
+                    char *s1 = (char *)sr[i] + (size_t)(me->lo[g0 + i] - soff) * es;
+                    char *g1 = (char *)gr[i] + (size_t)(me->lo[g0 + i] - soff) * es;
+                    double l1 = lse[(g0 + i) * B->rs], D1 = D[(g0 + i) * B->rs];
+                    if (P->softcap > 0) {
+                        ringattn__row_softcap(t, s1, w, P->softcap);
+                        ringattn__row_dsoftcap(t, s1, g1, w, l1, D1, P->softcap, P->scale);
+                    } else {
+                        ringattn__row_prob(t, s1, w, l1);
+                        ringattn__row_dsoftmax(t, s1, g1, w, D1, P->scale);
                     }
+                    me->flops += 2 * w * (2 * P->d + P->dv);
+                    gc[i] = (const char *)gr[i] + (size_t)(ca - soff) * es;
                 }
+                /* the columns all rows of the group see */
+                ringattn__pv(isa, t, g, gc, cz - ca, kt + (size_t)(ca * ldq) * es, ldq, P->d, dqr);
+                ringattn__pt(isa, t, g, (const char *)me->s + (size_t)(ca - soff) * es, lds, cz - ca,
+                             dor[0], ldv, P->dv, dv + (size_t)(ca * ldv) * es, ldv);
+                ringattn__pt(isa, t, g, (const char *)me->dp + (size_t)(ca - soff) * es, lds, cz - ca,
+                             qr[0], ldq, P->d, dk + (size_t)(ca * ldq) * es, ldq);
+                for (i = 0; i < g; i++)   /* each row's own columns left and right of them */
+                    for (side = 0; side < 2; side++) {
+                        int64_t a = side ? cz : me->lo[g0 + i], w = side ? me->hi[g0 + i] - cz : ca - me->lo[g0 + i];
+                        const void *p1 = (const char *)sr[i] + (size_t)(a - soff) * es;
+                        const void *g1 = (const char *)gr[i] + (size_t)(a - soff) * es;
+                        if (w <= 0) continue;
+                        ringattn__pv(isa, t, 1, &g1, w, kt + (size_t)(a * ldq) * es, ldq, P->d, &dqr[i]);
+                        ringattn__pt(isa, t, 1, p1, lds, w, dor[i], ldv, P->dv, dv + (size_t)(a * ldv) * es, ldv);
+                        ringattn__pt(isa, t, 1, g1, lds, w, qr[i], ldq, P->d, dk + (size_t)(a * ldq) * es, ldq);
+                    }
             }
             me->tiles++;
         }
@@ -2600,13 +2716,11 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
                       ringattn__add(P->d, P->dv, &ovf), &ovf);                  /* one K|V chunk     */
     plan->kv_bytes  = (size_t)ringattn__mul(ringattn__mul(x, 2, &ovf), es, &ovf);
     plan->dkv_bytes = pass ? plan->kv_bytes : 0;
-    if (pass == 0) {   /* score rows of one group, copied or gathered K panels, panel pointers */
-        int64_t lds, npan, gpan;
-        ringattn__fwd_scratch(P, &lds, &npan, &gpan);
-        x = ringattn__mul(ringattn__add(RINGATTN__FUSED_ROWS * lds, ringattn__mul(gpan * RINGATTN__PANEL, P->d, &ovf), &ovf), es, &ovf);
-        x = ringattn__add(x, ringattn__mul(npan, (int64_t)sizeof(void *), &ovf), &ovf);
-    } else {           /* the score and dP tiles */
-        x = ringattn__mul(ringattn__mul(P->tq * P->tk, 2, &ovf), es, &ovf);
+    {   /* score (and dP) rows of one group, copied or gathered panels, panel pointers */
+        int64_t lds, n[4];
+        ringattn__tile_scratch(P, pass, &lds, n);
+        x = ringattn__mul(ringattn__add(ringattn__add(n[0], n[1], &ovf), n[2], &ovf), es, &ovf);
+        x = ringattn__add(x, ringattn__mul(n[3], (int64_t)sizeof(void *), &ovf), &ovf);
     }
     plan->tile_bytes = (size_t)ringattn__add(x, 2 * P->tq * (int64_t)sizeof(int64_t), &ovf);
     x = ringattn__add((int64_t)plan->q_bytes, (int64_t)plan->acc_bytes, &ovf);
@@ -2691,7 +2805,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
 {
     const ringattn__problem *P = R->P;
     int i, failed = 0;
-    size_t es = P->es, tile = (size_t)(P->tq * P->tk) * es;
+    size_t es = P->es;
     R->kv_bytes = (size_t)(P->b * P->hk * P->ck * (P->d + P->dv)) * es;
     R->m = (ringattn__member *)RINGATTN_MALLOC(sizeof(ringattn__member) * (size_t)R->nm, user);
     if (!R->m) return RINGATTN_ENOMEM;
@@ -2701,16 +2815,12 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
     memset(R->w, 0, sizeof(ringattn__scratch) * (size_t)P->nt);
     for (i = 0; i < P->nt && !failed; i++) {
         ringattn__scratch *w = &R->w[i];
-        if (R->pass == 0) {
-            int64_t npan, gpan;
-            ringattn__fwd_scratch(P, &w->lds, &npan, &gpan);
-            w->s   = ringattn__alloc(&w->bytes, (size_t)(RINGATTN__FUSED_ROWS * w->lds) * es, user, &failed);
-            w->kg  = ringattn__alloc(&w->bytes, (size_t)(gpan * RINGATTN__PANEL * P->d) * es, user, &failed);
-            w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)npan * sizeof(void *), user, &failed);
-        } else {
-            w->s  = ringattn__alloc(&w->bytes, tile, user, &failed);
-            w->dp = ringattn__alloc(&w->bytes, tile, user, &failed);
-        }
+        int64_t n[4];
+        ringattn__tile_scratch(P, R->pass, &w->lds, n);
+        w->s   = ringattn__alloc(&w->bytes, (size_t)n[0] * es, user, &failed);
+        if (n[1]) w->dp = ringattn__alloc(&w->bytes, (size_t)n[1] * es, user, &failed);
+        w->kg  = ringattn__alloc(&w->bytes, (size_t)n[2] * es, user, &failed);
+        w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, &failed);
         w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
         w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
     }
