@@ -1302,6 +1302,7 @@ static void ringattn__exp_row(double *v, int64_t n, double sub)
    portable C kernels (fma) and the AVX2 and AVX-512 ones give the same bits. */
 #define RINGATTN__PANEL 16        /* keys per K panel                                       */
 #define RINGATTN__FUSED_ROWS 12   /* rows per group: fixes the ragged split, so the bits    */
+#define RINGATTN__BWD_ROWS 24     /* the backward's groups (its transposed products sum over them) */
 
 /* K panels: a piece of `count` key rows of dimension d is stored as panels of 16 rows, panel
    k holding rows 16k .. 16k+15 transposed ([d][16]: the 16 keys of one dimension side by
@@ -1762,7 +1763,7 @@ static void ringattn__tile_scratch(const ringattn__problem *P, int pass, int64_t
     int64_t npan = (P->tk + RINGATTN__PANEL - 1) / RINGATTN__PANEL + 1;
     for (g = 0; g < P->groups; g++) if (P->rate[g] > 1) dilated = 1;
     *lds = npan * RINGATTN__PANEL;
-    n[0] = RINGATTN__FUSED_ROWS * *lds;
+    n[0] = (pass ? RINGATTN__BWD_ROWS : RINGATTN__FUSED_ROWS) * *lds;
     n[1] = pass ? n[0] : 0;
     n[2] = pass ? npan * RINGATTN__PANEL * (P->d + P->dv) : (dilated ? npan - 1 : 1) * RINGATTN__PANEL * P->d;
     n[3] = pass ? 2 * npan : npan;
@@ -2055,9 +2056,9 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
             dv = (char *)B->dv + (size_t)(cmin * ldv) * es;
             ringattn__gather_panels(t, kt, ldq, cmax - cmin, P->d, kpan);
             ringattn__gather_panels(t, vt, ldv, cmax - cmin, P->dv, vpan);
-            while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__FUSED_ROWS, &r, &g0, &ca, &cz)) > 0) {
-                const void *qr[RINGATTN__FUSED_ROWS], *dor[RINGATTN__FUSED_ROWS], *gc[RINGATTN__FUSED_ROWS];
-                void *sr[RINGATTN__FUSED_ROWS], *gr[RINGATTN__FUSED_ROWS], *dqr[RINGATTN__FUSED_ROWS];
+            while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__BWD_ROWS, &r, &g0, &ca, &cz)) > 0) {
+                const void *qr[RINGATTN__BWD_ROWS], *dor[RINGATTN__BWD_ROWS], *gc[RINGATTN__BWD_ROWS];
+                void *sr[RINGATTN__BWD_ROWS], *gr[RINGATTN__BWD_ROWS], *dqr[RINGATTN__BWD_ROWS];
                 int64_t ua = me->lo[g0], uz = me->hi[g0], ka, kz, soff, side;
                 for (i = 0; i < g; i++) {
                     if (me->lo[g0 + i] < ua) ua = me->lo[g0 + i];
