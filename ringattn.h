@@ -9,7 +9,7 @@
 
      Plain copy-in build, no BLAS, no OpenMP (members run one after another):
          cc -std=c99 -I. myfile.c -lm
-     With OpenBLAS and OpenMP (members run as threads, the backward's products go through cblas):
+     With OpenBLAS and OpenMP (members run as threads, the layer's projections go through cblas):
          cc -std=c99 -fopenmp -DRINGATTN_USE_CBLAS -I. myfile.c -lopenblas -lm
 
      Minimal call (q, k, v: [batch, seq, heads, dim] row-major float arrays):
@@ -39,13 +39,12 @@
                                implementation file only; both or neither. `user` is
                                cfg->alloc_user. Every byte the library allocates goes through
                                these (per-member buffers and one small ring table per call).
-     RINGATTN_USE_CBLAS        implementation file only: the backward's block products through
-                               cblas_sgemm / cblas_dgemm (include path of cblas.h needed, link
-                               a BLAS); without it a built-in GEMM. The forward never calls a
-                               BLAS: its fused kernels (see "fused block kernels") were faster at
-                               every measured shape but f64 at d = 256 (3 % behind; see
-                               docs/performance.md). Same results within the documented f32
-                               tolerance; f64 agrees to ~1e-15 relative.
+     RINGATTN_USE_CBLAS        implementation file only: the layer's projections (ringattn_layer_*)
+                               through cblas_sgemm / cblas_dgemm (include path of cblas.h needed,
+                               link a BLAS); without it a built-in GEMM. Attention itself, forward
+                               and backward, never calls a BLAS: its fused kernels (see "fused
+                               block kernels") do every block product; docs/performance.md has
+                               them against OpenBLAS.
      RINGATTN_CBLAS_HEADER     header to include for cblas (default <cblas.h>).
      RINGATTN_TILE_Q, RINGATTN_TILE_K
                                implementation file only: score-tile rows/columns (256, 256):
@@ -1288,21 +1287,28 @@ static void ringattn__exp_row(double *v, int64_t n, double sub)
 }
 
 /* ---------------------------------------------------------------- fused block kernels */
-/* The forward's two products, blocked so that a group of up to RINGATTN__FUSED_ROWS query
-   rows never leaves L1 between them (ringattn__forward_block drives them, ringattn__merge
-   sits between):
+/* The block products, blocked so that a group of query rows never leaves L1 (or L2) between
+   them. The forward (ringattn__forward_block drives them, ringattn__merge sits between):
 
      S[i][j]  = scale * sum_c Q[i][c] K[j][c]          ringattn__qk, j over whole K panels
      O[i][c] += sum_j P[i][j] V[j][c]                  ringattn__pv, j over one column range
 
+   and the backward (ringattn__backward_block), with the same two kernels and a third:
+
+     S = scale Q K^T, dP = dO V^T                      ringattn__qk (V in panels too)
+     dQ[i][c] += sum_j dS[i][j] K[j][c]                ringattn__pv
+     dV[j][c] += sum_i P[i][j] dO[i][c],  dK[j][c] += sum_i dS[i][j] Q[i][c]   ringattn__pt
+
    K is stored in panels (below) packed once, when a member builds its chunk: the panels
-   travel the ring as they are. Every sum runs in one fixed order (c = 0, 1, ... for S;
-   j = lo, lo+1, ... for O) with one rounding per term (fused multiply-add), and every
-   vector lane is one (i, j) or (i, c): the lane count never changes a result, so the
-   portable C kernels (fma) and the AVX2 and AVX-512 ones give the same bits. */
+   travel the ring as they are (the backward keeps K row-major and gathers each tile's K and V
+   into panels: its dQ product reads K by rows). Every sum runs in one fixed order (c = 0,
+   1, ... for S; j = lo, lo+1, ... for O and dQ; i = first row, ... for dV and dK) with one
+   rounding per term (fused multiply-add), and every vector lane is one output element: the
+   lane count never changes a result, so the portable C kernels (fma) and the AVX2 and
+   AVX-512 ones give the same bits. */
 #define RINGATTN__PANEL 16        /* keys per K panel                                       */
-#define RINGATTN__FUSED_ROWS 12   /* rows per group: fixes the ragged split, so the bits    */
-#define RINGATTN__BWD_ROWS 24     /* the backward's groups (its transposed products sum over them) */
+#define RINGATTN__FUSED_ROWS 12   /* forward rows per group: fixes the ragged split, so the bits */
+#define RINGATTN__BWD_ROWS 24     /* backward rows per group: dV and dK sum over them        */
 
 /* K panels: a piece of `count` key rows of dimension d is stored as panels of 16 rows, panel
    k holding rows 16k .. 16k+15 transposed ([d][16]: the 16 keys of one dimension side by
