@@ -703,6 +703,12 @@ static RINGATTN__HD inline int64_t ringattn__piece_rows(const ringattn__piece *p
     return np == 2 ? pc[0].count + pc[1].count : pc[0].count;
 }
 
+/* the ring's source: member i holds the K/V chunk of member (i - t) mod p at step t */
+static RINGATTN__HD inline int ringattn__source(int p, int i, int t)
+{
+    return ((i - t) % p + p) % p;
+}
+
 /* LongNet head groups: h heads into G contiguous groups, the first h mod G one head larger */
 static RINGATTN__HD inline int ringattn__head_group(int64_t h, int G, int64_t head)
 {
@@ -1698,8 +1704,6 @@ typedef struct {
     size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
     int m0, nm;                    /* members held here, m[0] is member m0: all p of them, or
                                       one MPI rank's                                          */
-    int swap;                      /* 1: hand-offs are buffer swaps between the members held
-                                      here; 0: ringattn_mpi.h sends the buffers itself         */
 } ringattn__ring;
 
 /* member i of the ring; only members m0 .. m0 + nm - 1 live in this process */
@@ -2232,19 +2236,6 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
 
 /* ---------------------------------------------------------------- THE RING */
 
-/* A hand-off in one address space: the next member takes the buffer this member has just
-   used, and gives back the one it has finished with. No byte moves, and each member still
-   owns exactly two buffers of each kind, so its memory stays O(n/p) (with a memcpy, the
-   forward pass at p = 8, d = 128 ran 9.5 % behind p = 1). ringattn_mpi.h sends the bytes, overlapped
-   with the step's arithmetic. Member i writes only its own kv[cur] slot and its successor's
-   kv[nxt] slot, so all members can hand over at once. */
-static void ringattn__hand_over(void **mine, void **next_slot)
-{
-    void *spent = *next_slot;
-    *next_slot = *mine;
-    *mine = spent;
-}
-
 /* Step t, phase 1 (one unit x of all p * units): member i folds its block in. */
 static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W)
 {
@@ -2253,7 +2244,7 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
     int64_t u = x % P->units;
     ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2];
-    src = ((i - t) % p + p) % p;                             /* whose K/V we hold now */
+    src = ringattn__source(p, i, t);                         /* whose K/V we hold now */
     nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     if (me->bacc) {
         /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
@@ -2276,51 +2267,74 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
     me->flops += W->flops;
 }
 
-/* Step t, phase 2 (member i), after every unit of the step: count the step, report it, and
-   hand the K/V chunk on to member i+1 (it is member i+1's for step t+1); in the backward pass
-   the chunk's dK/dV travel with it, and after p hand-offs they are home. (With one member per
-   process, ringattn_mpi.h moves the buffers itself.) */
-static void ringattn__step_done(const ringattn__ring *R, int i, int t)
+/* Step t, phase 2 (member i), after every unit of the step: the step's counters. Returns the
+   tiles of the step and clears them for the next one. */
+static int64_t ringattn__count_step(const ringattn__ring *R, int i)
+{
+    ringattn__member *me = ringattn__mem(R, i);
+    int64_t tiles = me->step_tiles;
+    if (tiles) me->blocks_computed++; else me->blocks_skipped++;
+    me->tiles += tiles;
+    me->step_tiles = 0;
+    return tiles;
+}
+
+/* Step t, phase 2: the trace event of member i, before the hand-off (the dK/dV it shows are
+   those of chunk src, which the hand-off passes on) */
+static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t tiles)
 {
     const ringattn__problem *P = R->P;
-    int p = P->p, src = ((i - t) % p + p) % p;
+    int p = P->p, src = ringattn__source(p, i, t);
     ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece kp[2];
-    int nkp = ringattn__pieces(P->part, P->nk, p, src, kp), j;
-    const void *dkv = R->pass ? me->dkv[t & 1] : NULL;   /* before the hand-off swaps it away */
-    if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
-    me->tiles += me->step_tiles;
-    if (R->swap) {   /* all members here: hand the buffers over */
-        ringattn__member *next = ringattn__mem(R, (i + 1) % p);
-        if (t + 1 < p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
-        if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
+    ringattn_trace_event ev;
+    int nkp, j;
+    if (!R->cfg->trace) return;
+    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    memset(&ev, 0, sizeof ev);
+    ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
+    ev.computed = tiles > 0;
+    ev.q_begin = me->q0; ev.q_end = me->q1;
+    ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
+    ev.tiles = tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
+    ev.row_max = R->pass ? NULL : me->rs0;
+    ev.row_sum = R->pass ? NULL : me->rs1;
+    /* the state itself: nothing moves until the next step, after this phase's barrier */
+    ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
+    ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
+    for (j = 0; j < 2; j++) {
+        ev.q_pos0[j] = j < me->nqp ? me->qp[j].pos0 : 0; ev.q_count[j] = j < me->nqp ? me->qp[j].count : 0;
+        ev.q_stride[j] = j < me->nqp ? me->qp[j].stride : 1;
+        ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
+        ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
     }
-    if (R->cfg->trace) {
-        ringattn_trace_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
-        ev.computed = me->step_tiles > 0;
-        ev.q_begin = me->q0; ev.q_end = me->q1;
-        ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
-        ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
-        ev.row_max = R->pass ? NULL : me->rs0;
-        ev.row_sum = R->pass ? NULL : me->rs1;
-        /* the state itself: nothing moves until the next step, after this phase's barrier */
-        ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
-        ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
-        for (j = 0; j < 2; j++) {
-            ev.q_pos0[j] = j < me->nqp ? me->qp[j].pos0 : 0; ev.q_count[j] = j < me->nqp ? me->qp[j].count : 0;
-            ev.q_stride[j] = j < me->nqp ? me->qp[j].stride : 1;
-            ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
-            ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
-        }
-        ev.out_scale = ringattn__group_div(P);
-        ev.acc = me->acc;
-        ev.block_acc = me->bacc; ev.block_max = me->bm; ev.block_sum = me->bl;
-        ev.dkv = dkv; ev.kv_pitch = P->ck;
-        R->cfg->trace(&ev, R->cfg->trace_user);
-    }
-    me->step_tiles = 0;
+    ev.out_scale = ringattn__group_div(P);
+    ev.acc = me->acc;
+    ev.block_acc = me->bacc; ev.block_max = me->bm; ev.block_sum = me->bl;
+    ev.dkv = R->pass ? me->dkv[t & 1] : NULL; ev.kv_pitch = P->ck;
+    R->cfg->trace(&ev, R->cfg->trace_user);
+}
+
+/* A hand-off in one address space: the next member takes the buffer this member has just
+   used, and gives back the one it has finished with. No byte moves (a copy would only cost
+   time), and each member still owns exactly two buffers of each kind, so its
+   memory stays O(n/p). Member i writes only its own kv[cur] slot and its successor's
+   kv[nxt] slot, so all members can hand over at once. */
+static void ringattn__hand_over(void **mine, void **next_slot)
+{
+    void *spent = *next_slot;
+    *next_slot = *mine;
+    *mine = spent;
+}
+
+/* Step t, phase 3: member i hands its K/V chunk on to member i+1 (it is member i+1's for step
+   t+1); in the backward pass the chunk's dK/dV travel with it, and after p hand-offs they are
+   home. (With one member per process, ringattn_mpi.h sends the buffers itself.) */
+static void ringattn__pass_on(const ringattn__ring *R, int i, int t)
+{
+    ringattn__member *me = ringattn__mem(R, i), *next = ringattn__mem(R, (i + 1) % R->P->p);
+    if (t + 1 < R->P->p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
+    if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
 }
 
 static int ringattn__thread_id(void)
@@ -2336,7 +2350,7 @@ static int ringattn__thread_id(void)
    as members, each thread is one member); without OpenMP, or with num_threads = 1, the
    same units run one after another. Every unit's arithmetic is fixed by the problem, not by
    the thread that runs it, so the result is bit-identical for any thread count. */
-static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
+static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
 {
     const int p = R->P->p;
     const int nt = R->P->nt;
@@ -2364,7 +2378,11 @@ static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
             RINGATTN__OMP(omp for schedule(dynamic, 1))
             for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);
             RINGATTN__OMP(omp for schedule(static))
-            for (i = 0; i < p; i++) ringattn__step_done(R, i, t);
+            for (i = 0; i < p; i++) {
+                int64_t tiles = ringattn__count_step(R, i);
+                ringattn__report_step(R, i, t, tiles);
+                ringattn__pass_on(R, i, t);
+            }
             /* the barrier closing this loop is the ring's clock tick: every hand-off of
                step t has landed before any member starts step t + 1 */
         }
@@ -2738,10 +2756,9 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
             me->bl   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
         }
         /* rows of a K/V buffer past a shorter chunk are never read. In one process buffers
-           change hands without a copy, so they stay as they are (zeroing them wrote two
-           whole K/V buffers per member per call); an MPI rank sends whole buffers, so there
-           they are zeroed: no undefined byte goes over the wire */
-        if (!failed && !R->swap) { memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes); }
+           change hands without a copy, so they stay as they are (zeroing them would write two
+           whole K/V buffers per member per call); ringattn_mpi.h, which sends whole buffers,
+           zeroes its own */
     }
     if (failed) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     return RINGATTN_OK;
@@ -2777,11 +2794,11 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
-    R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p; R.swap = 1;
+    R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
     if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK)
         return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring's buffers (%zu bytes per member)",
                               plan.member_bytes);
-    ringattn__ring_run(&R, io);
+    ringattn__ring_loop(&R, io);
     if (cfg->stats) ringattn__fill_stats(&R, &plan, cfg->stats);
     ringattn__ring_free(&R, cfg->alloc_user);
     return RINGATTN_OK;
@@ -3331,11 +3348,11 @@ static void ringattn__layer_project_back(ringattn_dtype ct, size_t es, const rin
     }
 }
 
-static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_params *p, int pass,
-                               const ringattn_tensor *xq, const ringattn_tensor *xk,
-                               const ringattn_tensor *xv, const ringattn_tensor *dy,
-                               ringattn_tensor *y, ringattn_tensor *dxq, ringattn_tensor *dxk,
-                               ringattn_tensor *dxv, ringattn_layer_grads *g)
+static int ringattn__layer_execute(const ringattn_config *cfg, const ringattn_layer_params *p, int pass,
+                                   const ringattn_tensor *xq, const ringattn_tensor *xk,
+                                   const ringattn_tensor *xv, const ringattn_tensor *dy,
+                                   ringattn_tensor *y, ringattn_tensor *dxq, ringattn_tensor *dxk,
+                                   ringattn_tensor *dxv, ringattn_layer_grads *g)
 {
     const ringattn_tensor *w[RINGATTN__LW_N], *gw[RINGATTN__LW_N];
     ringattn__layer_shape L;
@@ -3526,7 +3543,7 @@ RINGATTN_API int ringattn_layer_forward(const ringattn_config *cfg, const ringat
                                         const ringattn_tensor *x_q, const ringattn_tensor *x_k,
                                         const ringattn_tensor *x_v, ringattn_tensor *y)
 {
-    return ringattn__layer_run(cfg, params, 0, x_q, x_k, x_v, NULL, y, NULL, NULL, NULL, NULL);
+    return ringattn__layer_execute(cfg, params, 0, x_q, x_k, x_v, NULL, y, NULL, NULL, NULL, NULL);
 }
 
 RINGATTN_API int ringattn_layer_backward(const ringattn_config *cfg, const ringattn_layer_params *params,
@@ -3535,7 +3552,7 @@ RINGATTN_API int ringattn_layer_backward(const ringattn_config *cfg, const ringa
                                          ringattn_tensor *y, ringattn_tensor *dx_q, ringattn_tensor *dx_k,
                                          ringattn_tensor *dx_v, ringattn_layer_grads *grads)
 {
-    return ringattn__layer_run(cfg, params, 1, x_q, x_k, x_v, dy, y, dx_q, dx_k, dx_v, grads);
+    return ringattn__layer_execute(cfg, params, 1, x_q, x_k, x_v, dy, y, dx_q, dx_k, dx_v, grads);
 }
 
 /* ---- initialisation: xoshiro256** (Blackman & Vigna), seeded through splitmix64 */

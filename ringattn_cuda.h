@@ -99,7 +99,7 @@
    On the GPU a region is the calling thread's part and SYNC is __syncthreads(); compiled for
    the host, a region loops over the threads and SYNC does nothing. State that lives across a
    barrier is in shared memory. This lets the test run the very same kernel code on the CPU
-   (the internal ringattn_cuda__run with emulate = 1), which is how it was checked without a
+   (the internal ringattn_cuda__execute with emulate = 1), which is how it was checked without a
    GPU; see tests/test_cuda.cu.
 
    LICENSE: MIT (end of file), like ringattn.h.
@@ -861,7 +861,7 @@ static int ringattn_cuda__push(ringattn_cuda__plan *L, const ringattn_cuda__bloc
    pair are left out (the CPU skips their tiles) */
 static int ringattn_cuda__plan_step(const ringattn__problem *P, ringattn_cuda__plan *L, int i, int t)
 {
-    int p = P->p, src = ((i - t) % p + p) % p, npat = ringattn__patterns(P);
+    int p = P->p, src = ringattn__source(p, i, t), npat = ringattn__patterns(P);
     ringattn__piece qp[2], kp[2];
     int nqp = ringattn__pieces(P->part, P->nq, p, i, qp), nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     int64_t rows = ringattn__piece_rows(qp, nqp), hin, bb, kh, j, x, nt = P->nt;
@@ -1069,7 +1069,7 @@ static void ringattn_cuda__member_finish(ringattn_cuda__ring *R, const ringattn_
    buffer), then folds in the block it holds; in the backward pass the dK/dV accumulators are
    sent on after the step. Stream order is the ring's clock. */
 template <typename T>
-static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda__io *io)
+static void ringattn_cuda__ring_loop(ringattn_cuda__ring *R, const ringattn_cuda__io *io)
 {
     const ringattn__problem *P = R->P;
     ringattn_cuda__exec *X = R->X;
@@ -1085,7 +1085,7 @@ static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda_
             if (cfg->trace && X->status == RINGATTN_OK) {
                 ringattn_trace_event ev;
                 const ringattn_cuda__member *me = &R->m[i];
-                int src = ((i - t) % p + p) % p;
+                int src = ringattn__source(p, i, t);
                 int64_t rows = P->b * P->h * me->rows;
                 memset(&ev, 0, sizeof ev);   /* the per-step state fields stay NULL: not exposed here */
                 ev.pass = X->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
@@ -1230,7 +1230,7 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
         if (!R.trace_rows) X->status = ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the trace rows");
     }
 
-    if (X->status == RINGATTN_OK) ringattn_cuda__ring_run<T>(&R, io);
+    if (X->status == RINGATTN_OK) ringattn_cuda__ring_loop<T>(&R, io);
     if (X->status == RINGATTN_OK && !X->emulate)   /* kernels are asynchronous: wait for them */
         ringattn_cuda__check(X, cudaStreamSynchronize(X->stream), "cudaStreamSynchronize (after the ring)");
 
@@ -1280,9 +1280,9 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
 
 /* Validate (like the CPU), check the device, then run in the compute type. emulate = 1 runs
    the same kernels on the host over host memory (tests only); force_tile > 0 fixes the tile. */
-static int ringattn_cuda__run(const ringattn_config *cfg, const ringattn_shape *s, int pass,
-                              const ringattn_cuda__io *io, const ringattn_tensor *const *all,
-                              const char *const *names, int n, int emulate, int force_tile)
+static int ringattn_cuda__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
+                                  const ringattn_cuda__io *io, const ringattn_tensor *const *all,
+                                  const char *const *names, int n, int emulate, int force_tile)
 {
     ringattn__problem P;
     ringattn_plan_info plan;
@@ -1327,7 +1327,7 @@ static int ringattn_cuda__forward(const ringattn_config *cfg, const ringattn_ten
     if ((st = ringattn_check_call(&c, 0, all, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
-    return ringattn_cuda__run(cfg, &s, 0, &io, all, names, 5, emulate, force_tile);
+    return ringattn_cuda__execute(cfg, &s, 0, &io, all, names, 5, emulate, force_tile);
 }
 
 /* the argument checks of ringattn_backward (as above), then the run */
@@ -1346,7 +1346,7 @@ static int ringattn_cuda__backward(const ringattn_config *cfg, const ringattn_te
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
     io.dq = dq; io.dk = dk; io.dv = dv;
-    return ringattn_cuda__run(cfg, &s, 1, &io, all, names, 9, emulate, force_tile);
+    return ringattn_cuda__execute(cfg, &s, 1, &io, all, names, 9, emulate, force_tile);
 }
 
 /* ---------------------------------------------------------------- entry points */
