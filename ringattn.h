@@ -1657,16 +1657,24 @@ typedef struct {
     int64_t q0, q1;                /* their span: first position, last position + 1           */
     int64_t rows;                  /* number of query rows                                    */
     void *q;                       /* Q_i   [b][h][rows][d]   compute dtype                   */
-    void *acc;                     /* fwd: running O_i [b][h][rows][dv]; bwd: dQ_i [..][d]    */
+    union {                        /* the rows' state, as the pass names it:                  */
+        struct {                   /* forward (R->pass == 0)                                  */
+            void *o;               /*   running O_i, unnormalised [b][h][rows][dv]            */
+            double *m, *l;         /*   running row max and sum   [b][h][rows]                */
+        } fwd;
+        struct {                   /* backward (R->pass == 1)                                 */
+            void *dq;              /*   dQ_i [b][h][rows][d]                                  */
+            double *lse, *D;       /*   the forward's lse, D = rowsum(dO o O)   [b][h][rows]  */
+        } bwd;
+    } st;
     void *dout;                    /* bwd: dO_i [b][h][rows][dv]                              */
-    double *rs0, *rs1;             /* fwd: m_i, l_i; bwd: lse_i, D_i   [b][h][rows]           */
     void *kv[2];                   /* K|V buffers by step parity: [b][hk][ck][d] | [..][dv]   */
     void *dkv[2];                  /* bwd: travelling dK|dV, same layout                      */
     size_t bytes;                  /* private bytes held (measured, through the allocator)    */
     int64_t blocks_computed, blocks_skipped, tiles, handoffs, flops;
     int64_t step_tiles;            /* tiles of the current step (units add to it atomically)  */
-    void *bacc; double *bm, *bl;   /* cfg->trace_blocks: the step's block alone (acc, m, l);
-                                      NULL otherwise                                          */
+    void *block_o;                 /* cfg->trace_blocks: the step's block alone (its O, m, l; */
+    double *block_m, *block_l;     /* NULL otherwise)                                         */
 } ringattn__member;
 
 /* A thread's scratch: the score tile (and dP tile in backward), tq x tk, the visible column
@@ -1790,7 +1798,9 @@ typedef struct {
     int64_t rs;                /* buffer row stride (leading dimension = rs * dim)            */
     int64_t nr, nc;            /* rows, columns                                               */
     int64_t off;               /* key j visible to query i (causally) iff j <= i + off        */
-    void *q, *acc, *dout;   double *rs0, *rs1;          /* at the first row                   */
+    void *q;                                             /* at the first row:                  */
+    void *o;   double *m, *l;                            /*   forward (NULL in backward)       */
+    void *dq, *dout;   double *lse, *D;                  /*   backward (NULL in forward)       */
     void *k, *v, *dk, *dv;                               /* at the first column                */
     const void *kpan;          /* forward: the key piece, in panels (ringattn__panel_at)      */
     int64_t kloc, kcnt;        /* its row of the first column, its rows                       */
@@ -1903,8 +1913,8 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                                               me->hi[g0 + i] - me->lo[g0 + i], P->softcap);
                 ringattn__merge(P, isa, g, me->s, lds, soff, me->lo + g0, me->hi + g0, ca, cz,
                                 (const char *)B->v + (size_t)(c0 * ldv) * es, ldv,
-                                (char *)B->acc + (size_t)((r0 + g0) * ldv) * es, ldv,
-                                B->rs0 + (r0 + g0) * B->rs, B->rs1 + (r0 + g0) * B->rs, B->rs, &me->flops);
+                                (char *)B->o + (size_t)((r0 + g0) * ldv) * es, ldv,
+                                B->m + (r0 + g0) * B->rs, B->l + (r0 + g0) * B->rs, B->rs, &me->flops);
             }
             me->tiles++;
         }
@@ -1919,10 +1929,10 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
     int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv;
     for (r0 = 0; r0 < B->nr; r0 += P->tq) {
         int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
-        const double *lse = B->rs0 + r0 * B->rs, *D = B->rs1 + r0 * B->rs;
+        const double *lse = B->lse + r0 * B->rs, *D = B->D + r0 * B->rs;
         const char *q = (const char *)B->q + (size_t)(r0 * ldq) * es;
         const char *dout = (const char *)B->dout + (size_t)(r0 * ldv) * es;
-        char *dq = (char *)B->acc + (size_t)(r0 * ldq) * es;
+        char *dq = (char *)B->dq + (size_t)(r0 * ldq) * es;
         for (c0 = 0; c0 < B->nc; c0 += P->tk) {
             int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, n, i;
             const char *k, *v; char *dk, *dv;
@@ -2034,10 +2044,17 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
                     B.rs = qbs;          /* == kbs: pieces of one call share their kind */
                     B.off = S.off;
                     B.q = (char *)me->q + (size_t)((home + qrow) * P->d) * es;
-                    B.acc = (char *)me->acc + (size_t)((home + qrow) * (R->pass ? P->d : P->dv)) * es;
-                    B.dout = R->pass ? (char *)me->dout + (size_t)((home + qrow) * P->dv) * es : NULL;
-                    B.rs0 = me->rs0 + home + qrow;
-                    B.rs1 = me->rs1 + home + qrow;
+                    B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
+                    if (R->pass == 0) {
+                        B.o = (char *)me->st.fwd.o + (size_t)((home + qrow) * P->dv) * es;
+                        B.m = me->st.fwd.m + home + qrow;
+                        B.l = me->st.fwd.l + home + qrow;
+                    } else {
+                        B.dq = (char *)me->st.bwd.dq + (size_t)((home + qrow) * P->d) * es;
+                        B.dout = (char *)me->dout + (size_t)((home + qrow) * P->dv) * es;
+                        B.lse = me->st.bwd.lse + home + qrow;
+                        B.D = me->st.bwd.D + home + qrow;
+                    }
                     B.k = (char *)kv + (size_t)((kvrow + krow) * P->d) * es;
                     B.kpan = (const char *)kv + (size_t)((kvrow + kq->row0) * P->d) * es;
                     B.kloc = krow - kq->row0; B.kcnt = kq->count;
@@ -2140,12 +2157,12 @@ static void ringattn__io_pieces(const ringattn__io *io, const ringattn__piece *p
     }
 }
 
-/* an empty online-softmax state: acc = 0, m = -inf, l = 0 over rows [row0, row0 + rows) */
-static void ringattn__state_reset(const ringattn__problem *P, void *acc, double *m, double *l,
+/* an empty online-softmax state: O = 0, m = -inf, l = 0 over rows [row0, row0 + rows) */
+static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m, double *l,
                                   int64_t row0, int64_t rows)
 {
     int64_t x;
-    memset((char *)acc + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(rows * P->dv) * P->es);
+    memset((char *)o + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(rows * P->dv) * P->es);
     for (x = row0; x < row0 + rows; x++) { m[x] = -INFINITY; l[x] = 0.0; }
 }
 
@@ -2170,12 +2187,12 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
         ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
     }
     if (R->pass == 0) {
-        ringattn__state_reset(P, me->acc, me->rs0, me->rs1, row0, me->rows);
+        ringattn__state_reset(P, me->st.fwd.o, me->st.fwd.m, me->st.fwd.l, row0, me->rows);
         return;
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
     ringattn__pack(io->dout, qio, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P), bb, hh);
-    memset((char *)me->acc + (size_t)(row0 * P->d) * P->es, 0, (size_t)(me->rows * P->d) * P->es);
+    memset((char *)me->st.bwd.dq + (size_t)(row0 * P->d) * P->es, 0, (size_t)(me->rows * P->d) * P->es);
     if (hh < P->hk) {   /* this k/v head's dK and dV rows of the travelling accumulator */
         int64_t kv0 = (bb * P->hk + hh) * P->ck;
         memset((char *)me->dkv[0] + (size_t)(kv0 * P->d) * P->es, 0, (size_t)(P->ck * P->d) * P->es);
@@ -2185,8 +2202,8 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     for (r = 0; r < me->qp[a].count; r++) {
         int64_t at = row0 + me->qp[a].row0 + r;
         int64_t pos = qio[a].pos0 + r * qio[a].stride;
-        me->rs1[at] = ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
-        me->rs0[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
+        me->st.bwd.D[at] = ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
+        me->st.bwd.lse[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
     }
 }
 
@@ -2206,26 +2223,26 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
         for (r = 0; r < me->qp[a].count; r++) {
             int64_t at = row0 + me->qp[a].row0 + r;
             int64_t pos = qio[a].pos0 + r * qio[a].stride;
-            double l = me->rs1[at];
+            double l = me->st.fwd.l[at];
             int64_t o = ringattn__index(io->o, bb, pos, hh, 0), s3 = io->o->stride[3];
             if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32)   /* no conversion: typed */
                 for (c = 0; c < P->dv; c++)
                     ((float *)io->o->data)[o + c * s3] =
-                        (float)ringattn__finish_out(((const float *)me->acc)[at * P->dv + c], l, gdiv);
+                        (float)ringattn__finish_out(((const float *)me->st.fwd.o)[at * P->dv + c], l, gdiv);
             else
                 for (c = 0; c < P->dv; c++)
                     ringattn__store(io->o->data, io->o->dtype, o + c * s3,
-                                    ringattn__finish_out(ringattn__load(me->acc, P->ct, at * P->dv + c), l, gdiv));
+                                    ringattn__finish_out(ringattn__load(me->st.fwd.o, P->ct, at * P->dv + c), l, gdiv));
             if (io->l)
                 ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, pos, 0),
-                                ringattn__finish_lse(me->rs0[at], l));
+                                ringattn__finish_lse(me->st.fwd.m[at], l));
         }
     } else {
         ringattn__piece kp[2], kio[2];
         int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp);
         const void *home = me->dkv[P->p & 1];
         ringattn__io_pieces(io, kp, nkp, kio);
-        ringattn__unpack(me->acc, P->ct, me->rows, qio, me->nqp, io->dq, bb, hh);
+        ringattn__unpack(me->st.bwd.dq, P->ct, me->rows, qio, me->nqp, io->dq, bb, hh);
         if (hh < P->hk) {
             ringattn__unpack(home, P->ct, P->ck, kio, nkp, io->dk, bb, hh);
             ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
@@ -2246,15 +2263,15 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
     ringattn__piece kp[2];
     src = ringattn__source(p, i, t);                         /* whose K/V we hold now */
     nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
-    if (me->bacc) {
+    if (me->block_o) {
         /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
            same unit; the running state below is then folded exactly as without the option,
            so its bits do not change. Counted once, by the running pass. */
         ringattn__member blk = *me;
         int64_t bb = u / P->hk, hh;
         for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
-            ringattn__state_reset(P, me->bacc, me->bm, me->bl, (bb * P->h + hh) * me->rows, me->rows);
-        blk.acc = me->bacc; blk.rs0 = me->bm; blk.rs1 = me->bl;
+            ringattn__state_reset(P, me->block_o, me->block_m, me->block_l, (bb * P->h + hh) * me->rows, me->rows);
+        blk.st.fwd.o = me->block_o; blk.st.fwd.m = me->block_m; blk.st.fwd.l = me->block_l;
         ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
     }
     W->tiles = 0; W->flops = 0;
@@ -2297,8 +2314,8 @@ static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t
     ev.q_begin = me->q0; ev.q_end = me->q1;
     ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
     ev.tiles = tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
-    ev.row_max = R->pass ? NULL : me->rs0;
-    ev.row_sum = R->pass ? NULL : me->rs1;
+    ev.row_max = R->pass ? NULL : me->st.fwd.m;
+    ev.row_sum = R->pass ? NULL : me->st.fwd.l;
     /* the state itself: nothing moves until the next step, after this phase's barrier */
     ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
     ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
@@ -2309,8 +2326,8 @@ static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t
         ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
     }
     ev.out_scale = ringattn__group_div(P);
-    ev.acc = me->acc;
-    ev.block_acc = me->bacc; ev.block_max = me->bm; ev.block_sum = me->bl;
+    ev.acc = R->pass ? me->st.bwd.dq : me->st.fwd.o;
+    ev.block_acc = me->block_o; ev.block_max = me->block_m; ev.block_sum = me->block_l;
     ev.dkv = R->pass ? me->dkv[t & 1] : NULL; ev.kv_pitch = P->ck;
     R->cfg->trace(&ev, R->cfg->trace_user);
 }
@@ -2681,9 +2698,10 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
     for (i = 0; i < R->nm; i++) {
         ringattn__member *me = &R->m[i];
         void *bufs[12]; int j;
-        bufs[0] = me->q; bufs[1] = me->acc; bufs[2] = me->dout; bufs[3] = me->rs0; bufs[4] = me->rs1;
+        bufs[0] = me->q; bufs[1] = R->pass ? me->st.bwd.dq : me->st.fwd.o; bufs[2] = me->dout;
+        bufs[3] = R->pass ? me->st.bwd.lse : me->st.fwd.m; bufs[4] = R->pass ? me->st.bwd.D : me->st.fwd.l;
         bufs[5] = me->kv[0]; bufs[6] = me->kv[1]; bufs[7] = me->dkv[0]; bufs[8] = me->dkv[1];
-        bufs[9] = me->bacc; bufs[10] = me->bm; bufs[11] = me->bl;
+        bufs[9] = me->block_o; bufs[10] = me->block_m; bufs[11] = me->block_l;
         for (j = 0; j < 12; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
     }
     RINGATTN_FREE(R->m, user);
@@ -2740,9 +2758,15 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
         rows = (size_t)(P->b * P->h * me->rows);
         me->q    = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
-        me->acc  = ringattn__alloc(&me->bytes, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);
-        me->rs0  = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-        me->rs1  = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        if (R->pass == 0) {
+            me->st.fwd.o   = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
+            me->st.fwd.m   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->st.fwd.l   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        } else {
+            me->st.bwd.dq  = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
+            me->st.bwd.lse = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->st.bwd.D   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        }
         me->kv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         me->kv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         if (R->pass == 1) {
@@ -2751,9 +2775,9 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
             me->dkv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         }
         if (R->pass == 0 && R->cfg->trace_blocks) {   /* the block state of per-step goldens */
-            me->bacc = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
-            me->bm   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-            me->bl   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->block_o = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
+            me->block_m = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->block_l = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
         }
         /* rows of a K/V buffer past a shorter chunk are never read. In one process buffers
            change hands without a copy, so they stay as they are (zeroing them would write two
