@@ -983,6 +983,13 @@ typedef char ringattn__check_int64[(sizeof(int64_t) == 8) ? 1 : -1];
 extern "C" {
 #endif
 
+/* Element i of an array of es-byte elements at base: every offset into a buffer of the compute
+   type (i < 0 only for a caller's view with negative strides) */
+static char *ringattn__at(const void *base, int64_t i, size_t es)
+{
+    return (char *)base + i * (int64_t)es;
+}
+
 /* ---------------------------------------------------------------- small public helpers */
 
 RINGATTN_API const char *ringattn_strerror(int status)
@@ -1763,26 +1770,26 @@ static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, v
     ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, k, live = 0;
     const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
     for (r = 0; r < rows; r++) {
-        char *sr = (char *)s + (size_t)(r * lds + lo[r] - soff) * es;
+        char *sr = ringattn__at(s, r * lds + lo[r] - soff, es);
         double mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
         /* every visible score -inf: the row contributes nothing */
         if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
         sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
-        if (alpha != 1.0) ringattn__row_scale(t, (char *)acc + (size_t)(r * ldacc) * es, P->dv, alpha);
+        if (alpha != 1.0) ringattn__row_scale(t, ringattn__at(acc, r * ldacc, es), P->dv, alpha);
         ringattn__merge_fold(mr, lr, mnew, alpha, sum);
         at[live] = r;
-        pr[live] = (char *)s + (size_t)(r * lds + ca - soff) * es;
-        orow[live++] = (char *)acc + (size_t)(r * ldacc) * es;
+        pr[live] = ringattn__at(s, r * lds + ca - soff, es);
+        orow[live++] = ringattn__at(acc, r * ldacc, es);
         *flops += 2 * (hi[r] - lo[r]) * P->dv;
     }
     if (live == 0) return;
-    ringattn__pv(isa, t, live, pr, cz - ca, (const char *)v + (size_t)(ca * ldv) * es, ldv, P->dv, orow);
+    ringattn__pv(isa, t, live, pr, cz - ca, ringattn__at(v, ca * ldv, es), ldv, P->dv, orow);
     for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
         int64_t i = at[k], side;
         for (side = 0; side < 2; side++) {
             int64_t a = side ? cz : lo[i], w = side ? hi[i] - cz : ca - lo[i];
-            const void *p1 = (char *)s + (size_t)(i * lds + a - soff) * es;
-            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, (const char *)v + (size_t)(a * ldv) * es, ldv, P->dv, &orow[k]);
+            const void *p1 = ringattn__at(s, i * lds + a - soff, es);
+            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, ringattn__at(v, a * ldv, es), ldv, P->dv, &orow[k]);
         }
     }
 }
@@ -1841,7 +1848,7 @@ static int64_t ringattn__tile_panels(const ringattn__problem *P, ringattn__scrat
         np = last - first;
         for (k = 0; k < np; k++) {
             int64_t pk = first + k, w = B->kcnt - pk * W;
-            const char *src = (const char *)B->kpan + (size_t)(pk * W * d) * es;
+            const char *src = ringattn__at(B->kpan, pk * W * d, es);
             if (w >= W) { me->pan[k] = src; continue; }
             for (c = 0; c < d; c++) for (l = 0; l < W; l++)
                 ringattn__store(gat, P->ct, c * W + l, l < w ? ringattn__load(src, P->ct, c * w + l) : 0.0);
@@ -1898,8 +1905,8 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                 for (i = 0; i < g; i++) {
                     if (me->lo[g0 + i] < ua) ua = me->lo[g0 + i];
                     if (me->hi[g0 + i] > uz) uz = me->hi[g0 + i];
-                    qr[i] = (const char *)B->q + (size_t)((r0 + g0 + i) * ldq) * es;
-                    sr[i] = (char *)me->s + (size_t)(i * lds) * es;
+                    qr[i] = ringattn__at(B->q, (r0 + g0 + i) * ldq, es);
+                    sr[i] = ringattn__at(me->s, i * lds, es);
                 }
                 ka = (ua - pbase) / RINGATTN__PANEL;                            /* the panels the */
                 kz = (uz - pbase + RINGATTN__PANEL - 1) / RINGATTN__PANEL;      /* group sees     */
@@ -1909,11 +1916,11 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                 me->flops += 2 * g * (uz - ua) * P->d;
                 if (P->softcap > 0)   /* a transform of each visible logit, before the merge */
                     for (i = 0; i < g; i++)
-                        ringattn__row_softcap(P->ct, (char *)sr[i] + (size_t)(me->lo[g0 + i] - soff) * es,
+                        ringattn__row_softcap(P->ct, ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
                                               me->hi[g0 + i] - me->lo[g0 + i], P->softcap);
                 ringattn__merge(P, isa, g, me->s, lds, soff, me->lo + g0, me->hi + g0, ca, cz,
-                                (const char *)B->v + (size_t)(c0 * ldv) * es, ldv,
-                                (char *)B->o + (size_t)((r0 + g0) * ldv) * es, ldv,
+                                ringattn__at(B->v, c0 * ldv, es), ldv,
+                                ringattn__at(B->o, (r0 + g0) * ldv, es), ldv,
                                 B->m + (r0 + g0) * B->rs, B->l + (r0 + g0) * B->rs, B->rs, &me->flops);
             }
             me->tiles++;
@@ -2043,24 +2050,24 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
                     if (B.nc == 0) continue;
                     B.rs = qbs;          /* == kbs: pieces of one call share their kind */
                     B.off = S.off;
-                    B.q = (char *)me->q + (size_t)((home + qrow) * P->d) * es;
+                    B.q = ringattn__at(me->q, (home + qrow) * P->d, es);
                     B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
                     if (R->pass == 0) {
-                        B.o = (char *)me->st.fwd.o + (size_t)((home + qrow) * P->dv) * es;
+                        B.o = ringattn__at(me->st.fwd.o, (home + qrow) * P->dv, es);
                         B.m = me->st.fwd.m + home + qrow;
                         B.l = me->st.fwd.l + home + qrow;
                     } else {
-                        B.dq = (char *)me->st.bwd.dq + (size_t)((home + qrow) * P->d) * es;
-                        B.dout = (char *)me->dout + (size_t)((home + qrow) * P->dv) * es;
+                        B.dq = ringattn__at(me->st.bwd.dq, (home + qrow) * P->d, es);
+                        B.dout = ringattn__at(me->dout, (home + qrow) * P->dv, es);
                         B.lse = me->st.bwd.lse + home + qrow;
                         B.D = me->st.bwd.D + home + qrow;
                     }
-                    B.k = (char *)kv + (size_t)((kvrow + krow) * P->d) * es;
-                    B.kpan = (const char *)kv + (size_t)((kvrow + kq->row0) * P->d) * es;
+                    B.k = ringattn__at(kv, (kvrow + krow) * P->d, es);
+                    B.kpan = ringattn__at(kv, (kvrow + kq->row0) * P->d, es);
                     B.kloc = krow - kq->row0; B.kcnt = kq->count;
-                    B.v = (char *)kv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es;
-                    B.dk = dkv ? (char *)dkv + (size_t)((kvrow + krow) * P->d) * es : NULL;
-                    B.dv = dkv ? (char *)dkv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es : NULL;
+                    B.v = ringattn__at(kv, kvhalf + (kvrow + krow) * P->dv, es);
+                    B.dk = dkv ? ringattn__at(dkv, (kvrow + krow) * P->d, es) : NULL;
+                    B.dv = dkv ? ringattn__at(dkv, kvhalf + (kvrow + krow) * P->dv, es) : NULL;
                     (void)kbs;
                     if (R->pass == 0) ringattn__forward_block(P, W, &B);
                     else ringattn__backward_block(P, W, &B);
@@ -2085,8 +2092,8 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
         if (same) {
-            memcpy((char *)dst + (size_t)at * es,
-                   (const char *)t->data + ringattn__index(t, bb, pos, hh, 0) * (int64_t)es, (size_t)dim * es);
+            memcpy(ringattn__at(dst, at, es),
+                   ringattn__at(t->data, ringattn__index(t, bb, pos, hh, 0), es), (size_t)dim * es);
             continue;
         }
         for (c = 0; c < dim; c++)
@@ -2129,8 +2136,8 @@ static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch,
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
         if (same) {
-            memcpy((char *)t->data + ringattn__index(t, bb, pos, hh, 0) * (int64_t)es,
-                   (const char *)src + (size_t)at * es, (size_t)dim * es);
+            memcpy(ringattn__at(t->data, ringattn__index(t, bb, pos, hh, 0), es),
+                   ringattn__at(src, at, es), (size_t)dim * es);
             continue;
         }
         for (c = 0; c < dim; c++)
@@ -2162,7 +2169,7 @@ static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m
                                   int64_t row0, int64_t rows)
 {
     int64_t x;
-    memset((char *)o + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(rows * P->dv) * P->es);
+    memset(ringattn__at(o, row0 * P->dv, P->es), 0, (size_t)(rows * P->dv) * P->es);
     for (x = row0; x < row0 + rows; x++) { m[x] = -INFINITY; l[x] = 0.0; }
 }
 
@@ -2192,11 +2199,11 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
     ringattn__pack(io->dout, qio, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P), bb, hh);
-    memset((char *)me->st.bwd.dq + (size_t)(row0 * P->d) * P->es, 0, (size_t)(me->rows * P->d) * P->es);
+    memset(ringattn__at(me->st.bwd.dq, row0 * P->d, P->es), 0, (size_t)(me->rows * P->d) * P->es);
     if (hh < P->hk) {   /* this k/v head's dK and dV rows of the travelling accumulator */
         int64_t kv0 = (bb * P->hk + hh) * P->ck;
-        memset((char *)me->dkv[0] + (size_t)(kv0 * P->d) * P->es, 0, (size_t)(P->ck * P->d) * P->es);
-        memset((char *)me->dkv[0] + vhalf + (size_t)(kv0 * P->dv) * P->es, 0, (size_t)(P->ck * P->dv) * P->es);
+        memset(ringattn__at(me->dkv[0], kv0 * P->d, P->es), 0, (size_t)(P->ck * P->d) * P->es);
+        memset(ringattn__at(me->dkv[0], kv0 * P->dv, P->es) + vhalf, 0, (size_t)(P->ck * P->dv) * P->es);
     }
     for (a = 0; a < me->nqp; a++)
     for (r = 0; r < me->qp[a].count; r++) {
@@ -2245,7 +2252,7 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
         ringattn__unpack(me->st.bwd.dq, P->ct, me->rows, qio, me->nqp, io->dq, bb, hh);
         if (hh < P->hk) {
             ringattn__unpack(home, P->ct, P->ck, kio, nkp, io->dk, bb, hh);
-            ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
+            ringattn__unpack(ringattn__at(home, P->b * P->hk * P->ck * P->d, P->es),
                              P->ct, P->ck, kio, nkp, io->dv, bb, hh);
         }
     }
@@ -3261,7 +3268,6 @@ static ringattn_tensor ringattn__layer_heads(void *data, ringattn_dtype ct, cons
     return t;
 }
 
-#define RINGATTN__AT(base, i) ((void *)((char *)(base) + (size_t)(i) * es))
 
 /* C[m, 0:E) at pitch ldc += bias (compute dtype) */
 static void ringattn__layer_bias(ringattn_dtype ct, void *C, int64_t ldc, int64_t m, int64_t E, const void *bias)
@@ -3289,18 +3295,18 @@ static int64_t ringattn__layer_project(ringattn_dtype ct, size_t es, const ringa
 {
     const int64_t E = L->E, mq = L->mq, mk = L->mk;
     if (L->self) {
-        *Q = Pr; *K = RINGATTN__AT(Pr, E); *V = RINGATTN__AT(Pr, 2 * E);
+        *Q = Pr; *K = ringattn__at(Pr, E, es); *V = ringattn__at(Pr, 2 * E, es);
         ringattn__gemm(ct, 0, 1, mq, 3 * E, E, 1.0, Xq, E, Win, E, 0.0, *Q, 3 * E);
         ringattn__layer_bias(ct, *Q, 3 * E, mq, 3 * E, bin);
         return 3 * E;
     }
-    *Q = Pr; *K = RINGATTN__AT(Pr, mq * E); *V = RINGATTN__AT(Pr, (mq + mk) * E);
+    *Q = Pr; *K = ringattn__at(Pr, mq * E, es); *V = ringattn__at(Pr, (mq + mk) * E, es);
     ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Xq, E, Win, E, 0.0, *Q, E);
-    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xk, E, RINGATTN__AT(Win, E * E), E, 0.0, *K, E);
-    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xv, E, RINGATTN__AT(Win, 2 * E * E), E, 0.0, *V, E);
+    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xk, E, ringattn__at(Win, E * E, es), E, 0.0, *K, E);
+    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xv, E, ringattn__at(Win, 2 * E * E, es), E, 0.0, *V, E);
     ringattn__layer_bias(ct, *Q, E, mq, E, bin);
-    ringattn__layer_bias(ct, *K, E, mk, E, RINGATTN__AT(bin, E));
-    ringattn__layer_bias(ct, *V, E, mk, E, RINGATTN__AT(bin, 2 * E));
+    ringattn__layer_bias(ct, *K, E, mk, E, ringattn__at(bin, E, es));
+    ringattn__layer_bias(ct, *V, E, mk, E, ringattn__at(bin, 2 * E, es));
     return E;
 }
 
@@ -3366,9 +3372,9 @@ static void ringattn__layer_project_back(ringattn_dtype ct, size_t es, const rin
     }
     for (i = 0; i < 3; i++) {
         const int64_t m = i == 0 ? mq : mk;
-        ringattn__gemm(ct, 1, 0, E, E, m, 1.0, dpart[i], E, X[i], E, 0.0, RINGATTN__AT(dWin, i * E * E), E);
+        ringattn__gemm(ct, 1, 0, E, E, m, 1.0, dpart[i], E, X[i], E, 0.0, ringattn__at(dWin, i * E * E, es), E);
         ringattn__layer_colsum(ct, dpart[i], E, m, E, dbin + i * E);
-        if (dX[i]) ringattn__gemm(ct, 0, 0, m, E, E, 1.0, dpart[i], E, RINGATTN__AT(Win, i * E * E), E, 0.0, dX[i], E);
+        if (dX[i]) ringattn__gemm(ct, 0, 0, m, E, E, 1.0, dpart[i], E, ringattn__at(Win, i * E * E, es), E, 0.0, dX[i], E);
     }
 }
 
@@ -3448,32 +3454,32 @@ static int ringattn__layer_execute(const ringattn_config *cfg, const ringattn_la
         ringattn__store(buf, ct, o_bet + i, 0.0);
     }
     if (L.fused) {
-        ringattn__layer_copy(w[RINGATTN__LW_WQKV], RINGATTN__AT(buf, o_win), ct, 0);
-        if (w[RINGATTN__LW_BQKV]->data) ringattn__layer_copy(w[RINGATTN__LW_BQKV], RINGATTN__AT(buf, o_bin), ct, 0);
+        ringattn__layer_copy(w[RINGATTN__LW_WQKV], ringattn__at(buf, o_win, es), ct, 0);
+        if (w[RINGATTN__LW_BQKV]->data) ringattn__layer_copy(w[RINGATTN__LW_BQKV], ringattn__at(buf, o_bin, es), ct, 0);
     } else {
         for (i = 0; i < 3; i++) {
-            ringattn__layer_copy(w[RINGATTN__LW_WQ + i], RINGATTN__AT(buf, o_win + i * E * E), ct, 0);
+            ringattn__layer_copy(w[RINGATTN__LW_WQ + i], ringattn__at(buf, o_win + i * E * E, es), ct, 0);
             if (w[RINGATTN__LW_BQ + i]->data)
-                ringattn__layer_copy(w[RINGATTN__LW_BQ + i], RINGATTN__AT(buf, o_bin + i * E), ct, 0);
+                ringattn__layer_copy(w[RINGATTN__LW_BQ + i], ringattn__at(buf, o_bin + i * E, es), ct, 0);
         }
     }
-    ringattn__layer_copy(w[RINGATTN__LW_WO], RINGATTN__AT(buf, o_wo), ct, 0);
-    if (w[RINGATTN__LW_BO]->data) ringattn__layer_copy(w[RINGATTN__LW_BO], RINGATTN__AT(buf, o_bo), ct, 0);
-    if (w[RINGATTN__LW_LNG]->data) ringattn__layer_copy(w[RINGATTN__LW_LNG], RINGATTN__AT(buf, o_gam), ct, 0);
-    if (w[RINGATTN__LW_LNB]->data) ringattn__layer_copy(w[RINGATTN__LW_LNB], RINGATTN__AT(buf, o_bet), ct, 0);
+    ringattn__layer_copy(w[RINGATTN__LW_WO], ringattn__at(buf, o_wo, es), ct, 0);
+    if (w[RINGATTN__LW_BO]->data) ringattn__layer_copy(w[RINGATTN__LW_BO], ringattn__at(buf, o_bo, es), ct, 0);
+    if (w[RINGATTN__LW_LNG]->data) ringattn__layer_copy(w[RINGATTN__LW_LNG], ringattn__at(buf, o_gam, es), ct, 0);
+    if (w[RINGATTN__LW_LNB]->data) ringattn__layer_copy(w[RINGATTN__LW_LNB], ringattn__at(buf, o_bet, es), ct, 0);
 
     /* ---- project: the inputs into compute dtype, then Q, K, V */
-    ringattn__layer_copy(xq, RINGATTN__AT(buf, o_xq), ct, 0);
+    ringattn__layer_copy(xq, ringattn__at(buf, o_xq, es), ct, 0);
     if (!L.self) {
-        ringattn__layer_copy(xk, RINGATTN__AT(buf, o_xk), ct, 0);
-        ringattn__layer_copy(xv, RINGATTN__AT(buf, o_xv), ct, 0);
+        ringattn__layer_copy(xk, ringattn__at(buf, o_xk, es), ct, 0);
+        ringattn__layer_copy(xv, ringattn__at(buf, o_xv, es), ct, 0);
     }
-    ld = ringattn__layer_project(ct, es, &L, RINGATTN__AT(buf, o_xq), RINGATTN__AT(buf, o_xk),
-                                 RINGATTN__AT(buf, o_xv), RINGATTN__AT(buf, o_win), RINGATTN__AT(buf, o_bin),
-                                 RINGATTN__AT(buf, o_p), &Q, &K, &V);
+    ld = ringattn__layer_project(ct, es, &L, ringattn__at(buf, o_xq, es), ringattn__at(buf, o_xk, es),
+                                 ringattn__at(buf, o_xv, es), ringattn__at(buf, o_win, es), ringattn__at(buf, o_bin, es),
+                                 ringattn__at(buf, o_p, es), &Q, &K, &V);
 
     /* ---- attention: A [b, nq, H, d] = rows [mq, E] ("b n (h d)") */
-    A = RINGATTN__AT(buf, o_a);
+    A = ringattn__at(buf, o_a, es);
     tq = ringattn__layer_heads(Q, ct, &L, L.nq, ld);
     tk = ringattn__layer_heads(K, ct, &L, L.nk, ld);
     tv = ringattn__layer_heads(V, ct, &L, L.nk, ld);
@@ -3485,32 +3491,32 @@ static int ringattn__layer_execute(const ringattn_config *cfg, const ringattn_la
     /* ---- layer norm */
     Z = A;
     if (L.ln) {
-        Z = RINGATTN__AT(buf, o_z);
-        ringattn__layer_norm_forward(ct, A, Z, RINGATTN__AT(buf, o_gam), RINGATTN__AT(buf, o_bet), mq, E, L.eps,
+        Z = ringattn__at(buf, o_z, es);
+        ringattn__layer_norm_forward(ct, A, Z, ringattn__at(buf, o_gam, es), ringattn__at(buf, o_bet, es), mq, E, L.eps,
                                      mean, rstd);
     }
 
     /* ---- project back (the output projection) */
-    ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Z, E, RINGATTN__AT(buf, o_wo), E, 0.0, RINGATTN__AT(buf, o_y), E);
-    ringattn__layer_bias(ct, RINGATTN__AT(buf, o_y), E, mq, E, RINGATTN__AT(buf, o_bo));
-    if (pass == 0) { ringattn__layer_copy(y, RINGATTN__AT(buf, o_y), ct, 1); goto done; }
+    ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Z, E, ringattn__at(buf, o_wo, es), E, 0.0, ringattn__at(buf, o_y, es), E);
+    ringattn__layer_bias(ct, ringattn__at(buf, o_y, es), E, mq, E, ringattn__at(buf, o_bo, es));
+    if (pass == 0) { ringattn__layer_copy(y, ringattn__at(buf, o_y, es), ct, 1); goto done; }
 
     /* ======== backward: the same steps in reverse */
     {
-        void *dY = RINGATTN__AT(buf, o_dy), *G = RINGATTN__AT(buf, o_g), *dP = RINGATTN__AT(buf, o_dp);
+        void *dY = ringattn__at(buf, o_dy, es), *G = ringattn__at(buf, o_g, es), *dP = ringattn__at(buf, o_dp, es);
         void *dQ, *dK, *dV;
         ringattn_tensor tg, tdq, tdk, tdv;
         ringattn__layer_copy(dy, dY, ct, 0);
         /* out proj: dWo = dY^T Z, dbo = colsum dY, dZ = dY Wo */
-        ringattn__gemm(ct, 1, 0, E, E, mq, 1.0, dY, E, Z, E, 0.0, RINGATTN__AT(buf, o_dwo), E);
+        ringattn__gemm(ct, 1, 0, E, E, mq, 1.0, dY, E, Z, E, 0.0, ringattn__at(buf, o_dwo, es), E);
         ringattn__layer_colsum(ct, dY, E, mq, E, dbo);
-        ringattn__gemm(ct, 0, 0, mq, E, E, 1.0, dY, E, RINGATTN__AT(buf, o_wo), E, 0.0, G, E);
+        ringattn__gemm(ct, 0, 0, mq, E, E, 1.0, dY, E, ringattn__at(buf, o_wo, es), E, 0.0, G, E);
         /* layer norm */
         for (j = 0; j < E; j++) dgam[j] = dbet[j] = 0;
-        if (L.ln) ringattn__layer_norm_backward(ct, A, G, RINGATTN__AT(buf, o_gam), mq, E, mean, rstd, dgam, dbet);
+        if (L.ln) ringattn__layer_norm_backward(ct, A, G, ringattn__at(buf, o_gam, es), mq, E, mean, rstd, dgam, dbet);
         /* attention backward into dQ | dK | dV, laid out as Q | K | V */
-        if (L.self) { dQ = dP; dK = RINGATTN__AT(dP, E); dV = RINGATTN__AT(dP, 2 * E); }
-        else { dQ = dP; dK = RINGATTN__AT(dP, mq * E); dV = RINGATTN__AT(dP, (mq + mk) * E); }
+        if (L.self) { dQ = dP; dK = ringattn__at(dP, E, es); dV = ringattn__at(dP, 2 * E, es); }
+        else { dQ = dP; dK = ringattn__at(dP, mq * E, es); dV = ringattn__at(dP, (mq + mk) * E, es); }
         tg = ringattn__layer_heads(G, ct, &L, L.nq, E);
         tdq = ringattn__layer_heads(dQ, ct, &L, L.nq, ld);
         tdk = ringattn__layer_heads(dK, ct, &L, L.nk, ld);
@@ -3522,18 +3528,18 @@ static int ringattn__layer_execute(const ringattn_config *cfg, const ringattn_la
             void *dpart[3], *dX[3];
             const void *X[3];
             dpart[0] = dQ; dpart[1] = dK; dpart[2] = dV;
-            X[0] = RINGATTN__AT(buf, o_xq); X[1] = RINGATTN__AT(buf, o_xk); X[2] = RINGATTN__AT(buf, o_xv);
-            dX[0] = dxq ? RINGATTN__AT(buf, o_dxq) : NULL;
-            dX[1] = (!L.self && dxk) ? RINGATTN__AT(buf, o_dxk) : NULL;
-            dX[2] = (!L.self && dxv) ? RINGATTN__AT(buf, o_dxv) : NULL;
-            ringattn__layer_project_back(ct, es, &L, dP, ld, dpart, X, RINGATTN__AT(buf, o_win),
-                                         RINGATTN__AT(buf, o_dwin), dbin, dX);
+            X[0] = ringattn__at(buf, o_xq, es); X[1] = ringattn__at(buf, o_xk, es); X[2] = ringattn__at(buf, o_xv, es);
+            dX[0] = dxq ? ringattn__at(buf, o_dxq, es) : NULL;
+            dX[1] = (!L.self && dxk) ? ringattn__at(buf, o_dxk, es) : NULL;
+            dX[2] = (!L.self && dxv) ? ringattn__at(buf, o_dxv, es) : NULL;
+            ringattn__layer_project_back(ct, es, &L, dP, ld, dpart, X, ringattn__at(buf, o_win, es),
+                                         ringattn__at(buf, o_dwin, es), dbin, dX);
         }
         /* ---- every output written only now, after every step succeeded */
-        if (y) ringattn__layer_copy(y, RINGATTN__AT(buf, o_y), ct, 1);
-        if (dxq) ringattn__layer_copy(dxq, RINGATTN__AT(buf, o_dxq), ct, 1);
-        if (dxk) ringattn__layer_copy(dxk, RINGATTN__AT(buf, o_dxk), ct, 1);
-        if (dxv) ringattn__layer_copy(dxv, RINGATTN__AT(buf, o_dxv), ct, 1);
+        if (y) ringattn__layer_copy(y, ringattn__at(buf, o_y, es), ct, 1);
+        if (dxq) ringattn__layer_copy(dxq, ringattn__at(buf, o_dxq, es), ct, 1);
+        if (dxk) ringattn__layer_copy(dxk, ringattn__at(buf, o_dxk, es), ct, 1);
+        if (dxv) ringattn__layer_copy(dxv, ringattn__at(buf, o_dxv, es), ct, 1);
         if (g) {
             ringattn__layer_list(g, gw);
             for (i = 0; i < RINGATTN__LW_N; i++) {
@@ -3542,9 +3548,9 @@ static int ringattn__layer_execute(const ringattn_config *cfg, const ringattn_la
                 if (!t->data) continue;
                 switch (i) {
                 case RINGATTN__LW_WQ: case RINGATTN__LW_WK: case RINGATTN__LW_WV:
-                    src = RINGATTN__AT(buf, o_dwin + (i - RINGATTN__LW_WQ) * E * E); break;
-                case RINGATTN__LW_WQKV: src = RINGATTN__AT(buf, o_dwin); break;
-                case RINGATTN__LW_WO: src = RINGATTN__AT(buf, o_dwo); break;
+                    src = ringattn__at(buf, o_dwin + (i - RINGATTN__LW_WQ) * E * E, es); break;
+                case RINGATTN__LW_WQKV: src = ringattn__at(buf, o_dwin, es); break;
+                case RINGATTN__LW_WO: src = ringattn__at(buf, o_dwo, es); break;
                 case RINGATTN__LW_BQ: case RINGATTN__LW_BK: case RINGATTN__LW_BV:
                     src = dbin + (i - RINGATTN__LW_BQ) * E; sd = RINGATTN_F64; break;
                 case RINGATTN__LW_BQKV: src = dbin; sd = RINGATTN_F64; break;
@@ -3561,7 +3567,6 @@ done:
     RINGATTN_FREE(buf, cfg->alloc_user);
     return st;
 }
-#undef RINGATTN__AT
 
 RINGATTN_API int ringattn_layer_forward(const ringattn_config *cfg, const ringattn_layer_params *params,
                                         const ringattn_tensor *x_q, const ringattn_tensor *x_k,
