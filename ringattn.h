@@ -26,7 +26,8 @@
      key). The sequence is split into ring_size contiguous chunks; member i owns Q_i, K_i, V_i,
      and at step t holds the K/V chunk of member (i - t) mod p, merges that block into its
      running (O_i, m_i, l_i) with the online softmax, and hands the K/V buffer to member i + 1.
-     See "THE RING" in the implementation; the README has the full semantics.
+     See "THE RING" in the implementation (READING ORDER below); the README has the full
+     semantics.
      ringattn_layer_forward / ringattn_layer_backward: the whole multihead (dilated)
      attention layer around it (q/k/v projections, attention, LayerNorm, output projection,
      fkodom's MultiheadDilatedAttention), with ringattn_layer_init; see "the layer" below.
@@ -58,6 +59,17 @@
                                fused kernels and exps (chosen at run time on x86-64 with GCC or
                                clang otherwise): the portable C runs, with the same bits.
      _OPENMP                   set by your compiler's -fopenmp: ring members become threads.
+
+   READING ORDER
+     One forward call, top-down through the implementation: ringattn_forward (entry points)
+     -> ringattn__execute -> ringattn__ring_loop (THE RING: setup, p steps, finish) ->
+     ringattn__compute (a member's step: one unit of its block) -> ringattn__unit ->
+     ringattn__forward_block / ringattn__backward_block (blocks and tiles) -> ringattn__merge
+     (THE online-softmax merge) -> ringattn__pass_on (the hand-off to member i + 1). Setup and
+     finish: ringattn__member_setup / ringattn__member_finish ("moving data in and out");
+     validation: ringattn__check_call, ringattn__resolve; allocation: ringattn__ring_alloc.
+     The platform code (GEMM, exps, fused block kernels, row helpers) is the last section,
+     PLATFORM CODE; the algorithm sees it through the prototypes at the top.
 
    THREADS AND DETERMINISM
      Every member's arithmetic is the same whichever thread runs it, so for a fixed ring_size
@@ -990,673 +1002,35 @@ static char *ringattn__at(const void *base, int64_t i, size_t es)
     return (char *)base + i * (int64_t)es;
 }
 
-/* ---------------------------------------------------------------- small public helpers */
+/* ---------------------------------------------------------------- the map of this implementation
+   The algorithm first, in the order a forward call runs it: THE RING (the loop, one step of a
+   member, the hand-off), the unit, blocks and tiles, THE online-softmax merge, moving data
+   in and out; then validation, allocation, the entry points, per-step goldens, the layer and
+   .npy. The PLATFORM CODE (GEMM, exps, fused block kernels, row helpers) is the last section;
+   the prototypes below are what the algorithm calls of it. */
+#define RINGATTN__PANEL 16        /* keys per K panel                                       */
+#define RINGATTN__FUSED_ROWS 12   /* rows per group: a fixed size fixes the ragged split     */
 
-RINGATTN_API const char *ringattn_strerror(int status)
-{
-    switch (status) {
-    case RINGATTN_OK:           return "success";
-    case RINGATTN_ENULL:        return "a required pointer (config, tensor or tensor data) is NULL";
-    case RINGATTN_ESHAPE:       return "tensor shapes are invalid or inconsistent (every dim >= 1; "
-                                       "q [b,nq,h,d], k [b,nk,hk,d], v [b,nk,hk,dv], out [b,nq,h,dv], "
-                                       "lse [b,h,nq,1], h a multiple of hk)";
-    case RINGATTN_EDTYPE:       return "unknown tensor dtype, or compute dtype not F32/F64";
-    case RINGATTN_ECONFIG:      return "a config field is out of range (causal, scale, ring_size, "
-                                       "num_threads, window, mix, partition, softcap, num_groups)";
-    case RINGATTN_EOVERFLOW:    return "a size, stride or byte count overflows 64 bits (or a BLAS int)";
-    case RINGATTN_ENOMEM:       return "out of memory; nothing was written";
-    case RINGATTN_ESTRIDE:      return "an output view has a zero stride on an axis longer than 1";
-    case RINGATTN_ESEGMENT:     return "dilated attention: a segment length or dilation rate is < 1, "
-                                       "nq != nk, or the sequence length is not a multiple of a segment";
-    case RINGATTN_EUNSUPPORTED: return "a valid option that this build or entry point does not implement";
-    case RINGATTN_EALIAS:       return "an output shares its data pointer with another tensor of the call";
-    case RINGATTN_ECUDA:        return "a CUDA call failed";
-    case RINGATTN_EIO:          return "a file could not be opened, read or written";
-    case RINGATTN_EFORMAT:      return "not a valid .npy file (bad magic, version or header, truncated, "
-                                       "unsupported dtype, or bytes after the data)";
-    case RINGATTN_EMPI:         return "an MPI call failed, or another rank of the ring failed";
-    case RINGATTN_ETIMEDOUT:    return "a rank of the ring did not answer within the timeout";
-    default:                    return "unknown ringattn status code";
-    }
-}
-
-RINGATTN_API ringattn_tensor ringattn_tensor_bnhd(void *data, ringattn_dtype dtype,
-                                                  int64_t b, int64_t n, int64_t h, int64_t d)
-{
-    ringattn_tensor t;
-    t.data = data; t.dtype = dtype;
-    t.shape[0] = b; t.shape[1] = n; t.shape[2] = h; t.shape[3] = d;
-    t.stride[3] = 1; t.stride[2] = d; t.stride[1] = h * d; t.stride[0] = n * h * d;
-    return t;
-}
-
-RINGATTN_API ringattn_tensor ringattn_tensor_lse(void *data, ringattn_dtype dtype,
-                                                 int64_t b, int64_t h, int64_t n)
-{
-    ringattn_tensor t;
-    t.data = data; t.dtype = dtype;
-    t.shape[0] = b; t.shape[1] = h; t.shape[2] = n; t.shape[3] = 1;
-    t.stride[3] = 1; t.stride[2] = 1; t.stride[1] = n; t.stride[0] = h * n;
-    return t;
-}
-
-RINGATTN_API ringattn_config ringattn_default_config(void)
-{
-    ringattn_config c;
-    memset(&c, 0, sizeof c);
-    c.compute = RINGATTN_F32;
-    c.window_left = -1;        /* unbounded: a zero here would mean "see only yourself" */
-    c.window_right = -1;
-    c.partition = RINGATTN_CONTIGUOUS;
-    c.mix = RINGATTN_MIX_HEAD_GROUPS;
-    return c;
-}
-
-/* ---------------------------------------------------------------- dense kernels */
-/* Row-major C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C; beta == 0 ignores C.
-   The only matrix multiply in the library: cblas when available, else a plain loop. */
-
-#ifndef RINGATTN_USE_CBLAS
-#define RINGATTN__DEFINE_GEMM(T, NAME)                                                        \
-static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,        \
-                 int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc)             \
-{                                                                                             \
-    int64_t i, j, k;                                                                          \
-    for (i = 0; i < M; i++) {                                                                 \
-        T *c = C + i * ldc;                                                                   \
-        for (j = 0; j < N; j++) c[j] = (beta == 0) ? (T)0 : beta * c[j];                      \
-        if (tb) {            /* B^T: row j of B is contiguous, so take dot products */         \
-            for (j = 0; j < N; j++) {                                                         \
-                const T *b = B + j * ldb; T s = 0;                                            \
-                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];    \
-                c[j] += alpha * s;                                                            \
-            }                                                                                 \
-        } else {             /* B: stream its rows into c (unit stride inner loop) */          \
-            for (k = 0; k < K; k++) {                                                         \
-                const T *b = B + k * ldb;                                                     \
-                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                         \
-                for (j = 0; j < N; j++) c[j] += a * b[j];                                     \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-}
-RINGATTN__DEFINE_GEMM(float, ringattn__gemm_f32)
-RINGATTN__DEFINE_GEMM(double, ringattn__gemm_f64)
-#endif
-
+/* platform code the algorithm calls, defined in PLATFORM CODE at the end of the implementation */
 static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
                            double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
-                           double beta, void *C, int64_t ldc)
-{
-#ifdef RINGATTN_USE_CBLAS
-    /* sizes were checked against INT_MAX when the call was validated */
-    if (t == RINGATTN_F32)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, (float)alpha, (const float *)A, (int)lda,
-                    (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
-    else
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
-                    (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
-#else
-    if (t == RINGATTN_F32)
-        ringattn__gemm_f32(ta, tb, M, N, K, (float)alpha, (const float *)A, lda,
-                           (const float *)B, ldb, (float)beta, (float *)C, ldc);
-    else
-        ringattn__gemm_f64(ta, tb, M, N, K, alpha, (const double *)A, lda,
-                           (const double *)B, ldb, beta, (double *)C, ldc);
-#endif
-}
-
-/* ---------------------------------------------------------------- the exps */
-/* The softmax weights' exp, in f32 and f64, written once as scalar C (the reference, also the
-   portable build's code) and once as a vector body instantiated for AVX2 (+FMA) and AVX-512F,
-   chosen at run time. Both do the same operations in the same order, fused multiply-adds
-   included, so every version gives the same bits (tests/test_simd.c compares them).
-   Method (Cephes): exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 with ln2 in two parts
-   (Cody-Waite), exp(r) by a polynomial: f32 degree 6 (Cephes expf's, within 2 ulp), f64 the
-   Taylor series to degree 12 (truncation below 2e-16). Below the normal range (x < ln FLT_MIN
-   = -87.33654, x < ln DBL_MIN = -708.39) the result is flushed to 0: the largest weight of a row
-   is exp(0) = 1, so a flushed weight changes a row by < 1e-38 (1e-308). Above 88 (709) x is
-   clamped: softmax arguments are <= 0. NaN stays NaN. The f32 argument is (a - hi) - lo: a score
-   minus a max or lse carried as a float pair, so the backward's double lse costs no precision. */
-
-/* x86-64 with GCC or clang: vector versions chosen at run time, whatever the compiler's
-   target flags (RINGATTN_NO_SIMD or RINGATTN_NO_DISPATCH leave only the scalar C) */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
-    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
-#define RINGATTN__X86 1
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-/* GCC contracts a*b+c into one rounding wherever the language mode allows it (C++ and GNU C);
-   in a function built for FMA that would change bits the scalar code does not change */
-#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
-#else
-#define RINGATTN__NOCONTRACT
-#endif
-#endif
-
-#ifdef RINGATTN__X86
-/* The vector body, for f32 (POLY/LOW/MAGIC/BIAS/SHIFT of f32) and f64: v[j] = exp((v[j] - hi) - lo)
-   for j < n, lanes below the range or NaN overwritten at the end (so the clamp may use min/max,
-   whatever they leave there is discarded); the n mod L tail by the scalar code. 2^n is built
-   from the integer in the low bits of n + MAGIC. */
-#define RINGATTN__EXP_BODY(NAME, ATTR, T, VT, VI, L, POLY, LOW, MAGIC, BIAS, SHIFT, HIGH, LOG2E, C1, C2, \
-                           LOAD, STORE, SET1, ADD, SUB, MUL, FMA, MIN, MAX, LT, ISNAN, SEL, CASTI, CASTV, \
-                           SUBI, SLLI, SCALAR)                                                   \
-ATTR static void NAME(T *v, int64_t n, T hi, T lo)                                               \
-{                                                                                               \
-    const VT h = SET1(hi), l = SET1(lo), low = SET1(LOW), magic = SET1(MAGIC);                  \
-    const VI bias = CASTI(SET1(MAGIC - BIAS));   /* bits(MAGIC) - exponent bias */               \
-    int64_t j;                                                                                  \
-    for (j = 0; j + L <= n; j += L) {                                                           \
-        VT x = SUB(SUB(LOAD(v + j), h), l), xc, q, r, p, e;                                     \
-        xc = MIN(MAX(x, low), SET1(HIGH));                                                      \
-        q = SUB(FMA(xc, SET1(LOG2E), magic), magic);                                            \
-        r = FMA(q, SET1(C2), FMA(q, SET1(-(C1)), xc));                                          \
-        e = CASTV(SLLI(SUBI(CASTI(ADD(q, magic)), bias), SHIFT));                               \
-        POLY(p, r, FMA, SET1);                                                                  \
-        p = SEL(LT(x, low), SET1(0), MUL(SCALAR(p, r), e));                                     \
-        STORE(v + j, SEL(ISNAN(x), x, p));                                                      \
-    }                                                                                           \
-    for (; j < n; j++) v[j] = ringattn__exp_any(v[j], hi, lo);                                  \
-}
-/* the step after the polynomial: f32's Cephes form (p r^2 + r + 1), f64's Taylor form (p) */
-#define RINGATTN__EXPF_TAIL_2(p, r) _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f))
-#define RINGATTN__EXPF_TAIL_5(p, r) _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f))
-#define RINGATTN__EXP_TAIL(p, r) (p)
-#define RINGATTN__LT2F(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN2F(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL2F(m, yes, no) _mm256_blendv_ps(no, yes, m)
-#define RINGATTN__LT2D(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN2D(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL2D(m, yes, no) _mm256_blendv_pd(no, yes, m)
-#define RINGATTN__LT5F(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN5F(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL5F(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
-#define RINGATTN__LT5D(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN5D(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL5D(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
-#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
-#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
-#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
-RINGATTN__EXP_BODY(ringattn__expf_row_avx2, RINGATTN__A2, float, __m256, __m256i, 8, RINGATTN__EXPF_POLY,
-                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
-                   2.12194440e-4f, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps,
-                   _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps, RINGATTN__LT2F,
-                   RINGATTN__NAN2F, RINGATTN__SEL2F, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_sub_epi32,
-                   _mm256_slli_epi32, RINGATTN__EXPF_TAIL_2)
-#undef ringattn__exp_any
-#define ringattn__exp_any(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
-RINGATTN__EXP_BODY(ringattn__exp_row_avx2, RINGATTN__A2, double, __m256d, __m256i, 4, RINGATTN__EXP_POLY,
-                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
-                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm256_loadu_pd, _mm256_storeu_pd,
-                   _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_fmadd_pd, _mm256_min_pd,
-                   _mm256_max_pd, RINGATTN__LT2D, RINGATTN__NAN2D, RINGATTN__SEL2D, _mm256_castpd_si256,
-                   _mm256_castsi256_pd, _mm256_sub_epi64, _mm256_slli_epi64, RINGATTN__EXP_TAIL)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-RINGATTN__EXP_BODY(ringattn__exp_row_avx512, RINGATTN__A512, double, __m512d, __m512i, 8, RINGATTN__EXP_POLY,
-                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
-                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm512_loadu_pd, _mm512_storeu_pd,
-                   _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_min_pd,
-                   _mm512_max_pd, RINGATTN__LT5D, RINGATTN__NAN5D, RINGATTN__SEL5D, _mm512_castpd_si512,
-                   _mm512_castsi512_pd, _mm512_sub_epi64, _mm512_slli_epi64, RINGATTN__EXP_TAIL)
-#undef ringattn__exp_any
-#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
-RINGATTN__EXP_BODY(ringattn__expf_row_avx512, RINGATTN__A512, float, __m512, __m512i, 16, RINGATTN__EXPF_POLY,
-                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
-                   2.12194440e-4f, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps,
-                   _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps, RINGATTN__LT5F,
-                   RINGATTN__NAN5F, RINGATTN__SEL5F, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_sub_epi32,
-                   _mm512_slli_epi32, RINGATTN__EXPF_TAIL_5)
-#undef ringattn__exp_any
-
-/* exp and the row's sum in ringattn__row_sum's order: eight double lanes over blocks of eight,
-   the tail into lane 0 (one pass over the row instead of two) */
-RINGATTN__A512 static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
-{
-    __m512d s8 = _mm512_setzero_pd();
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx512(v, n, hi, 0.0f);
-    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
-    _mm512_storeu_pd(s, s8);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* the largest of x[0..n) by the comparisons of ringattn__row_max (NaNs lose every one);
-   max is exact, so the lane order cannot change the result */
-RINGATTN__A512 static float ringattn__row_max_avx512(const float *a, int64_t n)
-{
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
-    if (j < n) {
-        __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
-        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
-    }
-    return _mm512_reduce_max_ps(m);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-RINGATTN__A2 static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
-{
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx2(v, n, hi, 0.0f);
-    for (j = 0; j < n8; j += 8) {
-        __m256 e = _mm256_loadu_ps(v + j);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-#endif /* RINGATTN__X86 */
-
-/* the kernels' instruction set, asked once per tile or row (a read of a table filled at load
-   time): AVX-512F, else AVX2 with FMA, else the portable C */
-enum { RINGATTN__ISA_C = 0, RINGATTN__ISA_AVX2 = 1, RINGATTN__ISA_AVX512 = 2 };
-static int ringattn__isa(void)
-{
-#ifdef RINGATTN__X86
-    if (__builtin_cpu_supports("avx512f")) return RINGATTN__ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RINGATTN__ISA_AVX2;
-#endif
-    return RINGATTN__ISA_C;
-}
-
-/* v[0..n) = exp((v - hi) - lo), f32 */
-static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
-{
-    int64_t j;
-#ifdef RINGATTN__X86
-    int isa = ringattn__isa();
-    if (isa == RINGATTN__ISA_AVX512) { ringattn__expf_row_avx512(v, n, hi, lo); return; }
-    if (isa == RINGATTN__ISA_AVX2) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
-#endif
-    for (j = 0; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
-}
-
-/* v[0..n) = exp(v - sub), f64 */
-static void ringattn__exp_row(double *v, int64_t n, double sub)
-{
-    int64_t j;
-#ifdef RINGATTN__X86
-    int isa = ringattn__isa();
-    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub, 0.0); return; }
-    if (isa == RINGATTN__ISA_AVX2) { ringattn__exp_row_avx2(v, n, sub, 0.0); return; }
-#endif
-    for (j = 0; j < n; j++) v[j] = ringattn__exp((v[j] - sub) - 0.0);
-}
-
-/* ---------------------------------------------------------------- fused block kernels */
-/* The forward's two products, blocked so that a group of up to RINGATTN__FUSED_ROWS query
-   rows never leaves L1 between them (ringattn__forward_block drives them, ringattn__merge
-   sits between):
-
-     S[i][j]  = scale * sum_c Q[i][c] K[j][c]          ringattn__qk, j over whole K panels
-     O[i][c] += sum_j P[i][j] V[j][c]                  ringattn__pv, j over one column range
-
-   K is stored in panels (below) packed once, when a member builds its chunk: the panels
-   travel the ring as they are. Every sum runs in one fixed order (c = 0, 1, ... for S;
-   j = lo, lo+1, ... for O) with one rounding per term (fused multiply-add), and every
-   vector lane is one (i, j) or (i, c): the lane count never changes a result, so the
-   portable C kernels (fma) and the AVX2 and AVX-512 ones give the same bits. */
-#define RINGATTN__PANEL 16        /* keys per K panel                                       */
-#define RINGATTN__FUSED_ROWS 12   /* rows per group: fixes the ragged split, so the bits    */
-
-/* K panels: a piece of `count` key rows of dimension d is stored as panels of 16 rows, panel
-   k holding rows 16k .. 16k+15 transposed ([d][16]: the 16 keys of one dimension side by
-   side, what the S kernel loads); the last panel is as narrow as the rows left, so a piece
-   takes exactly count * d elements, as in row-major order. Offset of (row r, dimension c): */
-static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d)
-{
-    int64_t k = r / RINGATTN__PANEL, w = count - k * RINGATTN__PANEL;
-    if (w > RINGATTN__PANEL) w = RINGATTN__PANEL;
-    return k * RINGATTN__PANEL * d + c * w + (r - k * RINGATTN__PANEL);
-}
-
-/* S rows s[i] (i < nr), columns 16k + lane of panels kp[0 .. np): see above. q[i] are rows */
-#define RINGATTN__QK_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
-                 T scale, void *const *s)                                                     \
-{                                                                                             \
-    int64_t i, k, l, c;                                                                       \
-    for (i = 0; i < nr; i++) for (k = 0; k < np; k++) for (l = 0; l < RINGATTN__PANEL; l++) {   \
-        const T *qi = (const T *)q[i], *kk = (const T *)kp[k] + l; T a = 0;                   \
-        for (c = 0; c < d; c++) a = FMA(qi[c], kk[c * RINGATTN__PANEL], a);                   \
-        ((T *)s[i])[k * RINGATTN__PANEL + l] = a * scale;                                     \
-    }                                                                                         \
-}
-/* o[i][c] += sum_{j < n} p[i][j] v[j * ldv + c], for i < nr, c < dv */
-#define RINGATTN__PV_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv, int64_t dv, \
-                 void *const *o)                                                              \
-{                                                                                             \
-    int64_t i, j, c;                                                                          \
-    for (i = 0; i < nr; i++) for (j = 0; j < n; j++) {                                        \
-        T pj = ((const T *)p[i])[j], *oi = (T *)o[i]; const T *vj = v + j * ldv;               \
-        for (c = 0; c < dv; c++) oi[c] = FMA(pj, vj[c], oi[c]);                               \
-    }                                                                                         \
-}
-RINGATTN__QK_C(ringattn__qk_c32, float, fmaf)
-RINGATTN__QK_C(ringattn__qk_c64, double, fma)
-RINGATTN__PV_C(ringattn__pv_c32, float, fmaf)
-RINGATTN__PV_C(ringattn__pv_c64, double, fma)
-
-#ifdef RINGATTN__X86
-#define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
-#define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
-/* The vector kernels: RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8
-   = 12 accumulators of 16 available). A row block past the last row repeats the last row, a
-   vector past the last panel repeats the last panel: computed, never stored. */
-#define RINGATTN__QK_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, MUL, SET1, ZERO, STORE)   \
-ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
-                      T scale, void *const *s)                                                 \
-{                                                                                             \
-    const VT sc = SET1(scale);                                                                \
-    int64_t i0, k0, c; int i, v;                                                              \
-    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
-        const T *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                       \
-        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)]; \
-        /* keys k0 .. k0 + NV L - 1 at a time: part of a panel, one, or several */            \
-        for (k0 = 0; k0 < np * RINGATTN__PANEL; k0 += NV * L) {                               \
-            VT acc[RB][NV]; const T *kb[NV];                                                  \
-            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                       \
-                int64_t k = (k0 + v * L) / RINGATTN__PANEL;                                   \
-                kb[v] = (const T *)kp[k < np ? k : np - 1] + (k0 + v * L) % RINGATTN__PANEL;  \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = ZERO(); \
-            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                       \
-                VT kv[NV];                                                                    \
-                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL); \
-                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                   \
-                    VT b = BCAST(qr[i] + c);                                                  \
-                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]); \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) \
-                if (i < rows && k0 + v * L < np * RINGATTN__PANEL)                            \
-                    STORE((T *)s[i0 + i] + k0 + v * L, MUL(acc[i][v], sc));                   \
-        }                                                                                     \
-    }                                                                                         \
-}
-/* columns in vectors of L, NV at a time (a missing second vector repeats the first: both are
-   loaded before either is stored, so the repeat writes the same value); the dv mod L columns
-   left over one by one, in the same order */
-#define RINGATTN__PV_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
-ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv,     \
-                      int64_t dv, void *const *o)                                             \
-{                                                                                             \
-    int64_t i0, c0, j, cv = dv / L * L; int i, u;                                             \
-    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
-        const T *pr[RB]; T *orow[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);          \
-        RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                            \
-            int64_t ii = i0 + (i < rows ? i : rows - 1);                                      \
-            pr[i] = (const T *)p[ii]; orow[i] = (T *)o[ii];                                   \
-        }                                                                                     \
-        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
-            VT acc[RB][NV]; int64_t cu[NV];                                                   \
-            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0;      \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = LOAD(orow[i] + cu[u]); \
-            RINGATTN__UNROLL4 for (j = 0; j < n; j++) {                                                    \
-                VT vv[NV];                                                                    \
-                RINGATTN__UNROLL for (u = 0; u < NV; u++) vv[u] = LOAD(v + j * ldv + cu[u]);                   \
-                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                    \
-                    VT b = BCAST(pr[i] + j);                                                  \
-                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = FMADD(b, vv[u], acc[i][u]);          \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
-                if (i < rows) STORE(orow[i] + cu[u], acc[i][u]);                              \
-        }                                                                                     \
-        if (cv < dv) for (i = 0; i < rows; i++) for (j = 0; j < n; j++)                      \
-            for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
-    }                                                                                         \
-}
-#define RINGATTN__BS(p) _mm256_broadcast_ss(p)
-#define RINGATTN__BD(p) _mm256_broadcast_sd(p)
-#define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
-#define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
-RINGATTN__QK_V(ringattn__qk_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps)
-RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
-RINGATTN__PV_V(ringattn__pv_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
-RINGATTN__PV_V(ringattn__pv1_avx2_32, RINGATTN__A2, float, __m256, 8, 1, 4, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv1_avx2_64, RINGATTN__A2, double, __m256d, 4, 1, 4, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-RINGATTN__QK_V(ringattn__qk_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps)
-RINGATTN__QK_V(ringattn__qk_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd)
-RINGATTN__PV_V(ringattn__pv_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
-RINGATTN__PV_V(ringattn__pv1_avx512_32, RINGATTN__A512, float, __m512, 16, 1, 4, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv1_avx512_64, RINGATTN__A512, double, __m512d, 8, 1, 4, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif /* RINGATTN__X86 */
-
+                           double beta, void *C, int64_t ldc);
+static int ringattn__isa(void);
+static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d);
 static void ringattn__qk(int isa, ringattn_dtype t, int64_t nr, const void *const *q, int64_t d,
-                         const void *const *kp, int64_t np, double scale, void *const *s)
-{
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) ringattn__qk_avx512_32(nr, q, d, kp, np, (float)scale, s);
-        else ringattn__qk_avx512_64(nr, q, d, kp, np, scale, s);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) ringattn__qk_avx2_32(nr, q, d, kp, np, (float)scale, s);
-        else ringattn__qk_avx2_64(nr, q, d, kp, np, scale, s);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__qk_c32(nr, q, d, kp, np, (float)scale, s);
-    else ringattn__qk_c64(nr, q, d, kp, np, scale, s);
-}
-
+                         const void *const *kp, int64_t np, double scale, void *const *s);
 static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *const *p, int64_t n,
-                         const void *v, int64_t ldv, int64_t dv, void *const *o)
-{
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx512_32 : ringattn__pv_avx512_32)(nr, p, n, (const float *)v, ldv, dv, o);
-        else (nr == 1 ? ringattn__pv1_avx512_64 : ringattn__pv_avx512_64)(nr, p, n, (const double *)v, ldv, dv, o);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx2_32 : ringattn__pv_avx2_32)(nr, p, n, (const float *)v, ldv, dv, o);
-        else (nr == 1 ? ringattn__pv1_avx2_64 : ringattn__pv_avx2_64)(nr, p, n, (const double *)v, ldv, dv, o);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__pv_c32(nr, p, n, (const float *)v, ldv, dv, o);
-    else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
-}
-
-/* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
-   then the lanes pairwise (the vector exp-and-sum functions add in exactly this order) */
-static double ringattn__sum8(const double s[8])
-{
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
-   running denominator l never loses digits to the block structure of the ring; the loops
-   keep several independent lanes so they vectorize without reassociating anything (the
-   order of operations is fixed by the code, so results stay deterministic). */
-static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
-{
-    int64_t j, k;
-    double mx = -INFINITY;
-#ifdef RINGATTN__X86
-    if (t == RINGATTN_F32 && ringattn__isa() == RINGATTN__ISA_AVX512) mx = ringattn__row_max_avx512((const float *)x, n);
-    else
-#endif
-    if (t == RINGATTN_F32) {
-        const float *a = (const float *)x;
-        float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        for (j = 0; j + 8 <= n; j += 8)
-            for (k = 0; k < 8; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
-        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
-        for (k = 0; k < 8; k++) mx = (m[k] > mx) ? m[k] : mx;
-    } else {
-        const double *a = (const double *)x;
-        double m[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        for (j = 0; j + 4 <= n; j += 4)
-            for (k = 0; k < 4; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
-        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
-        for (k = 0; k < 4; k++) mx = (m[k] > mx) ? m[k] : mx;
-    }
-    /* NaNs lose every comparison above; they still reach the row through exp(NaN) = NaN,
-       except when nothing else is visible: then the row's max must be NaN itself */
-    if (mx == -INFINITY)
-        for (j = 0; j < n; j++) {
-            double y = (t == RINGATTN_F32) ? (double)((const float *)x)[j] : ((const double *)x)[j];
-            if (y != y) return y;
-        }
-    return mx;
-}
-
-static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
-{
-    int64_t j, k;
-    double s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
-    if (t == RINGATTN_F32) {
-        const float *a = (const float *)x;
-        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += (double)a[j + k];
-        for (; j < n; j++) s[0] += (double)a[j];
-    } else {
-        const double *a = (const double *)x;
-        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += a[j + k];
-        for (; j < n; j++) s[0] += a[j];
-    }
-    return ringattn__sum8(s);
-}
-
-/* x[j] = exp(x[j] - m), return the sum */
-static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
-{
-    if (t == RINGATTN_F32) {
-#ifdef RINGATTN__X86
-        int isa = ringattn__isa();
-        if (isa == RINGATTN__ISA_AVX512)   /* one pass: exp and sum */
-            return ringattn__expf_sum_row_avx512((float *)x, n, (float)m);
-        if (isa == RINGATTN__ISA_AVX2)
-            return ringattn__expf_sum_row_avx2((float *)x, n, (float)m);
-#endif
-        ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
-    } else {
-        ringattn__exp_row((double *)x, n, m);
-    }
-    return ringattn__row_sum(t, x, n);
-}
-
-/* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
-static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
-{
-    if (t == RINGATTN_F32) {
-        float hi = (float)lse;   /* lse need not be a float: carry it as hi + lo */
-        ringattn__expf_row((float *)x, n, hi, (float)(lse - (double)hi));
-    } else {
-        ringattn__exp_row((double *)x, n, lse);
-    }
-}
-
-/* ds[j] = p[j] * (ds[j] - D)   (ds holds dP on entry) */
-static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) {
-        const float *a = (const float *)p; float *g = (float *)ds; float Df = (float)D;
-        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - Df);
-    } else {
-        const double *a = (const double *)p; double *g = (double *)ds;
-        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - D);
-    }
-}
-
-/* softcap (Gemma 2 / FlashAttention): x[j] = cap * tanh(x[j] / cap) */
-static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) { float *a = (float *)x; float c = (float)cap; for (j = 0; j < n; j++) a[j] = c * tanhf(a[j] / c); }
-    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] = cap * tanh(a[j] / cap); }
-}
-
-/* backward through a softcap: s holds capped logits on entry and P on exit; ds holds dP on
-   entry and dS of the raw logit on exit: P (dP - D) (1 - (s / cap)^2) */
+                         const void *v, int64_t ldv, int64_t dv, void *const *o);
+static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n);
+static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m);
+static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse);
+static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D);
+static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap);
 static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
-                                   double D, double cap)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) {
-        float *a = (float *)s, *g = (float *)ds;
-        for (j = 0; j < n; j++) {
-            float c = a[j] / (float)cap, pr = (float)exp((double)a[j] - lse);
-            g[j] = pr * (g[j] - (float)D) * (1.0f - c * c);
-            a[j] = pr;
-        }
-    } else {
-        double *a = (double *)s, *g = (double *)ds;
-        for (j = 0; j < n; j++) {
-            double c = a[j] / cap, pr = exp(a[j] - lse);
-            g[j] = pr * (g[j] - D) * (1.0 - c * c);
-            a[j] = pr;
-        }
-    }
-}
+                                   double D, double cap);
+static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s);
 
-static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) { float *a = (float *)x; float sf = (float)s; for (j = 0; j < n; j++) a[j] *= sf; }
-    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] *= s; }
-}
-
-/* largest share of any member (what a travelling buffer must hold) */
-static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
-{
-    ringattn__piece pc[2]; int i, np; int64_t mx = 0, r;
-    if (part != RINGATTN_ZIGZAG) return (n + p - 1) / p;
-    for (i = 0; i < p; i++) {   /* zigzag: chunk i with chunk 2p-1-i, sizes differ by one */
-        np = ringattn__pieces(part, n, p, i, pc);
-        r = ringattn__piece_rows(pc, np);
-        if (r > mx) mx = r;
-    }
-    return mx;
-}
-
-/* ---------------------------------------------------------------- ring members */
+/* ---------------------------------------------------------------- the ring's state */
 
 typedef struct {
     ringattn__piece qp[2];         /* my query positions (one or two pieces)                  */
@@ -1751,50 +1125,27 @@ static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t
     return n;
 }
 
-/* ---------------------------------------------------------------- THE online-softmax merge */
-/* Folds one group of score rows into the running state of its rows; the only place that
-   knows the rescaling. Row r sees tile columns [lo[r], hi[r]) and nothing else: invisible
-   entries are never read, so a NaN or Inf in a key or value the row cannot see stays out.
-     m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
-     acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
-   Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
-   Score row r is s + r * lds, its first entry tile column soff; v is the value row of tile
-   column 0. Every row of the group sees [ca, cz): those columns go through one P V product
-   for the whole group, then each row's own columns left and right of them (the cut follows
-   the mask only, so the order of every sum is fixed). */
-static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
-                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
-                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
-                            double *m, double *l, int64_t rstride, int64_t *flops)
+/* largest share of any member (what a travelling buffer must hold) */
+static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
 {
-    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, k, live = 0;
-    const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
-    for (r = 0; r < rows; r++) {
-        char *sr = ringattn__at(s, r * lds + lo[r] - soff, es);
-        double mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
-        /* every visible score -inf: the row contributes nothing */
-        if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
-        sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
-        if (alpha != 1.0) ringattn__row_scale(t, ringattn__at(acc, r * ldacc, es), P->dv, alpha);
-        ringattn__merge_fold(mr, lr, mnew, alpha, sum);
-        at[live] = r;
-        pr[live] = ringattn__at(s, r * lds + ca - soff, es);
-        orow[live++] = ringattn__at(acc, r * ldacc, es);
-        *flops += 2 * (hi[r] - lo[r]) * P->dv;
+    ringattn__piece pc[2]; int i, np; int64_t mx = 0, r;
+    if (part != RINGATTN_ZIGZAG) return (n + p - 1) / p;
+    for (i = 0; i < p; i++) {   /* zigzag: chunk i with chunk 2p-1-i, sizes differ by one */
+        np = ringattn__pieces(part, n, p, i, pc);
+        r = ringattn__piece_rows(pc, np);
+        if (r > mx) mx = r;
     }
-    if (live == 0) return;
-    ringattn__pv(isa, t, live, pr, cz - ca, ringattn__at(v, ca * ldv, es), ldv, P->dv, orow);
-    for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
-        int64_t i = at[k], side;
-        for (side = 0; side < 2; side++) {
-            int64_t a = side ? cz : lo[i], w = side ? hi[i] - cz : ca - lo[i];
-            const void *p1 = ringattn__at(s, i * lds + a - soff, es);
-            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, ringattn__at(v, a * ldv, es), ldv, P->dv, &orow[k]);
-        }
-    }
+    return mx;
 }
 
-/* ---------------------------------------------------------------- blocks and tiles */
+/* the caller's tensors of one call */
+typedef struct {
+    const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
+    ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
+    int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
+                       member's rows, its pieces one after another (an MPI rank's chunk)     */
+} ringattn__io;
+
 /* A block is one (batch, head) pair of runs: query positions qa, qa+r, ... (nr of them) and
    key positions ka, ka+r, ... (nc of them), r = 1 for dense attention, the dilation rate for
    a dilated pattern. Member buffers are row-major, so a run is a matrix with leading
@@ -1812,6 +1163,248 @@ typedef struct {
     const void *kpan;          /* forward: the key piece, in panels (ringattn__panel_at)      */
     int64_t kloc, kcnt;        /* its row of the first column, its rows                       */
 } ringattn__block;
+
+/* the algorithm's steps, defined below in this order */
+static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W);
+static int64_t ringattn__count_step(const ringattn__ring *R, int i);
+static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t tiles);
+static void ringattn__pass_on(const ringattn__ring *R, int i, int t);
+static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
+                           const ringattn__piece *kp, int nkp, void *kv, void *dkv,
+                           int64_t bb, int64_t kh);
+static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratch *me,
+                                    const ringattn__block *B);
+static void ringattn__backward_block(const ringattn__problem *P, ringattn__scratch *me,
+                                     const ringattn__block *B);
+static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
+                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
+                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
+                            double *m, double *l, int64_t rstride, int64_t *flops);
+static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m, double *l,
+                                  int64_t row0, int64_t rows);
+static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i,
+                                   int64_t bb, int64_t hh);
+static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io *io, int i,
+                                    int64_t bb, int64_t hh);
+
+/* ---------------------------------------------------------------- THE RING */
+
+static int ringattn__thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* THE RING: p members, p steps. Threads share out the members' units (with as many threads
+   as members, each thread is one member); without OpenMP, or with num_threads = 1, the
+   same units run one after another. Every unit's arithmetic is fixed by the problem, not by
+   the thread that runs it, so the result is bit-identical for any thread count. */
+static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
+{
+    const int p = R->P->p;
+    const int nt = R->P->nt;
+    const int64_t work = (int64_t)p * R->P->units;
+    const int64_t bh = R->P->b * R->P->h, slices = (int64_t)p * bh;
+    (void)nt;
+    RINGATTN__OMP(omp parallel num_threads(nt))
+    {
+        ringattn__scratch *W = &R->w[ringattn__thread_id()];
+        int t, i; int64_t x;
+#ifdef _OPENMP
+        /* the threads of this call are all the ring gets: a BLAS built on OpenMP must not
+           fan each small tile out again (a team of one does not count as "in parallel").
+           This ICV belongs to this region's tasks only; the caller's setting is untouched. */
+        omp_set_num_threads(1);
+#endif
+        /* setup and finish in (member, batch, head) slices: a ring smaller than the thread
+           team still keeps every thread busy */
+        RINGATTN__OMP(omp for schedule(dynamic, 1))
+        for (x = 0; x < slices; x++) ringattn__member_setup(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
+        for (t = 0; t < p; t++) {
+            /* dynamic: with a causal mask some members have nothing to do at step t and
+               the diagonal blocks cost more, so a fixed split leaves a thread idle; which
+               thread runs a unit never changes its arithmetic */
+            RINGATTN__OMP(omp for schedule(dynamic, 1))
+            for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);
+            RINGATTN__OMP(omp for schedule(static))
+            for (i = 0; i < p; i++) {
+                int64_t tiles = ringattn__count_step(R, i);
+                ringattn__report_step(R, i, t, tiles);
+                ringattn__pass_on(R, i, t);
+            }
+            /* the barrier closing this loop is the ring's clock tick: every hand-off of
+               step t has landed before any member starts step t + 1 */
+        }
+        RINGATTN__OMP(omp for schedule(dynamic, 1))
+        for (x = 0; x < slices; x++) ringattn__member_finish(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
+    }
+}
+
+/* Step t, phase 1 (one unit x of all p * units): member i folds its block in. */
+static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W)
+{
+    const ringattn__problem *P = R->P;
+    int p = P->p, i = (int)(x / P->units), src, nkp;
+    int64_t u = x % P->units;
+    ringattn__member *me = ringattn__mem(R, i);
+    ringattn__piece kp[2];
+    src = ringattn__source(p, i, t);                         /* whose K/V we hold now */
+    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    if (me->block_o) {
+        /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
+           same unit; the running state below is then folded exactly as without the option,
+           so its bits do not change. Counted once, by the running pass. */
+        ringattn__member blk = *me;
+        int64_t bb = u / P->hk, hh;
+        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
+            ringattn__state_reset(P, me->block_o, me->block_m, me->block_l, (bb * P->h + hh) * me->rows, me->rows);
+        blk.st.fwd.o = me->block_o; blk.st.fwd.m = me->block_m; blk.st.fwd.l = me->block_l;
+        ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
+    }
+    W->tiles = 0; W->flops = 0;
+    ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
+                   u / P->hk, u % P->hk);
+    /* integer counters: the totals do not depend on which thread adds first */
+    RINGATTN__OMP(omp atomic)
+    me->step_tiles += W->tiles;
+    RINGATTN__OMP(omp atomic)
+    me->flops += W->flops;
+}
+
+/* Step t, phase 2 (member i), after every unit of the step: the step's counters. Returns the
+   tiles of the step and clears them for the next one. */
+static int64_t ringattn__count_step(const ringattn__ring *R, int i)
+{
+    ringattn__member *me = ringattn__mem(R, i);
+    int64_t tiles = me->step_tiles;
+    if (tiles) me->blocks_computed++; else me->blocks_skipped++;
+    me->tiles += tiles;
+    me->step_tiles = 0;
+    return tiles;
+}
+
+/* Step t, phase 2: the trace event of member i, before the hand-off (the dK/dV it shows are
+   those of chunk src, which the hand-off passes on) */
+static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t tiles)
+{
+    const ringattn__problem *P = R->P;
+    int p = P->p, src = ringattn__source(p, i, t);
+    ringattn__member *me = ringattn__mem(R, i);
+    ringattn__piece kp[2];
+    ringattn_trace_event ev;
+    int nkp, j;
+    if (!R->cfg->trace) return;
+    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    memset(&ev, 0, sizeof ev);
+    ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
+    ev.computed = tiles > 0;
+    ev.q_begin = me->q0; ev.q_end = me->q1;
+    ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
+    ev.tiles = tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
+    ev.row_max = R->pass ? NULL : me->st.fwd.m;
+    ev.row_sum = R->pass ? NULL : me->st.fwd.l;
+    /* the state itself: nothing moves until the next step, after this phase's barrier */
+    ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
+    ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
+    for (j = 0; j < 2; j++) {
+        ev.q_pos0[j] = j < me->nqp ? me->qp[j].pos0 : 0; ev.q_count[j] = j < me->nqp ? me->qp[j].count : 0;
+        ev.q_stride[j] = j < me->nqp ? me->qp[j].stride : 1;
+        ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
+        ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
+    }
+    ev.out_scale = ringattn__group_div(P);
+    ev.acc = R->pass ? me->st.bwd.dq : me->st.fwd.o;
+    ev.block_acc = me->block_o; ev.block_max = me->block_m; ev.block_sum = me->block_l;
+    ev.dkv = R->pass ? me->dkv[t & 1] : NULL; ev.kv_pitch = P->ck;
+    R->cfg->trace(&ev, R->cfg->trace_user);
+}
+
+/* A hand-off in one address space: the next member takes the buffer this member has just
+   used, and gives back the one it has finished with. No byte moves (a copy would only cost
+   time), and each member still owns exactly two buffers of each kind, so its
+   memory stays O(n/p). Member i writes only its own kv[cur] slot and its successor's
+   kv[nxt] slot, so all members can hand over at once. */
+static void ringattn__hand_over(void **mine, void **next_slot)
+{
+    void *spent = *next_slot;
+    *next_slot = *mine;
+    *mine = spent;
+}
+
+/* Step t, phase 3: member i hands its K/V chunk on to member i+1 (it is member i+1's for step
+   t+1); in the backward pass the chunk's dK/dV travel with it, and after p hand-offs they are
+   home. (With one member per process, ringattn_mpi.h sends the buffers itself.) */
+static void ringattn__pass_on(const ringattn__ring *R, int i, int t)
+{
+    ringattn__member *me = ringattn__mem(R, i), *next = ringattn__mem(R, (i + 1) % R->P->p);
+    if (t + 1 < R->P->p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
+    if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
+}
+
+/* ---------------------------------------------------------------- the unit, blocks and tiles */
+/* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
+   that no two units ever write the same dK/dV rows. For each of those heads, each pattern
+   the head takes (dense: one pattern), each pair of query / key pieces, and each segment
+   that both touch. Blocks sharing no segment are never visited: that is the dilated (and
+   varlen) skip. */
+static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
+                           const ringattn__piece *kp, int nkp, void *kv, void *dkv,
+                           int64_t bb, int64_t kh)
+{
+    const ringattn__problem *P = R->P;
+    size_t es = P->es;
+    int64_t hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
+    int64_t kvrow = (bb * P->hk + kh) * P->ck;
+    for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
+        int64_t home = (bb * P->h + hh) * me->rows;
+        int npat = ringattn__patterns(P), ip, a, c;
+        for (ip = 0; ip < npat; ip++) {
+            int64_t seglen, rate, o;
+            ringattn__pattern(P, hh, ip, &seglen, &rate, &o);
+            for (a = 0; a < me->nqp; a++)
+            for (c = 0; c < nkp; c++) {
+                const ringattn__piece *qp = &me->qp[a], *kq = &kp[c];
+                int64_t j, j0, j1;
+                if (qp->count == 0 || kq->count == 0) continue;
+                ringattn__segment_range(P, seglen, qp, kq, &j0, &j1);   /* segments both pieces touch */
+                for (j = j0; j <= j1; j++) {
+                    ringattn__segment S; ringattn__block B; int64_t qrow, krow, qbs, kbs;
+                    ringattn__segment_at(P, seglen, j, &S);
+                    B.nr = ringattn__run(qp, S.qb, S.qe, o, rate, &B.qa, &qrow, &B.qps, &qbs);
+                    if (B.nr == 0) continue;
+                    B.nc = ringattn__run(kq, S.kb, S.ke, o, rate, &B.ka, &krow, &B.kps, &kbs);
+                    if (B.nc == 0) continue;
+                    B.rs = qbs;          /* == kbs: pieces of one call share their kind */
+                    B.off = S.off;
+                    B.q = ringattn__at(me->q, (home + qrow) * P->d, es);
+                    B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
+                    if (R->pass == 0) {
+                        B.o = ringattn__at(me->st.fwd.o, (home + qrow) * P->dv, es);
+                        B.m = me->st.fwd.m + home + qrow;
+                        B.l = me->st.fwd.l + home + qrow;
+                    } else {
+                        B.dq = ringattn__at(me->st.bwd.dq, (home + qrow) * P->d, es);
+                        B.dout = ringattn__at(me->dout, (home + qrow) * P->dv, es);
+                        B.lse = me->st.bwd.lse + home + qrow;
+                        B.D = me->st.bwd.D + home + qrow;
+                    }
+                    B.k = ringattn__at(kv, (kvrow + krow) * P->d, es);
+                    B.kpan = ringattn__at(kv, (kvrow + kq->row0) * P->d, es);
+                    B.kloc = krow - kq->row0; B.kcnt = kq->count;
+                    B.v = ringattn__at(kv, kvhalf + (kvrow + krow) * P->dv, es);
+                    B.dk = dkv ? ringattn__at(dkv, (kvrow + krow) * P->d, es) : NULL;
+                    B.dv = dkv ? ringattn__at(dkv, kvhalf + (kvrow + krow) * P->dv, es) : NULL;
+                    (void)kbs;
+                    if (R->pass == 0) ringattn__forward_block(P, W, &B);
+                    else ringattn__backward_block(P, W, &B);
+                }
+            }
+        }
+    }
+}
 
 /* visible key columns [lo, hi) of tile rows [r0, r0+nr) against columns [c0, c1);
    returns 0 if nothing is visible, and sets *full when every row sees every column */
@@ -2016,63 +1609,45 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
     }
 }
 
-/* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
-   that no two units ever write the same dK/dV rows. For each of those heads, each pattern
-   the head takes (dense: one pattern), each pair of query / key pieces, and each segment
-   that both touch. Blocks sharing no segment are never visited: that is the dilated (and
-   varlen) skip. */
-static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
-                           const ringattn__piece *kp, int nkp, void *kv, void *dkv,
-                           int64_t bb, int64_t kh)
+/* ---------------------------------------------------------------- THE online-softmax merge */
+/* Folds one group of score rows into the running state of its rows; the only place that
+   knows the rescaling. Row r sees tile columns [lo[r], hi[r]) and nothing else: invisible
+   entries are never read, so a NaN or Inf in a key or value the row cannot see stays out.
+     m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
+     acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
+   Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
+   Score row r is s + r * lds, its first entry tile column soff; v is the value row of tile
+   column 0. Every row of the group sees [ca, cz): those columns go through one P V product
+   for the whole group, then each row's own columns left and right of them (the cut follows
+   the mask only, so the order of every sum is fixed). */
+static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
+                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
+                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
+                            double *m, double *l, int64_t rstride, int64_t *flops)
 {
-    const ringattn__problem *P = R->P;
-    size_t es = P->es;
-    int64_t hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
-    int64_t kvrow = (bb * P->hk + kh) * P->ck;
-    for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
-        int64_t home = (bb * P->h + hh) * me->rows;
-        int npat = ringattn__patterns(P), ip, a, c;
-        for (ip = 0; ip < npat; ip++) {
-            int64_t seglen, rate, o;
-            ringattn__pattern(P, hh, ip, &seglen, &rate, &o);
-            for (a = 0; a < me->nqp; a++)
-            for (c = 0; c < nkp; c++) {
-                const ringattn__piece *qp = &me->qp[a], *kq = &kp[c];
-                int64_t j, j0, j1;
-                if (qp->count == 0 || kq->count == 0) continue;
-                ringattn__segment_range(P, seglen, qp, kq, &j0, &j1);   /* segments both pieces touch */
-                for (j = j0; j <= j1; j++) {
-                    ringattn__segment S; ringattn__block B; int64_t qrow, krow, qbs, kbs;
-                    ringattn__segment_at(P, seglen, j, &S);
-                    B.nr = ringattn__run(qp, S.qb, S.qe, o, rate, &B.qa, &qrow, &B.qps, &qbs);
-                    if (B.nr == 0) continue;
-                    B.nc = ringattn__run(kq, S.kb, S.ke, o, rate, &B.ka, &krow, &B.kps, &kbs);
-                    if (B.nc == 0) continue;
-                    B.rs = qbs;          /* == kbs: pieces of one call share their kind */
-                    B.off = S.off;
-                    B.q = ringattn__at(me->q, (home + qrow) * P->d, es);
-                    B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
-                    if (R->pass == 0) {
-                        B.o = ringattn__at(me->st.fwd.o, (home + qrow) * P->dv, es);
-                        B.m = me->st.fwd.m + home + qrow;
-                        B.l = me->st.fwd.l + home + qrow;
-                    } else {
-                        B.dq = ringattn__at(me->st.bwd.dq, (home + qrow) * P->d, es);
-                        B.dout = ringattn__at(me->dout, (home + qrow) * P->dv, es);
-                        B.lse = me->st.bwd.lse + home + qrow;
-                        B.D = me->st.bwd.D + home + qrow;
-                    }
-                    B.k = ringattn__at(kv, (kvrow + krow) * P->d, es);
-                    B.kpan = ringattn__at(kv, (kvrow + kq->row0) * P->d, es);
-                    B.kloc = krow - kq->row0; B.kcnt = kq->count;
-                    B.v = ringattn__at(kv, kvhalf + (kvrow + krow) * P->dv, es);
-                    B.dk = dkv ? ringattn__at(dkv, (kvrow + krow) * P->d, es) : NULL;
-                    B.dv = dkv ? ringattn__at(dkv, kvhalf + (kvrow + krow) * P->dv, es) : NULL;
-                    (void)kbs;
-                    if (R->pass == 0) ringattn__forward_block(P, W, &B);
-                    else ringattn__backward_block(P, W, &B);
-                }
-            }
+    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, k, live = 0;
+    const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
+    for (r = 0; r < rows; r++) {
+        char *sr = ringattn__at(s, r * lds + lo[r] - soff, es);
+        double mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
+        /* every visible score -inf: the row contributes nothing */
+        if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
+        sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
+        if (alpha != 1.0) ringattn__row_scale(t, ringattn__at(acc, r * ldacc, es), P->dv, alpha);
+        ringattn__merge_fold(mr, lr, mnew, alpha, sum);
+        at[live] = r;
+        pr[live] = ringattn__at(s, r * lds + ca - soff, es);
+        orow[live++] = ringattn__at(acc, r * ldacc, es);
+        *flops += 2 * (hi[r] - lo[r]) * P->dv;
+    }
+    if (live == 0) return;
+    ringattn__pv(isa, t, live, pr, cz - ca, ringattn__at(v, ca * ldv, es), ldv, P->dv, orow);
+    for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
+        int64_t i = at[k], side;
+        for (side = 0; side < 2; side++) {
+            int64_t a = side ? cz : lo[i], w = side ? hi[i] - cz : ca - lo[i];
+            const void *p1 = ringattn__at(s, i * lds + a - soff, es);
+            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, ringattn__at(v, a * ldv, es), ldv, P->dv, &orow[k]);
         }
     }
 }
@@ -2144,13 +1719,6 @@ static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch,
             ringattn__store(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c), ringattn__load(src, ct, at + c));
     }
 }
-
-typedef struct {
-    const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
-    ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
-    int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
-                       member's rows, its pieces one after another (an MPI rank's chunk)     */
-} ringattn__io;
 
 /* where the pieces' rows are in the caller's tensors: at their positions, or (a local chunk)
    at their buffer rows */
@@ -2255,163 +1823,6 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             ringattn__unpack(ringattn__at(home, P->b * P->hk * P->ck * P->d, P->es),
                              P->ct, P->ck, kio, nkp, io->dv, bb, hh);
         }
-    }
-}
-
-/* ---------------------------------------------------------------- THE RING */
-
-/* Step t, phase 1 (one unit x of all p * units): member i folds its block in. */
-static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W)
-{
-    const ringattn__problem *P = R->P;
-    int p = P->p, i = (int)(x / P->units), src, nkp;
-    int64_t u = x % P->units;
-    ringattn__member *me = ringattn__mem(R, i);
-    ringattn__piece kp[2];
-    src = ringattn__source(p, i, t);                         /* whose K/V we hold now */
-    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
-    if (me->block_o) {
-        /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
-           same unit; the running state below is then folded exactly as without the option,
-           so its bits do not change. Counted once, by the running pass. */
-        ringattn__member blk = *me;
-        int64_t bb = u / P->hk, hh;
-        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
-            ringattn__state_reset(P, me->block_o, me->block_m, me->block_l, (bb * P->h + hh) * me->rows, me->rows);
-        blk.st.fwd.o = me->block_o; blk.st.fwd.m = me->block_m; blk.st.fwd.l = me->block_l;
-        ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
-    }
-    W->tiles = 0; W->flops = 0;
-    ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
-                   u / P->hk, u % P->hk);
-    /* integer counters: the totals do not depend on which thread adds first */
-    RINGATTN__OMP(omp atomic)
-    me->step_tiles += W->tiles;
-    RINGATTN__OMP(omp atomic)
-    me->flops += W->flops;
-}
-
-/* Step t, phase 2 (member i), after every unit of the step: the step's counters. Returns the
-   tiles of the step and clears them for the next one. */
-static int64_t ringattn__count_step(const ringattn__ring *R, int i)
-{
-    ringattn__member *me = ringattn__mem(R, i);
-    int64_t tiles = me->step_tiles;
-    if (tiles) me->blocks_computed++; else me->blocks_skipped++;
-    me->tiles += tiles;
-    me->step_tiles = 0;
-    return tiles;
-}
-
-/* Step t, phase 2: the trace event of member i, before the hand-off (the dK/dV it shows are
-   those of chunk src, which the hand-off passes on) */
-static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t tiles)
-{
-    const ringattn__problem *P = R->P;
-    int p = P->p, src = ringattn__source(p, i, t);
-    ringattn__member *me = ringattn__mem(R, i);
-    ringattn__piece kp[2];
-    ringattn_trace_event ev;
-    int nkp, j;
-    if (!R->cfg->trace) return;
-    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
-    memset(&ev, 0, sizeof ev);
-    ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
-    ev.computed = tiles > 0;
-    ev.q_begin = me->q0; ev.q_end = me->q1;
-    ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
-    ev.tiles = tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
-    ev.row_max = R->pass ? NULL : me->st.fwd.m;
-    ev.row_sum = R->pass ? NULL : me->st.fwd.l;
-    /* the state itself: nothing moves until the next step, after this phase's barrier */
-    ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
-    ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
-    for (j = 0; j < 2; j++) {
-        ev.q_pos0[j] = j < me->nqp ? me->qp[j].pos0 : 0; ev.q_count[j] = j < me->nqp ? me->qp[j].count : 0;
-        ev.q_stride[j] = j < me->nqp ? me->qp[j].stride : 1;
-        ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
-        ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
-    }
-    ev.out_scale = ringattn__group_div(P);
-    ev.acc = R->pass ? me->st.bwd.dq : me->st.fwd.o;
-    ev.block_acc = me->block_o; ev.block_max = me->block_m; ev.block_sum = me->block_l;
-    ev.dkv = R->pass ? me->dkv[t & 1] : NULL; ev.kv_pitch = P->ck;
-    R->cfg->trace(&ev, R->cfg->trace_user);
-}
-
-/* A hand-off in one address space: the next member takes the buffer this member has just
-   used, and gives back the one it has finished with. No byte moves (a copy would only cost
-   time), and each member still owns exactly two buffers of each kind, so its
-   memory stays O(n/p). Member i writes only its own kv[cur] slot and its successor's
-   kv[nxt] slot, so all members can hand over at once. */
-static void ringattn__hand_over(void **mine, void **next_slot)
-{
-    void *spent = *next_slot;
-    *next_slot = *mine;
-    *mine = spent;
-}
-
-/* Step t, phase 3: member i hands its K/V chunk on to member i+1 (it is member i+1's for step
-   t+1); in the backward pass the chunk's dK/dV travel with it, and after p hand-offs they are
-   home. (With one member per process, ringattn_mpi.h sends the buffers itself.) */
-static void ringattn__pass_on(const ringattn__ring *R, int i, int t)
-{
-    ringattn__member *me = ringattn__mem(R, i), *next = ringattn__mem(R, (i + 1) % R->P->p);
-    if (t + 1 < R->P->p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
-    if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
-}
-
-static int ringattn__thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-/* THE RING: p members, p steps. Threads share out the members' units (with as many threads
-   as members, each thread is one member); without OpenMP, or with num_threads = 1, the
-   same units run one after another. Every unit's arithmetic is fixed by the problem, not by
-   the thread that runs it, so the result is bit-identical for any thread count. */
-static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
-{
-    const int p = R->P->p;
-    const int nt = R->P->nt;
-    const int64_t work = (int64_t)p * R->P->units;
-    const int64_t bh = R->P->b * R->P->h, slices = (int64_t)p * bh;
-    (void)nt;
-    RINGATTN__OMP(omp parallel num_threads(nt))
-    {
-        ringattn__scratch *W = &R->w[ringattn__thread_id()];
-        int t, i; int64_t x;
-#ifdef _OPENMP
-        /* the threads of this call are all the ring gets: a BLAS built on OpenMP must not
-           fan each small tile out again (a team of one does not count as "in parallel").
-           This ICV belongs to this region's tasks only; the caller's setting is untouched. */
-        omp_set_num_threads(1);
-#endif
-        /* setup and finish in (member, batch, head) slices: a ring smaller than the thread
-           team still keeps every thread busy */
-        RINGATTN__OMP(omp for schedule(dynamic, 1))
-        for (x = 0; x < slices; x++) ringattn__member_setup(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
-        for (t = 0; t < p; t++) {
-            /* dynamic: with a causal mask some members have nothing to do at step t and
-               the diagonal blocks cost more, so a fixed split leaves a thread idle; which
-               thread runs a unit never changes its arithmetic */
-            RINGATTN__OMP(omp for schedule(dynamic, 1))
-            for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);
-            RINGATTN__OMP(omp for schedule(static))
-            for (i = 0; i < p; i++) {
-                int64_t tiles = ringattn__count_step(R, i);
-                ringattn__report_step(R, i, t, tiles);
-                ringattn__pass_on(R, i, t);
-            }
-            /* the barrier closing this loop is the ring's clock tick: every hand-off of
-               step t has landed before any member starts step t + 1 */
-        }
-        RINGATTN__OMP(omp for schedule(dynamic, 1))
-        for (x = 0; x < slices; x++) ringattn__member_finish(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
     }
 }
 
@@ -2833,6 +2244,68 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     if (cfg->stats) ringattn__fill_stats(&R, &plan, cfg->stats);
     ringattn__ring_free(&R, cfg->alloc_user);
     return RINGATTN_OK;
+}
+
+/* ---------------------------------------------------------------- small public helpers */
+
+RINGATTN_API const char *ringattn_strerror(int status)
+{
+    switch (status) {
+    case RINGATTN_OK:           return "success";
+    case RINGATTN_ENULL:        return "a required pointer (config, tensor or tensor data) is NULL";
+    case RINGATTN_ESHAPE:       return "tensor shapes are invalid or inconsistent (every dim >= 1; "
+                                       "q [b,nq,h,d], k [b,nk,hk,d], v [b,nk,hk,dv], out [b,nq,h,dv], "
+                                       "lse [b,h,nq,1], h a multiple of hk)";
+    case RINGATTN_EDTYPE:       return "unknown tensor dtype, or compute dtype not F32/F64";
+    case RINGATTN_ECONFIG:      return "a config field is out of range (causal, scale, ring_size, "
+                                       "num_threads, window, mix, partition, softcap, num_groups)";
+    case RINGATTN_EOVERFLOW:    return "a size, stride or byte count overflows 64 bits (or a BLAS int)";
+    case RINGATTN_ENOMEM:       return "out of memory; nothing was written";
+    case RINGATTN_ESTRIDE:      return "an output view has a zero stride on an axis longer than 1";
+    case RINGATTN_ESEGMENT:     return "dilated attention: a segment length or dilation rate is < 1, "
+                                       "nq != nk, or the sequence length is not a multiple of a segment";
+    case RINGATTN_EUNSUPPORTED: return "a valid option that this build or entry point does not implement";
+    case RINGATTN_EALIAS:       return "an output shares its data pointer with another tensor of the call";
+    case RINGATTN_ECUDA:        return "a CUDA call failed";
+    case RINGATTN_EIO:          return "a file could not be opened, read or written";
+    case RINGATTN_EFORMAT:      return "not a valid .npy file (bad magic, version or header, truncated, "
+                                       "unsupported dtype, or bytes after the data)";
+    case RINGATTN_EMPI:         return "an MPI call failed, or another rank of the ring failed";
+    case RINGATTN_ETIMEDOUT:    return "a rank of the ring did not answer within the timeout";
+    default:                    return "unknown ringattn status code";
+    }
+}
+
+RINGATTN_API ringattn_tensor ringattn_tensor_bnhd(void *data, ringattn_dtype dtype,
+                                                  int64_t b, int64_t n, int64_t h, int64_t d)
+{
+    ringattn_tensor t;
+    t.data = data; t.dtype = dtype;
+    t.shape[0] = b; t.shape[1] = n; t.shape[2] = h; t.shape[3] = d;
+    t.stride[3] = 1; t.stride[2] = d; t.stride[1] = h * d; t.stride[0] = n * h * d;
+    return t;
+}
+
+RINGATTN_API ringattn_tensor ringattn_tensor_lse(void *data, ringattn_dtype dtype,
+                                                 int64_t b, int64_t h, int64_t n)
+{
+    ringattn_tensor t;
+    t.data = data; t.dtype = dtype;
+    t.shape[0] = b; t.shape[1] = h; t.shape[2] = n; t.shape[3] = 1;
+    t.stride[3] = 1; t.stride[2] = 1; t.stride[1] = n; t.stride[0] = h * n;
+    return t;
+}
+
+RINGATTN_API ringattn_config ringattn_default_config(void)
+{
+    ringattn_config c;
+    memset(&c, 0, sizeof c);
+    c.compute = RINGATTN_F32;
+    c.window_left = -1;        /* unbounded: a zero here would mean "see only yourself" */
+    c.window_right = -1;
+    c.partition = RINGATTN_CONTIGUOUS;
+    c.mix = RINGATTN_MIX_HEAD_GROUPS;
+    return c;
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -4278,6 +3751,603 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *r, co
 }
 
 #endif /* RINGATTN_NO_NPY */
+
+/* ======================================================================================== */
+/*                                     PLATFORM CODE                                        */
+/* ======================================================================================== */
+/* What the algorithm above multiplies and exponentiates with: the built-in GEMM (or cblas),
+   the exps, the forward's fused block kernels and the softmax row helpers: portable C and,
+   for the exps, kernels and row helpers on x86-64, AVX2 / AVX-512 versions chosen at run
+   time that give the same bits. */
+
+/* ---------------------------------------------------------------- dense kernels */
+/* Row-major C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C; beta == 0 ignores C.
+   The only matrix multiply in the library: cblas when available, else a plain loop. */
+
+#ifndef RINGATTN_USE_CBLAS
+#define RINGATTN__DEFINE_GEMM(T, NAME)                                                        \
+static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,        \
+                 int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc)             \
+{                                                                                             \
+    int64_t i, j, k;                                                                          \
+    for (i = 0; i < M; i++) {                                                                 \
+        T *c = C + i * ldc;                                                                   \
+        for (j = 0; j < N; j++) c[j] = (beta == 0) ? (T)0 : beta * c[j];                      \
+        if (tb) {            /* B^T: row j of B is contiguous, so take dot products */         \
+            for (j = 0; j < N; j++) {                                                         \
+                const T *b = B + j * ldb; T s = 0;                                            \
+                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];    \
+                c[j] += alpha * s;                                                            \
+            }                                                                                 \
+        } else {             /* B: stream its rows into c (unit stride inner loop) */          \
+            for (k = 0; k < K; k++) {                                                         \
+                const T *b = B + k * ldb;                                                     \
+                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                         \
+                for (j = 0; j < N; j++) c[j] += a * b[j];                                     \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+RINGATTN__DEFINE_GEMM(float, ringattn__gemm_f32)
+RINGATTN__DEFINE_GEMM(double, ringattn__gemm_f64)
+#endif
+
+static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                           double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
+                           double beta, void *C, int64_t ldc)
+{
+#ifdef RINGATTN_USE_CBLAS
+    /* sizes were checked against INT_MAX when the call was validated */
+    if (t == RINGATTN_F32)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)M, (int)N, (int)K, (float)alpha, (const float *)A, (int)lda,
+                    (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
+    else
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
+                    (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
+#else
+    if (t == RINGATTN_F32)
+        ringattn__gemm_f32(ta, tb, M, N, K, (float)alpha, (const float *)A, lda,
+                           (const float *)B, ldb, (float)beta, (float *)C, ldc);
+    else
+        ringattn__gemm_f64(ta, tb, M, N, K, alpha, (const double *)A, lda,
+                           (const double *)B, ldb, beta, (double *)C, ldc);
+#endif
+}
+
+/* ---------------------------------------------------------------- the exps */
+/* The softmax weights' exp, in f32 and f64, written once as scalar C (the reference, also the
+   portable build's code) and once as a vector body instantiated for AVX2 (+FMA) and AVX-512F,
+   chosen at run time. Both do the same operations in the same order, fused multiply-adds
+   included, so every version gives the same bits (tests/test_simd.c compares them).
+   Method (Cephes): exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 with ln2 in two parts
+   (Cody-Waite), exp(r) by a polynomial: f32 degree 6 (Cephes expf's, within 2 ulp), f64 the
+   Taylor series to degree 12 (truncation below 2e-16). Below the normal range (x < ln FLT_MIN
+   = -87.33654, x < ln DBL_MIN = -708.39) the result is flushed to 0: the largest weight of a row
+   is exp(0) = 1, so a flushed weight changes a row by < 1e-38 (1e-308). Above 88 (709) x is
+   clamped: softmax arguments are <= 0. NaN stays NaN. The f32 argument is (a - hi) - lo: a score
+   minus a max or lse carried as a float pair, so the backward's double lse costs no precision. */
+
+/* x86-64 with GCC or clang: vector versions chosen at run time, whatever the compiler's
+   target flags (RINGATTN_NO_SIMD or RINGATTN_NO_DISPATCH leave only the scalar C) */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
+    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
+#define RINGATTN__X86 1
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC contracts a*b+c into one rounding wherever the language mode allows it (C++ and GNU C);
+   in a function built for FMA that would change bits the scalar code does not change */
+#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define RINGATTN__NOCONTRACT
+#endif
+#endif
+
+#ifdef RINGATTN__X86
+/* The vector body, for f32 (POLY/LOW/MAGIC/BIAS/SHIFT of f32) and f64: v[j] = exp((v[j] - hi) - lo)
+   for j < n, lanes below the range or NaN overwritten at the end (so the clamp may use min/max,
+   whatever they leave there is discarded); the n mod L tail by the scalar code. 2^n is built
+   from the integer in the low bits of n + MAGIC. */
+#define RINGATTN__EXP_BODY(NAME, ATTR, T, VT, VI, L, POLY, LOW, MAGIC, BIAS, SHIFT, HIGH, LOG2E, C1, C2, \
+                           LOAD, STORE, SET1, ADD, SUB, MUL, FMA, MIN, MAX, LT, ISNAN, SEL, CASTI, CASTV, \
+                           SUBI, SLLI, SCALAR)                                                   \
+ATTR static void NAME(T *v, int64_t n, T hi, T lo)                                               \
+{                                                                                               \
+    const VT h = SET1(hi), l = SET1(lo), low = SET1(LOW), magic = SET1(MAGIC);                  \
+    const VI bias = CASTI(SET1(MAGIC - BIAS));   /* bits(MAGIC) - exponent bias */               \
+    int64_t j;                                                                                  \
+    for (j = 0; j + L <= n; j += L) {                                                           \
+        VT x = SUB(SUB(LOAD(v + j), h), l), xc, q, r, p, e;                                     \
+        xc = MIN(MAX(x, low), SET1(HIGH));                                                      \
+        q = SUB(FMA(xc, SET1(LOG2E), magic), magic);                                            \
+        r = FMA(q, SET1(C2), FMA(q, SET1(-(C1)), xc));                                          \
+        e = CASTV(SLLI(SUBI(CASTI(ADD(q, magic)), bias), SHIFT));                               \
+        POLY(p, r, FMA, SET1);                                                                  \
+        p = SEL(LT(x, low), SET1(0), MUL(SCALAR(p, r), e));                                     \
+        STORE(v + j, SEL(ISNAN(x), x, p));                                                      \
+    }                                                                                           \
+    for (; j < n; j++) v[j] = ringattn__exp_any(v[j], hi, lo);                                  \
+}
+/* the step after the polynomial: f32's Cephes form (p r^2 + r + 1), f64's Taylor form (p) */
+#define RINGATTN__EXPF_TAIL_2(p, r) _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f))
+#define RINGATTN__EXPF_TAIL_5(p, r) _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f))
+#define RINGATTN__EXP_TAIL(p, r) (p)
+#define RINGATTN__LT2F(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN2F(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL2F(m, yes, no) _mm256_blendv_ps(no, yes, m)
+#define RINGATTN__LT2D(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN2D(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL2D(m, yes, no) _mm256_blendv_pd(no, yes, m)
+#define RINGATTN__LT5F(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN5F(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL5F(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
+#define RINGATTN__LT5D(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN5D(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL5D(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
+#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
+#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
+#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
+RINGATTN__EXP_BODY(ringattn__expf_row_avx2, RINGATTN__A2, float, __m256, __m256i, 8, RINGATTN__EXPF_POLY,
+                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
+                   2.12194440e-4f, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps,
+                   _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps, RINGATTN__LT2F,
+                   RINGATTN__NAN2F, RINGATTN__SEL2F, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_sub_epi32,
+                   _mm256_slli_epi32, RINGATTN__EXPF_TAIL_2)
+#undef ringattn__exp_any
+#define ringattn__exp_any(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
+RINGATTN__EXP_BODY(ringattn__exp_row_avx2, RINGATTN__A2, double, __m256d, __m256i, 4, RINGATTN__EXP_POLY,
+                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
+                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm256_loadu_pd, _mm256_storeu_pd,
+                   _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_fmadd_pd, _mm256_min_pd,
+                   _mm256_max_pd, RINGATTN__LT2D, RINGATTN__NAN2D, RINGATTN__SEL2D, _mm256_castpd_si256,
+                   _mm256_castsi256_pd, _mm256_sub_epi64, _mm256_slli_epi64, RINGATTN__EXP_TAIL)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+RINGATTN__EXP_BODY(ringattn__exp_row_avx512, RINGATTN__A512, double, __m512d, __m512i, 8, RINGATTN__EXP_POLY,
+                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
+                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm512_loadu_pd, _mm512_storeu_pd,
+                   _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_min_pd,
+                   _mm512_max_pd, RINGATTN__LT5D, RINGATTN__NAN5D, RINGATTN__SEL5D, _mm512_castpd_si512,
+                   _mm512_castsi512_pd, _mm512_sub_epi64, _mm512_slli_epi64, RINGATTN__EXP_TAIL)
+#undef ringattn__exp_any
+#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
+RINGATTN__EXP_BODY(ringattn__expf_row_avx512, RINGATTN__A512, float, __m512, __m512i, 16, RINGATTN__EXPF_POLY,
+                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
+                   2.12194440e-4f, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps,
+                   _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps, RINGATTN__LT5F,
+                   RINGATTN__NAN5F, RINGATTN__SEL5F, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_sub_epi32,
+                   _mm512_slli_epi32, RINGATTN__EXPF_TAIL_5)
+#undef ringattn__exp_any
+
+/* exp and the row's sum in ringattn__row_sum's order: eight double lanes over blocks of eight,
+   the tail into lane 0 (one pass over the row instead of two) */
+RINGATTN__A512 static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
+{
+    __m512d s8 = _mm512_setzero_pd();
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx512(v, n, hi, 0.0f);
+    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
+    _mm512_storeu_pd(s, s8);
+    for (; j < n; j++) s[0] += (double)v[j];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* the largest of x[0..n) by the comparisons of ringattn__row_max (NaNs lose every one);
+   max is exact, so the lane order cannot change the result */
+RINGATTN__A512 static float ringattn__row_max_avx512(const float *a, int64_t n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
+    if (j < n) {
+        __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
+        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
+    }
+    return _mm512_reduce_max_ps(m);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+RINGATTN__A2 static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx2(v, n, hi, 0.0f);
+    for (j = 0; j < n8; j += 8) {
+        __m256 e = _mm256_loadu_ps(v + j);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    for (; j < n; j++) s[0] += (double)v[j];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+#endif /* RINGATTN__X86 */
+
+/* the kernels' instruction set, asked once per tile or row (a read of a table filled at load
+   time): AVX-512F, else AVX2 with FMA, else the portable C */
+enum { RINGATTN__ISA_C = 0, RINGATTN__ISA_AVX2 = 1, RINGATTN__ISA_AVX512 = 2 };
+static int ringattn__isa(void)
+{
+#ifdef RINGATTN__X86
+    if (__builtin_cpu_supports("avx512f")) return RINGATTN__ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RINGATTN__ISA_AVX2;
+#endif
+    return RINGATTN__ISA_C;
+}
+
+/* v[0..n) = exp((v - hi) - lo), f32 */
+static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
+{
+    int64_t j;
+#ifdef RINGATTN__X86
+    int isa = ringattn__isa();
+    if (isa == RINGATTN__ISA_AVX512) { ringattn__expf_row_avx512(v, n, hi, lo); return; }
+    if (isa == RINGATTN__ISA_AVX2) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
+#endif
+    for (j = 0; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
+}
+
+/* v[0..n) = exp(v - sub), f64 */
+static void ringattn__exp_row(double *v, int64_t n, double sub)
+{
+    int64_t j;
+#ifdef RINGATTN__X86
+    int isa = ringattn__isa();
+    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub, 0.0); return; }
+    if (isa == RINGATTN__ISA_AVX2) { ringattn__exp_row_avx2(v, n, sub, 0.0); return; }
+#endif
+    for (j = 0; j < n; j++) v[j] = ringattn__exp((v[j] - sub) - 0.0);
+}
+
+/* ---------------------------------------------------------------- fused block kernels */
+/* The forward's two products, blocked so that a group of up to RINGATTN__FUSED_ROWS query
+   rows never leaves L1 between them (ringattn__forward_block drives them, ringattn__merge
+   sits between):
+
+     S[i][j]  = scale * sum_c Q[i][c] K[j][c]          ringattn__qk, j over whole K panels
+     O[i][c] += sum_j P[i][j] V[j][c]                  ringattn__pv, j over one column range
+
+   K is stored in panels (below) packed once, when a member builds its chunk: the panels
+   travel the ring as they are. Every sum runs in one fixed order (c = 0, 1, ... for S;
+   j = lo, lo+1, ... for O) with one rounding per term (fused multiply-add), and every
+   vector lane is one (i, j) or (i, c): the lane count never changes a result, so the
+   portable C kernels (fma) and the AVX2 and AVX-512 ones give the same bits. */
+
+/* K panels: a piece of `count` key rows of dimension d is stored as panels of 16 rows, panel
+   k holding rows 16k .. 16k+15 transposed ([d][16]: the 16 keys of one dimension side by
+   side, what the S kernel loads); the last panel is as narrow as the rows left, so a piece
+   takes exactly count * d elements, as in row-major order. Offset of (row r, dimension c): */
+static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d)
+{
+    int64_t k = r / RINGATTN__PANEL, w = count - k * RINGATTN__PANEL;
+    if (w > RINGATTN__PANEL) w = RINGATTN__PANEL;
+    return k * RINGATTN__PANEL * d + c * w + (r - k * RINGATTN__PANEL);
+}
+
+/* S rows s[i] (i < nr), columns 16k + lane of panels kp[0 .. np): see above. q[i] are rows */
+#define RINGATTN__QK_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
+                 T scale, void *const *s)                                                     \
+{                                                                                             \
+    int64_t i, k, l, c;                                                                       \
+    for (i = 0; i < nr; i++) for (k = 0; k < np; k++) for (l = 0; l < RINGATTN__PANEL; l++) {   \
+        const T *qi = (const T *)q[i], *kk = (const T *)kp[k] + l; T a = 0;                   \
+        for (c = 0; c < d; c++) a = FMA(qi[c], kk[c * RINGATTN__PANEL], a);                   \
+        ((T *)s[i])[k * RINGATTN__PANEL + l] = a * scale;                                     \
+    }                                                                                         \
+}
+/* o[i][c] += sum_{j < n} p[i][j] v[j * ldv + c], for i < nr, c < dv */
+#define RINGATTN__PV_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv, int64_t dv, \
+                 void *const *o)                                                              \
+{                                                                                             \
+    int64_t i, j, c;                                                                          \
+    for (i = 0; i < nr; i++) for (j = 0; j < n; j++) {                                        \
+        T pj = ((const T *)p[i])[j], *oi = (T *)o[i]; const T *vj = v + j * ldv;               \
+        for (c = 0; c < dv; c++) oi[c] = FMA(pj, vj[c], oi[c]);                               \
+    }                                                                                         \
+}
+RINGATTN__QK_C(ringattn__qk_c32, float, fmaf)
+RINGATTN__QK_C(ringattn__qk_c64, double, fma)
+RINGATTN__PV_C(ringattn__pv_c32, float, fmaf)
+RINGATTN__PV_C(ringattn__pv_c64, double, fma)
+
+#ifdef RINGATTN__X86
+#define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
+#define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
+/* The vector kernels: RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8
+   = 12 accumulators of 16 available). A row block past the last row repeats the last row, a
+   vector past the last panel repeats the last panel: computed, never stored. */
+#define RINGATTN__QK_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, MUL, SET1, ZERO, STORE)   \
+ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
+                      T scale, void *const *s)                                                 \
+{                                                                                             \
+    const VT sc = SET1(scale);                                                                \
+    int64_t i0, k0, c; int i, v;                                                              \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
+        const T *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                       \
+        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)]; \
+        /* keys k0 .. k0 + NV L - 1 at a time: part of a panel, one, or several */            \
+        for (k0 = 0; k0 < np * RINGATTN__PANEL; k0 += NV * L) {                               \
+            VT acc[RB][NV]; const T *kb[NV];                                                  \
+            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                       \
+                int64_t k = (k0 + v * L) / RINGATTN__PANEL;                                   \
+                kb[v] = (const T *)kp[k < np ? k : np - 1] + (k0 + v * L) % RINGATTN__PANEL;  \
+            }                                                                                 \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = ZERO(); \
+            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                       \
+                VT kv[NV];                                                                    \
+                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL); \
+                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                   \
+                    VT b = BCAST(qr[i] + c);                                                  \
+                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]); \
+                }                                                                             \
+            }                                                                                 \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) \
+                if (i < rows && k0 + v * L < np * RINGATTN__PANEL)                            \
+                    STORE((T *)s[i0 + i] + k0 + v * L, MUL(acc[i][v], sc));                   \
+        }                                                                                     \
+    }                                                                                         \
+}
+/* columns in vectors of L, NV at a time (a missing second vector repeats the first: both are
+   loaded before either is stored, so the repeat writes the same value); the dv mod L columns
+   left over one by one, in the same order */
+#define RINGATTN__PV_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
+ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv,     \
+                      int64_t dv, void *const *o)                                             \
+{                                                                                             \
+    int64_t i0, c0, j, cv = dv / L * L; int i, u;                                             \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
+        const T *pr[RB]; T *orow[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);          \
+        RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                            \
+            int64_t ii = i0 + (i < rows ? i : rows - 1);                                      \
+            pr[i] = (const T *)p[ii]; orow[i] = (T *)o[ii];                                   \
+        }                                                                                     \
+        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
+            VT acc[RB][NV]; int64_t cu[NV];                                                   \
+            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0;      \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = LOAD(orow[i] + cu[u]); \
+            RINGATTN__UNROLL4 for (j = 0; j < n; j++) {                                                    \
+                VT vv[NV];                                                                    \
+                RINGATTN__UNROLL for (u = 0; u < NV; u++) vv[u] = LOAD(v + j * ldv + cu[u]);                   \
+                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                    \
+                    VT b = BCAST(pr[i] + j);                                                  \
+                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = FMADD(b, vv[u], acc[i][u]);          \
+                }                                                                             \
+            }                                                                                 \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                if (i < rows) STORE(orow[i] + cu[u], acc[i][u]);                              \
+        }                                                                                     \
+        if (cv < dv) for (i = 0; i < rows; i++) for (j = 0; j < n; j++)                      \
+            for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
+    }                                                                                         \
+}
+#define RINGATTN__BS(p) _mm256_broadcast_ss(p)
+#define RINGATTN__BD(p) _mm256_broadcast_sd(p)
+#define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
+#define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
+RINGATTN__QK_V(ringattn__qk_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps)
+RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
+RINGATTN__PV_V(ringattn__pv_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+RINGATTN__PV_V(ringattn__pv1_avx2_32, RINGATTN__A2, float, __m256, 8, 1, 4, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv1_avx2_64, RINGATTN__A2, double, __m256d, 4, 1, 4, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+RINGATTN__QK_V(ringattn__qk_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps)
+RINGATTN__QK_V(ringattn__qk_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd)
+RINGATTN__PV_V(ringattn__pv_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+RINGATTN__PV_V(ringattn__pv1_avx512_32, RINGATTN__A512, float, __m512, 16, 1, 4, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv1_avx512_64, RINGATTN__A512, double, __m512d, 8, 1, 4, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* RINGATTN__X86 */
+
+static void ringattn__qk(int isa, ringattn_dtype t, int64_t nr, const void *const *q, int64_t d,
+                         const void *const *kp, int64_t np, double scale, void *const *s)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) ringattn__qk_avx512_32(nr, q, d, kp, np, (float)scale, s);
+        else ringattn__qk_avx512_64(nr, q, d, kp, np, scale, s);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) ringattn__qk_avx2_32(nr, q, d, kp, np, (float)scale, s);
+        else ringattn__qk_avx2_64(nr, q, d, kp, np, scale, s);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__qk_c32(nr, q, d, kp, np, (float)scale, s);
+    else ringattn__qk_c64(nr, q, d, kp, np, scale, s);
+}
+
+static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *const *p, int64_t n,
+                         const void *v, int64_t ldv, int64_t dv, void *const *o)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx512_32 : ringattn__pv_avx512_32)(nr, p, n, (const float *)v, ldv, dv, o);
+        else (nr == 1 ? ringattn__pv1_avx512_64 : ringattn__pv_avx512_64)(nr, p, n, (const double *)v, ldv, dv, o);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx2_32 : ringattn__pv_avx2_32)(nr, p, n, (const float *)v, ldv, dv, o);
+        else (nr == 1 ? ringattn__pv1_avx2_64 : ringattn__pv_avx2_64)(nr, p, n, (const double *)v, ldv, dv, o);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__pv_c32(nr, p, n, (const float *)v, ldv, dv, o);
+    else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
+}
+
+/* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
+   then the lanes pairwise (the vector exp-and-sum functions add in exactly this order) */
+static double ringattn__sum8(const double s[8])
+{
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
+   running denominator l never loses digits to the block structure of the ring; the loops
+   keep several independent lanes so they vectorize without reassociating anything (the
+   order of operations is fixed by the code, so results stay deterministic). */
+static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
+{
+    int64_t j, k;
+    double mx = -INFINITY;
+#ifdef RINGATTN__X86
+    if (t == RINGATTN_F32 && ringattn__isa() == RINGATTN__ISA_AVX512) mx = ringattn__row_max_avx512((const float *)x, n);
+    else
+#endif
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)x;
+        float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+        for (j = 0; j + 8 <= n; j += 8)
+            for (k = 0; k < 8; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+        for (k = 0; k < 8; k++) mx = (m[k] > mx) ? m[k] : mx;
+    } else {
+        const double *a = (const double *)x;
+        double m[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+        for (j = 0; j + 4 <= n; j += 4)
+            for (k = 0; k < 4; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+        for (k = 0; k < 4; k++) mx = (m[k] > mx) ? m[k] : mx;
+    }
+    /* NaNs lose every comparison above; they still reach the row through exp(NaN) = NaN,
+       except when nothing else is visible: then the row's max must be NaN itself */
+    if (mx == -INFINITY)
+        for (j = 0; j < n; j++) {
+            double y = (t == RINGATTN_F32) ? (double)((const float *)x)[j] : ((const double *)x)[j];
+            if (y != y) return y;
+        }
+    return mx;
+}
+
+static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
+{
+    int64_t j, k;
+    double s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)x;
+        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += (double)a[j + k];
+        for (; j < n; j++) s[0] += (double)a[j];
+    } else {
+        const double *a = (const double *)x;
+        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += a[j + k];
+        for (; j < n; j++) s[0] += a[j];
+    }
+    return ringattn__sum8(s);
+}
+
+/* x[j] = exp(x[j] - m), return the sum */
+static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
+{
+    if (t == RINGATTN_F32) {
+#ifdef RINGATTN__X86
+        int isa = ringattn__isa();
+        if (isa == RINGATTN__ISA_AVX512)   /* one pass: exp and sum */
+            return ringattn__expf_sum_row_avx512((float *)x, n, (float)m);
+        if (isa == RINGATTN__ISA_AVX2)
+            return ringattn__expf_sum_row_avx2((float *)x, n, (float)m);
+#endif
+        ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
+    } else {
+        ringattn__exp_row((double *)x, n, m);
+    }
+    return ringattn__row_sum(t, x, n);
+}
+
+/* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
+static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
+{
+    if (t == RINGATTN_F32) {
+        float hi = (float)lse;   /* lse need not be a float: carry it as hi + lo */
+        ringattn__expf_row((float *)x, n, hi, (float)(lse - (double)hi));
+    } else {
+        ringattn__exp_row((double *)x, n, lse);
+    }
+}
+
+/* ds[j] = p[j] * (ds[j] - D)   (ds holds dP on entry) */
+static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)p; float *g = (float *)ds; float Df = (float)D;
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - Df);
+    } else {
+        const double *a = (const double *)p; double *g = (double *)ds;
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - D);
+    }
+}
+
+/* softcap (Gemma 2 / FlashAttention): x[j] = cap * tanh(x[j] / cap) */
+static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) { float *a = (float *)x; float c = (float)cap; for (j = 0; j < n; j++) a[j] = c * tanhf(a[j] / c); }
+    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] = cap * tanh(a[j] / cap); }
+}
+
+/* backward through a softcap: s holds capped logits on entry and P on exit; ds holds dP on
+   entry and dS of the raw logit on exit: P (dP - D) (1 - (s / cap)^2) */
+static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
+                                   double D, double cap)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        float *a = (float *)s, *g = (float *)ds;
+        for (j = 0; j < n; j++) {
+            float c = a[j] / (float)cap, pr = (float)exp((double)a[j] - lse);
+            g[j] = pr * (g[j] - (float)D) * (1.0f - c * c);
+            a[j] = pr;
+        }
+    } else {
+        double *a = (double *)s, *g = (double *)ds;
+        for (j = 0; j < n; j++) {
+            double c = a[j] / cap, pr = exp(a[j] - lse);
+            g[j] = pr * (g[j] - D) * (1.0 - c * c);
+            a[j] = pr;
+        }
+    }
+}
+
+static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) { float *a = (float *)x; float sf = (float)s; for (j = 0; j < n; j++) a[j] *= sf; }
+    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] *= s; }
+}
 
 #ifdef __cplusplus
 }
