@@ -43,10 +43,10 @@
      RINGATTN_USE_CBLAS        implementation file only: the backward's block products through
                                cblas_sgemm / cblas_dgemm (include path of cblas.h needed, link
                                a BLAS); without it a built-in GEMM. The forward never calls a
-                               BLAS: its fused kernels (see "fused block kernels") were faster at
-                               every measured shape but f64 at d = 256 (3 % behind; see
-                               docs/performance.md). Same results within the documented f32
-                               tolerance; f64 agrees to ~1e-15 relative.
+                               BLAS: its fused kernels (see "fused block kernels") keep a group
+                               of rows in L1 between its two products, which separate GEMM calls
+                               cannot (timings: docs/performance.md). Same results within the
+                               documented f32 tolerance; f64 agrees to ~1e-15 relative.
      RINGATTN_CBLAS_HEADER     header to include for cblas (default <cblas.h>).
      RINGATTN_TILE_Q, RINGATTN_TILE_K
                                implementation file only: score-tile rows/columns (256, 256):
