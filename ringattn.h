@@ -1228,7 +1228,8 @@ static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
                the diagonal blocks cost more, so a fixed split leaves a thread idle; which
                thread runs a unit never changes its arithmetic */
             RINGATTN__OMP(omp for schedule(dynamic, 1))
-            for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);
+            for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);   /* fold in the block held */
+            /* then each member counts and reports its step, and hands its chunk to i + 1 */
             RINGATTN__OMP(omp for schedule(static))
             for (i = 0; i < p; i++) {
                 int64_t tiles = ringattn__count_step(R, i);
