@@ -9,7 +9,7 @@
 
      Plain copy-in build, no BLAS, no OpenMP (members run one after another):
          cc -std=c99 -I. myfile.c -lm
-     With OpenBLAS and OpenMP (members run as threads, the layer's projections go through cblas):
+     With OpenBLAS and OpenMP (members run as threads; large-d backward blocks through cblas):
          cc -std=c99 -fopenmp -DRINGATTN_USE_CBLAS -I. myfile.c -lopenblas -lm
 
      Minimal call (q, k, v: [batch, seq, heads, dim] row-major float arrays):
@@ -26,7 +26,8 @@
      key). The sequence is split into ring_size contiguous chunks; member i owns Q_i, K_i, V_i,
      and at step t holds the K/V chunk of member (i - t) mod p, merges that block into its
      running (O_i, m_i, l_i) with the online softmax, and hands the K/V buffer to member i + 1.
-     See "THE RING" in the implementation; the README has the full semantics.
+     See "THE RING" in the implementation (READING ORDER below); the README has the full
+     semantics.
      ringattn_layer_forward / ringattn_layer_backward: the whole multihead (dilated)
      attention layer around it (q/k/v projections, attention, LayerNorm, output projection,
      fkodom's MultiheadDilatedAttention), with ringattn_layer_init; see "the layer" below.
@@ -39,12 +40,13 @@
                                implementation file only; both or neither. `user` is
                                cfg->alloc_user. Every byte the library allocates goes through
                                these (per-member buffers and one small ring table per call).
-     RINGATTN_USE_CBLAS        implementation file only: the layer's projections (ringattn_layer_*)
-                               through cblas_sgemm / cblas_dgemm (include path of cblas.h needed,
-                               link a BLAS); without it a built-in GEMM. Attention itself, forward
-                               and backward, never calls a BLAS: its fused kernels (see "fused
-                               block kernels") do every block product; docs/performance.md has
-                               them against OpenBLAS.
+     RINGATTN_USE_CBLAS        implementation file only: the backward's blocks at d >= 128 and the
+                               layer's projections through cblas_sgemm / cblas_dgemm (include
+                               path of cblas.h needed, link a BLAS); without it a built-in GEMM
+                               for the layer. Every other block product goes through the fused
+                               kernels (see "fused block kernels"), which OpenBLAS beats only
+                               there (docs/performance.md). Same results within the documented
+                               f32 tolerance; f64 agrees to ~1e-15 relative.
      RINGATTN_CBLAS_HEADER     header to include for cblas (default <cblas.h>).
      RINGATTN_TILE_Q, RINGATTN_TILE_K
                                implementation file only: score-tile rows/columns (256, 256):
@@ -57,6 +59,17 @@
                                fused kernels and exps (chosen at run time on x86-64 with GCC or
                                clang otherwise): the portable C runs, with the same bits.
      _OPENMP                   set by your compiler's -fopenmp: ring members become threads.
+
+   READING ORDER
+     One forward call, top-down through the implementation: ringattn_forward (entry points)
+     -> ringattn__execute -> ringattn__ring_loop (THE RING: setup, p steps, finish) ->
+     ringattn__compute (a member's step: one unit of its block) -> ringattn__unit ->
+     ringattn__forward_block / ringattn__backward_block (blocks and tiles) -> ringattn__merge
+     (THE online-softmax merge) -> ringattn__pass_on (the hand-off to member i + 1). Setup and
+     finish: ringattn__member_setup / ringattn__member_finish ("moving data in and out");
+     validation: ringattn__check_call, ringattn__resolve; allocation: ringattn__ring_alloc.
+     The platform code (GEMM, exps, fused block kernels, row helpers) is the last section,
+     PLATFORM CODE; the algorithm sees it through the prototypes at the top.
 
    THREADS AND DETERMINISM
      Every member's arithmetic is the same whichever thread runs it, so for a fixed ring_size
@@ -702,6 +715,12 @@ static RINGATTN__HD inline int64_t ringattn__piece_rows(const ringattn__piece *p
     return np == 2 ? pc[0].count + pc[1].count : pc[0].count;
 }
 
+/* the ring's source: member i holds the K/V chunk of member (i - t) mod p at step t */
+static RINGATTN__HD inline int ringattn__source(int p, int i, int t)
+{
+    return ((i - t) % p + p) % p;
+}
+
 /* LongNet head groups: h heads into G contiguous groups, the first h mod G one head larger */
 static RINGATTN__HD inline int ringattn__head_group(int64_t h, int G, int64_t head)
 {
@@ -976,755 +995,45 @@ typedef char ringattn__check_int64[(sizeof(int64_t) == 8) ? 1 : -1];
 extern "C" {
 #endif
 
-/* ---------------------------------------------------------------- small public helpers */
-
-RINGATTN_API const char *ringattn_strerror(int status)
+/* Element i of an array of es-byte elements at base: every offset into a buffer of the compute
+   type (i < 0 only for a caller's view with negative strides) */
+static char *ringattn__at(const void *base, int64_t i, size_t es)
 {
-    switch (status) {
-    case RINGATTN_OK:           return "success";
-    case RINGATTN_ENULL:        return "a required pointer (config, tensor or tensor data) is NULL";
-    case RINGATTN_ESHAPE:       return "tensor shapes are invalid or inconsistent (every dim >= 1; "
-                                       "q [b,nq,h,d], k [b,nk,hk,d], v [b,nk,hk,dv], out [b,nq,h,dv], "
-                                       "lse [b,h,nq,1], h a multiple of hk)";
-    case RINGATTN_EDTYPE:       return "unknown tensor dtype, or compute dtype not F32/F64";
-    case RINGATTN_ECONFIG:      return "a config field is out of range (causal, scale, ring_size, "
-                                       "num_threads, window, mix, partition, softcap, num_groups)";
-    case RINGATTN_EOVERFLOW:    return "a size, stride or byte count overflows 64 bits (or a BLAS int)";
-    case RINGATTN_ENOMEM:       return "out of memory; nothing was written";
-    case RINGATTN_ESTRIDE:      return "an output view has a zero stride on an axis longer than 1";
-    case RINGATTN_ESEGMENT:     return "dilated attention: a segment length or dilation rate is < 1, "
-                                       "nq != nk, or the sequence length is not a multiple of a segment";
-    case RINGATTN_EUNSUPPORTED: return "a valid option that this build or entry point does not implement";
-    case RINGATTN_EALIAS:       return "an output shares its data pointer with another tensor of the call";
-    case RINGATTN_ECUDA:        return "a CUDA call failed";
-    case RINGATTN_EIO:          return "a file could not be opened, read or written";
-    case RINGATTN_EFORMAT:      return "not a valid .npy file (bad magic, version or header, truncated, "
-                                       "unsupported dtype, or bytes after the data)";
-    case RINGATTN_EMPI:         return "an MPI call failed, or another rank of the ring failed";
-    case RINGATTN_ETIMEDOUT:    return "a rank of the ring did not answer within the timeout";
-    default:                    return "unknown ringattn status code";
-    }
+    return (char *)base + i * (int64_t)es;
 }
 
-RINGATTN_API ringattn_tensor ringattn_tensor_bnhd(void *data, ringattn_dtype dtype,
-                                                  int64_t b, int64_t n, int64_t h, int64_t d)
-{
-    ringattn_tensor t;
-    t.data = data; t.dtype = dtype;
-    t.shape[0] = b; t.shape[1] = n; t.shape[2] = h; t.shape[3] = d;
-    t.stride[3] = 1; t.stride[2] = d; t.stride[1] = h * d; t.stride[0] = n * h * d;
-    return t;
-}
-
-RINGATTN_API ringattn_tensor ringattn_tensor_lse(void *data, ringattn_dtype dtype,
-                                                 int64_t b, int64_t h, int64_t n)
-{
-    ringattn_tensor t;
-    t.data = data; t.dtype = dtype;
-    t.shape[0] = b; t.shape[1] = h; t.shape[2] = n; t.shape[3] = 1;
-    t.stride[3] = 1; t.stride[2] = 1; t.stride[1] = n; t.stride[0] = h * n;
-    return t;
-}
-
-RINGATTN_API ringattn_config ringattn_default_config(void)
-{
-    ringattn_config c;
-    memset(&c, 0, sizeof c);
-    c.compute = RINGATTN_F32;
-    c.window_left = -1;        /* unbounded: a zero here would mean "see only yourself" */
-    c.window_right = -1;
-    c.partition = RINGATTN_CONTIGUOUS;
-    c.mix = RINGATTN_MIX_HEAD_GROUPS;
-    return c;
-}
-
-/* ---------------------------------------------------------------- dense kernels */
-/* Row-major C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C; beta == 0 ignores C.
-   The only matrix multiply in the library: cblas when available, else a plain loop. */
-
-#ifndef RINGATTN_USE_CBLAS
-#define RINGATTN__DEFINE_GEMM(T, NAME)                                                        \
-static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,        \
-                 int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc)             \
-{                                                                                             \
-    int64_t i, j, k;                                                                          \
-    for (i = 0; i < M; i++) {                                                                 \
-        T *c = C + i * ldc;                                                                   \
-        for (j = 0; j < N; j++) c[j] = (beta == 0) ? (T)0 : beta * c[j];                      \
-        if (tb) {            /* B^T: row j of B is contiguous, so take dot products */         \
-            for (j = 0; j < N; j++) {                                                         \
-                const T *b = B + j * ldb; T s = 0;                                            \
-                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];    \
-                c[j] += alpha * s;                                                            \
-            }                                                                                 \
-        } else {             /* B: stream its rows into c (unit stride inner loop) */          \
-            for (k = 0; k < K; k++) {                                                         \
-                const T *b = B + k * ldb;                                                     \
-                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                         \
-                for (j = 0; j < N; j++) c[j] += a * b[j];                                     \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-}
-RINGATTN__DEFINE_GEMM(float, ringattn__gemm_f32)
-RINGATTN__DEFINE_GEMM(double, ringattn__gemm_f64)
-#endif
-
-static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
-                           double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
-                           double beta, void *C, int64_t ldc)
-{
-#ifdef RINGATTN_USE_CBLAS
-    /* sizes were checked against INT_MAX when the call was validated */
-    if (t == RINGATTN_F32)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, (float)alpha, (const float *)A, (int)lda,
-                    (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
-    else
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
-                    (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
-#else
-    if (t == RINGATTN_F32)
-        ringattn__gemm_f32(ta, tb, M, N, K, (float)alpha, (const float *)A, lda,
-                           (const float *)B, ldb, (float)beta, (float *)C, ldc);
-    else
-        ringattn__gemm_f64(ta, tb, M, N, K, alpha, (const double *)A, lda,
-                           (const double *)B, ldb, beta, (double *)C, ldc);
-#endif
-}
-
-/* ---------------------------------------------------------------- the exps */
-/* The softmax weights' exp, in f32 and f64, written once as scalar C (the reference, also the
-   portable build's code) and once as a vector body instantiated for AVX2 (+FMA) and AVX-512F,
-   chosen at run time. Both do the same operations in the same order, fused multiply-adds
-   included, so every version gives the same bits (tests/test_simd.c compares them).
-   Method (Cephes): exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 with ln2 in two parts
-   (Cody-Waite), exp(r) by a polynomial: f32 degree 6 (Cephes expf's, within 2 ulp), f64 the
-   Taylor series to degree 12 (truncation below 2e-16). Below the normal range (x < ln FLT_MIN
-   = -87.33654, x < ln DBL_MIN = -708.39) the result is flushed to 0: the largest weight of a row
-   is exp(0) = 1, so a flushed weight changes a row by < 1e-38 (1e-308). Above 88 (709) x is
-   clamped: softmax arguments are <= 0. NaN stays NaN. The f32 argument is (a - hi) - lo: a score
-   minus a max or lse carried as a float pair, so the backward's double lse costs no precision. */
-
-/* x86-64 with GCC or clang: vector versions chosen at run time, whatever the compiler's
-   target flags (RINGATTN_NO_SIMD or RINGATTN_NO_DISPATCH leave only the scalar C) */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
-    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
-#define RINGATTN__X86 1
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-/* GCC contracts a*b+c into one rounding wherever the language mode allows it (C++ and GNU C);
-   in a function built for FMA that would change bits the scalar code does not change */
-#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
-#else
-#define RINGATTN__NOCONTRACT
-#endif
-#endif
-
-#ifdef RINGATTN__X86
-/* The vector body, for f32 (POLY/LOW/MAGIC/BIAS/SHIFT of f32) and f64: v[j] = exp((v[j] - hi) - lo)
-   for j < n, lanes below the range or NaN overwritten at the end (so the clamp may use min/max,
-   whatever they leave there is discarded); the n mod L tail by the scalar code. 2^n is built
-   from the integer in the low bits of n + MAGIC. */
-#define RINGATTN__EXP_BODY(NAME, ATTR, T, VT, VI, L, POLY, LOW, MAGIC, BIAS, SHIFT, HIGH, LOG2E, C1, C2, \
-                           LOAD, STORE, SET1, ADD, SUB, MUL, FMA, MIN, MAX, LT, ISNAN, SEL, CASTI, CASTV, \
-                           SUBI, SLLI, SCALAR)                                                   \
-ATTR static void NAME(T *v, int64_t n, T hi, T lo)                                               \
-{                                                                                               \
-    const VT h = SET1(hi), l = SET1(lo), low = SET1(LOW), magic = SET1(MAGIC);                  \
-    const VI bias = CASTI(SET1(MAGIC - BIAS));   /* bits(MAGIC) - exponent bias */               \
-    int64_t j;                                                                                  \
-    for (j = 0; j + L <= n; j += L) {                                                           \
-        VT x = SUB(SUB(LOAD(v + j), h), l), xc, q, r, p, e;                                     \
-        xc = MIN(MAX(x, low), SET1(HIGH));                                                      \
-        q = SUB(FMA(xc, SET1(LOG2E), magic), magic);                                            \
-        r = FMA(q, SET1(C2), FMA(q, SET1(-(C1)), xc));                                          \
-        e = CASTV(SLLI(SUBI(CASTI(ADD(q, magic)), bias), SHIFT));                               \
-        POLY(p, r, FMA, SET1);                                                                  \
-        p = SEL(LT(x, low), SET1(0), MUL(SCALAR(p, r), e));                                     \
-        STORE(v + j, SEL(ISNAN(x), x, p));                                                      \
-    }                                                                                           \
-    for (; j < n; j++) v[j] = ringattn__exp_any(v[j], hi, lo);                                  \
-}
-/* the step after the polynomial: f32's Cephes form (p r^2 + r + 1), f64's Taylor form (p) */
-#define RINGATTN__EXPF_TAIL_2(p, r) _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f))
-#define RINGATTN__EXPF_TAIL_5(p, r) _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f))
-#define RINGATTN__EXP_TAIL(p, r) (p)
-#define RINGATTN__LT2F(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN2F(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL2F(m, yes, no) _mm256_blendv_ps(no, yes, m)
-#define RINGATTN__LT2D(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN2D(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL2D(m, yes, no) _mm256_blendv_pd(no, yes, m)
-#define RINGATTN__LT5F(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN5F(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL5F(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
-#define RINGATTN__LT5D(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN5D(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL5D(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
-#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
-#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
-#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
-RINGATTN__EXP_BODY(ringattn__expf_row_avx2, RINGATTN__A2, float, __m256, __m256i, 8, RINGATTN__EXPF_POLY,
-                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
-                   2.12194440e-4f, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps,
-                   _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps, RINGATTN__LT2F,
-                   RINGATTN__NAN2F, RINGATTN__SEL2F, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_sub_epi32,
-                   _mm256_slli_epi32, RINGATTN__EXPF_TAIL_2)
-#undef ringattn__exp_any
-#define ringattn__exp_any(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
-RINGATTN__EXP_BODY(ringattn__exp_row_avx2, RINGATTN__A2, double, __m256d, __m256i, 4, RINGATTN__EXP_POLY,
-                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
-                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm256_loadu_pd, _mm256_storeu_pd,
-                   _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_fmadd_pd, _mm256_min_pd,
-                   _mm256_max_pd, RINGATTN__LT2D, RINGATTN__NAN2D, RINGATTN__SEL2D, _mm256_castpd_si256,
-                   _mm256_castsi256_pd, _mm256_sub_epi64, _mm256_slli_epi64, RINGATTN__EXP_TAIL)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-RINGATTN__EXP_BODY(ringattn__exp_row_avx512, RINGATTN__A512, double, __m512d, __m512i, 8, RINGATTN__EXP_POLY,
-                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
-                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm512_loadu_pd, _mm512_storeu_pd,
-                   _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_min_pd,
-                   _mm512_max_pd, RINGATTN__LT5D, RINGATTN__NAN5D, RINGATTN__SEL5D, _mm512_castpd_si512,
-                   _mm512_castsi512_pd, _mm512_sub_epi64, _mm512_slli_epi64, RINGATTN__EXP_TAIL)
-#undef ringattn__exp_any
-#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
-RINGATTN__EXP_BODY(ringattn__expf_row_avx512, RINGATTN__A512, float, __m512, __m512i, 16, RINGATTN__EXPF_POLY,
-                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
-                   2.12194440e-4f, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps,
-                   _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps, RINGATTN__LT5F,
-                   RINGATTN__NAN5F, RINGATTN__SEL5F, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_sub_epi32,
-                   _mm512_slli_epi32, RINGATTN__EXPF_TAIL_5)
-#undef ringattn__exp_any
-
-/* exp and the row's sum in ringattn__row_sum's order: eight double lanes over blocks of eight,
-   the tail into lane 0 (one pass over the row instead of two) */
-RINGATTN__A512 static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
-{
-    __m512d s8 = _mm512_setzero_pd();
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx512(v, n, hi, 0.0f);
-    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
-    _mm512_storeu_pd(s, s8);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* the largest of x[0..n) by the comparisons of ringattn__row_max (NaNs lose every one);
-   max is exact, so the lane order cannot change the result */
-RINGATTN__A512 static float ringattn__row_max_avx512(const float *a, int64_t n)
-{
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
-    if (j < n) {
-        __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
-        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
-    }
-    return _mm512_reduce_max_ps(m);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-RINGATTN__A2 static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
-{
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx2(v, n, hi, 0.0f);
-    for (j = 0; j < n8; j += 8) {
-        __m256 e = _mm256_loadu_ps(v + j);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-#endif /* RINGATTN__X86 */
-
-/* the kernels' instruction set, asked once per tile or row (a read of a table filled at load
-   time): AVX-512F, else AVX2 with FMA, else the portable C */
-enum { RINGATTN__ISA_C = 0, RINGATTN__ISA_AVX2 = 1, RINGATTN__ISA_AVX512 = 2 };
-static int ringattn__isa(void)
-{
-#ifdef RINGATTN__X86
-    if (__builtin_cpu_supports("avx512f")) return RINGATTN__ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RINGATTN__ISA_AVX2;
-#endif
-    return RINGATTN__ISA_C;
-}
-
-/* v[0..n) = exp((v - hi) - lo), f32 */
-static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
-{
-    int64_t j;
-#ifdef RINGATTN__X86
-    int isa = ringattn__isa();
-    if (isa == RINGATTN__ISA_AVX512) { ringattn__expf_row_avx512(v, n, hi, lo); return; }
-    if (isa == RINGATTN__ISA_AVX2) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
-#endif
-    for (j = 0; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
-}
-
-/* v[0..n) = exp(v - sub), f64 */
-static void ringattn__exp_row(double *v, int64_t n, double sub)
-{
-    int64_t j;
-#ifdef RINGATTN__X86
-    int isa = ringattn__isa();
-    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub, 0.0); return; }
-    if (isa == RINGATTN__ISA_AVX2) { ringattn__exp_row_avx2(v, n, sub, 0.0); return; }
-#endif
-    for (j = 0; j < n; j++) v[j] = ringattn__exp((v[j] - sub) - 0.0);
-}
-
-/* ---------------------------------------------------------------- fused block kernels */
-/* The block products, blocked so that a group of query rows never leaves L1 (or L2) between
-   them. The forward (ringattn__forward_block drives them, ringattn__merge sits between):
-
-     S[i][j]  = scale * sum_c Q[i][c] K[j][c]          ringattn__qk, j over whole K panels
-     O[i][c] += sum_j P[i][j] V[j][c]                  ringattn__pv, j over one column range
-
-   and the backward (ringattn__backward_block), with the same two kernels and a third:
-
-     S = scale Q K^T, dP = dO V^T                      ringattn__qk (V in panels too)
-     dQ[i][c] += sum_j dS[i][j] K[j][c]                ringattn__pv
-     dV[j][c] += sum_i P[i][j] dO[i][c],  dK[j][c] += sum_i dS[i][j] Q[i][c]   ringattn__pt
-
-   K is stored in panels (below) packed once, when a member builds its chunk: the panels
-   travel the ring as they are (the backward keeps K row-major and gathers each tile's K and V
-   into panels: its dQ product reads K by rows). Every sum runs in one fixed order (c = 0,
-   1, ... for S; j = lo, lo+1, ... for O and dQ; i = first row, ... for dV and dK) with one
-   rounding per term (fused multiply-add), and every vector lane is one output element: the
-   lane count never changes a result, so the portable C kernels (fma) and the AVX2 and
-   AVX-512 ones give the same bits. */
+/* ---------------------------------------------------------------- the map of this implementation
+   The algorithm first, in the order a forward call runs it: THE RING (the loop, one step of a
+   member, the hand-off), the unit, blocks and tiles, THE online-softmax merge, moving data
+   in and out; then validation, allocation, the entry points, per-step goldens, the layer and
+   .npy. The PLATFORM CODE (GEMM, exps, fused block kernels, row helpers) is the last section;
+   the prototypes below are what the algorithm calls of it. */
 #define RINGATTN__PANEL 16        /* keys per K panel                                       */
-#define RINGATTN__FUSED_ROWS 12   /* forward rows per group: fixes the ragged split, so the bits */
+#define RINGATTN__FUSED_ROWS 12   /* forward rows per group: a fixed size fixes the ragged split */
 #define RINGATTN__BWD_ROWS 24     /* backward rows per group: dV and dK sum over them        */
 
-/* K panels: a piece of `count` key rows of dimension d is stored as panels of 16 rows, panel
-   k holding rows 16k .. 16k+15 transposed ([d][16]: the 16 keys of one dimension side by
-   side, what the S kernel loads); the last panel is as narrow as the rows left, so a piece
-   takes exactly count * d elements, as in row-major order. Offset of (row r, dimension c): */
-static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d)
-{
-    int64_t k = r / RINGATTN__PANEL, w = count - k * RINGATTN__PANEL;
-    if (w > RINGATTN__PANEL) w = RINGATTN__PANEL;
-    return k * RINGATTN__PANEL * d + c * w + (r - k * RINGATTN__PANEL);
-}
-
-/* S rows s[i] (i < nr), columns 16k + lane of panels kp[0 .. np): see above. q[i] are rows */
-#define RINGATTN__QK_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
-                 T scale, void *const *s)                                                     \
-{                                                                                             \
-    int64_t i, k, l, c;                                                                       \
-    for (i = 0; i < nr; i++) for (k = 0; k < np; k++) for (l = 0; l < RINGATTN__PANEL; l++) {   \
-        const T *qi = (const T *)q[i], *kk = (const T *)kp[k] + l; T a = 0;                   \
-        for (c = 0; c < d; c++) a = FMA(qi[c], kk[c * RINGATTN__PANEL], a);                   \
-        ((T *)s[i])[k * RINGATTN__PANEL + l] = a * scale;                                     \
-    }                                                                                         \
-}
-/* o[i][c] += sum_{j < n} p[i][j] v[j * ldv + c], for i < nr, c < dv */
-#define RINGATTN__PV_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv, int64_t dv, \
-                 void *const *o)                                                              \
-{                                                                                             \
-    int64_t i, j, c;                                                                          \
-    for (i = 0; i < nr; i++) for (j = 0; j < n; j++) {                                        \
-        T pj = ((const T *)p[i])[j], *oi = (T *)o[i]; const T *vj = v + j * ldv;               \
-        for (c = 0; c < dv; c++) oi[c] = FMA(pj, vj[c], oi[c]);                               \
-    }                                                                                         \
-}
-/* the backward's transposed products: o[j * ldo + c] += sum_{i < nr} p[i * ldp + j] x[i * ldx + c],
-   for j < n, c < dx (p a group's rows of P or dS, x its rows of dO or Q, o rows of dV or dK) */
-#define RINGATTN__PT_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,       \
-                 int64_t dx, T *o, int64_t ldo)                                               \
-{                                                                                             \
-    int64_t i, j, c;                                                                          \
-    for (j = 0; j < n; j++) for (i = 0; i < nr; i++) {                                        \
-        T pij = p[i * ldp + j], *oj = o + j * ldo; const T *xi = x + i * ldx;                  \
-        for (c = 0; c < dx; c++) oj[c] = FMA(pij, xi[c], oj[c]);                              \
-    }                                                                                         \
-}
-RINGATTN__QK_C(ringattn__qk_c32, float, fmaf)
-RINGATTN__QK_C(ringattn__qk_c64, double, fma)
-RINGATTN__PV_C(ringattn__pv_c32, float, fmaf)
-RINGATTN__PV_C(ringattn__pv_c64, double, fma)
-RINGATTN__PT_C(ringattn__pt_c32, float, fmaf)
-RINGATTN__PT_C(ringattn__pt_c64, double, fma)
-
-#ifdef RINGATTN__X86
-#define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
-#define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
-/* The vector kernels: RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8
-   = 12 accumulators of 16 available). A row block past the last row repeats the last row, a
-   vector past the last panel repeats the last panel: computed, never stored. */
-#define RINGATTN__QK_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, MUL, SET1, ZERO, STORE)   \
-ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
-                      T scale, void *const *s)                                                 \
-{                                                                                             \
-    const VT sc = SET1(scale);                                                                \
-    int64_t i0, k0, c; int i, v;                                                              \
-    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
-        const T *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                       \
-        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)]; \
-        /* keys k0 .. k0 + NV L - 1 at a time: part of a panel, one, or several */            \
-        for (k0 = 0; k0 < np * RINGATTN__PANEL; k0 += NV * L) {                               \
-            VT acc[RB][NV]; const T *kb[NV];                                                  \
-            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                       \
-                int64_t k = (k0 + v * L) / RINGATTN__PANEL;                                   \
-                kb[v] = (const T *)kp[k < np ? k : np - 1] + (k0 + v * L) % RINGATTN__PANEL;  \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = ZERO(); \
-            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                       \
-                VT kv[NV];                                                                    \
-                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL); \
-                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                   \
-                    VT b = BCAST(qr[i] + c);                                                  \
-                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]); \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) \
-                if (i < rows && k0 + v * L < np * RINGATTN__PANEL)                            \
-                    STORE((T *)s[i0 + i] + k0 + v * L, MUL(acc[i][v], sc));                   \
-        }                                                                                     \
-    }                                                                                         \
-}
-/* columns in vectors of L, NV at a time (a missing second vector repeats the first: both are
-   loaded before either is stored, so the repeat writes the same value); the dv mod L columns
-   left over one by one, in the same order */
-#define RINGATTN__PV_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
-ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv,     \
-                      int64_t dv, void *const *o)                                             \
-{                                                                                             \
-    int64_t i0, c0, j, cv = dv / L * L; int i, u;                                             \
-    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
-        const T *pr[RB]; T *orow[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);          \
-        RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                            \
-            int64_t ii = i0 + (i < rows ? i : rows - 1);                                      \
-            pr[i] = (const T *)p[ii]; orow[i] = (T *)o[ii];                                   \
-        }                                                                                     \
-        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
-            VT acc[RB][NV]; int64_t cu[NV];                                                   \
-            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0;      \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = LOAD(orow[i] + cu[u]); \
-            RINGATTN__UNROLL4 for (j = 0; j < n; j++) {                                                    \
-                VT vv[NV];                                                                    \
-                RINGATTN__UNROLL for (u = 0; u < NV; u++) vv[u] = LOAD(v + j * ldv + cu[u]);                   \
-                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                    \
-                    VT b = BCAST(pr[i] + j);                                                  \
-                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = FMADD(b, vv[u], acc[i][u]);          \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
-                if (i < rows) STORE(orow[i] + cu[u], acc[i][u]);                              \
-        }                                                                                     \
-        if (cv < dv) for (i = 0; i < rows; i++) for (j = 0; j < n; j++)                      \
-            for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
-    }                                                                                         \
-}
-/* KB keys (output rows) x NV column vectors in registers, the sum over the group's rows i in
-   order; a key past the last repeats the last, a missing second vector repeats the first
-   (computed, stored once or with the same value), the dx mod L columns left one by one */
-#define RINGATTN__PT_V(NAME, ATTR, T, VT, L, KB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
-ATTR static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,  \
-                      int64_t dx, T *o, int64_t ldo)                                          \
-{                                                                                             \
-    int64_t j0, c0, i, c, cv = dx / L * L; int k, u;                                          \
-    for (j0 = 0; j0 < n; j0 += KB) {                                                          \
-        int64_t jj[KB]; int keys = (int)(n - j0 < KB ? n - j0 : KB);                          \
-        RINGATTN__UNROLL for (k = 0; k < KB; k++) jj[k] = j0 + (k < keys ? k : keys - 1);     \
-        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
-            VT acc[KB][NV]; int64_t cu[NV];                                                   \
-            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0; \
-            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
-                acc[k][u] = LOAD(o + jj[k] * ldo + cu[u]);                                    \
-            RINGATTN__UNROLL4 for (i = 0; i < nr; i++) {                                      \
-                VT xv[NV]; const T *pi = p + i * ldp;                                         \
-                RINGATTN__UNROLL for (u = 0; u < NV; u++) xv[u] = LOAD(x + i * ldx + cu[u]);  \
-                RINGATTN__UNROLL for (k = 0; k < KB; k++) {                                   \
-                    VT b = BCAST(pi + jj[k]);                                                 \
-                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[k][u] = FMADD(b, xv[u], acc[k][u]); \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
-                if (k < keys) STORE(o + jj[k] * ldo + cu[u], acc[k][u]);                      \
-        }                                                                                     \
-        if (cv < dx) for (k = 0; k < keys; k++) for (i = 0; i < nr; i++)                     \
-            for (c = cv; c < dx; c++) o[jj[k] * ldo + c] = SFMA(p[i * ldp + jj[k]], x[i * ldx + c], o[jj[k] * ldo + c]); \
-    }                                                                                         \
-}
-#define RINGATTN__BS(p) _mm256_broadcast_ss(p)
-#define RINGATTN__BD(p) _mm256_broadcast_sd(p)
-#define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
-#define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
-RINGATTN__QK_V(ringattn__qk_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps)
-RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
-RINGATTN__PV_V(ringattn__pv_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
-RINGATTN__PV_V(ringattn__pv1_avx2_32, RINGATTN__A2, float, __m256, 8, 1, 4, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv1_avx2_64, RINGATTN__A2, double, __m256d, 4, 1, 4, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
-RINGATTN__PT_V(ringattn__pt_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PT_V(ringattn__pt_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-RINGATTN__QK_V(ringattn__qk_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps)
-RINGATTN__QK_V(ringattn__qk_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd)
-RINGATTN__PV_V(ringattn__pv_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
-RINGATTN__PV_V(ringattn__pv1_avx512_32, RINGATTN__A512, float, __m512, 16, 1, 4, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv1_avx512_64, RINGATTN__A512, double, __m512d, 8, 1, 4, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
-RINGATTN__PT_V(ringattn__pt_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PT_V(ringattn__pt_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif /* RINGATTN__X86 */
-
+/* platform code the algorithm calls, defined in PLATFORM CODE at the end of the implementation */
+static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                           double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
+                           double beta, void *C, int64_t ldc);
+static int ringattn__isa(void);
+static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d);
 static void ringattn__qk(int isa, ringattn_dtype t, int64_t nr, const void *const *q, int64_t d,
-                         const void *const *kp, int64_t np, double scale, void *const *s)
-{
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) ringattn__qk_avx512_32(nr, q, d, kp, np, (float)scale, s);
-        else ringattn__qk_avx512_64(nr, q, d, kp, np, scale, s);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) ringattn__qk_avx2_32(nr, q, d, kp, np, (float)scale, s);
-        else ringattn__qk_avx2_64(nr, q, d, kp, np, scale, s);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__qk_c32(nr, q, d, kp, np, (float)scale, s);
-    else ringattn__qk_c64(nr, q, d, kp, np, scale, s);
-}
-
+                         const void *const *kp, int64_t np, double scale, void *const *s);
 static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *const *p, int64_t n,
-                         const void *v, int64_t ldv, int64_t dv, void *const *o)
-{
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx512_32 : ringattn__pv_avx512_32)(nr, p, n, (const float *)v, ldv, dv, o);
-        else (nr == 1 ? ringattn__pv1_avx512_64 : ringattn__pv_avx512_64)(nr, p, n, (const double *)v, ldv, dv, o);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx2_32 : ringattn__pv_avx2_32)(nr, p, n, (const float *)v, ldv, dv, o);
-        else (nr == 1 ? ringattn__pv1_avx2_64 : ringattn__pv_avx2_64)(nr, p, n, (const double *)v, ldv, dv, o);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__pv_c32(nr, p, n, (const float *)v, ldv, dv, o);
-    else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
-}
-
+                         const void *v, int64_t ldv, int64_t dv, void *const *o);
 static void ringattn__pt(int isa, ringattn_dtype t, int64_t nr, const void *p, int64_t ldp, int64_t n,
-                         const void *x, int64_t ldx, int64_t dx, void *o, int64_t ldo)
-{
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) ringattn__pt_avx512_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
-        else ringattn__pt_avx512_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) ringattn__pt_avx2_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
-        else ringattn__pt_avx2_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__pt_c32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
-    else ringattn__pt_c64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
-}
-
-/* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
-   then the lanes pairwise (the vector exp-and-sum functions add in exactly this order) */
-static double ringattn__sum8(const double s[8])
-{
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
-   running denominator l never loses digits to the block structure of the ring; the loops
-   keep several independent lanes so they vectorize without reassociating anything (the
-   order of operations is fixed by the code, so results stay deterministic). */
-static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
-{
-    int64_t j, k;
-    double mx = -INFINITY;
-#ifdef RINGATTN__X86
-    if (t == RINGATTN_F32 && ringattn__isa() == RINGATTN__ISA_AVX512) mx = ringattn__row_max_avx512((const float *)x, n);
-    else
-#endif
-    if (t == RINGATTN_F32) {
-        const float *a = (const float *)x;
-        float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        for (j = 0; j + 8 <= n; j += 8)
-            for (k = 0; k < 8; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
-        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
-        for (k = 0; k < 8; k++) mx = (m[k] > mx) ? m[k] : mx;
-    } else {
-        const double *a = (const double *)x;
-        double m[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        for (j = 0; j + 4 <= n; j += 4)
-            for (k = 0; k < 4; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
-        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
-        for (k = 0; k < 4; k++) mx = (m[k] > mx) ? m[k] : mx;
-    }
-    /* NaNs lose every comparison above; they still reach the row through exp(NaN) = NaN,
-       except when nothing else is visible: then the row's max must be NaN itself */
-    if (mx == -INFINITY)
-        for (j = 0; j < n; j++) {
-            double y = (t == RINGATTN_F32) ? (double)((const float *)x)[j] : ((const double *)x)[j];
-            if (y != y) return y;
-        }
-    return mx;
-}
-
-static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
-{
-    int64_t j, k;
-    double s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
-    if (t == RINGATTN_F32) {
-        const float *a = (const float *)x;
-        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += (double)a[j + k];
-        for (; j < n; j++) s[0] += (double)a[j];
-    } else {
-        const double *a = (const double *)x;
-        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += a[j + k];
-        for (; j < n; j++) s[0] += a[j];
-    }
-    return ringattn__sum8(s);
-}
-
-/* x[j] = exp(x[j] - m), return the sum */
-static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
-{
-    if (t == RINGATTN_F32) {
-#ifdef RINGATTN__X86
-        int isa = ringattn__isa();
-        if (isa == RINGATTN__ISA_AVX512)   /* one pass: exp and sum */
-            return ringattn__expf_sum_row_avx512((float *)x, n, (float)m);
-        if (isa == RINGATTN__ISA_AVX2)
-            return ringattn__expf_sum_row_avx2((float *)x, n, (float)m);
-#endif
-        ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
-    } else {
-        ringattn__exp_row((double *)x, n, m);
-    }
-    return ringattn__row_sum(t, x, n);
-}
-
-/* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
-static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
-{
-    if (t == RINGATTN_F32) {
-        float hi = (float)lse;   /* lse need not be a float: carry it as hi + lo */
-        ringattn__expf_row((float *)x, n, hi, (float)(lse - (double)hi));
-    } else {
-        ringattn__exp_row((double *)x, n, lse);
-    }
-}
-
-/* ds[j] = scale * p[j] * (ds[j] - D)   (ds holds dP on entry; the scale of S = scale Q K^T
-   applied here, once, so that dQ and dK are plain sums of dS times K and Q) */
-static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D, double scale)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) {
-        const float *a = (const float *)p; float *g = (float *)ds; float Df = (float)D, sf = (float)scale;
-        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - Df) * sf;
-    } else {
-        const double *a = (const double *)p; double *g = (double *)ds;
-        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - D) * scale;
-    }
-}
-
-/* softcap (Gemma 2 / FlashAttention): x[j] = cap * tanh(x[j] / cap) */
-static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) { float *a = (float *)x; float c = (float)cap; for (j = 0; j < n; j++) a[j] = c * tanhf(a[j] / c); }
-    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] = cap * tanh(a[j] / cap); }
-}
-
-/* backward through a softcap: s holds capped logits on entry and P on exit; ds holds dP on
-   entry and scale times dS of the raw logit on exit: scale P (dP - D) (1 - (s / cap)^2) */
+                         const void *x, int64_t ldx, int64_t dx, void *o, int64_t ldo);
+static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n);
+static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m);
+static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse);
+static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D, double scale);
+static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap);
 static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
-                                   double D, double cap, double scale)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) {
-        float *a = (float *)s, *g = (float *)ds;
-        for (j = 0; j < n; j++) {
-            float c = a[j] / (float)cap, pr = (float)exp((double)a[j] - lse);
-            g[j] = pr * (g[j] - (float)D) * (1.0f - c * c) * (float)scale;
-            a[j] = pr;
-        }
-    } else {
-        double *a = (double *)s, *g = (double *)ds;
-        for (j = 0; j < n; j++) {
-            double c = a[j] / cap, pr = exp(a[j] - lse);
-            g[j] = pr * (g[j] - D) * (1.0 - c * c) * scale;
-            a[j] = pr;
-        }
-    }
-}
+                                   double D, double cap, double scale);
+static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s);
 
-static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
-{
-    int64_t j;
-    if (t == RINGATTN_F32) { float *a = (float *)x; float sf = (float)s; for (j = 0; j < n; j++) a[j] *= sf; }
-    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] *= s; }
-}
-
-/* largest share of any member (what a travelling buffer must hold) */
-static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
-{
-    ringattn__piece pc[2]; int i, np; int64_t mx = 0, r;
-    if (part != RINGATTN_ZIGZAG) return (n + p - 1) / p;
-    for (i = 0; i < p; i++) {   /* zigzag: chunk i with chunk 2p-1-i, sizes differ by one */
-        np = ringattn__pieces(part, n, p, i, pc);
-        r = ringattn__piece_rows(pc, np);
-        if (r > mx) mx = r;
-    }
-    return mx;
-}
-
-/* ---------------------------------------------------------------- ring members */
+/* ---------------------------------------------------------------- the ring's state */
 
 typedef struct {
     ringattn__piece qp[2];         /* my query positions (one or two pieces)                  */
@@ -1732,16 +1041,24 @@ typedef struct {
     int64_t q0, q1;                /* their span: first position, last position + 1           */
     int64_t rows;                  /* number of query rows                                    */
     void *q;                       /* Q_i   [b][h][rows][d]   compute dtype                   */
-    void *acc;                     /* fwd: running O_i [b][h][rows][dv]; bwd: dQ_i [..][d]    */
+    union {                        /* the rows' state, as the pass names it:                  */
+        struct {                   /* forward (R->pass == 0)                                  */
+            void *o;               /*   running O_i, unnormalised [b][h][rows][dv]            */
+            double *m, *l;         /*   running row max and sum   [b][h][rows]                */
+        } fwd;
+        struct {                   /* backward (R->pass == 1)                                 */
+            void *dq;              /*   dQ_i [b][h][rows][d]                                  */
+            double *lse, *D;       /*   the forward's lse, D = rowsum(dO o O)   [b][h][rows]  */
+        } bwd;
+    } st;
     void *dout;                    /* bwd: dO_i [b][h][rows][dv]                              */
-    double *rs0, *rs1;             /* fwd: m_i, l_i; bwd: lse_i, D_i   [b][h][rows]           */
     void *kv[2];                   /* K|V buffers by step parity: [b][hk][ck][d] | [..][dv]   */
     void *dkv[2];                  /* bwd: travelling dK|dV, same layout                      */
     size_t bytes;                  /* private bytes held (measured, through the allocator)    */
     int64_t blocks_computed, blocks_skipped, tiles, handoffs, flops;
     int64_t step_tiles;            /* tiles of the current step (units add to it atomically)  */
-    void *bacc; double *bm, *bl;   /* cfg->trace_blocks: the step's block alone (acc, m, l);
-                                      NULL otherwise                                          */
+    void *block_o;                 /* cfg->trace_blocks: the step's block alone (its O, m, l; */
+    double *block_m, *block_l;     /* NULL otherwise)                                         */
 } ringattn__member;
 
 /* A thread's scratch: score rows (and dP rows in backward) of one group of rows, panels, the
@@ -1757,6 +1074,20 @@ typedef struct {
     int64_t tiles, flops;
 } ringattn__scratch;
 
+/* The backward's path: the fused kernels, or, built with RINGATTN_USE_CBLAS and at d >=
+   RINGATTN__BWD_BLAS_D, whole tiles through cblas (OpenBLAS's large GEMMs win there; see
+   docs/performance.md). One rule for the planner, the allocator and the unit. */
+#define RINGATTN__BWD_BLAS_D 128
+static int ringattn__bwd_blas(const ringattn__problem *P)
+{
+#ifdef RINGATTN_USE_CBLAS
+    return P->d >= RINGATTN__BWD_BLAS_D;
+#else
+    (void)P;
+    return 0;
+#endif
+}
+
 /* A thread's scratch, one rule for the planner and the allocator. Score rows (and in the
    backward dP rows) for one group of RINGATTN__FUSED_ROWS rows, as wide as the panels under
    one key tile (one more when the tile starts mid-panel); room for panels: the forward copies
@@ -1767,6 +1098,11 @@ static void ringattn__tile_scratch(const ringattn__problem *P, int pass, int64_t
 {
     int g, dilated = 0;
     int64_t npan = (P->tk + RINGATTN__PANEL - 1) / RINGATTN__PANEL + 1;
+    if (pass && ringattn__bwd_blas(P)) {   /* whole score and dP tiles, no panels */
+        *lds = P->tk;
+        n[0] = n[1] = P->tq * P->tk; n[2] = n[3] = 0;
+        return;
+    }
     for (g = 0; g < P->groups; g++) if (P->rate[g] > 1) dilated = 1;
     *lds = npan * RINGATTN__PANEL;
     n[0] = (pass ? RINGATTN__BWD_ROWS : RINGATTN__FUSED_ROWS) * *lds;
@@ -1784,8 +1120,6 @@ typedef struct {
     size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
     int m0, nm;                    /* members held here, m[0] is member m0: all p of them, or
                                       one MPI rank's                                          */
-    int swap;                      /* 1: hand-offs are buffer swaps between the members held
-                                      here; 0: ringattn_mpi.h sends the buffers itself         */
 } ringattn__ring;
 
 /* member i of the ring; only members m0 .. m0 + nm - 1 live in this process */
@@ -1818,50 +1152,27 @@ static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t
     return n;
 }
 
-/* ---------------------------------------------------------------- THE online-softmax merge */
-/* Folds one group of score rows into the running state of its rows; the only place that
-   knows the rescaling. Row r sees tile columns [lo[r], hi[r]) and nothing else: invisible
-   entries are never read, so a NaN or Inf in a key or value the row cannot see stays out.
-     m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
-     acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
-   Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
-   Score row r is s + r * lds, its first entry tile column soff; v is the value row of tile
-   column 0. Every row of the group sees [ca, cz): those columns go through one P V product
-   for the whole group, then each row's own columns left and right of them (the cut follows
-   the mask only, so the order of every sum is fixed). */
-static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
-                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
-                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
-                            double *m, double *l, int64_t rstride, int64_t *flops)
+/* largest share of any member (what a travelling buffer must hold) */
+static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
 {
-    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, k, live = 0;
-    const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
-    for (r = 0; r < rows; r++) {
-        char *sr = (char *)s + (size_t)(r * lds + lo[r] - soff) * es;
-        double mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
-        /* every visible score -inf: the row contributes nothing */
-        if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
-        sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
-        if (alpha != 1.0) ringattn__row_scale(t, (char *)acc + (size_t)(r * ldacc) * es, P->dv, alpha);
-        ringattn__merge_fold(mr, lr, mnew, alpha, sum);
-        at[live] = r;
-        pr[live] = (char *)s + (size_t)(r * lds + ca - soff) * es;
-        orow[live++] = (char *)acc + (size_t)(r * ldacc) * es;
-        *flops += 2 * (hi[r] - lo[r]) * P->dv;
+    ringattn__piece pc[2]; int i, np; int64_t mx = 0, r;
+    if (part != RINGATTN_ZIGZAG) return (n + p - 1) / p;
+    for (i = 0; i < p; i++) {   /* zigzag: chunk i with chunk 2p-1-i, sizes differ by one */
+        np = ringattn__pieces(part, n, p, i, pc);
+        r = ringattn__piece_rows(pc, np);
+        if (r > mx) mx = r;
     }
-    if (live == 0) return;
-    ringattn__pv(isa, t, live, pr, cz - ca, (const char *)v + (size_t)(ca * ldv) * es, ldv, P->dv, orow);
-    for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
-        int64_t i = at[k], side;
-        for (side = 0; side < 2; side++) {
-            int64_t a = side ? cz : lo[i], w = side ? hi[i] - cz : ca - lo[i];
-            const void *p1 = (char *)s + (size_t)(i * lds + a - soff) * es;
-            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, (const char *)v + (size_t)(a * ldv) * es, ldv, P->dv, &orow[k]);
-        }
-    }
+    return mx;
 }
 
-/* ---------------------------------------------------------------- blocks and tiles */
+/* the caller's tensors of one call */
+typedef struct {
+    const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
+    ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
+    int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
+                       member's rows, its pieces one after another (an MPI rank's chunk)     */
+} ringattn__io;
+
 /* A block is one (batch, head) pair of runs: query positions qa, qa+r, ... (nr of them) and
    key positions ka, ka+r, ... (nc of them), r = 1 for dense attention, the dilation rate for
    a dilated pattern. Member buffers are row-major, so a run is a matrix with leading
@@ -1872,11 +1183,263 @@ typedef struct {
     int64_t rs;                /* buffer row stride (leading dimension = rs * dim)            */
     int64_t nr, nc;            /* rows, columns                                               */
     int64_t off;               /* key j visible to query i (causally) iff j <= i + off        */
-    void *q, *acc, *dout;   double *rs0, *rs1;          /* at the first row                   */
+    void *q;                                             /* at the first row:                  */
+    void *o;   double *m, *l;                            /*   forward (NULL in backward)       */
+    void *dq, *dout;   double *lse, *D;                  /*   backward (NULL in forward)       */
     void *k, *v, *dk, *dv;                               /* at the first column                */
     const void *kpan;          /* forward: the key piece, in panels (ringattn__panel_at)      */
     int64_t kloc, kcnt;        /* its row of the first column, its rows                       */
 } ringattn__block;
+
+/* the algorithm's steps, defined below in this order */
+static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W);
+static int64_t ringattn__count_step(const ringattn__ring *R, int i);
+static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t tiles);
+static void ringattn__pass_on(const ringattn__ring *R, int i, int t);
+static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
+                           const ringattn__piece *kp, int nkp, void *kv, void *dkv,
+                           int64_t bb, int64_t kh);
+static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratch *me,
+                                    const ringattn__block *B);
+static void ringattn__backward_block(const ringattn__problem *P, ringattn__scratch *me,
+                                     const ringattn__block *B);
+#ifdef RINGATTN_USE_CBLAS
+static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__scratch *me,
+                                          const ringattn__block *B);
+#endif
+static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
+                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
+                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
+                            double *m, double *l, int64_t rstride, int64_t *flops);
+static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m, double *l,
+                                  int64_t row0, int64_t rows);
+static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i,
+                                   int64_t bb, int64_t hh);
+static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io *io, int i,
+                                    int64_t bb, int64_t hh);
+
+/* ---------------------------------------------------------------- THE RING */
+
+static int ringattn__thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* THE RING: p members, p steps. Threads share out the members' units (with as many threads
+   as members, each thread is one member); without OpenMP, or with num_threads = 1, the
+   same units run one after another. Every unit's arithmetic is fixed by the problem, not by
+   the thread that runs it, so the result is bit-identical for any thread count. */
+static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
+{
+    const int p = R->P->p;
+    const int nt = R->P->nt;
+    const int64_t work = (int64_t)p * R->P->units;
+    const int64_t bh = R->P->b * R->P->h, slices = (int64_t)p * bh;
+    (void)nt;
+    RINGATTN__OMP(omp parallel num_threads(nt))
+    {
+        ringattn__scratch *W = &R->w[ringattn__thread_id()];
+        int t, i; int64_t x;
+#ifdef _OPENMP
+        /* the threads of this call are all the ring gets: a BLAS built on OpenMP must not
+           fan each small tile out again (a team of one does not count as "in parallel").
+           This ICV belongs to this region's tasks only; the caller's setting is untouched. */
+        omp_set_num_threads(1);
+#endif
+        /* setup and finish in (member, batch, head) slices: a ring smaller than the thread
+           team still keeps every thread busy */
+        RINGATTN__OMP(omp for schedule(dynamic, 1))
+        for (x = 0; x < slices; x++) ringattn__member_setup(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
+        for (t = 0; t < p; t++) {
+            /* dynamic: with a causal mask some members have nothing to do at step t and
+               the diagonal blocks cost more, so a fixed split leaves a thread idle; which
+               thread runs a unit never changes its arithmetic */
+            RINGATTN__OMP(omp for schedule(dynamic, 1))
+            for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);   /* fold in the block held */
+            /* then each member counts and reports its step, and hands its chunk to i + 1 */
+            RINGATTN__OMP(omp for schedule(static))
+            for (i = 0; i < p; i++) {
+                int64_t tiles = ringattn__count_step(R, i);
+                ringattn__report_step(R, i, t, tiles);
+                ringattn__pass_on(R, i, t);
+            }
+            /* the barrier closing this loop is the ring's clock tick: every hand-off of
+               step t has landed before any member starts step t + 1 */
+        }
+        RINGATTN__OMP(omp for schedule(dynamic, 1))
+        for (x = 0; x < slices; x++) ringattn__member_finish(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
+    }
+}
+
+/* Step t, phase 1 (one unit x of all p * units): member i folds its block in. */
+static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W)
+{
+    const ringattn__problem *P = R->P;
+    int p = P->p, i = (int)(x / P->units), src, nkp;
+    int64_t u = x % P->units;
+    ringattn__member *me = ringattn__mem(R, i);
+    ringattn__piece kp[2];
+    src = ringattn__source(p, i, t);                         /* whose K/V we hold now */
+    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    if (me->block_o) {
+        /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
+           same unit; the running state below is then folded exactly as without the option,
+           so its bits do not change. Counted once, by the running pass. */
+        ringattn__member blk = *me;
+        int64_t bb = u / P->hk, hh;
+        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
+            ringattn__state_reset(P, me->block_o, me->block_m, me->block_l, (bb * P->h + hh) * me->rows, me->rows);
+        blk.st.fwd.o = me->block_o; blk.st.fwd.m = me->block_m; blk.st.fwd.l = me->block_l;
+        ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
+    }
+    W->tiles = 0; W->flops = 0;
+    ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
+                   u / P->hk, u % P->hk);
+    /* integer counters: the totals do not depend on which thread adds first */
+    RINGATTN__OMP(omp atomic)
+    me->step_tiles += W->tiles;
+    RINGATTN__OMP(omp atomic)
+    me->flops += W->flops;
+}
+
+/* Step t, phase 2 (member i), after every unit of the step: the step's counters. Returns the
+   tiles of the step and clears them for the next one. */
+static int64_t ringattn__count_step(const ringattn__ring *R, int i)
+{
+    ringattn__member *me = ringattn__mem(R, i);
+    int64_t tiles = me->step_tiles;
+    if (tiles) me->blocks_computed++; else me->blocks_skipped++;
+    me->tiles += tiles;
+    me->step_tiles = 0;
+    return tiles;
+}
+
+/* Step t, phase 2: the trace event of member i, before the hand-off (the dK/dV it shows are
+   those of chunk src, which the hand-off passes on) */
+static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t tiles)
+{
+    const ringattn__problem *P = R->P;
+    int p = P->p, src = ringattn__source(p, i, t);
+    ringattn__member *me = ringattn__mem(R, i);
+    ringattn__piece kp[2];
+    ringattn_trace_event ev;
+    int nkp, j;
+    if (!R->cfg->trace) return;
+    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
+    memset(&ev, 0, sizeof ev);
+    ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
+    ev.computed = tiles > 0;
+    ev.q_begin = me->q0; ev.q_end = me->q1;
+    ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
+    ev.tiles = tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
+    ev.row_max = R->pass ? NULL : me->st.fwd.m;
+    ev.row_sum = R->pass ? NULL : me->st.fwd.l;
+    /* the state itself: nothing moves until the next step, after this phase's barrier */
+    ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
+    ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
+    for (j = 0; j < 2; j++) {
+        ev.q_pos0[j] = j < me->nqp ? me->qp[j].pos0 : 0; ev.q_count[j] = j < me->nqp ? me->qp[j].count : 0;
+        ev.q_stride[j] = j < me->nqp ? me->qp[j].stride : 1;
+        ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
+        ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
+    }
+    ev.out_scale = ringattn__group_div(P);
+    ev.acc = R->pass ? me->st.bwd.dq : me->st.fwd.o;
+    ev.block_acc = me->block_o; ev.block_max = me->block_m; ev.block_sum = me->block_l;
+    ev.dkv = R->pass ? me->dkv[t & 1] : NULL; ev.kv_pitch = P->ck;
+    R->cfg->trace(&ev, R->cfg->trace_user);
+}
+
+/* A hand-off in one address space: the next member takes the buffer this member has just
+   used, and gives back the one it has finished with. No byte moves (a copy would only cost
+   time), and each member still owns exactly two buffers of each kind, so its
+   memory stays O(n/p). Member i writes only its own kv[cur] slot and its successor's
+   kv[nxt] slot, so all members can hand over at once. */
+static void ringattn__hand_over(void **mine, void **next_slot)
+{
+    void *spent = *next_slot;
+    *next_slot = *mine;
+    *mine = spent;
+}
+
+/* Step t, phase 3: member i hands its K/V chunk on to member i+1 (it is member i+1's for step
+   t+1); in the backward pass the chunk's dK/dV travel with it, and after p hand-offs they are
+   home. (With one member per process, ringattn_mpi.h sends the buffers itself.) */
+static void ringattn__pass_on(const ringattn__ring *R, int i, int t)
+{
+    ringattn__member *me = ringattn__mem(R, i), *next = ringattn__mem(R, (i + 1) % R->P->p);
+    if (t + 1 < R->P->p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
+    if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
+}
+
+/* ---------------------------------------------------------------- the unit, blocks and tiles */
+/* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
+   that no two units ever write the same dK/dV rows. For each of those heads, each pattern
+   the head takes (dense: one pattern), each pair of query / key pieces, and each segment
+   that both touch. Blocks sharing no segment are never visited: that is the dilated (and
+   varlen) skip. */
+static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
+                           const ringattn__piece *kp, int nkp, void *kv, void *dkv,
+                           int64_t bb, int64_t kh)
+{
+    const ringattn__problem *P = R->P;
+    size_t es = P->es;
+    int64_t hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
+    int64_t kvrow = (bb * P->hk + kh) * P->ck;
+    for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
+        int64_t home = (bb * P->h + hh) * me->rows;
+        int npat = ringattn__patterns(P), ip, a, c;
+        for (ip = 0; ip < npat; ip++) {
+            int64_t seglen, rate, o;
+            ringattn__pattern(P, hh, ip, &seglen, &rate, &o);
+            for (a = 0; a < me->nqp; a++)
+            for (c = 0; c < nkp; c++) {
+                const ringattn__piece *qp = &me->qp[a], *kq = &kp[c];
+                int64_t j, j0, j1;
+                if (qp->count == 0 || kq->count == 0) continue;
+                ringattn__segment_range(P, seglen, qp, kq, &j0, &j1);   /* segments both pieces touch */
+                for (j = j0; j <= j1; j++) {
+                    ringattn__segment S; ringattn__block B; int64_t qrow, krow, qbs, kbs;
+                    ringattn__segment_at(P, seglen, j, &S);
+                    B.nr = ringattn__run(qp, S.qb, S.qe, o, rate, &B.qa, &qrow, &B.qps, &qbs);
+                    if (B.nr == 0) continue;
+                    B.nc = ringattn__run(kq, S.kb, S.ke, o, rate, &B.ka, &krow, &B.kps, &kbs);
+                    if (B.nc == 0) continue;
+                    B.rs = qbs;          /* == kbs: pieces of one call share their kind */
+                    B.off = S.off;
+                    B.q = ringattn__at(me->q, (home + qrow) * P->d, es);
+                    B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
+                    if (R->pass == 0) {
+                        B.o = ringattn__at(me->st.fwd.o, (home + qrow) * P->dv, es);
+                        B.m = me->st.fwd.m + home + qrow;
+                        B.l = me->st.fwd.l + home + qrow;
+                    } else {
+                        B.dq = ringattn__at(me->st.bwd.dq, (home + qrow) * P->d, es);
+                        B.dout = ringattn__at(me->dout, (home + qrow) * P->dv, es);
+                        B.lse = me->st.bwd.lse + home + qrow;
+                        B.D = me->st.bwd.D + home + qrow;
+                    }
+                    B.k = ringattn__at(kv, (kvrow + krow) * P->d, es);
+                    B.kpan = ringattn__at(kv, (kvrow + kq->row0) * P->d, es);
+                    B.kloc = krow - kq->row0; B.kcnt = kq->count;
+                    B.v = ringattn__at(kv, kvhalf + (kvrow + krow) * P->dv, es);
+                    B.dk = dkv ? ringattn__at(dkv, (kvrow + krow) * P->d, es) : NULL;
+                    B.dv = dkv ? ringattn__at(dkv, kvhalf + (kvrow + krow) * P->dv, es) : NULL;
+                    (void)kbs;
+                    if (R->pass == 0) ringattn__forward_block(P, W, &B);
+#ifdef RINGATTN_USE_CBLAS
+                    else if (ringattn__bwd_blas(P)) ringattn__backward_block_blas(P, W, &B);
+#endif
+                    else ringattn__backward_block(P, W, &B);
+                }
+            }
+        }
+    }
+}
 
 /* visible key columns [lo, hi) of tile rows [r0, r0+nr) against columns [c0, c1);
    returns 0 if nothing is visible, and sets *full when every row sees every column */
@@ -1913,7 +1476,7 @@ static int64_t ringattn__tile_panels(const ringattn__problem *P, ringattn__scrat
         np = last - first;
         for (k = 0; k < np; k++) {
             int64_t pk = first + k, w = B->kcnt - pk * W;
-            const char *src = (const char *)B->kpan + (size_t)(pk * W * d) * es;
+            const char *src = ringattn__at(B->kpan, pk * W * d, es);
             if (w >= W) { me->pan[k] = src; continue; }
             for (c = 0; c < d; c++) for (l = 0; l < W; l++)
                 ringattn__store(gat, P->ct, c * W + l, l < w ? ringattn__load(src, P->ct, c * w + l) : 0.0);
@@ -1970,8 +1533,8 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                 for (i = 0; i < g; i++) {
                     if (me->lo[g0 + i] < ua) ua = me->lo[g0 + i];
                     if (me->hi[g0 + i] > uz) uz = me->hi[g0 + i];
-                    qr[i] = (const char *)B->q + (size_t)((r0 + g0 + i) * ldq) * es;
-                    sr[i] = (char *)me->s + (size_t)(i * lds) * es;
+                    qr[i] = ringattn__at(B->q, (r0 + g0 + i) * ldq, es);
+                    sr[i] = ringattn__at(me->s, i * lds, es);
                 }
                 ka = (ua - pbase) / RINGATTN__PANEL;                            /* the panels the */
                 kz = (uz - pbase + RINGATTN__PANEL - 1) / RINGATTN__PANEL;      /* group sees     */
@@ -1981,17 +1544,110 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                 me->flops += 2 * g * (uz - ua) * P->d;
                 if (P->softcap > 0)   /* a transform of each visible logit, before the merge */
                     for (i = 0; i < g; i++)
-                        ringattn__row_softcap(P->ct, (char *)sr[i] + (size_t)(me->lo[g0 + i] - soff) * es,
+                        ringattn__row_softcap(P->ct, ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
                                               me->hi[g0 + i] - me->lo[g0 + i], P->softcap);
                 ringattn__merge(P, isa, g, me->s, lds, soff, me->lo + g0, me->hi + g0, ca, cz,
-                                (const char *)B->v + (size_t)(c0 * ldv) * es, ldv,
-                                (char *)B->acc + (size_t)((r0 + g0) * ldv) * es, ldv,
-                                B->rs0 + (r0 + g0) * B->rs, B->rs1 + (r0 + g0) * B->rs, B->rs, &me->flops);
+                                ringattn__at(B->v, c0 * ldv, es), ldv,
+                                ringattn__at(B->o, (r0 + g0) * ldv, es), ldv,
+                                B->m + (r0 + g0) * B->rs, B->l + (r0 + g0) * B->rs, B->rs, &me->flops);
             }
             me->tiles++;
         }
     }
 }
+
+#ifdef RINGATTN_USE_CBLAS
+/* backward through cblas, whole tiles at a time: S = scale Q K^T and dP = dO V^T for the tile,
+   P and dS = P (dP - D) row by row, then dV += P^T dO, dQ += scale dS K, dK += scale dS^T Q as
+   GEMMs (row groups and their leftovers where the tile is ragged). OpenBLAS's large GEMMs beat
+   the fused kernels at d >= 128 (docs/performance.md), so those shapes come here. */
+static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__scratch *me,
+                                     const ringattn__block *B)
+{
+    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r0, c0;
+    int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv;
+    for (r0 = 0; r0 < B->nr; r0 += P->tq) {
+        int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
+        const double *lse = B->lse + r0 * B->rs, *D = B->D + r0 * B->rs;
+        const char *q = ringattn__at(B->q, r0 * ldq, es);
+        const char *dout = ringattn__at(B->dout, r0 * ldv, es);
+        char *dq = ringattn__at(B->dq, r0 * ldq, es);
+        for (c0 = 0; c0 < B->nc; c0 += P->tk) {
+            int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, n, i;
+            const char *k, *v; char *dk, *dv;
+            int full;
+            if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
+            for (i = 0; i < nr; i++) {
+                /* lse = -inf: the row saw nothing in the forward pass, so it has no gradient */
+                if (lse[i * B->rs] == -INFINITY) { me->lo[i] = me->hi[i]; full = 0; }
+                if (me->lo[i] < me->hi[i]) {
+                    if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
+                    if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
+                }
+            }
+            if (cmax <= cmin) continue;
+            for (i = 0; i < nr; i++) { me->lo[i] -= cmin - c0; me->hi[i] -= cmin - c0; }
+            n = cmax - cmin;
+            k = ringattn__at(B->k, cmin * ldq, es);
+            v = ringattn__at(B->v, cmin * ldv, es);
+            dk = ringattn__at(B->dk, cmin * ldq, es);
+            dv = ringattn__at(B->dv, cmin * ldv, es);
+            /* S = scale Q K^T -> P,   dP = dO V^T -> dS */
+            ringattn__gemm(t, 0, 1, nr, n, P->d, P->scale, q, ldq, k, ldq, 0.0, me->s, n);
+            ringattn__gemm(t, 0, 1, nr, n, P->dv, 1.0, dout, ldv, v, ldv, 0.0, me->dp, n);
+            me->flops += 2 * nr * n * (P->d + P->dv);
+            for (i = 0; i < nr; i++) {
+                char *sr = ringattn__at(me->s, i * n + me->lo[i], es);
+                char *gr = ringattn__at(me->dp, i * n + me->lo[i], es);
+                if (me->lo[i] >= me->hi[i]) continue;
+                if (P->softcap > 0) {
+                    ringattn__row_softcap(t, sr, me->hi[i] - me->lo[i], P->softcap);
+                    ringattn__row_dsoftcap(t, sr, gr, me->hi[i] - me->lo[i], lse[i * B->rs], D[i * B->rs], P->softcap, 1.0);
+                    continue;
+                }
+                ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
+                ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs], 1.0);
+            }
+            if (full) {
+                ringattn__gemm(t, 1, 0, n, P->dv, nr, 1.0, me->s, n, dout, ldv, 1.0, dv, ldv);
+                ringattn__gemm(t, 0, 0, nr, P->d, n, P->scale, me->dp, n, k, ldq, 1.0, dq, ldq);
+                ringattn__gemm(t, 1, 0, n, P->d, nr, P->scale, me->dp, n, q, ldq, 1.0, dk, ldq);
+                me->flops += 2 * nr * n * (2 * P->d + P->dv);
+            } else {   /* ragged: row groups and their leftovers, as in ringattn__merge */
+                int64_t r = 0, g, g0, ca, cz;
+                while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__GROUP, &r, &g0, &ca, &cz)) > 0) {
+                    int64_t w = cz - ca, kk;
+                    const char *pg = ringattn__at(me->s, g0 * n + ca, es);
+                    const char *gg = ringattn__at(me->dp, g0 * n + ca, es);
+                    ringattn__gemm(t, 1, 0, w, P->dv, g, 1.0, pg, n, ringattn__at(dout, g0 * ldv, es), ldv,
+                                   1.0, ringattn__at(dv, ca * ldv, es), ldv);
+                    ringattn__gemm(t, 0, 0, g, P->d, w, P->scale, gg, n, ringattn__at(k, ca * ldq, es), ldq,
+                                   1.0, ringattn__at(dq, g0 * ldq, es), ldq);
+                    ringattn__gemm(t, 1, 0, w, P->d, g, P->scale, gg, n, ringattn__at(q, g0 * ldq, es), ldq,
+                                   1.0, ringattn__at(dk, ca * ldq, es), ldq);
+                    for (i = g0; i < g0 + g; i++) {
+                        me->flops += 2 * (me->hi[i] - me->lo[i]) * (2 * P->d + P->dv);
+                        for (kk = 0; kk < 2; kk++) {   /* the row's columns outside the group's */
+                            int64_t a = kk ? cz : me->lo[i];
+                            const char *pr = ringattn__at(me->s, i * n + a, es);
+                            const char *gr = ringattn__at(me->dp, i * n + a, es);
+                            w = kk ? me->hi[i] - cz : ca - me->lo[i];
+                            if (w <= 0) continue;
+                            ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, ringattn__at(dout, i * ldv, es), ldv,
+                                           1.0, ringattn__at(dv, a * ldv, es), ldv);
+                            ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, ringattn__at(k, a * ldq, es), ldq,
+                                           1.0, ringattn__at(dq, i * ldq, es), ldq);
+                            ringattn__gemm(t, 0, 0, w, P->d, 1, P->scale, gr, 1, ringattn__at(q, i * ldq, es), ldq,
+                                           1.0, ringattn__at(dk, a * ldq, es), ldq);
+                        }
+                    }
+                }
+            }
+            me->tiles++;
+        }
+    }
+}
+#endif
 
 /* The keys [0, n) of a backward tile, rows of stride ld, as panels of 16 at dst (the last one
    padded with zeros, never read): the layout the S kernel reads, one copy per tile. */
@@ -2028,18 +1684,18 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
 {
     ringattn_dtype t = P->ct; size_t es = P->es; int64_t r0, c0;
     int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv, lds = me->lds, npan = lds / RINGATTN__PANEL;
-    char *kpan = (char *)me->kg, *vpan = kpan + (size_t)(npan * RINGATTN__PANEL * P->d) * es;
+    char *kpan = (char *)me->kg, *vpan = ringattn__at(kpan, npan * RINGATTN__PANEL * P->d, es);
     int isa = ringattn__isa(), k;
     for (k = 0; k < npan; k++) {   /* the gathered panels, where the S kernel finds them */
-        me->pan[k] = kpan + (size_t)(k * RINGATTN__PANEL * P->d) * es;
-        me->pan[npan + k] = vpan + (size_t)(k * RINGATTN__PANEL * P->dv) * es;
+        me->pan[k] = ringattn__at(kpan, k * RINGATTN__PANEL * P->d, es);
+        me->pan[npan + k] = ringattn__at(vpan, k * RINGATTN__PANEL * P->dv, es);
     }
     for (r0 = 0; r0 < B->nr; r0 += P->tq) {
         int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
-        const double *lse = B->rs0 + r0 * B->rs, *D = B->rs1 + r0 * B->rs;
-        const char *q = (const char *)B->q + (size_t)(r0 * ldq) * es;
-        const char *dout = (const char *)B->dout + (size_t)(r0 * ldv) * es;
-        char *dq = (char *)B->acc + (size_t)(r0 * ldq) * es;
+        const double *lse = B->lse + r0 * B->rs, *D = B->D + r0 * B->rs;
+        const char *q = ringattn__at(B->q, r0 * ldq, es);
+        const char *dout = ringattn__at(B->dout, r0 * ldv, es);
+        char *dq = ringattn__at(B->dq, r0 * ldq, es);
         for (c0 = 0; c0 < B->nc; c0 += P->tk) {
             int64_t c1 = (B->nc - c0 < P->tk) ? B->nc : c0 + P->tk, cmin = c1, cmax = c0, i;
             int64_t r = 0, g, g0, ca, cz;
@@ -2056,10 +1712,10 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
             }
             if (cmax <= cmin) continue;
             for (i = 0; i < nr; i++) { me->lo[i] -= cmin - c0; me->hi[i] -= cmin - c0; }
-            kt = (const char *)B->k + (size_t)(cmin * ldq) * es;
-            vt = (const char *)B->v + (size_t)(cmin * ldv) * es;
-            dk = (char *)B->dk + (size_t)(cmin * ldq) * es;
-            dv = (char *)B->dv + (size_t)(cmin * ldv) * es;
+            kt = ringattn__at(B->k, cmin * ldq, es);
+            vt = ringattn__at(B->v, cmin * ldv, es);
+            dk = ringattn__at(B->dk, cmin * ldq, es);
+            dv = ringattn__at(B->dv, cmin * ldv, es);
             ringattn__gather_panels(t, kt, ldq, cmax - cmin, P->d, kpan);
             ringattn__gather_panels(t, vt, ldv, cmax - cmin, P->dv, vpan);
             while ((g = ringattn__row_group(me->lo, me->hi, nr, RINGATTN__BWD_ROWS, &r, &g0, &ca, &cz)) > 0) {
@@ -2069,11 +1725,11 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                 for (i = 0; i < g; i++) {
                     if (me->lo[g0 + i] < ua) ua = me->lo[g0 + i];
                     if (me->hi[g0 + i] > uz) uz = me->hi[g0 + i];
-                    qr[i] = q + (size_t)((g0 + i) * ldq) * es;
-                    dor[i] = dout + (size_t)((g0 + i) * ldv) * es;
-                    dqr[i] = dq + (size_t)((g0 + i) * ldq) * es;
-                    sr[i] = (char *)me->s + (size_t)(i * lds) * es;
-                    gr[i] = (char *)me->dp + (size_t)(i * lds) * es;
+                    qr[i] = ringattn__at(q, (g0 + i) * ldq, es);
+                    dor[i] = ringattn__at(dout, (g0 + i) * ldv, es);
+                    dqr[i] = ringattn__at(dq, (g0 + i) * ldq, es);
+                    sr[i] = ringattn__at(me->s, i * lds, es);
+                    gr[i] = ringattn__at(me->dp, i * lds, es);
                 }
                 ka = ua / RINGATTN__PANEL; kz = (uz + RINGATTN__PANEL - 1) / RINGATTN__PANEL;
                 soff = ka * RINGATTN__PANEL;   /* tile column of score entry 0 */
@@ -2083,8 +1739,8 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                 me->flops += 2 * g * (uz - ua) * (P->d + P->dv);
                 for (i = 0; i < g; i++) {   /* S -> P, dP -> dS, on the visible columns */
                     int64_t w = me->hi[g0 + i] - me->lo[g0 + i];
-                    char *s1 = (char *)sr[i] + (size_t)(me->lo[g0 + i] - soff) * es;
-                    char *g1 = (char *)gr[i] + (size_t)(me->lo[g0 + i] - soff) * es;
+                    char *s1 = ringattn__at(sr[i], me->lo[g0 + i] - soff, es);
+                    char *g1 = ringattn__at(gr[i], me->lo[g0 + i] - soff, es);
                     double l1 = lse[(g0 + i) * B->rs], D1 = D[(g0 + i) * B->rs];
                     if (P->softcap > 0) {
                         ringattn__row_softcap(t, s1, w, P->softcap);
@@ -2094,80 +1750,68 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                         ringattn__row_dsoftmax(t, s1, g1, w, D1, P->scale);
                     }
                     me->flops += 2 * w * (2 * P->d + P->dv);
-                    gc[i] = (const char *)gr[i] + (size_t)(ca - soff) * es;
+                    gc[i] = ringattn__at(gr[i], ca - soff, es);
                 }
                 /* the columns all rows of the group see */
-                ringattn__pv(isa, t, g, gc, cz - ca, kt + (size_t)(ca * ldq) * es, ldq, P->d, dqr);
-                ringattn__pt(isa, t, g, (const char *)me->s + (size_t)(ca - soff) * es, lds, cz - ca,
-                             dor[0], ldv, P->dv, dv + (size_t)(ca * ldv) * es, ldv);
-                ringattn__pt(isa, t, g, (const char *)me->dp + (size_t)(ca - soff) * es, lds, cz - ca,
-                             qr[0], ldq, P->d, dk + (size_t)(ca * ldq) * es, ldq);
+                ringattn__pv(isa, t, g, gc, cz - ca, ringattn__at(kt, ca * ldq, es), ldq, P->d, dqr);
+                ringattn__pt(isa, t, g, ringattn__at(me->s, ca - soff, es), lds, cz - ca,
+                             dor[0], ldv, P->dv, ringattn__at(dv, ca * ldv, es), ldv);
+                ringattn__pt(isa, t, g, ringattn__at(me->dp, ca - soff, es), lds, cz - ca,
+                             qr[0], ldq, P->d, ringattn__at(dk, ca * ldq, es), ldq);
                 for (i = 0; i < g; i++)   /* each row's own columns left and right of them */
                     for (side = 0; side < 2; side++) {
                         int64_t a = side ? cz : me->lo[g0 + i], w = side ? me->hi[g0 + i] - cz : ca - me->lo[g0 + i];
-                        const void *p1 = (const char *)sr[i] + (size_t)(a - soff) * es;
-                        const void *g1 = (const char *)gr[i] + (size_t)(a - soff) * es;
+                        const void *p1 = ringattn__at(sr[i], a - soff, es);
+                        const void *g1 = ringattn__at(gr[i], a - soff, es);
                         if (w <= 0) continue;
-                        ringattn__pv(isa, t, 1, &g1, w, kt + (size_t)(a * ldq) * es, ldq, P->d, &dqr[i]);
-                        ringattn__pt(isa, t, 1, p1, lds, w, dor[i], ldv, P->dv, dv + (size_t)(a * ldv) * es, ldv);
-                        ringattn__pt(isa, t, 1, g1, lds, w, qr[i], ldq, P->d, dk + (size_t)(a * ldq) * es, ldq);
+                        ringattn__pv(isa, t, 1, &g1, w, ringattn__at(kt, a * ldq, es), ldq, P->d, &dqr[i]);
+                        ringattn__pt(isa, t, 1, p1, lds, w, dor[i], ldv, P->dv, ringattn__at(dv, a * ldv, es), ldv);
+                        ringattn__pt(isa, t, 1, g1, lds, w, qr[i], ldq, P->d, ringattn__at(dk, a * ldq, es), ldq);
                     }
             }
             me->tiles++;
         }
     }
 }
-
-/* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
-   that no two units ever write the same dK/dV rows. For each of those heads, each pattern
-   the head takes (dense: one pattern), each pair of query / key pieces, and each segment
-   that both touch. Blocks sharing no segment are never visited: that is the dilated (and
-   varlen) skip. */
-static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringattn__scratch *W,
-                           const ringattn__piece *kp, int nkp, void *kv, void *dkv,
-                           int64_t bb, int64_t kh)
+/* ---------------------------------------------------------------- THE online-softmax merge */
+/* Folds one group of score rows into the running state of its rows; the only place that
+   knows the rescaling. Row r sees tile columns [lo[r], hi[r]) and nothing else: invisible
+   entries are never read, so a NaN or Inf in a key or value the row cannot see stays out.
+     m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
+     acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
+   Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
+   Score row r is s + r * lds, its first entry tile column soff; v is the value row of tile
+   column 0. Every row of the group sees [ca, cz): those columns go through one P V product
+   for the whole group, then each row's own columns left and right of them (the cut follows
+   the mask only, so the order of every sum is fixed). */
+static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
+                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
+                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
+                            double *m, double *l, int64_t rstride, int64_t *flops)
 {
-    const ringattn__problem *P = R->P;
-    size_t es = P->es;
-    int64_t hh, kvhalf = P->b * P->hk * P->ck * P->d;   /* V follows K in a buffer */
-    int64_t kvrow = (bb * P->hk + kh) * P->ck;
-    for (hh = kh * P->heads_per_kv; hh < (kh + 1) * P->heads_per_kv; hh++) {
-        int64_t home = (bb * P->h + hh) * me->rows;
-        int npat = ringattn__patterns(P), ip, a, c;
-        for (ip = 0; ip < npat; ip++) {
-            int64_t seglen, rate, o;
-            ringattn__pattern(P, hh, ip, &seglen, &rate, &o);
-            for (a = 0; a < me->nqp; a++)
-            for (c = 0; c < nkp; c++) {
-                const ringattn__piece *qp = &me->qp[a], *kq = &kp[c];
-                int64_t j, j0, j1;
-                if (qp->count == 0 || kq->count == 0) continue;
-                ringattn__segment_range(P, seglen, qp, kq, &j0, &j1);   /* segments both pieces touch */
-                for (j = j0; j <= j1; j++) {
-                    ringattn__segment S; ringattn__block B; int64_t qrow, krow, qbs, kbs;
-                    ringattn__segment_at(P, seglen, j, &S);
-                    B.nr = ringattn__run(qp, S.qb, S.qe, o, rate, &B.qa, &qrow, &B.qps, &qbs);
-                    if (B.nr == 0) continue;
-                    B.nc = ringattn__run(kq, S.kb, S.ke, o, rate, &B.ka, &krow, &B.kps, &kbs);
-                    if (B.nc == 0) continue;
-                    B.rs = qbs;          /* == kbs: pieces of one call share their kind */
-                    B.off = S.off;
-                    B.q = (char *)me->q + (size_t)((home + qrow) * P->d) * es;
-                    B.acc = (char *)me->acc + (size_t)((home + qrow) * (R->pass ? P->d : P->dv)) * es;
-                    B.dout = R->pass ? (char *)me->dout + (size_t)((home + qrow) * P->dv) * es : NULL;
-                    B.rs0 = me->rs0 + home + qrow;
-                    B.rs1 = me->rs1 + home + qrow;
-                    B.k = (char *)kv + (size_t)((kvrow + krow) * P->d) * es;
-                    B.kpan = (const char *)kv + (size_t)((kvrow + kq->row0) * P->d) * es;
-                    B.kloc = krow - kq->row0; B.kcnt = kq->count;
-                    B.v = (char *)kv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es;
-                    B.dk = dkv ? (char *)dkv + (size_t)((kvrow + krow) * P->d) * es : NULL;
-                    B.dv = dkv ? (char *)dkv + (size_t)(kvhalf + (kvrow + krow) * P->dv) * es : NULL;
-                    (void)kbs;
-                    if (R->pass == 0) ringattn__forward_block(P, W, &B);
-                    else ringattn__backward_block(P, W, &B);
-                }
-            }
+    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, k, live = 0;
+    const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
+    for (r = 0; r < rows; r++) {
+        char *sr = ringattn__at(s, r * lds + lo[r] - soff, es);
+        double mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
+        /* every visible score -inf: the row contributes nothing */
+        if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
+        sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
+        if (alpha != 1.0) ringattn__row_scale(t, ringattn__at(acc, r * ldacc, es), P->dv, alpha);
+        ringattn__merge_fold(mr, lr, mnew, alpha, sum);
+        at[live] = r;
+        pr[live] = ringattn__at(s, r * lds + ca - soff, es);
+        orow[live++] = ringattn__at(acc, r * ldacc, es);
+        *flops += 2 * (hi[r] - lo[r]) * P->dv;
+    }
+    if (live == 0) return;
+    ringattn__pv(isa, t, live, pr, cz - ca, ringattn__at(v, ca * ldv, es), ldv, P->dv, orow);
+    for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
+        int64_t i = at[k], side;
+        for (side = 0; side < 2; side++) {
+            int64_t a = side ? cz : lo[i], w = side ? hi[i] - cz : ca - lo[i];
+            const void *p1 = ringattn__at(s, i * lds + a - soff, es);
+            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, ringattn__at(v, a * ldv, es), ldv, P->dv, &orow[k]);
         }
     }
 }
@@ -2187,8 +1831,8 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
         if (same) {
-            memcpy((char *)dst + (size_t)at * es,
-                   (const char *)t->data + ringattn__index(t, bb, pos, hh, 0) * (int64_t)es, (size_t)dim * es);
+            memcpy(ringattn__at(dst, at, es),
+                   ringattn__at(t->data, ringattn__index(t, bb, pos, hh, 0), es), (size_t)dim * es);
             continue;
         }
         for (c = 0; c < dim; c++)
@@ -2231,21 +1875,14 @@ static void ringattn__unpack(const void *src, ringattn_dtype ct, int64_t pitch,
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
         if (same) {
-            memcpy((char *)t->data + ringattn__index(t, bb, pos, hh, 0) * (int64_t)es,
-                   (const char *)src + (size_t)at * es, (size_t)dim * es);
+            memcpy(ringattn__at(t->data, ringattn__index(t, bb, pos, hh, 0), es),
+                   ringattn__at(src, at, es), (size_t)dim * es);
             continue;
         }
         for (c = 0; c < dim; c++)
             ringattn__store(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c), ringattn__load(src, ct, at + c));
     }
 }
-
-typedef struct {
-    const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
-    ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
-    int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
-                       member's rows, its pieces one after another (an MPI rank's chunk)     */
-} ringattn__io;
 
 /* where the pieces' rows are in the caller's tensors: at their positions, or (a local chunk)
    at their buffer rows */
@@ -2259,12 +1896,12 @@ static void ringattn__io_pieces(const ringattn__io *io, const ringattn__piece *p
     }
 }
 
-/* an empty online-softmax state: acc = 0, m = -inf, l = 0 over rows [row0, row0 + rows) */
-static void ringattn__state_reset(const ringattn__problem *P, void *acc, double *m, double *l,
+/* an empty online-softmax state: O = 0, m = -inf, l = 0 over rows [row0, row0 + rows) */
+static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m, double *l,
                                   int64_t row0, int64_t rows)
 {
     int64_t x;
-    memset((char *)acc + (size_t)(row0 * P->dv) * P->es, 0, (size_t)(rows * P->dv) * P->es);
+    memset(ringattn__at(o, row0 * P->dv, P->es), 0, (size_t)(rows * P->dv) * P->es);
     for (x = row0; x < row0 + rows; x++) { m[x] = -INFINITY; l[x] = 0.0; }
 }
 
@@ -2289,23 +1926,23 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
         ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
     }
     if (R->pass == 0) {
-        ringattn__state_reset(P, me->acc, me->rs0, me->rs1, row0, me->rows);
+        ringattn__state_reset(P, me->st.fwd.o, me->st.fwd.m, me->st.fwd.l, row0, me->rows);
         return;
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
     ringattn__pack(io->dout, qio, me->nqp, me->dout, P->ct, me->rows, ringattn__group_div(P), bb, hh);
-    memset((char *)me->acc + (size_t)(row0 * P->d) * P->es, 0, (size_t)(me->rows * P->d) * P->es);
+    memset(ringattn__at(me->st.bwd.dq, row0 * P->d, P->es), 0, (size_t)(me->rows * P->d) * P->es);
     if (hh < P->hk) {   /* this k/v head's dK and dV rows of the travelling accumulator */
         int64_t kv0 = (bb * P->hk + hh) * P->ck;
-        memset((char *)me->dkv[0] + (size_t)(kv0 * P->d) * P->es, 0, (size_t)(P->ck * P->d) * P->es);
-        memset((char *)me->dkv[0] + vhalf + (size_t)(kv0 * P->dv) * P->es, 0, (size_t)(P->ck * P->dv) * P->es);
+        memset(ringattn__at(me->dkv[0], kv0 * P->d, P->es), 0, (size_t)(P->ck * P->d) * P->es);
+        memset(ringattn__at(me->dkv[0], kv0 * P->dv, P->es) + vhalf, 0, (size_t)(P->ck * P->dv) * P->es);
     }
     for (a = 0; a < me->nqp; a++)
     for (r = 0; r < me->qp[a].count; r++) {
         int64_t at = row0 + me->qp[a].row0 + r;
         int64_t pos = qio[a].pos0 + r * qio[a].stride;
-        me->rs1[at] = ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
-        me->rs0[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
+        me->st.bwd.D[at] = ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
+        me->st.bwd.lse[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
     }
 }
 
@@ -2325,174 +1962,31 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
         for (r = 0; r < me->qp[a].count; r++) {
             int64_t at = row0 + me->qp[a].row0 + r;
             int64_t pos = qio[a].pos0 + r * qio[a].stride;
-            double l = me->rs1[at];
+            double l = me->st.fwd.l[at];
             int64_t o = ringattn__index(io->o, bb, pos, hh, 0), s3 = io->o->stride[3];
             if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32)   /* no conversion: typed */
                 for (c = 0; c < P->dv; c++)
                     ((float *)io->o->data)[o + c * s3] =
-                        (float)ringattn__finish_out(((const float *)me->acc)[at * P->dv + c], l, gdiv);
+                        (float)ringattn__finish_out(((const float *)me->st.fwd.o)[at * P->dv + c], l, gdiv);
             else
                 for (c = 0; c < P->dv; c++)
                     ringattn__store(io->o->data, io->o->dtype, o + c * s3,
-                                    ringattn__finish_out(ringattn__load(me->acc, P->ct, at * P->dv + c), l, gdiv));
+                                    ringattn__finish_out(ringattn__load(me->st.fwd.o, P->ct, at * P->dv + c), l, gdiv));
             if (io->l)
                 ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, pos, 0),
-                                ringattn__finish_lse(me->rs0[at], l));
+                                ringattn__finish_lse(me->st.fwd.m[at], l));
         }
     } else {
         ringattn__piece kp[2], kio[2];
         int nkp = ringattn__pieces(P->part, P->nk, P->p, i, kp);
         const void *home = me->dkv[P->p & 1];
         ringattn__io_pieces(io, kp, nkp, kio);
-        ringattn__unpack(me->acc, P->ct, me->rows, qio, me->nqp, io->dq, bb, hh);
+        ringattn__unpack(me->st.bwd.dq, P->ct, me->rows, qio, me->nqp, io->dq, bb, hh);
         if (hh < P->hk) {
             ringattn__unpack(home, P->ct, P->ck, kio, nkp, io->dk, bb, hh);
-            ringattn__unpack((const char *)home + (size_t)(P->b * P->hk * P->ck * P->d) * P->es,
+            ringattn__unpack(ringattn__at(home, P->b * P->hk * P->ck * P->d, P->es),
                              P->ct, P->ck, kio, nkp, io->dv, bb, hh);
         }
-    }
-}
-
-/* ---------------------------------------------------------------- THE RING */
-
-/* A hand-off in one address space: the next member takes the buffer this member has just
-   used, and gives back the one it has finished with. No byte moves, and each member still
-   owns exactly two buffers of each kind, so its memory stays O(n/p) (with a memcpy, the
-   forward pass at p = 8, d = 128 ran 9.5 % behind p = 1). ringattn_mpi.h sends the bytes, overlapped
-   with the step's arithmetic. Member i writes only its own kv[cur] slot and its successor's
-   kv[nxt] slot, so all members can hand over at once. */
-static void ringattn__hand_over(void **mine, void **next_slot)
-{
-    void *spent = *next_slot;
-    *next_slot = *mine;
-    *mine = spent;
-}
-
-/* Step t, phase 1 (one unit x of all p * units): member i folds its block in. */
-static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringattn__scratch *W)
-{
-    const ringattn__problem *P = R->P;
-    int p = P->p, i = (int)(x / P->units), src, nkp;
-    int64_t u = x % P->units;
-    ringattn__member *me = ringattn__mem(R, i);
-    ringattn__piece kp[2];
-    src = ((i - t) % p + p) % p;                             /* whose K/V we hold now */
-    nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
-    if (me->bacc) {
-        /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
-           same unit; the running state below is then folded exactly as without the option,
-           so its bits do not change. Counted once, by the running pass. */
-        ringattn__member blk = *me;
-        int64_t bb = u / P->hk, hh;
-        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
-            ringattn__state_reset(P, me->bacc, me->bm, me->bl, (bb * P->h + hh) * me->rows, me->rows);
-        blk.acc = me->bacc; blk.rs0 = me->bm; blk.rs1 = me->bl;
-        ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
-    }
-    W->tiles = 0; W->flops = 0;
-    ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
-                   u / P->hk, u % P->hk);
-    /* integer counters: the totals do not depend on which thread adds first */
-    RINGATTN__OMP(omp atomic)
-    me->step_tiles += W->tiles;
-    RINGATTN__OMP(omp atomic)
-    me->flops += W->flops;
-}
-
-/* Step t, phase 2 (member i), after every unit of the step: count the step, report it, and
-   hand the K/V chunk on to member i+1 (it is member i+1's for step t+1); in the backward pass
-   the chunk's dK/dV travel with it, and after p hand-offs they are home. (With one member per
-   process, ringattn_mpi.h moves the buffers itself.) */
-static void ringattn__step_done(const ringattn__ring *R, int i, int t)
-{
-    const ringattn__problem *P = R->P;
-    int p = P->p, src = ((i - t) % p + p) % p;
-    ringattn__member *me = ringattn__mem(R, i);
-    ringattn__piece kp[2];
-    int nkp = ringattn__pieces(P->part, P->nk, p, src, kp), j;
-    const void *dkv = R->pass ? me->dkv[t & 1] : NULL;   /* before the hand-off swaps it away */
-    if (me->step_tiles) me->blocks_computed++; else me->blocks_skipped++;
-    me->tiles += me->step_tiles;
-    if (R->swap) {   /* all members here: hand the buffers over */
-        ringattn__member *next = ringattn__mem(R, (i + 1) % p);
-        if (t + 1 < p) { ringattn__hand_over(&me->kv[t & 1], &next->kv[(t + 1) & 1]); me->handoffs++; }
-        if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
-    }
-    if (R->cfg->trace) {
-        ringattn_trace_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.pass = R->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
-        ev.computed = me->step_tiles > 0;
-        ev.q_begin = me->q0; ev.q_end = me->q1;
-        ringattn__span(kp, nkp, &ev.k_begin, &ev.k_end);
-        ev.tiles = me->step_tiles; ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
-        ev.row_max = R->pass ? NULL : me->rs0;
-        ev.row_sum = R->pass ? NULL : me->rs1;
-        /* the state itself: nothing moves until the next step, after this phase's barrier */
-        ev.dtype = P->ct; ev.dim = P->d; ev.dim_v = P->dv; ev.kv_heads = P->hk;
-        ev.q_pieces = me->nqp; ev.k_pieces = nkp; ev.keys = ringattn__piece_rows(kp, nkp);
-        for (j = 0; j < 2; j++) {
-            ev.q_pos0[j] = j < me->nqp ? me->qp[j].pos0 : 0; ev.q_count[j] = j < me->nqp ? me->qp[j].count : 0;
-            ev.q_stride[j] = j < me->nqp ? me->qp[j].stride : 1;
-            ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
-            ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
-        }
-        ev.out_scale = ringattn__group_div(P);
-        ev.acc = me->acc;
-        ev.block_acc = me->bacc; ev.block_max = me->bm; ev.block_sum = me->bl;
-        ev.dkv = dkv; ev.kv_pitch = P->ck;
-        R->cfg->trace(&ev, R->cfg->trace_user);
-    }
-    me->step_tiles = 0;
-}
-
-static int ringattn__thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-/* THE RING: p members, p steps. Threads share out the members' units (with as many threads
-   as members, each thread is one member); without OpenMP, or with num_threads = 1, the
-   same units run one after another. Every unit's arithmetic is fixed by the problem, not by
-   the thread that runs it, so the result is bit-identical for any thread count. */
-static void ringattn__ring_run(const ringattn__ring *R, const ringattn__io *io)
-{
-    const int p = R->P->p;
-    const int nt = R->P->nt;
-    const int64_t work = (int64_t)p * R->P->units;
-    const int64_t bh = R->P->b * R->P->h, slices = (int64_t)p * bh;
-    (void)nt;
-    RINGATTN__OMP(omp parallel num_threads(nt))
-    {
-        ringattn__scratch *W = &R->w[ringattn__thread_id()];
-        int t, i; int64_t x;
-#ifdef _OPENMP
-        /* the threads of this call are all the ring gets: a BLAS built on OpenMP must not
-           fan each small tile out again (a team of one does not count as "in parallel").
-           This ICV belongs to this region's tasks only; the caller's setting is untouched. */
-        omp_set_num_threads(1);
-#endif
-        /* setup and finish in (member, batch, head) slices: a ring smaller than the thread
-           team still keeps every thread busy */
-        RINGATTN__OMP(omp for schedule(dynamic, 1))
-        for (x = 0; x < slices; x++) ringattn__member_setup(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
-        for (t = 0; t < p; t++) {
-            /* dynamic: with a causal mask some members have nothing to do at step t and
-               the diagonal blocks cost more, so a fixed split leaves a thread idle; which
-               thread runs a unit never changes its arithmetic */
-            RINGATTN__OMP(omp for schedule(dynamic, 1))
-            for (x = 0; x < work; x++) ringattn__compute(R, x, t, W);
-            RINGATTN__OMP(omp for schedule(static))
-            for (i = 0; i < p; i++) ringattn__step_done(R, i, t);
-            /* the barrier closing this loop is the ring's clock tick: every hand-off of
-               step t has landed before any member starts step t + 1 */
-        }
-        RINGATTN__OMP(omp for schedule(dynamic, 1))
-        for (x = 0; x < slices; x++) ringattn__member_finish(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
     }
 }
 
@@ -2784,9 +2278,10 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
     for (i = 0; i < R->nm; i++) {
         ringattn__member *me = &R->m[i];
         void *bufs[12]; int j;
-        bufs[0] = me->q; bufs[1] = me->acc; bufs[2] = me->dout; bufs[3] = me->rs0; bufs[4] = me->rs1;
+        bufs[0] = me->q; bufs[1] = R->pass ? me->st.bwd.dq : me->st.fwd.o; bufs[2] = me->dout;
+        bufs[3] = R->pass ? me->st.bwd.lse : me->st.fwd.m; bufs[4] = R->pass ? me->st.bwd.D : me->st.fwd.l;
         bufs[5] = me->kv[0]; bufs[6] = me->kv[1]; bufs[7] = me->dkv[0]; bufs[8] = me->dkv[1];
-        bufs[9] = me->bacc; bufs[10] = me->bm; bufs[11] = me->bl;
+        bufs[9] = me->block_o; bufs[10] = me->block_m; bufs[11] = me->block_l;
         for (j = 0; j < 12; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
     }
     RINGATTN_FREE(R->m, user);
@@ -2826,8 +2321,8 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         ringattn__tile_scratch(P, R->pass, &w->lds, n);
         w->s   = ringattn__alloc(&w->bytes, (size_t)n[0] * es, user, &failed);
         if (n[1]) w->dp = ringattn__alloc(&w->bytes, (size_t)n[1] * es, user, &failed);
-        w->kg  = ringattn__alloc(&w->bytes, (size_t)n[2] * es, user, &failed);
-        w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, &failed);
+        if (n[2]) w->kg = ringattn__alloc(&w->bytes, (size_t)n[2] * es, user, &failed);
+        if (n[3]) w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, &failed);
         w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
         w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
     }
@@ -2839,9 +2334,15 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
         rows = (size_t)(P->b * P->h * me->rows);
         me->q    = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
-        me->acc  = ringattn__alloc(&me->bytes, rows * (size_t)(R->pass ? P->d : P->dv) * es, user, &failed);
-        me->rs0  = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-        me->rs1  = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        if (R->pass == 0) {
+            me->st.fwd.o   = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
+            me->st.fwd.m   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->st.fwd.l   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        } else {
+            me->st.bwd.dq  = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
+            me->st.bwd.lse = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->st.bwd.D   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+        }
         me->kv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         me->kv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         if (R->pass == 1) {
@@ -2850,15 +2351,14 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
             me->dkv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         }
         if (R->pass == 0 && R->cfg->trace_blocks) {   /* the block state of per-step goldens */
-            me->bacc = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
-            me->bm   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-            me->bl   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->block_o = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
+            me->block_m = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            me->block_l = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
         }
         /* rows of a K/V buffer past a shorter chunk are never read. In one process buffers
-           change hands without a copy, so they stay as they are (zeroing them wrote two
-           whole K/V buffers per member per call); an MPI rank sends whole buffers, so there
-           they are zeroed: no undefined byte goes over the wire */
-        if (!failed && !R->swap) { memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes); }
+           change hands without a copy, so they stay as they are (zeroing them would write two
+           whole K/V buffers per member per call); ringattn_mpi.h, which sends whole buffers,
+           zeroes its own */
     }
     if (failed) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     return RINGATTN_OK;
@@ -2894,14 +2394,76 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
-    R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p; R.swap = 1;
+    R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
     if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK)
         return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring's buffers (%zu bytes per member)",
                               plan.member_bytes);
-    ringattn__ring_run(&R, io);
+    ringattn__ring_loop(&R, io);
     if (cfg->stats) ringattn__fill_stats(&R, &plan, cfg->stats);
     ringattn__ring_free(&R, cfg->alloc_user);
     return RINGATTN_OK;
+}
+
+/* ---------------------------------------------------------------- small public helpers */
+
+RINGATTN_API const char *ringattn_strerror(int status)
+{
+    switch (status) {
+    case RINGATTN_OK:           return "success";
+    case RINGATTN_ENULL:        return "a required pointer (config, tensor or tensor data) is NULL";
+    case RINGATTN_ESHAPE:       return "tensor shapes are invalid or inconsistent (every dim >= 1; "
+                                       "q [b,nq,h,d], k [b,nk,hk,d], v [b,nk,hk,dv], out [b,nq,h,dv], "
+                                       "lse [b,h,nq,1], h a multiple of hk)";
+    case RINGATTN_EDTYPE:       return "unknown tensor dtype, or compute dtype not F32/F64";
+    case RINGATTN_ECONFIG:      return "a config field is out of range (causal, scale, ring_size, "
+                                       "num_threads, window, mix, partition, softcap, num_groups)";
+    case RINGATTN_EOVERFLOW:    return "a size, stride or byte count overflows 64 bits (or a BLAS int)";
+    case RINGATTN_ENOMEM:       return "out of memory; nothing was written";
+    case RINGATTN_ESTRIDE:      return "an output view has a zero stride on an axis longer than 1";
+    case RINGATTN_ESEGMENT:     return "dilated attention: a segment length or dilation rate is < 1, "
+                                       "nq != nk, or the sequence length is not a multiple of a segment";
+    case RINGATTN_EUNSUPPORTED: return "a valid option that this build or entry point does not implement";
+    case RINGATTN_EALIAS:       return "an output shares its data pointer with another tensor of the call";
+    case RINGATTN_ECUDA:        return "a CUDA call failed";
+    case RINGATTN_EIO:          return "a file could not be opened, read or written";
+    case RINGATTN_EFORMAT:      return "not a valid .npy file (bad magic, version or header, truncated, "
+                                       "unsupported dtype, or bytes after the data)";
+    case RINGATTN_EMPI:         return "an MPI call failed, or another rank of the ring failed";
+    case RINGATTN_ETIMEDOUT:    return "a rank of the ring did not answer within the timeout";
+    default:                    return "unknown ringattn status code";
+    }
+}
+
+RINGATTN_API ringattn_tensor ringattn_tensor_bnhd(void *data, ringattn_dtype dtype,
+                                                  int64_t b, int64_t n, int64_t h, int64_t d)
+{
+    ringattn_tensor t;
+    t.data = data; t.dtype = dtype;
+    t.shape[0] = b; t.shape[1] = n; t.shape[2] = h; t.shape[3] = d;
+    t.stride[3] = 1; t.stride[2] = d; t.stride[1] = h * d; t.stride[0] = n * h * d;
+    return t;
+}
+
+RINGATTN_API ringattn_tensor ringattn_tensor_lse(void *data, ringattn_dtype dtype,
+                                                 int64_t b, int64_t h, int64_t n)
+{
+    ringattn_tensor t;
+    t.data = data; t.dtype = dtype;
+    t.shape[0] = b; t.shape[1] = h; t.shape[2] = n; t.shape[3] = 1;
+    t.stride[3] = 1; t.stride[2] = 1; t.stride[1] = n; t.stride[0] = h * n;
+    return t;
+}
+
+RINGATTN_API ringattn_config ringattn_default_config(void)
+{
+    ringattn_config c;
+    memset(&c, 0, sizeof c);
+    c.compute = RINGATTN_F32;
+    c.window_left = -1;        /* unbounded: a zero here would mean "see only yourself" */
+    c.window_right = -1;
+    c.partition = RINGATTN_CONTIGUOUS;
+    c.mix = RINGATTN_MIX_HEAD_GROUPS;
+    return c;
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -3337,7 +2899,6 @@ static ringattn_tensor ringattn__layer_heads(void *data, ringattn_dtype ct, cons
     return t;
 }
 
-#define RINGATTN__AT(base, i) ((void *)((char *)(base) + (size_t)(i) * es))
 
 /* C[m, 0:E) at pitch ldc += bias (compute dtype) */
 static void ringattn__layer_bias(ringattn_dtype ct, void *C, int64_t ldc, int64_t m, int64_t E, const void *bias)
@@ -3365,18 +2926,18 @@ static int64_t ringattn__layer_project(ringattn_dtype ct, size_t es, const ringa
 {
     const int64_t E = L->E, mq = L->mq, mk = L->mk;
     if (L->self) {
-        *Q = Pr; *K = RINGATTN__AT(Pr, E); *V = RINGATTN__AT(Pr, 2 * E);
+        *Q = Pr; *K = ringattn__at(Pr, E, es); *V = ringattn__at(Pr, 2 * E, es);
         ringattn__gemm(ct, 0, 1, mq, 3 * E, E, 1.0, Xq, E, Win, E, 0.0, *Q, 3 * E);
         ringattn__layer_bias(ct, *Q, 3 * E, mq, 3 * E, bin);
         return 3 * E;
     }
-    *Q = Pr; *K = RINGATTN__AT(Pr, mq * E); *V = RINGATTN__AT(Pr, (mq + mk) * E);
+    *Q = Pr; *K = ringattn__at(Pr, mq * E, es); *V = ringattn__at(Pr, (mq + mk) * E, es);
     ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Xq, E, Win, E, 0.0, *Q, E);
-    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xk, E, RINGATTN__AT(Win, E * E), E, 0.0, *K, E);
-    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xv, E, RINGATTN__AT(Win, 2 * E * E), E, 0.0, *V, E);
+    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xk, E, ringattn__at(Win, E * E, es), E, 0.0, *K, E);
+    ringattn__gemm(ct, 0, 1, mk, E, E, 1.0, Xv, E, ringattn__at(Win, 2 * E * E, es), E, 0.0, *V, E);
     ringattn__layer_bias(ct, *Q, E, mq, E, bin);
-    ringattn__layer_bias(ct, *K, E, mk, E, RINGATTN__AT(bin, E));
-    ringattn__layer_bias(ct, *V, E, mk, E, RINGATTN__AT(bin, 2 * E));
+    ringattn__layer_bias(ct, *K, E, mk, E, ringattn__at(bin, E, es));
+    ringattn__layer_bias(ct, *V, E, mk, E, ringattn__at(bin, 2 * E, es));
     return E;
 }
 
@@ -3442,17 +3003,17 @@ static void ringattn__layer_project_back(ringattn_dtype ct, size_t es, const rin
     }
     for (i = 0; i < 3; i++) {
         const int64_t m = i == 0 ? mq : mk;
-        ringattn__gemm(ct, 1, 0, E, E, m, 1.0, dpart[i], E, X[i], E, 0.0, RINGATTN__AT(dWin, i * E * E), E);
+        ringattn__gemm(ct, 1, 0, E, E, m, 1.0, dpart[i], E, X[i], E, 0.0, ringattn__at(dWin, i * E * E, es), E);
         ringattn__layer_colsum(ct, dpart[i], E, m, E, dbin + i * E);
-        if (dX[i]) ringattn__gemm(ct, 0, 0, m, E, E, 1.0, dpart[i], E, RINGATTN__AT(Win, i * E * E), E, 0.0, dX[i], E);
+        if (dX[i]) ringattn__gemm(ct, 0, 0, m, E, E, 1.0, dpart[i], E, ringattn__at(Win, i * E * E, es), E, 0.0, dX[i], E);
     }
 }
 
-static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_params *p, int pass,
-                               const ringattn_tensor *xq, const ringattn_tensor *xk,
-                               const ringattn_tensor *xv, const ringattn_tensor *dy,
-                               ringattn_tensor *y, ringattn_tensor *dxq, ringattn_tensor *dxk,
-                               ringattn_tensor *dxv, ringattn_layer_grads *g)
+static int ringattn__layer_execute(const ringattn_config *cfg, const ringattn_layer_params *p, int pass,
+                                   const ringattn_tensor *xq, const ringattn_tensor *xk,
+                                   const ringattn_tensor *xv, const ringattn_tensor *dy,
+                                   ringattn_tensor *y, ringattn_tensor *dxq, ringattn_tensor *dxk,
+                                   ringattn_tensor *dxv, ringattn_layer_grads *g)
 {
     const ringattn_tensor *w[RINGATTN__LW_N], *gw[RINGATTN__LW_N];
     ringattn__layer_shape L;
@@ -3524,32 +3085,32 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
         ringattn__store(buf, ct, o_bet + i, 0.0);
     }
     if (L.fused) {
-        ringattn__layer_copy(w[RINGATTN__LW_WQKV], RINGATTN__AT(buf, o_win), ct, 0);
-        if (w[RINGATTN__LW_BQKV]->data) ringattn__layer_copy(w[RINGATTN__LW_BQKV], RINGATTN__AT(buf, o_bin), ct, 0);
+        ringattn__layer_copy(w[RINGATTN__LW_WQKV], ringattn__at(buf, o_win, es), ct, 0);
+        if (w[RINGATTN__LW_BQKV]->data) ringattn__layer_copy(w[RINGATTN__LW_BQKV], ringattn__at(buf, o_bin, es), ct, 0);
     } else {
         for (i = 0; i < 3; i++) {
-            ringattn__layer_copy(w[RINGATTN__LW_WQ + i], RINGATTN__AT(buf, o_win + i * E * E), ct, 0);
+            ringattn__layer_copy(w[RINGATTN__LW_WQ + i], ringattn__at(buf, o_win + i * E * E, es), ct, 0);
             if (w[RINGATTN__LW_BQ + i]->data)
-                ringattn__layer_copy(w[RINGATTN__LW_BQ + i], RINGATTN__AT(buf, o_bin + i * E), ct, 0);
+                ringattn__layer_copy(w[RINGATTN__LW_BQ + i], ringattn__at(buf, o_bin + i * E, es), ct, 0);
         }
     }
-    ringattn__layer_copy(w[RINGATTN__LW_WO], RINGATTN__AT(buf, o_wo), ct, 0);
-    if (w[RINGATTN__LW_BO]->data) ringattn__layer_copy(w[RINGATTN__LW_BO], RINGATTN__AT(buf, o_bo), ct, 0);
-    if (w[RINGATTN__LW_LNG]->data) ringattn__layer_copy(w[RINGATTN__LW_LNG], RINGATTN__AT(buf, o_gam), ct, 0);
-    if (w[RINGATTN__LW_LNB]->data) ringattn__layer_copy(w[RINGATTN__LW_LNB], RINGATTN__AT(buf, o_bet), ct, 0);
+    ringattn__layer_copy(w[RINGATTN__LW_WO], ringattn__at(buf, o_wo, es), ct, 0);
+    if (w[RINGATTN__LW_BO]->data) ringattn__layer_copy(w[RINGATTN__LW_BO], ringattn__at(buf, o_bo, es), ct, 0);
+    if (w[RINGATTN__LW_LNG]->data) ringattn__layer_copy(w[RINGATTN__LW_LNG], ringattn__at(buf, o_gam, es), ct, 0);
+    if (w[RINGATTN__LW_LNB]->data) ringattn__layer_copy(w[RINGATTN__LW_LNB], ringattn__at(buf, o_bet, es), ct, 0);
 
     /* ---- project: the inputs into compute dtype, then Q, K, V */
-    ringattn__layer_copy(xq, RINGATTN__AT(buf, o_xq), ct, 0);
+    ringattn__layer_copy(xq, ringattn__at(buf, o_xq, es), ct, 0);
     if (!L.self) {
-        ringattn__layer_copy(xk, RINGATTN__AT(buf, o_xk), ct, 0);
-        ringattn__layer_copy(xv, RINGATTN__AT(buf, o_xv), ct, 0);
+        ringattn__layer_copy(xk, ringattn__at(buf, o_xk, es), ct, 0);
+        ringattn__layer_copy(xv, ringattn__at(buf, o_xv, es), ct, 0);
     }
-    ld = ringattn__layer_project(ct, es, &L, RINGATTN__AT(buf, o_xq), RINGATTN__AT(buf, o_xk),
-                                 RINGATTN__AT(buf, o_xv), RINGATTN__AT(buf, o_win), RINGATTN__AT(buf, o_bin),
-                                 RINGATTN__AT(buf, o_p), &Q, &K, &V);
+    ld = ringattn__layer_project(ct, es, &L, ringattn__at(buf, o_xq, es), ringattn__at(buf, o_xk, es),
+                                 ringattn__at(buf, o_xv, es), ringattn__at(buf, o_win, es), ringattn__at(buf, o_bin, es),
+                                 ringattn__at(buf, o_p, es), &Q, &K, &V);
 
     /* ---- attention: A [b, nq, H, d] = rows [mq, E] ("b n (h d)") */
-    A = RINGATTN__AT(buf, o_a);
+    A = ringattn__at(buf, o_a, es);
     tq = ringattn__layer_heads(Q, ct, &L, L.nq, ld);
     tk = ringattn__layer_heads(K, ct, &L, L.nk, ld);
     tv = ringattn__layer_heads(V, ct, &L, L.nk, ld);
@@ -3561,32 +3122,32 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
     /* ---- layer norm */
     Z = A;
     if (L.ln) {
-        Z = RINGATTN__AT(buf, o_z);
-        ringattn__layer_norm_forward(ct, A, Z, RINGATTN__AT(buf, o_gam), RINGATTN__AT(buf, o_bet), mq, E, L.eps,
+        Z = ringattn__at(buf, o_z, es);
+        ringattn__layer_norm_forward(ct, A, Z, ringattn__at(buf, o_gam, es), ringattn__at(buf, o_bet, es), mq, E, L.eps,
                                      mean, rstd);
     }
 
     /* ---- project back (the output projection) */
-    ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Z, E, RINGATTN__AT(buf, o_wo), E, 0.0, RINGATTN__AT(buf, o_y), E);
-    ringattn__layer_bias(ct, RINGATTN__AT(buf, o_y), E, mq, E, RINGATTN__AT(buf, o_bo));
-    if (pass == 0) { ringattn__layer_copy(y, RINGATTN__AT(buf, o_y), ct, 1); goto done; }
+    ringattn__gemm(ct, 0, 1, mq, E, E, 1.0, Z, E, ringattn__at(buf, o_wo, es), E, 0.0, ringattn__at(buf, o_y, es), E);
+    ringattn__layer_bias(ct, ringattn__at(buf, o_y, es), E, mq, E, ringattn__at(buf, o_bo, es));
+    if (pass == 0) { ringattn__layer_copy(y, ringattn__at(buf, o_y, es), ct, 1); goto done; }
 
     /* ======== backward: the same steps in reverse */
     {
-        void *dY = RINGATTN__AT(buf, o_dy), *G = RINGATTN__AT(buf, o_g), *dP = RINGATTN__AT(buf, o_dp);
+        void *dY = ringattn__at(buf, o_dy, es), *G = ringattn__at(buf, o_g, es), *dP = ringattn__at(buf, o_dp, es);
         void *dQ, *dK, *dV;
         ringattn_tensor tg, tdq, tdk, tdv;
         ringattn__layer_copy(dy, dY, ct, 0);
         /* out proj: dWo = dY^T Z, dbo = colsum dY, dZ = dY Wo */
-        ringattn__gemm(ct, 1, 0, E, E, mq, 1.0, dY, E, Z, E, 0.0, RINGATTN__AT(buf, o_dwo), E);
+        ringattn__gemm(ct, 1, 0, E, E, mq, 1.0, dY, E, Z, E, 0.0, ringattn__at(buf, o_dwo, es), E);
         ringattn__layer_colsum(ct, dY, E, mq, E, dbo);
-        ringattn__gemm(ct, 0, 0, mq, E, E, 1.0, dY, E, RINGATTN__AT(buf, o_wo), E, 0.0, G, E);
+        ringattn__gemm(ct, 0, 0, mq, E, E, 1.0, dY, E, ringattn__at(buf, o_wo, es), E, 0.0, G, E);
         /* layer norm */
         for (j = 0; j < E; j++) dgam[j] = dbet[j] = 0;
-        if (L.ln) ringattn__layer_norm_backward(ct, A, G, RINGATTN__AT(buf, o_gam), mq, E, mean, rstd, dgam, dbet);
+        if (L.ln) ringattn__layer_norm_backward(ct, A, G, ringattn__at(buf, o_gam, es), mq, E, mean, rstd, dgam, dbet);
         /* attention backward into dQ | dK | dV, laid out as Q | K | V */
-        if (L.self) { dQ = dP; dK = RINGATTN__AT(dP, E); dV = RINGATTN__AT(dP, 2 * E); }
-        else { dQ = dP; dK = RINGATTN__AT(dP, mq * E); dV = RINGATTN__AT(dP, (mq + mk) * E); }
+        if (L.self) { dQ = dP; dK = ringattn__at(dP, E, es); dV = ringattn__at(dP, 2 * E, es); }
+        else { dQ = dP; dK = ringattn__at(dP, mq * E, es); dV = ringattn__at(dP, (mq + mk) * E, es); }
         tg = ringattn__layer_heads(G, ct, &L, L.nq, E);
         tdq = ringattn__layer_heads(dQ, ct, &L, L.nq, ld);
         tdk = ringattn__layer_heads(dK, ct, &L, L.nk, ld);
@@ -3598,18 +3159,18 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
             void *dpart[3], *dX[3];
             const void *X[3];
             dpart[0] = dQ; dpart[1] = dK; dpart[2] = dV;
-            X[0] = RINGATTN__AT(buf, o_xq); X[1] = RINGATTN__AT(buf, o_xk); X[2] = RINGATTN__AT(buf, o_xv);
-            dX[0] = dxq ? RINGATTN__AT(buf, o_dxq) : NULL;
-            dX[1] = (!L.self && dxk) ? RINGATTN__AT(buf, o_dxk) : NULL;
-            dX[2] = (!L.self && dxv) ? RINGATTN__AT(buf, o_dxv) : NULL;
-            ringattn__layer_project_back(ct, es, &L, dP, ld, dpart, X, RINGATTN__AT(buf, o_win),
-                                         RINGATTN__AT(buf, o_dwin), dbin, dX);
+            X[0] = ringattn__at(buf, o_xq, es); X[1] = ringattn__at(buf, o_xk, es); X[2] = ringattn__at(buf, o_xv, es);
+            dX[0] = dxq ? ringattn__at(buf, o_dxq, es) : NULL;
+            dX[1] = (!L.self && dxk) ? ringattn__at(buf, o_dxk, es) : NULL;
+            dX[2] = (!L.self && dxv) ? ringattn__at(buf, o_dxv, es) : NULL;
+            ringattn__layer_project_back(ct, es, &L, dP, ld, dpart, X, ringattn__at(buf, o_win, es),
+                                         ringattn__at(buf, o_dwin, es), dbin, dX);
         }
         /* ---- every output written only now, after every step succeeded */
-        if (y) ringattn__layer_copy(y, RINGATTN__AT(buf, o_y), ct, 1);
-        if (dxq) ringattn__layer_copy(dxq, RINGATTN__AT(buf, o_dxq), ct, 1);
-        if (dxk) ringattn__layer_copy(dxk, RINGATTN__AT(buf, o_dxk), ct, 1);
-        if (dxv) ringattn__layer_copy(dxv, RINGATTN__AT(buf, o_dxv), ct, 1);
+        if (y) ringattn__layer_copy(y, ringattn__at(buf, o_y, es), ct, 1);
+        if (dxq) ringattn__layer_copy(dxq, ringattn__at(buf, o_dxq, es), ct, 1);
+        if (dxk) ringattn__layer_copy(dxk, ringattn__at(buf, o_dxk, es), ct, 1);
+        if (dxv) ringattn__layer_copy(dxv, ringattn__at(buf, o_dxv, es), ct, 1);
         if (g) {
             ringattn__layer_list(g, gw);
             for (i = 0; i < RINGATTN__LW_N; i++) {
@@ -3618,9 +3179,9 @@ static int ringattn__layer_run(const ringattn_config *cfg, const ringattn_layer_
                 if (!t->data) continue;
                 switch (i) {
                 case RINGATTN__LW_WQ: case RINGATTN__LW_WK: case RINGATTN__LW_WV:
-                    src = RINGATTN__AT(buf, o_dwin + (i - RINGATTN__LW_WQ) * E * E); break;
-                case RINGATTN__LW_WQKV: src = RINGATTN__AT(buf, o_dwin); break;
-                case RINGATTN__LW_WO: src = RINGATTN__AT(buf, o_dwo); break;
+                    src = ringattn__at(buf, o_dwin + (i - RINGATTN__LW_WQ) * E * E, es); break;
+                case RINGATTN__LW_WQKV: src = ringattn__at(buf, o_dwin, es); break;
+                case RINGATTN__LW_WO: src = ringattn__at(buf, o_dwo, es); break;
                 case RINGATTN__LW_BQ: case RINGATTN__LW_BK: case RINGATTN__LW_BV:
                     src = dbin + (i - RINGATTN__LW_BQ) * E; sd = RINGATTN_F64; break;
                 case RINGATTN__LW_BQKV: src = dbin; sd = RINGATTN_F64; break;
@@ -3637,13 +3198,12 @@ done:
     RINGATTN_FREE(buf, cfg->alloc_user);
     return st;
 }
-#undef RINGATTN__AT
 
 RINGATTN_API int ringattn_layer_forward(const ringattn_config *cfg, const ringattn_layer_params *params,
                                         const ringattn_tensor *x_q, const ringattn_tensor *x_k,
                                         const ringattn_tensor *x_v, ringattn_tensor *y)
 {
-    return ringattn__layer_run(cfg, params, 0, x_q, x_k, x_v, NULL, y, NULL, NULL, NULL, NULL);
+    return ringattn__layer_execute(cfg, params, 0, x_q, x_k, x_v, NULL, y, NULL, NULL, NULL, NULL);
 }
 
 RINGATTN_API int ringattn_layer_backward(const ringattn_config *cfg, const ringattn_layer_params *params,
@@ -3652,7 +3212,7 @@ RINGATTN_API int ringattn_layer_backward(const ringattn_config *cfg, const ringa
                                          ringattn_tensor *y, ringattn_tensor *dx_q, ringattn_tensor *dx_k,
                                          ringattn_tensor *dx_v, ringattn_layer_grads *grads)
 {
-    return ringattn__layer_run(cfg, params, 1, x_q, x_k, x_v, dy, y, dx_q, dx_k, dx_v, grads);
+    return ringattn__layer_execute(cfg, params, 1, x_q, x_k, x_v, dy, y, dx_q, dx_k, dx_v, grads);
 }
 
 /* ---- initialisation: xoshiro256** (Blackman & Vigna), seeded through splitmix64 */
@@ -4349,6 +3909,684 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *r, co
 }
 
 #endif /* RINGATTN_NO_NPY */
+
+/* ======================================================================================== */
+/*                                     PLATFORM CODE                                        */
+/* ======================================================================================== */
+/* What the algorithm above multiplies and exponentiates with: the built-in GEMM (or cblas),
+   the exps, the forward's fused block kernels and the softmax row helpers: portable C and,
+   for the exps, kernels and row helpers on x86-64, AVX2 / AVX-512 versions chosen at run
+   time that give the same bits. */
+
+/* ---------------------------------------------------------------- dense kernels */
+/* Row-major C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C; beta == 0 ignores C.
+   The only matrix multiply in the library: cblas when available, else a plain loop. */
+
+#ifndef RINGATTN_USE_CBLAS
+#define RINGATTN__DEFINE_GEMM(T, NAME)                                                        \
+static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,        \
+                 int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc)             \
+{                                                                                             \
+    int64_t i, j, k;                                                                          \
+    for (i = 0; i < M; i++) {                                                                 \
+        T *c = C + i * ldc;                                                                   \
+        for (j = 0; j < N; j++) c[j] = (beta == 0) ? (T)0 : beta * c[j];                      \
+        if (tb) {            /* B^T: row j of B is contiguous, so take dot products */         \
+            for (j = 0; j < N; j++) {                                                         \
+                const T *b = B + j * ldb; T s = 0;                                            \
+                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];    \
+                c[j] += alpha * s;                                                            \
+            }                                                                                 \
+        } else {             /* B: stream its rows into c (unit stride inner loop) */          \
+            for (k = 0; k < K; k++) {                                                         \
+                const T *b = B + k * ldb;                                                     \
+                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                         \
+                for (j = 0; j < N; j++) c[j] += a * b[j];                                     \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+RINGATTN__DEFINE_GEMM(float, ringattn__gemm_f32)
+RINGATTN__DEFINE_GEMM(double, ringattn__gemm_f64)
+#endif
+
+static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                           double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
+                           double beta, void *C, int64_t ldc)
+{
+#ifdef RINGATTN_USE_CBLAS
+    /* sizes were checked against INT_MAX when the call was validated */
+    if (t == RINGATTN_F32)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)M, (int)N, (int)K, (float)alpha, (const float *)A, (int)lda,
+                    (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
+    else
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
+                    (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
+#else
+    if (t == RINGATTN_F32)
+        ringattn__gemm_f32(ta, tb, M, N, K, (float)alpha, (const float *)A, lda,
+                           (const float *)B, ldb, (float)beta, (float *)C, ldc);
+    else
+        ringattn__gemm_f64(ta, tb, M, N, K, alpha, (const double *)A, lda,
+                           (const double *)B, ldb, beta, (double *)C, ldc);
+#endif
+}
+
+/* ---------------------------------------------------------------- the exps */
+/* The softmax weights' exp, in f32 and f64, written once as scalar C (the reference, also the
+   portable build's code) and once as a vector body instantiated for AVX2 (+FMA) and AVX-512F,
+   chosen at run time. Both do the same operations in the same order, fused multiply-adds
+   included, so every version gives the same bits (tests/test_simd.c compares them).
+   Method (Cephes): exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 with ln2 in two parts
+   (Cody-Waite), exp(r) by a polynomial: f32 degree 6 (Cephes expf's, within 2 ulp), f64 the
+   Taylor series to degree 12 (truncation below 2e-16). Below the normal range (x < ln FLT_MIN
+   = -87.33654, x < ln DBL_MIN = -708.39) the result is flushed to 0: the largest weight of a row
+   is exp(0) = 1, so a flushed weight changes a row by < 1e-38 (1e-308). Above 88 (709) x is
+   clamped: softmax arguments are <= 0. NaN stays NaN. The f32 argument is (a - hi) - lo: a score
+   minus a max or lse carried as a float pair, so the backward's double lse costs no precision. */
+
+/* x86-64 with GCC or clang: vector versions chosen at run time, whatever the compiler's
+   target flags (RINGATTN_NO_SIMD or RINGATTN_NO_DISPATCH leave only the scalar C) */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
+    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
+#define RINGATTN__X86 1
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC contracts a*b+c into one rounding wherever the language mode allows it (C++ and GNU C);
+   in a function built for FMA that would change bits the scalar code does not change */
+#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define RINGATTN__NOCONTRACT
+#endif
+#endif
+
+#ifdef RINGATTN__X86
+/* The vector body, for f32 (POLY/LOW/MAGIC/BIAS/SHIFT of f32) and f64: v[j] = exp((v[j] - hi) - lo)
+   for j < n, lanes below the range or NaN overwritten at the end (so the clamp may use min/max,
+   whatever they leave there is discarded); the n mod L tail by the scalar code. 2^n is built
+   from the integer in the low bits of n + MAGIC. */
+#define RINGATTN__EXP_BODY(NAME, ATTR, T, VT, VI, L, POLY, LOW, MAGIC, BIAS, SHIFT, HIGH, LOG2E, C1, C2, \
+                           LOAD, STORE, SET1, ADD, SUB, MUL, FMA, MIN, MAX, LT, ISNAN, SEL, CASTI, CASTV, \
+                           SUBI, SLLI, SCALAR)                                                   \
+ATTR static void NAME(T *v, int64_t n, T hi, T lo)                                               \
+{                                                                                               \
+    const VT h = SET1(hi), l = SET1(lo), low = SET1(LOW), magic = SET1(MAGIC);                  \
+    const VI bias = CASTI(SET1(MAGIC - BIAS));   /* bits(MAGIC) - exponent bias */               \
+    int64_t j;                                                                                  \
+    for (j = 0; j + L <= n; j += L) {                                                           \
+        VT x = SUB(SUB(LOAD(v + j), h), l), xc, q, r, p, e;                                     \
+        xc = MIN(MAX(x, low), SET1(HIGH));                                                      \
+        q = SUB(FMA(xc, SET1(LOG2E), magic), magic);                                            \
+        r = FMA(q, SET1(C2), FMA(q, SET1(-(C1)), xc));                                          \
+        e = CASTV(SLLI(SUBI(CASTI(ADD(q, magic)), bias), SHIFT));                               \
+        POLY(p, r, FMA, SET1);                                                                  \
+        p = SEL(LT(x, low), SET1(0), MUL(SCALAR(p, r), e));                                     \
+        STORE(v + j, SEL(ISNAN(x), x, p));                                                      \
+    }                                                                                           \
+    for (; j < n; j++) v[j] = ringattn__exp_any(v[j], hi, lo);                                  \
+}
+/* the step after the polynomial: f32's Cephes form (p r^2 + r + 1), f64's Taylor form (p) */
+#define RINGATTN__EXPF_TAIL_2(p, r) _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f))
+#define RINGATTN__EXPF_TAIL_5(p, r) _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f))
+#define RINGATTN__EXP_TAIL(p, r) (p)
+#define RINGATTN__LT2F(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN2F(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL2F(m, yes, no) _mm256_blendv_ps(no, yes, m)
+#define RINGATTN__LT2D(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN2D(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL2D(m, yes, no) _mm256_blendv_pd(no, yes, m)
+#define RINGATTN__LT5F(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN5F(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL5F(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
+#define RINGATTN__LT5D(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__NAN5D(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__SEL5D(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
+#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
+#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
+#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
+RINGATTN__EXP_BODY(ringattn__expf_row_avx2, RINGATTN__A2, float, __m256, __m256i, 8, RINGATTN__EXPF_POLY,
+                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
+                   2.12194440e-4f, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps,
+                   _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps, RINGATTN__LT2F,
+                   RINGATTN__NAN2F, RINGATTN__SEL2F, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_sub_epi32,
+                   _mm256_slli_epi32, RINGATTN__EXPF_TAIL_2)
+#undef ringattn__exp_any
+#define ringattn__exp_any(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
+RINGATTN__EXP_BODY(ringattn__exp_row_avx2, RINGATTN__A2, double, __m256d, __m256i, 4, RINGATTN__EXP_POLY,
+                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
+                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm256_loadu_pd, _mm256_storeu_pd,
+                   _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_fmadd_pd, _mm256_min_pd,
+                   _mm256_max_pd, RINGATTN__LT2D, RINGATTN__NAN2D, RINGATTN__SEL2D, _mm256_castpd_si256,
+                   _mm256_castsi256_pd, _mm256_sub_epi64, _mm256_slli_epi64, RINGATTN__EXP_TAIL)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+RINGATTN__EXP_BODY(ringattn__exp_row_avx512, RINGATTN__A512, double, __m512d, __m512i, 8, RINGATTN__EXP_POLY,
+                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
+                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm512_loadu_pd, _mm512_storeu_pd,
+                   _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_min_pd,
+                   _mm512_max_pd, RINGATTN__LT5D, RINGATTN__NAN5D, RINGATTN__SEL5D, _mm512_castpd_si512,
+                   _mm512_castsi512_pd, _mm512_sub_epi64, _mm512_slli_epi64, RINGATTN__EXP_TAIL)
+#undef ringattn__exp_any
+#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
+RINGATTN__EXP_BODY(ringattn__expf_row_avx512, RINGATTN__A512, float, __m512, __m512i, 16, RINGATTN__EXPF_POLY,
+                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
+                   2.12194440e-4f, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps,
+                   _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps, RINGATTN__LT5F,
+                   RINGATTN__NAN5F, RINGATTN__SEL5F, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_sub_epi32,
+                   _mm512_slli_epi32, RINGATTN__EXPF_TAIL_5)
+#undef ringattn__exp_any
+
+/* exp and the row's sum in ringattn__row_sum's order: eight double lanes over blocks of eight,
+   the tail into lane 0 (one pass over the row instead of two) */
+RINGATTN__A512 static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
+{
+    __m512d s8 = _mm512_setzero_pd();
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx512(v, n, hi, 0.0f);
+    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
+    _mm512_storeu_pd(s, s8);
+    for (; j < n; j++) s[0] += (double)v[j];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* the largest of x[0..n) by the comparisons of ringattn__row_max (NaNs lose every one);
+   max is exact, so the lane order cannot change the result */
+RINGATTN__A512 static float ringattn__row_max_avx512(const float *a, int64_t n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
+    if (j < n) {
+        __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
+        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
+    }
+    return _mm512_reduce_max_ps(m);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+RINGATTN__A2 static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx2(v, n, hi, 0.0f);
+    for (j = 0; j < n8; j += 8) {
+        __m256 e = _mm256_loadu_ps(v + j);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    for (; j < n; j++) s[0] += (double)v[j];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+#endif /* RINGATTN__X86 */
+
+/* the kernels' instruction set, asked once per tile or row (a read of a table filled at load
+   time): AVX-512F, else AVX2 with FMA, else the portable C */
+enum { RINGATTN__ISA_C = 0, RINGATTN__ISA_AVX2 = 1, RINGATTN__ISA_AVX512 = 2 };
+static int ringattn__isa(void)
+{
+#ifdef RINGATTN__X86
+    if (__builtin_cpu_supports("avx512f")) return RINGATTN__ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RINGATTN__ISA_AVX2;
+#endif
+    return RINGATTN__ISA_C;
+}
+
+/* v[0..n) = exp((v - hi) - lo), f32 */
+static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
+{
+    int64_t j;
+#ifdef RINGATTN__X86
+    int isa = ringattn__isa();
+    if (isa == RINGATTN__ISA_AVX512) { ringattn__expf_row_avx512(v, n, hi, lo); return; }
+    if (isa == RINGATTN__ISA_AVX2) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
+#endif
+    for (j = 0; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
+}
+
+/* v[0..n) = exp(v - sub), f64 */
+static void ringattn__exp_row(double *v, int64_t n, double sub)
+{
+    int64_t j;
+#ifdef RINGATTN__X86
+    int isa = ringattn__isa();
+    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub, 0.0); return; }
+    if (isa == RINGATTN__ISA_AVX2) { ringattn__exp_row_avx2(v, n, sub, 0.0); return; }
+#endif
+    for (j = 0; j < n; j++) v[j] = ringattn__exp((v[j] - sub) - 0.0);
+}
+
+/* ---------------------------------------------------------------- fused block kernels */
+/* The block products, blocked so that a group of query rows never leaves L1 (or L2) between
+   them. The forward (ringattn__forward_block drives them, ringattn__merge sits between):
+
+     S[i][j]  = scale * sum_c Q[i][c] K[j][c]          ringattn__qk, j over whole K panels
+     O[i][c] += sum_j P[i][j] V[j][c]                  ringattn__pv, j over one column range
+
+   and the backward (ringattn__backward_block), with the same two kernels and a third:
+
+     S = scale Q K^T, dP = dO V^T                      ringattn__qk (V in panels too)
+     dQ[i][c] += sum_j dS[i][j] K[j][c]                ringattn__pv
+     dV[j][c] += sum_i P[i][j] dO[i][c],  dK[j][c] += sum_i dS[i][j] Q[i][c]   ringattn__pt
+
+   K is stored in panels (below) packed once, when a member builds its chunk: the panels
+   travel the ring as they are (the backward keeps K row-major and gathers each tile's K and V
+   into panels: its dQ product reads K by rows). Every sum runs in one fixed order (c = 0,
+   1, ... for S; j = lo, lo+1, ... for O and dQ; i = first row, ... for dV and dK) with one
+   rounding per term (fused multiply-add), and every vector lane is one output element: the
+   lane count never changes a result, so the portable C kernels (fma) and the AVX2 and
+   AVX-512 ones give the same bits. */
+
+/* K panels: a piece of `count` key rows of dimension d is stored as panels of 16 rows, panel
+   k holding rows 16k .. 16k+15 transposed ([d][16]: the 16 keys of one dimension side by
+   side, what the S kernel loads); the last panel is as narrow as the rows left, so a piece
+   takes exactly count * d elements, as in row-major order. Offset of (row r, dimension c): */
+static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d)
+{
+    int64_t k = r / RINGATTN__PANEL, w = count - k * RINGATTN__PANEL;
+    if (w > RINGATTN__PANEL) w = RINGATTN__PANEL;
+    return k * RINGATTN__PANEL * d + c * w + (r - k * RINGATTN__PANEL);
+}
+
+/* S rows s[i] (i < nr), columns 16k + lane of panels kp[0 .. np): see above. q[i] are rows */
+#define RINGATTN__QK_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
+                 T scale, void *const *s)                                                     \
+{                                                                                             \
+    int64_t i, k, l, c;                                                                       \
+    for (i = 0; i < nr; i++) for (k = 0; k < np; k++) for (l = 0; l < RINGATTN__PANEL; l++) {   \
+        const T *qi = (const T *)q[i], *kk = (const T *)kp[k] + l; T a = 0;                   \
+        for (c = 0; c < d; c++) a = FMA(qi[c], kk[c * RINGATTN__PANEL], a);                   \
+        ((T *)s[i])[k * RINGATTN__PANEL + l] = a * scale;                                     \
+    }                                                                                         \
+}
+/* o[i][c] += sum_{j < n} p[i][j] v[j * ldv + c], for i < nr, c < dv */
+#define RINGATTN__PV_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv, int64_t dv, \
+                 void *const *o)                                                              \
+{                                                                                             \
+    int64_t i, j, c;                                                                          \
+    for (i = 0; i < nr; i++) for (j = 0; j < n; j++) {                                        \
+        T pj = ((const T *)p[i])[j], *oi = (T *)o[i]; const T *vj = v + j * ldv;               \
+        for (c = 0; c < dv; c++) oi[c] = FMA(pj, vj[c], oi[c]);                               \
+    }                                                                                         \
+}
+/* the backward's transposed products: o[j * ldo + c] += sum_{i < nr} p[i * ldp + j] x[i * ldx + c],
+   for j < n, c < dx (p a group's rows of P or dS, x its rows of dO or Q, o rows of dV or dK) */
+#define RINGATTN__PT_C(NAME, T, FMA)                                                           \
+static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,       \
+                 int64_t dx, T *o, int64_t ldo)                                               \
+{                                                                                             \
+    int64_t i, j, c;                                                                          \
+    for (j = 0; j < n; j++) for (i = 0; i < nr; i++) {                                        \
+        T pij = p[i * ldp + j], *oj = o + j * ldo; const T *xi = x + i * ldx;                  \
+        for (c = 0; c < dx; c++) oj[c] = FMA(pij, xi[c], oj[c]);                              \
+    }                                                                                         \
+}
+RINGATTN__QK_C(ringattn__qk_c32, float, fmaf)
+RINGATTN__QK_C(ringattn__qk_c64, double, fma)
+RINGATTN__PV_C(ringattn__pv_c32, float, fmaf)
+RINGATTN__PV_C(ringattn__pv_c64, double, fma)
+RINGATTN__PT_C(ringattn__pt_c32, float, fmaf)
+RINGATTN__PT_C(ringattn__pt_c64, double, fma)
+
+#ifdef RINGATTN__X86
+#define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
+#define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
+/* The vector kernels: RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8
+   = 12 accumulators of 16 available). A row block past the last row repeats the last row, a
+   vector past the last panel repeats the last panel: computed, never stored. */
+#define RINGATTN__QK_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, MUL, SET1, ZERO, STORE)   \
+ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
+                      T scale, void *const *s)                                                 \
+{                                                                                             \
+    const VT sc = SET1(scale);                                                                \
+    int64_t i0, k0, c; int i, v;                                                              \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
+        const T *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                       \
+        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)]; \
+        /* keys k0 .. k0 + NV L - 1 at a time: part of a panel, one, or several */            \
+        for (k0 = 0; k0 < np * RINGATTN__PANEL; k0 += NV * L) {                               \
+            VT acc[RB][NV]; const T *kb[NV];                                                  \
+            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                       \
+                int64_t k = (k0 + v * L) / RINGATTN__PANEL;                                   \
+                kb[v] = (const T *)kp[k < np ? k : np - 1] + (k0 + v * L) % RINGATTN__PANEL;  \
+            }                                                                                 \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = ZERO(); \
+            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                       \
+                VT kv[NV];                                                                    \
+                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL); \
+                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                   \
+                    VT b = BCAST(qr[i] + c);                                                  \
+                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]); \
+                }                                                                             \
+            }                                                                                 \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) \
+                if (i < rows && k0 + v * L < np * RINGATTN__PANEL)                            \
+                    STORE((T *)s[i0 + i] + k0 + v * L, MUL(acc[i][v], sc));                   \
+        }                                                                                     \
+    }                                                                                         \
+}
+/* columns in vectors of L, NV at a time (a missing second vector repeats the first: both are
+   loaded before either is stored, so the repeat writes the same value); the dv mod L columns
+   left over one by one, in the same order */
+#define RINGATTN__PV_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
+ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv,     \
+                      int64_t dv, void *const *o)                                             \
+{                                                                                             \
+    int64_t i0, c0, j, cv = dv / L * L; int i, u;                                             \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
+        const T *pr[RB]; T *orow[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);          \
+        RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                            \
+            int64_t ii = i0 + (i < rows ? i : rows - 1);                                      \
+            pr[i] = (const T *)p[ii]; orow[i] = (T *)o[ii];                                   \
+        }                                                                                     \
+        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
+            VT acc[RB][NV]; int64_t cu[NV];                                                   \
+            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0;      \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = LOAD(orow[i] + cu[u]); \
+            RINGATTN__UNROLL4 for (j = 0; j < n; j++) {                                                    \
+                VT vv[NV];                                                                    \
+                RINGATTN__UNROLL for (u = 0; u < NV; u++) vv[u] = LOAD(v + j * ldv + cu[u]);                   \
+                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                    \
+                    VT b = BCAST(pr[i] + j);                                                  \
+                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = FMADD(b, vv[u], acc[i][u]);          \
+                }                                                                             \
+            }                                                                                 \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                if (i < rows) STORE(orow[i] + cu[u], acc[i][u]);                              \
+        }                                                                                     \
+        if (cv < dv) for (i = 0; i < rows; i++) for (j = 0; j < n; j++)                      \
+            for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
+    }                                                                                         \
+}
+/* KB keys (output rows) x NV column vectors in registers, the sum over the group's rows i in
+   order; a key past the last repeats the last, a missing second vector repeats the first
+   (computed, stored once or with the same value), the dx mod L columns left one by one */
+#define RINGATTN__PT_V(NAME, ATTR, T, VT, L, KB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
+ATTR static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,  \
+                      int64_t dx, T *o, int64_t ldo)                                          \
+{                                                                                             \
+    int64_t j0, c0, i, c, cv = dx / L * L; int k, u;                                          \
+    for (j0 = 0; j0 < n; j0 += KB) {                                                          \
+        int64_t jj[KB]; int keys = (int)(n - j0 < KB ? n - j0 : KB);                          \
+        RINGATTN__UNROLL for (k = 0; k < KB; k++) jj[k] = j0 + (k < keys ? k : keys - 1);     \
+        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
+            VT acc[KB][NV]; int64_t cu[NV];                                                   \
+            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0; \
+            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                acc[k][u] = LOAD(o + jj[k] * ldo + cu[u]);                                    \
+            RINGATTN__UNROLL4 for (i = 0; i < nr; i++) {                                      \
+                VT xv[NV]; const T *pi = p + i * ldp;                                         \
+                RINGATTN__UNROLL for (u = 0; u < NV; u++) xv[u] = LOAD(x + i * ldx + cu[u]);  \
+                RINGATTN__UNROLL for (k = 0; k < KB; k++) {                                   \
+                    VT b = BCAST(pi + jj[k]);                                                 \
+                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[k][u] = FMADD(b, xv[u], acc[k][u]); \
+                }                                                                             \
+            }                                                                                 \
+            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                if (k < keys) STORE(o + jj[k] * ldo + cu[u], acc[k][u]);                      \
+        }                                                                                     \
+        if (cv < dx) for (k = 0; k < keys; k++) for (i = 0; i < nr; i++)                     \
+            for (c = cv; c < dx; c++) o[jj[k] * ldo + c] = SFMA(p[i * ldp + jj[k]], x[i * ldx + c], o[jj[k] * ldo + c]); \
+    }                                                                                         \
+}
+#define RINGATTN__BS(p) _mm256_broadcast_ss(p)
+#define RINGATTN__BD(p) _mm256_broadcast_sd(p)
+#define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
+#define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
+RINGATTN__QK_V(ringattn__qk_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps)
+RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
+RINGATTN__PV_V(ringattn__pv_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+RINGATTN__PV_V(ringattn__pv1_avx2_32, RINGATTN__A2, float, __m256, 8, 1, 4, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv1_avx2_64, RINGATTN__A2, double, __m256d, 4, 1, 4, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+RINGATTN__PT_V(ringattn__pt_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
+               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
+RINGATTN__PT_V(ringattn__pt_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
+               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+RINGATTN__QK_V(ringattn__qk_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps)
+RINGATTN__QK_V(ringattn__qk_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd)
+RINGATTN__PV_V(ringattn__pv_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+RINGATTN__PV_V(ringattn__pv1_avx512_32, RINGATTN__A512, float, __m512, 16, 1, 4, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PV_V(ringattn__pv1_avx512_64, RINGATTN__A512, double, __m512d, 8, 1, 4, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+RINGATTN__PT_V(ringattn__pt_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
+               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
+RINGATTN__PT_V(ringattn__pt_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
+               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* RINGATTN__X86 */
+
+static void ringattn__qk(int isa, ringattn_dtype t, int64_t nr, const void *const *q, int64_t d,
+                         const void *const *kp, int64_t np, double scale, void *const *s)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) ringattn__qk_avx512_32(nr, q, d, kp, np, (float)scale, s);
+        else ringattn__qk_avx512_64(nr, q, d, kp, np, scale, s);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) ringattn__qk_avx2_32(nr, q, d, kp, np, (float)scale, s);
+        else ringattn__qk_avx2_64(nr, q, d, kp, np, scale, s);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__qk_c32(nr, q, d, kp, np, (float)scale, s);
+    else ringattn__qk_c64(nr, q, d, kp, np, scale, s);
+}
+
+static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *const *p, int64_t n,
+                         const void *v, int64_t ldv, int64_t dv, void *const *o)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx512_32 : ringattn__pv_avx512_32)(nr, p, n, (const float *)v, ldv, dv, o);
+        else (nr == 1 ? ringattn__pv1_avx512_64 : ringattn__pv_avx512_64)(nr, p, n, (const double *)v, ldv, dv, o);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx2_32 : ringattn__pv_avx2_32)(nr, p, n, (const float *)v, ldv, dv, o);
+        else (nr == 1 ? ringattn__pv1_avx2_64 : ringattn__pv_avx2_64)(nr, p, n, (const double *)v, ldv, dv, o);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__pv_c32(nr, p, n, (const float *)v, ldv, dv, o);
+    else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
+}
+
+static void ringattn__pt(int isa, ringattn_dtype t, int64_t nr, const void *p, int64_t ldp, int64_t n,
+                         const void *x, int64_t ldx, int64_t dx, void *o, int64_t ldo)
+{
+#ifdef RINGATTN__X86
+    if (isa == RINGATTN__ISA_AVX512) {
+        if (t == RINGATTN_F32) ringattn__pt_avx512_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
+        else ringattn__pt_avx512_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
+        return;
+    }
+    if (isa == RINGATTN__ISA_AVX2) {
+        if (t == RINGATTN_F32) ringattn__pt_avx2_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
+        else ringattn__pt_avx2_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
+        return;
+    }
+#endif
+    (void)isa;
+    if (t == RINGATTN_F32) ringattn__pt_c32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
+    else ringattn__pt_c64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
+}
+
+/* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
+   then the lanes pairwise (the vector exp-and-sum functions add in exactly this order) */
+static double ringattn__sum8(const double s[8])
+{
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
+   running denominator l never loses digits to the block structure of the ring; the loops
+   keep several independent lanes so they vectorize without reassociating anything (the
+   order of operations is fixed by the code, so results stay deterministic). */
+static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
+{
+    int64_t j, k;
+    double mx = -INFINITY;
+#ifdef RINGATTN__X86
+    if (t == RINGATTN_F32 && ringattn__isa() == RINGATTN__ISA_AVX512) mx = ringattn__row_max_avx512((const float *)x, n);
+    else
+#endif
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)x;
+        float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+        for (j = 0; j + 8 <= n; j += 8)
+            for (k = 0; k < 8; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+        for (k = 0; k < 8; k++) mx = (m[k] > mx) ? m[k] : mx;
+    } else {
+        const double *a = (const double *)x;
+        double m[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+        for (j = 0; j + 4 <= n; j += 4)
+            for (k = 0; k < 4; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+        for (k = 0; k < 4; k++) mx = (m[k] > mx) ? m[k] : mx;
+    }
+    /* NaNs lose every comparison above; they still reach the row through exp(NaN) = NaN,
+       except when nothing else is visible: then the row's max must be NaN itself */
+    if (mx == -INFINITY)
+        for (j = 0; j < n; j++) {
+            double y = (t == RINGATTN_F32) ? (double)((const float *)x)[j] : ((const double *)x)[j];
+            if (y != y) return y;
+        }
+    return mx;
+}
+
+static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
+{
+    int64_t j, k;
+    double s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)x;
+        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += (double)a[j + k];
+        for (; j < n; j++) s[0] += (double)a[j];
+    } else {
+        const double *a = (const double *)x;
+        for (j = 0; j + 8 <= n; j += 8) for (k = 0; k < 8; k++) s[k] += a[j + k];
+        for (; j < n; j++) s[0] += a[j];
+    }
+    return ringattn__sum8(s);
+}
+
+/* x[j] = exp(x[j] - m), return the sum */
+static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
+{
+    if (t == RINGATTN_F32) {
+#ifdef RINGATTN__X86
+        int isa = ringattn__isa();
+        if (isa == RINGATTN__ISA_AVX512)   /* one pass: exp and sum */
+            return ringattn__expf_sum_row_avx512((float *)x, n, (float)m);
+        if (isa == RINGATTN__ISA_AVX2)
+            return ringattn__expf_sum_row_avx2((float *)x, n, (float)m);
+#endif
+        ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
+    } else {
+        ringattn__exp_row((double *)x, n, m);
+    }
+    return ringattn__row_sum(t, x, n);
+}
+
+/* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
+static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
+{
+    if (t == RINGATTN_F32) {
+        float hi = (float)lse;   /* lse need not be a float: carry it as hi + lo */
+        ringattn__expf_row((float *)x, n, hi, (float)(lse - (double)hi));
+    } else {
+        ringattn__exp_row((double *)x, n, lse);
+    }
+}
+
+/* ds[j] = scale * p[j] * (ds[j] - D)   (ds holds dP on entry; the scale of S = scale Q K^T
+   applied here, once, so that dQ and dK are plain sums of dS times K and Q) */
+static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D, double scale)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        const float *a = (const float *)p; float *g = (float *)ds; float Df = (float)D, sf = (float)scale;
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - Df) * sf;
+    } else {
+        const double *a = (const double *)p; double *g = (double *)ds;
+        for (j = 0; j < n; j++) g[j] = a[j] * (g[j] - D) * scale;
+    }
+}
+
+/* softcap (Gemma 2 / FlashAttention): x[j] = cap * tanh(x[j] / cap) */
+static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) { float *a = (float *)x; float c = (float)cap; for (j = 0; j < n; j++) a[j] = c * tanhf(a[j] / c); }
+    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] = cap * tanh(a[j] / cap); }
+}
+
+/* backward through a softcap: s holds capped logits on entry and P on exit; ds holds dP on
+   entry and scale times dS of the raw logit on exit: scale P (dP - D) (1 - (s / cap)^2) */
+static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
+                                   double D, double cap, double scale)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) {
+        float *a = (float *)s, *g = (float *)ds;
+        for (j = 0; j < n; j++) {
+            float c = a[j] / (float)cap, pr = (float)exp((double)a[j] - lse);
+            g[j] = pr * (g[j] - (float)D) * (1.0f - c * c) * (float)scale;
+            a[j] = pr;
+        }
+    } else {
+        double *a = (double *)s, *g = (double *)ds;
+        for (j = 0; j < n; j++) {
+            double c = a[j] / cap, pr = exp(a[j] - lse);
+            g[j] = pr * (g[j] - D) * (1.0 - c * c) * scale;
+            a[j] = pr;
+        }
+    }
+}
+
+static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) { float *a = (float *)x; float sf = (float)s; for (j = 0; j < n; j++) a[j] *= sf; }
+    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] *= s; }
+}
 
 #ifdef __cplusplus
 }

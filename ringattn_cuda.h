@@ -99,7 +99,7 @@
    On the GPU a region is the calling thread's part and SYNC is __syncthreads(); compiled for
    the host, a region loops over the threads and SYNC does nothing. State that lives across a
    barrier is in shared memory. This lets the test run the very same kernel code on the CPU
-   (the internal ringattn_cuda__run with emulate = 1), which is how it was checked without a
+   (the internal ringattn_cuda__execute with emulate = 1), which is how it was checked without a
    GPU; see tests/test_cuda.cu.
 
    LICENSE: MIT (end of file), like ringattn.h.
@@ -307,13 +307,14 @@ struct ringattn_cuda__backward_rows {
 enum { RINGATTN_CUDA__FWD = 0, RINGATTN_CUDA__DQ = 1, RINGATTN_CUDA__DKV = 2 };
 
 /* One CUDA block's shared memory: per-row state first (8-byte types), then the tiles.
-   forward: q, acc(O), k, v   dQ: q, acc(dQ), dout, k, v   dK/dV: q, dout, k, v, dk, dv */
+   forward: q, o, k, v   dQ: q, dq, dout, k, v   dK/dV: q, dout, k, v, dk, dv */
 template <typename T>
 struct ringattn_cuda__smem {
-    double *rs0, *rs1;             /* per row: forward m, l; backward lse, D                  */
+    double *m, *l;                 /* per row, forward: running max and sum (else NULL)       */
+    double *lse, *D;               /* per row, backward: lse and D (else NULL); same place    */
     int64_t *lo, *hi;              /* per row: visible key columns [lo, hi) of the block      */
     int64_t *flag;                 /* block-uniform values written by thread 0                */
-    T *q, *acc, *dout, *k, *v, *dk, *dv;
+    T *q, *o, *dq, *dout, *k, *v, *dk, *dv;
 };
 
 /* carve `base` (NULL: just measure) for a tile of nt rows; returns the bytes */
@@ -326,17 +327,18 @@ static RINGATTN_CUDA__HD size_t ringattn_cuda__layout(char *base, int kind, int6
 #define RINGATTN_CUDA__CARVE(ptr, type, count) \
     do { (ptr) = base ? (type *)(void *)(base + off) : (type *)0; \
          off += (((size_t)(count) * sizeof(type)) + 15) / 16 * 16; } while (0)
-    RINGATTN_CUDA__CARVE(L.rs0, double, nt);
-    RINGATTN_CUDA__CARVE(L.rs1, double, nt);
+    L.m = L.l = L.lse = L.D = (double *)0;
+    if (kind == RINGATTN_CUDA__FWD) { RINGATTN_CUDA__CARVE(L.m, double, nt); RINGATTN_CUDA__CARVE(L.l, double, nt); }
+    else { RINGATTN_CUDA__CARVE(L.lse, double, nt); RINGATTN_CUDA__CARVE(L.D, double, nt); }
     RINGATTN_CUDA__CARVE(L.lo, int64_t, nt);
     RINGATTN_CUDA__CARVE(L.hi, int64_t, nt);
     RINGATTN_CUDA__CARVE(L.flag, int64_t, 2);
     RINGATTN_CUDA__CARVE(L.q, T, nt * d);
     RINGATTN_CUDA__CARVE(L.k, T, nt * d);
     RINGATTN_CUDA__CARVE(L.v, T, nt * dv);
-    L.acc = L.dout = L.dk = L.dv = (T *)0;
-    if (kind == RINGATTN_CUDA__FWD) RINGATTN_CUDA__CARVE(L.acc, T, nt * dv);
-    if (kind == RINGATTN_CUDA__DQ) RINGATTN_CUDA__CARVE(L.acc, T, nt * d);
+    L.o = L.dq = L.dout = L.dk = L.dv = (T *)0;
+    if (kind == RINGATTN_CUDA__FWD) RINGATTN_CUDA__CARVE(L.o, T, nt * dv);
+    if (kind == RINGATTN_CUDA__DQ) RINGATTN_CUDA__CARVE(L.dq, T, nt * d);
     if (kind != RINGATTN_CUDA__FWD) RINGATTN_CUDA__CARVE(L.dout, T, nt * dv);
     if (kind == RINGATTN_CUDA__DKV) { RINGATTN_CUDA__CARVE(L.dk, T, nt * d); RINGATTN_CUDA__CARVE(L.dv, T, nt * dv); }
 #undef RINGATTN_CUDA__CARVE
@@ -350,9 +352,11 @@ struct ringattn_cuda__tile_args {
     ringattn__problem P;
     const ringattn_cuda__block *blocks;
     T *q;                          /* member Q_i [b][h][rows][d]                              */
-    T *acc;                        /* forward: running O_i [..][dv]; backward: dQ_i [..][d]   */
+    T *o;                          /* forward: running O_i [..][dv]                           */
+    double *m, *l;                 /* forward: running row max and sum [b][h][rows]           */
+    T *dq;                         /* backward: dQ_i [..][d]                                  */
     const T *dout;                 /* backward: dO_i (already divided by G) [..][dv]          */
-    double *rs0, *rs1;             /* forward: m_i, l_i; backward: lse_i, D_i   [b][h][rows]  */
+    double *lse, *D;               /* backward: lse_i, D_i [b][h][rows]                       */
     const T *kv;                   /* the K/V chunk held: K [b][hk][ck][d], then V [..][dv]   */
     T *dkv;                        /* backward: its travelling dK, dV, same layout            */
     int64_t kvhalf;                /* elements of K in a K/V buffer (V follows)               */
@@ -372,7 +376,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem
     T s[RINGATTN_CUDA_TILE];
     int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c, d = P->d, dv = P->dv;
     const T *q = S.q + i * d;
-    T *o = S.acc + i * dv;
+    T *o = S.o + i * dv;
     double mx = -(double)INFINITY, mnew = 0, alpha = 0, sum = 0;
     int nan = 0;
     if (a < 0) a = 0;
@@ -387,9 +391,9 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem
         if (s[j] != s[j]) nan = 1;
     }
     if (mx == -(double)INFINITY && nan) mx = (double)NAN;   /* ringattn__row_max: only NaNs seen */
-    if (!ringattn__merge_rescale(S.rs0[i], mx, &mnew, &alpha)) return;   /* contributes nothing */
+    if (!ringattn__merge_rescale(S.m[i], mx, &mnew, &alpha)) return;   /* contributes nothing */
     for (j = a; j < z; j++) { s[j] = ringattn_cuda__exp_minus(s[j], mnew); sum += (double)s[j]; }
-    ringattn__merge_fold(&S.rs0[i], &S.rs1[i], mnew, alpha, sum);
+    ringattn__merge_fold(&S.m[i], &S.l[i], mnew, alpha, sum);
     if (alpha != 1.0) for (c = 0; c < dv; c++) o[c] *= (T)alpha;
     for (c = 0; c < dv; c++) {              /* O += P V */
         T acc = o[c];
@@ -416,9 +420,9 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
     nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
     ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__FWD, nt, d, dv, &S);
     qg = A.q + (B.qrow + r0 * B.rs) * d;                    /* row i at qg + i * ldq */
-    og = A.acc + (B.qrow + r0 * B.rs) * dv;
-    mg = A.rs0 + B.qrow + r0 * B.rs;                        /* row i at mg[i * r]    */
-    lg = A.rs1 + B.qrow + r0 * B.rs;
+    og = A.o + (B.qrow + r0 * B.rs) * dv;
+    mg = A.m + B.qrow + r0 * B.rs;                        /* row i at mg[i * r]    */
+    lg = A.l + B.qrow + r0 * B.rs;
     kg = A.kv + B.krow * d;                                /* key c at kg + c * ldq */
     vg = A.kv + A.kvhalf + B.krow * dv;
 
@@ -429,9 +433,9 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
         if (i >= nr) continue;
         ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
         for (c = 0; c < d; c++) S.q[i * d + c] = qg[i * ldq + c];
-        for (c = 0; c < dv; c++) S.acc[i * dv + c] = og[i * ldv + c];
-        S.rs0[i] = mg[i * B.rs];
-        S.rs1[i] = lg[i * B.rs];
+        for (c = 0; c < dv; c++) S.o[i * dv + c] = og[i * ldv + c];
+        S.m[i] = mg[i * B.rs];
+        S.l[i] = lg[i * B.rs];
     }
     RINGATTN_CUDA__SYNC();
     /* pass 2: the key columns any row of the tile sees (thread 0, for everyone) */
@@ -464,9 +468,9 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
     RINGATTN_CUDA__EACH_THREAD(i, nt) {
         int64_t c;
         if (i >= nr) continue;
-        for (c = 0; c < dv; c++) og[i * ldv + c] = S.acc[i * dv + c];
-        mg[i * B.rs] = S.rs0[i];
-        lg[i * B.rs] = S.rs1[i];
+        for (c = 0; c < dv; c++) og[i * ldv + c] = S.o[i * dv + c];
+        mg[i * B.rs] = S.m[i];
+        lg[i * B.rs] = S.l[i];
     }
 }
 
@@ -510,10 +514,10 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
     nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
     ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DQ, nt, d, dv, &S);
     qg = A.q + (B.qrow + r0 * B.rs) * d;
-    dqg = A.acc + (B.qrow + r0 * B.rs) * d;
+    dqg = A.dq + (B.qrow + r0 * B.rs) * d;
     gg = A.dout + (B.qrow + r0 * B.rs) * dv;
-    lseg = A.rs0 + B.qrow + r0 * B.rs;
-    Dg = A.rs1 + B.qrow + r0 * B.rs;
+    lseg = A.lse + B.qrow + r0 * B.rs;
+    Dg = A.D + B.qrow + r0 * B.rs;
     kg = A.kv + B.krow * d;
     vg = A.kv + A.kvhalf + B.krow * dv;
 
@@ -521,11 +525,11 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
         int64_t c;
         S.lo[i] = S.hi[i] = 0;
         if (i >= nr) continue;
-        S.rs0[i] = lseg[i * B.rs];
-        S.rs1[i] = Dg[i * B.rs];
+        S.lse[i] = lseg[i * B.rs];
+        S.D[i] = Dg[i * B.rs];
         ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
-        if (S.rs0[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
-        for (c = 0; c < d; c++) { S.q[i * d + c] = qg[i * ldq + c]; S.acc[i * d + c] = dqg[i * ldq + c]; }
+        if (S.lse[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
+        for (c = 0; c < d; c++) { S.q[i * d + c] = qg[i * ldq + c]; S.dq[i * d + c] = dqg[i * ldq + c]; }
         for (c = 0; c < dv; c++) S.dout[i * dv + c] = gg[i * ldv + c];
     }
     RINGATTN_CUDA__SYNC();
@@ -550,7 +554,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
         RINGATTN_CUDA__EACH_THREAD(i, nt) {
             int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c;
             const T *q = S.q + i * d, *g = S.dout + i * dv;
-            T *dq = S.acc + i * d;
+            T *dq = S.dq + i * d;
             if (i >= nr) continue;
             if (a < 0) a = 0;
             if (z > nc) z = nc;
@@ -559,7 +563,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
                 for (c = 0; c < d; c++) s += q[c] * S.k[j * d + c];
                 s = (T)P->scale * s;                          /* S = scale Q K^T     */
                 for (c = 0; c < dv; c++) dp += g[c] * S.v[j * dv + c];   /* dP = dO V^T */
-                ringattn_cuda__dscore(P, s, dp, S.rs0[i], S.rs1[i], &p, &ds);
+                ringattn_cuda__dscore(P, s, dp, S.lse[i], S.D[i], &p, &ds);
                 w = (T)P->scale * ds;                         /* dQ += scale dS K    */
                 for (c = 0; c < d; c++) dq[c] += w * S.k[j * d + c];
             }
@@ -569,7 +573,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
     RINGATTN_CUDA__EACH_THREAD(i, nt) {
         int64_t c;
         if (i >= nr) continue;
-        for (c = 0; c < d; c++) dqg[i * ldq + c] = S.acc[i * d + c];
+        for (c = 0; c < d; c++) dqg[i * ldq + c] = S.dq[i * d + c];
     }
 }
 
@@ -592,8 +596,8 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
     ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DKV, nt, d, dv, &S);
     qg = A.q + B.qrow * d;                                 /* row i at qg + i * ldq */
     gg = A.dout + B.qrow * dv;
-    lseg = A.rs0 + B.qrow;
-    Dg = A.rs1 + B.qrow;
+    lseg = A.lse + B.qrow;
+    Dg = A.D + B.qrow;
     kg = A.kv + (B.krow + c0 * B.rs) * d;                   /* key j at kg + j * ldq */
     vg = A.kv + A.kvhalf + (B.krow + c0 * B.rs) * dv;
     dkg = A.dkv + (B.krow + c0 * B.rs) * d;
@@ -611,9 +615,9 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
         RINGATTN_CUDA__EACH_THREAD(i, nt) {
             S.lo[i] = S.hi[i] = 0;
             if (i >= nr) continue;
-            S.rs0[i] = lseg[(r0 + i) * B.rs];
+            S.lse[i] = lseg[(r0 + i) * B.rs];
             ringattn_cuda__row_bounds(P, &B, r0 + i, &S.lo[i], &S.hi[i]);
-            if (S.rs0[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
+            if (S.lse[i] == -(double)INFINITY) S.lo[i] = S.hi[i];
         }
         RINGATTN_CUDA__SYNC();
         RINGATTN_CUDA__EACH_THREAD(i, nt) {                /* does any row see a key of ours? */
@@ -627,7 +631,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
             RINGATTN_CUDA__EACH_THREAD(i, nt) {            /* thread i loads row r0 + i */
                 int64_t c;
                 if (i >= nr) continue;
-                S.rs1[i] = Dg[(r0 + i) * B.rs];
+                S.D[i] = Dg[(r0 + i) * B.rs];
                 for (c = 0; c < d; c++) S.q[i * d + c] = qg[(r0 + i) * ldq + c];
                 for (c = 0; c < dv; c++) S.dout[i * dv + c] = gg[(r0 + i) * ldv + c];
             }
@@ -644,7 +648,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
                     for (c = 0; c < d; c++) s += q[c] * k[c];
                     s = (T)P->scale * s;
                     for (c = 0; c < dv; c++) dp += g[c] * v[c];
-                    ringattn_cuda__dscore(P, s, dp, S.rs0[x], S.rs1[x], &p, &ds);
+                    ringattn_cuda__dscore(P, s, dp, S.lse[x], S.D[x], &p, &ds);
                     for (c = 0; c < dv; c++) dvr[c] += p * g[c];     /* dV += P^T dO       */
                     w = (T)P->scale * ds;
                     for (c = 0; c < d; c++) dk[c] += w * q[c];       /* dK += scale dS^T Q */
@@ -861,7 +865,7 @@ static int ringattn_cuda__push(ringattn_cuda__plan *L, const ringattn_cuda__bloc
    pair are left out (the CPU skips their tiles) */
 static int ringattn_cuda__plan_step(const ringattn__problem *P, ringattn_cuda__plan *L, int i, int t)
 {
-    int p = P->p, src = ((i - t) % p + p) % p, npat = ringattn__patterns(P);
+    int p = P->p, src = ringattn__source(p, i, t), npat = ringattn__patterns(P);
     ringattn__piece qp[2], kp[2];
     int nqp = ringattn__pieces(P->part, P->nq, p, i, qp), nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
     int64_t rows = ringattn__piece_rows(qp, nqp), hin, bb, kh, j, x, nt = P->nt;
@@ -953,8 +957,9 @@ typedef struct {
     ringattn__piece qp[2];         /* my query positions (ringattn__pieces)                   */
     int nqp;
     int64_t q0, q1, rows;          /* their span, and the number of rows                      */
-    void *q, *acc, *dout;
-    double *rs0, *rs1;
+    void *q;
+    void *o; double *m, *l;        /* forward: running O_i, row max and sum (NULL in backward) */
+    void *dq, *dout; double *lse, *D;   /* backward (NULL in forward)                      */
     void *kv[2], *dkv[2];
     size_t bytes;
 } ringattn_cuda__member;
@@ -989,8 +994,8 @@ static void ringattn_cuda__member_setup(ringattn_cuda__ring *R, const ringattn_c
     ringattn_cuda__each(X, pk, P->b * P->hk * krows * P->d);
     ringattn_cuda__each(X, pv, P->b * P->hk * krows * P->dv);
     if (X->pass == 0) {
-        ringattn_cuda__init_rows ir = { me->rs0, me->rs1 };
-        ringattn_cuda__zero(X, me->acc, (size_t)(n * P->dv) * sizeof(T));
+        ringattn_cuda__init_rows ir = { me->m, me->l };
+        ringattn_cuda__zero(X, me->o, (size_t)(n * P->dv) * sizeof(T));
         ringattn_cuda__each(X, ir, n);
         return;
     }
@@ -998,10 +1003,10 @@ static void ringattn_cuda__member_setup(ringattn_cuda__ring *R, const ringattn_c
         ringattn_cuda__pack<T> pg = { *io->dout, { me->qp[0], me->qp[1] }, me->nqp, me->rows, me->rows, (T *)me->dout,
                                       ringattn__group_div(P) };
         ringattn_cuda__backward_rows br = { *io->dout, *io->out, *io->lse, { me->qp[0], me->qp[1] }, me->nqp, P->h,
-                                            me->rows, P->dv, me->rs0, me->rs1 };
+                                            me->rows, P->dv, me->lse, me->D };
         ringattn_cuda__each(X, pg, n * P->dv);
         ringattn_cuda__each(X, br, n);
-        ringattn_cuda__zero(X, me->acc, (size_t)(n * P->d) * sizeof(T));
+        ringattn_cuda__zero(X, me->dq, (size_t)(n * P->d) * sizeof(T));
         ringattn_cuda__zero(X, me->dkv[0], R->kv_bytes);
     }
 }
@@ -1021,8 +1026,9 @@ static void ringattn_cuda__member_step(ringattn_cuda__ring *R, int i, int t)
         if (count == 0) continue;
         A.P = *P;
         A.blocks = R->blocks + first;
-        A.q = (T *)me->q; A.acc = (T *)me->acc; A.dout = (const T *)me->dout;
-        A.rs0 = me->rs0; A.rs1 = me->rs1;
+        A.q = (T *)me->q;
+        A.o = (T *)me->o; A.m = me->m; A.l = me->l;
+        A.dq = (T *)me->dq; A.dout = (const T *)me->dout; A.lse = me->lse; A.D = me->D;
         A.kv = (const T *)me->kv[t & 1];
         A.dkv = R->X->pass ? (T *)me->dkv[t & 1] : (T *)0;
         A.kvhalf = P->b * P->hk * P->ck * P->d;
@@ -1048,14 +1054,14 @@ static void ringattn_cuda__member_finish(ringattn_cuda__ring *R, const ringattn_
         if (io->l) f.lse = *io->l; else f.lse = *io->o;
         f.pc[0] = me->qp[0]; f.pc[1] = me->qp[1]; f.np = me->nqp;
         f.h = P->h; f.rows = me->rows; f.dv = P->dv;
-        f.acc = (const T *)me->acc; f.m = me->rs0; f.l = me->rs1; f.gdiv = ringattn__group_div(P);
+        f.acc = (const T *)me->o; f.m = me->m; f.l = me->l; f.gdiv = ringattn__group_div(P);
         ringattn_cuda__each(R->X, f, n * P->dv);
     } else {
         ringattn__piece kp[2];
         int nkp = (memset(kp, 0, sizeof kp), ringattn__pieces(P->part, P->nk, P->p, i, kp));
         int64_t krows = ringattn__piece_rows(kp, nkp);
         const T *home = (const T *)me->dkv[P->p & 1];   /* arrived with the final hand-off */
-        ringattn_cuda__unpack<T> uq = { *io->dq, { me->qp[0], me->qp[1] }, me->nqp, me->rows, me->rows, (const T *)me->acc };
+        ringattn_cuda__unpack<T> uq = { *io->dq, { me->qp[0], me->qp[1] }, me->nqp, me->rows, me->rows, (const T *)me->dq };
         ringattn_cuda__unpack<T> uk = { *io->dk, { kp[0], kp[1] }, nkp, krows, P->ck, home };
         ringattn_cuda__unpack<T> uv = { *io->dv, { kp[0], kp[1] }, nkp, krows, P->ck, home + P->b * P->hk * P->ck * P->d };
         ringattn_cuda__each(R->X, uq, n * P->d);
@@ -1069,7 +1075,7 @@ static void ringattn_cuda__member_finish(ringattn_cuda__ring *R, const ringattn_
    buffer), then folds in the block it holds; in the backward pass the dK/dV accumulators are
    sent on after the step. Stream order is the ring's clock. */
 template <typename T>
-static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda__io *io)
+static void ringattn_cuda__ring_loop(ringattn_cuda__ring *R, const ringattn_cuda__io *io)
 {
     const ringattn__problem *P = R->P;
     ringattn_cuda__exec *X = R->X;
@@ -1085,7 +1091,7 @@ static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda_
             if (cfg->trace && X->status == RINGATTN_OK) {
                 ringattn_trace_event ev;
                 const ringattn_cuda__member *me = &R->m[i];
-                int src = ((i - t) % p + p) % p;
+                int src = ringattn__source(p, i, t);
                 int64_t rows = P->b * P->h * me->rows;
                 memset(&ev, 0, sizeof ev);   /* the per-step state fields stay NULL: not exposed here */
                 ev.pass = X->pass; ev.member = i; ev.step = t; ev.ring_size = p; ev.src = src;
@@ -1098,8 +1104,8 @@ static void ringattn_cuda__ring_run(ringattn_cuda__ring *R, const ringattn_cuda_
                 ev.batch = P->b; ev.heads = P->h; ev.rows = me->rows;
                 ev.row_max = ev.row_sum = NULL;
                 if (X->pass == 0) {   /* the running m, l of the member, copied to the host */
-                    ringattn_cuda__download(X, R->trace_rows, me->rs0, (size_t)rows * sizeof(double));
-                    ringattn_cuda__download(X, R->trace_rows + rows, me->rs1, (size_t)rows * sizeof(double));
+                    ringattn_cuda__download(X, R->trace_rows, me->m, (size_t)rows * sizeof(double));
+                    ringattn_cuda__download(X, R->trace_rows + rows, me->l, (size_t)rows * sizeof(double));
                     ev.row_max = R->trace_rows; ev.row_sum = R->trace_rows + rows;
                 }
                 if (X->status == RINGATTN_OK) cfg->trace(&ev, cfg->trace_user);
@@ -1213,9 +1219,15 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
         ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
         rows = (size_t)(P->b * P->h * me->rows);
         me->q = ringattn_cuda__alloc(X, rows * (size_t)P->d * es, &me->bytes);
-        me->acc = ringattn_cuda__alloc(X, rows * (size_t)(X->pass ? P->d : P->dv) * es, &me->bytes);
-        me->rs0 = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
-        me->rs1 = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+        if (X->pass == 0) {
+            me->o = ringattn_cuda__alloc(X, rows * (size_t)P->dv * es, &me->bytes);
+            me->m = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+            me->l = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+        } else {
+            me->dq = ringattn_cuda__alloc(X, rows * (size_t)P->d * es, &me->bytes);
+            me->lse = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+            me->D = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+        }
         me->kv[0] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
         me->kv[1] = ringattn_cuda__alloc(X, R.kv_bytes, &me->bytes);
         if (X->pass == 1) {
@@ -1230,7 +1242,7 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
         if (!R.trace_rows) X->status = ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the trace rows");
     }
 
-    if (X->status == RINGATTN_OK) ringattn_cuda__ring_run<T>(&R, io);
+    if (X->status == RINGATTN_OK) ringattn_cuda__ring_loop<T>(&R, io);
     if (X->status == RINGATTN_OK && !X->emulate)   /* kernels are asynchronous: wait for them */
         ringattn_cuda__check(X, cudaStreamSynchronize(X->stream), "cudaStreamSynchronize (after the ring)");
 
@@ -1265,8 +1277,9 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
     if (R.m)
         for (i = 0; i < P->p; i++) {
             ringattn_cuda__member *me = &R.m[i];
-            ringattn_cuda__free(X, me->q); ringattn_cuda__free(X, me->acc); ringattn_cuda__free(X, me->dout);
-            ringattn_cuda__free(X, me->rs0); ringattn_cuda__free(X, me->rs1);
+            ringattn_cuda__free(X, me->q); ringattn_cuda__free(X, me->o); ringattn_cuda__free(X, me->dq);
+            ringattn_cuda__free(X, me->dout); ringattn_cuda__free(X, me->m); ringattn_cuda__free(X, me->l);
+            ringattn_cuda__free(X, me->lse); ringattn_cuda__free(X, me->D);
             ringattn_cuda__free(X, me->kv[0]); ringattn_cuda__free(X, me->kv[1]);
             ringattn_cuda__free(X, me->dkv[0]); ringattn_cuda__free(X, me->dkv[1]);
         }
@@ -1280,9 +1293,9 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
 
 /* Validate (like the CPU), check the device, then run in the compute type. emulate = 1 runs
    the same kernels on the host over host memory (tests only); force_tile > 0 fixes the tile. */
-static int ringattn_cuda__run(const ringattn_config *cfg, const ringattn_shape *s, int pass,
-                              const ringattn_cuda__io *io, const ringattn_tensor *const *all,
-                              const char *const *names, int n, int emulate, int force_tile)
+static int ringattn_cuda__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
+                                  const ringattn_cuda__io *io, const ringattn_tensor *const *all,
+                                  const char *const *names, int n, int emulate, int force_tile)
 {
     ringattn__problem P;
     ringattn_plan_info plan;
@@ -1327,7 +1340,7 @@ static int ringattn_cuda__forward(const ringattn_config *cfg, const ringattn_ten
     if ((st = ringattn_check_call(&c, 0, all, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
-    return ringattn_cuda__run(cfg, &s, 0, &io, all, names, 5, emulate, force_tile);
+    return ringattn_cuda__execute(cfg, &s, 0, &io, all, names, 5, emulate, force_tile);
 }
 
 /* the argument checks of ringattn_backward (as above), then the run */
@@ -1346,7 +1359,7 @@ static int ringattn_cuda__backward(const ringattn_config *cfg, const ringattn_te
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
     io.dq = dq; io.dk = dk; io.dv = dv;
-    return ringattn_cuda__run(cfg, &s, 1, &io, all, names, 9, emulate, force_tile);
+    return ringattn_cuda__execute(cfg, &s, 1, &io, all, names, 9, emulate, force_tile);
 }
 
 /* ---------------------------------------------------------------- entry points */

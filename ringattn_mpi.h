@@ -409,7 +409,7 @@ static void ringattn__mpi_poke(ringattn__mpi *M, const ringattn__mpi_watch *w)
 }
 
 /* member `rank`'s setup (0) or finish (1), its (batch, head) slices shared by the team */
-static void ringattn__mpi_slices_run(const ringattn__ring *R, const ringattn__io *io, int rank, int finish)
+static void ringattn__mpi_setup_finish(const ringattn__ring *R, const ringattn__io *io, int rank, int finish)
 {
     const ringattn__problem *P = R->P;
     const int64_t bh = P->b * P->h;
@@ -454,7 +454,7 @@ static void ringattn__mpi_units(const ringattn__ring *R, ringattn__mpi *M, int t
    by rank - 1 right after its own chunk of the previous step), and right after, they are
    sent on and the receive of the next step's slices is posted into the other buffer. Only
    the first chunk's wait and the last hand-off home are exposed. Every unit's arithmetic,
-   and the order in which the members add into each dK|dV row, is that of ringattn__ring_run,
+   and the order in which the members add into each dK|dV row, is that of ringattn__ring_loop,
    so the result is bit-identical. A failed rank skips the arithmetic but keeps the message
    schedule, so no neighbour waits for a message never sent. */
 static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, ringattn__mpi *M,
@@ -467,7 +467,7 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
     ringattn__mpi_watch w;
     int t, c, C = D->chunks;
     double s0 = MPI_Wtime(), w0;
-    ringattn__mpi_slices_run(R, io, rank, 0);
+    ringattn__mpi_setup_finish(R, io, rank, 0);
     ms->setup_s = MPI_Wtime() - s0;
     memset(kv, 0, sizeof kv);
     for (t = 0; t < p; t++) {
@@ -529,7 +529,10 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
             ringattn__mpi_wait(M, kv, 2);
             if (M->st == RINGATTN_OK) me->handoffs++;
         }
-        if (M->st == RINGATTN_OK) ringattn__step_done(R, rank, t);
+        if (M->st == RINGATTN_OK) {   /* the step's counters and trace event; no pass_on: sent above */
+            int64_t tiles = ringattn__count_step(R, rank);
+            ringattn__report_step(R, rank, t, tiles);
+        }
         ms->wait_s += MPI_Wtime() - w0;
     }
     if (R->pass == 1) {   /* the last hand-off brings this member's own dK|dV home */
@@ -637,9 +640,13 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     if (st == RINGATTN_OK && sum[2] == 0) {
         if (P.nt > P.units) P.nt = (int)P.units;
         R.P = &P; R.cfg = &c; R.pass = pass; R.m0 = M.rank; R.nm = 1;
-        if (ringattn__ring_alloc(&R, c.alloc_user) != RINGATTN_OK)
+        if (ringattn__ring_alloc(&R, c.alloc_user) != RINGATTN_OK) {
             st = ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate rank %d's buffers (%zu bytes)",
                                 M.rank, plan.member_bytes);
+        } else {   /* whole K/V buffers are sent, rows past a shorter chunk too: no undefined byte on the wire */
+            ringattn__member *me = ringattn__mem(&R, M.rank);
+            memset(me->kv[0], 0, R.kv_bytes); memset(me->kv[1], 0, R.kv_bytes);
+        }
     }
 
     /* 2. the agreement: the lowest failing rank's status, else every field equal everywhere */
@@ -713,7 +720,7 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
         goto done;
     }
     /* every rank finished every step: now, and only now, the outputs */
-    ringattn__mpi_slices_run(&R, &io, M.rank, 1);
+    ringattn__mpi_setup_finish(&R, &io, M.rank, 1);
     if (c.stats) ringattn__fill_stats(&R, &plan, c.stats);
     if (opt.stats) {
         ms.rank = M.rank; ms.ring_size = P.p; ms.num_threads = P.nt;

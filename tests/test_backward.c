@@ -334,6 +334,13 @@ static double group_oracle(int *failures)
     c.h = 4; c.hk = 1; c.nq = 50; c.nk = 70; c.d = 16; c.dv = 24; c.causal = 2; c.p = 3; c.threads = 2;
     c.scale = 0.3;
     e = f64_case(&c, failures); if (e > worst) worst = e; count++;
+    /* d >= 128: the blocks a cblas build sends through whole-tile GEMMs (the fused kernels
+       otherwise), dense, causal and ragged, dv == d and dv != d */
+    c.b = 1; c.h = 2; c.hk = 2; c.nq = c.nk = 129; c.d = c.dv = 128; c.causal = 0; c.p = 3; c.threads = 2;
+    c.scale = 0; c.permuted = 1;
+    e = f64_case(&c, failures); if (e > worst) worst = e; count++;
+    c.nq = 100; c.nk = 140; c.d = 160; c.dv = 64; c.causal = 1; c.p = 4; c.permuted = 0;
+    e = f64_case(&c, failures); if (e > worst) worst = e; count++;
     printf("1. f64 vs oracle:        %3d cases, worst error %.3g (tolerance %.0e)  %s\n", count, worst,
            TOL_F64, *failures == f0 ? "ok" : "FAILED");
     return worst;
@@ -445,7 +452,7 @@ static double group_f32(int *failures)
 {
     int count = 0, f0 = *failures, i;
     double worst = 0, worst_err = 0, e;
-    for (i = 0; i < 7; i++) {
+    for (i = 0; i < 8; i++) {
         bw_case c; double qamp = 1.0;
         memset(&c, 0, sizeof c);
         c.b = 1; c.h = 2; c.hk = 2; c.threads = 2;
@@ -456,6 +463,7 @@ static double group_f32(int *failures)
         case 3: c.nq = 64; c.nk = 129; c.d = 16; c.dv = 32; c.p = 8; c.causal = 2; break;
         case 4: c.nq = c.nk = 129; c.h = 4; c.hk = 1; c.d = c.dv = 64; c.p = 4; c.causal = 1; break;
         case 5: c.nq = c.nk = 129; c.d = c.dv = 64; c.p = 4; c.causal = 1; qamp = 4.0; break;   /* sharp */
+        case 6: c.nq = c.nk = 129; c.d = c.dv = 128; c.p = 4; c.causal = 1; break;   /* d >= 128 */
         default: c.nq = c.nk = 300; c.d = c.dv = 1; c.p = 2; c.causal = 0; qamp = 8.0; break;
         }
         e = f32_case(&c, qamp, &worst_err, failures); if (e > worst) worst = e; count++;
