@@ -4345,43 +4345,32 @@ ATTR static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x
 #define RINGATTN__BD(p) _mm256_broadcast_sd(p)
 #define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
 #define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
-RINGATTN__QK_V(ringattn__qk_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps)
-RINGATTN__QK_V(ringattn__qk_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
-RINGATTN__PV_V(ringattn__pv_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
-RINGATTN__PV_V(ringattn__pv1_avx2_32, RINGATTN__A2, float, __m256, 8, 1, 4, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv1_avx2_64, RINGATTN__A2, double, __m256d, 4, 1, 4, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
-RINGATTN__PT_V(ringattn__pt_avx2_32, RINGATTN__A2, float, __m256, 8, 6, 2, _mm256_loadu_ps, RINGATTN__BS,
-               _mm256_fmadd_ps, _mm256_storeu_ps, fmaf)
-RINGATTN__PT_V(ringattn__pt_avx2_64, RINGATTN__A2, double, __m256d, 4, 6, 2, _mm256_loadu_pd, RINGATTN__BD,
-               _mm256_fmadd_pd, _mm256_storeu_pd, fma)
+/* One instruction set's kernels: P the prefix of its intrinsics (_mm256, _mm512), VS / VD its
+   f32 / f64 vectors of LS / LD lanes, BS / BD its broadcasts from memory. */
+#define RINGATTN__KERNELS(ISA, ATTR, P, VS, VD, LS, LD, BS, BD)                                     \
+RINGATTN__QK_V(ringattn__qk_##ISA##_32, ATTR, float, VS, LS, 6, 2, P##_loadu_ps, BS, P##_fmadd_ps,    \
+               P##_mul_ps, P##_set1_ps, P##_setzero_ps, P##_storeu_ps)                               \
+RINGATTN__QK_V(ringattn__qk_##ISA##_64, ATTR, double, VD, LD, 6, 2, P##_loadu_pd, BD, P##_fmadd_pd,   \
+               P##_mul_pd, P##_set1_pd, P##_setzero_pd, P##_storeu_pd)                               \
+RINGATTN__PV_V(ringattn__pv_##ISA##_32, ATTR, float, VS, LS, 6, 2, P##_loadu_ps, BS, P##_fmadd_ps,    \
+               P##_storeu_ps, fmaf)                                                                  \
+RINGATTN__PV_V(ringattn__pv_##ISA##_64, ATTR, double, VD, LD, 6, 2, P##_loadu_pd, BD, P##_fmadd_pd,   \
+               P##_storeu_pd, fma)                                                                   \
+RINGATTN__PV_V(ringattn__pv1_##ISA##_32, ATTR, float, VS, LS, 1, 4, P##_loadu_ps, BS, P##_fmadd_ps,   \
+               P##_storeu_ps, fmaf)                                                                  \
+RINGATTN__PV_V(ringattn__pv1_##ISA##_64, ATTR, double, VD, LD, 1, 4, P##_loadu_pd, BD, P##_fmadd_pd,  \
+               P##_storeu_pd, fma)                                                                   \
+RINGATTN__PT_V(ringattn__pt_##ISA##_32, ATTR, float, VS, LS, 6, 2, P##_loadu_ps, BS, P##_fmadd_ps,    \
+               P##_storeu_ps, fmaf)                                                                  \
+RINGATTN__PT_V(ringattn__pt_##ISA##_64, ATTR, double, VD, LD, 6, 2, P##_loadu_pd, BD, P##_fmadd_pd,   \
+               P##_storeu_pd, fma)
+RINGATTN__KERNELS(avx2, RINGATTN__A2, _mm256, __m256, __m256d, 8, 4, RINGATTN__BS, RINGATTN__BD)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-RINGATTN__QK_V(ringattn__qk_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps)
-RINGATTN__QK_V(ringattn__qk_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd)
-RINGATTN__PV_V(ringattn__pv_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
-RINGATTN__PV_V(ringattn__pv1_avx512_32, RINGATTN__A512, float, __m512, 16, 1, 4, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PV_V(ringattn__pv1_avx512_64, RINGATTN__A512, double, __m512d, 8, 1, 4, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
-RINGATTN__PT_V(ringattn__pt_avx512_32, RINGATTN__A512, float, __m512, 16, 6, 2, _mm512_loadu_ps, RINGATTN__BS512,
-               _mm512_fmadd_ps, _mm512_storeu_ps, fmaf)
-RINGATTN__PT_V(ringattn__pt_avx512_64, RINGATTN__A512, double, __m512d, 8, 6, 2, _mm512_loadu_pd, RINGATTN__BD512,
-               _mm512_fmadd_pd, _mm512_storeu_pd, fma)
+RINGATTN__KERNELS(avx512, RINGATTN__A512, _mm512, __m512, __m512d, 16, 8, RINGATTN__BS512, RINGATTN__BD512)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
