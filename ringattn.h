@@ -2814,7 +2814,7 @@ static int ringattn__layer_check(const ringattn_config *cfg, const ringattn_laye
     const char *names[4 + 4 + 2 * RINGATTN__LW_N];
     char gnames[RINGATTN__LW_N][16];
     ringattn_shape s; ringattn_plan_info plan;
-    int64_t want[4]; int st, i, j, n = 0, first_out;
+    int64_t want[4]; int st, i, n = 0, first_out;
     if ((st = ringattn__layer_check_params(cfg, p)) != RINGATTN_OK) return st;
     memset(L, 0, sizeof *L);
     L->E = p->embed_dim; L->H = p->num_heads; L->d = L->E / L->H;
@@ -2878,14 +2878,7 @@ static int ringattn__layer_check(const ringattn_config *cfg, const ringattn_laye
     all[n] = y; names[n++] = "y"; all[n] = dxq; names[n++] = "dx_q";
     all[n] = dxk; names[n++] = "dx_k"; all[n] = dxv; names[n++] = "dx_v";
     if (g) for (i = 0; i < RINGATTN__LW_N; i++) { all[n] = gw[i]->data ? gw[i] : NULL; names[n++] = gnames[i]; }
-    for (i = first_out; i < n; i++) {
-        if (!all[i]) continue;
-        for (j = 0; j < n; j++)
-            if (j != i && all[j] && all[j]->data == all[i]->data)
-                return ringattn__fail(cfg, RINGATTN_EALIAS, "output %s shares its data pointer with %s",
-                                      names[i], names[j]);
-    }
-    return RINGATTN_OK;
+    return ringattn__check_alias(cfg, all, names, n, first_out);
 }
 
 /* [b, n, H, d] attention view of E-wide rows at pitch ld inside a projection buffer */
