@@ -402,6 +402,24 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem
     }
 }
 
+/* The key columns [*kmin, *kmax) that any of the tile's nr rows sees (their bounds are in
+   S.lo / S.hi): thread 0 finds them and every thread reads them after the barrier. Called by
+   every thread of the block. */
+template <typename T>
+static RINGATTN_CUDA__HD void ringattn_cuda__tile_span(const ringattn_cuda__smem<T> &S, int nt, int64_t nr,
+                                                       int64_t nc, int64_t *kmin, int64_t *kmax)
+{
+    RINGATTN_CUDA__EACH_THREAD(i, nt) {
+        int64_t lo = nc, hi = 0, x;
+        if (i != 0) continue;
+        for (x = 0; x < nr; x++)
+            if (S.lo[x] < S.hi[x]) { if (S.lo[x] < lo) lo = S.lo[x]; if (S.hi[x] > hi) hi = S.hi[x]; }
+        S.flag[0] = lo; S.flag[1] = hi;
+    }
+    RINGATTN_CUDA__SYNC();
+    *kmin = S.flag[0]; *kmax = S.flag[1];
+}
+
 /* Block program: query tile bx of block by. Q, O, m, l of the tile's rows into shared
    memory; K/V tiles streamed through shared memory; each thread folds its row. */
 template <typename T>
@@ -438,16 +456,8 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
         S.l[i] = lg[i * B.rs];
     }
     RINGATTN_CUDA__SYNC();
-    /* pass 2: the key columns any row of the tile sees (thread 0, for everyone) */
-    RINGATTN_CUDA__EACH_THREAD(i, nt) {
-        int64_t lo = B.nc, hi = 0, x;
-        if (i != 0) continue;
-        for (x = 0; x < nr; x++)
-            if (S.lo[x] < S.hi[x]) { if (S.lo[x] < lo) lo = S.lo[x]; if (S.hi[x] > hi) hi = S.hi[x]; }
-        S.flag[0] = lo; S.flag[1] = hi;
-    }
-    RINGATTN_CUDA__SYNC();
-    kmin = S.flag[0]; kmax = S.flag[1];
+    /* pass 2: the key columns any row of the tile sees */
+    ringattn_cuda__tile_span(S, nt, nr, B.nc, &kmin, &kmax);
     /* pass 3: K/V tiles on the grid of multiples of nt that the rows can see */
     for (c0 = kmin / nt * nt; c0 < kmax; c0 += nt) {
         int64_t nc = (B.nc - c0 < nt) ? B.nc - c0 : nt;
@@ -533,15 +543,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
         for (c = 0; c < dv; c++) S.dout[i * dv + c] = gg[i * ldv + c];
     }
     RINGATTN_CUDA__SYNC();
-    RINGATTN_CUDA__EACH_THREAD(i, nt) {
-        int64_t lo = B.nc, hi = 0, x;
-        if (i != 0) continue;
-        for (x = 0; x < nr; x++)
-            if (S.lo[x] < S.hi[x]) { if (S.lo[x] < lo) lo = S.lo[x]; if (S.hi[x] > hi) hi = S.hi[x]; }
-        S.flag[0] = lo; S.flag[1] = hi;
-    }
-    RINGATTN_CUDA__SYNC();
-    kmin = S.flag[0]; kmax = S.flag[1];
+    ringattn_cuda__tile_span(S, nt, nr, B.nc, &kmin, &kmax);
     for (c0 = kmin / nt * nt; c0 < kmax; c0 += nt) {
         int64_t nc = (B.nc - c0 < nt) ? B.nc - c0 : nt;
         RINGATTN_CUDA__EACH_THREAD(j, nt) {
