@@ -26,7 +26,7 @@
      key). The sequence is split into ring_size contiguous chunks; member i owns Q_i, K_i, V_i,
      and at step t holds the K/V chunk of member (i - t) mod p, merges that block into its
      running (O_i, m_i, l_i) with the online softmax, and hands the K/V buffer to member i + 1.
-     See "THE RING" in the implementation (READING ORDER below); the README has the full
+     See "THE RING" in the implementation (READING ORDER below); docs/semantics.md has the full
      semantics.
      ringattn_layer_forward / ringattn_layer_backward: the whole multihead (dilated)
      attention layer around it (q/k/v projections, attention, LayerNorm, output projection,
