@@ -1152,6 +1152,14 @@ static int64_t ringattn__row_group(const int64_t *lo, const int64_t *hi, int64_t
     return n;
 }
 
+/* a row's own columns outside its group's common [ca, cz): left of them (side 0) or right
+   (side 1); sets the first, returns how many (<= 0: none) */
+static int64_t ringattn__leftover(int64_t lo, int64_t hi, int64_t ca, int64_t cz, int side, int64_t *first)
+{
+    *first = side ? cz : lo;
+    return side ? hi - cz : ca - lo;
+}
+
 /* largest share of any member (what a travelling buffer must hold) */
 static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
 {
@@ -1628,11 +1636,12 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                     for (i = g0; i < g0 + g; i++) {
                         me->flops += 2 * (me->hi[i] - me->lo[i]) * (2 * P->d + P->dv);
                         for (kk = 0; kk < 2; kk++) {   /* the row's columns outside the group's */
-                            int64_t a = kk ? cz : me->lo[i];
-                            const char *pr = ringattn__at(me->s, i * n + a, es);
-                            const char *gr = ringattn__at(me->dp, i * n + a, es);
-                            w = kk ? me->hi[i] - cz : ca - me->lo[i];
+                            int64_t a;
+                            const char *pr, *gr;
+                            w = ringattn__leftover(me->lo[i], me->hi[i], ca, cz, (int)kk, &a);
                             if (w <= 0) continue;
+                            pr = ringattn__at(me->s, i * n + a, es);
+                            gr = ringattn__at(me->dp, i * n + a, es);
                             ringattn__gemm(t, 0, 0, w, P->dv, 1, 1.0, pr, 1, ringattn__at(dout, i * ldv, es), ldv,
                                            1.0, ringattn__at(dv, a * ldv, es), ldv);
                             ringattn__gemm(t, 0, 0, 1, P->d, w, P->scale, gr, n, ringattn__at(k, a * ldq, es), ldq,
@@ -1760,7 +1769,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                              qr[0], ldq, P->d, ringattn__at(dk, ca * ldq, es), ldq);
                 for (i = 0; i < g; i++)   /* each row's own columns left and right of them */
                     for (side = 0; side < 2; side++) {
-                        int64_t a = side ? cz : me->lo[g0 + i], w = side ? me->hi[g0 + i] - cz : ca - me->lo[g0 + i];
+                        int64_t a, w = ringattn__leftover(me->lo[g0 + i], me->hi[g0 + i], ca, cz, (int)side, &a);
                         const void *p1 = ringattn__at(sr[i], a - soff, es);
                         const void *g1 = ringattn__at(gr[i], a - soff, es);
                         if (w <= 0) continue;
@@ -1809,7 +1818,7 @@ static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, v
     for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
         int64_t i = at[k], side;
         for (side = 0; side < 2; side++) {
-            int64_t a = side ? cz : lo[i], w = side ? hi[i] - cz : ca - lo[i];
+            int64_t a, w = ringattn__leftover(lo[i], hi[i], ca, cz, (int)side, &a);
             const void *p1 = ringattn__at(s, i * lds + a - soff, es);
             if (w > 0) ringattn__pv(isa, t, 1, &p1, w, ringattn__at(v, a * ldv, es), ldv, P->dv, &orow[k]);
         }
