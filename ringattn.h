@@ -241,6 +241,31 @@ struct ringattn_config {
     int trace_blocks;             /* 1: trace events also carry each step's block alone (Q_i
                                      over the chunk held); costs one more accumulator per
                                      member and each block computed twice. Forward only.      */
+    /* Precision emulation: the rounding points of a low-precision kernel, so that its own
+       precision can be reproduced as a baseline (docs/golden.md). With compute = RINGATTN_F32
+       and bf16 / f16 inputs this is FlashAttention's arithmetic: inputs as stored, products
+       summed in f32, P rounded to the input type before P V, the result rounded to the
+       output's type. 0 = off (the exact reference). */
+    int round_p;                  /* 1: P = exp(s - m) is rounded to p_dtype after the row sum
+                                     l has been taken and before P V; in the backward P and
+                                     dS are rounded before dV += P^T dO, dQ += dS K and
+                                     dK += dS^T Q                                             */
+    ringattn_dtype p_dtype;
+    int round_s;                  /* 1 (with round_p): the scores S = scale q.k (before any
+                                     softcap) rounded to p_dtype before the softmax, and in
+                                     the backward dP too: eager attention in the input type
+                                     (FlashAttention's attention_ref with upcast=False), a
+                                     second, coarser low-precision order                      */
+    int round_block;              /* 1: each step's block is computed alone, its out rounded
+                                     to block_dtype and its lse to f32, and merged into the
+                                     running state by its (out, lse), as a port that calls a
+                                     kernel per block and merges the results does. Forward.  */
+    ringattn_dtype block_dtype;
+    int round_state;              /* 1: after every ring step each row's running result is
+                                     held as a port holding (out, lse) between steps holds
+                                     it: out = acc / l rounded to state_dtype, lse rounded to
+                                     f32; the next step merges into those. Forward only.     */
+    ringattn_dtype state_dtype;
 };
 
 RINGATTN_API ringattn_config ringattn_default_config(void);
@@ -501,10 +526,28 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
    ringattn_compare_default_policy() so that fields added later get their defaults. */
 enum { RINGATTN_EMPTY_LSE_NEG_INF = 0, RINGATTN_EMPTY_LSE_POS_INF = 1, RINGATTN_EMPTY_LSE_ZERO = 2,
        RINGATTN_EMPTY_LSE_ANY = 3 };
+/* How policy (b) uses the baseline (docs/golden.md: sources, formulas, when to use which);
+   E = max(max|baseline - ref|, baseline_err, storage floor), the storage floor half the
+   spacing of got's dtype at max|ref|: what storing the exact result once may err, so no
+   baseline of that dtype can set a bound below it:
+     FA2  (FlashAttention 2's tests)  every |got - ref| <= k E + eps
+     FA3  (FlashAttention 3 / 4)      every |got - ref| <= k E + floor + eps, floor =
+          2 max|(ref + 0.3 - 0.3) - ref| with ref and each step rounded to got's dtype: the
+          reference's own rounding floor
+     MAGI (MagiAttention)             max|got - ref| <= k E + eps, and the fraction of
+          elements outside atol + rtol |ref| at most min(k x the baseline's fraction, 0.75)
+     FLEX (PyTorch FlexAttention)     mean|got - ref| <= k max(mean|baseline - ref|,
+          baseline_err) + eps (the mean over finite pairs)                                   */
+enum { RINGATTN_RULE_FA2 = 0, RINGATTN_RULE_FA3 = 1, RINGATTN_RULE_MAGI = 2, RINGATTN_RULE_FLEX = 3 };
 typedef struct {
-    double atol, rtol;                  /* policy (a)                                       */
+    double atol, rtol;                  /* policy (a); MAGI's mismatch test                 */
     double k, eps;                      /* policy (b)                                       */
     int empty_lse;                      /* RINGATTN_EMPTY_LSE_*: got where ref is -inf      */
+    int rule;                           /* policy (b): RINGATTN_RULE_* (default FA2)        */
+    double baseline_err;                /* >= 0: the error of a second baseline (another
+                                           order of the same computation), in the rule's
+                                           measure (FLEX: mean, else max); the rule takes
+                                           the larger, so one lucky sample cannot set it     */
 } ringattn_compare_policy;
 
 /* atol/rtol by got's storage dtype (torch.testing.assert_close's defaults: f64 1e-7/1e-7,
@@ -525,7 +568,13 @@ typedef struct {
     int64_t outside;                    /* elements failing the active policy (incl. above) */
     int policy;                         /* 'a' (atol/rtol) or 'b' (baseline)                */
     double baseline_max_abs;            /* (b): max |baseline - ref|, else 0                */
-    double bound;                       /* (b): k * baseline_max_abs + eps, else 0          */
+    double bound;                       /* (b): what the rule allows (FLEX: of the mean)    */
+    double mean_abs;                    /* mean |got - ref| over finite pairs               */
+    double baseline_mean_abs;           /* (b): mean |baseline - ref|                       */
+    double floor;                       /* FA3: 2 max|(ref + 0.3 - 0.3) - ref| in got's type */
+    double storage_floor;               /* (b): half the spacing of got's dtype at max|ref| */
+    double mismatch, baseline_mismatch; /* MAGI: fractions outside atol + rtol |ref|        */
+    double mismatch_limit;              /* MAGI: min(k baseline_mismatch, 0.75)             */
     ringattn_compare_policy used;       /* the policy applied                               */
     int kept;                           /* entries of bad[] filled                          */
     struct { int64_t at[4]; double got, ref, err, allowed; } bad[RINGATTN_COMPARE_KEEP];
@@ -646,6 +695,18 @@ static RINGATTN__HD inline void ringattn__store(void *base, ringattn_dtype t, in
     }
 }
 
+/* x rounded to storage type t and read back (one round-to-nearest-even: the precision
+   emulation's only rounding rule, ringattn_config.round_p / round_state) */
+static RINGATTN__HD inline double ringattn__round(double x, ringattn_dtype t)
+{
+    switch (t) {
+    case RINGATTN_F32: return (double)(float)x;
+    case RINGATTN_F16: return ringattn__small_float_to_double(ringattn__double_to_small_float(x, 10, 5), 10, 5);
+    case RINGATTN_BF16: return ringattn__small_float_to_double(ringattn__double_to_small_float(x, 7, 8), 7, 8);
+    default: return x;
+    }
+}
+
 /* element (i0, i1, i2, i3) of a strided view, as an offset in elements from data */
 static RINGATTN__HD inline int64_t ringattn__index(const ringattn_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
 {
@@ -675,6 +736,8 @@ typedef struct {
     int causal_mode;               /* RINGATTN_CAUSAL_* as given (varlen aligns per sequence)  */
     int nseq;                      /* varlen: packed sequences, 0 = off                       */
     const int64_t *cuq, *cuk;      /* their cumulative lengths (num_seqs + 1 entries)         */
+    int round_p, round_s, round_block, round_state;   /* precision emulation (config round_*)   */
+    ringattn_dtype pt, bt, st;     /* ... to these storage types: P (and S), block, state      */
 } ringattn__problem;
 
 /* chunk i of n tokens cut into p chunks; sizes differ by at most one */
@@ -834,6 +897,10 @@ static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_co
     P->mix = cfg->mix;
     P->part = cfg->partition; P->causal_mode = cfg->causal;
     if (cfg->num_seqs > 0) { P->nseq = cfg->num_seqs; P->cuq = cfg->cu_seqlens_q; P->cuk = cfg->cu_seqlens_k; }
+    P->round_p = cfg->round_p; P->pt = cfg->round_p ? cfg->p_dtype : RINGATTN_F64;
+    P->round_s = cfg->round_p && cfg->round_s;
+    P->round_block = cfg->round_block; P->bt = cfg->round_block ? cfg->block_dtype : RINGATTN_F64;
+    P->round_state = cfg->round_state; P->st = cfg->round_state ? cfg->state_dtype : RINGATTN_F64;
 }
 
 /* A finished row (ringattn__member_finish): O = acc / l (times 1/G for head groups) and
@@ -861,6 +928,27 @@ static RINGATTN__HD inline double ringattn__row_D(const ringattn_tensor *dout, c
     return D;
 }
 
+/* Precision emulation (round_state): one row's running state (acc [dv] in compute type ct,
+   m, l) held as a port holds (out, lse) between ring steps: out = acc / l rounded to st, lse =
+   m + log l rounded to f32 (f64 when st is), then re-expressed as acc = out, m = lse, l = 1,
+   which merges on exactly as before (acc / l = out, m + log l = lse). An empty row (l = 0)
+   stays empty. */
+static RINGATTN__HD inline void ringattn__hold_row(void *acc, ringattn_dtype ct, int64_t dv, double *m, double *l,
+                                                   ringattn_dtype st)
+{
+    int64_t c;
+    if (*l == 0) return;
+    for (c = 0; c < dv; c++) ringattn__store(acc, ct, c, ringattn__round(ringattn__load(acc, ct, c) / *l, st));
+    *m = ringattn__round(*m + log(*l), st == RINGATTN_F64 ? RINGATTN_F64 : RINGATTN_F32);
+    *l = 1.0;
+}
+
+/* Two partial results of one row merged by their states: (acc, m, l) += (bacc, bm, bl), the
+   online softmax on whole partials (a port's per-block merge; the precision emulation's
+   round_block), through the same rescale and fold as the tile merge below. */
+static RINGATTN__HD inline void ringattn__merge_row(void *acc, ringattn_dtype ct, int64_t dv, double *m, double *l,
+                                                    const void *bacc, double bm, double bl);
+
 /* The scalar core of THE merge (ringattn__merge), one row at a time. The running state of a
    row is (m, l, acc); mx is the max of the row's visible scores in the new tile (NaN if it
    saw only NaNs). ringattn__merge_rescale returns 0 when the tile adds nothing to the row
@@ -883,6 +971,18 @@ static RINGATTN__HD inline void ringattn__merge_fold(double *m, double *l, doubl
 {
     *l = *l * alpha + sum;
     *m = mnew;
+}
+
+static RINGATTN__HD inline void ringattn__merge_row(void *acc, ringattn_dtype ct, int64_t dv, double *m, double *l,
+                                                    const void *bacc, double bm, double bl)
+{
+    double mnew, alpha, beta;
+    int64_t c;
+    if (bl == 0 || !ringattn__merge_rescale(*m, bm, &mnew, &alpha)) return;   /* an empty partial adds nothing */
+    beta = exp(bm - mnew);
+    for (c = 0; c < dv; c++)
+        ringattn__store(acc, ct, c, ringattn__load(acc, ct, c) * alpha + ringattn__load(bacc, ct, c) * beta);
+    ringattn__merge_fold(m, l, mnew, alpha, bl * beta);
 }
 
 /* The softmax weights' exp, scalar, f32 and f64 (the method and its accuracy: "the exps" in
@@ -1032,6 +1132,7 @@ static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double c
 static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
                                    double D, double cap, double scale);
 static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s);
+static void ringattn__row_round(ringattn_dtype t, void *x, int64_t n, ringattn_dtype pt);
 
 /* ---------------------------------------------------------------- the ring's state */
 
@@ -1223,6 +1324,7 @@ static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m
                                   int64_t row0, int64_t rows);
 static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i,
                                    int64_t bb, int64_t hh);
+static void ringattn__hold_state(const ringattn__ring *R, int i);
 static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io *io, int i,
                                     int64_t bb, int64_t hh);
 
@@ -1272,6 +1374,7 @@ static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
             RINGATTN__OMP(omp for schedule(static))
             for (i = 0; i < p; i++) {
                 int64_t tiles = ringattn__count_step(R, i);
+                ringattn__hold_state(R, i);   /* precision emulation only */
                 ringattn__report_step(R, i, t, tiles);
                 ringattn__pass_on(R, i, t);
             }
@@ -1293,7 +1396,7 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
     ringattn__piece kp[2];
     src = ringattn__source(p, i, t);                         /* whose K/V we hold now */
     nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
-    if (me->block_o) {
+    if (me->block_o && !(R->pass == 0 && P->round_block)) {
         /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
            same unit; the running state below is then folded exactly as without the option,
            so its bits do not change. Counted once, by the running pass. */
@@ -1305,8 +1408,28 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
         ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
     }
     W->tiles = 0; W->flops = 0;
-    ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
-                   u / P->hk, u % P->hk);
+    if (R->pass == 0 && P->round_block) {
+        /* precision emulation: the block alone (above), held as the port holds a block's
+           (out, lse), then merged into the running state by its partial result */
+        int64_t bb = u / P->hk, hh, r, at;
+        ringattn__member blk = *me;
+        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
+            ringattn__state_reset(P, me->block_o, me->block_m, me->block_l, (bb * P->h + hh) * me->rows, me->rows);
+        blk.st.fwd.o = me->block_o; blk.st.fwd.m = me->block_m; blk.st.fwd.l = me->block_l;
+        ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
+        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
+            for (r = 0; r < me->rows; r++) {
+                at = (bb * P->h + hh) * me->rows + r;
+                ringattn__hold_row(ringattn__at(me->block_o, at * P->dv, P->es), P->ct, P->dv,
+                                   &me->block_m[at], &me->block_l[at], P->bt);
+                ringattn__merge_row(ringattn__at(me->st.fwd.o, at * P->dv, P->es), P->ct, P->dv,
+                                    &me->st.fwd.m[at], &me->st.fwd.l[at],
+                                    ringattn__at(me->block_o, at * P->dv, P->es), me->block_m[at], me->block_l[at]);
+            }
+    } else {
+        ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
+                       u / P->hk, u % P->hk);
+    }
     /* integer counters: the totals do not depend on which thread adds first */
     RINGATTN__OMP(omp atomic)
     me->step_tiles += W->tiles;
@@ -1550,6 +1673,10 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                 /* S = scale * Q K^T */
                 ringattn__qk(isa, P->ct, g, qr, P->d, (const void *const *)(me->pan + ka), kz - ka, P->scale, sr);
                 me->flops += 2 * g * (uz - ua) * P->d;
+                if (P->round_s)       /* emulation: the scores as eager low-precision attention stores them */
+                    for (i = 0; i < g; i++)
+                        ringattn__row_round(P->ct, ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
+                                            me->hi[g0 + i] - me->lo[g0 + i], P->pt);
                 if (P->softcap > 0)   /* a transform of each visible logit, before the merge */
                     for (i = 0; i < g; i++)
                         ringattn__row_softcap(P->ct, ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
@@ -1608,13 +1735,21 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                 char *sr = ringattn__at(me->s, i * n + me->lo[i], es);
                 char *gr = ringattn__at(me->dp, i * n + me->lo[i], es);
                 if (me->lo[i] >= me->hi[i]) continue;
+                if (P->round_s) {   /* emulation: S and dP as eager low-precision attention stores them */
+                    ringattn__row_round(t, sr, me->hi[i] - me->lo[i], P->pt);
+                    ringattn__row_round(t, gr, me->hi[i] - me->lo[i], P->pt);
+                }
                 if (P->softcap > 0) {
                     ringattn__row_softcap(t, sr, me->hi[i] - me->lo[i], P->softcap);
                     ringattn__row_dsoftcap(t, sr, gr, me->hi[i] - me->lo[i], lse[i * B->rs], D[i * B->rs], P->softcap, 1.0);
-                    continue;
+                } else {
+                    ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
+                    ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs], 1.0);
                 }
-                ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
-                ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs], 1.0);
+                if (P->round_p) {   /* emulation: P and dS as the products read them */
+                    ringattn__row_round(t, sr, me->hi[i] - me->lo[i], P->pt);
+                    ringattn__row_round(t, gr, me->hi[i] - me->lo[i], P->pt);
+                }
             }
             if (full) {
                 ringattn__gemm(t, 1, 0, n, P->dv, nr, 1.0, me->s, n, dout, ldv, 1.0, dv, ldv);
@@ -1751,12 +1886,21 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                     char *s1 = ringattn__at(sr[i], me->lo[g0 + i] - soff, es);
                     char *g1 = ringattn__at(gr[i], me->lo[g0 + i] - soff, es);
                     double l1 = lse[(g0 + i) * B->rs], D1 = D[(g0 + i) * B->rs];
+                    if (P->round_s) {   /* emulation: S and dP as eager low-precision attention stores them */
+                        ringattn__row_round(t, s1, w, P->pt);
+                        ringattn__row_round(t, g1, w, P->pt);
+                    }
                     if (P->softcap > 0) {
                         ringattn__row_softcap(t, s1, w, P->softcap);
-                        ringattn__row_dsoftcap(t, s1, g1, w, l1, D1, P->softcap, P->scale);
+                        ringattn__row_dsoftcap(t, s1, g1, w, l1, D1, P->softcap, P->round_p ? 1.0 : P->scale);
                     } else {
                         ringattn__row_prob(t, s1, w, l1);
-                        ringattn__row_dsoftmax(t, s1, g1, w, D1, P->scale);
+                        ringattn__row_dsoftmax(t, s1, g1, w, D1, P->round_p ? 1.0 : P->scale);
+                    }
+                    if (P->round_p) {   /* emulation: P and dS (unscaled) as the products read them */
+                        ringattn__row_round(t, s1, w, P->pt);
+                        ringattn__row_round(t, g1, w, P->pt);
+                        ringattn__row_scale(t, g1, w, P->scale);
                     }
                     me->flops += 2 * w * (2 * P->d + P->dv);
                     gc[i] = ringattn__at(gr[i], ca - soff, es);
@@ -1806,6 +1950,7 @@ static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, v
         /* every visible score -inf: the row contributes nothing */
         if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
         sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
+        if (P->round_p) ringattn__row_round(t, sr, hi[r] - lo[r], P->pt);   /* emulation: after l, before P V */
         if (alpha != 1.0) ringattn__row_scale(t, ringattn__at(acc, r * ldacc, es), P->dv, alpha);
         ringattn__merge_fold(mr, lr, mnew, alpha, sum);
         at[live] = r;
@@ -1912,6 +2057,22 @@ static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m
     int64_t x;
     memset(ringattn__at(o, row0 * P->dv, P->es), 0, (size_t)(rows * P->dv) * P->es);
     for (x = row0; x < row0 + rows; x++) { m[x] = -INFINITY; l[x] = 0.0; }
+}
+
+/* Precision emulation (round_state), after member i's step: each row is held as a port
+   that keeps (out, lse) between ring steps holds it, out = acc / l in state_dtype and lse in
+   f32 (f64 when state_dtype is), then re-expressed as the running state m = lse, l = 1,
+   acc = out, which the next step merges into exactly as before (acc / l = out and
+   m + log l = lse). Rows that have seen nothing stay empty. */
+static void ringattn__hold_state(const ringattn__ring *R, int i)
+{
+    const ringattn__problem *P = R->P;
+    ringattn__member *me = ringattn__mem(R, i);
+    int64_t x, n = P->b * P->h * me->rows;
+    if (R->pass != 0 || !P->round_state) return;
+    for (x = 0; x < n; x++)
+        ringattn__hold_row(ringattn__at(me->st.fwd.o, x * P->dv, P->es), P->ct, P->dv,
+                           &me->st.fwd.m[x], &me->st.fwd.l[x], P->st);
 }
 
 /* Member i before step 0, for batch bb and head hh (one of the b * h slices of a member,
@@ -2111,6 +2272,22 @@ static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *
     if (cfg->num_seqs == 0 && (cfg->cu_seqlens_q || cfg->cu_seqlens_k))
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "cu_seqlens given but num_seqs = 0");
     if (cfg->num_groups < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_groups = %d < 0", cfg->num_groups);
+    if (cfg->round_p != 0 && cfg->round_p != 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_p = %d, must be 0 or 1", cfg->round_p);
+    if (cfg->round_p && ((int)cfg->p_dtype < (int)RINGATTN_F32 || (int)cfg->p_dtype > (int)RINGATTN_BF16))
+        return ringattn__fail(cfg, RINGATTN_EDTYPE, "p_dtype = %d is not a ringattn_dtype", (int)cfg->p_dtype);
+    if (cfg->round_s != 0 && cfg->round_s != 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_s = %d, must be 0 or 1", cfg->round_s);
+    if (cfg->round_s && !cfg->round_p)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_s rounds the scores to p_dtype: it needs round_p = 1");
+    if (cfg->round_block != 0 && cfg->round_block != 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_block = %d, must be 0 or 1", cfg->round_block);
+    if (cfg->round_block && ((int)cfg->block_dtype < (int)RINGATTN_F32 || (int)cfg->block_dtype > (int)RINGATTN_BF16))
+        return ringattn__fail(cfg, RINGATTN_EDTYPE, "block_dtype = %d is not a ringattn_dtype", (int)cfg->block_dtype);
+    if (cfg->round_state != 0 && cfg->round_state != 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_state = %d, must be 0 or 1", cfg->round_state);
+    if (cfg->round_state && ((int)cfg->state_dtype < (int)RINGATTN_F32 || (int)cfg->state_dtype > (int)RINGATTN_BF16))
+        return ringattn__fail(cfg, RINGATTN_EDTYPE, "state_dtype = %d is not a ringattn_dtype", (int)cfg->state_dtype);
     if (s->dim_qk > RINGATTN__BLAS_INT_MAX || s->dim_v > RINGATTN__BLAS_INT_MAX)
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
     return RINGATTN_OK;
@@ -2218,7 +2395,7 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
     plan->q_bytes   = (size_t)ringattn__mul(ringattn__mul(x, pass ? P->d + P->dv : P->d, &ovf), es, &ovf);
     plan->acc_bytes = (size_t)ringattn__mul(ringattn__mul(x, pass ? P->d : P->dv, &ovf), es, &ovf);
     plan->row_bytes = (size_t)ringattn__mul(x, 2 * (int64_t)sizeof(double), &ovf);
-    if (pass == 0 && cfg->trace_blocks) {   /* a second (acc, m, l): the block state */
+    if (pass == 0 && (cfg->trace_blocks || cfg->round_block)) {   /* a second (acc, m, l): the block state */
         plan->acc_bytes = (size_t)ringattn__mul((int64_t)plan->acc_bytes, 2, &ovf);
         plan->row_bytes = (size_t)ringattn__mul((int64_t)plan->row_bytes, 2, &ovf);
     }
@@ -2359,7 +2536,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
             me->dkv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
             me->dkv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
         }
-        if (R->pass == 0 && R->cfg->trace_blocks) {   /* the block state of per-step goldens */
+        if (R->pass == 0 && (R->cfg->trace_blocks || R->cfg->round_block)) {   /* the block state */
             me->block_o = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
             me->block_m = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
             me->block_l = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
@@ -3751,7 +3928,28 @@ RINGATTN_API ringattn_compare_policy ringattn_compare_default_policy(ringattn_dt
     }
     p.k = 2.0; p.eps = 1e-6;
     p.empty_lse = RINGATTN_EMPTY_LSE_NEG_INF;
+    p.rule = RINGATTN_RULE_FA2;
+    p.baseline_err = 0.0;
     return p;
+}
+
+/* half the spacing of dtype t's values at x: the most that storing x in t can err */
+static double ringattn__half_ulp(double x, ringattn_dtype t)
+{
+    int e, mant = t == RINGATTN_F64 ? 52 : t == RINGATTN_F32 ? 23 : t == RINGATTN_F16 ? 10 : 7;
+    int emin = t == RINGATTN_F64 ? -1022 : t == RINGATTN_F16 ? -14 : -126;   /* smallest normal's exponent */
+    if (x == 0) return ldexp(1.0, emin - mant - 1);
+    (void)frexp(fabs(x), &e);           /* |x| in [2^(e-1), 2^e) */
+    if (e - 1 < emin) e = emin + 1;     /* subnormal: the fixed quantum */
+    return ldexp(1.0, e - 1 - mant - 1);
+}
+
+/* FA3's floor of one reference element: |(ref + 0.3 - 0.3) - ref| with ref and each step
+   stored in dtype t, as FlashAttention 3's tests compute it on their reference tensor */
+static double ringattn__ref_floor(double f, ringattn_dtype t)
+{
+    double r = ringattn__round(f, t);
+    return fabs(ringattn__round(ringattn__round(r + 0.3, t) - 0.3, t) - r);
 }
 
 /* i -> (i0, i1, i2, i3), row-major over shape */
@@ -3767,7 +3965,7 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
                                   const ringattn_compare_policy *policy,
                                   ringattn_compare_result *res, const ringattn_config *cfg)
 {
-    ringattn_compare_result r; int64_t n, i, at[4]; int a, st;
+    ringattn_compare_result r; int64_t n, i, at[4], nfin = 0, mism = 0; int a, st;
     if (!res) return ringattn__fail(cfg, RINGATTN_ENULL, "res is NULL");
     if ((st = ringattn__check_view(cfg, got, "got", NULL, 0)) != RINGATTN_OK) return st;
     if ((st = ringattn__check_view(cfg, ref, "ref", NULL, 0)) != RINGATTN_OK) return st;
@@ -3775,6 +3973,13 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
     if (policy && (policy->empty_lse < RINGATTN_EMPTY_LSE_NEG_INF || policy->empty_lse > RINGATTN_EMPTY_LSE_ANY))
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "policy->empty_lse = %d, not a RINGATTN_EMPTY_LSE_* value",
                               policy->empty_lse);
+    if (policy && (policy->rule < RINGATTN_RULE_FA2 || policy->rule > RINGATTN_RULE_FLEX))
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "policy->rule = %d, not a RINGATTN_RULE_* value", policy->rule);
+    if (policy && !(policy->atol >= 0 && policy->rtol >= 0 && policy->k >= 0 && policy->eps >= 0 &&
+                    policy->baseline_err >= 0 && policy->k < INFINITY && policy->eps < INFINITY &&
+                    policy->baseline_err < INFINITY && policy->atol < INFINITY && policy->rtol < INFINITY))
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "policy: atol, rtol, k, eps and baseline_err must be finite "
+                              "and >= 0");
     for (a = 0; a < 4; a++) {
         if (ref->shape[a] != got->shape[a])
             return ringattn__fail(cfg, RINGATTN_ESHAPE, "shapes differ: got [%lld %lld %lld %lld], ref [%lld %lld "
@@ -3792,13 +3997,33 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
     n = got->shape[0] * got->shape[1] * got->shape[2] * got->shape[3];
     r.count = n;
     if (baseline) {   /* pass 1: the error of the plain computation sets the bound */
+        int64_t nb = 0, outb = 0;
+        double E;
         for (i = 0; i < n; i++) {
             double b, f;
             ringattn__npy_unflatten(got->shape, i, at);
             b = ringattn__npy_get(baseline, at); f = ringattn__npy_get(ref, at);
-            if (isfinite(b) && isfinite(f) && fabs(b - f) > r.baseline_max_abs) r.baseline_max_abs = fabs(b - f);
+            if (isfinite(b) && isfinite(f)) {
+                if (fabs(b - f) > r.baseline_max_abs) r.baseline_max_abs = fabs(b - f);
+                r.baseline_mean_abs += fabs(b - f); nb++;
+                if (fabs(b - f) > r.used.atol + r.used.rtol * fabs(f)) outb++;
+            }
+            if (r.used.rule == RINGATTN_RULE_FA3 && isfinite(f) && ringattn__ref_floor(f, got->dtype) > r.floor)
+                r.floor = ringattn__ref_floor(f, got->dtype);
+            if (isfinite(f) && ringattn__half_ulp(f, got->dtype) > r.storage_floor)
+                r.storage_floor = ringattn__half_ulp(f, got->dtype);
         }
-        r.bound = r.used.k * r.baseline_max_abs + r.used.eps;
+        if (nb) r.baseline_mean_abs /= (double)nb;
+        r.baseline_mismatch = (double)outb / (double)n;
+        r.floor *= 2;
+        if (r.used.rule == RINGATTN_RULE_FLEX) {
+            E = r.baseline_mean_abs > r.used.baseline_err ? r.baseline_mean_abs : r.used.baseline_err;
+        } else {
+            E = r.baseline_max_abs > r.used.baseline_err ? r.baseline_max_abs : r.used.baseline_err;
+            if (r.storage_floor > E) E = r.storage_floor;
+        }
+        r.bound = r.used.k * E + r.floor + r.used.eps;
+        r.mismatch_limit = r.used.k * r.baseline_mismatch < 0.75 ? r.used.k * r.baseline_mismatch : 0.75;
     }
     for (i = 0; i < n; i++) {
         double g, f, err, rel, allowed = 0; int ok;
@@ -3821,6 +4046,8 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
             rel = (f != 0) ? err / fabs(f) : (err > 0 ? INFINITY : 0.0);
             allowed = baseline ? r.bound : r.used.atol + r.used.rtol * fabs(f);
             ok = err <= allowed;
+            r.mean_abs += err; nfin++;
+            if (err > r.used.atol + r.used.rtol * fabs(f)) mism++;
             if (err > r.max_abs || (r.max_abs_at[0] < 0 && err >= r.max_abs)) {
                 r.max_abs = err; memcpy(r.max_abs_at, at, sizeof at); r.max_abs_got = g; r.max_abs_ref = f;
             }
@@ -3838,7 +4065,15 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
             r.outside++;
         }
     }
+    if (nfin) r.mean_abs /= (double)nfin;
+    r.mismatch = (double)mism / (double)n;
     r.pass = (r.outside == 0 && r.nonfinite_mismatch == 0);
+    if (baseline && r.used.rule == RINGATTN_RULE_FLEX) {
+        /* a verdict on the mean: the elements above the allowed mean are only what lifted it */
+        r.pass = r.nonfinite_mismatch == 0 && r.mean_abs <= r.bound;
+        if (r.pass) { r.outside = 0; r.kept = 0; }
+    }
+    if (baseline && r.used.rule == RINGATTN_RULE_MAGI && r.mismatch > r.mismatch_limit) r.pass = 0;
     *res = r;
     return RINGATTN_OK;
 }
@@ -3871,9 +4106,23 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *r, co
     if (buf && size) buf[0] = 0; else size = 0;
     if (!r) return 0;
     if (!axes || strlen(axes) < 4) axes = "bnhd";
-    if (r->policy == 'b')
-        ringattn__npy_put(buf, size, &len, "policy (b): |got - ref| <= k * max|baseline - ref| + eps = %g * %.3e + %g "
-                          "= %.3e\n", r->used.k, r->baseline_max_abs, r->used.eps, r->bound);
+    if (r->policy == 'b' && r->used.rule == RINGATTN_RULE_FLEX)
+        ringattn__npy_put(buf, size, &len, "policy (b), FlexAttention's rule: mean|got - ref| <= k * mean|baseline - "
+                          "ref| + eps = %g * %.3e + %g = %.3e; mean|got - ref| = %.3e\n", r->used.k,
+                          r->baseline_mean_abs > r->used.baseline_err ? r->baseline_mean_abs : r->used.baseline_err,
+                          r->used.eps, r->bound, r->mean_abs);
+    else if (r->policy == 'b') {
+        int fa3 = r->used.rule == RINGATTN_RULE_FA3;
+        double E = r->baseline_max_abs > r->used.baseline_err ? r->baseline_max_abs : r->used.baseline_err;
+        if (r->storage_floor > E) E = r->storage_floor;
+        ringattn__npy_put(buf, size, &len, "policy (b), %s rule: |got - ref| <= k * E%s + eps = %g * %.3e",
+                          fa3 ? "FlashAttention 3's" : r->used.rule == RINGATTN_RULE_MAGI ?
+                          "MagiAttention's" : "FlashAttention 2's", fa3 ? " + floor" : "", r->used.k, E);
+        if (fa3) ringattn__npy_put(buf, size, &len, " + %.3e", r->floor);
+        ringattn__npy_put(buf, size, &len, " + %g = %.3e\n", r->used.eps, r->bound);
+        ringattn__npy_put(buf, size, &len, "  E = max(baseline %.3e, other orders %.3e, storage floor %.3e)\n",
+                          r->baseline_max_abs, r->used.baseline_err, r->storage_floor);
+    }
     else
         ringattn__npy_put(buf, size, &len, "policy (a): |got - ref| <= atol + rtol * |ref|, atol = %g, rtol = %g\n",
                           r->used.atol, r->used.rtol);
@@ -3897,6 +4146,10 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *r, co
     ringattn__npy_put(buf, size, &len, "\nNaN/Inf mismatches:    %lld\n", (long long)r->nonfinite_mismatch);
     ringattn__npy_put(buf, size, &len, "outside tolerance:     %lld of %lld\n", (long long)r->outside,
                       (long long)r->count);
+    if (r->policy == 'b' && r->used.rule == RINGATTN_RULE_MAGI)
+        ringattn__npy_put(buf, size, &len, "mismatch fraction:     %.4g (outside atol %g + rtol %g |ref|), allowed "
+                          "%.4g (baseline's %.4g)\n", r->mismatch, r->used.atol, r->used.rtol, r->mismatch_limit,
+                          r->baseline_mismatch);
     for (k = 0; k < r->kept; k++) {
         ringattn__npy_put(buf, size, &len, "  mismatch ");
         ringattn__npy_put_at(buf, size, &len, axes, r->bad[k].at);
@@ -4570,6 +4823,14 @@ static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t 
             a[j] = pr;
         }
     }
+}
+
+/* x[j] rounded to storage type pt (precision emulation: ringattn__round, element by element) */
+static void ringattn__row_round(ringattn_dtype t, void *x, int64_t n, ringattn_dtype pt)
+{
+    int64_t j;
+    if (t == RINGATTN_F32) { float *a = (float *)x; for (j = 0; j < n; j++) a[j] = (float)ringattn__round(a[j], pt); }
+    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] = ringattn__round(a[j], pt); }
 }
 
 static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)

@@ -272,6 +272,17 @@ struct ringattn_cuda__init_rows {
     RINGATTN_CUDA__HD void operator()(int64_t i) const { m[i] = -(double)INFINITY; l[i] = 0.0; }
 };
 
+/* precision emulation (round_state), after a step: one row held as a port holds (out, lse)
+   between steps (ringattn__hold_row: the CPU's rule) */
+template <typename T>
+struct ringattn_cuda__hold_rows {
+    T *acc; double *m, *l; int64_t dv; ringattn_dtype st;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const
+    {
+        ringattn__hold_row(acc + i * dv, sizeof(T) == 8 ? RINGATTN_F64 : RINGATTN_F32, dv, &m[i], &l[i], st);
+    }
+};
+
 /* after the last step, one element (row, c) of a member's rows: O = acc / l * gdiv, and for
    c == 0 the lse (ringattn__member_finish) */
 template <typename T>
@@ -386,6 +397,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem
         T dot = 0;
         for (c = 0; c < d; c++) dot += q[c] * S.k[j * d + c];
         s[j] = (T)P->scale * dot;
+        if (P->round_s) s[j] = (T)ringattn__round((double)s[j], P->pt);         /* precision emulation */
         if (P->softcap > 0) s[j] = ringattn_cuda__softcap(s[j], P->softcap);   /* before the merge */
         if ((double)s[j] > mx) mx = (double)s[j];
         if (s[j] != s[j]) nan = 1;
@@ -393,6 +405,8 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem
     if (mx == -(double)INFINITY && nan) mx = (double)NAN;   /* ringattn__row_max: only NaNs seen */
     if (!ringattn__merge_rescale(S.m[i], mx, &mnew, &alpha)) return;   /* contributes nothing */
     for (j = a; j < z; j++) { s[j] = ringattn_cuda__exp_minus(s[j], mnew); sum += (double)s[j]; }
+    if (P->round_p)   /* precision emulation: P rounded after l, before P V (ringattn__round) */
+        for (j = a; j < z; j++) s[j] = (T)ringattn__round((double)s[j], P->pt);
     ringattn__merge_fold(&S.m[i], &S.l[i], mnew, alpha, sum);
     if (alpha != 1.0) for (c = 0; c < dv; c++) o[c] *= (T)alpha;
     for (c = 0; c < dv; c++) {              /* O += P V */
@@ -496,14 +510,26 @@ template <typename T>
 static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore(const ringattn__problem *P, T s, T dp, double lse,
                                                            double D, T *p, T *ds)
 {
+    if (P->round_s) {   /* precision emulation: S and dP as eager low-precision attention stores them */
+        s = (T)ringattn__round((double)s, P->pt);
+        dp = (T)ringattn__round((double)dp, P->pt);
+    }
     if (P->softcap > 0) {
         T cs = ringattn_cuda__softcap(s, P->softcap), c = cs / (T)P->softcap;
         *p = (T)exp((double)cs - lse);
         *ds = *p * (dp - (T)D) * ((T)1 - c * c);
+        if (P->round_p) {
+            *p = (T)ringattn__round((double)*p, P->pt);
+            *ds = (T)ringattn__round((double)*ds, P->pt);
+        }
         return;
     }
     *p = ringattn_cuda__exp_minus(s, lse);
     *ds = *p * (dp - (T)D);
+    if (P->round_p) {   /* precision emulation: P and dS as the products read them */
+        *p = (T)ringattn__round((double)*p, P->pt);
+        *ds = (T)ringattn__round((double)*ds, P->pt);
+    }
 }
 
 /* Block program: dQ of query tile bx of block by (ringattn__backward_block, the dQ part).
@@ -1088,6 +1114,11 @@ static void ringattn_cuda__ring_loop(ringattn_cuda__ring *R, const ringattn_cuda
         for (i = 0; i < p; i++)
             if (t + 1 < p) ringattn_cuda__copy(X, R->m[(i + 1) % p].kv[(t + 1) & 1], R->m[i].kv[t & 1], R->kv_bytes);
         for (i = 0; i < p; i++) ringattn_cuda__member_step<T>(R, i, t);
+        if (X->pass == 0 && P->round_state)   /* precision emulation: the state as a port holds it */
+            for (i = 0; i < p; i++) {
+                ringattn_cuda__hold_rows<T> f = { (T *)R->m[i].o, R->m[i].m, R->m[i].l, P->dv, P->st };
+                ringattn_cuda__each(X, f, P->b * P->h * R->m[i].rows);
+            }
         for (i = 0; i < p; i++) {
             if (X->pass == 1) ringattn_cuda__copy(X, R->m[(i + 1) % p].dkv[(t + 1) & 1], R->m[i].dkv[t & 1], R->kv_bytes);
             if (cfg->trace && X->status == RINGATTN_OK) {
@@ -1150,7 +1181,10 @@ static int ringattn_cuda__resolve(const ringattn_config *cfg, const ringattn_sha
     if (c.ring_size == 0) c.ring_size = 1;            /* one member: one GPU */
     st = ringattn_plan(&c, s, pass, plan);
     if (st != RINGATTN_OK) return st;
-    /* every config the CPU accepts is computed: the problem is the CPU's own, with this
+    if (pass == 0 && cfg->round_block)   /* the one emulation point with no GPU path */
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "round_block (a port's per-block merge, precision "
+                                   "emulation) is computed by the CPU ring only");
+    /* every other config the CPU accepts is computed: the problem is the CPU's own, with this
        call's ring (ring_size 0 read as 1) */
     memset(P, 0, sizeof *P);
     ringattn__problem_set(P, cfg, s);

@@ -531,6 +531,7 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
         }
         if (M->st == RINGATTN_OK) {   /* the step's counters and trace event; no pass_on: sent above */
             int64_t tiles = ringattn__count_step(R, rank);
+            ringattn__hold_state(R, rank);   /* precision emulation only */
             ringattn__report_step(R, rank, t, tiles);
         }
         ms->wait_s += MPI_Wtime() - w0;

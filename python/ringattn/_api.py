@@ -9,13 +9,16 @@ import numpy as np
 
 from . import _lib
 from ._lib import RingattnError, fail
-from ._tensors import Host, deliver, dtype_name, int64_array, is_torch, new_output
+from ._tensors import Host, deliver, dtype_name, int64_array, is_torch, new_output, torch
 
 _ERR = 1024
 _CAUSAL = {"none": 0, "bottom-right": 1, "top-left": 2}
 _PARTITION = {"contiguous": 0, "zigzag": 1, "striped": 2}
 _MIX = {"head-groups": 0, "lse": 1}
 _COMPUTE = {"f64": _lib.F64, "float64": _lib.F64, "f32": _lib.F32, "float32": _lib.F32}
+#: storage types the precision emulation rounds to (p_dtype, state_dtype)
+_ROUND = {"f64": _lib.F64, "float64": _lib.F64, "f32": _lib.F32, "float32": _lib.F32, "f16": _lib.F16,
+          "float16": _lib.F16, "bf16": _lib.BF16, "bfloat16": _lib.BF16}
 #: what a row that sees no key may hold in the port's lse (the reference holds -inf there)
 EMPTY_LSE = {"-inf": 0, "+inf": 1, "0": 2, "any": 3}
 _EMPTY_ALIASES = {"inf": "+inf", "-inf": "-inf", "+inf": "+inf", "0": "0", "any": "any"}
@@ -54,8 +57,20 @@ class _Options:
 
     def __init__(self, nq, nk, causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
                  softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None,
-                 cu_seqlens_k=None, compute="f64", threads=0):
+                 cu_seqlens_k=None, compute="f64", threads=0, p_dtype=None, state_dtype=None, round_scores=False,
+                 block_dtype=None):
         o = self.c = _lib.Options()
+        if p_dtype is not None:
+            o.round_p, o.p_dtype = 1, _choice(_ROUND, dtype_name(p_dtype), "p_dtype")
+        if round_scores not in (True, False):
+            _refuse(-4, "round_scores must be True or False, not %r" % (round_scores,))
+        if round_scores and p_dtype is None:
+            _refuse(-4, "round_scores rounds the scores to p_dtype: give p_dtype too")
+        o.round_s = 1 if round_scores else 0
+        if state_dtype is not None:
+            o.round_state, o.state_dtype = 1, _choice(_ROUND, dtype_name(state_dtype), "state_dtype")
+        if block_dtype is not None:
+            o.round_block, o.block_dtype = 1, _choice(_ROUND, dtype_name(block_dtype), "block_dtype")
         self.keep = []
         if (cu_seqlens_q is None) != (cu_seqlens_k is None):
             _refuse(-4, "varlen needs both cu_seqlens_q and cu_seqlens_k")
@@ -160,20 +175,31 @@ def _err():
 
 
 _ATTN_OPTS = ("causal", "scale", "ring_size", "partition", "window", "softcap", "segments", "dilations", "mix",
-              "cu_seqlens_q", "cu_seqlens_k", "compute", "threads")
+              "cu_seqlens_q", "cu_seqlens_k", "compute", "threads", "p_dtype", "state_dtype", "round_scores",
+              "block_dtype")
 
 
 def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
               softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None,
-              compute="f64", out_dtype=None, threads=0):
+              compute="f64", out_dtype=None, threads=0, p_dtype=None, state_dtype=None, round_scores=False,
+              block_dtype=None, lse_dtype=None):
     """Exact attention of q, k, v: returns (out, lse).
 
     q, k, v: NumPy arrays or torch tensors, float64/float32/float16/bfloat16, any strides (read
     in place), in `layout` "bnhd" ([b, n, h, d], FlashAttention's) or "bhnd" ([b, h, n, d],
     PyTorch SDPA's); with cu_seqlens_q/k (varlen, packed sequences) also 3-D [total, h, d]
     ("bhnd": [h, total, d]). out comes back in the same layout, lse as (b, h, nq), or (h,
-    total_q) for varlen; out_dtype defaults to float64. Torch in, torch out (on q's device).
-    Rows that see no key get out = 0 and lse = -inf. Raises RingattnError when refused."""
+    total_q) for varlen; out_dtype defaults to float64, lse_dtype to out_dtype. Torch in, torch
+    out (on q's device). Rows that see no key get out = 0 and lse = -inf.
+
+    Precision emulation (docs/golden.md), to reproduce a low-precision kernel: p_dtype rounds P
+    (the softmax weights) to that storage type before P V, as FlashAttention does with its input
+    type; round_scores rounds the scores (and in the backward dP) to p_dtype as well, as eager
+    attention in that type does; block_dtype computes each ring step's block alone and merges
+    its (out, lse), out held in that type, as a port calling a kernel per block does;
+    state_dtype holds the running out between ring steps in that type (lse in f32). With
+    compute="f32", bf16 inputs, p_dtype="bf16" and out_dtype=torch.bfloat16 this is a bf16
+    kernel's arithmetic. Raises RingattnError when refused."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hq, hk, hv = Host(q, "q"), Host(k, "k"), Host(v, "v")
@@ -182,11 +208,12 @@ def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, p
     b, nq, h = tq.shape[0], tq.shape[1], tq.shape[2]
     opts = _Options(nq, tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
-                    cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads)
+                    cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
+                    p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype)
     like_torch, device = _result_kind(hq, hk, hv)
     dname = dtype_name(out_dtype) or "float64"
     ho = new_output(_caller_shape((b, nq, h, tv.shape[3]), perm, lq), dname, like_torch, "out")
-    hl = new_output((b, h, nq)[lq:], dname, like_torch, "lse")
+    hl = new_output((b, h, nq)[lq:], dtype_name(lse_dtype) or dname, like_torch, "lse")
     to, tl = ho.view(perm, lq), hl.view(None, lq)
     err = _err()
     st = _lib.lib.ringattn_py_forward(ctypes.byref(opts.c), tq, tk, tv, to, tl, err, _ERR)
@@ -207,10 +234,13 @@ def _backward_views(q, k, v, out, lse, dout, layout, varlen):
 def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, scale=None, ring_size=1,
                        partition="contiguous", window=None, softcap=0.0, segments=None, dilations=None,
                        mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None, compute="f64", out_dtype=None,
-                       threads=0):
+                       threads=0, p_dtype=None, state_dtype=None, round_scores=False):
     """Gradients (dq, dk, dv) of attention for the upstream gradient dout, from the forward's
     out and lse (as attention() returns them), with the same options. Same layouts and types
-    as attention(); each gradient has its input's shape, dtype out_dtype (default float64)."""
+    as attention(); each gradient has its input's shape, dtype out_dtype (default float64).
+    p_dtype rounds P and dS before the products that read them, round_scores S and dP too
+    (precision emulation);
+    state_dtype concerns the forward only and is accepted for symmetry."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hs, leads, views = _backward_views(q, k, v, out, lse, dout, layout, varlen)
@@ -218,7 +248,8 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
     tq, tk = views[0], views[1]
     opts = _Options(tq.shape[1], tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
-                    cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads)
+                    cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
+                    p_dtype=p_dtype, round_scores=round_scores)
     like_torch, device = _result_kind(*hs)
     dname = dtype_name(out_dtype) or "float64"
     grads = [new_output(h.shape, dname, like_torch, "d" + h.name) for h in (hq, hk, hv)]
@@ -275,7 +306,11 @@ class Report:
     in the caller's layout), where_rel; outside: elements outside tolerance (NaN/Inf mismatches
     included); nonfinite: NaN/Inf mismatches; mismatches: the first few as Mismatch(index,
     got, ref, err, allowed); count; policy ('a' atol/rtol, 'b' baseline); bound (policy b);
-    str(report): the report `ringattn-golden compare` prints."""
+    str(report): the report `ringattn-golden compare` prints. With a baseline also: rule
+    ('fa2', 'fa3', 'magi', 'flex'), mean_abs, baseline_mean_abs, storage_floor, floor (fa3), mismatch,
+    baseline_mismatch, mismatch_limit (magi); from check(): baseline (what was emulated, a
+    sentence) and ratio (the port's error over the baseline's: how much of the budget it
+    used; the rule's measure, mean for flex)."""
 
     def __init__(self, what, fres, ires, bad_at, bad_val, text, ndim, lead, empty_lse):
         def idx(a):
@@ -291,6 +326,12 @@ class Report:
         self.where, self.where_rel = idx(ires[6:10]), idx(ires[10:14])
         self.baseline_max_abs, self.bound = float(fres[6]), float(fres[7])
         self.atol, self.rtol, self.k, self.eps = (float(x) for x in fres[8:12])
+        self.mean_abs, self.baseline_mean_abs, self.floor = (float(x) for x in fres[12:15])
+        self.mismatch, self.baseline_mismatch, self.mismatch_limit = (float(x) for x in fres[15:18])
+        self.storage_floor = float(fres[18])
+        self.rule = None
+        self.baseline = None
+        self.ratio = None
         self.empty_lse = empty_lse
         self.mismatches = [Mismatch(idx(bad_at[4 * i:4 * i + 4]), *(float(x) for x in bad_val[4 * i:4 * i + 4]))
                            for i in range(int(ires[4]))]
@@ -377,31 +418,68 @@ def _axes(ndim, what, layout):
     return "i..."
 
 
+_RULES = {"fa2": 0, "fa3": 1, "magi": 2, "flex": 3}
+#: the policies of check(): the four baseline rules of ringattn_compare and TransformerEngine's fixed tolerances
+POLICIES = ("fa2", "fa3", "magi", "flex", "te")
+
+
+def _te_tols(dname, gqa=False):
+    """TransformerEngine's context-parallel test tolerances (atol = rtol) by the port's dtype."""
+    if dname == "bfloat16":
+        return 3.5e-2 if gqa else 2.5e-2
+    if dname == "float16":
+        return 5e-3
+    return None   # f32 / f64: torch.testing's defaults
+
+
 def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, what=None, layout="bnhd",
-            empty_lse="-inf"):
+            empty_lse="-inf", policy=None, baseline_err=0.0):
     """Compare a port's output `got` with the reference `ref` (the C comparison) -> Report.
 
     Without a baseline: policy (a), |got - ref| <= atol + rtol |ref| (defaults by got's dtype,
-    as torch.testing). With a baseline (a plain f32 computation of the same case): policy (b),
-    FlashAttention's, |got - ref| <= k max|baseline - ref| + eps. Same shapes (an axis of length
-    1 in front on one side only is ignored: FlashAttention's varlen lse (h, total_q) against
-    (1, h, total_q)); any dtypes and strides. `what` names the tensor (out, lse, dq, ...) and
-    with `layout` the axes of the report. empty_lse: what got may hold where ref's lse is -inf
-    (a row that sees no key): "-inf" (the default, ringattn's), "+inf" (FlashAttention-2/3), "0"
-    (PyTorch's CPU flash kernel) or "any" (not judged)."""
+    as torch.testing; policy="te": TransformerEngine's fixed tolerances). With a baseline (the
+    same case computed in the port's precision, e.g. attention(..., compute="f32", p_dtype=...)):
+    policy (b) by `policy`, E = max(max|baseline - ref|, baseline_err, storage floor), the
+    storage floor half the spacing of got's dtype at max|ref| (what storing the exact result errs):
+      "fa2" (default)  |got - ref| <= k E + eps                       (FlashAttention 2's tests)
+      "fa3"            |got - ref| <= k E + floor + eps, floor = 2 max|(ref + 0.3 - 0.3) - ref|
+                       in got's dtype                                  (FlashAttention 3 / 4)
+      "magi"           max|got - ref| <= k E + eps and the fraction of elements outside
+                       atol + rtol |ref| <= min(k x the baseline's, 0.75)   (MagiAttention)
+      "flex"           mean|got - ref| <= k mean|baseline - ref| + eps (FlexAttention)
+    baseline_err: the error of a second baseline (another summation order) in the rule's
+    measure; the rule takes the larger, so one lucky baseline sample cannot set the bound.
+    Same shapes (an axis of length 1 in front on one side only is ignored: FlashAttention's
+    varlen lse (h, total_q) against (1, h, total_q)); any dtypes and strides. `what` names the
+    tensor (out, lse, dq, ...) and with `layout` the axes of the report. empty_lse: what got
+    may hold where ref's lse is -inf (a row that sees no key): "-inf" (the default,
+    ringattn's), "+inf" (FlashAttention-2/3), "0" (PyTorch's CPU flash kernel) or "any"."""
     _layout(layout)
     if not isinstance(empty_lse, str) or empty_lse not in _EMPTY_ALIASES:
         _refuse(-4, "empty_lse must be one of '-inf', '+inf', '0', 'any', not %r" % (empty_lse,))
     empty_lse = _EMPTY_ALIASES[empty_lse]
-    pol = (ctypes.c_double * 4)()
-    for i, (x, name) in enumerate(((atol, "atol"), (rtol, "rtol"), (k, "k"), (eps, "eps"))):
+    if policy is not None and policy not in POLICIES:
+        _refuse(-4, "policy must be one of %s, not %r" % (", ".join(repr(p) for p in POLICIES), policy))
+    if policy == "te":
+        if baseline is not None:
+            _refuse(-4, "policy 'te' (TransformerEngine's fixed tolerances) uses no baseline")
+    elif policy is not None and baseline is None:
+        _refuse(-4, "policy %r judges against a baseline: pass baseline= (the case in the port's precision)"
+                % policy)
+    pol = (ctypes.c_double * 6)()
+    hg, hr = Host(got, "got"), Host(ref, "ref")
+    if policy == "te":
+        tol = _te_tols(hg.dname)
+        atol = tol if atol is None else atol
+        rtol = tol if rtol is None else rtol
+    for i, (x, name) in enumerate(((atol, "atol"), (rtol, "rtol"), (k, "k"), (eps, "eps"),
+                                   (_RULES.get(policy or "fa2", 0), "rule"), (baseline_err, "baseline_err"))):
         if x is None and i < 2:
             pol[i] = -1.0
             continue
         pol[i] = _float(x, name)
         if pol[i] < 0:
             _refuse(-4, "%s must be >= 0, not %r" % (name, x))
-    hg, hr = Host(got, "got"), Host(ref, "ref")
     hb = Host(baseline, "baseline") if baseline is not None else None
     hosts = [h for h in (hg, hr, hb) if h is not None]
     rank = max(len(h.shape) for h in hosts)
@@ -417,7 +495,7 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
     tb = views[2] if hb is not None else None
     ndim_g = len(hg.shape)
     axes = _axes(rank, what, layout).encode()
-    fres, ires = (ctypes.c_double * 12)(), (ctypes.c_int64 * 14)()
+    fres, ires = (ctypes.c_double * 19)(), (ctypes.c_int64 * 14)()
     bad_at, bad_val = (ctypes.c_int64 * (4 * _lib.KEEP))(), (ctypes.c_double * (4 * _lib.KEEP))()
     report = ctypes.create_string_buffer(8192)
     err = _err()
@@ -427,57 +505,330 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
         fail(st, err)
     rep = Report(what, fres, ires, bad_at, bad_val, report.value.decode("utf-8", "replace"), ndim_g, leads[0],
                  empty_lse)
+    rep.rule = (policy or "fa2") if hb is not None else ("te" if policy == "te" else None)
     rep._inputs = (hosts, leads, pol, EMPTY_LSE[empty_lse], layout)
     return rep
 
 
-def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, policy_k=2.0, eps=1e-6,
-          empty_lse="-inf", **options):
-    """Check a port's outputs for q, k, v: -> {name: Report}; AssertionError when any fails.
+# ---------------------------------------------------------------- check: the port in its own precision
 
-    Computes, from the one set of `options` (those of attention(): layout, causal, scale,
-    window, softcap, segments/dilations, mix, cu_seqlens_q/k, ring_size, partition, threads),
-    the f64 reference and a plain f32 baseline (compute f32, one member, f32 storage), and
-    judges every tensor given (out, lse; dq, dk, dv with dout) by FlashAttention's policy (b):
-    |got - ref| <= policy_k * max|baseline - ref| + eps. empty_lse: as in compare(). The
-    AssertionError's message holds the report of every failing tensor."""
-    for bad in ("compute", "out_dtype"):
+_PRECISION = {"f32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+              "f16": "float16", "float16": "float16"}
+_SHORT = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "float64": "f64"}
+#: MagiAttention's per-tensor rtol (atol 1e-8) for its mismatch test, by the port's dtype
+_MAGI_RTOL = {"out": (0.05, 0.05), "lse": (0.001, 0.001), "dq": (0.3, 0.2), "dk": (0.15, 0.08), "dv": (0.05, 0.05),
+              "block_out": (0.05, 0.05), "block_lse": (0.001, 0.001)}
+
+
+def _dname_of(x):
+    return Host(x, "x").dname if x is not None else None
+
+
+def _port_precision(baseline, inputs, outputs):
+    """The precision a port computes in: `baseline` when given, else the inputs' low-precision
+    storage type, else the outputs', else f32."""
+    if baseline is not None:
+        if not isinstance(baseline, str) or baseline not in _PRECISION:
+            if isinstance(baseline, str) and baseline.startswith(("fp8", "float8")):
+                _refuse(-3, "baseline %r: fp8 emulation is not implemented; the baselines are 'f32', 'bf16', 'f16'"
+                        % baseline)
+            _refuse(-4, "baseline must be None (from the inputs' dtype) or one of 'f32', 'bf16', 'f16', not %r"
+                    % (baseline,))
+        return _PRECISION[baseline]
+    for group in (inputs, outputs):
+        low = sorted({d for d in (_dname_of(x) for x in group if x is not None) if d in ("bfloat16", "float16")})
+        if len(low) > 1:
+            _refuse(-4, "the tensors mix bfloat16 and float16: say which precision the port computes in "
+                    "(baseline='bf16' or 'f16')")
+        if low:
+            return low[0]
+    return "float32"
+
+
+def _as_precision(x, dname):
+    """x stored as dname (a copy when it is not already): what a port of that precision reads"""
+    if x is None or _dname_of(x) == dname or dname == "float32":
+        return x
+    if is_torch(x):
+        return x.detach().to(getattr(torch, dname))
+    if dname == "bfloat16":
+        from ._tensors import _NP_BF16
+        if _NP_BF16 is None:
+            _refuse(-3, "a bf16 baseline of NumPy inputs needs the ml_dtypes package (NumPy has no bfloat16); "
+                    "pass bf16 torch tensors")
+        return np.asarray(x).astype(_NP_BF16)
+    return np.asarray(x).astype(dname)
+
+
+def _describe_baseline(prec, ring2):
+    if prec == "float32":
+        s = "f32: products and softmax in f32, one ring member"
+    else:
+        p = _SHORT[prec]
+        s = ("%s: inputs stored in %s, products summed in f32, P rounded to %s before P V (and P, dS before the "
+             "backward's products), results rounded to the port's output dtypes, one ring member; eager %s "
+             "attention (q scaled in %s, scores, dP rounded too; with GQA each q head's dK, dV rounded before "
+             "the group sum) as a second order" % (p, p, p, p, p))
+    return s + ("; a ring of 2 as another order" if ring2 else "") + ": the largest error sets the bound"
+
+
+def _nonfinite_count(x):
+    if is_torch(x):
+        t = x.detach()
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        return int((~torch.isfinite(t)).sum())
+    a = np.asarray(x)
+    return int((~np.isfinite(a.astype(np.float64))).sum())
+
+
+def _reference_nonfinite(refs):
+    """tensors of the f64 reference that hold NaN or Inf (lse = -inf of a row that sees no key aside)"""
+    bad = []
+    for name, x in refs.items():
+        a = x.detach().cpu().double().numpy() if is_torch(x) else np.asarray(x, dtype=np.float64)
+        if name.endswith("lse"):
+            if np.isnan(a).any() or np.isposinf(a).any():
+                bad.append(name)
+        elif not np.isfinite(a).all():
+            bad.append(name)
+    return bad
+
+
+def _rule_defaults(policy, prec, softcap, k, eps, name):
+    """k and eps of a policy for tensor `name`, where the caller left them None: FlashAttention
+    2's tests allow 2x on out and 3x on dq, dk, dv; FlashAttention 3 2x (3x with a softcap);
+    MagiAttention 2x; FlexAttention 1.1x on the mean (10x in f32)"""
+    grad = name in ("dq", "dk", "dv")
+    if k is None:
+        k = {"fa2": 3.0 if grad else 2.0, "fa3": 3.0 if softcap else 2.0, "magi": 2.0,
+             "flex": 10.0 if prec == "float32" else 1.1}.get(policy, 2.0)
+    if eps is None:
+        eps = 1e-6 if policy == "fa2" else (3e-4 if policy == "fa3" and softcap and grad else 0.0)
+    return k, eps
+
+
+class _Judge:
+    """One policy applied to (got, ref, baselines) of named tensors: check() and check_steps()."""
+
+    def __init__(self, policy, prec, k, eps, softcap, empty_lse, layout, gqa, describe):
+        self.policy, self.prec, self.k, self.eps, self.softcap = policy, prec, k, eps, softcap
+        self.empty_lse, self.layout, self.gqa, self.describe = empty_lse, layout, gqa, describe
+
+    def __call__(self, name, got, ref, base, others=()):
+        """got judged against ref, the bound from base and the larger error of `others` (more
+        baselines: other orders of the same precision)"""
+        kind = name[:-4] + "lse" if name.endswith("lse") else name
+        if self.policy == "te":
+            rep = compare(got, ref, policy="te", what=name, layout=self.layout, empty_lse=self.empty_lse,
+                          atol=_te_tols(_dname_of(got), self.gqa), rtol=_te_tols(_dname_of(got), self.gqa))
+            rep.baseline = "none: TransformerEngine's fixed tolerances for %s" % _dname_of(got)
+            return rep
+        atol = rtol = None
+        if self.policy == "magi":
+            col = 1 if _dname_of(got) == "float16" else 0
+            atol, rtol = 1e-8, _MAGI_RTOL.get(kind, _MAGI_RTOL["out"])[col]
+        extra = 0.0
+        for other in others:
+            r2 = compare(other, ref, what=name, layout=self.layout, empty_lse="any")
+            e2 = r2.mean_abs if self.policy == "flex" else r2.max_abs
+            if math.isfinite(e2) and e2 > extra:
+                extra = e2
+        k, eps = _rule_defaults(self.policy, self.prec, self.softcap, self.k, self.eps, kind)
+        rep = compare(got, ref, baseline=base, k=k, eps=eps, what=name, layout=self.layout,
+                      empty_lse=self.empty_lse, policy=self.policy, baseline_err=extra, atol=atol, rtol=rtol)
+        rep.baseline = self.describe
+        if self.policy == "flex":
+            e = max(rep.baseline_mean_abs, extra)
+            rep.ratio = rep.mean_abs / e if e > 0 else (0.0 if rep.mean_abs == 0 else math.inf)
+        else:
+            e = max(rep.baseline_max_abs, extra, rep.storage_floor if self.policy in ("fa2", "magi") else 0.0)
+            rep.ratio = rep.max_abs / e if e > 0 else (0.0 if rep.max_abs == 0 else math.inf)
+        return rep
+
+
+def _head_axis(x, layout, options):
+    varlen = options.get("cu_seqlens_q") is not None
+    nd = len(Host(x, "x").shape)
+    ax = 2 if layout == "bnhd" else 1
+    return ax - (4 - nd) if varlen else ax
+
+
+def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
+    """Eager attention in the port's type, FlashAttention's attention_ref(upcast=False) and
+    PyTorch's math path: q scaled in that type (S = (q scale) k^T), the scores, P, dP and dS
+    rounded to it, and with GQA each q head's dK, dV rounded before the sum over its group
+    (attention_ref repeats K and V)."""
+    layout = options.get("layout", "bnhd")
+    qax, kax = _head_axis(bq, layout, options), _head_axis(bk, layout, options)
+    rep = Host(bq, "q").shape[qax] // Host(bk, "k").shape[kax]
+    sc = options.get("scale") or 1.0 / math.sqrt(Host(bq, "q").shape[-1])
+
+    def scaled(x, dt):   # x * sc in f32, stored as dt
+        if is_torch(x):
+            return (x.float() * sc).to(getattr(torch, dt))
+        return (np.asarray(x).astype(np.float32) * np.float32(sc)).astype(x.dtype if dt == _dname_of(x) else dt)
+
+    def expand(x):
+        return x.repeat_interleave(rep, dim=kax) if is_torch(x) else np.repeat(x, rep, axis=kax)
+
+    def reduce(x):   # each group of `rep` heads summed in f32, then stored in the port's type
+        shape = tuple(x.shape)
+        grouped = shape[:kax] + (shape[kax] // rep, rep) + shape[kax + 1:]
+        if is_torch(x):
+            return x.reshape(grouped).float().sum(kax + 1).to(x.dtype)
+        return np.asarray(x).reshape(grouped).astype(np.float32).sum(kax + 1).astype(x.dtype)
+
+    opts = dict(options, ring_size=1, partition="contiguous", scale=1.0)
+    qs = scaled(bq, _dname_of(bq))
+    out, lse = attention(qs, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, round_scores=True,
+                         **opts)
+    got = {"out": out, "lse": lse}
+    if want_grad:
+        ek, ev = (expand(bk), expand(bv)) if rep > 1 else (bk, bv)
+        dq, dk, dv = attention_backward(qs, ek, ev, out, lse, bdo, compute="f32", out_dtype=g_dt, p_dtype=pdt,
+                                        round_scores=True, **opts)
+        got.update(dq=scaled(dq, g_dt), dk=reduce(dk) if rep > 1 else dk, dv=reduce(dv) if rep > 1 else dv)
+    return got
+
+
+def _check_args(options, what):
+    for bad in ("compute", "out_dtype", "p_dtype", "state_dtype", "lse_dtype", "round_scores", "block_dtype"):
         if bad in options:
-            raise TypeError("check() computes the reference in f64 and the baseline in f32 itself: "
-                            "do not pass %s" % bad)
+            raise TypeError("%s() computes the reference in f64 and the baseline in the port's precision itself: "
+                            "do not pass %s (say baseline= for the port's precision)" % (what, bad))
     unknown = set(options) - set(_ATTN_OPTS) - {"layout"}
     if unknown:
-        raise TypeError("check() got unexpected options: %s" % ", ".join(sorted(unknown)))
+        raise TypeError("%s() got unexpected options: %s" % (what, ", ".join(sorted(unknown))))
+
+
+def _refuse_nonfinite(refs, inputs, allow, what):
+    if allow:
+        return
+    bad = _reference_nonfinite(refs)
+    if bad:
+        counts = ", ".join("%s has %d" % (n, c) for n, c in ((n, _nonfinite_count(x)) for n, x in inputs.items()
+                                                             if x is not None) if c)
+        raise RingattnError(-4, "%s: the reference holds NaN or Inf in %s (%s): NaN against NaN would agree and "
+                            "judge nothing. Pass allow_nonfinite=True to compare them anyway (NaN = NaN and equal "
+                            "infinities then agree)" % (what, ", ".join(bad), counts or "no input is NaN/Inf: "
+                                                        "the scores overflow"))
+
+
+def _hints(q, k, v, out, report, options):
+    """sentences for a failing out that matches a common slip: axes swapped, the other causal alignment"""
+    hints = []
+    layout = options.get("layout", "bnhd")
+    bound = report.bound if report.rule != "flex" else None
+
+    def close(alt):
+        r = compare(out, alt, atol=0.0, rtol=0.0, what="out", layout=layout)
+        return r.nonfinite == 0 and (r.mean_abs <= report.bound if bound is None else r.max_abs <= bound)
+
+    other = "bhnd" if layout == "bnhd" else "bnhd"
+    try:
+        alt, _ = attention(q, k, v, compute="f64", out_dtype="float64", **dict(options, layout=other))
+        if tuple(alt.shape) == tuple(out.shape) and close(alt):
+            hints.append("out matches the reference with layout=%r: the port (or this call) reads the axes the "
+                         "other way" % other)
+    except RingattnError:
+        pass
+    causal = options.get("causal")
+    if causal in ("bottom-right", "top-left"):
+        flip = "top-left" if causal == "bottom-right" else "bottom-right"
+        try:
+            alt, _ = attention(q, k, v, compute="f64", out_dtype="float64", **dict(options, causal=flip))
+            if close(alt):
+                hints.append("out matches the reference with causal=%r: the port aligns the causal mask the other "
+                             "way (FlashAttention: bottom-right, key j <= i + nk - nq; SDPA is_causal: top-left, "
+                             "j <= i)" % flip)
+        except RingattnError:
+            pass
+    return hints
+
+
+def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, baseline=None, policy="fa2",
+          policy_k=None, eps=None, empty_lse="-inf", allow_nonfinite=False, **options):
+    """Check a port's outputs for q, k, v in the port's own precision: -> {name: Report};
+    AssertionError when any fails.
+
+    From the one set of `options` (those of attention(): layout, causal, scale, window,
+    softcap, segments/dilations, mix, cu_seqlens_q/k, ring_size, partition, threads) it
+    computes the f64 reference and a baseline: the same case computed the way a kernel of the
+    port's precision computes it (the C library's precision emulation, one ring member), plus
+    a second summation order (a ring of 2) whose error counts when it is larger. baseline=None
+    takes the precision from the inputs (bf16 / f16 q, k, v: a kernel of that type), else from
+    the outputs, else f32; or say "f32", "bf16", "f16". Each tensor given (out, lse; dq, dk, dv
+    with dout) is judged by `policy`: "fa2" (default), "fa3", "magi", "flex" (see compare())
+    or "te" (TransformerEngine's fixed tolerances, no baseline); policy_k and eps override the
+    policy's k and eps. A Report carries .baseline (what was emulated) and .ratio (the port's
+    error over the baseline's). Nothing to judge is a TypeError; a reference holding NaN or
+    Inf (a NaN input a row can see, overflow) is refused unless allow_nonfinite=True. The
+    AssertionError's message holds the report of every failing tensor, and a hint when the
+    port's out matches the other layout or the other causal alignment."""
+    _check_args(options, "check")
+    if policy not in POLICIES:
+        _refuse(-4, "policy must be one of %s, not %r" % (", ".join(repr(p) for p in POLICIES), policy))
     grads = {"dq": dq, "dk": dk, "dv": dv}
     want_grad = any(g is not None for g in grads.values())
+    given = {n: x for n, x in dict({"out": out, "lse": lse}, **grads).items() if x is not None}
+    if not given:
+        raise TypeError("check(): nothing to judge: pass out=, lse= (and dq=, dk=, dv= with dout=), the port's "
+                        "results for q, k, v")
     if want_grad and dout is None:
         raise TypeError("check(): dq, dk or dv given without dout (the upstream gradient of the port's backward)")
     layout = options.get("layout", "bnhd")
-    base_opts = dict(options, ring_size=1, partition="contiguous")
+    prec = _port_precision(baseline, (q, k, v), list(given.values()))
     ref_out, ref_lse = attention(q, k, v, compute="f64", out_dtype="float64", **options)
-    b_out, b_lse = attention(q, k, v, compute="f32", out_dtype="float32", **base_opts)
-    refs, bases = {"out": ref_out, "lse": ref_lse}, {"out": b_out, "lse": b_lse}
+    refs = {"out": ref_out, "lse": ref_lse}
     if want_grad:
-        r = attention_backward(q, k, v, ref_out, ref_lse, dout, compute="f64", out_dtype="float64", **options)
-        bb = attention_backward(q, k, v, b_out, b_lse, dout, compute="f32", out_dtype="float32", **base_opts)
-        refs.update(zip(("dq", "dk", "dv"), r))
-        bases.update(zip(("dq", "dk", "dv"), bb))
-    given = dict({"out": out, "lse": lse}, **grads)
+        refs.update(zip(("dq", "dk", "dv"),
+                        attention_backward(q, k, v, ref_out, ref_lse, dout, compute="f64", out_dtype="float64",
+                                           **options)))
+    _refuse_nonfinite(refs, {"q": q, "k": k, "v": v, "dout": dout}, allow_nonfinite, "check()")
+    # the baselines: the port's precision, one member; and a second order (a ring of 2)
+    bq, bk, bv, bdo = (_as_precision(x, prec) for x in (q, k, v, dout))
+    pdt = None if prec == "float32" else prec
+    o_dt = _dname_of(out) or (prec if pdt else "float32")
+    l_dt = _dname_of(lse) or "float32"
+    g_dt = next((_dname_of(g) for g in grads.values() if g is not None), o_dt)
+    # the orders: the kernel (one member), the kernel as a ring of 2, and (low precision) eager attention
+    bases = []
+    for ring in (1, 2):
+        opts = dict(options, ring_size=ring, partition="contiguous")
+        try:
+            b_out, b_lse = attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, **opts)
+            got = {"out": b_out, "lse": b_lse}
+            if want_grad:
+                got.update(zip(("dq", "dk", "dv"), attention_backward(bq, bk, bv, b_out, b_lse, bdo, compute="f32",
+                                                                      out_dtype=g_dt, p_dtype=pdt, **opts)))
+        except RingattnError:
+            if ring == 1:
+                raise
+            continue   # too short for a ring of 2: that order is left out
+        bases.append(got)
+    ring2 = len(bases) == 2
+    if pdt:
+        bases.append(_eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options))
+    judge = _Judge(policy, prec, policy_k, eps, options.get("softcap", 0.0), empty_lse, layout,
+                   Host(q, "q").shape != Host(k, "k").shape, _describe_baseline(prec, ring2))
     reports = {}
     for name, got in given.items():
-        if got is None:
-            continue
-        reports[name] = compare(got, refs[name], baseline=bases[name], k=policy_k, eps=eps, what=name,
-                                layout=layout, empty_lse=empty_lse)
+        reports[name] = judge(name, got, refs[name], bases[0][name], [b[name] for b in bases[1:]])
         reports[name]._ring = (options.get("ring_size", 1), options.get("partition", "contiguous"))
     failed = [n for n, r in reports.items() if not r.passed]
     if failed:
-        parts = ["ringattn.check: %d of %d tensors outside tolerance (%s); reference f64, baseline f32, options %s"
-                 % (len(failed), len(reports), ", ".join(failed), _describe(options))]
+        parts = ["ringattn.check: %d of %d tensors outside tolerance (%s); reference f64, baseline %s; policy %s; "
+                 "options %s" % (len(failed), len(reports), ", ".join(failed), judge.describe, policy,
+                                 _describe(options))]
         for n in failed:
-            parts.append("--- %s ---\n%s" % (n, str(reports[n]).rstrip("\n")))
+            parts.append("--- %s (error %.3g x the baseline's) ---\n%s"
+                         % (n, reports[n].ratio if reports[n].ratio is not None else math.nan,
+                            str(reports[n]).rstrip("\n")))
             if reports[n].hint():
                 parts.append("hint: " + reports[n].hint())
+        if "out" in failed:
+            parts += ["hint: " + h for h in _hints(q, k, v, out, reports["out"], options)]
         raise AssertionError("\n".join(parts))
     return reports
 

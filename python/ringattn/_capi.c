@@ -13,7 +13,7 @@
 #include "golden_heatmap.c"   /* tools/: the SVG writer of `ringattn-golden compare --heatmap` */
 
 /* bumped whenever a signature or ringattn_py_options changes: _lib.py checks it */
-#define RINGATTN_PY_ABI 2
+#define RINGATTN_PY_ABI 3
 
 typedef struct {
     double scale;
@@ -24,6 +24,7 @@ typedef struct {
     double softcap;
     const int64_t *cu_seqlens_q, *cu_seqlens_k;
     int num_seqs;
+    int round_p, p_dtype, round_s, round_block, block_dtype, round_state, state_dtype;   /* precision emulation */
 } ringattn_py_options;
 
 int ringattn_py_abi(void);
@@ -40,7 +41,7 @@ int ringattn_py_trace_result(const ringattn_trace_event *ev, int block, ringattn
 int ringattn_py_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq, ringattn_tensor *dk,
                             ringattn_tensor *dv, char *err, size_t err_size);
 int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ringattn_tensor *ref,
-                        const ringattn_tensor *baseline, const double policy[4], int empty_lse, int ring_size,
+                        const ringattn_tensor *baseline, const double policy[6], int empty_lse, int ring_size,
                         int partition, const char *what, const char *title, char *err, size_t err_size);
 int ringattn_py_forward(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
                         const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
@@ -52,7 +53,7 @@ int ringattn_py_backward(const ringattn_py_options *o, const ringattn_tensor *q,
 int ringattn_py_plan(const ringattn_py_options *o, const int64_t shape[7], int pass, int64_t info[14],
                      char *err, size_t err_size);
 int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, const ringattn_tensor *baseline,
-                        const double policy[4], int empty_lse, const char *axes, double fres[12],
+                        const double policy[6], int empty_lse, const char *axes, double fres[19],
                         int64_t ires[14], int64_t bad_at[4 * RINGATTN_COMPARE_KEEP],
                         double bad_val[4 * RINGATTN_COMPARE_KEEP], char *report, size_t report_size,
                         char *err, size_t err_size);
@@ -112,6 +113,13 @@ static ringattn_config config_of(const ringattn_py_options *o, char *err, size_t
     c.cu_seqlens_q = o->cu_seqlens_q;
     c.cu_seqlens_k = o->cu_seqlens_k;
     c.num_seqs = o->num_seqs;
+    c.round_p = o->round_p;
+    c.p_dtype = (ringattn_dtype)o->p_dtype;
+    c.round_s = o->round_s;
+    c.round_block = o->round_block;
+    c.block_dtype = (ringattn_dtype)o->block_dtype;
+    c.round_state = o->round_state;
+    c.state_dtype = (ringattn_dtype)o->state_dtype;
     c.error_detail = err;
     c.error_detail_size = err_size;
     if (err && err_size) err[0] = 0;
@@ -154,24 +162,27 @@ int ringattn_py_plan(const ringattn_py_options *o, const int64_t shape[7], int p
     return RINGATTN_OK;
 }
 
-/* the comparison policy from the Python arguments: atol, rtol (< 0: the dtype's default), k, eps */
-static ringattn_compare_policy py_policy(ringattn_dtype t, const double policy[4], int empty_lse)
+/* the comparison policy from the Python arguments: atol, rtol (< 0: the dtype's default), k, eps,
+   rule (RINGATTN_RULE_*), baseline_err */
+static ringattn_compare_policy py_policy(ringattn_dtype t, const double policy[6], int empty_lse)
 {
     ringattn_compare_policy pol = ringattn_compare_default_policy(t);
     if (policy[0] >= 0) pol.atol = policy[0];
     if (policy[1] >= 0) pol.rtol = policy[1];
     pol.k = policy[2]; pol.eps = policy[3];
+    pol.rule = (int)policy[4]; pol.baseline_err = policy[5];
     pol.empty_lse = empty_lse;
     return pol;
 }
 
-/* policy: atol, rtol, k, eps (a negative atol/rtol = the default by got's dtype).
+/* policy: atol, rtol, k, eps (a negative atol/rtol = the default by got's dtype), rule, baseline_err.
    fres: max_abs, max_abs_got, max_abs_ref, max_rel, max_rel_got, max_rel_ref,
-         baseline_max_abs, bound, atol, rtol, k, eps.
+         baseline_max_abs, bound, atol, rtol, k, eps, mean_abs, baseline_mean_abs, floor,
+         mismatch, baseline_mismatch, mismatch_limit, storage_floor.
    ires: count, nonfinite_mismatch, outside, policy, kept, pass, max_abs_at[4], max_rel_at[4].
    bad_at / bad_val: kept x (index[4]) and kept x (got, ref, err, allowed). */
 int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, const ringattn_tensor *baseline,
-                        const double policy[4], int empty_lse, const char *axes, double fres[12],
+                        const double policy[6], int empty_lse, const char *axes, double fres[19],
                         int64_t ires[14], int64_t bad_at[4 * RINGATTN_COMPARE_KEEP],
                         double bad_val[4 * RINGATTN_COMPARE_KEEP], char *report, size_t report_size,
                         char *err, size_t err_size)
@@ -188,6 +199,9 @@ int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, 
     fres[3] = r.max_rel; fres[4] = r.max_rel_got; fres[5] = r.max_rel_ref;
     fres[6] = r.baseline_max_abs; fres[7] = r.bound;
     fres[8] = r.used.atol; fres[9] = r.used.rtol; fres[10] = r.used.k; fres[11] = r.used.eps;
+    fres[12] = r.mean_abs; fres[13] = r.baseline_mean_abs; fres[14] = r.floor;
+    fres[15] = r.mismatch; fres[16] = r.baseline_mismatch; fres[17] = r.mismatch_limit;
+    fres[18] = r.storage_floor;
     ires[0] = r.count; ires[1] = r.nonfinite_mismatch; ires[2] = r.outside; ires[3] = r.policy;
     ires[4] = r.kept; ires[5] = r.pass;
     for (a = 0; a < 4; a++) { ires[6 + a] = r.max_abs_at[a]; ires[10 + a] = r.max_rel_at[a]; }
@@ -289,7 +303,7 @@ int ringattn_py_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq,
 /* Report.heatmap(): the comparison again (same policy), drawn by the CLI's writer. got / ref
    are [b, n, h, d] views (lse [b, h, n, 1] with what = "lse"). */
 int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ringattn_tensor *ref,
-                        const ringattn_tensor *baseline, const double policy[4], int empty_lse, int ring_size,
+                        const ringattn_tensor *baseline, const double policy[6], int empty_lse, int ring_size,
                         int partition, const char *what, const char *title, char *err, size_t err_size)
 {
     ringattn_config c = ringattn_default_config();

@@ -8,7 +8,7 @@ import ctypes
 import glob
 import os
 
-ABI = 2  # RINGATTN_PY_ABI in _capi.c
+ABI = 3  # RINGATTN_PY_ABI in _capi.c
 KEEP = 8  # RINGATTN_COMPARE_KEEP
 
 F32, F64, F16, BF16 = 0, 1, 2, 3
@@ -38,7 +38,10 @@ class Options(ctypes.Structure):
                 ("window_left", ctypes.c_int), ("window_right", ctypes.c_int),
                 ("partition", ctypes.c_int), ("softcap", ctypes.c_double),
                 ("cu_seqlens_q", ctypes.POINTER(ctypes.c_int64)),
-                ("cu_seqlens_k", ctypes.POINTER(ctypes.c_int64)), ("num_seqs", ctypes.c_int)]
+                ("cu_seqlens_k", ctypes.POINTER(ctypes.c_int64)), ("num_seqs", ctypes.c_int),
+                ("round_p", ctypes.c_int), ("p_dtype", ctypes.c_int), ("round_s", ctypes.c_int),
+                ("round_block", ctypes.c_int), ("block_dtype", ctypes.c_int), ("round_state", ctypes.c_int),
+                ("state_dtype", ctypes.c_int)]
 
 
 class Event(ctypes.Structure):

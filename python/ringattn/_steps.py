@@ -10,7 +10,9 @@ import ctypes
 import numpy as np
 
 from . import _lib
-from ._api import _ERR, _Options, _backward_views, _caller_shape, _err, _layout, _lead, _result_kind
+from ._api import (_ERR, POLICIES, _Judge, _Options, _as_precision, _backward_views, _caller_shape, _check_args,
+                   _describe, _dname_of, _err, _layout, _lead, _port_precision, _refuse, _refuse_nonfinite,
+                   _result_kind)
 from ._lib import RingattnError, fail
 from ._tensors import Host, deliver, dtype_name, new_output, torch
 
@@ -84,11 +86,12 @@ def _ring(call, on_event):
 
 def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partition="contiguous", window=None,
           softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None,
-          compute="f64", out_dtype=None):
+          compute="f64", out_dtype=None, p_dtype=None, state_dtype=None, round_scores=False, block_dtype=None):
     """The forward ring of `ring_size` members, step by step: a list of Step records, one per
     (member, step), sorted by member then step, with block_out, block_lse, out, lse. Options
-    and layouts as attention() (the ring runs on one thread: no `threads`); out_dtype is the
-    storage of the records' arrays (default float64)."""
+    and layouts as attention() (the ring runs on one thread: no `threads`), the precision
+    emulation (p_dtype, round_scores, block_dtype, state_dtype) included; out_dtype is the storage of the
+    records' arrays (default float64)."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hq, hk, hv = Host(q, "q"), Host(k, "k"), Host(v, "v")
@@ -97,7 +100,8 @@ def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partiti
     b, nq, h, dv = tq.shape[0], tq.shape[1], tq.shape[2], tv.shape[3]
     opts = _Options(nq, tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
-                    cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=1)
+                    cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=1,
+                    p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype)
     like_torch, device = _result_kind(hq, hk, hv)
     dname = dtype_name(out_dtype) or "float64"
     ho = new_output(_caller_shape((b, nq, h, dv), perm, lq), dname, like_torch, "out")
@@ -165,3 +169,103 @@ def steps_backward(q, k, v, out, lse, dout, *, ring_size, layout="bnhd", causal=
     if st != 0:
         fail(st, err, layout)
     return records
+
+
+_RECORD_FIELDS = ("out", "lse", "block_out", "block_lse")
+
+
+def _cast_like(x, like):
+    """the baseline's record stored as the port stored its own (its dtype)"""
+    want = _dname_of(like)
+    if _dname_of(x) == want:
+        return x
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.to(getattr(torch, want))
+    return np.asarray(x).astype(np.asarray(like).dtype)
+
+
+def check_steps(q, k, v, records, *, ring_size, partition="contiguous", baseline=None, policy="fa2", policy_k=None,
+                eps=None, empty_lse="-inf", allow_nonfinite=False, **options):
+    """Check a ring port's per-step state, in the port's own precision: -> {(member, step):
+    {name: Report}}; AssertionError naming the first failing (member, step) in the order the
+    ring ran (steps in order, members in order within a step).
+
+    records maps (member, step) to a dict with any of "out", "lse" (the port's running result
+    after that step, normalised), "block_out", "block_lse" (the step's block alone): arrays over
+    the member's rows in the order of Step.q_positions, in the caller's layout (out [b, rows,
+    h, dv] for "bnhd", [b, h, rows, dv] for "bhnd"; lse (b, h, rows)). The reference is
+    steps() in f64; the baseline the same ring computed in the port's precision (baseline=None:
+    from the inputs' dtype, else from the records', else f32; or "f32", "bf16", "f16"), each
+    record stored in the dtype the port used for it. policy, policy_k, eps, empty_lse,
+    allow_nonfinite: as in check(); options: those of steps() (layout, causal, window, ...)."""
+    _check_args(options, "check_steps")
+    options.pop("threads", None)
+    options.pop("ring_size", None)
+    if policy not in POLICIES:
+        _refuse(-4, "policy must be one of %s, not %r" % (", ".join(repr(p) for p in POLICIES), policy))
+    if not hasattr(records, "items") or not records:
+        raise TypeError("check_steps(): records must be a non-empty mapping (member, step) -> {'out': ..., 'lse': ..., "
+                        "'block_out': ..., 'block_lse': ...}")
+    for key, rec in records.items():
+        if (not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(x, (int, np.integer)) for x in key)
+                or not 0 <= key[0] < ring_size or not 0 <= key[1] < ring_size):
+            raise TypeError("check_steps(): record key %r is not (member, step) with both in [0, ring_size = %d)"
+                            % (key, ring_size))
+        if not hasattr(rec, "items") or not rec:
+            raise TypeError("check_steps(): record %r must be a non-empty dict of %s" % (key, ", ".join(_RECORD_FIELDS)))
+        unknown = set(rec) - set(_RECORD_FIELDS)
+        if unknown:
+            raise TypeError("check_steps(): record %r has %s; the fields are %s"
+                            % (key, ", ".join(sorted(unknown)), ", ".join(_RECORD_FIELDS)))
+    layout = options.get("layout", "bnhd")
+    given = [x for rec in records.values() for x in rec.values() if x is not None]
+    prec = _port_precision(baseline, (q, k, v), given)
+    ref = {(r.member, r.step): r for r in steps(q, k, v, ring_size=ring_size, partition=partition, compute="f64",
+                                                **options)}
+    _refuse_nonfinite({"%s[%d,%d]" % (n, m, t): getattr(r, n) for (m, t), r in ref.items()
+                       if (m, t) in records for n in records[(m, t)]},
+                      {"q": q, "k": k, "v": v}, allow_nonfinite, "check_steps()")
+    pdt = None if prec == "float32" else prec
+    bq, bk, bv = (_as_precision(x, prec) for x in (q, k, v))
+    # the port's blocks are held in the dtype of its block_out records (else its precision), as a
+    # ring of kernel calls holds them; its running state in f32
+    bdt = next((_dname_of(rec["block_out"]) for rec in records.values() if rec.get("block_out") is not None), pdt)
+    bdt = None if bdt in (None, "float32", "float64") else bdt
+    base, eager = ({(r.member, r.step): r for r in steps(bq, bk, bv, ring_size=ring_size, partition=partition,
+                                                         compute="f32", out_dtype="float32", p_dtype=pdt,
+                                                         block_dtype=(bdt or "float32") if e else bdt,
+                                                         round_scores=bool(pdt) and e, **options)}
+                   for e in (False, True))
+    describe = ("%s: the same ring of %d (%s partition) in the port's precision: products summed in f32%s%s, the "
+                "running state merged in f32, each record rounded to the port's dtype for it"
+                % ({"float32": "f32", "bfloat16": "bf16", "float16": "f16"}[prec], ring_size, partition,
+                   ", P rounded to %s" % pdt if pdt else "",
+                   ", each block's (out, lse) held in %s / f32 before the merge" % bdt if bdt else "")
+                + ("; the same with the scores rounded too (eager attention) as a second order: the larger error "
+                   "sets the bound" if pdt else "; blocks computed apart and merged as a second order: the larger "
+                   "error sets the bound"))
+    judge = _Judge(policy, prec, policy_k, eps, options.get("softcap", 0.0), empty_lse, layout,
+                   False, describe)
+    reports = {}
+    for t in range(ring_size):
+        for m in range(ring_size):
+            if (m, t) not in records:
+                continue
+            rec, out = records[(m, t)], {}
+            for name in _RECORD_FIELDS:
+                got = rec.get(name)
+                if got is None:
+                    continue
+                r = getattr(ref[(m, t)], name)
+                b = _cast_like(getattr(base[(m, t)], name), got)
+                b2 = _cast_like(getattr(eager[(m, t)], name), got)
+                out[name] = rep = judge(name, got, r, b, [b2])
+                if not rep.passed:
+                    raise AssertionError(
+                        "ringattn.check_steps: member %d, step %d (holding the chunk of member %d): %s outside "
+                        "tolerance, the first failure in the order the ring ran; reference f64, baseline %s; policy "
+                        "%s; options %s\n%s" % (m, t, ref[(m, t)].src, name, describe, policy,
+                                                _describe(dict(options, ring_size=ring_size, partition=partition)),
+                                                str(rep).rstrip("\n")))
+            reports[(m, t)] = out
+    return reports
