@@ -8,11 +8,11 @@ Everything calls the C library (ringattn.h) built with the package; see docs/pyt
 """
 from ._lib import STATUS_NAMES, RingattnError, strerror
 from ._api import (EMPTY_LSE, POLICIES, Mismatch, Report, attention, attention_backward, check, compare,
-                   layer_backward, layer_forward, plan)
+                   layer_backward, layer_forward, plan, rule_policy)
 from ._steps import Step, check_steps, steps, steps_backward
 
 __version__ = "0.1.0"
 
 __all__ = ["attention", "attention_backward", "compare", "check", "plan", "layer_forward", "layer_backward",
-           "steps", "steps_backward", "Step", "check_steps", "POLICIES",
+           "steps", "steps_backward", "Step", "check_steps", "POLICIES", "rule_policy",
            "Report", "Mismatch", "RingattnError", "strerror", "STATUS_NAMES", "EMPTY_LSE"]

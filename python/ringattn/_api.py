@@ -418,18 +418,24 @@ def _axes(ndim, what, layout):
     return "i..."
 
 
-_RULES = {"fa2": 0, "fa3": 1, "magi": 2, "flex": 3}
+_RULES = {"fa2": 0, "fa3": 1, "magi": 2, "flex": 3, "te": 4}
 #: the policies of check(): the four baseline rules of ringattn_compare and TransformerEngine's fixed tolerances
 POLICIES = ("fa2", "fa3", "magi", "flex", "te")
 
 
-def _te_tols(dname, gqa=False):
-    """TransformerEngine's context-parallel test tolerances (atol = rtol) by the port's dtype."""
-    if dname == "bfloat16":
-        return 3.5e-2 if gqa else 2.5e-2
-    if dname == "float16":
-        return 5e-3
-    return None   # f32 / f64: torch.testing's defaults
+_CODE = {"float32": _lib.F32, "float64": _lib.F64, "float16": _lib.F16, "bfloat16": _lib.BF16}
+
+
+def rule_policy(policy, dtype, what=None, softcap=False, gqa=False):
+    """A policy's own constants for one tensor (the C library's ringattn_compare_rule_policy):
+    {"atol", "rtol", "k", "eps"} for `policy` ("fa2", "fa3", "magi", "flex", "te"), the port's
+    `dtype` and tensor `what` ("out", "lse", "dq", "dk", "dv")."""
+    if policy not in POLICIES:
+        _refuse(-4, "policy must be one of %s, not %r" % (", ".join(repr(p) for p in POLICIES), policy))
+    out = (ctypes.c_double * 4)()
+    _lib.lib.ringattn_py_rule_policy(_RULES[policy], _CODE[dtype_name(dtype)], (what or "out").encode(),
+                                     1 if softcap else 0, 1 if gqa else 0, out)
+    return dict(zip(("atol", "rtol", "k", "eps"), out))
 
 
 def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, what=None, layout="bnhd",
@@ -440,7 +446,7 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
     as torch.testing; policy="te": TransformerEngine's fixed tolerances). With a baseline (the
     same case computed in the port's precision, e.g. attention(..., compute="f32", p_dtype=...)):
     policy (b) by `policy`, E = max(max|baseline - ref|, baseline_err, storage floor), the
-    storage floor half the spacing of got's dtype at max|ref| (what storing the exact result errs):
+    storage floor one ulp of got's dtype at max|ref| (the resolution of a result stored in it):
       "fa2" (default)  |got - ref| <= k E + eps                       (FlashAttention 2's tests)
       "fa3"            |got - ref| <= k E + floor + eps, floor = 2 max|(ref + 0.3 - 0.3) - ref|
                        in got's dtype                                  (FlashAttention 3 / 4)
@@ -469,9 +475,9 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
     pol = (ctypes.c_double * 6)()
     hg, hr = Host(got, "got"), Host(ref, "ref")
     if policy == "te":
-        tol = _te_tols(hg.dname)
-        atol = tol if atol is None else atol
-        rtol = tol if rtol is None else rtol
+        tol = rule_policy("te", hg.dname, what)
+        atol = tol["atol"] if atol is None else atol
+        rtol = tol["rtol"] if rtol is None else rtol
     for i, (x, name) in enumerate(((atol, "atol"), (rtol, "rtol"), (k, "k"), (eps, "eps"),
                                    (_RULES.get(policy or "fa2", 0), "rule"), (baseline_err, "baseline_err"))):
         if x is None and i < 2:
@@ -515,11 +521,6 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
 _PRECISION = {"f32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
               "f16": "float16", "float16": "float16"}
 _SHORT = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "float64": "f64"}
-#: MagiAttention's per-tensor rtol (atol 1e-8) for its mismatch test, by the port's dtype
-_MAGI_RTOL = {"out": (0.05, 0.05), "lse": (0.001, 0.001), "dq": (0.3, 0.2), "dk": (0.15, 0.08), "dv": (0.05, 0.05),
-              "block_out": (0.05, 0.05), "block_lse": (0.001, 0.001)}
-
-
 def _dname_of(x):
     return Host(x, "x").dname if x is not None else None
 
@@ -567,8 +568,8 @@ def _describe_baseline(prec, ring2):
         p = _SHORT[prec]
         s = ("%s: inputs stored in %s, products summed in f32, P rounded to %s before P V (and P, dS before the "
              "backward's products), results rounded to the port's output dtypes, one ring member; eager %s "
-             "attention (q scaled in %s, scores, dP rounded too; with GQA each q head's dK, dV rounded before "
-             "the group sum) as a second order" % (p, p, p, p, p))
+             "attention (scores, dP rounded too; with GQA each q head's dK, dV rounded before the group sum) "
+             "as a second order" % (p, p, p, p))
     return s + ("; a ring of 2 as another order" if ring2 else "") + ": the largest error sets the bound"
 
 
@@ -595,19 +596,6 @@ def _reference_nonfinite(refs):
     return bad
 
 
-def _rule_defaults(policy, prec, softcap, k, eps, name):
-    """k and eps of a policy for tensor `name`, where the caller left them None: FlashAttention
-    2's tests allow 2x on out and 3x on dq, dk, dv; FlashAttention 3 2x (3x with a softcap);
-    MagiAttention 2x; FlexAttention 1.1x on the mean (10x in f32)"""
-    grad = name in ("dq", "dk", "dv")
-    if k is None:
-        k = {"fa2": 3.0 if grad else 2.0, "fa3": 3.0 if softcap else 2.0, "magi": 2.0,
-             "flex": 10.0 if prec == "float32" else 1.1}.get(policy, 2.0)
-    if eps is None:
-        eps = 1e-6 if policy == "fa2" else (3e-4 if policy == "fa3" and softcap and grad else 0.0)
-    return k, eps
-
-
 class _Judge:
     """One policy applied to (got, ref, baselines) of named tensors: check() and check_steps()."""
 
@@ -619,22 +607,21 @@ class _Judge:
         """got judged against ref, the bound from base and the larger error of `others` (more
         baselines: other orders of the same precision)"""
         kind = name[:-4] + "lse" if name.endswith("lse") else name
+        pol = rule_policy(self.policy, _dname_of(got), kind, self.softcap, self.gqa)
         if self.policy == "te":
             rep = compare(got, ref, policy="te", what=name, layout=self.layout, empty_lse=self.empty_lse,
-                          atol=_te_tols(_dname_of(got), self.gqa), rtol=_te_tols(_dname_of(got), self.gqa))
+                          atol=pol["atol"], rtol=pol["rtol"])
             rep.baseline = "none: TransformerEngine's fixed tolerances for %s" % _dname_of(got)
             return rep
-        atol = rtol = None
-        if self.policy == "magi":
-            col = 1 if _dname_of(got) == "float16" else 0
-            atol, rtol = 1e-8, _MAGI_RTOL.get(kind, _MAGI_RTOL["out"])[col]
+        atol, rtol = (pol["atol"], pol["rtol"]) if self.policy == "magi" else (None, None)
+        k = pol["k"] if self.k is None else self.k
+        eps = pol["eps"] if self.eps is None else self.eps
         extra = 0.0
         for other in others:
             r2 = compare(other, ref, what=name, layout=self.layout, empty_lse="any")
             e2 = r2.mean_abs if self.policy == "flex" else r2.max_abs
             if math.isfinite(e2) and e2 > extra:
                 extra = e2
-        k, eps = _rule_defaults(self.policy, self.prec, self.softcap, self.k, self.eps, kind)
         rep = compare(got, ref, baseline=base, k=k, eps=eps, what=name, layout=self.layout,
                       empty_lse=self.empty_lse, policy=self.policy, baseline_err=extra, atol=atol, rtol=rtol)
         rep.baseline = self.describe
@@ -655,19 +642,13 @@ def _head_axis(x, layout, options):
 
 
 def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
-    """Eager attention in the port's type, FlashAttention's attention_ref(upcast=False) and
-    PyTorch's math path: q scaled in that type (S = (q scale) k^T), the scores, P, dP and dS
-    rounded to it, and with GQA each q head's dK, dV rounded before the sum over its group
-    (attention_ref repeats K and V)."""
+    """Eager attention in the port's type (FlashAttention's attention_ref with upcast=False,
+    PyTorch's math path): the scores, P, dP and dS rounded to it (round_scores), and with GQA
+    each q head's dK, dV rounded before the sum over its group, as attention_ref's repeated K
+    and V give them."""
     layout = options.get("layout", "bnhd")
     qax, kax = _head_axis(bq, layout, options), _head_axis(bk, layout, options)
     rep = Host(bq, "q").shape[qax] // Host(bk, "k").shape[kax]
-    sc = options.get("scale") or 1.0 / math.sqrt(Host(bq, "q").shape[-1])
-
-    def scaled(x, dt):   # x * sc in f32, stored as dt
-        if is_torch(x):
-            return (x.float() * sc).to(getattr(torch, dt))
-        return (np.asarray(x).astype(np.float32) * np.float32(sc)).astype(x.dtype if dt == _dname_of(x) else dt)
 
     def expand(x):
         return x.repeat_interleave(rep, dim=kax) if is_torch(x) else np.repeat(x, rep, axis=kax)
@@ -679,16 +660,15 @@ def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
             return x.reshape(grouped).float().sum(kax + 1).to(x.dtype)
         return np.asarray(x).reshape(grouped).astype(np.float32).sum(kax + 1).astype(x.dtype)
 
-    opts = dict(options, ring_size=1, partition="contiguous", scale=1.0)
-    qs = scaled(bq, _dname_of(bq))
-    out, lse = attention(qs, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, round_scores=True,
+    opts = dict(options, ring_size=1, partition="contiguous")
+    out, lse = attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, round_scores=True,
                          **opts)
     got = {"out": out, "lse": lse}
     if want_grad:
         ek, ev = (expand(bk), expand(bv)) if rep > 1 else (bk, bv)
-        dq, dk, dv = attention_backward(qs, ek, ev, out, lse, bdo, compute="f32", out_dtype=g_dt, p_dtype=pdt,
+        dq, dk, dv = attention_backward(bq, ek, ev, out, lse, bdo, compute="f32", out_dtype=g_dt, p_dtype=pdt,
                                         round_scores=True, **opts)
-        got.update(dq=scaled(dq, g_dt), dk=reduce(dk) if rep > 1 else dk, dv=reduce(dv) if rep > 1 else dv)
+        got.update(dq=dq, dk=reduce(dk) if rep > 1 else dk, dv=reduce(dv) if rep > 1 else dv)
     return got
 
 

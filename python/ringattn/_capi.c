@@ -68,7 +68,17 @@ int ringattn_py_layer_backward(const ringattn_py_options *o, int64_t embed_dim, 
                                ringattn_tensor *dx_k, ringattn_tensor *dx_v, ringattn_tensor g[12],
                                int want_grads, char *err, size_t err_size);
 
+int ringattn_py_rule_policy(int rule, int dtype, const char *what, int softcap, int gqa, double out[4]);
+
 int ringattn_py_abi(void) { return RINGATTN_PY_ABI; }
+
+/* ringattn_compare_rule_policy: atol, rtol, k, eps of a rule for one tensor */
+int ringattn_py_rule_policy(int rule, int dtype, const char *what, int softcap, int gqa, double out[4])
+{
+    ringattn_compare_policy p = ringattn_compare_rule_policy(rule, (ringattn_dtype)dtype, what, softcap, gqa);
+    out[0] = p.atol; out[1] = p.rtol; out[2] = p.k; out[3] = p.eps;
+    return RINGATTN_OK;
+}
 
 /* ringattn_trace_event as this compiler lays it out: sizeof, then the offset of every field in
    declaration order. _lib.py mirrors the struct in ctypes and refuses to load when one number

@@ -109,6 +109,7 @@ def _load():
         "ringattn_py_trace_result": [P(Event), ctypes.c_int, T, T, C, sz],
         "ringattn_py_trace_grads": [P(Event), T, T, T, C, sz],
         "ringattn_py_heatmap": [C, T, T, T, dblp, ctypes.c_int, ctypes.c_int, ctypes.c_int, C, C, C, sz],
+        "ringattn_py_rule_policy": [ctypes.c_int, ctypes.c_int, C, ctypes.c_int, ctypes.c_int, dblp],
     }
     for name, args in sigs.items():
         f = getattr(lib, name)
