@@ -552,6 +552,8 @@ typedef struct {
                                            order of the same computation), in the rule's
                                            measure (FLEX: mean, else max); the rule takes
                                            the larger, so one lucky sample cannot set it     */
+    double baseline_mismatch;           /* MAGI, >= 0: that second baseline's mismatch
+                                           fraction; the larger of the two counts            */
 } ringattn_compare_policy;
 
 /* atol/rtol by got's storage dtype (torch.testing.assert_close's defaults: f64 1e-7/1e-7,
@@ -3946,6 +3948,7 @@ RINGATTN_API ringattn_compare_policy ringattn_compare_default_policy(ringattn_dt
     p.empty_lse = RINGATTN_EMPTY_LSE_NEG_INF;
     p.rule = RINGATTN_RULE_FA2;
     p.baseline_err = 0.0;
+    p.baseline_mismatch = 0.0;
     return p;
 }
 
@@ -4018,9 +4021,10 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "policy->rule = %d, not a RINGATTN_RULE_* value", policy->rule);
     if (policy && !(policy->atol >= 0 && policy->rtol >= 0 && policy->k >= 0 && policy->eps >= 0 &&
                     policy->baseline_err >= 0 && policy->k < INFINITY && policy->eps < INFINITY &&
+                    policy->baseline_mismatch >= 0 && policy->baseline_mismatch <= 1 &&
                     policy->baseline_err < INFINITY && policy->atol < INFINITY && policy->rtol < INFINITY))
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "policy: atol, rtol, k, eps and baseline_err must be finite "
-                              "and >= 0");
+                              "and >= 0, baseline_mismatch in [0, 1]");
     for (a = 0; a < 4; a++) {
         if (ref->shape[a] != got->shape[a])
             return ringattn__fail(cfg, RINGATTN_ESHAPE, "shapes differ: got [%lld %lld %lld %lld], ref [%lld %lld "
@@ -4057,6 +4061,7 @@ RINGATTN_API int ringattn_compare(const ringattn_tensor *got, const ringattn_ten
         }
         if (nb) r.baseline_mean_abs /= (double)nb;
         r.baseline_mismatch = (double)outb / (double)n;
+        if (r.used.baseline_mismatch > r.baseline_mismatch) r.baseline_mismatch = r.used.baseline_mismatch;
         r.floor *= 2;
         if (r.used.rule == RINGATTN_RULE_FLEX) {
             E = r.baseline_mean_abs > r.used.baseline_err ? r.baseline_mean_abs : r.used.baseline_err;

@@ -129,9 +129,9 @@ def planted():
     lse = torch.logsumexp((q.float() @ k.float().transpose(-1, -2) / math.sqrt(d)).masked_fill(
         torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf")), -1)
     mask = torch.ones(n, n, dtype=torch.bool).triu(1)
-    mask[300, 301] = False   # row 300 sees one key too many
+    mask[20, 21] = False     # row 20 sees one key too many
     bugs = {
-        "mask off by one (row 300)": dict(out=F.scaled_dot_product_attention(q, k, v, attn_mask=~mask)),
+        "mask off by one (row 20)": dict(out=F.scaled_dot_product_attention(q, k, v, attn_mask=~mask)),
         "scale 10 % off": dict(out=F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.1 / math.sqrt(d))),
         "row index off by one (head 2)": dict(out=torch.cat([good[:, :2], good[:, 2:3].roll(1, 2), good[:, 3:]], 1)),
         "key tile 128..255 dropped": dict(out=F.scaled_dot_product_attention(

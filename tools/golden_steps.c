@@ -29,7 +29,7 @@
 
 static const char *const steps_usage =
 "usage: ringattn-golden steps [compute options] --ring P Q.npy K.npy V.npy [DOUT.npy] -o DIR\n"
-"       ringattn-golden compare-steps [--atol A --rtol R] PORTDIR DIR\n"
+"       ringattn-golden compare-steps [--atol A --rtol R | --baseline BASEDIR [--policy P]] PORTDIR DIR\n"
 "       ringattn-golden trace --nq N [--nk N] [--heads H] --ring P [compute options] [--svg FILE]\n"
 "       ringattn-golden compare ... --heatmap FILE.svg\n"
 "\n"
@@ -45,7 +45,10 @@ static const char *const steps_usage =
 "  final outputs bit for bit. DIR is created if missing.\n"
 "compare-steps: every file of DIR that PORTDIR also has, (member, step) by (member, step), step\n"
 "  by step; names the first (member, step) outside the policy (compare's policy (a), defaults by\n"
-"  the port's dtype). Exit 0 all within, 1 outside, 2 bad input.\n"
+"  the port's dtype; with --baseline BASEDIR, the same ring's goldens computed in the port's\n"
+"  precision, e.g. `steps --compute f32 --p-dtype bf16 --block-dtype bf16 --dtype f32 ...\n"
+"  -o BASEDIR`, each record rounded to the port's dtype for it and judged by --policy as\n"
+"  compare does). Exit 0 all within, 1 outside, 2 bad input.\n"
 "trace: the ring of P members over nq queries and nk keys without data: every step as a grid of\n"
 "  members x key chunks (positions when nq, nk <= 64): computed blocks, partly masked ones (the\n"
 "  diagonal), skipped ones, whose chunk each member holds, and the work per member.\n"
@@ -341,6 +344,23 @@ static int file_exists(const char *path)
     return f != NULL;
 }
 
+/* src's values rounded to dtype `to` (one round-to-nearest-even, ringattn__round), held as a
+   contiguous f64 copy of the same shape: a baseline stored as the port stored that record */
+static int round_copy(const ringattn_tensor *src, ringattn_dtype to, double **buf, ringattn_tensor *out)
+{
+    int64_t n = src->shape[0] * src->shape[1] * src->shape[2] * src->shape[3], x;
+    double *b = (double *)malloc((size_t)n * sizeof *b);
+    if (!b) return -1;
+    for (x = 0; x < n; x++) {
+        int64_t y = x, i3 = y % src->shape[3], i2, i1;
+        y /= src->shape[3]; i2 = y % src->shape[2]; y /= src->shape[2]; i1 = y % src->shape[1]; y /= src->shape[1];
+        b[x] = ringattn__round(ringattn__load(src->data, src->dtype, ringattn__index(src, y, i1, i2, i3)), to);
+    }
+    *out = ringattn_tensor_bnhd(b, RINGATTN_F64, src->shape[0], src->shape[1], src->shape[2], src->shape[3]);
+    *buf = b;
+    return 0;
+}
+
 static int cmd_compare_steps(int argc, char **argv)
 {
     static const char *const names[7] = { "block_out", "block_lse", "out", "lse", "dq", "dk", "dv" };
@@ -380,17 +400,31 @@ static int cmd_compare_steps(int argc, char **argv)
         const steps_row *R = &rows[x];
         char okl[256] = "", badl[512] = "", missl[256] = ""; int fails = 0;
         for (f = 0; f < 7; f++) {
-            ringattn_npy_array ga, pa; ringattn_compare_policy pol; ringattn_compare_result res; int st;
+            ringattn_npy_array ga, pa, ba; ringattn_compare_policy pol; ringattn_compare_result res; int st;
+            double *bbuf = NULL; ringattn_tensor bt; char bpath[4096];
             snprintf(gp, sizeof gp, "%s/member%d/step%d/%s.npy", pos[1], R->member, R->step, names[f]);
             snprintf(pp, sizeof pp, "%s/member%d/step%d/%s.npy", pos[0], R->member, R->step, names[f]);
             if (!file_exists(gp)) continue;
             if (!file_exists(pp)) { strcat(missl, " "); strcat(missl, names[f]); continue; }
             if (load(gp, &ga, 0)) { free(rows); return EXIT_BAD; }
             if (load(pp, &pa, 0)) { ringattn_npy_free(&ga); free(rows); return EXIT_BAD; }
-            pol = ringattn_compare_default_policy(pa.t.dtype);
+            if (o.baseline) {   /* the same record computed in the port's precision, stored as the port's */
+                snprintf(bpath, sizeof bpath, "%s/member%d/step%d/%s.npy", o.baseline, R->member, R->step, names[f]);
+                if (load(bpath, &ba, 0)) { ringattn_npy_free(&ga); ringattn_npy_free(&pa); free(rows); return EXIT_BAD; }
+                if (round_copy(&ba.t, pa.t.dtype, &bbuf, &bt)) {
+                    ringattn_npy_free(&ba); ringattn_npy_free(&ga); ringattn_npy_free(&pa); free(rows);
+                    return bad("out of memory%s", "");
+                }
+                ringattn_npy_free(&ba);
+            }
+            pol = o.baseline ? ringattn_compare_rule_policy(o.rule, pa.t.dtype, names[f], o.cfg.softcap > 0, 0)
+                             : ringattn_compare_default_policy(pa.t.dtype);
             if (o.have_atol) pol.atol = o.atol;
             if (o.have_rtol) pol.rtol = o.rtol;
-            st = ringattn_compare(&pa.t, &ga.t, NULL, &pol, &res, &c);
+            if (o.have_k) pol.k = o.k;
+            if (o.have_eps) pol.eps = o.eps;
+            st = ringattn_compare(&pa.t, &ga.t, o.baseline ? &bt : NULL, &pol, &res, &c);
+            free(bbuf); bbuf = NULL;
             compared++;
             if (st != RINGATTN_OK) {
                 printf("member %d step %d: cannot compare %s: %s\n", R->member, R->step, pp, err);

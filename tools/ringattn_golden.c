@@ -71,6 +71,11 @@ static const char *const usage[3] = {
 "                             same result up to rounding\n"
 "    --softcap C              logits become C*tanh(logit/C) (Gemma 2 / FlashAttention;\n"
 "                             default 0 = off)\n"
+"    precision emulation (a low-precision kernel's rounding points; docs/golden.md):\n"
+"    --p-dtype T              P rounded to T before P V (and P, dS in the backward)\n"
+"    --round-scores           with --p-dtype: the scores and dP rounded to it too (eager)\n"
+"    --block-dtype T          each ring step's block alone, its out held in T, then merged\n"
+"    --state-dtype T          the running out held in T between ring steps (lse in f32)\n"
 "    --cu-seqlens-q A,B,...   varlen (batch 1): sequences packed along the token axis, with\n"
 "    --cu-seqlens-k A,B,...   cumulative lengths as in FlashAttention's varlen API (0 first,\n"
 "                             nq / nk last, same count); no attention across sequences, causal\n"
@@ -82,22 +87,29 @@ static const char *const usage[3] = {
 "  lse = -inf of empty rows), the count outside tolerance, the first mismatches, a verdict.\n"
 "  Policies:\n"
 "    (a) default:  |got - ref| <= atol + rtol * |ref| for every element\n"
-"    (b) with --baseline or --baseline-from (FlashAttention's test policy):\n"
-"        |got - ref| <= k * max|baseline - ref| + eps for every element, where the baseline\n"
-"        is a plain f32 computation of the same case and REF a high-precision reference\n"
+"    (b) with --baseline or --baseline-from: GOT judged against the error of a baseline, the\n"
+"        same case computed in the port's precision, by --policy (docs/golden.md):\n"
+"        fa2 (default) |got - ref| <= k E + eps, E = max(max|baseline - ref|, other orders'\n"
+"        error, one ulp of GOT's dtype at max|ref|); fa3 adds 2 max|(ref+0.3-0.3) - ref|;\n"
+"        magi also bounds the fraction outside atol + rtol |ref|; flex bounds the mean error;\n"
+"        te is policy (a) with TransformerEngine's fixed tolerances\n"
 "  options:\n"
 "    --atol A, --rtol R       policy (a) (defaults by GOT's dtype, as torch.testing:\n"
 "                             f64 1e-7/1e-7, f32 1e-5/1.3e-6, f16 1e-5/1e-3, bf16 1e-5/1.6e-2)\n"
 "    --baseline BASE.npy      policy (b) with this baseline\n"
-"    --baseline-from DIR      policy (b), the baseline computed here by ringattn in f32\n"
-"                             (compute f32, ring 1, f32 storage) from DIR/q.npy, k.npy, v.npy\n"
+"    --baseline-from DIR      policy (b), the baseline computed here in the port's precision\n"
+"                             (--precision; f32 products, P rounded to it, stored as GOT;\n"
+"                             also as a ring of 2 and eagerly) from DIR/q.npy, k.npy, v.npy\n"
 "                             (and dout.npy for gradients), with the options `compute` used\n"
 "                             for REF (read from " OPTIONS_FILE " next to REF; an\n"
 "                             explicit --causal, --scale, ... that disagrees is an error), or,\n"
 "                             for a REF not written by compute, the compute options given\n"
 "                             here (--causal, --scale, --segments, --window, --softcap, ...)\n"
 "    --what out|lse|dq|dk|dv  which output REF is (default: REF's file name, e.g. dq.npy)\n"
-"    --k K, --eps E           policy (b) (default 2 and 1e-6)\n"
+"    --precision auto|f32|bf16|f16  the port's (auto: DIR/q.npy's type if bf16 / f16, else\n"
+"                             GOT's if so, else f32)\n"
+"    --policy fa2|fa3|magi|flex|te  as above; its k, eps (and magi's rtol) by tensor and dtype\n"
+"    --k K, --eps E           override the policy's k and eps\n"
 "    --empty-lse CONV         what GOT's lse holds for a row that sees no key (REF: -inf):\n"
 "                             -inf (default, ringattn), +inf (FlashAttention-2/3), 0 (PyTorch's\n"
 "                             CPU flash kernel) or any (not judged)\n"
@@ -146,6 +158,8 @@ typedef struct {
     int have_atol, have_rtol, have_k, have_eps;
     const char *baseline, *baseline_from, *what, *axes;
     int quiet, empty_lse;
+    int rule;                /* --policy: RINGATTN_RULE_* */
+    int precision;           /* --precision: -1 auto, else the ringattn_dtype of the port */
     unsigned given;          /* GIVEN_* bits: result-shaping options set on the command line */
 } options;
 
@@ -216,6 +230,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
     o->cfg.ring_size = 1;
     o->cfg.compute = RINGATTN_F64;
     o->dtype = RINGATTN_F64;
+    o->precision = -1;
     *npos = 0;
     for (i = 2; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -223,6 +238,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         double x;
         if (a[0] != '-' || a[1] == 0) { if (*npos < 8) pos[(*npos)++] = a; else return bad("too many files", ""); continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        if (!strcmp(a, "--round-scores")) { o->cfg.round_s = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { print_usage(stdout); exit(EXIT_PASS); }
         if (strncmp(a, "--", 2) == 0 && strchr(a, '=')) {   /* --opt=value */
             size_t n = (size_t)(strchr(a, '=') - a);
@@ -280,6 +296,32 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         else if (!strcmp(a, "--rtol")) { if (parse_num(v, &o->rtol) || o->rtol < 0) return bad("bad --rtol '%s'", v); o->have_rtol = 1; }
         else if (!strcmp(a, "--k")) { if (parse_num(v, &o->k) || o->k < 0) return bad("bad --k '%s'", v); o->have_k = 1; }
         else if (!strcmp(a, "--eps")) { if (parse_num(v, &o->eps) || o->eps < 0) return bad("bad --eps '%s'", v); o->have_eps = 1; }
+        else if (!strcmp(a, "--p-dtype")) {
+            if (parse_dtype(v, &o->cfg.p_dtype)) return bad("--p-dtype takes f64, f32, f16 or bf16, not '%s'", v);
+            o->cfg.round_p = 1;
+        }
+        else if (!strcmp(a, "--block-dtype")) {
+            if (parse_dtype(v, &o->cfg.block_dtype)) return bad("--block-dtype takes f64, f32, f16 or bf16, not '%s'", v);
+            o->cfg.round_block = 1;
+        }
+        else if (!strcmp(a, "--state-dtype")) {
+            if (parse_dtype(v, &o->cfg.state_dtype)) return bad("--state-dtype takes f64, f32, f16 or bf16, not '%s'", v);
+            o->cfg.round_state = 1;
+        }
+        else if (!strcmp(a, "--precision")) {
+            ringattn_dtype t;
+            if (!strcmp(v, "auto")) o->precision = -1;
+            else if (parse_dtype(v, &t) || t == RINGATTN_F64) return bad("--precision takes auto, f32, f16 or bf16, not '%s'", v);
+            else o->precision = (int)t;
+        }
+        else if (!strcmp(a, "--policy")) {
+            if (!strcmp(v, "fa2")) o->rule = RINGATTN_RULE_FA2;
+            else if (!strcmp(v, "fa3")) o->rule = RINGATTN_RULE_FA3;
+            else if (!strcmp(v, "magi")) o->rule = RINGATTN_RULE_MAGI;
+            else if (!strcmp(v, "flex")) o->rule = RINGATTN_RULE_FLEX;
+            else if (!strcmp(v, "te")) o->rule = RINGATTN_RULE_TE;
+            else return bad("--policy takes fa2, fa3, magi, flex or te, not '%s'", v);
+        }
         else if (!strcmp(a, "--baseline")) o->baseline = v;
         else if (!strcmp(a, "--baseline-from")) o->baseline_from = v;
         else if (!strcmp(a, "--what")) o->what = v;
@@ -547,11 +589,17 @@ static int cmd_compute(int argc, char **argv)
     return rc;
 }
 
-/* the output named `what` of a plain f32 computation of the case in dir */
-static int baseline_from(const options *o, const char *dir, const char *what, results *r, ringattn_tensor *pick)
+/* The output named `what` of the case in dir computed in the port's precision prec (the
+   precision emulation: compute f32, P rounded to prec unless it is f32), stored as dt (the
+   port's dtype for it), in one of three orders: 0 the kernel, one ring member; 1 the kernel
+   as a ring of 2; 2 eager attention (the scores and dP rounded too). */
+static int baseline_from(const options *o, const char *dir, const char *what, int want, ringattn_dtype dt,
+                         int order, results *r, ringattn_tensor *pick, ringattn_dtype *used)
 {
+    ringattn_dtype prec;
     char p[4][4096]; const char *paths[4]; const char *names[4] = { "q", "k", "v", "dout" };
-    ringattn_npy_array in[4]; ringattn_config cfg = o->cfg; int n, i, rc;
+    ringattn_npy_array in[4]; ringattn_config cfg = o->cfg; int n, i, rc = 0;
+    ringattn_tensor conv[4]; void *owned[4] = { NULL, NULL, NULL, NULL };
     int grad = !strcmp(what, "dq") || !strcmp(what, "dk") || !strcmp(what, "dv");
     if (strcmp(what, "out") && strcmp(what, "lse") && !grad) {
         fprintf(stderr, "ringattn-golden: --what must be out, lse, dq, dk or dv (got '%s')\n", what);
@@ -560,9 +608,38 @@ static int baseline_from(const options *o, const char *dir, const char *what, re
     n = grad ? 4 : 3;
     for (i = 0; i < n; i++) { snprintf(p[i], sizeof p[i], "%s/%s.npy", dir, names[i]); paths[i] = p[i]; }
     if (load_inputs(paths, n, in)) return -1;
-    cfg.compute = RINGATTN_F32;           /* the plain f32 computation: one member, f32 all through */
-    cfg.ring_size = 1;
-    rc = run(&cfg, RINGATTN_F32, &in[0].t, &in[1].t, &in[2].t, grad ? &in[3].t : NULL, r);
+    /* auto: the inputs' low-precision type, else the port's output type when low, else f32 */
+    prec = want >= 0 ? (ringattn_dtype)want
+         : (in[0].t.dtype == RINGATTN_BF16 || in[0].t.dtype == RINGATTN_F16) ? in[0].t.dtype
+         : (dt == RINGATTN_BF16 || dt == RINGATTN_F16) ? dt : RINGATTN_F32;
+    *used = prec;
+    cfg.compute = RINGATTN_F32;           /* the port's precision: f32 products, P (and S) rounded */
+    cfg.ring_size = order == 1 ? 2 : 1;
+    cfg.partition = RINGATTN_CONTIGUOUS;
+    cfg.round_p = prec != RINGATTN_F32; cfg.p_dtype = prec;
+    cfg.round_s = order == 2 && cfg.round_p;
+    cfg.round_block = cfg.round_state = 0;
+    for (i = 0; i < n; i++) {   /* inputs stored as the port stores them */
+        ringattn_tensor *t = &in[i].t;
+        if (prec != RINGATTN_F32 && t->dtype != prec) {
+            int64_t x, cnt = t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
+            uint16_t *h = (uint16_t *)malloc((size_t)cnt * sizeof *h);
+            if (!h) { fprintf(stderr, "ringattn-golden: out of memory\n"); rc = -1; goto done; }
+            for (x = 0; x < cnt; x++) {   /* contiguous copies: in[i] is C order as loaded */
+                int64_t at[4], y = x;
+                at[3] = y % t->shape[3]; y /= t->shape[3]; at[2] = y % t->shape[2]; y /= t->shape[2];
+                at[1] = y % t->shape[1]; at[0] = y / t->shape[1];
+                ringattn__store(h, prec, x, ringattn__load(t->data, t->dtype, ringattn__index(t, at[0], at[1], at[2], at[3])));
+            }
+            conv[i] = ringattn_tensor_bnhd(h, prec, t->shape[0], t->shape[1], t->shape[2], t->shape[3]);
+            owned[i] = h;
+        } else {
+            conv[i] = *t;
+        }
+    }
+    rc = run(&cfg, dt, &conv[0], &conv[1], &conv[2], grad ? &conv[3] : NULL, r);
+done:
+    for (i = 0; i < n; i++) free(owned[i]);
     for (i = 0; i < n; i++) ringattn_npy_free(&in[i]);
     if (rc) return -1;
     *pick = !strcmp(what, "out") ? r->out : !strcmp(what, "lse") ? r->lse
@@ -576,6 +653,7 @@ static int cmd_compare(int argc, char **argv)
     ringattn_npy_array got, ref, base; results br; ringattn_tensor bt, rt, *bp = NULL;
     ringattn_compare_policy pol; ringattn_compare_result res;
     char err[512], what[64], report[8192], rec_path[4096]; const char *axes;
+    ringattn_dtype prec_used = RINGATTN_F32; double other_err = 0, other_mismatch = 0;
     ringattn_config c = ringattn_default_config();
     const char *heatmap = take_option(&argc, argv, "--heatmap");
     if (heatmap && !heatmap[0]) return bad("--heatmap needs a file name%s", "");
@@ -617,11 +695,42 @@ static int cmd_compare(int argc, char **argv)
             }
         }
         if (rc == EXIT_PASS) {
-            if (baseline_from(have_rec ? &rec : &o, o.baseline_from, what, &br, &bt)) rc = EXIT_BAD; else bp = &bt;
+            /* the kernel in the port's precision sets the bound, with the larger error of two other
+               orders (a ring of 2; eager attention when the precision is low) */
+            int ord;
+            for (ord = 0; ord < 3 && rc == EXIT_PASS; ord++) {
+                results other; ringattn_tensor ot; ringattn_compare_result orr; ringattn_dtype u;
+                if (ord == 0) {
+                    if (baseline_from(have_rec ? &rec : &o, o.baseline_from, what, o.precision, got.t.dtype, 0, &br,
+                                      &bt, &prec_used)) rc = EXIT_BAD; else bp = &bt;
+                    continue;
+                }
+                if (ord == 2 && prec_used == RINGATTN_F32) break;
+                memset(&other, 0, sizeof other);
+                if (baseline_from(have_rec ? &rec : &o, o.baseline_from, what, (int)prec_used, got.t.dtype, ord,
+                                  &other, &ot, &u)) {
+                    if (ord == 1) continue;   /* too short for a ring of 2: that order is left out */
+                    rc = EXIT_BAD; break;
+                }
+                rt = ref.t;
+                align_lead(&rt, &got.t);
+                align_lead(&ot, &got.t);
+                c.error_detail = err; c.error_detail_size = sizeof err;
+                pol = ringattn_compare_rule_policy(o.rule, got.t.dtype, what, 0, 0);   /* MAGI's atol, rtol */
+                if (ringattn_compare(&ot, &rt, NULL, &pol, &orr, &c) == RINGATTN_OK) {
+                    double e = o.rule == RINGATTN_RULE_FLEX ? orr.mean_abs : orr.max_abs;
+                    if (isfinite(e) && e > other_err) other_err = e;
+                    if (orr.mismatch > other_mismatch) other_mismatch = orr.mismatch;
+                }
+                results_free(&other);
+            }
         }
     }
     if (rc == EXIT_PASS) {
-        pol = ringattn_compare_default_policy(got.t.dtype);
+        pol = ringattn_compare_rule_policy(o.rule, got.t.dtype, what, (have_rec ? rec.cfg.softcap : o.cfg.softcap) > 0,
+                                           0);
+        pol.baseline_err = other_err;
+        pol.baseline_mismatch = other_mismatch;
         if (o.have_atol) pol.atol = o.atol;
         if (o.have_rtol) pol.rtol = o.rtol;
         if (o.have_k) pol.k = o.k;
@@ -643,8 +752,11 @@ static int cmd_compare(int argc, char **argv)
                 for (i = 0; i < got.info.ndim; i++) printf(i ? ", %lld" : "%lld", (long long)got.info.dims[i]);
                 printf(")\nref: %s\n", pos[1]);
                 if (o.baseline) printf("baseline: %s\n", o.baseline);
-                if (o.baseline_from) printf("baseline: '%s' of a plain f32 ringattn computation from %s/, %s\n",
-                                            what, o.baseline_from, have_rec ? "with the options recorded in" :
+                if (o.baseline_from) printf("baseline: '%s' of ringattn computed in the port's precision (%s: f32 "
+                                            "products%s, stored as GOT; other orders' error %.3e) from %s/, %s\n",
+                                            what, prec_used == RINGATTN_BF16 ? "bf16" : prec_used == RINGATTN_F16 ?
+                                            "f16" : "f32", prec_used == RINGATTN_F32 ? "" : ", P rounded to it",
+                                            other_err, o.baseline_from, have_rec ? "with the options recorded in" :
                                             "with the options given here (none recorded next to REF)");
                 if (have_rec) printf("          %s\n", rec_path);
                 ringattn_compare_format(&res, axes, report, sizeof report);

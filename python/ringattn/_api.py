@@ -60,17 +60,23 @@ class _Options:
                  cu_seqlens_k=None, compute="f64", threads=0, p_dtype=None, state_dtype=None, round_scores=False,
                  block_dtype=None):
         o = self.c = _lib.Options()
+        def storage(v, what):
+            try:
+                return _choice(_ROUND, dtype_name(v), what)
+            except RingattnError as e:
+                _refuse(-3, "%s: %s" % (what, e))
+
         if p_dtype is not None:
-            o.round_p, o.p_dtype = 1, _choice(_ROUND, dtype_name(p_dtype), "p_dtype")
+            o.round_p, o.p_dtype = 1, storage(p_dtype, "p_dtype")
         if round_scores not in (True, False):
             _refuse(-4, "round_scores must be True or False, not %r" % (round_scores,))
         if round_scores and p_dtype is None:
             _refuse(-4, "round_scores rounds the scores to p_dtype: give p_dtype too")
         o.round_s = 1 if round_scores else 0
         if state_dtype is not None:
-            o.round_state, o.state_dtype = 1, _choice(_ROUND, dtype_name(state_dtype), "state_dtype")
+            o.round_state, o.state_dtype = 1, storage(state_dtype, "state_dtype")
         if block_dtype is not None:
-            o.round_block, o.block_dtype = 1, _choice(_ROUND, dtype_name(block_dtype), "block_dtype")
+            o.round_block, o.block_dtype = 1, storage(block_dtype, "block_dtype")
         self.keep = []
         if (cu_seqlens_q is None) != (cu_seqlens_k is None):
             _refuse(-4, "varlen needs both cu_seqlens_q and cu_seqlens_k")
@@ -439,7 +445,7 @@ def rule_policy(policy, dtype, what=None, softcap=False, gqa=False):
 
 
 def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, what=None, layout="bnhd",
-            empty_lse="-inf", policy=None, baseline_err=0.0):
+            empty_lse="-inf", policy=None, baseline_err=0.0, baseline_mismatch=0.0):
     """Compare a port's output `got` with the reference `ref` (the C comparison) -> Report.
 
     Without a baseline: policy (a), |got - ref| <= atol + rtol |ref| (defaults by got's dtype,
@@ -454,7 +460,8 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
                        atol + rtol |ref| <= min(k x the baseline's, 0.75)   (MagiAttention)
       "flex"           mean|got - ref| <= k mean|baseline - ref| + eps (FlexAttention)
     baseline_err: the error of a second baseline (another summation order) in the rule's
-    measure; the rule takes the larger, so one lucky baseline sample cannot set the bound.
+    measure; the rule takes the larger, so one lucky baseline sample cannot set the bound;
+    baseline_mismatch the same for magi's mismatch fraction.
     Same shapes (an axis of length 1 in front on one side only is ignored: FlashAttention's
     varlen lse (h, total_q) against (1, h, total_q)); any dtypes and strides. `what` names the
     tensor (out, lse, dq, ...) and with `layout` the axes of the report. empty_lse: what got
@@ -472,14 +479,15 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
     elif policy is not None and baseline is None:
         _refuse(-4, "policy %r judges against a baseline: pass baseline= (the case in the port's precision)"
                 % policy)
-    pol = (ctypes.c_double * 6)()
+    pol = (ctypes.c_double * 7)()
     hg, hr = Host(got, "got"), Host(ref, "ref")
     if policy == "te":
         tol = rule_policy("te", hg.dname, what)
         atol = tol["atol"] if atol is None else atol
         rtol = tol["rtol"] if rtol is None else rtol
     for i, (x, name) in enumerate(((atol, "atol"), (rtol, "rtol"), (k, "k"), (eps, "eps"),
-                                   (_RULES.get(policy or "fa2", 0), "rule"), (baseline_err, "baseline_err"))):
+                                   (_RULES.get(policy or "fa2", 0), "rule"), (baseline_err, "baseline_err"),
+                                   (baseline_mismatch, "baseline_mismatch"))):
         if x is None and i < 2:
             pol[i] = -1.0
             continue
@@ -616,14 +624,16 @@ class _Judge:
         atol, rtol = (pol["atol"], pol["rtol"]) if self.policy == "magi" else (None, None)
         k = pol["k"] if self.k is None else self.k
         eps = pol["eps"] if self.eps is None else self.eps
-        extra = 0.0
+        extra = mism = 0.0
         for other in others:
-            r2 = compare(other, ref, what=name, layout=self.layout, empty_lse="any")
+            r2 = compare(other, ref, what=name, layout=self.layout, empty_lse="any", atol=atol, rtol=rtol)
             e2 = r2.mean_abs if self.policy == "flex" else r2.max_abs
             if math.isfinite(e2) and e2 > extra:
                 extra = e2
+            mism = max(mism, r2.mismatch)
         rep = compare(got, ref, baseline=base, k=k, eps=eps, what=name, layout=self.layout,
-                      empty_lse=self.empty_lse, policy=self.policy, baseline_err=extra, atol=atol, rtol=rtol)
+                      empty_lse=self.empty_lse, policy=self.policy, baseline_err=extra, atol=atol, rtol=rtol,
+                      baseline_mismatch=mism)
         rep.baseline = self.describe
         if self.policy == "flex":
             e = max(rep.baseline_mean_abs, extra)

@@ -41,7 +41,7 @@ int ringattn_py_trace_result(const ringattn_trace_event *ev, int block, ringattn
 int ringattn_py_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq, ringattn_tensor *dk,
                             ringattn_tensor *dv, char *err, size_t err_size);
 int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ringattn_tensor *ref,
-                        const ringattn_tensor *baseline, const double policy[6], int empty_lse, int ring_size,
+                        const ringattn_tensor *baseline, const double policy[7], int empty_lse, int ring_size,
                         int partition, const char *what, const char *title, char *err, size_t err_size);
 int ringattn_py_forward(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
                         const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
@@ -53,7 +53,7 @@ int ringattn_py_backward(const ringattn_py_options *o, const ringattn_tensor *q,
 int ringattn_py_plan(const ringattn_py_options *o, const int64_t shape[7], int pass, int64_t info[14],
                      char *err, size_t err_size);
 int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, const ringattn_tensor *baseline,
-                        const double policy[6], int empty_lse, const char *axes, double fres[19],
+                        const double policy[7], int empty_lse, const char *axes, double fres[19],
                         int64_t ires[14], int64_t bad_at[4 * RINGATTN_COMPARE_KEEP],
                         double bad_val[4 * RINGATTN_COMPARE_KEEP], char *report, size_t report_size,
                         char *err, size_t err_size);
@@ -173,26 +173,27 @@ int ringattn_py_plan(const ringattn_py_options *o, const int64_t shape[7], int p
 }
 
 /* the comparison policy from the Python arguments: atol, rtol (< 0: the dtype's default), k, eps,
-   rule (RINGATTN_RULE_*), baseline_err */
-static ringattn_compare_policy py_policy(ringattn_dtype t, const double policy[6], int empty_lse)
+   rule (RINGATTN_RULE_*), baseline_err, baseline_mismatch */
+static ringattn_compare_policy py_policy(ringattn_dtype t, const double policy[7], int empty_lse)
 {
     ringattn_compare_policy pol = ringattn_compare_default_policy(t);
     if (policy[0] >= 0) pol.atol = policy[0];
     if (policy[1] >= 0) pol.rtol = policy[1];
     pol.k = policy[2]; pol.eps = policy[3];
-    pol.rule = (int)policy[4]; pol.baseline_err = policy[5];
+    pol.rule = (int)policy[4]; pol.baseline_err = policy[5]; pol.baseline_mismatch = policy[6];
     pol.empty_lse = empty_lse;
     return pol;
 }
 
-/* policy: atol, rtol, k, eps (a negative atol/rtol = the default by got's dtype), rule, baseline_err.
+/* policy: atol, rtol, k, eps (a negative atol/rtol = the default by got's dtype), rule, baseline_err,
+   baseline_mismatch.
    fres: max_abs, max_abs_got, max_abs_ref, max_rel, max_rel_got, max_rel_ref,
          baseline_max_abs, bound, atol, rtol, k, eps, mean_abs, baseline_mean_abs, floor,
          mismatch, baseline_mismatch, mismatch_limit, storage_floor.
    ires: count, nonfinite_mismatch, outside, policy, kept, pass, max_abs_at[4], max_rel_at[4].
    bad_at / bad_val: kept x (index[4]) and kept x (got, ref, err, allowed). */
 int ringattn_py_compare(const ringattn_tensor *got, const ringattn_tensor *ref, const ringattn_tensor *baseline,
-                        const double policy[6], int empty_lse, const char *axes, double fres[19],
+                        const double policy[7], int empty_lse, const char *axes, double fres[19],
                         int64_t ires[14], int64_t bad_at[4 * RINGATTN_COMPARE_KEEP],
                         double bad_val[4 * RINGATTN_COMPARE_KEEP], char *report, size_t report_size,
                         char *err, size_t err_size)
@@ -313,7 +314,7 @@ int ringattn_py_trace_grads(const ringattn_trace_event *ev, ringattn_tensor *dq,
 /* Report.heatmap(): the comparison again (same policy), drawn by the CLI's writer. got / ref
    are [b, n, h, d] views (lse [b, h, n, 1] with what = "lse"). */
 int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ringattn_tensor *ref,
-                        const ringattn_tensor *baseline, const double policy[6], int empty_lse, int ring_size,
+                        const ringattn_tensor *baseline, const double policy[7], int empty_lse, int ring_size,
                         int partition, const char *what, const char *title, char *err, size_t err_size)
 {
     ringattn_config c = ringattn_default_config();
