@@ -209,6 +209,7 @@ typedef struct {
     double softcap;
     int nseq;                 /* varlen: packed sequences (batch 1), 0 = off           */
     int64_t cuq[MAXS + 1], cuk[MAXS + 1];
+    int round_p, round_s, round_state;   /* precision emulation, to bf16 */
     uint64_t seed;
 } ccase;
 
@@ -250,6 +251,8 @@ static ringattn_config case_config(const ccase *c, ringattn_dtype compute)
     cfg.partition = (ringattn_partition)c->part;
     cfg.softcap = c->softcap;
     if (c->nseq > 0) { cfg.num_seqs = c->nseq; cfg.cu_seqlens_q = c->cuq; cfg.cu_seqlens_k = c->cuk; }
+    cfg.round_p = c->round_p; cfg.p_dtype = RINGATTN_BF16; cfg.round_s = c->round_s;
+    cfg.round_state = c->round_state; cfg.state_dtype = RINGATTN_BF16;
     return cfg;
 }
 
@@ -501,10 +504,11 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
 static const ringattn_dtype both[2] = { RINGATTN_F64, RINGATTN_F32 };
 
 /* one tally per section of the grid, printed at the end: the error of every option */
-#define NSECT 14
+#define NSECT 15
 static const char *const section_names[NSECT] = {
     "dense, ring sizes 1-8", "lengths 1-1000", "head dims, dv != d", "nq != nk, alignments", "batch, GQA, MQA",
     "layouts", "f16/bf16/mixed storage", "windows", "dilated, both mixes", "zigzag, striped", "softcap",
+    "precision emulation",
     "varlen (cu_seqlens)", "dilated + zigzag", "forced tiles" };
 
 static void run_grid(int mode, tally *g, int *failures)
@@ -642,6 +646,18 @@ static void run_grid(int mode, tally *g, int *failures)
         if (i == 5) c.nk = 61;
         if (i == 6) c.storage = it ? RINGATTN_BF16 : RINGATTN_F16;
         if (i == 7) { c.d = 40; c.dv = 24; c.scale = 0.9; }
+        check_case(&c, mode, T, failures);
+    }
+    T = &S[ns++];
+    /* precision emulation (round_p, round_s, round_state to bf16; f64 compute, where the
+       rounding points see the same values on both sides), forward and backward. P is rounded
+       against the running max of the tiles seen so far, so the bits follow the key tile (256
+       keys on the CPU, 64 here): with n <= 64 every block is one tile on both sides. */
+    for (i = 0; i < 6; i++, k++) {
+        ccase c = base_case(60, 1 + i % 3, RINGATTN_F64);
+        c.round_p = 1; c.round_s = i >= 3; c.round_state = i % 2; c.causal = i % 3; c.softcap = (i == 4) ? 3.0 : 0.0;
+        c.seed = 1400 + (uint64_t)k;
+        if (i == 5) { c.h = 4; c.hk = 2; c.part = RINGATTN_ZIGZAG; }
         check_case(&c, mode, T, failures);
     }
     T = &S[ns++];
