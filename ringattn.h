@@ -3897,7 +3897,6 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
                                    const ringattn_config *cfg)
 {
     char hdr[256], *tmp; size_t hl, n; uint64_t bytes; int st, kind, k; FILE *f = NULL;
-    void *user = cfg ? cfg->alloc_user : NULL;
     if (!path) return ringattn__fail(cfg, RINGATTN_ENULL, "path is NULL");
     if ((st = ringattn__npy_header(t, ndim, hdr, &hl, &bytes, cfg)) != RINGATTN_OK) return st;
     kind = ringattn__npy_path_kind(path);
@@ -3909,7 +3908,7 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
         return RINGATTN_OK;
     }
     n = strlen(path) + 32;
-    if (!(tmp = (char *)RINGATTN_MALLOC(n, user)))
+    if (!(tmp = (char *)RINGATTN_MALLOC(n, cfg ? cfg->alloc_user : NULL)))
         return ringattn__fail(cfg, RINGATTN_ENOMEM, "cannot allocate a temporary file name");
     for (k = 0; k < 64 && !f; k++) {   /* a name no one uses: the address of a local and a counter */
         unsigned long tag = (unsigned long)(((size_t)&f >> 4) ^ (size_t)clock() ^ ((size_t)k * 2654435761u));
@@ -3918,7 +3917,7 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
         if (!f && ringattn__npy_path_kind(tmp) == 0) break;   /* not a name clash: a real failure */
     }
     if (!f) {
-        RINGATTN_FREE(tmp, user);
+        RINGATTN_FREE(tmp, cfg ? cfg->alloc_user : NULL);
         return ringattn__fail(cfg, RINGATTN_EIO, "cannot create a temporary file beside '%s'", path);
     }
     st = ringattn__npy_write(f, t, hdr, hl, bytes);
@@ -3929,10 +3928,10 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
 #endif
     if (st != RINGATTN_OK) {
         remove(tmp);   /* ours: PATH itself is untouched */
-        RINGATTN_FREE(tmp, user);
+        RINGATTN_FREE(tmp, cfg ? cfg->alloc_user : NULL);
         return ringattn__fail(cfg, RINGATTN_EIO, "error writing '%s' (left as it was)", path);
     }
-    RINGATTN_FREE(tmp, user);
+    RINGATTN_FREE(tmp, cfg ? cfg->alloc_user : NULL);
     return RINGATTN_OK;
 }
 
