@@ -113,7 +113,7 @@ enum {
     RINGATTN_ECONFIG      = -4,  /* a config field is out of range                         */
     RINGATTN_EOVERFLOW    = -5,  /* a size or byte count does not fit in 64 bits           */
     RINGATTN_ENOMEM       = -6,  /* an allocation failed; nothing was written              */
-    RINGATTN_ESTRIDE      = -7,  /* an output view overlaps itself (zero stride)           */
+    RINGATTN_ESTRIDE      = -7,  /* an output view overlaps itself (e.g. a zero stride)    */
     RINGATTN_ESEGMENT     = -8,  /* dilated: bad segment length / rate, or n not a multiple */
     RINGATTN_EUNSUPPORTED = -9,  /* a valid option this build or entry point does not do   */
     RINGATTN_EALIAS       = -10, /* an output shares its data pointer with another tensor  */
@@ -121,7 +121,8 @@ enum {
     RINGATTN_EIO          = -12, /* .npy: a file could not be opened, read or written      */
     RINGATTN_EFORMAT      = -13, /* .npy: not a valid .npy file, or one the reader refuses */
     RINGATTN_EMPI         = -14, /* ringattn_mpi.h: an MPI call failed, or another rank did  */
-    RINGATTN_ETIMEDOUT    = -15  /* ringattn_mpi.h: a rank did not answer within the timeout */
+    RINGATTN_ETIMEDOUT    = -15, /* ringattn_mpi.h: a rank did not answer within the timeout */
+    RINGATTN_ERANGE       = -16  /* f32 compute: an input or score a float cannot hold      */
 };
 
 /* ---------------------------------------------------------------- tensors */
@@ -1066,13 +1067,20 @@ static RINGATTN__HD inline double ringattn__exp(double x)
 #if defined(RINGATTN_IMPLEMENTATION) && !defined(RINGATTN_IMPLEMENTATION_DONE)
 #define RINGATTN_IMPLEMENTATION_DONE
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if !defined(RINGATTN_NO_NPY) && (defined(__unix__) || defined(__APPLE__) || defined(_WIN32))
+#include <sys/types.h>
+#include <sys/stat.h>   /* what a .npy path names: ringattn__npy_path_kind */
+#define RINGATTN__HAVE_STAT 1
 #endif
 #ifdef RINGATTN_USE_CBLAS
 #ifndef RINGATTN_CBLAS_HEADER
@@ -1239,6 +1247,8 @@ typedef struct {
     size_t kv_bytes;               /* one K|V buffer (and one dK|dV buffer)                   */
     int m0, nm;                    /* members held here, m[0] is member m0: all p of them, or
                                       one MPI rank's                                          */
+    int vshift;                    /* forward: V held as 2^-vshift V, the output times 2^vshift
+                                      (ringattn__v_shift; 0 for ordinary values)              */
 } ringattn__ring;
 
 /* member i of the ring; only members m0 .. m0 + nm - 1 live in this process */
@@ -1283,7 +1293,7 @@ static int64_t ringattn__leftover(int64_t lo, int64_t hi, int64_t ca, int64_t cz
 static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
 {
     ringattn__piece pc[2]; int i, np; int64_t mx = 0, r;
-    if (part != RINGATTN_ZIGZAG) return (n + p - 1) / p;
+    if (part != RINGATTN_ZIGZAG) return n / p + (n % p != 0);   /* ceil(n / p), n + p - 1 may overflow */
     for (i = 0; i < p; i++) {   /* zigzag: chunk i with chunk 2p-1-i, sizes differ by one */
         np = ringattn__pieces(part, n, p, i, pc);
         r = ringattn__piece_rows(pc, np);
@@ -1496,7 +1506,7 @@ static void ringattn__report_step(const ringattn__ring *R, int i, int t, int64_t
         ev.k_pos0[j] = j < nkp ? kp[j].pos0 : 0; ev.k_count[j] = j < nkp ? kp[j].count : 0;
         ev.k_stride[j] = j < nkp ? kp[j].stride : 1;
     }
-    ev.out_scale = ringattn__group_div(P);
+    ev.out_scale = ringattn__group_div(P) * ldexp(1.0, R->vshift);
     ev.acc = R->pass ? me->st.bwd.dq : me->st.fwd.o;
     ev.block_acc = me->block_o; ev.block_max = me->block_m; ev.block_sum = me->block_l;
     ev.dkv = R->pass ? me->dkv[t & 1] : NULL; ev.kv_pitch = P->ck;
@@ -1731,8 +1741,6 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
             int full;
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
             for (i = 0; i < nr; i++) {
-                /* lse = -inf: the row saw nothing in the forward pass, so it has no gradient */
-                if (lse[i * B->rs] == -INFINITY) { me->lo[i] = me->hi[i]; full = 0; }
                 if (me->lo[i] < me->hi[i]) {
                     if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
                     if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
@@ -1753,6 +1761,11 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                 char *sr = ringattn__at(me->s, i * n + me->lo[i], es);
                 char *gr = ringattn__at(me->dp, i * n + me->lo[i], es);
                 if (me->lo[i] >= me->hi[i]) continue;
+                if (lse[i * B->rs] == -INFINITY) {   /* saw nothing in the forward pass: P = dS = 0 */
+                    memset(sr, 0, (size_t)(me->hi[i] - me->lo[i]) * es);
+                    memset(gr, 0, (size_t)(me->hi[i] - me->lo[i]) * es);
+                    continue;
+                }
                 if (P->round_s) {   /* emulation: S and dP as eager low-precision attention stores them */
                     ringattn__row_round(t, sr, me->hi[i] - me->lo[i], P->pt);
                     ringattn__row_round(t, gr, me->hi[i] - me->lo[i], P->pt);
@@ -1805,6 +1818,8 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                     }
                 }
             }
+            for (i = 0; i < nr; i++)   /* a row that saw nothing keeps dQ = 0 (0 x an Inf key is NaN) */
+                if (lse[i * B->rs] == -INFINITY) memset(ringattn__at(dq, i * ldq, es), 0, (size_t)P->d * es);
             me->tiles++;
         }
     }
@@ -1865,8 +1880,6 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
             int full;
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
             for (i = 0; i < nr; i++) {
-                /* lse = -inf: the row saw nothing in the forward pass, so it has no gradient */
-                if (lse[i * B->rs] == -INFINITY) me->lo[i] = me->hi[i];
                 if (me->lo[i] < me->hi[i]) {
                     if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
                     if (c0 + me->hi[i] > cmax) cmax = c0 + me->hi[i];
@@ -1904,11 +1917,14 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                     char *s1 = ringattn__at(sr[i], me->lo[g0 + i] - soff, es);
                     char *g1 = ringattn__at(gr[i], me->lo[g0 + i] - soff, es);
                     double l1 = lse[(g0 + i) * B->rs], D1 = D[(g0 + i) * B->rs];
-                    if (P->round_s) {   /* emulation: S and dP as eager low-precision attention stores them */
+                    if (P->round_s && l1 != -INFINITY) {   /* emulation: S and dP as eager attention stores them */
                         ringattn__row_round(t, s1, w, P->pt);
                         ringattn__row_round(t, g1, w, P->pt);
                     }
-                    if (P->softcap > 0) {
+                    if (l1 == -INFINITY) {   /* saw nothing in the forward pass: P = dS = 0 */
+                        memset(s1, 0, (size_t)w * es);
+                        memset(g1, 0, (size_t)w * es);
+                    } else if (P->softcap > 0) {
                         ringattn__row_softcap(t, s1, w, P->softcap);
                         ringattn__row_dsoftcap(t, s1, g1, w, l1, D1, P->softcap, P->round_p ? 1.0 : P->scale);
                     } else {
@@ -1939,6 +1955,8 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                         ringattn__pt(isa, t, 1, p1, lds, w, dor[i], ldv, P->dv, ringattn__at(dv, a * ldv, es), ldv);
                         ringattn__pt(isa, t, 1, g1, lds, w, qr[i], ldq, P->d, ringattn__at(dk, a * ldq, es), ldq);
                     }
+                for (i = 0; i < g; i++)   /* a row that saw nothing keeps dQ = 0 (0 x an Inf key is NaN) */
+                    if (lse[(g0 + i) * B->rs] == -INFINITY) memset(dqr[i], 0, (size_t)P->d * es);
             }
             me->tiles++;
         }
@@ -2111,7 +2129,7 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     if (hh < P->hk) {
         if (R->pass == 0) ringattn__pack_panels(io->k, kio, nkp, me->kv[0], P->ct, P->ck, bb, hh);
         else ringattn__pack(io->k, kio, nkp, me->kv[0], P->ct, P->ck, 1.0, bb, hh);
-        ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, 1.0, bb, hh);
+        ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, ldexp(1.0, -R->vshift), bb, hh);
     }
     if (R->pass == 0) {
         ringattn__state_reset(P, me->st.fwd.o, me->st.fwd.m, me->st.fwd.l, row0, me->rows);
@@ -2131,6 +2149,13 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
         int64_t pos = qio[a].pos0 + r * qio[a].stride;
         me->st.bwd.D[at] = ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
         me->st.bwd.lse[at] = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
+        if (me->st.bwd.lse[at] == -INFINITY) {
+            /* the row saw nothing in the forward pass: no gradient flows through it. Its P and
+               dS are zeroed where its tiles are cut (by the mask, like every other row's);
+               zero Q and dO rows keep an Inf of its own out of the dK and dV sums */
+            memset(ringattn__at(me->q, at * P->d, P->es), 0, (size_t)P->d * P->es);
+            memset(ringattn__at(me->dout, at * P->dv, P->es), 0, (size_t)P->dv * P->es);
+        }
     }
 }
 
@@ -2145,7 +2170,7 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
     int64_t r, c, row0 = (bb * P->h + hh) * me->rows; int a;
     ringattn__io_pieces(io, me->qp, me->nqp, qio);
     if (R->pass == 0) {
-        double gdiv = ringattn__group_div(P);
+        double gdiv = ringattn__group_div(P) * ldexp(1.0, R->vshift);   /* exact: a power of two */
         for (a = 0; a < me->nqp; a++)
         for (r = 0; r < me->qp[a].count; r++) {
             int64_t at = row0 + me->qp[a].row0 + r;
@@ -2192,6 +2217,12 @@ static int ringattn__fail(const ringattn_config *cfg, int status, const char *fm
     return status;
 }
 
+/* |a| of a stride that ringattn__check_view has seen is not INT64_MIN */
+static int64_t ringattn__abs64(int64_t a)
+{
+    return a < 0 ? -a : a;
+}
+
 /* a * b for a, b >= 0, flagging overflow of int64 */
 static int64_t ringattn__mul(int64_t a, int64_t b, int *ovf)
 {
@@ -2236,6 +2267,26 @@ static int ringattn__check_view(const ringattn_config *cfg, const ringattn_tenso
     (void)ringattn__mul(count, 8, &ovf);
     (void)ringattn__mul(ringattn__add(extent, 1, &ovf), 8, &ovf);
     if (ovf) return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "%s: element count or extent overflows 64 bits", name);
+    if (output) {
+        /* No two elements of an output may share an address. A sufficient test (exact for
+           every layout a tensor library makes: contiguous, permuted, padded, sliced,
+           reversed): with the axes longer than 1 sorted by |stride|, each |stride| is larger
+           than the span of the axes before it. Interleaved layouts that happen not to overlap
+           (shape (3, 2), strides (2, 3)) are refused too. */
+        int ax[4], na = 0, i, j; int64_t span = 0;
+        for (a = 0; a < 4; a++) if (t->shape[a] > 1) ax[na++] = a;
+        for (i = 1; i < na; i++)   /* insertion sort by |stride| */
+            for (j = i; j > 0 && ringattn__abs64(t->stride[ax[j]]) < ringattn__abs64(t->stride[ax[j - 1]]); j--) {
+                int x = ax[j]; ax[j] = ax[j - 1]; ax[j - 1] = x;
+            }
+        for (i = 0; i < na; i++) {
+            int64_t s = ringattn__abs64(t->stride[ax[i]]);
+            if (s <= span)
+                return ringattn__fail(cfg, RINGATTN_ESTRIDE, "%s overlaps itself: |stride[%d]| = %lld must exceed %lld, "
+                                      "the span of its smaller strides", name, ax[i], (long long)s, (long long)span);
+            span += s * (t->shape[ax[i]] - 1);   /* <= extent: no overflow */
+        }
+    }
     return RINGATTN_OK;
 }
 
@@ -2252,6 +2303,75 @@ static int ringattn__check_alias(const ringattn_config *cfg, const ringattn_tens
                                       names[i], names[j]);
     }
     return RINGATTN_OK;
+}
+
+/* The largest Euclidean norm of a row (the last axis) of t, over its finite entries (a NaN or
+   Inf makes its own scores non-finite whatever the range); -1 with the entry in *bad when a
+   finite entry is beyond the float range. */
+static int ringattn__float_rows(const ringattn_tensor *t, double *norm, double *bad)
+{
+    int64_t i0, i1, i2, c; double mx = 0;
+    for (i0 = 0; i0 < t->shape[0]; i0++)
+    for (i1 = 0; i1 < t->shape[1]; i1++)
+    for (i2 = 0; i2 < t->shape[2]; i2++) {
+        double sum = 0;
+        for (c = 0; c < t->shape[3]; c++) {
+            double x = ringattn__load(t->data, t->dtype, ringattn__index(t, i0, i1, i2, c));
+            if (!(x - x == 0)) continue;
+            if (fabs(x) > FLT_MAX) { *bad = x; return -1; }
+            sum += x * x;                    /* <= d FLT_MAX^2: no overflow in double */
+        }
+        if (sum > mx) mx = sum;
+    }
+    *norm = sqrt(mx);
+    return 0;
+}
+
+/* f32 compute converts the inputs to floats and forms q.k in float before the scale: every
+   finite entry of q and k (backward: of v and dout too) must be a float, and max ||q_i|| x
+   max ||k_j||, which bounds every partial sum of a q.k (Cauchy-Schwarz), must stay below
+   FLT_MAX / 2 before and after the scale. Otherwise RINGATTN_ERANGE: f64 compute holds what
+   f32 cannot. One read of each tensor; f64 compute checks nothing. (The forward's V needs
+   no check: ringattn__v_shift scales it.) */
+static int ringattn__check_range(const ringattn_config *cfg, const ringattn__problem *P, int pass,
+                                 const ringattn__io *io)
+{
+    static const char *const names[4] = { "q", "k", "v", "dout" };
+    const ringattn_tensor *t[4];
+    double norm[4] = { 0, 0, 0, 0 }, bad = 0, scale = fabs(P->scale), dot, lim = FLT_MAX / 2;
+    int i;
+    if (P->ct != RINGATTN_F32) return RINGATTN_OK;
+    t[0] = io->q; t[1] = io->k; t[2] = io->v; t[3] = io->dout;
+    for (i = 0; i < (pass ? 4 : 2); i++)
+        if (ringattn__float_rows(t[i], &norm[i], &bad))
+            return ringattn__fail(cfg, RINGATTN_ERANGE, "%s holds %g, beyond the float range of f32 compute "
+                                  "(compute in F64)", names[i], bad);
+    dot = norm[0] * norm[1];
+    if (dot > lim || scale * dot > lim)
+        return ringattn__fail(cfg, RINGATTN_ERANGE, "f32 compute: a score q.k may reach max ||q|| ||k|| = %g, %g "
+                              "after the scale, beyond what a float holds (%g); compute in F64", dot, scale * dot, lim);
+    return RINGATTN_OK;
+}
+
+/* The forward holds V as 2^-vshift V and multiplies the output by 2^vshift (both exact):
+   the accumulator sum_j p_j v_j (every p_j <= 1) never exceeds nk max|V|, which must stay
+   below a quarter of the compute type's largest value. Ordinary values get vshift = 0 and
+   the very same arithmetic; a huge V loses only bits below the smallest subnormal, far
+   inside the tolerance of docs/golden.md (which is in units of max|V|). One read of V. */
+static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *v)
+{
+    double vmax = 0, lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)P->nk;
+    int64_t i0, i1, i2, c; int shift = 0;
+    if (v->dtype == RINGATTN_F16) return 0;   /* |V| <= 65504 */
+    for (i0 = 0; i0 < v->shape[0]; i0++)
+    for (i1 = 0; i1 < v->shape[1]; i1++)
+    for (i2 = 0; i2 < v->shape[2]; i2++)
+    for (c = 0; c < v->shape[3]; c++) {
+        double x = fabs(ringattn__load(v->data, v->dtype, ringattn__index(v, i0, i1, i2, c)));
+        if (x > vmax && x - x == 0) vmax = x;
+    }
+    while (vmax > lim) { vmax *= 0.5; shift++; }
+    return shift;
 }
 
 /* Config + shape -> resolved problem and the per-member memory plan. The entry points and
@@ -2284,6 +2404,14 @@ static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "partition = %d is not a ringattn_partition", (int)cfg->partition);
     if (!(cfg->softcap >= 0) || cfg->softcap == INFINITY)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "softcap must be finite and >= 0");
+    /* f32 compute carries scale and softcap as floats: they must be floats (a softcap that
+       rounds to 0 would divide 0 by 0) */
+    if (cfg->compute == RINGATTN_F32 && fabs(cfg->scale) > FLT_MAX)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "scale = %g is beyond the float range of f32 compute "
+                              "(|scale| <= %g; compute in F64)", cfg->scale, (double)FLT_MAX);
+    if (cfg->compute == RINGATTN_F32 && cfg->softcap != 0 && (cfg->softcap < FLT_MIN || cfg->softcap > FLT_MAX))
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "softcap = %g is not a normal float, as f32 compute needs "
+                              "(%g <= softcap <= %g, or 0; compute in F64)", cfg->softcap, (double)FLT_MIN, (double)FLT_MAX);
     if (cfg->num_seqs < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_seqs < 0");
     if (cfg->trace_blocks != 0 && cfg->trace_blocks != 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "trace_blocks = %d, must be 0 or 1", cfg->trace_blocks);
@@ -2385,12 +2513,18 @@ static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, r
         return ringattn__fail(cfg, RINGATTN_ECONFIG,
                               "zigzag: ring_size = %d exceeds min(nq, nk) / 2 = %lld (each member takes two chunks of 2p)",
                               cfg->ring_size, (long long)(minn / 2));
+    if (P->part == RINGATTN_ZIGZAG && cfg->ring_size > 0x3fffffff)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "zigzag: ring_size = %d, at most 2^30 - 1 (its 2p chunks are "
+                              "numbered by an int)", cfg->ring_size);
     if (P->part == RINGATTN_ZIGZAG) minn /= 2;
     if (minn < 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "zigzag needs at least 2 queries and 2 keys");
     P->p = cfg->ring_size ? cfg->ring_size : (int)(nt < minn ? nt : minn);
-    P->units = P->b * P->hk;
-    if (ringattn__mul(P->units, P->p, ovf) < nt) nt = (int)(P->units * P->p);   /* no idle threads */
+    P->units = ringattn__mul(P->b, P->hk, ovf);
+    {   /* no idle threads: at most one per (member, unit) */
+        int big = 0; int64_t work = ringattn__mul(P->units, P->p, &big);
+        if (big) *ovf = 1; else if (work < nt) nt = (int)work;
+    }
     P->nt = nt;
     P->cq = ringattn__max_rows(P->part, P->nq, P->p);
     P->ck = ringattn__max_rows(P->part, P->nk, P->p);
@@ -2597,8 +2731,10 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     ringattn__problem P; ringattn_plan_info plan; ringattn__ring R; int st;
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
+    if ((st = ringattn__check_range(cfg, &P, pass, io)) != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
     R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
+    if (pass == 0) R.vshift = ringattn__v_shift(&P, io->v);
     if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK)
         return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring's buffers (%zu bytes per member)",
                               plan.member_bytes);
@@ -2623,7 +2759,8 @@ RINGATTN_API const char *ringattn_strerror(int status)
                                        "num_threads, window, mix, partition, softcap, num_groups)";
     case RINGATTN_EOVERFLOW:    return "a size, stride or byte count overflows 64 bits (or a BLAS int)";
     case RINGATTN_ENOMEM:       return "out of memory; nothing was written";
-    case RINGATTN_ESTRIDE:      return "an output view has a zero stride on an axis longer than 1";
+    case RINGATTN_ESTRIDE:      return "an output view overlaps itself (a zero stride on an axis longer than 1, "
+                                       "or strides that do not step past each other's span)";
     case RINGATTN_ESEGMENT:     return "dilated attention: a segment length or dilation rate is < 1, "
                                        "nq != nk, or the sequence length is not a multiple of a segment";
     case RINGATTN_EUNSUPPORTED: return "a valid option that this build or entry point does not implement";
@@ -2634,6 +2771,8 @@ RINGATTN_API const char *ringattn_strerror(int status)
                                        "unsupported dtype, or bytes after the data)";
     case RINGATTN_EMPI:         return "an MPI call failed, or another rank of the ring failed";
     case RINGATTN_ETIMEDOUT:    return "a rank of the ring did not answer within the timeout";
+    case RINGATTN_ERANGE:       return "f32 compute: an input, or a score before or after the scale, is beyond "
+                                       "what a float holds (compute in F64)";
     default:                    return "unknown ringattn status code";
     }
 }
@@ -3503,6 +3642,24 @@ RINGATTN_API int ringattn_layer_init(const ringattn_config *cfg, ringattn_layer_
    anything else with a sentence saying what and where. */
 #ifndef RINGATTN_NO_NPY
 
+/* What path names: 0 nothing, 1 a regular file, 2 a directory, 3 anything else (a device, a
+   FIFO, a socket); -1 when this platform has no stat() (then a save writes in place). */
+static int ringattn__npy_path_kind(const char *path)
+{
+#if defined(RINGATTN__HAVE_STAT) && defined(_WIN32)
+    struct _stat sb;
+    if (_stat(path, &sb) != 0) return 0;
+    return (sb.st_mode & _S_IFMT) == _S_IFREG ? 1 : (sb.st_mode & _S_IFMT) == _S_IFDIR ? 2 : 3;
+#elif defined(RINGATTN__HAVE_STAT)
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    return S_ISREG(sb.st_mode) ? 1 : S_ISDIR(sb.st_mode) ? 2 : 3;
+#else
+    (void)path;
+    return -1;
+#endif
+}
+
 static int ringattn__npy_host_big_endian(void)
 {
     const uint16_t one = 1;
@@ -3773,9 +3930,12 @@ RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, co
     unsigned char pre[12], *hdr = NULL; void *data = NULL, *user = cfg ? cfg->alloc_user : NULL;
     ringattn_npy_info info; uint32_t hlen = 0; size_t prefix = 0, got; int st; FILE *f; long pos, end;
     if (!path || !arr) return ringattn__fail(cfg, RINGATTN_ENULL, "path or arr is NULL");
+    if (ringattn__npy_path_kind(path) == 2)
+        return ringattn__fail(cfg, RINGATTN_EIO, "'%s' is a directory, not a .npy file", path);
     f = fopen(path, "rb");
     if (!f) return ringattn__fail(cfg, RINGATTN_EIO, "cannot open '%s' for reading", path);
     got = fread(pre, 1, 8, f);
+    if (ferror(f)) { fclose(f); return ringattn__fail(cfg, RINGATTN_EIO, "error reading '%s'", path); }
     st = ringattn__npy_magic(pre, got, &info, &prefix, cfg);
     if (st == RINGATTN_OK) {
         got += fread(pre + 8, 1, prefix - 8, f);
@@ -3908,17 +4068,11 @@ RINGATTN_API int ringattn_npy_encode(const ringattn_tensor *t, int ndim, void *b
     return RINGATTN_OK;
 }
 
-RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, int ndim,
-                                   const ringattn_config *cfg)
+/* header and data of t into f; 0 or RINGATTN_EIO (f is closed either way) */
+static int ringattn__npy_write(FILE *f, const ringattn_tensor *t, const char *hdr, size_t hl, uint64_t bytes)
 {
-    char hdr[256]; unsigned char chunk[4096]; size_t hl, es; uint64_t bytes, count, i; int st; FILE *f;
-    if (!path) return ringattn__fail(cfg, RINGATTN_ENULL, "path is NULL");
-    if ((st = ringattn__npy_header(t, ndim, hdr, &hl, &bytes, cfg)) != RINGATTN_OK) return st;
-    f = fopen(path, "wb");
-    if (!f) return ringattn__fail(cfg, RINGATTN_EIO, "cannot open '%s' for writing", path);
-    es = ringattn__dtype_size(t->dtype);
-    count = bytes / es;
-    st = (fwrite(hdr, 1, hl, f) == hl) ? RINGATTN_OK : RINGATTN_EIO;
+    unsigned char chunk[4096]; size_t es = ringattn__dtype_size(t->dtype); uint64_t count = bytes / es, i;
+    int st = (fwrite(hdr, 1, hl, f) == hl) ? RINGATTN_OK : RINGATTN_EIO;
     for (i = 0; i < count && st == RINGATTN_OK; ) {
         size_t n = (count - i < sizeof chunk / es) ? (size_t)(count - i) : sizeof chunk / es;
         ringattn__npy_gather(t, i, n, chunk);
@@ -3926,10 +4080,53 @@ RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, i
         i += n;
     }
     if (fclose(f) != 0) st = RINGATTN_EIO;
-    if (st != RINGATTN_OK) {
-        remove(path);   /* no half-written file left behind */
-        return ringattn__fail(cfg, RINGATTN_EIO, "error writing '%s'", path);
+    return st;
+}
+
+/* A regular file (or a new one) is written whole to a temporary file beside it,
+   "PATH.tmp<N>" (created exclusively: never one that exists), then renamed over PATH, so
+   PATH holds the old bytes or the new ones, never part of either; on failure only the
+   temporary file is removed. A directory is refused. Anything else (a device, a FIFO) is
+   written in place and never removed, whatever happens. */
+RINGATTN_API int ringattn_npy_save(const char *path, const ringattn_tensor *t, int ndim,
+                                   const ringattn_config *cfg)
+{
+    char hdr[256], *tmp; size_t hl, n; uint64_t bytes; int st, kind, k; FILE *f = NULL;
+    if (!path) return ringattn__fail(cfg, RINGATTN_ENULL, "path is NULL");
+    if ((st = ringattn__npy_header(t, ndim, hdr, &hl, &bytes, cfg)) != RINGATTN_OK) return st;
+    kind = ringattn__npy_path_kind(path);
+    if (kind == 2) return ringattn__fail(cfg, RINGATTN_EIO, "cannot write '%s': it is a directory", path);
+    if (kind != 0 && kind != 1) {   /* not ours to replace or remove: written in place */
+        if (!(f = fopen(path, "wb"))) return ringattn__fail(cfg, RINGATTN_EIO, "cannot open '%s' for writing", path);
+        if (ringattn__npy_write(f, t, hdr, hl, bytes) != RINGATTN_OK)
+            return ringattn__fail(cfg, RINGATTN_EIO, "error writing '%s' (not a regular file: left in place)", path);
+        return RINGATTN_OK;
     }
+    n = strlen(path) + 32;
+    if (!(tmp = (char *)RINGATTN_MALLOC(n, cfg ? cfg->alloc_user : NULL)))
+        return ringattn__fail(cfg, RINGATTN_ENOMEM, "cannot allocate a temporary file name");
+    for (k = 0; k < 64 && !f; k++) {   /* a name no one uses: the address of a local and a counter */
+        unsigned long tag = (unsigned long)(((size_t)&f >> 4) ^ (size_t)clock() ^ ((size_t)k * 2654435761u));
+        snprintf(tmp, n, "%s.tmp%08lx", path, tag & 0xffffffffUL);
+        f = fopen(tmp, "wbx");
+        if (!f && ringattn__npy_path_kind(tmp) == 0) break;   /* not a name clash: a real failure */
+    }
+    if (!f) {
+        RINGATTN_FREE(tmp, cfg ? cfg->alloc_user : NULL);
+        return ringattn__fail(cfg, RINGATTN_EIO, "cannot create a temporary file beside '%s'", path);
+    }
+    st = ringattn__npy_write(f, t, hdr, hl, bytes);
+#if defined(_WIN32)
+    if (st == RINGATTN_OK && rename(tmp, path) != 0 && (remove(path) != 0 || rename(tmp, path) != 0)) st = RINGATTN_EIO;
+#else
+    if (st == RINGATTN_OK && rename(tmp, path) != 0) st = RINGATTN_EIO;
+#endif
+    if (st != RINGATTN_OK) {
+        remove(tmp);   /* ours: PATH itself is untouched */
+        RINGATTN_FREE(tmp, cfg ? cfg->alloc_user : NULL);
+        return ringattn__fail(cfg, RINGATTN_EIO, "error writing '%s' (left as it was)", path);
+    }
+    RINGATTN_FREE(tmp, cfg ? cfg->alloc_user : NULL);
     return RINGATTN_OK;
 }
 

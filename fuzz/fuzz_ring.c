@@ -200,6 +200,17 @@ static int view_ok(const tspec *s, const int64_t want[4])
     (void)mul_ovf(count, 8, &ovf);
     if (!ovf && extent == INT64_MAX) ovf = 1;
     if (!ovf) (void)mul_ovf(extent + 1, 8, &ovf);
+    if (!ovf && s->is_out) {   /* docs/api.md: no self-overlap; axes by |stride|, each past the smaller ones' span */
+        int64_t span = 0, abs_[4]; int ax[4], na = 0, x, y;
+        for (a = 0; a < 4; a++) abs_[a] = s->stride[a] < 0 ? -s->stride[a] : s->stride[a];
+        for (a = 0; a < 4; a++) if (s->shape[a] > 1) ax[na++] = a;
+        for (x = 1; x < na; x++)
+            for (y = x; y > 0 && abs_[ax[y]] < abs_[ax[y - 1]]; y--) { int t = ax[y]; ax[y] = ax[y - 1]; ax[y - 1] = t; }
+        for (x = 0; x < na; x++) {
+            if (abs_[ax[x]] <= span) return 0;
+            span += abs_[ax[x]] * (s->shape[ax[x]] - 1);
+        }
+    }
     return !ovf;
 }
 
@@ -508,8 +519,8 @@ static void plant_bad(fcase *c, reader *r)
         break;
     case 17: s->huge = 1; break;                                     /* NULL data           */
     case 18: s->huge = 2; break;                                     /* alias               */
-    case 19:                                                         /* zero stride         */
-        if (!c->backward || (ti != TO && ti != TL)) s->stride[a] = 0;   /* (see decode) */
+    case 19:                                     /* zero stride, or two axes on one stride  */
+        if (!c->backward || (ti != TO && ti != TL)) s->stride[a] = pick(r, 2) ? 0 : s->stride[(a + 1) % 4];   /* (see decode) */
         break;
     case 20: s->stride[a] = INT64_MIN; s->huge = 3; break;
     case 21: s->stride[a] = INT64_MAX / (2 + pick(r, 4)); s->huge = 3; break;
@@ -610,12 +621,149 @@ static void on_trace(const ringattn_trace_event *ev, void *user)
 }
 
 /* what the inputs exercised (printed by the standalone driver at the end) */
-static long n_valid[2], n_invalid[2], n_maybe[2];
+static long n_valid[2], n_invalid[2], n_maybe[2], n_masked_inf, n_huge_v;
+
+/* +Inf in any storage dtype (half_encode is for finite values) */
+static void put_inf(void *base, int dt, int64_t i)
+{
+    if (dt == RINGATTN_F16) ((uint16_t *)base)[i] = 0x7C00;
+    else if (dt == RINGATTN_BF16) ((uint16_t *)base)[i] = 0x7F80;
+    else put(base, dt, i, (double)INFINITY);
+}
+
+static double dtype_max(int dt)
+{
+    return dt == RINGATTN_F64 ? 1.7976931348623157e308 : dt == RINGATTN_F32 ? 3.4028234663852886e38
+         : dt == RINGATTN_F16 ? 65504.0 : 3.3895313892515355e38;
+}
+
+/* Masked Inf in the backward (docs/semantics.md: how a ragged tile is cut depends only on the
+   mask). Component 0 of every query is made negative and +Inf is planted in component 0 of
+   keys [j0, j1) (every batch and k/v head), so a row that sees only those keys sees only -inf
+   (lse = -inf). Against the same call without the Inf: every row that sees none of them gets
+   the same bits in out, lse and dq, and every key outside them that only such rows see the
+   same bits in dk and dv. Dense masks (the oracle's ref_visible), no broadcast q or k. */
+static void masked_inf_check(fcase *c, const ref_problem *rp, reader *r)
+{
+    tspec *Q = &c->T[TQ], *K = &c->T[TK];
+    int64_t b = c->b, nq = c->nq, nk = c->nk, h = c->h, hk = c->hk, d = c->d, dv = c->dv;
+    int64_t j0 = pick(r, (int)nk), j1 = j0 + 1 + pick(r, (int)(nk - j0)), i, j, bb, hh, x;
+    size_t qb = (size_t)Q->elems * esize(Q->dt), kb = (size_t)K->elems * esize(K->dt);
+    unsigned char *qbuf = (unsigned char *)malloc(qb), *kbuf[2];
+    double *o[2], *l[2], *dq[2], *dk[2], *dvv[2];
+    char *rowclean = (char *)calloc((size_t)nq, 1), *keyclean = (char *)calloc((size_t)nk, 1);
+    ringattn_config g = c->cfg;
+    int run, st[2] = { -1, -1 }, a;
+    if (c->cfg.num_groups > 0) { free(qbuf); free(rowclean); free(keyclean); return; }
+    if (pick(r, 2)) {   /* mostly: exactly the keys one row sees, so that row sees nothing else */
+        int64_t row = pick(r, (int)nq), lo = nk, hi = -1;
+        for (j = 0; j < nk; j++) if (ref_visible(rp, row, j)) { if (j < lo) lo = j; hi = j; }
+        if (hi >= lo) { j0 = lo; j1 = hi + 1; }
+    }
+    for (a = 0; a < 4; a++)
+        if ((Q->stride[a] == 0 && Q->shape[a] > 1) || (K->stride[a] == 0 && K->shape[a] > 1)) {
+            free(qbuf); free(rowclean); free(keyclean); return;
+        }
+    kbuf[0] = (unsigned char *)malloc(kb); kbuf[1] = (unsigned char *)malloc(kb);
+    if (!qbuf || !rowclean || !keyclean || !kbuf[0] || !kbuf[1]) abort();
+    memcpy(qbuf, Q->buf, qb); memcpy(kbuf[0], K->buf, kb); memcpy(kbuf[1], K->buf, kb);
+    for (bb = 0; bb < b; bb++) for (i = 0; i < nq; i++) for (hh = 0; hh < h; hh++) {
+        int64_t e = Q->base + bb * Q->stride[0] + i * Q->stride[1] + hh * Q->stride[2];
+        put(qbuf, Q->dt, e, -fabs(get(Q->buf, Q->dt, e)) - 0.5);
+    }
+    for (bb = 0; bb < b; bb++) for (j = j0; j < j1; j++) for (hh = 0; hh < hk; hh++)
+        put_inf(kbuf[1], K->dt, K->base + bb * K->stride[0] + j * K->stride[1] + hh * K->stride[2]);
+    g.stats = NULL; g.trace = NULL; g.trace_user = NULL;
+    for (run = 0; run < 2; run++) {
+        ringattn_tensor tq = Q->t, tk = K->t, O, L, DQ, DK, DV;
+        o[run] = (double *)calloc((size_t)(b * nq * h * dv), sizeof(double));
+        l[run] = (double *)calloc((size_t)(b * h * nq), sizeof(double));
+        dq[run] = (double *)calloc((size_t)(b * nq * h * d), sizeof(double));
+        dk[run] = (double *)calloc((size_t)(b * nk * hk * d), sizeof(double));
+        dvv[run] = (double *)calloc((size_t)(b * nk * hk * dv), sizeof(double));
+        if (!o[run] || !l[run] || !dq[run] || !dk[run] || !dvv[run]) abort();
+        tq.data = qbuf + (size_t)Q->base * esize(Q->dt);
+        tk.data = kbuf[run] + (size_t)K->base * esize(K->dt);
+        O = ringattn_tensor_bnhd(o[run], RINGATTN_F64, b, nq, h, dv);
+        L = ringattn_tensor_lse(l[run], RINGATTN_F64, b, h, nq);
+        DQ = ringattn_tensor_bnhd(dq[run], RINGATTN_F64, b, nq, h, d);
+        DK = ringattn_tensor_bnhd(dk[run], RINGATTN_F64, b, nk, hk, d);
+        DV = ringattn_tensor_bnhd(dvv[run], RINGATTN_F64, b, nk, hk, dv);
+        st[run] = ringattn_forward(&g, &tq, &tk, &c->T[TV].t, &O, &L);
+        if (st[run] == RINGATTN_OK)
+            st[run] = ringattn_backward(&g, &tq, &tk, &c->T[TV].t, &O, &L, &c->T[TDO].t, &DQ, &DK, &DV);
+    }
+    if (st[0] != st[1]) die(c, "masked inf: status %g with the Inf, %g without", st[1], st[0]);
+    if (st[0] == RINGATTN_OK) {
+        n_masked_inf++;
+        for (i = 0; i < nq; i++) {
+            rowclean[i] = 1;
+            for (j = j0; j < j1; j++) if (ref_visible(rp, i, j)) rowclean[i] = 0;
+        }
+        for (j = 0; j < nk; j++) {
+            keyclean[j] = j < j0 || j >= j1;
+            for (i = 0; i < nq && keyclean[j]; i++) if (ref_visible(rp, i, j) && !rowclean[i]) keyclean[j] = 0;
+        }
+        for (bb = 0; bb < b; bb++) for (i = 0; i < nq; i++) for (hh = 0; hh < h; hh++) {
+            int64_t ro = ((bb * nq + i) * h + hh);
+            if (!rowclean[i]) continue;
+            for (x = 0; x < dv; x++)
+                if (memcmp(&o[0][ro * dv + x], &o[1][ro * dv + x], sizeof(double)))
+                    die(c, "masked inf: out of row %g (sees no Inf key) differs from the clean run, keys from %g", (double)i, (double)j0);
+            if (memcmp(&l[0][(bb * h + hh) * nq + i], &l[1][(bb * h + hh) * nq + i], sizeof(double)))
+                die(c, "masked inf: lse of row %g (sees no Inf key) differs from the clean run, keys from %g", (double)i, (double)j0);
+            for (x = 0; x < d; x++)
+                if (memcmp(&dq[0][ro * d + x], &dq[1][ro * d + x], sizeof(double)))
+                    die(c, "masked inf: dq of row %g (sees no Inf key) differs from the clean run, keys from %g", (double)i, (double)j0);
+        }
+        for (bb = 0; bb < b; bb++) for (j = 0; j < nk; j++) for (hh = 0; hh < hk; hh++) {
+            int64_t ro = ((bb * nk + j) * hk + hh);
+            if (!keyclean[j]) continue;
+            if (memcmp(&dk[0][ro * d], &dk[1][ro * d], (size_t)d * sizeof(double)))
+                die(c, "masked inf: dk of key %g (seen by clean rows only) differs from the clean run, Inf from %g", (double)j, (double)j0);
+            if (memcmp(&dvv[0][ro * dv], &dvv[1][ro * dv], (size_t)dv * sizeof(double)))
+                die(c, "masked inf: dv of key %g (seen by clean rows only) differs from the clean run, Inf from %g", (double)j, (double)j0);
+        }
+    }
+    for (run = 0; run < 2; run++) { free(o[run]); free(l[run]); free(dq[run]); free(dk[run]); free(dvv[run]); free(kbuf[run]); }
+    free(qbuf); free(rowclean); free(keyclean);
+}
+
+/* Huge V (forward): V multiplied by 2^e so that max|V| lies near the largest value its storage
+   and out's hold (nk max|V| then overflows the compute type's accumulator unless the library
+   scales it). Returns e (the oracle runs on V 2^-e, its out is multiplied back), 0 if not. */
+static int huge_v(fcase *c, reader *r)
+{
+    tspec *V = &c->T[TV];
+    double vmax = 0, lim = dtype_max(V->dt);
+    int64_t i0, i1, i2, i3; int e;
+    if (c->T[TO].dt >= 0 && c->T[TO].dt <= 3 && dtype_max(c->T[TO].dt) < lim) lim = dtype_max(c->T[TO].dt);
+    for (i0 = 0; i0 < V->shape[0]; i0++) for (i1 = 0; i1 < V->shape[1]; i1++)
+    for (i2 = 0; i2 < V->shape[2]; i2++) for (i3 = 0; i3 < V->shape[3]; i3++) {
+        double x = fabs(get(V->buf, V->dt, at(V, i0, i1, i2, i3)));
+        if (x > vmax) vmax = x;
+    }
+    if (!(vmax > 0)) return 0;
+    e = ilogb(lim) - ilogb(vmax) - 1 - pick(r, 3);
+    if (e <= 0) return 0;
+    {   /* each element once, however many views of it there are (a broadcast V) */
+        unsigned char *done = (unsigned char *)calloc((size_t)V->elems, 1);
+        if (!done) abort();
+        for (i0 = 0; i0 < V->shape[0]; i0++) for (i1 = 0; i1 < V->shape[1]; i1++)
+        for (i2 = 0; i2 < V->shape[2]; i2++) for (i3 = 0; i3 < V->shape[3]; i3++) {
+            int64_t k = at(V, i0, i1, i2, i3);
+            if (!done[k]) put(V->buf, V->dt, k, ldexp(get(V->buf, V->dt, k), e));
+            done[k] = 1;
+        }
+        free(done);
+    }
+    return e;
+}
 static void run_case(fcase *c, reader *r)
 {
     ringattn_config *g = &c->cfg;
     ref_problem rp;
-    int valid, st, i, mode = pick(r, 4), any_f16 = 0;
+    int valid, st, i, mode = pick(r, 4), any_f16 = 0, vexp = 0;
     double mag = (mode == 0) ? (pick(r, 3) == 0 ? 4.0 : (pick(r, 2) ? 1.0 : 0.125)) : 3.0;
     uint64_t seed = 0x1234;
     test_rng rng;
@@ -635,6 +783,8 @@ static void run_case(fcase *c, reader *r)
     memset(&stats, 0, sizeof stats); memset(&tc, 0, sizeof tc);
     if (pick(r, 2)) g->stats = &stats;
     if (pick(r, 2)) { g->trace = on_trace; g->trace_user = &tc; }
+    vexp = (valid && !c->backward && c->T[TV].dt != RINGATTN_F16 && pick(r, 5) == 1) ? huge_v(c, r) : 0;
+    if (vexp) n_huge_v++;
 
     memset(&rp, 0, sizeof rp);
     rp.b = c->b; rp.nq = c->nq; rp.nk = c->nk; rp.h = c->h; rp.hk = c->hk; rp.d = c->d; rp.dv = c->dv;
@@ -704,8 +854,11 @@ static void run_case(fcase *c, reader *r)
         if (!c->backward) {
             double *o = (double *)malloc(sizeof(double) * (size_t)no), *l = (double *)malloc(sizeof(double) * (size_t)nl);
             double mo, ml;
+            int64_t j;
             if (!o || !l) abort();
+            for (j = 0; j < nv; j++) v[j] = ldexp(v[j], -vexp);      /* huge V: the oracle in range */
             if (ref_forward(&rp, q, kk, v, o, l) != 0) abort();
+            for (j = 0; j < no; j++) o[j] = ldexp(o[j], vexp);
             mo = max_abs(o, no); ml = max_abs(l, nl);
             if (f64) {
                 compare(c, TO, o, 1e-12 * (mo > vmax ? mo : vmax), 0);
@@ -749,6 +902,7 @@ static void run_case(fcase *c, reader *r)
             compare(c, TDK, dk, base * gk * f, 0);
             compare(c, TDV, dv, base * gv * f, 0);
             free(dout); free(ones); free(dq); free(dk); free(dv); free(cs); free(t1); free(t2);
+            if (pick(r, 3) == 1) masked_inf_check(c, &rp, r);
         }
         free(q); free(kk); free(v);
     }
@@ -794,8 +948,9 @@ int main(int argc, char **argv)
         LLVMFuzzerTestOneInput(buf, len);
     }
     printf("fuzz_ring: forward %ld valid + %ld invalid, backward %ld valid + %ld invalid (of the valid, %ld "
-           "zigzag/striped/varlen calls done and compared, %ld refused): all agree\n",
-           n_valid[0], n_invalid[0], n_valid[1], n_invalid[1], n_maybe[0], n_maybe[1]);
+           "zigzag/striped/varlen calls done and compared, %ld refused; %ld forwards with a huge V, %ld backwards "
+           "bit-identical around masked Inf keys): all agree\n",
+           n_valid[0], n_invalid[0], n_valid[1], n_invalid[1], n_maybe[0], n_maybe[1], n_huge_v, n_masked_inf);
     return 0;
 }
 #endif

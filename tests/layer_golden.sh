@@ -4,7 +4,7 @@
 # checks each against the PyTorch golden of the same seed (reference/golden/layer/example).
 set -u
 layer=$1 tool=$2 golden=$3 work=$4
-mkdir -p "$work"
+rm -rf "$work"; mkdir -p "$work"   # fresh: a stale folder of an older tool is refused
 "$layer" "$work" || { echo "layer_golden: the example failed"; exit 1; }
 fails=0
 for f in y dx_q dwqkv dbqkv dwo dbo dln_gamma dln_beta; do

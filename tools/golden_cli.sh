@@ -3,7 +3,7 @@
 set -u
 tool=$1 golden=$2 work=$3
 case_dir=$golden/gqa              # bottom-right causal, GQA, with gradients
-mkdir -p "$work/f32"
+rm -rf "$work"; mkdir -p "$work/f32"   # a fresh folder: a stale one of an older tool is refused
 fails=0
 expect() {   # expect CODE command...
   local want=$1; shift

@@ -42,8 +42,11 @@ static const char *const steps_usage =
 "  DIR/member<i>/positions_q.npy, positions_k_step<t>.npy  global positions of rows / keys (int64)\n"
 "  DIR/steps.txt        one line per (member, step): member step src computed|skipped rows keys tiles\n"
 "  Rows are the member's, in its order (positions_q.npy); after the last step out/lse equal the\n"
-"  final outputs bit for bit. DIR is created if missing.\n"
-"compare-steps: every file of DIR that PORTDIR also has, (member, step) by (member, step), step\n"
+"  final outputs bit for bit. DIR is created if missing; like compute, steps stages every file\n"
+"  and renames them in together, with DIR/" OPTIONS_FILE " (options and manifest), removes the\n"
+"  earlier run's files it does not write, and replaces a file no run listed only with --force.\n"
+"compare-steps: every golden DIR's manifest lists (unchanged: exit 2 otherwise) that PORTDIR\n"
+"  also has, (member, step) by (member, step), step\n"
 "  by step; names the first (member, step) outside the policy (compare's policy (a), defaults by\n"
 "  the port's dtype; with --baseline BASEDIR, the same ring's goldens computed in the port's\n"
 "  precision, e.g. `steps --compute f32 --p-dtype bf16 --block-dtype bf16 --dtype f32 ...\n"
@@ -192,10 +195,10 @@ static void steps_on_event(const ringattn_trace_event *ev, void *user)
     if (ev->pass == 0) {
         L->src = ev->src; L->computed = ev->computed; L->rows = ev->rows; L->keys = ev->keys; L->tiles = ev->tiles;
         if (ev->step == 0) {
-            snprintf(path, sizeof path, "%s/member%d/positions_q.npy", S->dir, ev->member);
+            snprintf(path, sizeof path, "%s/member%d/positions_q.npy" PARTIAL, S->dir, ev->member);
             bad |= ringattn_trace_positions(ev, 0, pos, ev->rows) != ev->rows || save_i64(path, pos, ev->rows);
         }
-        snprintf(path, sizeof path, "%s/member%d/positions_k_step%d.npy", S->dir, ev->member, ev->step);
+        snprintf(path, sizeof path, "%s/member%d/positions_k_step%d.npy" PARTIAL, S->dir, ev->member, ev->step);
         bad |= ringattn_trace_positions(ev, 1, pos, ev->keys) != ev->keys || save_i64(path, pos, ev->keys);
         pa = alloc_like(&a, S->dt, ev->batch, ev->rows, ev->heads, ev->dim_v, 0);
         pb = alloc_like(&b2, S->dt, ev->batch, ev->heads, ev->rows, 1, 1);
@@ -204,9 +207,9 @@ static void steps_on_event(const ringattn_trace_event *ev, void *user)
             int blk;
             for (blk = 1; blk >= 0 && !bad; blk--) {
                 if (ringattn_trace_result(ev, blk, &a, &b2, &c) != RINGATTN_OK) { bad = 1; break; }
-                snprintf(path, sizeof path, "%s/member%d/step%d/%s.npy", S->dir, ev->member, ev->step, blk ? "block_out" : "out");
+                snprintf(path, sizeof path, "%s/member%d/step%d/%s.npy" PARTIAL, S->dir, ev->member, ev->step, blk ? "block_out" : "out");
                 bad |= save_quiet(path, &a, 4);
-                snprintf(path, sizeof path, "%s/member%d/step%d/%s.npy", S->dir, ev->member, ev->step, blk ? "block_lse" : "lse");
+                snprintf(path, sizeof path, "%s/member%d/step%d/%s.npy" PARTIAL, S->dir, ev->member, ev->step, blk ? "block_lse" : "lse");
                 bad |= save_quiet(path, &b2, 3);
             }
         }
@@ -220,7 +223,7 @@ static void steps_on_event(const ringattn_trace_event *ev, void *user)
             const char *names[3] = { "dq", "dk", "dv" }; ringattn_tensor *t[3]; int x;
             t[0] = &a; t[1] = &b2; t[2] = &d3;
             for (x = 0; x < 3; x++) {
-                snprintf(path, sizeof path, "%s/member%d/step%d/%s.npy", S->dir, ev->member, ev->step, names[x]);
+                snprintf(path, sizeof path, "%s/member%d/step%d/%s.npy" PARTIAL, S->dir, ev->member, ev->step, names[x]);
                 bad |= save_quiet(path, t[x], 4);
             }
         }
@@ -242,15 +245,52 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+static char *dup_str(const char *a)
+{
+    char *b = (char *)malloc(strlen(a) + 1);
+    if (b) strcpy(b, a);
+    return b;
+}
+
+/* every file `steps` writes for a ring of p (with DOUT: the gradients too), relative to DIR */
+static char **steps_names(int p, int grad, int *n)
+{
+    static const char *const fwd[4] = { "block_out", "block_lse", "out", "lse" }, *const bwd[3] = { "dq", "dk", "dv" };
+    int i, t, x, k = 0, cap = p * (1 + p * (1 + 4 + (grad ? 3 : 0))) + 1;
+    char **names = (char **)calloc((size_t)cap, sizeof(char *)), buf[128];
+    for (i = 0; names && i < p; i++) {
+        snprintf(buf, sizeof buf, "member%d/positions_q.npy", i);
+        if (!(names[k++] = dup_str(buf))) break;
+        for (t = 0; t < p; t++) {
+            snprintf(buf, sizeof buf, "member%d/positions_k_step%d.npy", i, t);
+            if (!(names[k++] = dup_str(buf))) break;
+            for (x = 0; x < 4 + (grad ? 3 : 0); x++) {
+                snprintf(buf, sizeof buf, "member%d/step%d/%s.npy", i, t, x < 4 ? fwd[x] : bwd[x - 4]);
+                if (!(names[k++] = dup_str(buf))) break;
+            }
+        }
+    }
+    if (names && k == cap - 1 && (names[k++] = dup_str("steps.txt")) != NULL) { *n = k; return names; }
+    for (i = 0; names && i < cap; i++) free(names[i]);
+    free(names);
+    return NULL;
+}
+
 static int cmd_steps(int argc, char **argv)
 {
-    options o; const char *pos[8]; int npos, rc, i, t, p;
-    ringattn_npy_array in[4]; results r; steps_ctx S; char path[4096]; FILE *f;
+    options o; const char *pos[8]; int npos, rc, i, t, p, nnames = 0;
+    ringattn_npy_array in[4]; results r; steps_ctx S; char path[4096], **names; FILE *f; folder F;
     if (wants_help(argc, argv)) return EXIT_PASS;
     if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
     if (npos != 3 && npos != 4) return bad("steps needs Q.npy K.npy V.npy [DOUT.npy] -o DIR%s", "");
     p = o.cfg.ring_size;
-    if (make_dir(o.out_dir)) return EXIT_BAD;
+    if (p > 4096) return bad("steps writes at most a ring of 4096 members%s", "");
+    if (!(names = steps_names(p, npos == 4, &nnames))) return bad("out of memory%s", "");
+    if (folder_open(&F, o.out_dir, o.force, (const char *const *)names, nnames)) {
+        for (i = 0; i < nnames; i++) free(names[i]);
+        free(names);
+        return EXIT_BAD;
+    }
     for (i = 0; i < p; i++) {
         snprintf(path, sizeof path, "%s/member%d", o.out_dir, i);
         if (make_dir(path)) return EXIT_BAD;
@@ -268,7 +308,7 @@ static int cmd_steps(int argc, char **argv)
     if (rc == EXIT_PASS) results_free(&r);
     for (i = 0; rc == EXIT_PASS && i < p * p; i++) if (S.line[i].bad) rc = EXIT_BAD;
     if (rc == EXIT_PASS) {
-        snprintf(path, sizeof path, "%s/steps.txt", o.out_dir);
+        snprintf(path, sizeof path, "%s/steps.txt" PARTIAL, o.out_dir);
         f = fopen(path, "w");
         if (!f) rc = bad("cannot write %s", path);
         else {
@@ -290,10 +330,14 @@ static int cmd_steps(int argc, char **argv)
                     fputc('\n', f);
                 }
             if (fclose(f)) rc = bad("cannot write %s", path);
-            else printf("wrote %s/member<0..%d>/step<0..%d>/{block_out,block_lse,out,lse%s}.npy, positions, steps.txt\n",
-                        o.out_dir, p - 1, p - 1, npos == 4 ? ",dq,dk,dv" : "");
+            else if (folder_commit(&F, &o, "steps", pos, npos, (const char *const *)names, nnames)) rc = EXIT_BAD;
+            else printf("wrote %s/member<0..%d>/step<0..%d>/{block_out,block_lse,out,lse%s}.npy, positions, steps.txt, "
+                        OPTIONS_FILE "\n", o.out_dir, p - 1, p - 1, npos == 4 ? ",dq,dk,dv" : "");
         }
     }
+    folder_close(&F);
+    for (i = 0; i < nnames; i++) free(names[i]);
+    free(names);
     free(S.line);
     for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
     return rc;
@@ -337,13 +381,6 @@ static steps_row *read_steps(const char *dir, int *n, int *p)
     return rows;
 }
 
-static int file_exists(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
-}
-
 /* src's values rounded to dtype `to` (one round-to-nearest-even, ringattn__round), held as a
    contiguous f64 copy of the same shape: a baseline stored as the port stored that record */
 static int round_copy(const ringattn_tensor *src, ringattn_dtype to, double **buf, ringattn_tensor *out)
@@ -365,13 +402,34 @@ static int cmd_compare_steps(int argc, char **argv)
 {
     static const char *const names[7] = { "block_out", "block_lse", "out", "lse", "dq", "dk", "dv" };
     options o; const char *pos[8]; int npos, rc, n, p, x, f, first = -1, compared = 0, nfail = 0, missing_pos = 0;
-    steps_row *rows; char gp[4096], pp[4096], report[8192], err[512], where[512];
+    steps_row *rows; char gp[4096], pp[4096], report[8192], err[512], where[512], rel[256];
     ringattn_config c = ringattn_default_config();
     ringattn_compare_result first_res; char first_name[32] = "", first_where[600] = "";
+    options rec, brec; manifest man, bman; int st;
     if (wants_help(argc, argv)) return EXIT_PASS;
     if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
     if (npos != 2) return bad("compare-steps needs PORTDIR DIR%s", "");
-    if (!(rows = read_steps(pos[1], &n, &p))) return EXIT_BAD;
+    /* the goldens are trusted only as DIR's manifest lists them: a file it does not list
+       (an earlier run's) is not a golden, a listed one that changed is refused */
+    snprintf(gp, sizeof gp, "%s/%s", pos[1], OPTIONS_FILE);
+    st = read_options(gp, &rec, &man);
+    if (st == 1) return bad("%s has no manifest (" OPTIONS_FILE "): not written whole by `ringattn-golden steps`; "
+                            "run steps again", pos[1]);
+    if (st < 0) return EXIT_BAD;
+    memset(&bman, 0, sizeof bman);
+    if (o.baseline) {   /* a baseline folder is trusted the same way */
+        snprintf(gp, sizeof gp, "%s/%s", o.baseline, OPTIONS_FILE);
+        st = read_options(gp, &brec, &bman);
+        if (st != 0) {
+            manifest_free(&man); manifest_free(&bman);
+            if (st == 1) return bad("%s has no manifest (" OPTIONS_FILE "): compute the baseline with `ringattn-golden "
+                                    "steps`", o.baseline);
+            return EXIT_BAD;
+        }
+    }
+    st = verify_listed(&man, pos[1], "steps.txt");
+    if (st == 1) fprintf(stderr, "ringattn-golden: %s/steps.txt is not listed in %s\n", pos[1], gp);
+    if (st != 0 || !(rows = read_steps(pos[1], &n, &p))) { manifest_free(&man); manifest_free(&bman); return EXIT_BAD; }
     c.error_detail = err; c.error_detail_size = sizeof err;
     memset(&first_res, 0, sizeof first_res);
     printf("compare-steps: port %s against the goldens in %s (ring %d, %d (member, step) pairs, step by step)\n",
@@ -384,8 +442,13 @@ static int cmd_compare_steps(int argc, char **argv)
             if (w == 0) { snprintf(gp, sizeof gp, "%s/member%d/positions_q.npy", pos[1], m); snprintf(pp, sizeof pp, "%s/member%d/positions_q.npy", pos[0], m); }
             else { snprintf(gp, sizeof gp, "%s/member%d/positions_k_step%d.npy", pos[1], m, s); snprintf(pp, sizeof pp, "%s/member%d/positions_k_step%d.npy", pos[0], m, s); }
             if (!file_exists(pp)) { missing_pos++; continue; }
+            snprintf(rel, sizeof rel, w == 0 ? "member%d/positions_q.npy" : "member%d/positions_k_step%d.npy", m, s);
+            if (verify_listed(&man, pos[1], rel) != 0) {
+                fprintf(stderr, "ringattn-golden: %s/%s: not a golden of the run %s describes\n", pos[1], rel, OPTIONS_FILE);
+                free(rows); manifest_free(&man); manifest_free(&bman); return EXIT_BAD;
+            }
             g = load_i64(gp, &ng); q = load_i64(pp, &np2);
-            if (!g || !q) { free(g); free(q); free(rows); return bad("cannot read int64 positions %s", !g ? gp : pp); }
+            if (!g || !q) { free(g); free(q); free(rows); manifest_free(&man); manifest_free(&bman); return bad("cannot read int64 positions %s", !g ? gp : pp); }
             for (k = 0; ng == np2 && k < ng && g[k] == q[k]; k++) {}
             if (ng != np2 || k < ng) {
                 printf("member %d step %d: the port's %s differ from the goldens' (at entry %lld)\n", m, s,
@@ -404,15 +467,24 @@ static int cmd_compare_steps(int argc, char **argv)
             double *bbuf = NULL; ringattn_tensor bt; char bpath[4096];
             snprintf(gp, sizeof gp, "%s/member%d/step%d/%s.npy", pos[1], R->member, R->step, names[f]);
             snprintf(pp, sizeof pp, "%s/member%d/step%d/%s.npy", pos[0], R->member, R->step, names[f]);
-            if (!file_exists(gp)) continue;
+            snprintf(rel, sizeof rel, "member%d/step%d/%s.npy", R->member, R->step, names[f]);
+            st = verify_listed(&man, pos[1], rel);
+            if (st < 0) { free(rows); manifest_free(&man); manifest_free(&bman); return EXIT_BAD; }
+            if (st == 1) continue;   /* not a golden of this run (no DOUT: no dq, dk, dv) */
             if (!file_exists(pp)) { strcat(missl, " "); strcat(missl, names[f]); continue; }
-            if (load(gp, &ga, 0)) { free(rows); return EXIT_BAD; }
-            if (load(pp, &pa, 0)) { ringattn_npy_free(&ga); free(rows); return EXIT_BAD; }
+            if (load(gp, &ga, 0)) { free(rows); manifest_free(&man); manifest_free(&bman); return EXIT_BAD; }
+            if (load(pp, &pa, 0)) { ringattn_npy_free(&ga); free(rows); manifest_free(&man); manifest_free(&bman); return EXIT_BAD; }
             if (o.baseline) {   /* the same record computed in the port's precision, stored as the port's */
                 snprintf(bpath, sizeof bpath, "%s/member%d/step%d/%s.npy", o.baseline, R->member, R->step, names[f]);
-                if (load(bpath, &ba, 0)) { ringattn_npy_free(&ga); ringattn_npy_free(&pa); free(rows); return EXIT_BAD; }
+                if (verify_listed(&bman, o.baseline, rel) != 0 || load(bpath, &ba, 0)) {
+                    fprintf(stderr, "ringattn-golden: %s: not a baseline of the run %s/%s describes\n", bpath,
+                            o.baseline, OPTIONS_FILE);
+                    ringattn_npy_free(&ga); ringattn_npy_free(&pa); free(rows); manifest_free(&man); manifest_free(&bman);
+                    return EXIT_BAD;
+                }
                 if (round_copy(&ba.t, pa.t.dtype, &bbuf, &bt)) {
                     ringattn_npy_free(&ba); ringattn_npy_free(&ga); ringattn_npy_free(&pa); free(rows);
+                    manifest_free(&man); manifest_free(&bman);
                     return bad("out of memory%s", "");
                 }
                 ringattn_npy_free(&ba);
@@ -447,6 +519,7 @@ static int cmd_compare_steps(int argc, char **argv)
                R->computed ? "computed" : "skipped", fails ? "FAIL:" : "ok:", fails ? badl : okl,
                fails && okl[0] ? "  ok:" : "", fails ? okl : "", missl[0] ? "  not in the port:" : "", missl);
     }
+    manifest_free(&man); manifest_free(&bman);
     if (missing_pos) printf("(the port wrote no positions for %d of them: not checked)\n", missing_pos);
     if (compared == 0) { free(rows); return bad("the port directory has none of the goldens' files%s", ""); }
     if (first < 0) {

@@ -12,6 +12,8 @@
 #include "ringattn.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,11 @@ static const char *const usage[3] = {
 "  options:\n"
 "    -o, --out-dir DIR        where to write (default: .; created when missing), with\n"
 "                             " OPTIONS_FILE ", the options below that shape the result\n"
+"                             and a manifest: every file written, with its size and FNV-1a\n"
+"                             64 hash. Files are staged as NAME.partial and renamed in\n"
+"                             together; the earlier run's files this run does not write are\n"
+"                             removed. A file no earlier run listed is not replaced (exit 2)\n"
+"    --force                  ... unless --force\n"
 "    --causal MODE            none (default), bottom-right (FlashAttention-2: key j visible to\n"
 "                             query i iff j <= i + nk - nq), top-left (PyTorch SDPA is_causal:\n"
 "                             j <= i); the two agree when nq == nk\n"
@@ -105,6 +112,8 @@ static const char *const usage[3] = {
 "                             explicit --causal, --scale, ... that disagrees is an error), or,\n"
 "                             for a REF not written by compute, the compute options given\n"
 "                             here (--causal, --scale, --segments, --window, --softcap, ...)\n"
+"                             A REF with an " OPTIONS_FILE " beside it is trusted only as its\n"
+"                             manifest lists it, bytes unchanged (exit 2 otherwise)\n"
 "    --what out|lse|dq|dk|dv  which output REF is (default: REF's file name, e.g. dq.npy)\n"
 "    --precision auto|f32|bf16|f16  the port's (auto: DIR/q.npy's type if bf16 / f16, else\n"
 "                             GOT's if so, else f32)\n"
@@ -157,7 +166,7 @@ typedef struct {
     double atol, rtol, k, eps;
     int have_atol, have_rtol, have_k, have_eps;
     const char *baseline, *baseline_from, *what, *axes;
-    int quiet, empty_lse;
+    int quiet, empty_lse, force;
     int rule;                /* --policy: RINGATTN_RULE_* */
     int precision;           /* --precision: -1 auto, else the ringattn_dtype of the port */
     unsigned given;          /* GIVEN_* bits: result-shaping options set on the command line */
@@ -239,6 +248,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         if (a[0] != '-' || a[1] == 0) { if (*npos < 8) pos[(*npos)++] = a; else return bad("too many files", ""); continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; continue; }
         if (!strcmp(a, "--round-scores")) { o->cfg.round_s = 1; continue; }
+        if (!strcmp(a, "--force")) { o->force = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { print_usage(stdout); exit(EXIT_PASS); }
         if (strncmp(a, "--", 2) == 0 && strchr(a, '=')) {   /* --opt=value */
             size_t n = (size_t)(strchr(a, '=') - a);
@@ -394,58 +404,299 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-/* DIR/ringattn_options.txt: the result-shaping options of this compute, one per line */
-static int record_options(const options *o, const char *const *pos, int npos)
+/* ---------------------------------------------------------------- golden folders
+   A folder written by `compute` or `steps` describes itself: OPTIONS_FILE holds the options
+   that shaped the result and a manifest, one line per file the run wrote,
+       file NAME BYTES fnv1a64:HASH        (FNV-1a, 64 bits, over the file's bytes)
+   and ends with `end fnv1a64:HASH` over every byte before that line, so a cut or edited
+   options file is refused too. A run writes every file as NAME.partial first, removes the
+   files of the earlier manifest it does not write, replaces OPTIONS_FILE (one rename), then
+   renames each NAME.partial to NAME. A reader trusts a file only when the manifest
+   lists it with its bytes' hash: killed at any point, a folder holds the old complete set
+   (short of files the new run does not write, which go first), the new complete set, or
+   files that disagree with the manifest and are refused. */
+#define PARTIAL ".partial"
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+typedef struct { char *name; unsigned long long size, hash; } mfile;
+typedef struct { mfile *f; int n, cap; } manifest;
+
+static unsigned long long fnv1a(unsigned long long h, const void *data, size_t n)
 {
-    char path[4096], val[2048]; FILE *f; int i;
-    snprintf(path, sizeof path, "%s/%s", o->out_dir, OPTIONS_FILE);
-    if (!(f = fopen(path, "w"))) {
-        fprintf(stderr, "ringattn-golden: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
+    const unsigned char *p = (const unsigned char *)data; size_t i;
+    for (i = 0; i < n; i++) { h ^= p[i]; h *= FNV_PRIME; }
+    return h;
+}
+
+/* size and FNV-1a 64 of a file's bytes: 0, or -1 when it cannot be read */
+static int hash_file(const char *path, unsigned long long *size, unsigned long long *hash)
+{
+    unsigned char buf[65536]; size_t n; FILE *f = fopen(path, "rb");
+    *size = 0; *hash = FNV_OFFSET;
+    if (!f) return -1;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) { *hash = fnv1a(*hash, buf, n); *size += n; }
+    n = (size_t)ferror(f);
+    fclose(f);
+    return n ? -1 : 0;
+}
+
+static void manifest_free(manifest *m)
+{
+    int i;
+    for (i = 0; i < m->n; i++) free(m->f[i].name);
+    free(m->f);
+    memset(m, 0, sizeof *m);
+}
+
+static int manifest_add(manifest *m, const char *name, unsigned long long size, unsigned long long hash)
+{
+    if (m->n == m->cap) {
+        mfile *nf = (mfile *)realloc(m->f, sizeof(mfile) * (size_t)(m->cap = m->cap ? 2 * m->cap : 64));
+        if (!nf) return -1;
+        m->f = nf;
     }
-    fprintf(f, "# written by `ringattn-golden compute` with the outputs of this folder: the options that\n"
-               "# shape the result. `ringattn-golden compare GOT %s/<name>.npy --baseline-from DIR`\n"
-               "# computes its baseline with them; an explicit option that disagrees is an error.\n# inputs:",
-            o->out_dir);
-    for (i = 0; i < npos; i++) fprintf(f, " %s", pos[i]);
-    fprintf(f, "\n");
-    for (i = 0; i < NRECORDED; i++) {
-        option_value(o, recorded[i].bit, val, sizeof val);
-        if (val[0]) fprintf(f, "%s %s\n", recorded[i].name, val);
-    }
-    if (fclose(f) != 0) { fprintf(stderr, "ringattn-golden: error writing %s\n", path); return -1; }
-    printf("wrote %s\n", path);
+    if (!(m->f[m->n].name = (char *)malloc(strlen(name) + 1))) return -1;
+    strcpy(m->f[m->n].name, name);
+    m->f[m->n].size = size; m->f[m->n].hash = hash;
+    m->n++;
     return 0;
 }
 
-/* the options recorded in path into *rec: 0, 1 when there is no such file, -1 on a bad file */
-static int read_options(const char *path, options *rec)
+static const mfile *manifest_find(const manifest *m, const char *name)
 {
-    char line[4096], *buf, *argv[2 + 2 * NRECORDED]; const char *pos[8];
-    int argc = 2, npos, rc = 0; size_t used = 0; FILE *f = fopen(path, "r");
+    int i;
+    for (i = 0; i < m->n; i++) if (!strcmp(m->f[i].name, name)) return &m->f[i];
+    return NULL;
+}
+
+static int file_exists(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* The options (into *rec) and the manifest (into *m, may be NULL) of the options file at
+   path: 0, 1 when there is no such file, -1 (said on stderr) when it is not one this tool
+   wrote whole: no `end` line, a hash that disagrees, a line it does not know. */
+static int read_options(const char *path, options *rec, manifest *m)
+{
+    char *text = NULL, *line, *next, *endl, *argv[2 + 2 * NRECORDED]; const char *pos[8];
+    int argc = 2, npos, rc = 0; size_t len = 0, cap = 0, n; unsigned long long want, got;
+    FILE *f = fopen(path, "rb");
     if (!f) return 1;
-    if (!(buf = (char *)malloc(sizeof line * NRECORDED))) { fclose(f); return -1; }
+    for (;;) {   /* the whole file, NUL-terminated */
+        if (len + 4097 > cap) {
+            char *nt = (char *)realloc(text, cap = cap ? 2 * cap : 8192);
+            if (!nt) { free(text); fclose(f); fprintf(stderr, "ringattn-golden: out of memory\n"); return -1; }
+            text = nt;
+        }
+        if ((n = fread(text + len, 1, 4096, f)) == 0) break;
+        len += n;
+    }
+    fclose(f);
+    text[len] = 0;
+    if (m) memset(m, 0, sizeof *m);
+    endl = len ? text + len - 1 : text;   /* the last line: end fnv1a64:HASH */
+    if (endl > text && *endl == '\n') endl--;
+    while (endl > text && endl[-1] != '\n') endl--;
+    if (sscanf(endl, "end fnv1a64:%16llx", &want) != 1) {
+        fprintf(stderr, "ringattn-golden: %s has no manifest (`end fnv1a64:...` line): written by an older "
+                "ringattn-golden, or not whole; compute the folder again\n", path);
+        free(text); return -1;
+    }
+    got = fnv1a(FNV_OFFSET, text, (size_t)(endl - text));
+    if (got != want) {
+        fprintf(stderr, "ringattn-golden: %s does not match its own hash (edited or damaged): compute the folder again\n", path);
+        free(text); return -1;
+    }
+    *endl = 0;
     argv[0] = (char *)"ringattn-golden"; argv[1] = (char *)"compute";
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        size_t n = strcspn(line, "\r\n"); char *sp;
-        line[n] = 0;
-        if (n == 0 || line[0] == '#') continue;
+    for (line = text; rc == 0 && *line; line = next) {
+        char *sp, fname[4096]; unsigned long long sz, h;
+        next = line + strcspn(line, "\n");
+        if (*next) *next++ = 0;
+        line[strcspn(line, "\r")] = 0;
+        if (line[0] == 0 || line[0] == '#') continue;
+        if (!strncmp(line, "file ", 5)) {
+            if (strlen(line) >= sizeof fname || sscanf(line, "file %4095s %llu fnv1a64:%16llx", fname, &sz, &h) != 3) {
+                fprintf(stderr, "ringattn-golden: %s: malformed line '%s'\n", path, line);
+                rc = -1; break;
+            }
+            if (m && manifest_add(m, fname, sz, h)) { fprintf(stderr, "ringattn-golden: out of memory\n"); rc = -1; }
+            continue;
+        }
         if ((sp = strchr(line, ' ')) != NULL) *sp = 0;
         if (!sp || argc + 2 > (int)(sizeof argv / sizeof argv[0]) || !given_bit(line)) {
             fprintf(stderr, "ringattn-golden: %s: unexpected line '%s'\n", path, line);
             rc = -1; break;
         }
-        memcpy(buf + used, line, n + 1);   /* "--name\0value\0" */
-        argv[argc++] = buf + used; argv[argc++] = buf + used + (size_t)(sp - line) + 1;
-        used += n + 1;
+        argv[argc++] = line; argv[argc++] = sp + 1;
     }
-    fclose(f);
     if (rc == 0 && parse_args(argc, argv, rec, pos, &npos) != 0) {
         fprintf(stderr, "ringattn-golden: %s: the recorded options do not parse\n", path);
         rc = -1;
     }
-    free(buf);   /* parse_args keeps no pointer into it: lists and values are copied */
+    free(text);   /* parse_args keeps no pointer into it: lists and values are copied */
+    if (rc && m) manifest_free(m);
     return rc;
+}
+
+/* A file `name` of folder dir, as its manifest lists it: 0 listed and its bytes hash as
+   recorded, 1 not listed, -1 (said on stderr) listed but different or unreadable. */
+static int verify_listed(const manifest *m, const char *dir, const char *name)
+{
+    char path[4096]; unsigned long long size, hash; const mfile *e = manifest_find(m, name);
+    if (!e) return 1;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (hash_file(path, &size, &hash)) {
+        fprintf(stderr, "ringattn-golden: %s is listed in %s/%s but cannot be read\n", path, dir, OPTIONS_FILE);
+        return -1;
+    }
+    if (size != e->size || hash != e->hash) {
+        fprintf(stderr, "ringattn-golden: %s is not the file %s/%s lists (%llu bytes, fnv1a64 %016llx; recorded: "
+                "%llu bytes, %016llx): the folder mixes two runs or was changed; compute it again\n",
+                path, dir, OPTIONS_FILE, size, hash, e->size, e->hash);
+        return -1;
+    }
+    return 0;
+}
+
+/* One run writing a golden folder: its earlier manifest, this run's, and the test hook
+   RINGATTN_GOLDEN_KILL_AT=N (SIGKILL at the N-th step of the commit; tests only). */
+typedef struct {
+    const char *dir;
+    manifest old, now;
+    long kill_at, point;
+} folder;
+
+static void folder_point(folder *F)
+{
+    if (F->kill_at > 0 && ++F->point == F->kill_at) {
+        fflush(stdout);
+#ifdef SIGKILL
+        raise(SIGKILL);
+#endif
+        abort();
+    }
+}
+
+/* Before writing: the folder (created), its earlier manifest, and a check that every file
+   the run will write is absent or one an earlier run listed; another file there is only
+   replaced with --force. */
+static int folder_open(folder *F, const char *dir, int force, const char *const *names, int n)
+{
+    char path[4096]; options rec; int i, st; const char *hook = getenv("RINGATTN_GOLDEN_KILL_AT");
+    memset(F, 0, sizeof *F);
+    F->dir = dir; F->kill_at = hook ? strtol(hook, NULL, 10) : 0;
+    if (make_dirs(dir)) return -1;
+    snprintf(path, sizeof path, "%s/%s", dir, OPTIONS_FILE);
+    st = read_options(path, &rec, &F->old);
+    if (st < 0 && !force) {
+        fprintf(stderr, "ringattn-golden: %s is not a folder this tool wrote whole: give --force to replace its files, "
+                "or another -o\n", dir);
+        return -1;
+    }
+    if (st != 0) memset(&F->old, 0, sizeof F->old);
+    for (i = 0; i < n && !force; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (file_exists(path) && !manifest_find(&F->old, names[i])) {
+            fprintf(stderr, "ringattn-golden: %s exists and no earlier run of this tool listed it in %s/%s: give --force "
+                    "to replace it, or another -o\n", path, dir, OPTIONS_FILE);
+            manifest_free(&F->old);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* where a run stages `name` */
+static void folder_stage(const folder *F, const char *name, char *path, size_t n)
+{
+    snprintf(path, n, "%s/%s" PARTIAL, F->dir, name);
+}
+
+/* the options file's text (options, manifest), without the end line */
+static char *options_text(const options *o, const char *command, const char *const *pos, int npos, const manifest *m)
+{
+    char val[2048], *t; size_t cap = 4096 + (size_t)m->n * 300, len = 0; int i;
+    if (!(t = (char *)malloc(cap))) return NULL;
+#define PUT(...) do { int w_ = snprintf(t + len, cap - len, __VA_ARGS__); if (w_ > 0) len += (size_t)w_; if (len >= cap) len = cap - 1; } while (0)
+    PUT("# written by `ringattn-golden %s` with the files of this folder: the options that shape the\n"
+        "# result, and every file the run wrote with its size and FNV-1a 64 hash. `ringattn-golden compare\n"
+        "# GOT <this folder>/<name>.npy --baseline-from DIR` computes its baseline with these options (an\n"
+        "# explicit option that disagrees is an error) and trusts only the files listed here, unchanged.\n"
+        "# inputs:", command);
+    for (i = 0; i < npos; i++) PUT(" %s", pos[i]);
+    PUT("\n");
+    for (i = 0; i < NRECORDED; i++) {
+        option_value(o, recorded[i].bit, val, sizeof val);
+        if (val[0]) PUT("%s %s\n", recorded[i].name, val);
+    }
+    for (i = 0; i < m->n; i++) PUT("file %s %llu fnv1a64:%016llx\n", m->f[i].name, m->f[i].size, m->f[i].hash);
+#undef PUT
+    return t;
+}
+
+/* After every file is staged: hash them, remove what the earlier run listed and this one does
+   not write, replace the options file, move the files in. 0, or -1 (said). */
+static int folder_commit(folder *F, const options *o, const char *command, const char *const *pos, int npos,
+                         const char *const *names, int n)
+{
+    char path[4096], dest[4096], *text; unsigned long long size, hash; int i, rc = 0; FILE *f;
+    for (i = 0; i < n; i++) {
+        folder_stage(F, names[i], path, sizeof path);
+        if (hash_file(path, &size, &hash) || manifest_add(&F->now, names[i], size, hash)) {
+            fprintf(stderr, "ringattn-golden: cannot read back %s\n", path);
+            return -1;
+        }
+        folder_point(F);
+    }
+    /* the earlier run's files this one does not write go first, while its manifest still
+       lists them (a kill here leaves the earlier set short of a file, never a stale file
+       that a later manifest forgets), with the folders they leave empty */
+    for (i = 0; i < F->old.n; i++) {
+        char *slash;
+        if (manifest_find(&F->now, F->old.f[i].name)) continue;
+        snprintf(dest, sizeof dest, "%s/%s", F->dir, F->old.f[i].name);
+        if (remove(dest) == 0) printf("removed %s (an earlier run's)\n", dest);
+        else if (file_exists(dest)) { fprintf(stderr, "ringattn-golden: cannot remove %s\n", dest); return -1; }
+        while ((slash = strrchr(dest, '/')) != NULL && slash - dest > (ptrdiff_t)strlen(F->dir)) {
+            *slash = 0;
+            if (remove(dest) != 0) break;   /* not empty: someone else's files are there */
+        }
+        folder_point(F);
+    }
+    if (!(text = options_text(o, command, pos, npos, &F->now))) { fprintf(stderr, "ringattn-golden: out of memory\n"); return -1; }
+    folder_stage(F, OPTIONS_FILE, path, sizeof path);
+    snprintf(dest, sizeof dest, "%s/%s", F->dir, OPTIONS_FILE);
+    if (!(f = fopen(path, "wb"))) rc = -1;
+    else {
+        size_t len = strlen(text);
+        if (fwrite(text, 1, len, f) != len) rc = -1;
+        if (fprintf(f, "end fnv1a64:%016llx\n", fnv1a(FNV_OFFSET, text, len)) < 0) rc = -1;
+        if (fclose(f)) rc = -1;
+    }
+    free(text);
+    if (rc) { fprintf(stderr, "ringattn-golden: cannot write %s\n", path); remove(path); return -1; }
+    folder_point(F);
+    if (rename(path, dest)) { fprintf(stderr, "ringattn-golden: cannot rename %s to %s\n", path, dest); return -1; }
+    folder_point(F);
+    for (i = 0; i < n; i++) {
+        folder_stage(F, names[i], path, sizeof path);
+        snprintf(dest, sizeof dest, "%s/%s", F->dir, names[i]);
+        if (rename(path, dest)) { fprintf(stderr, "ringattn-golden: cannot rename %s to %s\n", path, dest); return -1; }
+        folder_point(F);
+    }
+    if (F->kill_at > 0) fprintf(stderr, "ringattn-golden: commit steps: %ld\n", F->point);
+    return 0;
+}
+
+static void folder_close(folder *F)
+{
+    manifest_free(&F->old);
+    manifest_free(&F->now);
 }
 
 /* An explicit result-shaping option of `cmd` that differs from `rec`: its index, else -1 */
@@ -545,16 +796,14 @@ fail:
     return -1;
 }
 
-static int save(const char *dir, const char *name, const ringattn_tensor *t, int ndim)
+static int save_path(const char *path, const ringattn_tensor *t, int ndim)
 {
-    char path[4096], err[512];
+    char err[512];
     ringattn_config c = ringattn_default_config();
     int st;
     c.error_detail = err; c.error_detail_size = sizeof err;
-    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
     st = ringattn_npy_save(path, t, ndim, &c);
     if (st != RINGATTN_OK) { fprintf(stderr, "ringattn-golden: %s\n", err); return -1; }
-    printf("wrote %s\n", path);
     return 0;
 }
 
@@ -571,20 +820,32 @@ static int load_inputs(const char *const *paths, int n, ringattn_npy_array *in)
 
 static int cmd_compute(int argc, char **argv)
 {
-    options o; const char *pos[8]; int npos, rc, i;
-    ringattn_npy_array in[4]; results r;
+    static const char *const names[5] = { "out.npy", "lse.npy", "dq.npy", "dk.npy", "dv.npy" };
+    options o; const char *pos[8]; int npos, rc, i, nout;
+    ringattn_npy_array in[4]; results r; folder F; char path[4096];
     if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
     if (npos != 3 && npos != 4) return bad("compute needs Q.npy K.npy V.npy [DOUT.npy]%s", "");
+    nout = npos == 4 ? 5 : 2;
     if (load_inputs(pos, npos, in)) return EXIT_BAD;
+    if (folder_open(&F, o.out_dir, o.force, names, nout)) {
+        for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
+        return EXIT_BAD;
+    }
     rc = run(&o.cfg, o.dtype, &in[0].t, &in[1].t, &in[2].t, npos == 4 ? &in[3].t : NULL, &r) ? EXIT_BAD : EXIT_PASS;
-    if (rc == EXIT_PASS) {
-        if (make_dirs(o.out_dir) || save(o.out_dir, "out", &r.out, 4) || save(o.out_dir, "lse", &r.lse, 3)) rc = EXIT_BAD;
-        if (rc == EXIT_PASS && r.have_grad &&
-            (save(o.out_dir, "dq", &r.dq, 4) || save(o.out_dir, "dk", &r.dk, 4) || save(o.out_dir, "dv", &r.dv, 4)))
-            rc = EXIT_BAD;
-        if (rc == EXIT_PASS && record_options(&o, pos, npos)) rc = EXIT_BAD;
+    if (rc == EXIT_PASS) {   /* staged as NAME.partial, then committed together */
+        const ringattn_tensor *t[5]; const int rank[5] = { 4, 3, 4, 4, 4 };
+        t[0] = &r.out; t[1] = &r.lse; t[2] = &r.dq; t[3] = &r.dk; t[4] = &r.dv;
+        for (i = 0; i < nout && rc == EXIT_PASS; i++) {
+            folder_stage(&F, names[i], path, sizeof path);
+            if (save_path(path, t[i], rank[i])) rc = EXIT_BAD;
+            else folder_point(&F);
+        }
+        if (rc == EXIT_PASS && folder_commit(&F, &o, "compute", pos, npos, names, nout)) rc = EXIT_BAD;
+        for (i = 0; rc == EXIT_PASS && i <= nout; i++)
+            printf("wrote %s/%s\n", o.out_dir, i < nout ? names[i] : OPTIONS_FILE);
         results_free(&r);
     }
+    folder_close(&F);
     for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
     return rc;
 }
@@ -676,14 +937,27 @@ static int cmd_compare(int argc, char **argv)
         if (n >= sizeof what) n = sizeof what - 1;
         memcpy(what, s, n); what[n] = 0;
     }
-    if (rc == EXIT_PASS && o.baseline_from) {
-        /* the options compute used for REF, recorded next to it, so the baseline has the same mask */
-        const char *slash = strrchr(pos[1], '/');
-        if (slash) snprintf(rec_path, sizeof rec_path, "%.*s/%s", (int)(slash - pos[1]), pos[1], OPTIONS_FILE);
-        else snprintf(rec_path, sizeof rec_path, "%s", OPTIONS_FILE);
-        st = read_options(rec_path, &rec);
+    if (rc == EXIT_PASS) {
+        /* REF next to an options file was written by compute: trusted only as its manifest
+           lists it, and (--baseline-from) with the options recorded there, the same mask */
+        const char *slash = strrchr(pos[1], '/'); char refdir[3072]; manifest man;
+        if (slash) snprintf(refdir, sizeof refdir, "%.*s", (int)(slash - pos[1]), pos[1]);
+        else snprintf(refdir, sizeof refdir, ".");
+        snprintf(rec_path, sizeof rec_path, "%s/%s", refdir, OPTIONS_FILE);
+        st = read_options(rec_path, &rec, &man);
         if (st < 0) rc = EXIT_BAD;
         else if (st == 0) {
+            int v = verify_listed(&man, refdir, slash ? slash + 1 : pos[1]);
+            if (v == 1)
+                fprintf(stderr, "ringattn-golden: %s is not one of the files %s lists: not written by the run those "
+                        "options describe (an earlier run's, or another program's); compute the folder again\n",
+                        pos[1], rec_path);
+            if (v != 0) rc = EXIT_BAD;
+            manifest_free(&man);
+        }
+    }
+    if (rc == EXIT_PASS && o.baseline_from) {
+        if (st == 0) {
             char mine[2048], theirs[2048];
             int k = disagreement(&o, &rec, mine, theirs, sizeof mine);
             have_rec = 1;
