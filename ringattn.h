@@ -129,7 +129,10 @@ enum {
 /* Each enum carries int-sized sentinels (internal names) so that any int value is a valid value of the type
    (in C++ a cast of an out-of-range int is otherwise undefined); the entry points reject
    values outside the named ones with a status, so bad input stays defined behaviour. */
-typedef enum { RINGATTN_F32, RINGATTN_F64, RINGATTN_F16, RINGATTN_BF16,
+/* RINGATTN_FP8_E4M3 is OCP / PyTorch float8_e4m3fn (bias 7, no infinity, max 448, NaN =
+   S.1111.111), RINGATTN_FP8_E5M2 float8_e5m2 (IEEE-like, bias 15): storage formats of one byte,
+   read exactly; a store rounds to nearest even (e4m3: beyond 448 is NaN, as PyTorch's cast). */
+typedef enum { RINGATTN_F32, RINGATTN_F64, RINGATTN_F16, RINGATTN_BF16, RINGATTN_FP8_E4M3, RINGATTN_FP8_E5M2,
                RINGATTN__DTYPE_MIN = -0x7fffffff - 1, RINGATTN__DTYPE_MAX = 0x7fffffff } ringattn_dtype;
 
 /* A strided view; nothing owned. q/k/v/out and their gradients are [batch, seq, heads, dim];
@@ -262,6 +265,12 @@ struct ringattn_config {
                                      running state by its (out, lse), as a port that calls a
                                      kernel per block and merges the results does. Forward.  */
     ringattn_dtype block_dtype;
+    /* fp8 inputs: FlashAttention 3's descale factors, the forward reads q_descale * q,
+       k_descale * k, v_descale * v. descale_size 0 = none (the pointers NULL), 1 = one factor
+       each, b * hk = one per (batch, k/v head), [b][hk] row-major (a q head takes its k/v
+       head's); a NULL pointer is 1. Finite. Forward only (the backward refuses them).       */
+    const double *q_descale, *k_descale, *v_descale;
+    int descale_size;
     int round_state;              /* 1: after every ring step each row's running result is
                                      held as a port holding (out, lse) between steps holds
                                      it: out = acc / l rounded to state_dtype, lse rounded to
@@ -689,9 +698,47 @@ static RINGATTN__HD inline uint16_t ringattn__double_to_small_float(double x, in
     return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
 }
 
+/* fp8 e4m3fn: S EEEE MMM, bias 7, no infinity; e5m2 goes through the IEEE-like 16-bit path */
+static RINGATTN__HD inline double ringattn__e4m3_to_double(uint8_t b)
+{
+    int e = (b >> 3) & 15, m = b & 7;
+    double s = (b & 0x80) ? -1.0 : 1.0;
+    if (e == 15 && m == 7) return (double)NAN;
+    if (e == 0) return s * ldexp((double)m, -9);
+    return s * ldexp((double)(8 + m), e - 10);
+}
+
+static RINGATTN__HD inline uint8_t ringattn__double_to_e4m3(double x)
+{
+    uint8_t sign = (uint8_t)(signbit(x) ? 0x80u : 0u);
+    double a = fabs(x), q;
+    int e;
+    if (x != x || a == (double)INFINITY) return (uint8_t)(sign | 0x7F);   /* no infinity: NaN */
+    if (a == 0) return sign;
+    (void)frexp(a, &e);
+    e -= 1;                                     /* a in [2^e, 2^(e+1)) */
+    if (e < -6) e = -6;                         /* subnormal: quantum 2^-9 */
+    q = rint(ldexp(a, 3 - e));                  /* one rounding, to nearest even */
+    if (q >= 16) { q = ldexp(q, -1); e += 1; }
+    if (e > 8 || (e == 8 && q > 14)) return (uint8_t)(sign | 0x7F);   /* beyond 448: NaN */
+    if (q < 8) return (uint8_t)(sign | (uint8_t)q);
+    return (uint8_t)(sign | (uint8_t)((e + 7) << 3) | ((uint8_t)q & 7));
+}
+
+static RINGATTN__HD inline double ringattn__e5m2_to_double(uint8_t b)
+{
+    return ringattn__small_float_to_double((uint16_t)(((b & 0x80) << 8) | (b & 0x7F)), 2, 5);
+}
+
+static RINGATTN__HD inline uint8_t ringattn__double_to_e5m2(double x)
+{
+    uint16_t h = ringattn__double_to_small_float(x, 2, 5);
+    return (uint8_t)(((h >> 8) & 0x80) | (h & 0x7F));
+}
+
 static RINGATTN__HD inline size_t ringattn__dtype_size(ringattn_dtype t)
 {
-    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : 2;
+    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : (t == RINGATTN_FP8_E4M3 || t == RINGATTN_FP8_E5M2) ? 1 : 2;
 }
 
 static RINGATTN__HD inline double ringattn__load(const void *base, ringattn_dtype t, int64_t i)
@@ -700,6 +747,8 @@ static RINGATTN__HD inline double ringattn__load(const void *base, ringattn_dtyp
     case RINGATTN_F32: return ((const float *)base)[i];
     case RINGATTN_F64: return ((const double *)base)[i];
     case RINGATTN_F16: return ringattn__small_float_to_double(((const uint16_t *)base)[i], 10, 5);
+    case RINGATTN_FP8_E4M3: return ringattn__e4m3_to_double(((const uint8_t *)base)[i]);
+    case RINGATTN_FP8_E5M2: return ringattn__e5m2_to_double(((const uint8_t *)base)[i]);
     default:           return ringattn__small_float_to_double(((const uint16_t *)base)[i], 7, 8);
     }
 }
@@ -710,8 +759,16 @@ static RINGATTN__HD inline void ringattn__store(void *base, ringattn_dtype t, in
     case RINGATTN_F32: ((float *)base)[i] = (float)x; break;
     case RINGATTN_F64: ((double *)base)[i] = x; break;
     case RINGATTN_F16: ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 10, 5); break;
+    case RINGATTN_FP8_E4M3: ((uint8_t *)base)[i] = ringattn__double_to_e4m3(x); break;
+    case RINGATTN_FP8_E5M2: ((uint8_t *)base)[i] = ringattn__double_to_e5m2(x); break;
     default:           ((uint16_t *)base)[i] = ringattn__double_to_small_float(x, 7, 8); break;
     }
+}
+
+/* the descale factor of batch bb, k/v head kh (FlashAttention 3's q/k/v_descale) */
+static RINGATTN__HD inline double ringattn__descale(const double *d, int n, int64_t hk, int64_t bb, int64_t kh)
+{
+    return d ? d[n == 1 ? 0 : bb * hk + kh] : 1.0;
 }
 
 /* x rounded to storage type t and read back (one round-to-nearest-even: the precision
@@ -722,6 +779,8 @@ static RINGATTN__HD inline double ringattn__round(double x, ringattn_dtype t)
     case RINGATTN_F32: return (double)(float)x;
     case RINGATTN_F16: return ringattn__small_float_to_double(ringattn__double_to_small_float(x, 10, 5), 10, 5);
     case RINGATTN_BF16: return ringattn__small_float_to_double(ringattn__double_to_small_float(x, 7, 8), 7, 8);
+    case RINGATTN_FP8_E4M3: return ringattn__e4m3_to_double(ringattn__double_to_e4m3(x));
+    case RINGATTN_FP8_E5M2: return ringattn__e5m2_to_double(ringattn__double_to_e5m2(x));
     default: return x;
     }
 }
@@ -757,6 +816,8 @@ typedef struct {
     const int64_t *cuq, *cuk;      /* their cumulative lengths (num_seqs + 1 entries)         */
     int round_p, round_s, round_block, round_state;   /* precision emulation (config round_*)   */
     ringattn_dtype pt, bt, st;     /* ... to these storage types: P (and S), block, state      */
+    const double *qds, *kds, *vds; /* fp8 descale factors (NULL = 1), nds of each: 1 or b * hk */
+    int nds;
 } ringattn__problem;
 
 /* chunk i of n tokens cut into p chunks; sizes differ by at most one */
@@ -919,6 +980,9 @@ static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_co
     P->round_p = cfg->round_p; P->pt = cfg->round_p ? cfg->p_dtype : RINGATTN_F64;
     P->round_s = cfg->round_p && cfg->round_s;
     P->round_block = cfg->round_block; P->bt = cfg->round_block ? cfg->block_dtype : RINGATTN_F64;
+    if (cfg->descale_size > 0) {
+        P->qds = cfg->q_descale; P->kds = cfg->k_descale; P->vds = cfg->v_descale; P->nds = cfg->descale_size;
+    }
     P->round_state = cfg->round_state; P->st = cfg->round_state ? cfg->state_dtype : RINGATTN_F64;
 }
 
@@ -2034,7 +2098,7 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
 /* the same for the forward's K: each piece in panels (ringattn__panel_at), what the fused
    S kernel reads; the buffer then travels the ring as it is */
 static void ringattn__pack_panels(const ringattn_tensor *t, const ringattn__piece *pc, int np, void *dst,
-                                  ringattn_dtype ct, int64_t pitch, int64_t bb, int64_t hh)
+                                  ringattn_dtype ct, int64_t pitch, double mul, int64_t bb, int64_t hh)
 {
     int64_t r, c, heads = t->shape[2], dim = t->shape[3], s3 = t->stride[3];
     int k;
@@ -2044,13 +2108,13 @@ static void ringattn__pack_panels(const ringattn_tensor *t, const ringattn__piec
             int64_t pos = pc[k].pos0 + r * pc[k].stride, src = ringattn__index(t, bb, pos, hh, 0);
             int64_t o = at + ringattn__panel_at(r, 0, pc[k].count, dim);
             int64_t w = ringattn__panel_at(r, 1, pc[k].count, dim) - (o - at);   /* dimension stride */
-            if (t->dtype == ct && ct == RINGATTN_F32)   /* the common case without conversions */
+            if (t->dtype == ct && ct == RINGATTN_F32 && mul == 1.0)   /* the common case without conversions */
                 for (c = 0; c < dim; c++) ((float *)dst)[o + c * w] = ((const float *)t->data)[src + c * s3];
-            else if (t->dtype == ct && ct == RINGATTN_F64)
+            else if (t->dtype == ct && ct == RINGATTN_F64 && mul == 1.0)
                 for (c = 0; c < dim; c++) ((double *)dst)[o + c * w] = ((const double *)t->data)[src + c * s3];
             else
                 for (c = 0; c < dim; c++)
-                    ringattn__store(dst, ct, o + c * w, ringattn__load(t->data, t->dtype, src + c * s3));
+                    ringattn__store(dst, ct, o + c * w, ringattn__load(t->data, t->dtype, src + c * s3) * mul);
         }
     }
 }
@@ -2125,11 +2189,16 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     size_t vhalf = (size_t)(P->b * P->hk * P->ck * P->d) * P->es;   /* V follows K */
     ringattn__io_pieces(io, me->qp, me->nqp, qio);
     ringattn__io_pieces(io, kp, nkp, kio);
-    ringattn__pack(io->q, qio, me->nqp, me->q, P->ct, me->rows, 1.0, bb, hh);
+    /* fp8 descale factors (forward only): a q head takes its k/v head's */
+    ringattn__pack(io->q, qio, me->nqp, me->q, P->ct, me->rows,
+                   ringattn__descale(P->qds, P->nds, P->hk, bb, hh / P->heads_per_kv), bb, hh);
     if (hh < P->hk) {
-        if (R->pass == 0) ringattn__pack_panels(io->k, kio, nkp, me->kv[0], P->ct, P->ck, bb, hh);
+        if (R->pass == 0)
+            ringattn__pack_panels(io->k, kio, nkp, me->kv[0], P->ct, P->ck,
+                                  ringattn__descale(P->kds, P->nds, P->hk, bb, hh), bb, hh);
         else ringattn__pack(io->k, kio, nkp, me->kv[0], P->ct, P->ck, 1.0, bb, hh);
-        ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck, ldexp(1.0, -R->vshift), bb, hh);
+        ringattn__pack(io->v, kio, nkp, (char *)me->kv[0] + vhalf, P->ct, P->ck,
+                       ldexp(1.0, -R->vshift) * ringattn__descale(P->vds, P->nds, P->hk, bb, hh), bb, hh);
     }
     if (R->pass == 0) {
         ringattn__state_reset(P, me->st.fwd.o, me->st.fwd.m, me->st.fwd.l, row0, me->rows);
@@ -2245,7 +2314,7 @@ static int ringattn__check_view(const ringattn_config *cfg, const ringattn_tenso
     int a, ovf = 0; int64_t extent = 0, count = 1;
     if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "%s is NULL", name);
     if (!t->data) return ringattn__fail(cfg, RINGATTN_ENULL, "%s->data is NULL", name);
-    if ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_BF16)
+    if ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_FP8_E5M2)
         return ringattn__fail(cfg, RINGATTN_EDTYPE, "%s has unknown dtype %d", name, (int)t->dtype);
     for (a = 0; a < 4; a++) {
         if (t->shape[a] < 1)
@@ -2362,7 +2431,8 @@ static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *
 {
     double vmax = 0, lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)P->nk;
     int64_t i0, i1, i2, c; int shift = 0;
-    if (v->dtype == RINGATTN_F16) return 0;   /* |V| <= 65504 */
+    if (v->dtype == RINGATTN_F16 || v->dtype == RINGATTN_FP8_E4M3 || v->dtype == RINGATTN_FP8_E5M2)
+        return 0;   /* |V| <= 65504 */
     for (i0 = 0; i0 < v->shape[0]; i0++)
     for (i1 = 0; i1 < v->shape[1]; i1++)
     for (i2 = 0; i2 < v->shape[2]; i2++)
@@ -2420,7 +2490,7 @@ static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *
     if (cfg->num_groups < 0) return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_groups = %d < 0", cfg->num_groups);
     if (cfg->round_p != 0 && cfg->round_p != 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_p = %d, must be 0 or 1", cfg->round_p);
-    if (cfg->round_p && ((int)cfg->p_dtype < (int)RINGATTN_F32 || (int)cfg->p_dtype > (int)RINGATTN_BF16))
+    if (cfg->round_p && ((int)cfg->p_dtype < (int)RINGATTN_F32 || (int)cfg->p_dtype > (int)RINGATTN_FP8_E5M2))
         return ringattn__fail(cfg, RINGATTN_EDTYPE, "p_dtype = %d is not a ringattn_dtype", (int)cfg->p_dtype);
     if (cfg->round_s != 0 && cfg->round_s != 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_s = %d, must be 0 or 1", cfg->round_s);
@@ -2428,11 +2498,27 @@ static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_s rounds the scores to p_dtype: it needs round_p = 1");
     if (cfg->round_block != 0 && cfg->round_block != 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_block = %d, must be 0 or 1", cfg->round_block);
-    if (cfg->round_block && ((int)cfg->block_dtype < (int)RINGATTN_F32 || (int)cfg->block_dtype > (int)RINGATTN_BF16))
+    if (cfg->round_block && ((int)cfg->block_dtype < (int)RINGATTN_F32 || (int)cfg->block_dtype > (int)RINGATTN_FP8_E5M2))
         return ringattn__fail(cfg, RINGATTN_EDTYPE, "block_dtype = %d is not a ringattn_dtype", (int)cfg->block_dtype);
+    if (cfg->descale_size < 0 || (cfg->descale_size > 1 && cfg->descale_size != s->batch * s->heads_kv))
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "descale_size = %d: 0 (none), 1 or batch * k/v heads = %lld",
+                              cfg->descale_size, (long long)(s->batch * s->heads_kv));
+    if (cfg->descale_size == 0 && (cfg->q_descale || cfg->k_descale || cfg->v_descale))
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "q/k/v_descale given but descale_size = 0");
+    if (cfg->descale_size > 0) {
+        const double *d[3]; const char *nm[3] = { "q_descale", "k_descale", "v_descale" }; int a, j;
+        d[0] = cfg->q_descale; d[1] = cfg->k_descale; d[2] = cfg->v_descale;
+        if (pass == 1)
+            return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "descale factors are for the forward (FlashAttention 3's "
+                                  "fp8 forward); the backward refuses them");
+        for (a = 0; a < 3; a++)
+            for (j = 0; d[a] && j < cfg->descale_size; j++)
+                if (!(d[a][j] - d[a][j] == 0))
+                    return ringattn__fail(cfg, RINGATTN_ECONFIG, "%s[%d] is not finite", nm[a], j);
+    }
     if (cfg->round_state != 0 && cfg->round_state != 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "round_state = %d, must be 0 or 1", cfg->round_state);
-    if (cfg->round_state && ((int)cfg->state_dtype < (int)RINGATTN_F32 || (int)cfg->state_dtype > (int)RINGATTN_BF16))
+    if (cfg->round_state && ((int)cfg->state_dtype < (int)RINGATTN_F32 || (int)cfg->state_dtype > (int)RINGATTN_FP8_E5M2))
         return ringattn__fail(cfg, RINGATTN_EDTYPE, "state_dtype = %d is not a ringattn_dtype", (int)cfg->state_dtype);
     if (s->dim_qk > RINGATTN__BLAS_INT_MAX || s->dim_v > RINGATTN__BLAS_INT_MAX)
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
@@ -4139,6 +4225,8 @@ RINGATTN_API ringattn_compare_policy ringattn_compare_default_policy(ringattn_dt
     case RINGATTN_F64:  p.atol = 1e-7; p.rtol = 1e-7; break;
     case RINGATTN_F16:  p.atol = 1e-5; p.rtol = 1e-3; break;
     case RINGATTN_BF16: p.atol = 1e-5; p.rtol = 1.6e-2; break;
+    case RINGATTN_FP8_E4M3: p.atol = 1e-5; p.rtol = 0.125; break;   /* one ulp: 2^-3, 2^-2 */
+    case RINGATTN_FP8_E5M2: p.atol = 1e-5; p.rtol = 0.25; break;
     default:            p.atol = 1e-5; p.rtol = 1.3e-6; break;
     }
     p.k = 2.0; p.eps = 1e-6;
@@ -4177,8 +4265,10 @@ RINGATTN_API ringattn_compare_policy ringattn_compare_rule_policy(int rule, ring
 /* the spacing of dtype t's values at x (one ulp) */
 static double ringattn__ulp(double x, ringattn_dtype t)
 {
-    int e, mant = t == RINGATTN_F64 ? 52 : t == RINGATTN_F32 ? 23 : t == RINGATTN_F16 ? 10 : 7;
-    int emin = t == RINGATTN_F64 ? -1022 : t == RINGATTN_F16 ? -14 : -126;   /* smallest normal's exponent */
+    int e, mant = t == RINGATTN_F64 ? 52 : t == RINGATTN_F32 ? 23 : t == RINGATTN_F16 ? 10 :
+                  t == RINGATTN_FP8_E4M3 ? 3 : t == RINGATTN_FP8_E5M2 ? 2 : 7;
+    int emin = t == RINGATTN_F64 ? -1022 : (t == RINGATTN_F16 || t == RINGATTN_FP8_E5M2) ? -14 :
+               t == RINGATTN_FP8_E4M3 ? -6 : -126;   /* smallest normal's exponent */
     if (x == 0) return ldexp(1.0, emin - mant);
     (void)frexp(fabs(x), &e);           /* |x| in [2^(e-1), 2^e) */
     if (e - 1 < emin) e = emin + 1;     /* subnormal: the fixed quantum */

@@ -1181,6 +1181,9 @@ static int ringattn_cuda__resolve(const ringattn_config *cfg, const ringattn_sha
     if (c.ring_size == 0) c.ring_size = 1;            /* one member: one GPU */
     st = ringattn_plan(&c, s, pass, plan);
     if (st != RINGATTN_OK) return st;
+    if (cfg->descale_size > 0)
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "fp8 descale factors are computed by the CPU ring "
+                                   "only (fp8 inputs without them are read as they are)");
     if (pass == 0 && cfg->round_block)   /* the one emulation point with no GPU path */
         return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "round_block (a port's per-block merge, precision "
                                    "emulation) is computed by the CPU ring only");

@@ -6,7 +6,7 @@ tests/test_flash_attn.py's test_flash_attn_output). Prints one line per configur
 and a summary: how often each rule passed, and any configuration where FlashAttention's rule
 passes and ringattn's fails (a false failure of ringattn's check).
 
-    python bench/port_check.py [--seeds N] [--quick] [--planted]
+    python bench/port_check.py [--seeds N] [--quick] [--planted] [--many]
 
 --planted also runs the planted bugs (mask off by one, scale 10 % off, a row shifted, a key
 tile dropped, one lse row shifted) and prints where check() located each.
@@ -83,10 +83,16 @@ GRID = [  # (b, h, hk, nq, nk, d, causal, backward)
 ]
 
 
-def run_grid(seeds, quick):
-    grid = [c for c in GRID if not quick or max(c[3], c[4]) <= 1024]
+SEED_GRID = [  # the false-failure count: small shapes, many seeds
+    (1, 4, 4, 128, 128, 64, False, True), (1, 4, 4, 128, 128, 64, True, True),
+    (1, 4, 4, 128, 128, 128, True, True), (1, 8, 2, 128, 128, 64, True, True),
+]
+
+
+def run_grid(seeds, quick, grid=None, dtypes=None):
+    grid = grid or [c for c in GRID if not quick or max(c[3], c[4]) <= 1024]
     tally = {}
-    for dt in (torch.bfloat16, torch.float16, torch.float32):
+    for dt in dtypes or (torch.bfloat16, torch.float16, torch.float32):
         for (b, h, hk, nq, nk, d, causal, bwd) in grid:
             for seed in range(seeds):
                 gen = torch.Generator().manual_seed(seed)
@@ -159,10 +165,14 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="n <= 1024 only")
     ap.add_argument("--planted", action="store_true")
+    ap.add_argument("--many", action="store_true", help="SEED_GRID (n = 128) over --seeds seeds, bf16 and f32")
     a = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.time()
-    bad = run_grid(a.seeds, a.quick)
+    if a.many:
+        bad = run_grid(a.seeds, False, SEED_GRID, (torch.bfloat16, torch.float32))
+    else:
+        bad = run_grid(a.seeds, a.quick)
     if a.planted:
         bad += planted()
     print("%.0f s" % (time.time() - t0))

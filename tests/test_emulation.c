@@ -10,7 +10,9 @@
       round_block: each block's (out, lse) held in bf16 / f32, the state merged in f64;
    3. round_p backward (compute f64): P and dS rounded, against the same formulas in double;
    4. neutral settings change no bit: round_p to f64 with f64 compute, round_state with f64;
-   5. bad settings are refused with a status and a sentence, outputs untouched.
+   5. fp8 storage (e4m3fn, e5m2): every code through decode and encode, the formats' edges,
+      and fp8 inputs with FlashAttention 3's descale factors against descaled f64 inputs;
+   6. bad settings are refused with a status and a sentence, outputs untouched.
    Exit 0 = pass. */
 #include <math.h>
 #include <stdio.h>
@@ -222,6 +224,78 @@ static void test_neutral(int *failures)
     CHECK(st == 0 && memcmp(a, b, sizeof a) == 0, "round_p to f64 under f64 compute changed bits");
 }
 
+/* fp8 storage: every e4m3 / e5m2 code read and written back, the edges of each format, and
+   fp8 inputs with descale factors = f64 inputs holding the descaled values, bit for bit */
+static void test_fp8(int *failures)
+{
+    enum { NB = 2, NN = 24, NH = 4, NHK = 2, ND = 8 };
+    static uint8_t q8[NB * NN * NH * ND], k8[NB * NN * NHK * ND], v8[NB * NN * NHK * ND];
+    static double qd[NB * NN * NH * ND], kd[NB * NN * NHK * ND], vd[NB * NN * NHK * ND];
+    static double o8[NB * NN * NH * ND], od[NB * NN * NH * ND];
+    double dsq[NB * NHK] = { 0.5, 2.0, 1.25, 0.75 }, dsk[NB * NHK] = { 1.5, 0.25, 1.0, 3.0 };
+    double dsv[NB * NHK] = { 2.0, 1.0, 0.125, 4.0 };
+    ringattn_tensor Q = ringattn_tensor_bnhd(q8, RINGATTN_FP8_E4M3, NB, NN, NH, ND);
+    ringattn_tensor K = ringattn_tensor_bnhd(k8, RINGATTN_FP8_E5M2, NB, NN, NHK, ND);
+    ringattn_tensor V = ringattn_tensor_bnhd(v8, RINGATTN_FP8_E4M3, NB, NN, NHK, ND);
+    ringattn_tensor O = ringattn_tensor_bnhd(o8, RINGATTN_F64, NB, NN, NH, ND);
+    ringattn_tensor Qd = ringattn_tensor_bnhd(qd, RINGATTN_F64, NB, NN, NH, ND);
+    ringattn_tensor Kd = ringattn_tensor_bnhd(kd, RINGATTN_F64, NB, NN, NHK, ND);
+    ringattn_tensor Vd = ringattn_tensor_bnhd(vd, RINGATTN_F64, NB, NN, NHK, ND);
+    ringattn_tensor Od = ringattn_tensor_bnhd(od, RINGATTN_F64, NB, NN, NH, ND);
+    ringattn_config cfg = ringattn_default_config();
+    test_rng r = rng_seed(77);
+    int c, bad = 0, st, x;
+    for (c = 0; c < 256; c++) {   /* decode then encode: the same code (NaNs: the canonical one) */
+        uint8_t b = (uint8_t)c;
+        double a = ringattn__e4m3_to_double(b), e = ringattn__e5m2_to_double(b);
+        if (a == a ? ringattn__double_to_e4m3(a) != b : (ringattn__double_to_e4m3(a) & 0x7F) != 0x7F) bad++;
+        if (e == e ? ringattn__double_to_e5m2(e) != b : (ringattn__double_to_e5m2(e) & 0x7F) <= 0x7C) bad++;
+    }
+    CHECK(bad == 0, "fp8: %d codes do not survive decode + encode", bad);
+    CHECK(ringattn__double_to_e4m3(448.0) == 0x7E && ringattn__double_to_e4m3(464.0) == 0x7E &&
+          ringattn__double_to_e4m3(480.0) == 0x7F && ringattn__double_to_e4m3(-INFINITY) == 0xFF &&
+          ringattn__double_to_e4m3(1.0) == 0x38 && ringattn__double_to_e4m3(ldexp(1.0, -9)) == 0x01 &&
+          ringattn__double_to_e4m3(ldexp(1.0, -10)) == 0x00 && ringattn__double_to_e4m3(ldexp(1.5, -10)) == 0x01,
+          "fp8 e4m3: an edge case is encoded wrongly");
+    CHECK(ringattn__double_to_e5m2(57344.0) == 0x7B && ringattn__double_to_e5m2(61440.0) == 0x7C &&
+          ringattn__double_to_e5m2(1.0) == 0x3C && ringattn__e5m2_to_double(0x7C) == INFINITY,
+          "fp8 e5m2: an edge case is encoded wrongly");
+    CHECK(ringattn__round(1.0 + 1.0 / 16, RINGATTN_FP8_E4M3) == 1.0 && ringattn__round(1.1, RINGATTN_FP8_E4M3) == 1.125,
+          "fp8: ringattn__round");
+    for (x = 0; x < NB * NN * NH * ND; x++) q8[x] = ringattn__double_to_e4m3(4 * rng_normal(&r));
+    for (x = 0; x < NB * NN * NHK * ND; x++) {
+        k8[x] = ringattn__double_to_e5m2(4 * rng_normal(&r));
+        v8[x] = ringattn__double_to_e4m3(4 * rng_normal(&r));
+    }
+    for (x = 0; x < NB * NN * NH * ND; x++) {   /* the descaled values, in double */
+        int64_t bb = x / (NN * NH * ND), hh = (x / ND) % NH;
+        qd[x] = ringattn__e4m3_to_double(q8[x]) * dsq[bb * NHK + hh / (NH / NHK)];
+    }
+    for (x = 0; x < NB * NN * NHK * ND; x++) {
+        int64_t bb = x / (NN * NHK * ND), kh = (x / ND) % NHK;
+        kd[x] = ringattn__e5m2_to_double(k8[x]) * dsk[bb * NHK + kh];
+        vd[x] = ringattn__e4m3_to_double(v8[x]) * dsv[bb * NHK + kh];
+    }
+    cfg.compute = RINGATTN_F64; cfg.ring_size = 3; cfg.causal = RINGATTN_CAUSAL_BOTTOM_RIGHT;
+    st = ringattn_forward(&cfg, &Qd, &Kd, &Vd, &Od, NULL);
+    cfg.q_descale = dsq; cfg.k_descale = dsk; cfg.v_descale = dsv; cfg.descale_size = NB * NHK;
+    st |= ringattn_forward(&cfg, &Q, &K, &V, &O, NULL);
+    CHECK(st == 0 && memcmp(o8, od, sizeof od) == 0, "fp8 with descales differs from the descaled f64 inputs");
+    {
+        char why[256] = "";
+        cfg.error_detail = why; cfg.error_detail_size = sizeof why;
+        cfg.descale_size = 3;
+        st = ringattn_forward(&cfg, &Q, &K, &V, &O, NULL);
+        CHECK(st == RINGATTN_ECONFIG && strstr(why, "descale_size"), "descale_size 3: status %d '%s'", st, why);
+        cfg.descale_size = 1; dsk[0] = NAN;
+        st = ringattn_forward(&cfg, &Q, &K, &V, &O, NULL);
+        CHECK(st == RINGATTN_ECONFIG && strstr(why, "k_descale[0]"), "NaN descale: status %d '%s'", st, why);
+        dsk[0] = 1.5;
+        st = ringattn_backward(&cfg, &Q, &K, &V, &O, NULL, &O, &O, &O, &O);
+        CHECK(st < 0, "backward with descales accepted");
+    }
+}
+
 static void test_refused(int *failures)
 {
     static double q[B * N * H * D], out[B * N * H * D];
@@ -256,6 +330,7 @@ int main(void)
     test_backward(failures, 0);
     test_backward(failures, 1);
     test_neutral(failures);
+    test_fp8(failures);
     test_refused(failures);
     printf("%s: %d failure(s)\n", fails ? "FAIL" : "PASS", fails);
     return fails ? TEST_FAIL : TEST_PASS;

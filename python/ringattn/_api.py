@@ -18,7 +18,8 @@ _MIX = {"head-groups": 0, "lse": 1}
 _COMPUTE = {"f64": _lib.F64, "float64": _lib.F64, "f32": _lib.F32, "float32": _lib.F32}
 #: storage types the precision emulation rounds to (p_dtype, state_dtype)
 _ROUND = {"f64": _lib.F64, "float64": _lib.F64, "f32": _lib.F32, "float32": _lib.F32, "f16": _lib.F16,
-          "float16": _lib.F16, "bf16": _lib.BF16, "bfloat16": _lib.BF16}
+          "float16": _lib.F16, "bf16": _lib.BF16, "bfloat16": _lib.BF16, "float8_e4m3fn": _lib.FP8_E4M3,
+          "float8_e5m2": _lib.FP8_E5M2}
 #: what a row that sees no key may hold in the port's lse (the reference holds -inf there)
 EMPTY_LSE = {"-inf": 0, "+inf": 1, "0": 2, "any": 3}
 _EMPTY_ALIASES = {"inf": "+inf", "-inf": "-inf", "+inf": "+inf", "0": "0", "any": "any"}
@@ -58,13 +59,30 @@ class _Options:
     def __init__(self, nq, nk, causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
                  softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None,
                  cu_seqlens_k=None, compute="f64", threads=0, p_dtype=None, state_dtype=None, round_scores=False,
-                 block_dtype=None):
+                 block_dtype=None, q_descale=None, k_descale=None, v_descale=None):
         o = self.c = _lib.Options()
+        self.keep = []
+        ds = {n: x for n, x in (("q_descale", q_descale), ("k_descale", k_descale), ("v_descale", v_descale))
+              if x is not None}
+        if ds:   # FlashAttention 3's fp8 descale factors: a number, or (b, hk)
+            sizes = set()
+            for n, x in ds.items():
+                a = np.ascontiguousarray((x.detach().cpu().double().numpy() if is_torch(x) else np.asarray(x)),
+                                         dtype=np.float64).reshape(-1)
+                if a.size == 0:
+                    _refuse(-4, "%s is empty" % n)
+                sizes.add(a.size)
+                self.keep.append(a)
+                setattr(o, n, a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
+            if len(sizes) != 1:
+                _refuse(-4, "q/k/v_descale have different sizes %s: each a number or (batch, k/v heads)"
+                        % sorted(sizes))
+            o.descale_size = sizes.pop()
         def storage(v, what):
             try:
                 return _choice(_ROUND, dtype_name(v), what)
             except RingattnError as e:
-                _refuse(-3, "%s: %s" % (what, e))
+                _refuse(-3, str(e) if what in str(e) else "%s: %s" % (what, e))
 
         if p_dtype is not None:
             o.round_p, o.p_dtype = 1, storage(p_dtype, "p_dtype")
@@ -77,7 +95,6 @@ class _Options:
             o.round_state, o.state_dtype = 1, storage(state_dtype, "state_dtype")
         if block_dtype is not None:
             o.round_block, o.block_dtype = 1, storage(block_dtype, "block_dtype")
-        self.keep = []
         if (cu_seqlens_q is None) != (cu_seqlens_k is None):
             _refuse(-4, "varlen needs both cu_seqlens_q and cu_seqlens_k")
         if cu_seqlens_q is not None:
@@ -182,13 +199,13 @@ def _err():
 
 _ATTN_OPTS = ("causal", "scale", "ring_size", "partition", "window", "softcap", "segments", "dilations", "mix",
               "cu_seqlens_q", "cu_seqlens_k", "compute", "threads", "p_dtype", "state_dtype", "round_scores",
-              "block_dtype")
+              "block_dtype", "q_descale", "k_descale", "v_descale")
 
 
 def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
               softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None,
               compute="f64", out_dtype=None, threads=0, p_dtype=None, state_dtype=None, round_scores=False,
-              block_dtype=None, lse_dtype=None):
+              block_dtype=None, q_descale=None, k_descale=None, v_descale=None, lse_dtype=None):
     """Exact attention of q, k, v: returns (out, lse).
 
     q, k, v: NumPy arrays or torch tensors, float64/float32/float16/bfloat16, any strides (read
@@ -205,7 +222,9 @@ def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, p
     its (out, lse), out held in that type, as a port calling a kernel per block does;
     state_dtype holds the running out between ring steps in that type (lse in f32). With
     compute="f32", bf16 inputs, p_dtype="bf16" and out_dtype=torch.bfloat16 this is a bf16
-    kernel's arithmetic. Raises RingattnError when refused."""
+    kernel's arithmetic. fp8 inputs (float8_e4m3fn, float8_e5m2) take FlashAttention 3's
+    q_descale, k_descale, v_descale (a number or (b, hk)): q_descale * q, ... are attended
+    (forward only). Raises RingattnError when refused."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hq, hk, hv = Host(q, "q"), Host(k, "k"), Host(v, "v")
@@ -215,7 +234,8 @@ def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, p
     opts = _Options(nq, tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
-                    p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype)
+                    p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype,
+                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale)
     like_torch, device = _result_kind(hq, hk, hv)
     dname = dtype_name(out_dtype) or "float64"
     ho = new_output(_caller_shape((b, nq, h, tv.shape[3]), perm, lq), dname, like_torch, "out")
@@ -527,25 +547,29 @@ def compare(got, ref, *, baseline=None, atol=None, rtol=None, k=2.0, eps=1e-6, w
 # ---------------------------------------------------------------- check: the port in its own precision
 
 _PRECISION = {"f32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-              "f16": "float16", "float16": "float16"}
-_SHORT = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "float64": "f64"}
+              "f16": "float16", "float16": "float16", "fp8_e4m3": "float8_e4m3fn", "float8_e4m3fn": "float8_e4m3fn",
+              "fp8_e5m2": "float8_e5m2", "float8_e5m2": "float8_e5m2"}
+_SHORT = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "float64": "f64", "float8_e4m3fn": "fp8_e4m3",
+          "float8_e5m2": "fp8_e5m2"}
+_LOW = ("bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
 def _dname_of(x):
     return Host(x, "x").dname if x is not None else None
 
 
 def _port_precision(baseline, inputs, outputs):
     """The precision a port computes in: `baseline` when given, else the inputs' low-precision
-    storage type, else the outputs', else f32."""
+    storage type (fp8 first: an fp8 kernel reads fp8 and writes bf16), else the outputs', else
+    f32."""
     if baseline is not None:
         if not isinstance(baseline, str) or baseline not in _PRECISION:
-            if isinstance(baseline, str) and baseline.startswith(("fp8", "float8")):
-                _refuse(-3, "baseline %r: fp8 emulation is not implemented; the baselines are 'f32', 'bf16', 'f16'"
-                        % baseline)
-            _refuse(-4, "baseline must be None (from the inputs' dtype) or one of 'f32', 'bf16', 'f16', not %r"
-                    % (baseline,))
+            _refuse(-4, "baseline must be None (from the inputs' dtype) or one of 'f32', 'bf16', 'f16', 'fp8_e4m3', "
+                    "'fp8_e5m2', not %r" % (baseline,))
         return _PRECISION[baseline]
     for group in (inputs, outputs):
-        low = sorted({d for d in (_dname_of(x) for x in group if x is not None) if d in ("bfloat16", "float16")})
+        low = sorted({d for d in (_dname_of(x) for x in group if x is not None) if d in _LOW})
+        fp8 = [d for d in low if d.startswith("float8")]
+        if fp8:
+            return "float8_e4m3fn" if "float8_e4m3fn" in fp8 else fp8[0]
         if len(low) > 1:
             _refuse(-4, "the tensors mix bfloat16 and float16: say which precision the port computes in "
                     "(baseline='bf16' or 'f16')")
@@ -572,12 +596,16 @@ def _as_precision(x, dname):
 def _describe_baseline(prec, ring2):
     if prec == "float32":
         s = "f32: products and softmax in f32, one ring member"
+    elif prec.startswith("float8"):
+        s = ("%s: inputs stored in %s (their descale factors applied), products summed in f32, P rounded to fp8 "
+             "e4m3 before P V (FlashAttention 3's fp8 kernel), results rounded to the port's output dtypes, one ring "
+             "member" % (_SHORT[prec], _SHORT[prec]))
     else:
         p = _SHORT[prec]
         s = ("%s: inputs stored in %s, products summed in f32, P rounded to %s before P V (and P, dS before the "
              "backward's products), results rounded to the port's output dtypes, one ring member; eager %s "
-             "attention (scores, dP rounded too; with GQA each q head's dK, dV rounded before the group sum) "
-             "as a second order" % (p, p, p, p))
+             "attention (scores, dP rounded too; with GQA each q head's dK, dV accumulated into %s head by "
+             "head) as a second order" % (p, p, p, p, p))
     return s + ("; a ring of 2 as another order" if ring2 else "") + ": the largest error sets the bound"
 
 
@@ -654,8 +682,8 @@ def _head_axis(x, layout, options):
 def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
     """Eager attention in the port's type (FlashAttention's attention_ref with upcast=False,
     PyTorch's math path): the scores, P, dP and dS rounded to it (round_scores), and with GQA
-    each q head's dK, dV rounded before the sum over its group, as attention_ref's repeated K
-    and V give them."""
+    each q head's dK, dV accumulated into the port's type head by head, as a port that
+    repeats K and V and sums their gradients in that type does."""
     layout = options.get("layout", "bnhd")
     qax, kax = _head_axis(bq, layout, options), _head_axis(bk, layout, options)
     rep = Host(bq, "q").shape[qax] // Host(bk, "k").shape[kax]
@@ -663,12 +691,16 @@ def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
     def expand(x):
         return x.repeat_interleave(rep, dim=kax) if is_torch(x) else np.repeat(x, rep, axis=kax)
 
-    def reduce(x):   # each group of `rep` heads summed in f32, then stored in the port's type
+    def reduce(x):   # each group of `rep` heads accumulated into the port's type, head by head
         shape = tuple(x.shape)
         grouped = shape[:kax] + (shape[kax] // rep, rep) + shape[kax + 1:]
-        if is_torch(x):
-            return x.reshape(grouped).float().sum(kax + 1).to(x.dtype)
-        return np.asarray(x).reshape(grouped).astype(np.float32).sum(kax + 1).astype(x.dtype)
+        g = x.reshape(grouped) if is_torch(x) else np.asarray(x).reshape(grouped)
+        acc = g.select(kax + 1, 0) if is_torch(x) else np.take(g, 0, axis=kax + 1)
+        for j in range(1, rep):
+            nxt = g.select(kax + 1, j) if is_torch(x) else np.take(g, j, axis=kax + 1)
+            acc = ((acc.float() + nxt.float()).to(x.dtype) if is_torch(x)
+                   else (acc.astype(np.float32) + nxt.astype(np.float32)).astype(x.dtype))
+        return acc
 
     opts = dict(options, ring_size=1, partition="contiguous")
     out, lse = attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, round_scores=True,
@@ -777,9 +809,11 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
                                            **options)))
     _refuse_nonfinite(refs, {"q": q, "k": k, "v": v, "dout": dout}, allow_nonfinite, "check()")
     # the baselines: the port's precision, one member; and a second order (a ring of 2)
-    bq, bk, bv, bdo = (_as_precision(x, prec) for x in (q, k, v, dout))
-    pdt = None if prec == "float32" else prec
-    o_dt = _dname_of(out) or (prec if pdt else "float32")
+    fp8 = prec.startswith("float8")
+    bq, bk, bv = (_as_precision(x, prec) for x in (q, k, v))
+    bdo = _as_precision(dout, "bfloat16" if fp8 else prec)
+    pdt = None if prec == "float32" else ("float8_e4m3fn" if fp8 else prec)
+    o_dt = _dname_of(out) or ("bfloat16" if fp8 else prec if pdt else "float32")
     l_dt = _dname_of(lse) or "float32"
     g_dt = next((_dname_of(g) for g in grads.values() if g is not None), o_dt)
     # the orders: the kernel (one member), the kernel as a ring of 2, and (low precision) eager attention
@@ -798,7 +832,7 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
             continue   # too short for a ring of 2: that order is left out
         bases.append(got)
     ring2 = len(bases) == 2
-    if pdt:
+    if pdt and not fp8:   # (scores rounded to fp8 would be no kernel's order)
         bases.append(_eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options))
     judge = _Judge(policy, prec, policy_k, eps, options.get("softcap", 0.0), empty_lse, layout,
                    Host(q, "q").shape != Host(k, "k").shape, _describe_baseline(prec, ring2))

@@ -24,7 +24,10 @@ typedef struct {
     double softcap;
     const int64_t *cu_seqlens_q, *cu_seqlens_k;
     int num_seqs;
-    int round_p, p_dtype, round_s, round_block, block_dtype, round_state, state_dtype;   /* precision emulation */
+    int round_p, p_dtype, round_s, round_block, block_dtype;   /* precision emulation */
+    const double *q_descale, *k_descale, *v_descale;          /* fp8 descale factors */
+    int descale_size;
+    int round_state, state_dtype;
 } ringattn_py_options;
 
 int ringattn_py_abi(void);
@@ -128,6 +131,8 @@ static ringattn_config config_of(const ringattn_py_options *o, char *err, size_t
     c.round_s = o->round_s;
     c.round_block = o->round_block;
     c.block_dtype = (ringattn_dtype)o->block_dtype;
+    c.q_descale = o->q_descale; c.k_descale = o->k_descale; c.v_descale = o->v_descale;
+    c.descale_size = o->descale_size;
     c.round_state = o->round_state;
     c.state_dtype = (ringattn_dtype)o->state_dtype;
     c.error_detail = err;

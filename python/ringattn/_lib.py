@@ -11,7 +11,7 @@ import os
 ABI = 3  # RINGATTN_PY_ABI in _capi.c
 KEEP = 8  # RINGATTN_COMPARE_KEEP
 
-F32, F64, F16, BF16 = 0, 1, 2, 3
+F32, F64, F16, BF16, FP8_E4M3, FP8_E5M2 = 0, 1, 2, 3, 4, 5
 
 STATUS_NAMES = {
     0: "RINGATTN_OK", -1: "RINGATTN_ENULL", -2: "RINGATTN_ESHAPE", -3: "RINGATTN_EDTYPE",
@@ -40,7 +40,10 @@ class Options(ctypes.Structure):
                 ("cu_seqlens_q", ctypes.POINTER(ctypes.c_int64)),
                 ("cu_seqlens_k", ctypes.POINTER(ctypes.c_int64)), ("num_seqs", ctypes.c_int),
                 ("round_p", ctypes.c_int), ("p_dtype", ctypes.c_int), ("round_s", ctypes.c_int),
-                ("round_block", ctypes.c_int), ("block_dtype", ctypes.c_int), ("round_state", ctypes.c_int),
+                ("round_block", ctypes.c_int), ("block_dtype", ctypes.c_int),
+                ("q_descale", ctypes.POINTER(ctypes.c_double)), ("k_descale", ctypes.POINTER(ctypes.c_double)),
+                ("v_descale", ctypes.POINTER(ctypes.c_double)), ("descale_size", ctypes.c_int),
+                ("round_state", ctypes.c_int),
                 ("state_dtype", ctypes.c_int)]
 
 

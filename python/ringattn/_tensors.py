@@ -21,10 +21,13 @@ try:  # NumPy has no bfloat16; ml_dtypes (JAX's) gives it one
 except ImportError:
     _NP_BF16 = None
 
-_CODE_OF_NAME = {"float32": _lib.F32, "float64": _lib.F64, "float16": _lib.F16, "bfloat16": _lib.BF16}
+_CODE_OF_NAME = {"float32": _lib.F32, "float64": _lib.F64, "float16": _lib.F16, "bfloat16": _lib.BF16,
+                 "float8_e4m3fn": _lib.FP8_E4M3, "float8_e5m2": _lib.FP8_E5M2}
 _NAME_OF_ALIAS = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16",
-                  "float": "float32", "double": "float64", "half": "float16"}
-_ITEMSIZE = {_lib.F32: 4, _lib.F64: 8, _lib.F16: 2, _lib.BF16: 2}
+                  "float": "float32", "double": "float64", "half": "float16", "fp8_e4m3": "float8_e4m3fn",
+                  "fp8_e5m2": "float8_e5m2", "e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2"}
+_ITEMSIZE = {_lib.F32: 4, _lib.F64: 8, _lib.F16: 2, _lib.BF16: 2, _lib.FP8_E4M3: 1, _lib.FP8_E5M2: 1}
+_READS = "float64, float32, float16, bfloat16, float8_e4m3fn and float8_e5m2"
 
 
 def is_torch(x):
@@ -45,7 +48,7 @@ def dtype_name(dt):
         except TypeError:
             name = str(dt)
     if name not in _CODE_OF_NAME:
-        raise RingattnError(-3, "dtype %r is not one of float64, float32, float16, bfloat16" % (dt,))
+        raise RingattnError(-3, "dtype %r is not one of %s" % (dt, _READS))
     return name
 
 
@@ -65,16 +68,14 @@ class Host:
             self.obj, self.torch = t, True
             self.dname = str(t.dtype).replace("torch.", "")
             if self.dname not in _CODE_OF_NAME:
-                raise RingattnError(-3, "%s has dtype %s; ringattn reads float64, float32, float16 and bfloat16"
-                                    % (name, t.dtype))
+                raise RingattnError(-3, "%s has dtype %s; ringattn reads %s" % (name, t.dtype, _READS))
             self.shape = tuple(t.shape)
             self.strides = tuple(t.stride())
             self.ptr = t.data_ptr()
         else:
             a = np.asarray(x)
             if a.dtype.name not in _CODE_OF_NAME:
-                raise RingattnError(-3, "%s has dtype %s; ringattn reads float64, float32, float16 and bfloat16"
-                                    % (name, a.dtype))
+                raise RingattnError(-3, "%s has dtype %s; ringattn reads %s" % (name, a.dtype, _READS))
             if not a.dtype.isnative:   # big-endian data (np.load of a '>f4' file): the library reads native
                 a = a.astype(a.dtype.newbyteorder("="))
             if any(s % a.itemsize for s in a.strides):   # strides inside an element: no view can say that
@@ -113,7 +114,13 @@ def new_output(shape, dname, like_torch, name):
     if like_torch:
         o = torch.empty(shape, dtype=getattr(torch, dname))
     else:
-        if dname == "bfloat16":
+        if dname.startswith("float8"):
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise RingattnError(-3, "out_dtype %s for NumPy outputs needs the ml_dtypes package" % dname)
+            o = np.empty(shape, dtype=getattr(ml_dtypes, dname))
+        elif dname == "bfloat16":
             if _NP_BF16 is None:
                 raise RingattnError(-3, "out_dtype bfloat16 for NumPy outputs needs the ml_dtypes package "
                                     "(NumPy has no bfloat16); pass torch tensors or another out_dtype")

@@ -133,8 +133,8 @@ def test_the_baseline_is_the_ports_precision():
     r = ringattn.check(q.float(), k.float(), v.float(), out=port["out"].float(), baseline="bf16", layout="bhnd",
                        causal="top-left")["out"]
     assert r.baseline.startswith("bf16")
-    with pytest.raises(ringattn.RingattnError, match="fp8"):
-        ringattn.check(q, k, v, out=port["out"], baseline="fp8_e4m3", layout="bhnd")
+    with pytest.raises(ringattn.RingattnError, match="baseline must be"):
+        ringattn.check(q, k, v, out=port["out"], baseline="fp4", layout="bhnd")
     with pytest.raises(ringattn.RingattnError, match="mix"):
         ringattn.check(q, k.half(), v, out=port["out"], layout="bhnd")
 
@@ -291,3 +291,37 @@ def test_check_steps_refuses_bad_records():
                            ([1, 2], "mapping")):
         with pytest.raises(TypeError, match=match):
             ringattn.check_steps(q, q, q, records, ring_size=2)
+
+
+# ---------------------------------------------------------------- fp8 with FlashAttention 3's descales
+
+@needs_torch
+def test_fp8_port_with_descales():
+    """an fp8 kernel written here (FlashAttention 3's: e4m3 inputs with per (batch, k/v head)
+    descales, products in f32, P in e4m3, out in bf16) passes; a descale 5 % off fails"""
+    torch.manual_seed(0)
+    b, h, hk, n, d = 2, 4, 2, 128, 64
+    q, k, v = (torch.randn(b, n, x, d) for x in (h, hk, hk))
+    ks, vs = (x.abs().amax(dim=(1, 3)) / 448 for x in (k, v))                              # (b, hk)
+    qs = q.abs().amax(dim=(1, 3)).view(b, hk, h // hk).amax(-1) / 448
+    q8 = (q / qs.repeat_interleave(h // hk, 1)[:, None, :, None]).to(torch.float8_e4m3fn)
+    k8, v8 = ((x / s[:, None, :, None]).to(torch.float8_e4m3fn) for x, s in ((k, ks), (v, vs)))
+
+    def fp8_kernel(qs):
+        qf = q8.float() * qs.repeat_interleave(h // hk, 1)[:, None, :, None]
+        kf, vf = ((x.float() * s[:, None, :, None]).repeat_interleave(h // hk, 2) for x, s in ((k8, ks), (v8, vs)))
+        s_ = torch.einsum("bqhd,bkhd->bhqk", qf, kf) / math.sqrt(d)
+        p = torch.exp(s_ - s_.amax(-1, keepdim=True))
+        o = torch.einsum("bhqk,bkhd->bqhd", p.to(torch.float8_e4m3fn).float(), vf)
+        return (o / p.sum(-1).transpose(1, 2)[..., None]).to(torch.bfloat16)
+
+    r = ringattn.check(q8, k8, v8, out=fp8_kernel(qs), q_descale=qs, k_descale=ks, v_descale=vs)["out"]
+    assert r.passed and r.baseline.startswith("fp8_e4m3")
+    with pytest.raises(AssertionError, match="fp8_e4m3"):
+        ringattn.check(q8, k8, v8, out=fp8_kernel(qs * 1.05), q_descale=qs, k_descale=ks, v_descale=vs)
+    # the descales are the forward's: a backward refuses them; sizes must agree
+    with pytest.raises(ringattn.RingattnError, match="sizes"):
+        ringattn.attention(q8, k8, v8, q_descale=qs, k_descale=ks[:, :1], v_descale=vs)
+    out, lse = ringattn.attention(q8, k8, v8, q_descale=qs, k_descale=ks, v_descale=vs)
+    with pytest.raises(ringattn.RingattnError, match="backward"):
+        ringattn.attention_backward(q8, k8, v8, out, lse, out, q_descale=qs, k_descale=ks, v_descale=vs)
