@@ -260,13 +260,15 @@ def _backward_views(q, k, v, out, lse, dout, layout, varlen):
 def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, scale=None, ring_size=1,
                        partition="contiguous", window=None, softcap=0.0, segments=None, dilations=None,
                        mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None, compute="f64", out_dtype=None,
-                       threads=0, p_dtype=None, state_dtype=None, round_scores=False):
+                       threads=0, p_dtype=None, state_dtype=None, round_scores=False, block_dtype=None,
+                       q_descale=None, k_descale=None, v_descale=None):
     """Gradients (dq, dk, dv) of attention for the upstream gradient dout, from the forward's
     out and lse (as attention() returns them), with the same options. Same layouts and types
     as attention(); each gradient has its input's shape, dtype out_dtype (default float64).
     p_dtype rounds P and dS before the products that read them, round_scores S and dP too
     (precision emulation);
-    state_dtype concerns the forward only and is accepted for symmetry."""
+    state_dtype and block_dtype concern the forward only and are accepted for symmetry; fp8
+    descale factors are refused (FlashAttention 3's fp8 path is a forward)."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hs, leads, views = _backward_views(q, k, v, out, lse, dout, layout, varlen)
@@ -275,7 +277,8 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
     opts = _Options(tq.shape[1], tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
-                    p_dtype=p_dtype, round_scores=round_scores)
+                    p_dtype=p_dtype, round_scores=round_scores, q_descale=q_descale, k_descale=k_descale,
+                    v_descale=v_descale)
     like_torch, device = _result_kind(*hs)
     dname = dtype_name(out_dtype) or "float64"
     grads = [new_output(h.shape, dname, like_torch, "d" + h.name) for h in (hq, hk, hv)]

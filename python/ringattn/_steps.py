@@ -86,7 +86,8 @@ def _ring(call, on_event):
 
 def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partition="contiguous", window=None,
           softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None,
-          compute="f64", out_dtype=None, p_dtype=None, state_dtype=None, round_scores=False, block_dtype=None):
+          compute="f64", out_dtype=None, p_dtype=None, state_dtype=None, round_scores=False, block_dtype=None,
+          q_descale=None, k_descale=None, v_descale=None):
     """The forward ring of `ring_size` members, step by step: a list of Step records, one per
     (member, step), sorted by member then step, with block_out, block_lse, out, lse. Options
     and layouts as attention() (the ring runs on one thread: no `threads`), the precision
@@ -101,7 +102,8 @@ def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partiti
     opts = _Options(nq, tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=1,
-                    p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype)
+                    p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype,
+                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale)
     like_torch, device = _result_kind(hq, hk, hv)
     dname = dtype_name(out_dtype) or "float64"
     ho = new_output(_caller_shape((b, nq, h, dv), perm, lq), dname, like_torch, "out")
