@@ -5,16 +5,7 @@ tool=$1 golden=$2 work=$3
 case_dir=$golden/gqa              # bottom-right causal, GQA, with gradients
 rm -rf "$work"; mkdir -p "$work/f32"   # a fresh folder: a stale one of an older tool is refused
 fails=0
-expect() {   # expect CODE command...
-  local want=$1; shift
-  "$@" > "$work/last.txt" 2>&1
-  local got=$?
-  if [ "$got" -ne "$want" ]; then
-    echo "FAIL (exit $got, want $want): $*"; cat "$work/last.txt"; fails=$((fails + 1))
-  else
-    echo "ok   (exit $got): ${*#"$tool "}"
-  fi
-}
+source "$(dirname "$0")/expect.sh"   # expect CODE command..., expect_text TEXT
 expect 0 "$tool" --help
 expect 0 "$tool" compute "$case_dir/q.npy" "$case_dir/k.npy" "$case_dir/v.npy" "$case_dir/dout.npy" \
   --causal bottom-right --ring 3 -o "$work"

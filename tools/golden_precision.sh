@@ -9,19 +9,7 @@ tool=$1 golden=$2 work=$3
 in=$golden/bf16_inputs            # q, k, v, dout stored as bf16, causal top-left
 rm -rf "$work"; mkdir -p "$work"
 fails=0
-expect() {   # expect CODE command...
-  local want=$1; shift
-  "$@" > "$work/last.txt" 2>&1
-  local got=$?
-  if [ "$got" -ne "$want" ]; then
-    echo "FAIL (exit $got, want $want): $*"; cat "$work/last.txt"; fails=$((fails + 1))
-  else
-    echo "ok   (exit $got): ${*#"$tool "}"
-  fi
-}
-expect_text() {   # expect_text TEXT: the last command printed TEXT
-  if ! grep -qF -- "$1" "$work/last.txt"; then echo "FAIL: output lacks '$1'"; cat "$work/last.txt"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/expect.sh"   # expect CODE command..., expect_text TEXT
 qkv=("$in/q.npy" "$in/k.npy" "$in/v.npy" "$in/dout.npy")
 expect 0 "$tool" compute "${qkv[@]}" --causal top-left -o "$work/ref"
 # a correct bf16 port: f32 products, P rounded to bf16, outputs stored in bf16 (lse in f32)
