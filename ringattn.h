@@ -463,8 +463,12 @@ RINGATTN_API int ringattn_layer_init(const ringattn_config *cfg, ringattn_layer_
      dtypes read   '<f2' '<f4' '<f8' (and '>' big-endian, '=' native) -> F16, F32, F64;
                    '<u2' / '>u2' (also '<i2' / '>i2') -> BF16: the raw bf16 bit pattern stored
                    as a 16-bit integer (NumPy has no bfloat16; in PyTorch write it with
-                   t.view(torch.int16).numpy().view(np.uint16), or t.view(torch.uint16)).
-     dtypes written '<f2' '<f4' '<f8' and '<u2' for BF16: always little-endian.
+                   t.view(torch.int16).numpy().view(np.uint16), or t.view(torch.uint16));
+                   '|u1' (also '|i1') -> FP8_E4M3: the raw fp8 byte (t.view(torch.uint8)); an
+                   e5m2 file is read the same way and retyped (arr.t.dtype = RINGATTN_FP8_E5M2:
+                   the bytes are the same).
+     dtypes written '<f2' '<f4' '<f8', '<u2' for BF16 and '|u1' for either fp8: always
+                   little-endian.
      order         C and Fortran order are both read: the array's view gets matching strides
                    (nothing is transposed). Arrays are written in C order.
      rank          0 to 4 dimensions; a rank-r array becomes a 4-D view with trailing 1s
@@ -3836,10 +3840,13 @@ static int ringattn__npy_descr(ringattn__npy_lex *L, ringattn_npy_info *info)
     else if (c && strcmp(c, "f4") == 0) info->dtype = RINGATTN_F32;
     else if (c && strcmp(c, "f8") == 0) info->dtype = RINGATTN_F64;
     else if (c && (strcmp(c, "u2") == 0 || strcmp(c, "i2") == 0)) info->dtype = RINGATTN_BF16;
+    else if (strcmp(s, "|u1") == 0 || strcmp(s, "|i1") == 0) {   /* one byte: no byte order */
+        info->dtype = RINGATTN_FP8_E4M3; info->big_endian = ringattn__npy_host_big_endian();
+    }
     else
         return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                                   "unsupported .npy dtype '%s' (supported: <f2 <f4 <f8 and >f2 >f4 >f8; "
-                                  "bf16 stored as <u2)", s);
+                                  "bf16 stored as <u2, fp8 as |u1)", s);
     return RINGATTN_OK;
 }
 
@@ -4089,7 +4096,7 @@ RINGATTN_API void ringattn_npy_free(ringattn_npy_array *arr)
 static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256], size_t *hlen,
                                 uint64_t *data_bytes, const ringattn_config *cfg)
 {
-    static const char *const descr[4] = { "<f4", "<f8", "<f2", "<u2" };
+    static const char *const descr[6] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1" };
     int st, a, n; uint64_t count = 1; size_t len, total;
     if ((st = ringattn__check_view(cfg, t, "tensor", NULL, 0)) != RINGATTN_OK) return st;
     if (ndim < 0 || ndim > 4)

@@ -276,6 +276,16 @@ static void test_fp8(int *failures)
         kd[x] = ringattn__e5m2_to_double(k8[x]) * dsk[bb * NHK + kh];
         vd[x] = ringattn__e4m3_to_double(v8[x]) * dsv[bb * NHK + kh];
     }
+    {   /* fp8 in .npy: the raw bytes as |u1, read back as e4m3 */
+        static unsigned char buf[2048];
+        size_t len = 0; ringattn_npy_array arr;
+        st = ringattn_npy_encode(&Q, 4, buf, sizeof buf, &len, NULL);
+        CHECK(st == 0 && len > 20 && strstr((const char *)buf + 10, "'|u1'") != NULL, "fp8 .npy: encode (status %d)", st);
+        st = ringattn_npy_decode(buf, len, &arr, NULL);
+        CHECK(st == 0 && arr.t.dtype == RINGATTN_FP8_E4M3 && memcmp(arr.t.data, q8, sizeof q8) == 0,
+              "fp8 .npy: decode (status %d)", st);
+        if (st == 0) ringattn_npy_free(&arr);
+    }
     cfg.compute = RINGATTN_F64; cfg.ring_size = 3; cfg.causal = RINGATTN_CAUSAL_BOTTOM_RIGHT;
     st = ringattn_forward(&cfg, &Qd, &Kd, &Vd, &Od, NULL);
     cfg.q_descale = dsq; cfg.k_descale = dsk; cfg.v_descale = dsv; cfg.descale_size = NB * NHK;

@@ -51,5 +51,20 @@ expect 0 "$tool" "${steps[@]}" --scale 0.3889 --compute f32 --p-dtype bf16 --blo
   -o "$work/sbug"
 expect 1 "$tool" compare-steps --baseline "$work/base" "$work/sbug" "$work/g"
 expect_text "the first is (member 0, step 0)"
+# fp8: inputs stored as raw e4m3 bytes (|u1), made here by the tool itself (outputs in e4m3)
+for x in a:1 b:0.5 c:2; do
+  expect 0 "$tool" compute "$in/q.npy" "$in/k.npy" "$in/v.npy" --scale "${x#*:}" --dtype e4m3 -o "$work/f8${x%%:*}"
+done
+mkdir -p "$work/f8in"
+cp "$work/f8a/out.npy" "$work/f8in/q.npy"; cp "$work/f8b/out.npy" "$work/f8in/k.npy"; cp "$work/f8c/out.npy" "$work/f8in/v.npy"
+f8=("$work/f8in/q.npy" "$work/f8in/k.npy" "$work/f8in/v.npy")
+expect 0 "$tool" compute "${f8[@]}" --causal top-left -o "$work/f8ref"
+expect 0 "$tool" compute "${f8[@]}" --causal top-left --ring 2 --compute f32 --p-dtype e4m3 --dtype bf16 -o "$work/f8port"
+expect 0 "$tool" compare "$work/f8port/out.npy" "$work/f8ref/out.npy" --baseline-from "$work/f8in"
+expect_text "port's precision (fp8 e4m3"
+# the same bytes read as e5m2 are other numbers: that port fails
+expect 0 "$tool" compute "${f8[@]}" --causal top-left --fp8 e5m2 --compute f32 --p-dtype e4m3 --dtype bf16 -o "$work/f8bad"
+expect 1 "$tool" compare "$work/f8bad/out.npy" "$work/f8ref/out.npy" --baseline-from "$work/f8in"
+expect 2 "$tool" compute "${f8[@]}" --fp8 e3m4 -o "$work/x"
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]

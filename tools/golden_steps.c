@@ -299,7 +299,7 @@ static int cmd_steps(int argc, char **argv)
             if (make_dir(path)) return EXIT_BAD;
         }
     }
-    if (load_inputs(pos, npos, in)) return EXIT_BAD;
+    if (load_inputs(pos, npos, in, o.fp8)) return EXIT_BAD;
     S.dir = o.out_dir; S.dt = o.dtype; S.p = p;
     S.line = (step_line *)calloc((size_t)p * (size_t)p, sizeof(step_line));
     if (!S.line) { for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]); return bad("out of memory%s", ""); }

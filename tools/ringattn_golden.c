@@ -78,11 +78,6 @@ static const char *const usage[3] = {
 "                             same result up to rounding\n"
 "    --softcap C              logits become C*tanh(logit/C) (Gemma 2 / FlashAttention;\n"
 "                             default 0 = off)\n"
-"    precision emulation (a low-precision kernel's rounding points; docs/golden.md):\n"
-"    --p-dtype T              P rounded to T before P V (and P, dS in the backward)\n"
-"    --round-scores           with --p-dtype: the scores and dP rounded to it too (eager)\n"
-"    --block-dtype T          each ring step's block alone, its out held in T, then merged\n"
-"    --state-dtype T          the running out held in T between ring steps (lse in f32)\n"
 "    --cu-seqlens-q A,B,...   varlen (batch 1): sequences packed along the token axis, with\n"
 "    --cu-seqlens-k A,B,...   cumulative lengths as in FlashAttention's varlen API (0 first,\n"
 "                             nq / nk last, same count); no attention across sequences, causal\n"
@@ -115,7 +110,7 @@ static const char *const usage[3] = {
 "                             A REF with an " OPTIONS_FILE " beside it is trusted only as its\n"
 "                             manifest lists it, bytes unchanged (exit 2 otherwise)\n"
 "    --what out|lse|dq|dk|dv  which output REF is (default: REF's file name, e.g. dq.npy)\n"
-"    --precision auto|f32|bf16|f16  the port's (auto: DIR/q.npy's type if bf16 / f16, else\n"
+"    --precision auto|f32|bf16|f16|e4m3|e5m2  the port's (auto: DIR/q.npy's if low, else\n"
 "                             GOT's if so, else f32)\n"
 "    --policy fa2|fa3|magi|flex|te  as above; its k, eps (and magi's rtol) by tensor and dtype\n"
 "    --k K, --eps E           override the policy's k and eps\n"
@@ -135,6 +130,14 @@ static const char *const usage[3] = {
 "t.view(torch.int16).numpy().view(np.uint16)); arrays of rank <= 4, a rank-3 array (lse) read\n"
 "as [b, h, n, 1]. Outputs are written little-endian in C order.\n"
 "\n",
+"Precision emulation (compute, steps; a low-precision kernel's rounding points, docs/golden.md;\n"
+"  T one of f64 f32 f16 bf16 e4m3 e5m2):\n"
+"    --fp8 e4m3|e5m2          how fp8 inputs (raw bytes in |u1 .npy files) are read (e4m3)\n"
+"    --p-dtype T              P rounded to T before P V (and P, dS in the backward)\n"
+"    --round-scores           with --p-dtype: the scores and dP rounded to it too (eager)\n"
+"    --block-dtype T          each ring step's block alone, its out held in T, then merged\n"
+"    --state-dtype T          the running out held in T between ring steps (lse in f32)\n"
+"\n"
 "Refused (exit 2, with a sentence): combinations not implemented or not defined\n"
 "  --segments with --partition striped, with --window, or with --cu-seqlens-q/-k;\n"
 "  --segments when nq != nk, or when n is not a multiple of every segment length;\n"
@@ -168,17 +171,19 @@ typedef struct {
     const char *baseline, *baseline_from, *what, *axes;
     int quiet, empty_lse, force;
     int rule;                /* --policy: RINGATTN_RULE_* */
+    ringattn_dtype fp8;      /* --fp8: how |u1 inputs are read (RINGATTN_FP8_E4M3 / _E5M2) */
     int precision;           /* --precision: -1 auto, else the ringattn_dtype of the port */
     unsigned given;          /* GIVEN_* bits: result-shaping options set on the command line */
 } options;
 
 /* The options that shape the result, as compute records them and compare checks them. */
 enum { GIVEN_CAUSAL = 1, GIVEN_SCALE = 2, GIVEN_SOFTCAP = 4, GIVEN_WINDOW = 8, GIVEN_MIX = 16,
-       GIVEN_SEGMENTS = 32, GIVEN_DILATIONS = 64, GIVEN_CU_Q = 128, GIVEN_CU_K = 256 };
+       GIVEN_SEGMENTS = 32, GIVEN_DILATIONS = 64, GIVEN_CU_Q = 128, GIVEN_CU_K = 256, GIVEN_FP8 = 512 };
 static const struct { unsigned bit; const char *name; } recorded[] = {
     { GIVEN_CAUSAL, "--causal" }, { GIVEN_SCALE, "--scale" }, { GIVEN_SOFTCAP, "--softcap" },
     { GIVEN_WINDOW, "--window" }, { GIVEN_MIX, "--mix" }, { GIVEN_SEGMENTS, "--segments" },
-    { GIVEN_DILATIONS, "--dilations" }, { GIVEN_CU_Q, "--cu-seqlens-q" }, { GIVEN_CU_K, "--cu-seqlens-k" }
+    { GIVEN_DILATIONS, "--dilations" }, { GIVEN_CU_Q, "--cu-seqlens-q" }, { GIVEN_CU_K, "--cu-seqlens-k" },
+    { GIVEN_FP8, "--fp8" }
 };
 #define NRECORDED ((int)(sizeof recorded / sizeof recorded[0]))
 
@@ -225,6 +230,8 @@ static int parse_dtype(const char *s, ringattn_dtype *t)
     else if (!strcmp(s, "f64")) *t = RINGATTN_F64;
     else if (!strcmp(s, "f16")) *t = RINGATTN_F16;
     else if (!strcmp(s, "bf16")) *t = RINGATTN_BF16;
+    else if (!strcmp(s, "e4m3")) *t = RINGATTN_FP8_E4M3;
+    else if (!strcmp(s, "e5m2")) *t = RINGATTN_FP8_E5M2;
     else return -1;
     return 0;
 }
@@ -240,6 +247,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
     o->cfg.compute = RINGATTN_F64;
     o->dtype = RINGATTN_F64;
     o->precision = -1;
+    o->fp8 = RINGATTN_FP8_E4M3;
     *npos = 0;
     for (i = 2; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -272,7 +280,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
             if (parse_dtype(v, &o->cfg.compute) || (o->cfg.compute != RINGATTN_F32 && o->cfg.compute != RINGATTN_F64))
                 return bad("--compute takes f32 or f64, not '%s'", v);
         }
-        else if (!strcmp(a, "--dtype")) { if (parse_dtype(v, &o->dtype)) return bad("--dtype takes f64, f32, f16 or bf16, not '%s'", v); }
+        else if (!strcmp(a, "--dtype")) { if (parse_dtype(v, &o->dtype)) return bad("--dtype takes f64, f32, f16, bf16, e4m3 or e5m2, not '%s'", v); }
         else if (!strcmp(a, "--segments")) { if (parse_list(v, o->seg, &o->nseg)) return bad("bad --segments '%s'", v); }
         else if (!strcmp(a, "--dilations")) { if (parse_list(v, o->rate, &o->nrate)) return bad("bad --dilations '%s'", v); }
         else if (!strcmp(a, "--mix")) {
@@ -307,21 +315,26 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         else if (!strcmp(a, "--k")) { if (parse_num(v, &o->k) || o->k < 0) return bad("bad --k '%s'", v); o->have_k = 1; }
         else if (!strcmp(a, "--eps")) { if (parse_num(v, &o->eps) || o->eps < 0) return bad("bad --eps '%s'", v); o->have_eps = 1; }
         else if (!strcmp(a, "--p-dtype")) {
-            if (parse_dtype(v, &o->cfg.p_dtype)) return bad("--p-dtype takes f64, f32, f16 or bf16, not '%s'", v);
+            if (parse_dtype(v, &o->cfg.p_dtype)) return bad("--p-dtype takes f64, f32, f16, bf16, e4m3 or e5m2, not '%s'", v);
             o->cfg.round_p = 1;
         }
         else if (!strcmp(a, "--block-dtype")) {
-            if (parse_dtype(v, &o->cfg.block_dtype)) return bad("--block-dtype takes f64, f32, f16 or bf16, not '%s'", v);
+            if (parse_dtype(v, &o->cfg.block_dtype)) return bad("--block-dtype takes f64, f32, f16, bf16, e4m3 or e5m2, not '%s'", v);
             o->cfg.round_block = 1;
         }
         else if (!strcmp(a, "--state-dtype")) {
-            if (parse_dtype(v, &o->cfg.state_dtype)) return bad("--state-dtype takes f64, f32, f16 or bf16, not '%s'", v);
+            if (parse_dtype(v, &o->cfg.state_dtype)) return bad("--state-dtype takes f64, f32, f16, bf16, e4m3 or e5m2, not '%s'", v);
             o->cfg.round_state = 1;
+        }
+        else if (!strcmp(a, "--fp8")) {
+            if (!strcmp(v, "e4m3")) o->fp8 = RINGATTN_FP8_E4M3;
+            else if (!strcmp(v, "e5m2")) o->fp8 = RINGATTN_FP8_E5M2;
+            else return bad("--fp8 takes e4m3 or e5m2, not '%s'", v);
         }
         else if (!strcmp(a, "--precision")) {
             ringattn_dtype t;
             if (!strcmp(v, "auto")) o->precision = -1;
-            else if (parse_dtype(v, &t) || t == RINGATTN_F64) return bad("--precision takes auto, f32, f16 or bf16, not '%s'", v);
+            else if (parse_dtype(v, &t) || t == RINGATTN_F64) return bad("--precision takes auto, f32, f16, bf16, e4m3 or e5m2, not '%s'", v);
             else o->precision = (int)t;
         }
         else if (!strcmp(a, "--policy")) {
@@ -382,6 +395,7 @@ static void option_value(const options *o, unsigned bit, char *buf, size_t n)
     case GIVEN_DILATIONS: format_list(buf, n, o->rate, o->nrate); break;
     case GIVEN_CU_Q: format_list(buf, n, o->cu_q, o->ncu_q); break;
     case GIVEN_CU_K: format_list(buf, n, o->cu_k, o->ncu_k); break;
+    case GIVEN_FP8: snprintf(buf, n, "%s", o->fp8 == RINGATTN_FP8_E5M2 ? "e5m2" : "e4m3"); break;
     default: break;
     }
 }
@@ -808,11 +822,14 @@ static int save_path(const char *path, const ringattn_tensor *t, int ndim)
 }
 
 /* q, k, v (and dout) from files; n = 3 or 4 */
-static int load_inputs(const char *const *paths, int n, ringattn_npy_array *in)
+/* the inputs; fp8 files (raw bytes, |u1) are read as `fp8` (--fp8: e4m3 or e5m2) */
+static int load_inputs(const char *const *paths, int n, ringattn_npy_array *in, ringattn_dtype fp8)
 {
     int i;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if (load(paths[i], &in[i], 1)) { while (i--) ringattn_npy_free(&in[i]); return -1; }
+        if (in[i].t.dtype == RINGATTN_FP8_E4M3) in[i].t.dtype = fp8;   /* the same bytes */
+    }
     return 0;
 }
 
@@ -826,7 +843,7 @@ static int cmd_compute(int argc, char **argv)
     if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
     if (npos != 3 && npos != 4) return bad("compute needs Q.npy K.npy V.npy [DOUT.npy]%s", "");
     nout = npos == 4 ? 5 : 2;
-    if (load_inputs(pos, npos, in)) return EXIT_BAD;
+    if (load_inputs(pos, npos, in, o.fp8)) return EXIT_BAD;
     if (folder_open(&F, o.out_dir, o.force, names, nout)) {
         for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
         return EXIT_BAD;
@@ -868,23 +885,25 @@ static int baseline_from(const options *o, const char *dir, const char *what, in
     }
     n = grad ? 4 : 3;
     for (i = 0; i < n; i++) { snprintf(p[i], sizeof p[i], "%s/%s.npy", dir, names[i]); paths[i] = p[i]; }
-    if (load_inputs(paths, n, in)) return -1;
+    if (load_inputs(paths, n, in, o->fp8)) return -1;
     /* auto: the inputs' low-precision type, else the port's output type when low, else f32 */
     prec = want >= 0 ? (ringattn_dtype)want
-         : (in[0].t.dtype == RINGATTN_BF16 || in[0].t.dtype == RINGATTN_F16) ? in[0].t.dtype
+         : (in[0].t.dtype == RINGATTN_BF16 || in[0].t.dtype == RINGATTN_F16 || in[0].t.dtype == RINGATTN_FP8_E4M3 ||
+            in[0].t.dtype == RINGATTN_FP8_E5M2) ? in[0].t.dtype
          : (dt == RINGATTN_BF16 || dt == RINGATTN_F16) ? dt : RINGATTN_F32;
     *used = prec;
     cfg.compute = RINGATTN_F32;           /* the port's precision: f32 products, P (and S) rounded */
     cfg.ring_size = order == 1 ? 2 : 1;
     cfg.partition = RINGATTN_CONTIGUOUS;
-    cfg.round_p = prec != RINGATTN_F32; cfg.p_dtype = prec;
-    cfg.round_s = order == 2 && cfg.round_p;
+    cfg.round_p = prec != RINGATTN_F32;
+    cfg.p_dtype = (prec == RINGATTN_FP8_E5M2) ? RINGATTN_FP8_E4M3 : prec;   /* fp8 kernels round P to e4m3 */
+    cfg.round_s = order == 2 && cfg.round_p && prec != RINGATTN_FP8_E4M3 && prec != RINGATTN_FP8_E5M2;
     cfg.round_block = cfg.round_state = 0;
     for (i = 0; i < n; i++) {   /* inputs stored as the port stores them */
         ringattn_tensor *t = &in[i].t;
         if (prec != RINGATTN_F32 && t->dtype != prec) {
             int64_t x, cnt = t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
-            uint16_t *h = (uint16_t *)malloc((size_t)cnt * sizeof *h);
+            void *h = malloc((size_t)cnt * ringattn__dtype_size(prec));
             if (!h) { fprintf(stderr, "ringattn-golden: out of memory\n"); rc = -1; goto done; }
             for (x = 0; x < cnt; x++) {   /* contiguous copies: in[i] is C order as loaded */
                 int64_t at[4], y = x;
@@ -979,7 +998,8 @@ static int cmd_compare(int argc, char **argv)
                                       &bt, &prec_used)) rc = EXIT_BAD; else bp = &bt;
                     continue;
                 }
-                if (ord == 2 && prec_used == RINGATTN_F32) break;
+                if (ord == 2 && (prec_used == RINGATTN_F32 || prec_used == RINGATTN_FP8_E4M3 ||
+                                 prec_used == RINGATTN_FP8_E5M2)) break;   /* no eager order there */
                 memset(&other, 0, sizeof other);
                 if (baseline_from(have_rec ? &rec : &o, o.baseline_from, what, (int)prec_used, got.t.dtype, ord,
                                   &other, &ot, &u)) {
@@ -1029,7 +1049,9 @@ static int cmd_compare(int argc, char **argv)
                 if (o.baseline_from) printf("baseline: '%s' of ringattn computed in the port's precision (%s: f32 "
                                             "products%s, stored as GOT; other orders' error %.3e) from %s/, %s\n",
                                             what, prec_used == RINGATTN_BF16 ? "bf16" : prec_used == RINGATTN_F16 ?
-                                            "f16" : "f32", prec_used == RINGATTN_F32 ? "" : ", P rounded to it",
+                                            "f16" : prec_used == RINGATTN_FP8_E4M3 ? "fp8 e4m3" :
+                                            prec_used == RINGATTN_FP8_E5M2 ? "fp8 e5m2" : "f32",
+                                            prec_used == RINGATTN_F32 ? "" : ", P rounded to it",
                                             other_err, o.baseline_from, have_rec ? "with the options recorded in" :
                                             "with the options given here (none recorded next to REF)");
                 if (have_rec) printf("          %s\n", rec_path);
