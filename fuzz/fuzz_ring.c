@@ -478,7 +478,7 @@ static void plant_bad(fcase *c, reader *r)
     s = &c->T[ti];
     c->bad = which < 24 ? which : 0;     /* 24..39: a clean call */
     switch (c->bad) {
-    case 1: s->dt = 4 + pick(r, 3); break;                           /* unknown dtype       */
+    case 1: s->dt = 6 + pick(r, 3); break;                           /* unknown dtype (4, 5: fp8) */
     case 2: g->compute = (ringattn_dtype)(2 + pick(r, 3)); break;    /* f16/bf16/unknown    */
     case 3: s->shape[a] += 1 + pick(r, 2); s->elems = 0; break;      /* wrong shape         */
     case 4: s->shape[a] = -pick(r, 2); s->elems = 0; break;          /* zero/negative dim   */

@@ -175,7 +175,7 @@ static void test_dtypes(fixture *f, int *failures)
     reset(f); f->Q.dtype = (ringattn_dtype)7; expect(f, "q dtype 7", fwd(f), RINGATTN_EDTYPE, RINGATTN_EDTYPE, failures);
     reset(f); f->V.dtype = (ringattn_dtype)-1; expect(f, "v dtype -1", fwd(f), RINGATTN_EDTYPE, RINGATTN_EDTYPE, failures);
     reset(f); f->O.dtype = (ringattn_dtype)7; expect(f, "out dtype 7", fwd(f), RINGATTN_EDTYPE, RINGATTN_EDTYPE, failures);
-    reset(f); f->L.dtype = (ringattn_dtype)4; expect(f, "lse dtype 4", fwd(f), RINGATTN_EDTYPE, RINGATTN_EDTYPE, failures);
+    reset(f); f->L.dtype = (ringattn_dtype)6; expect(f, "lse dtype 6", fwd(f), RINGATTN_EDTYPE, RINGATTN_EDTYPE, failures);
     /* f16 / bf16 are storage formats only ("compute dtype not F32/F64" is EDTYPE) */
     reset(f); f->cfg.compute = RINGATTN_F16;
     expect(f, "compute F16", fwd(f), RINGATTN_EDTYPE, RINGATTN_ECONFIG, failures);
