@@ -228,7 +228,7 @@ static int test_refused(int *failures)
 {
     static const bad_case cases[] = {
         { "{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }", RINGATTN_EFORMAT, "unsupported .npy dtype '<i4'" },
-        { "{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }", RINGATTN_EFORMAT, "unsupported" },
+        { "{'descr': '|u2', 'fortran_order': False, 'shape': (1,), }", RINGATTN_EFORMAT, "unsupported" },   /* |u1: fp8 */
         { "{'descr': 'f4', 'fortran_order': False, 'shape': (1,), }", RINGATTN_EFORMAT, "unsupported" },
         { "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", RINGATTN_EFORMAT, "structured" },
         { "{'descr': '<f4', 'fortran_order': False, }", RINGATTN_EFORMAT, "'shape' is missing" },
