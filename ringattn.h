@@ -1492,27 +1492,23 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
     ringattn__piece kp[2];
     src = ringattn__source(p, i, t);                         /* whose K/V we hold now */
     nkp = ringattn__pieces(P->part, P->nk, p, src, kp);
-    if (me->block_o && !(R->pass == 0 && P->round_block)) {
-        /* per-step goldens (cfg->trace_blocks): the block alone, from an empty state, by the
-           same unit; the running state below is then folded exactly as without the option,
-           so its bits do not change. Counted once, by the running pass. */
+    if (me->block_o) {
+        /* the block alone, from an empty state, by the same unit: for per-step goldens
+           (cfg->trace_blocks; the running state below is then folded exactly as without the
+           option, so its bits do not change, and the work is counted once, by that pass) or
+           for the precision emulation's round_block (which merges this block instead) */
         ringattn__member blk = *me;
         int64_t bb = u / P->hk, hh;
         for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
             ringattn__state_reset(P, me->block_o, me->block_m, me->block_l, (bb * P->h + hh) * me->rows, me->rows);
         blk.st.fwd.o = me->block_o; blk.st.fwd.m = me->block_m; blk.st.fwd.l = me->block_l;
+        W->tiles = 0; W->flops = 0;
         ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
     }
-    W->tiles = 0; W->flops = 0;
     if (R->pass == 0 && P->round_block) {
-        /* precision emulation: the block alone (above), held as the port holds a block's
-           (out, lse), then merged into the running state by its partial result */
+        /* precision emulation: the block (above) held as the port holds a block's (out, lse),
+           then merged into the running state by its partial result; its work is counted */
         int64_t bb = u / P->hk, hh, r, at;
-        ringattn__member blk = *me;
-        for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
-            ringattn__state_reset(P, me->block_o, me->block_m, me->block_l, (bb * P->h + hh) * me->rows, me->rows);
-        blk.st.fwd.o = me->block_o; blk.st.fwd.m = me->block_m; blk.st.fwd.l = me->block_l;
-        ringattn__unit(R, &blk, W, kp, nkp, me->kv[t & 1], NULL, bb, u % P->hk);
         for (hh = (u % P->hk) * P->heads_per_kv; hh < (u % P->hk + 1) * P->heads_per_kv; hh++)
             for (r = 0; r < me->rows; r++) {
                 at = (bb * P->h + hh) * me->rows + r;
@@ -1523,6 +1519,7 @@ static void ringattn__compute(const ringattn__ring *R, int64_t x, int t, ringatt
                                     ringattn__at(me->block_o, at * P->dv, P->es), me->block_m[at], me->block_l[at]);
             }
     } else {
+        W->tiles = 0; W->flops = 0;
         ringattn__unit(R, me, W, kp, nkp, me->kv[t & 1], R->pass ? me->dkv[t & 1] : NULL,
                        u / P->hk, u % P->hk);
     }
