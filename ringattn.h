@@ -1075,15 +1075,27 @@ static RINGATTN__HD inline void ringattn__merge_row(void *acc, ringattn_dtype ct
 /* The softmax weights' exp, scalar, f32 and f64 (the method and its accuracy: "the exps" in
    the implementation, whose vector versions do the same operations); here, compiled for host
    and device, so that ringattn_cuda.h's kernels give the CPU's bits too. */
-#define RINGATTN__EXPF_LOW -87.33654f            /* ln(FLT_MIN) */
+#define RINGATTN__EXPF_LOW -87.33654f            /* ln(FLT_MIN): below, exp flushes to 0     */
+#define RINGATTN__EXPF_HIGH 88.0f                /* above, x is clamped (exp(88) < FLT_MAX)  */
+#define RINGATTN__EXPF_LOG2E 1.44269504f         /* 1 / ln 2                                  */
+#define RINGATTN__EXPF_LN2_HI 0.693359375f       /* ln 2 in two parts (Cody-Waite): HI has    */
+#define RINGATTN__EXPF_LN2_D 2.12194440e-4f      /* few bits, so n HI is exact; D = HI - ln 2 */
 #define RINGATTN__EXPF_MAGIC 12582912.0f         /* 1.5 * 2^23: adding it rounds to an integer */
+#define RINGATTN__EXPF_BIAS 127                  /* exponent bias and mantissa bits: 2^n      */
+#define RINGATTN__EXPF_MANT 23
 #define RINGATTN__EXPF_POLY(p, r, FMA, C)                                                       \
     p = C(1.9875691500e-4f);                                                                  \
     p = FMA(p, r, C(1.3981999507e-3f)); p = FMA(p, r, C(8.3334519073e-3f));                   \
     p = FMA(p, r, C(4.1665795894e-2f)); p = FMA(p, r, C(1.6666665459e-1f));                   \
     p = FMA(p, r, C(5.0000001201e-1f))
-#define RINGATTN__EXP_LOW -708.3964185322641     /* ln(DBL_MIN) */
+#define RINGATTN__EXP_LOW -708.3964185322641     /* the same for f64: ln(DBL_MIN)             */
+#define RINGATTN__EXP_HIGH 709.0
+#define RINGATTN__EXP_LOG2E 1.4426950408889634
+#define RINGATTN__EXP_LN2_HI 6.93145751953125e-1
+#define RINGATTN__EXP_LN2_D (-1.42860682030941723212e-6)
 #define RINGATTN__EXP_MAGIC 6755399441055744.0   /* 1.5 * 2^52 */
+#define RINGATTN__EXP_BIAS 1023
+#define RINGATTN__EXP_MANT 52
 #define RINGATTN__EXP_POLY(p, r, FMA, C)                                                        \
     p = C(2.08767569878681e-09);                                                              \
     p = FMA(p, r, C(2.505210838544172e-08));  p = FMA(p, r, C(2.755731922398589e-07));         \
@@ -1099,10 +1111,10 @@ static RINGATTN__HD inline float ringattn__expf(float a, float hi, float lo)
 {
     float x = (a - hi) - lo;
     int low = x < RINGATTN__EXPF_LOW, nan = x != x;
-    float xc = low ? RINGATTN__EXPF_LOW : (x > 88.0f ? 88.0f : (nan ? 0.0f : x));
-    float n = fmaf(xc, 1.44269504f, RINGATTN__EXPF_MAGIC) - RINGATTN__EXPF_MAGIC;
-    float r = fmaf(n, 2.12194440e-4f, fmaf(n, -0.693359375f, xc)), p, e;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);   /* 2^n, n in [-126, 127] */
+    float xc = low ? RINGATTN__EXPF_LOW : (x > RINGATTN__EXPF_HIGH ? RINGATTN__EXPF_HIGH : (nan ? 0.0f : x));
+    float n = fmaf(xc, RINGATTN__EXPF_LOG2E, RINGATTN__EXPF_MAGIC) - RINGATTN__EXPF_MAGIC;
+    float r = fmaf(n, RINGATTN__EXPF_LN2_D, fmaf(n, -RINGATTN__EXPF_LN2_HI, xc)), p, e;   /* x - n ln 2 */
+    int32_t bits = ((int32_t)n + RINGATTN__EXPF_BIAS) * (1 << RINGATTN__EXPF_MANT);   /* 2^n, n in [-126, 127] */
     memcpy(&e, &bits, sizeof e);
     RINGATTN__EXPF_POLY(p, r, fmaf, RINGATTN__SC);
     p = (fmaf(p, r * r, r) + 1.0f) * e;
@@ -1113,10 +1125,10 @@ static RINGATTN__HD inline float ringattn__expf(float a, float hi, float lo)
 static RINGATTN__HD inline double ringattn__exp(double x)
 {
     int low = x < RINGATTN__EXP_LOW, nan = x != x;
-    double xc = low ? RINGATTN__EXP_LOW : (x > 709.0 ? 709.0 : (nan ? 0.0 : x));
-    double n = fma(xc, 1.4426950408889634, RINGATTN__EXP_MAGIC) - RINGATTN__EXP_MAGIC;
-    double r = fma(n, -1.42860682030941723212e-6, fma(n, -6.93145751953125e-1, xc)), p, e;
-    int64_t bits = ((int64_t)n + 1023) * ((int64_t)1 << 52);   /* 2^n, n in [-1022, 1023] */
+    double xc = low ? RINGATTN__EXP_LOW : (x > RINGATTN__EXP_HIGH ? RINGATTN__EXP_HIGH : (nan ? 0.0 : x));
+    double n = fma(xc, RINGATTN__EXP_LOG2E, RINGATTN__EXP_MAGIC) - RINGATTN__EXP_MAGIC;
+    double r = fma(n, RINGATTN__EXP_LN2_D, fma(n, -RINGATTN__EXP_LN2_HI, xc)), p, e;
+    int64_t bits = ((int64_t)n + RINGATTN__EXP_BIAS) * ((int64_t)1 << RINGATTN__EXP_MANT);   /* 2^n, n in [-1022, 1023] */
     memcpy(&e, &bits, sizeof e);
     RINGATTN__EXP_POLY(p, r, fma, RINGATTN__SC);
     return nan ? x : (low ? 0.0 : p * e);
@@ -1206,21 +1218,30 @@ static char *ringattn__at(const void *base, int64_t i, size_t es)
 #define RINGATTN__FUSED_ROWS 12   /* forward rows per group: a fixed size fixes the ragged split */
 #define RINGATTN__BWD_ROWS 24     /* backward rows per group: dV and dK sum over them        */
 
-/* platform code the algorithm calls, defined in PLATFORM CODE at the end of the implementation */
+/* Platform code the algorithm calls, defined in PLATFORM CODE at the end of the implementation.
+   The kernels the inner loops call go through a table chosen once per call (by the CPU's
+   instruction set and the compute type), so the algorithm never asks which one it runs on;
+   each entry's formula is written above its plain C version. */
+typedef struct {
+    const char *name;                                       /* "avx2 f32", ...               */
+    /* s[i][j] = scale * sum_c q[i][c] K[j][c], K in panels                                   */
+    void (*qk)(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np,
+               double scale, void *const *s);
+    /* o[i][c] += sum_j p[i][j] v[j ldv + c]                                                   */
+    void (*pv)(int64_t nr, const void *const *p, int64_t n, const void *v, int64_t ldv, int64_t dv,
+               void *const *o);
+    /* o[j ldo + c] += sum_i p[i ldp + j] x[i ldx + c]                                          */
+    void (*pt)(int64_t nr, const void *p, int64_t ldp, int64_t n, const void *x, int64_t ldx,
+               int64_t dx, void *o, int64_t ldo);
+    double (*row_max)(const void *x, int64_t n);            /* max_j x[j] (NaN if only NaNs)  */
+    double (*row_exp)(void *x, int64_t n, double m);        /* x = exp(x - m), returns sum    */
+    void (*row_prob)(void *x, int64_t n, double lse);       /* x = exp(x - lse)               */
+} ringattn__kernels;
+static const ringattn__kernels *ringattn__kernels_for(ringattn_dtype t);
 static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
                            double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
                            double beta, void *C, int64_t ldc);
-static int ringattn__isa(void);
 static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d);
-static void ringattn__qk(int isa, ringattn_dtype t, int64_t nr, const void *const *q, int64_t d,
-                         const void *const *kp, int64_t np, double scale, void *const *s);
-static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *const *p, int64_t n,
-                         const void *v, int64_t ldv, int64_t dv, void *const *o);
-static void ringattn__pt(int isa, ringattn_dtype t, int64_t nr, const void *p, int64_t ldp, int64_t n,
-                         const void *x, int64_t ldx, int64_t dx, void *o, int64_t ldo);
-static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n);
-static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m);
-static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse);
 static void ringattn__row_dsoftmax(ringattn_dtype t, const void *p, void *ds, int64_t n, double D, double scale);
 static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double cap);
 static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
@@ -1265,6 +1286,7 @@ typedef struct {
     const void **pan;              /* the K (backward: and V) panels of the tile in hand      */
     void *kg;                      /* panels copied or gathered for it                        */
     int64_t lds;                   /* score row pitch                                         */
+    const ringattn__kernels *kern; /* this call's kernels (ringattn__kernels_for)             */
     size_t bytes;
     int64_t tiles, flops;
 } ringattn__scratch;
@@ -1412,10 +1434,6 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
 static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__scratch *me,
                                           const ringattn__block *B);
 #endif
-static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
-                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
-                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
-                            double *m, double *l, int64_t rstride, int64_t *flops);
 static void ringattn__state_reset(const ringattn__problem *P, void *o, double *m, double *l,
                                   int64_t row0, int64_t rows);
 static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i,
@@ -1600,6 +1618,80 @@ static void ringattn__pass_on(const ringattn__ring *R, int i, int t)
     if (R->pass == 1) { ringattn__hand_over(&me->dkv[t & 1], &next->dkv[(t + 1) & 1]); me->handoffs++; }
 }
 
+/* ---------------------------------------------------------------- THE online-softmax merge */
+/* Folds a group of score rows (one tile's columns) into the running state of its rows: the
+   only place that knows the rescaling, fed by every ring step, dilated pattern and tile.
+   For each row, with the visible scores s_j of the tile:
+     m_new = max(m, max_j s_j)
+     p_j   = exp(s_j - m_new)
+     l     = l * exp(m - m_new) + sum_j p_j
+     acc   = acc * exp(m - m_new) + sum_j p_j v_j
+     m     = m_new
+   and at the end of the ring out = acc / l, lse = m + log l (ringattn__member_finish). The
+   scalar steps are ringattn__merge_rescale (m_new, alpha = exp(m - m_new)) and
+   ringattn__merge_fold (l, m), in the shared section because the CUDA kernels merge with
+   them too; the row kernels (max, exp-and-sum, P V) come from the call's kernel table.
+   Row r sees tile columns [lo[r], hi[r]) and nothing else: invisible entries are never read,
+   so a NaN or Inf in a key or value the row cannot see stays out. */
+
+/* a group's scores against a tile: row r's scores start at S->s + r * lds, entry 0 being tile
+   column soff; row r sees tile columns [lo[r], hi[r]), every row of the group [ca, cz) */
+typedef struct {
+    void *s;
+    int64_t lds, soff;
+    const int64_t *lo, *hi;
+    int64_t ca, cz;
+} ringattn__scores;
+
+/* the running state of the group's rows: row r's accumulator (dv values of the compute type)
+   at acc + r * ldacc, its running max and sum at m[r * stride] and l[r * stride] */
+typedef struct {
+    void *acc;
+    int64_t ldacc;
+    double *m, *l;
+    int64_t stride;
+} ringattn__rows;
+
+static void ringattn__merge(const ringattn__problem *P, const ringattn__kernels *K, int64_t rows,
+                            const ringattn__scores *S, const void *v, int64_t ldv,
+                            const ringattn__rows *st, int64_t *flops)
+{
+    ringattn_dtype t = P->ct; size_t es = P->es;
+    const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
+    int64_t r, k, live = 0;
+    /* 1. row by row: the new max, the weights and their sum, the old state rescaled */
+    for (r = 0; r < rows; r++) {
+        int64_t n = S->hi[r] - S->lo[r];
+        char *s = ringattn__at(S->s, r * S->lds + S->lo[r] - S->soff, es);   /* the visible scores */
+        void *acc = ringattn__at(st->acc, r * st->ldacc, es);
+        double *m = st->m + r * st->stride, *l = st->l + r * st->stride;
+        double mnew, alpha, sum;
+        if (!ringattn__merge_rescale(*m, K->row_max(s, n), &mnew, &alpha))
+            continue;                                          /* every visible score -inf: nothing to add */
+        sum = K->row_exp(s, n, mnew);                          /* s_j <- p_j = exp(s_j - m_new) */
+        if (P->round_p) ringattn__row_round(t, s, n, P->pt);   /* emulation: P rounded after l, before P V */
+        if (alpha != 1.0) ringattn__row_scale(t, acc, P->dv, alpha);   /* acc <- acc alpha */
+        ringattn__merge_fold(m, l, mnew, alpha, sum);          /* l <- l alpha + sum, m <- m_new */
+        at[live] = r;
+        pr[live] = ringattn__at(S->s, r * S->lds + S->ca - S->soff, es);
+        orow[live++] = acc;
+        *flops += 2 * n * P->dv;
+    }
+    if (live == 0) return;
+    /* 2. acc += P V: the columns every row of the group sees in one product, then each row's
+       own columns left and right of them (the cut follows the mask only, so the order of
+       every sum is fixed) */
+    K->pv(live, pr, S->cz - S->ca, ringattn__at(v, S->ca * ldv, es), ldv, P->dv, orow);
+    for (k = 0; k < live; k++) {
+        int64_t i = at[k], side;
+        for (side = 0; side < 2; side++) {
+            int64_t a, w = ringattn__leftover(S->lo[i], S->hi[i], S->ca, S->cz, (int)side, &a);
+            const void *p1 = ringattn__at(S->s, i * S->lds + a - S->soff, es);
+            if (w > 0) K->pv(1, &p1, w, ringattn__at(v, a * ldv, es), ldv, P->dv, &orow[k]);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- the unit, blocks and tiles */
 /* One unit of a ring step: batch bb, k/v head kh, and the q heads that share it (GQA), so
    that no two units ever write the same dK/dV rows. For each of those heads, each pattern
@@ -1738,7 +1830,6 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
 {
     size_t es = P->es; int64_t r0, c0;
     int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv, lds = me->lds;
-    int isa = ringattn__isa();
     for (r0 = 0; r0 < B->nr; r0 += P->tq) {
         int64_t nr = (B->nr - r0 < P->tq) ? B->nr - r0 : P->tq;
         for (c0 = 0; c0 < B->nc; c0 += P->tk) {
@@ -1764,7 +1855,7 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                 kz = (uz - pbase + RINGATTN__PANEL - 1) / RINGATTN__PANEL;      /* group sees     */
                 soff = pbase + ka * RINGATTN__PANEL;
                 /* S = scale * Q K^T */
-                ringattn__qk(isa, P->ct, g, qr, P->d, (const void *const *)(me->pan + ka), kz - ka, P->scale, sr);
+                me->kern->qk(g, qr, P->d, (const void *const *)(me->pan + ka), kz - ka, P->scale, sr);
                 me->flops += 2 * g * (uz - ua) * P->d;
                 if (P->round_s)       /* emulation: the scores as eager low-precision attention stores them */
                     for (i = 0; i < g; i++)
@@ -1774,10 +1865,14 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                     for (i = 0; i < g; i++)
                         ringattn__row_softcap(P->ct, ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
                                               me->hi[g0 + i] - me->lo[g0 + i], P->softcap);
-                ringattn__merge(P, isa, g, me->s, lds, soff, me->lo + g0, me->hi + g0, ca, cz,
-                                ringattn__at(B->v, c0 * ldv, es), ldv,
-                                ringattn__at(B->o, (r0 + g0) * ldv, es), ldv,
-                                B->m + (r0 + g0) * B->rs, B->l + (r0 + g0) * B->rs, B->rs, &me->flops);
+                {   /* the merge, with its P V product */
+                    ringattn__scores S; ringattn__rows st;
+                    S.s = me->s; S.lds = lds; S.soff = soff;
+                    S.lo = me->lo + g0; S.hi = me->hi + g0; S.ca = ca; S.cz = cz;
+                    st.acc = ringattn__at(B->o, (r0 + g0) * ldv, es); st.ldacc = ldv;
+                    st.m = B->m + (r0 + g0) * B->rs; st.l = B->l + (r0 + g0) * B->rs; st.stride = B->rs;
+                    ringattn__merge(P, me->kern, g, &S, ringattn__at(B->v, c0 * ldv, es), ldv, &st, &me->flops);
+                }
             }
             me->tiles++;
         }
@@ -1839,7 +1934,7 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                     ringattn__row_softcap(t, sr, me->hi[i] - me->lo[i], P->softcap);
                     ringattn__row_dsoftcap(t, sr, gr, me->hi[i] - me->lo[i], lse[i * B->rs], D[i * B->rs], P->softcap, 1.0);
                 } else {
-                    ringattn__row_prob(t, sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
+                    me->kern->row_prob(sr, me->hi[i] - me->lo[i], lse[i * B->rs]);
                     ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs], 1.0);
                 }
                 if (P->round_p) {   /* emulation: P and dS as the products read them */
@@ -1927,7 +2022,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
     ringattn_dtype t = P->ct; size_t es = P->es; int64_t r0, c0;
     int64_t ldq = B->rs * P->d, ldv = B->rs * P->dv, lds = me->lds, npan = lds / RINGATTN__PANEL;
     char *kpan = (char *)me->kg, *vpan = ringattn__at(kpan, npan * RINGATTN__PANEL * P->d, es);
-    int isa = ringattn__isa(), k;
+    int k;
     for (k = 0; k < npan; k++) {   /* the gathered panels, where the S kernel finds them */
         me->pan[k] = ringattn__at(kpan, k * RINGATTN__PANEL * P->d, es);
         me->pan[npan + k] = ringattn__at(vpan, k * RINGATTN__PANEL * P->dv, es);
@@ -1974,8 +2069,8 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                 ka = ua / RINGATTN__PANEL; kz = (uz + RINGATTN__PANEL - 1) / RINGATTN__PANEL;
                 soff = ka * RINGATTN__PANEL;   /* tile column of score entry 0 */
                 /* S = scale Q K^T,  dP = dO V^T */
-                ringattn__qk(isa, t, g, qr, P->d, (const void *const *)(me->pan + ka), kz - ka, P->scale, sr);
-                ringattn__qk(isa, t, g, dor, P->dv, (const void *const *)(me->pan + npan + ka), kz - ka, 1.0, gr);
+                me->kern->qk(g, qr, P->d, (const void *const *)(me->pan + ka), kz - ka, P->scale, sr);
+                me->kern->qk(g, dor, P->dv, (const void *const *)(me->pan + npan + ka), kz - ka, 1.0, gr);
                 me->flops += 2 * g * (uz - ua) * (P->d + P->dv);
                 for (i = 0; i < g; i++) {   /* S -> P, dP -> dS, on the visible columns */
                     int64_t w = me->hi[g0 + i] - me->lo[g0 + i];
@@ -1993,7 +2088,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                         ringattn__row_softcap(t, s1, w, P->softcap);
                         ringattn__row_dsoftcap(t, s1, g1, w, l1, D1, P->softcap, P->round_p ? 1.0 : P->scale);
                     } else {
-                        ringattn__row_prob(t, s1, w, l1);
+                        me->kern->row_prob(s1, w, l1);
                         ringattn__row_dsoftmax(t, s1, g1, w, D1, P->round_p ? 1.0 : P->scale);
                     }
                     if (P->round_p) {   /* emulation: P and dS (unscaled) as the products read them */
@@ -2005,10 +2100,10 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                     gc[i] = ringattn__at(gr[i], ca - soff, es);
                 }
                 /* the columns all rows of the group see */
-                ringattn__pv(isa, t, g, gc, cz - ca, ringattn__at(kt, ca * ldq, es), ldq, P->d, dqr);
-                ringattn__pt(isa, t, g, ringattn__at(me->s, ca - soff, es), lds, cz - ca,
+                me->kern->pv(g, gc, cz - ca, ringattn__at(kt, ca * ldq, es), ldq, P->d, dqr);
+                me->kern->pt(g, ringattn__at(me->s, ca - soff, es), lds, cz - ca,
                              dor[0], ldv, P->dv, ringattn__at(dv, ca * ldv, es), ldv);
-                ringattn__pt(isa, t, g, ringattn__at(me->dp, ca - soff, es), lds, cz - ca,
+                me->kern->pt(g, ringattn__at(me->dp, ca - soff, es), lds, cz - ca,
                              qr[0], ldq, P->d, ringattn__at(dk, ca * ldq, es), ldq);
                 for (i = 0; i < g; i++)   /* each row's own columns left and right of them */
                     for (side = 0; side < 2; side++) {
@@ -2016,9 +2111,9 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                         const void *p1 = ringattn__at(sr[i], a - soff, es);
                         const void *g1 = ringattn__at(gr[i], a - soff, es);
                         if (w <= 0) continue;
-                        ringattn__pv(isa, t, 1, &g1, w, ringattn__at(kt, a * ldq, es), ldq, P->d, &dqr[i]);
-                        ringattn__pt(isa, t, 1, p1, lds, w, dor[i], ldv, P->dv, ringattn__at(dv, a * ldv, es), ldv);
-                        ringattn__pt(isa, t, 1, g1, lds, w, qr[i], ldq, P->d, ringattn__at(dk, a * ldq, es), ldq);
+                        me->kern->pv(1, &g1, w, ringattn__at(kt, a * ldq, es), ldq, P->d, &dqr[i]);
+                        me->kern->pt(1, p1, lds, w, dor[i], ldv, P->dv, ringattn__at(dv, a * ldv, es), ldv);
+                        me->kern->pt(1, g1, lds, w, qr[i], ldq, P->d, ringattn__at(dk, a * ldq, es), ldq);
                     }
                 for (i = 0; i < g; i++)   /* a row that saw nothing keeps dQ = 0 (0 x an Inf key is NaN) */
                     if (lse[(g0 + i) * B->rs] == -INFINITY) memset(dqr[i], 0, (size_t)P->d * es);
@@ -2027,50 +2122,6 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
         }
     }
 }
-/* ---------------------------------------------------------------- THE online-softmax merge */
-/* Folds one group of score rows into the running state of its rows; the only place that
-   knows the rescaling. Row r sees tile columns [lo[r], hi[r]) and nothing else: invisible
-   entries are never read, so a NaN or Inf in a key or value the row cannot see stays out.
-     m_new = max(m, max_j s_j);   l = l * exp(m - m_new) + sum_j exp(s_j - m_new)
-     acc   = acc * exp(m - m_new) + sum_j exp(s_j - m_new) v_j
-   Ring steps, dilated patterns and the LSE mix of LongNet all feed this one routine.
-   Score row r is s + r * lds, its first entry tile column soff; v is the value row of tile
-   column 0. Every row of the group sees [ca, cz): those columns go through one P V product
-   for the whole group, then each row's own columns left and right of them (the cut follows
-   the mask only, so the order of every sum is fixed). */
-static void ringattn__merge(const ringattn__problem *P, int isa, int64_t rows, void *s, int64_t lds,
-                            int64_t soff, const int64_t *lo, const int64_t *hi, int64_t ca, int64_t cz,
-                            const void *v, int64_t ldv, void *acc, int64_t ldacc,
-                            double *m, double *l, int64_t rstride, int64_t *flops)
-{
-    ringattn_dtype t = P->ct; size_t es = P->es; int64_t r, k, live = 0;
-    const void *pr[RINGATTN__FUSED_ROWS]; void *orow[RINGATTN__FUSED_ROWS]; int64_t at[RINGATTN__FUSED_ROWS];
-    for (r = 0; r < rows; r++) {
-        char *sr = ringattn__at(s, r * lds + lo[r] - soff, es);
-        double mnew, alpha, sum, *mr = m + r * rstride, *lr = l + r * rstride;
-        /* every visible score -inf: the row contributes nothing */
-        if (!ringattn__merge_rescale(*mr, ringattn__row_max(t, sr, hi[r] - lo[r]), &mnew, &alpha)) continue;
-        sum = ringattn__row_exp(t, sr, hi[r] - lo[r], mnew);
-        if (P->round_p) ringattn__row_round(t, sr, hi[r] - lo[r], P->pt);   /* emulation: after l, before P V */
-        if (alpha != 1.0) ringattn__row_scale(t, ringattn__at(acc, r * ldacc, es), P->dv, alpha);
-        ringattn__merge_fold(mr, lr, mnew, alpha, sum);
-        at[live] = r;
-        pr[live] = ringattn__at(s, r * lds + ca - soff, es);
-        orow[live++] = ringattn__at(acc, r * ldacc, es);
-        *flops += 2 * (hi[r] - lo[r]) * P->dv;
-    }
-    if (live == 0) return;
-    ringattn__pv(isa, t, live, pr, cz - ca, ringattn__at(v, ca * ldv, es), ldv, P->dv, orow);
-    for (k = 0; k < live; k++) {   /* the row's own columns left and right of the group's */
-        int64_t i = at[k], side;
-        for (side = 0; side < 2; side++) {
-            int64_t a, w = ringattn__leftover(lo[i], hi[i], ca, cz, (int)side, &a);
-            const void *p1 = ringattn__at(s, i * lds + a - soff, es);
-            if (w > 0) ringattn__pv(isa, t, 1, &p1, w, ringattn__at(v, a * ldv, es), ldv, P->dv, &orow[k]);
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- moving data in and out */
 
 /* Pack / unpack the (batch bb, head hh) slice of a member's pieces between a caller's tensor
@@ -2744,6 +2795,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         ringattn__scratch *w = &R->w[i];
         int64_t n[4];
         ringattn__tile_scratch(P, R->pass, &w->lds, n);
+        w->kern = ringattn__kernels_for(P->ct);   /* the kernels, chosen once per call */
         w->s   = ringattn__alloc(&w->bytes, (size_t)n[0] * es, user, &failed);
         if (n[1]) w->dp = ringattn__alloc(&w->bytes, (size_t)n[1] * es, user, &failed);
         if (n[2]) w->kg = ringattn__alloc(&w->bytes, (size_t)n[2] * es, user, &failed);
@@ -4510,41 +4562,67 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *r, co
 /* ======================================================================================== */
 /*                                     PLATFORM CODE                                        */
 /* ======================================================================================== */
-/* What the algorithm above multiplies and exponentiates with: the built-in GEMM (or cblas),
-   the exps, the forward's fused block kernels and the softmax row helpers: portable C and,
-   for the exps, kernels and row helpers on x86-64, AVX2 / AVX-512 versions chosen at run
-   time that give the same bits. */
+/* What the algorithm above multiplies and exponentiates with. Each kernel is written first as
+   a plain C function, the reference a debugger steps into (and what a build without x86-64
+   vectors runs); on x86-64 an AVX2 (+FMA) and an AVX-512F version of it sit beside it, built
+   from a small vocabulary of vector macros, and doing the same operations in the same order:
+   every version gives the same bits (tests/test_simd.c compares them). One table per
+   (instruction set, compute type) holds a version of every kernel; a call picks its table once
+   (ringattn__kernels_for, when its scratch is allocated) and the algorithm calls through it,
+   never asking which instruction set it runs on. In reading order: the GEMM, the fused block
+   kernels, the softmax rows, the exps, the vector versions, the tables; last the row helpers
+   that have no vector version. */
 
 /* ---------------------------------------------------------------- dense kernels */
 /* Row-major C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C; beta == 0 ignores C.
-   The only matrix multiply in the library: cblas when available, else a plain loop. */
-
+   The only matrix multiply in the library (the backward's cblas path and the layer's
+   projections): cblas when available, else these plain loops. */
 #ifndef RINGATTN_USE_CBLAS
-#define RINGATTN__DEFINE_GEMM(T, NAME)                                                        \
-static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,        \
-                 int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc)             \
-{                                                                                             \
-    int64_t i, j, k;                                                                          \
-    for (i = 0; i < M; i++) {                                                                 \
-        T *c = C + i * ldc;                                                                   \
-        for (j = 0; j < N; j++) c[j] = (beta == 0) ? (T)0 : beta * c[j];                      \
-        if (tb) {            /* B^T: row j of B is contiguous, so take dot products */         \
-            for (j = 0; j < N; j++) {                                                         \
-                const T *b = B + j * ldb; T s = 0;                                            \
-                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];    \
-                c[j] += alpha * s;                                                            \
-            }                                                                                 \
-        } else {             /* B: stream its rows into c (unit stride inner loop) */          \
-            for (k = 0; k < K; k++) {                                                         \
-                const T *b = B + k * ldb;                                                     \
-                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                         \
-                for (j = 0; j < N; j++) c[j] += a * b[j];                                     \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
+static void ringattn__gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    int64_t i, j, k;
+    for (i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (j = 0; j < N; j++) c[j] = (beta == 0) ? 0.0f : beta * c[j];
+        if (tb) {            /* B^T: row j of B is contiguous, so take dot products */
+            for (j = 0; j < N; j++) {
+                const float *b = B + j * ldb; float s = 0;
+                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];
+                c[j] += alpha * s;
+            }
+        } else {             /* B: stream its rows into c (unit stride inner loop) */
+            for (k = 0; k < K; k++) {
+                const float *b = B + k * ldb;
+                float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+                for (j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    }
 }
-RINGATTN__DEFINE_GEMM(float, ringattn__gemm_f32)
-RINGATTN__DEFINE_GEMM(double, ringattn__gemm_f64)
+
+static void ringattn__gemm_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
+                               int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc)
+{
+    int64_t i, j, k;
+    for (i = 0; i < M; i++) {
+        double *c = C + i * ldc;
+        for (j = 0; j < N; j++) c[j] = (beta == 0) ? 0.0 : beta * c[j];
+        if (tb) {
+            for (j = 0; j < N; j++) {
+                const double *b = B + j * ldb; double s = 0;
+                for (k = 0; k < K; k++) s += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];
+                c[j] += alpha * s;
+            }
+        } else {
+            for (k = 0; k < K; k++) {
+                const double *b = B + k * ldb;
+                double a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+                for (j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    }
+}
 #endif
 
 static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t N, int64_t K,
@@ -4571,210 +4649,18 @@ static void ringattn__gemm(ringattn_dtype t, int ta, int tb, int64_t M, int64_t 
 #endif
 }
 
-/* ---------------------------------------------------------------- the exps */
-/* The softmax weights' exp, in f32 and f64, written once as scalar C (the reference, also the
-   portable build's code) and once as a vector body instantiated for AVX2 (+FMA) and AVX-512F,
-   chosen at run time. Both do the same operations in the same order, fused multiply-adds
-   included, so every version gives the same bits (tests/test_simd.c compares them).
-   Method (Cephes): exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 with ln2 in two parts
-   (Cody-Waite), exp(r) by a polynomial: f32 degree 6 (Cephes expf's, within 2 ulp), f64 the
-   Taylor series to degree 12 (truncation below 2e-16). Below the normal range (x < ln FLT_MIN
-   = -87.33654, x < ln DBL_MIN = -708.39) the result is flushed to 0: the largest weight of a row
-   is exp(0) = 1, so a flushed weight changes a row by < 1e-38 (1e-308). Above 88 (709) x is
-   clamped: softmax arguments are <= 0. NaN stays NaN. The f32 argument is (a - hi) - lo: a score
-   minus a max or lse carried as a float pair, so the backward's double lse costs no precision. */
-
-/* x86-64 with GCC or clang: vector versions chosen at run time, whatever the compiler's
-   target flags (RINGATTN_NO_SIMD or RINGATTN_NO_DISPATCH leave only the scalar C) */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
-    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
-#define RINGATTN__X86 1
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-/* GCC contracts a*b+c into one rounding wherever the language mode allows it (C++ and GNU C);
-   in a function built for FMA that would change bits the scalar code does not change */
-#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
-#else
-#define RINGATTN__NOCONTRACT
-#endif
-#endif
-
-#ifdef RINGATTN__X86
-/* The vector body, for f32 (POLY/LOW/MAGIC/BIAS/SHIFT of f32) and f64: v[j] = exp((v[j] - hi) - lo)
-   for j < n, lanes below the range or NaN overwritten at the end (so the clamp may use min/max,
-   whatever they leave there is discarded); the n mod L tail by the scalar code. 2^n is built
-   from the integer in the low bits of n + MAGIC. */
-#define RINGATTN__EXP_BODY(NAME, ATTR, T, VT, VI, L, POLY, LOW, MAGIC, BIAS, SHIFT, HIGH, LOG2E, C1, C2, \
-                           LOAD, STORE, SET1, ADD, SUB, MUL, FMA, MIN, MAX, LT, ISNAN, SEL, CASTI, CASTV, \
-                           SUBI, SLLI, SCALAR)                                                   \
-ATTR static void NAME(T *v, int64_t n, T hi, T lo)                                               \
-{                                                                                               \
-    const VT h = SET1(hi), l = SET1(lo), low = SET1(LOW), magic = SET1(MAGIC);                  \
-    const VI bias = CASTI(SET1(MAGIC - BIAS));   /* bits(MAGIC) - exponent bias */               \
-    int64_t j;                                                                                  \
-    for (j = 0; j + L <= n; j += L) {                                                           \
-        VT x = SUB(SUB(LOAD(v + j), h), l), xc, q, r, p, e;                                     \
-        xc = MIN(MAX(x, low), SET1(HIGH));                                                      \
-        q = SUB(FMA(xc, SET1(LOG2E), magic), magic);                                            \
-        r = FMA(q, SET1(C2), FMA(q, SET1(-(C1)), xc));                                          \
-        e = CASTV(SLLI(SUBI(CASTI(ADD(q, magic)), bias), SHIFT));                               \
-        POLY(p, r, FMA, SET1);                                                                  \
-        p = SEL(LT(x, low), SET1(0), MUL(SCALAR(p, r), e));                                     \
-        STORE(v + j, SEL(ISNAN(x), x, p));                                                      \
-    }                                                                                           \
-    for (; j < n; j++) v[j] = ringattn__exp_any(v[j], hi, lo);                                  \
-}
-/* the step after the polynomial: f32's Cephes form (p r^2 + r + 1), f64's Taylor form (p) */
-#define RINGATTN__EXPF_TAIL_2(p, r) _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f))
-#define RINGATTN__EXPF_TAIL_5(p, r) _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f))
-#define RINGATTN__EXP_TAIL(p, r) (p)
-#define RINGATTN__LT2F(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN2F(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL2F(m, yes, no) _mm256_blendv_ps(no, yes, m)
-#define RINGATTN__LT2D(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN2D(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL2D(m, yes, no) _mm256_blendv_pd(no, yes, m)
-#define RINGATTN__LT5F(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN5F(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL5F(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
-#define RINGATTN__LT5D(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
-#define RINGATTN__NAN5D(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
-#define RINGATTN__SEL5D(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
-#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
-#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
-#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
-RINGATTN__EXP_BODY(ringattn__expf_row_avx2, RINGATTN__A2, float, __m256, __m256i, 8, RINGATTN__EXPF_POLY,
-                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
-                   2.12194440e-4f, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps,
-                   _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_min_ps, _mm256_max_ps, RINGATTN__LT2F,
-                   RINGATTN__NAN2F, RINGATTN__SEL2F, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_sub_epi32,
-                   _mm256_slli_epi32, RINGATTN__EXPF_TAIL_2)
-#undef ringattn__exp_any
-#define ringattn__exp_any(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
-RINGATTN__EXP_BODY(ringattn__exp_row_avx2, RINGATTN__A2, double, __m256d, __m256i, 4, RINGATTN__EXP_POLY,
-                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
-                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm256_loadu_pd, _mm256_storeu_pd,
-                   _mm256_set1_pd, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_fmadd_pd, _mm256_min_pd,
-                   _mm256_max_pd, RINGATTN__LT2D, RINGATTN__NAN2D, RINGATTN__SEL2D, _mm256_castpd_si256,
-                   _mm256_castsi256_pd, _mm256_sub_epi64, _mm256_slli_epi64, RINGATTN__EXP_TAIL)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-RINGATTN__EXP_BODY(ringattn__exp_row_avx512, RINGATTN__A512, double, __m512d, __m512i, 8, RINGATTN__EXP_POLY,
-                   RINGATTN__EXP_LOW, RINGATTN__EXP_MAGIC, 1023.0, 52, 709.0, 1.4426950408889634,
-                   6.93145751953125e-1, -1.42860682030941723212e-6, _mm512_loadu_pd, _mm512_storeu_pd,
-                   _mm512_set1_pd, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_min_pd,
-                   _mm512_max_pd, RINGATTN__LT5D, RINGATTN__NAN5D, RINGATTN__SEL5D, _mm512_castpd_si512,
-                   _mm512_castsi512_pd, _mm512_sub_epi64, _mm512_slli_epi64, RINGATTN__EXP_TAIL)
-#undef ringattn__exp_any
-#define ringattn__exp_any(a, hi, lo) ringattn__expf(a, hi, lo)
-RINGATTN__EXP_BODY(ringattn__expf_row_avx512, RINGATTN__A512, float, __m512, __m512i, 16, RINGATTN__EXPF_POLY,
-                   RINGATTN__EXPF_LOW, RINGATTN__EXPF_MAGIC, 127.0f, 23, 88.0f, 1.44269504f, 0.693359375f,
-                   2.12194440e-4f, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps,
-                   _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_min_ps, _mm512_max_ps, RINGATTN__LT5F,
-                   RINGATTN__NAN5F, RINGATTN__SEL5F, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_sub_epi32,
-                   _mm512_slli_epi32, RINGATTN__EXPF_TAIL_5)
-#undef ringattn__exp_any
-
-/* exp and the row's sum in ringattn__row_sum's order: eight double lanes over blocks of eight,
-   the tail into lane 0 (one pass over the row instead of two) */
-RINGATTN__A512 static double ringattn__expf_sum_row_avx512(float *v, int64_t n, float hi)
-{
-    __m512d s8 = _mm512_setzero_pd();
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx512(v, n, hi, 0.0f);
-    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
-    _mm512_storeu_pd(s, s8);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* the largest of x[0..n) by the comparisons of ringattn__row_max (NaNs lose every one);
-   max is exact, so the lane order cannot change the result */
-RINGATTN__A512 static float ringattn__row_max_avx512(const float *a, int64_t n)
-{
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
-    if (j < n) {
-        __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
-        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
-    }
-    return _mm512_reduce_max_ps(m);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-RINGATTN__A2 static double ringattn__expf_sum_row_avx2(float *v, int64_t n, float hi)
-{
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx2(v, n, hi, 0.0f);
-    for (j = 0; j < n8; j += 8) {
-        __m256 e = _mm256_loadu_ps(v + j);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-#endif /* RINGATTN__X86 */
-
-/* the kernels' instruction set, asked once per tile or row (a read of a table filled at load
-   time): AVX-512F, else AVX2 with FMA, else the portable C */
-enum { RINGATTN__ISA_C = 0, RINGATTN__ISA_AVX2 = 1, RINGATTN__ISA_AVX512 = 2 };
-static int ringattn__isa(void)
-{
-#ifdef RINGATTN__X86
-    if (__builtin_cpu_supports("avx512f")) return RINGATTN__ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RINGATTN__ISA_AVX2;
-#endif
-    return RINGATTN__ISA_C;
-}
-
-/* v[0..n) = exp((v - hi) - lo), f32 */
-static void ringattn__expf_row(float *v, int64_t n, float hi, float lo)
-{
-    int64_t j;
-#ifdef RINGATTN__X86
-    int isa = ringattn__isa();
-    if (isa == RINGATTN__ISA_AVX512) { ringattn__expf_row_avx512(v, n, hi, lo); return; }
-    if (isa == RINGATTN__ISA_AVX2) { ringattn__expf_row_avx2(v, n, hi, lo); return; }
-#endif
-    for (j = 0; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
-}
-
-/* v[0..n) = exp(v - sub), f64 */
-static void ringattn__exp_row(double *v, int64_t n, double sub)
-{
-    int64_t j;
-#ifdef RINGATTN__X86
-    int isa = ringattn__isa();
-    if (isa == RINGATTN__ISA_AVX512) { ringattn__exp_row_avx512(v, n, sub, 0.0); return; }
-    if (isa == RINGATTN__ISA_AVX2) { ringattn__exp_row_avx2(v, n, sub, 0.0); return; }
-#endif
-    for (j = 0; j < n; j++) v[j] = ringattn__exp((v[j] - sub) - 0.0);
-}
-
 /* ---------------------------------------------------------------- fused block kernels */
 /* The block products, blocked so that a group of query rows never leaves L1 (or L2) between
    them. The forward (ringattn__forward_block drives them, ringattn__merge sits between):
 
-     S[i][j]  = scale * sum_c Q[i][c] K[j][c]          ringattn__qk, j over whole K panels
-     O[i][c] += sum_j P[i][j] V[j][c]                  ringattn__pv, j over one column range
+     S[i][j]  = scale * sum_c Q[i][c] K[j][c]          qk, j over whole K panels
+     O[i][c] += sum_j P[i][j] V[j][c]                  pv, j over one column range
 
    and the backward (ringattn__backward_block), with the same two kernels and a third:
 
-     S = scale Q K^T, dP = dO V^T                      ringattn__qk (V in panels too)
-     dQ[i][c] += sum_j dS[i][j] K[j][c]                ringattn__pv
-     dV[j][c] += sum_i P[i][j] dO[i][c],  dK[j][c] += sum_i dS[i][j] Q[i][c]   ringattn__pt
+     S = scale Q K^T, dP = dO V^T                      qk (V in panels too)
+     dQ[i][c] += sum_j dS[i][j] K[j][c]                pv
+     dV[j][c] += sum_i P[i][j] dO[i][c],  dK[j][c] += sum_i dS[i][j] Q[i][c]   pt
 
    K is stored in panels (below) packed once, when a member builds its chunk: the panels
    travel the ring as they are (the backward keeps K row-major and gathers each tile's K and V
@@ -4795,242 +4681,132 @@ static int64_t ringattn__panel_at(int64_t r, int64_t c, int64_t count, int64_t d
     return k * RINGATTN__PANEL * d + c * w + (r - k * RINGATTN__PANEL);
 }
 
-/* S rows s[i] (i < nr), columns 16k + lane of panels kp[0 .. np): see above. q[i] are rows */
-#define RINGATTN__QK_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
-                 T scale, void *const *s)                                                     \
-{                                                                                             \
-    int64_t i, k, l, c;                                                                       \
-    for (i = 0; i < nr; i++) for (k = 0; k < np; k++) for (l = 0; l < RINGATTN__PANEL; l++) {   \
-        const T *qi = (const T *)q[i], *kk = (const T *)kp[k] + l; T a = 0;                   \
-        for (c = 0; c < d; c++) a = FMA(qi[c], kk[c * RINGATTN__PANEL], a);                   \
-        ((T *)s[i])[k * RINGATTN__PANEL + l] = a * scale;                                     \
-    }                                                                                         \
-}
-/* o[i][c] += sum_{j < n} p[i][j] v[j * ldv + c], for i < nr, c < dv */
-#define RINGATTN__PV_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv, int64_t dv, \
-                 void *const *o)                                                              \
-{                                                                                             \
-    int64_t i, j, c;                                                                          \
-    for (i = 0; i < nr; i++) for (j = 0; j < n; j++) {                                        \
-        T pj = ((const T *)p[i])[j], *oi = (T *)o[i]; const T *vj = v + j * ldv;               \
-        for (c = 0; c < dv; c++) oi[c] = FMA(pj, vj[c], oi[c]);                               \
-    }                                                                                         \
-}
-/* the backward's transposed products: o[j * ldo + c] += sum_{i < nr} p[i * ldp + j] x[i * ldx + c],
-   for j < n, c < dx (p a group's rows of P or dS, x its rows of dO or Q, o rows of dV or dK) */
-#define RINGATTN__PT_C(NAME, T, FMA)                                                           \
-static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,       \
-                 int64_t dx, T *o, int64_t ldo)                                               \
-{                                                                                             \
-    int64_t i, j, c;                                                                          \
-    for (j = 0; j < n; j++) for (i = 0; i < nr; i++) {                                        \
-        T pij = p[i * ldp + j], *oj = o + j * ldo; const T *xi = x + i * ldx;                  \
-        for (c = 0; c < dx; c++) oj[c] = FMA(pij, xi[c], oj[c]);                              \
-    }                                                                                         \
-}
-RINGATTN__QK_C(ringattn__qk_c32, float, fmaf)
-RINGATTN__QK_C(ringattn__qk_c64, double, fma)
-RINGATTN__PV_C(ringattn__pv_c32, float, fmaf)
-RINGATTN__PV_C(ringattn__pv_c64, double, fma)
-RINGATTN__PT_C(ringattn__pt_c32, float, fmaf)
-RINGATTN__PT_C(ringattn__pt_c64, double, fma)
-
-#ifdef RINGATTN__X86
-#define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
-#define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
-/* The vector kernels: RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8
-   = 12 accumulators of 16 available). A row block past the last row repeats the last row, a
-   vector past the last panel repeats the last panel: computed, never stored. */
-#define RINGATTN__QK_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, MUL, SET1, ZERO, STORE)   \
-ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
-                      T scale, void *const *s)                                                 \
-{                                                                                             \
-    const VT sc = SET1(scale);                                                                \
-    int64_t i0, k0, c; int i, v;                                                              \
-    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
-        const T *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                       \
-        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const T *)q[i0 + (i < rows ? i : rows - 1)]; \
-        /* keys k0 .. k0 + NV L - 1 at a time: part of a panel, one, or several */            \
-        for (k0 = 0; k0 < np * RINGATTN__PANEL; k0 += NV * L) {                               \
-            VT acc[RB][NV]; const T *kb[NV];                                                  \
-            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                       \
-                int64_t k = (k0 + v * L) / RINGATTN__PANEL;                                   \
-                kb[v] = (const T *)kp[k < np ? k : np - 1] + (k0 + v * L) % RINGATTN__PANEL;  \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = ZERO(); \
-            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                       \
-                VT kv[NV];                                                                    \
-                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = LOAD(kb[v] + c * RINGATTN__PANEL); \
-                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                   \
-                    VT b = BCAST(qr[i] + c);                                                  \
-                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = FMADD(b, kv[v], acc[i][v]); \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) \
-                if (i < rows && k0 + v * L < np * RINGATTN__PANEL)                            \
-                    STORE((T *)s[i0 + i] + k0 + v * L, MUL(acc[i][v], sc));                   \
-        }                                                                                     \
-    }                                                                                         \
-}
-/* columns in vectors of L, NV at a time (a missing second vector repeats the first: both are
-   loaded before either is stored, so the repeat writes the same value); the dv mod L columns
-   left over one by one, in the same order */
-#define RINGATTN__PV_V(NAME, ATTR, T, VT, L, RB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
-ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const T *v, int64_t ldv,     \
-                      int64_t dv, void *const *o)                                             \
-{                                                                                             \
-    int64_t i0, c0, j, cv = dv / L * L; int i, u;                                             \
-    for (i0 = 0; i0 < nr; i0 += RB) {                                                         \
-        const T *pr[RB]; T *orow[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);          \
-        RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                            \
-            int64_t ii = i0 + (i < rows ? i : rows - 1);                                      \
-            pr[i] = (const T *)p[ii]; orow[i] = (T *)o[ii];                                   \
-        }                                                                                     \
-        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
-            VT acc[RB][NV]; int64_t cu[NV];                                                   \
-            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0;      \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = LOAD(orow[i] + cu[u]); \
-            RINGATTN__UNROLL4 for (j = 0; j < n; j++) {                                                    \
-                VT vv[NV];                                                                    \
-                RINGATTN__UNROLL for (u = 0; u < NV; u++) vv[u] = LOAD(v + j * ldv + cu[u]);                   \
-                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                                    \
-                    VT b = BCAST(pr[i] + j);                                                  \
-                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = FMADD(b, vv[u], acc[i][u]);          \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
-                if (i < rows) STORE(orow[i] + cu[u], acc[i][u]);                              \
-        }                                                                                     \
-        if (cv < dv) for (i = 0; i < rows; i++) for (j = 0; j < n; j++)                      \
-            for (c0 = cv; c0 < dv; c0++) orow[i][c0] = SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
-    }                                                                                         \
-}
-/* KB keys (output rows) x NV column vectors in registers, the sum over the group's rows i in
-   order; a key past the last repeats the last, a missing second vector repeats the first
-   (computed, stored once or with the same value), the dx mod L columns left one by one */
-#define RINGATTN__PT_V(NAME, ATTR, T, VT, L, KB, NV, LOAD, BCAST, FMADD, STORE, SFMA)            \
-ATTR static void NAME(int64_t nr, const T *p, int64_t ldp, int64_t n, const T *x, int64_t ldx,  \
-                      int64_t dx, T *o, int64_t ldo)                                          \
-{                                                                                             \
-    int64_t j0, c0, i, c, cv = dx / L * L; int k, u;                                          \
-    for (j0 = 0; j0 < n; j0 += KB) {                                                          \
-        int64_t jj[KB]; int keys = (int)(n - j0 < KB ? n - j0 : KB);                          \
-        RINGATTN__UNROLL for (k = 0; k < KB; k++) jj[k] = j0 + (k < keys ? k : keys - 1);     \
-        for (c0 = 0; c0 < cv; c0 += NV * L) {                                                 \
-            VT acc[KB][NV]; int64_t cu[NV];                                                   \
-            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * L <= cv) ? c0 + u * L : c0; \
-            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
-                acc[k][u] = LOAD(o + jj[k] * ldo + cu[u]);                                    \
-            RINGATTN__UNROLL4 for (i = 0; i < nr; i++) {                                      \
-                VT xv[NV]; const T *pi = p + i * ldp;                                         \
-                RINGATTN__UNROLL for (u = 0; u < NV; u++) xv[u] = LOAD(x + i * ldx + cu[u]);  \
-                RINGATTN__UNROLL for (k = 0; k < KB; k++) {                                   \
-                    VT b = BCAST(pi + jj[k]);                                                 \
-                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[k][u] = FMADD(b, xv[u], acc[k][u]); \
-                }                                                                             \
-            }                                                                                 \
-            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
-                if (k < keys) STORE(o + jj[k] * ldo + cu[u], acc[k][u]);                      \
-        }                                                                                     \
-        if (cv < dx) for (k = 0; k < keys; k++) for (i = 0; i < nr; i++)                     \
-            for (c = cv; c < dx; c++) o[jj[k] * ldo + c] = SFMA(p[i * ldp + jj[k]], x[i * ldx + c], o[jj[k] * ldo + c]); \
-    }                                                                                         \
-}
-#define RINGATTN__BS(p) _mm256_broadcast_ss(p)
-#define RINGATTN__BD(p) _mm256_broadcast_sd(p)
-#define RINGATTN__BS512(p) _mm512_set1_ps(*(p))
-#define RINGATTN__BD512(p) _mm512_set1_pd(*(p))
-/* One instruction set's kernels: P the prefix of its intrinsics (_mm256, _mm512), VS / VD its
-   f32 / f64 vectors of LS / LD lanes, BS / BD its broadcasts from memory. */
-#define RINGATTN__KERNELS(ISA, ATTR, P, VS, VD, LS, LD, BS, BD)                                     \
-RINGATTN__QK_V(ringattn__qk_##ISA##_32, ATTR, float, VS, LS, 6, 2, P##_loadu_ps, BS, P##_fmadd_ps,    \
-               P##_mul_ps, P##_set1_ps, P##_setzero_ps, P##_storeu_ps)                               \
-RINGATTN__QK_V(ringattn__qk_##ISA##_64, ATTR, double, VD, LD, 6, 2, P##_loadu_pd, BD, P##_fmadd_pd,   \
-               P##_mul_pd, P##_set1_pd, P##_setzero_pd, P##_storeu_pd)                               \
-RINGATTN__PV_V(ringattn__pv_##ISA##_32, ATTR, float, VS, LS, 6, 2, P##_loadu_ps, BS, P##_fmadd_ps,    \
-               P##_storeu_ps, fmaf)                                                                  \
-RINGATTN__PV_V(ringattn__pv_##ISA##_64, ATTR, double, VD, LD, 6, 2, P##_loadu_pd, BD, P##_fmadd_pd,   \
-               P##_storeu_pd, fma)                                                                   \
-RINGATTN__PV_V(ringattn__pv1_##ISA##_32, ATTR, float, VS, LS, 1, 4, P##_loadu_ps, BS, P##_fmadd_ps,   \
-               P##_storeu_ps, fmaf)                                                                  \
-RINGATTN__PV_V(ringattn__pv1_##ISA##_64, ATTR, double, VD, LD, 1, 4, P##_loadu_pd, BD, P##_fmadd_pd,  \
-               P##_storeu_pd, fma)                                                                   \
-RINGATTN__PT_V(ringattn__pt_##ISA##_32, ATTR, float, VS, LS, 6, 2, P##_loadu_ps, BS, P##_fmadd_ps,    \
-               P##_storeu_ps, fmaf)                                                                  \
-RINGATTN__PT_V(ringattn__pt_##ISA##_64, ATTR, double, VD, LD, 6, 2, P##_loadu_pd, BD, P##_fmadd_pd,   \
-               P##_storeu_pd, fma)
-RINGATTN__KERNELS(avx2, RINGATTN__A2, _mm256, __m256, __m256d, 8, 4, RINGATTN__BS, RINGATTN__BD)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-RINGATTN__KERNELS(avx512, RINGATTN__A512, _mm512, __m512, __m512d, 16, 8, RINGATTN__BS512, RINGATTN__BD512)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif /* RINGATTN__X86 */
-
-static void ringattn__qk(int isa, ringattn_dtype t, int64_t nr, const void *const *q, int64_t d,
-                         const void *const *kp, int64_t np, double scale, void *const *s)
+/* qk:  s[i][16k + l] = scale * sum_{c < d} q[i][c] K[16k + l][c]   for i < nr, k < np, l < 16,
+   q[i] a row of d values, kp[k] panel k ([d][16]: K[16k + l][c] at kp[k][16 c + l]) */
+static void ringattn__qk_c32(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np,
+                             double scale, void *const *s)
 {
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) ringattn__qk_avx512_32(nr, q, d, kp, np, (float)scale, s);
-        else ringattn__qk_avx512_64(nr, q, d, kp, np, scale, s);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) ringattn__qk_avx2_32(nr, q, d, kp, np, (float)scale, s);
-        else ringattn__qk_avx2_64(nr, q, d, kp, np, scale, s);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__qk_c32(nr, q, d, kp, np, (float)scale, s);
-    else ringattn__qk_c64(nr, q, d, kp, np, scale, s);
+    const float sc = (float)scale;
+    int64_t i, k, l, c;
+    for (i = 0; i < nr; i++)
+        for (k = 0; k < np; k++)
+            for (l = 0; l < RINGATTN__PANEL; l++) {
+                const float *qi = (const float *)q[i], *kk = (const float *)kp[k] + l;
+                float a = 0;
+                for (c = 0; c < d; c++) a = fmaf(qi[c], kk[c * RINGATTN__PANEL], a);
+                ((float *)s[i])[k * RINGATTN__PANEL + l] = a * sc;
+            }
 }
 
-static void ringattn__pv(int isa, ringattn_dtype t, int64_t nr, const void *const *p, int64_t n,
-                         const void *v, int64_t ldv, int64_t dv, void *const *o)
+static void ringattn__qk_c64(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np,
+                             double scale, void *const *s)
 {
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx512_32 : ringattn__pv_avx512_32)(nr, p, n, (const float *)v, ldv, dv, o);
-        else (nr == 1 ? ringattn__pv1_avx512_64 : ringattn__pv_avx512_64)(nr, p, n, (const double *)v, ldv, dv, o);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) (nr == 1 ? ringattn__pv1_avx2_32 : ringattn__pv_avx2_32)(nr, p, n, (const float *)v, ldv, dv, o);
-        else (nr == 1 ? ringattn__pv1_avx2_64 : ringattn__pv_avx2_64)(nr, p, n, (const double *)v, ldv, dv, o);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__pv_c32(nr, p, n, (const float *)v, ldv, dv, o);
-    else ringattn__pv_c64(nr, p, n, (const double *)v, ldv, dv, o);
+    int64_t i, k, l, c;
+    for (i = 0; i < nr; i++)
+        for (k = 0; k < np; k++)
+            for (l = 0; l < RINGATTN__PANEL; l++) {
+                const double *qi = (const double *)q[i], *kk = (const double *)kp[k] + l;
+                double a = 0;
+                for (c = 0; c < d; c++) a = fma(qi[c], kk[c * RINGATTN__PANEL], a);
+                ((double *)s[i])[k * RINGATTN__PANEL + l] = a * scale;
+            }
 }
 
-static void ringattn__pt(int isa, ringattn_dtype t, int64_t nr, const void *p, int64_t ldp, int64_t n,
-                         const void *x, int64_t ldx, int64_t dx, void *o, int64_t ldo)
+/* pv:  o[i][c] += sum_{j < n} p[i][j] v[j ldv + c]   for i < nr, c < dv (j in order) */
+static void ringattn__pv_c32(int64_t nr, const void *const *p, int64_t n, const void *v, int64_t ldv,
+                             int64_t dv, void *const *o)
 {
-#ifdef RINGATTN__X86
-    if (isa == RINGATTN__ISA_AVX512) {
-        if (t == RINGATTN_F32) ringattn__pt_avx512_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
-        else ringattn__pt_avx512_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
-        return;
-    }
-    if (isa == RINGATTN__ISA_AVX2) {
-        if (t == RINGATTN_F32) ringattn__pt_avx2_32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
-        else ringattn__pt_avx2_64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
-        return;
-    }
-#endif
-    (void)isa;
-    if (t == RINGATTN_F32) ringattn__pt_c32(nr, (const float *)p, ldp, n, (const float *)x, ldx, dx, (float *)o, ldo);
-    else ringattn__pt_c64(nr, (const double *)p, ldp, n, (const double *)x, ldx, dx, (double *)o, ldo);
+    int64_t i, j, c;
+    for (i = 0; i < nr; i++)
+        for (j = 0; j < n; j++) {
+            float pj = ((const float *)p[i])[j], *oi = (float *)o[i];
+            const float *vj = (const float *)v + j * ldv;
+            for (c = 0; c < dv; c++) oi[c] = fmaf(pj, vj[c], oi[c]);
+        }
+}
+
+static void ringattn__pv_c64(int64_t nr, const void *const *p, int64_t n, const void *v, int64_t ldv,
+                             int64_t dv, void *const *o)
+{
+    int64_t i, j, c;
+    for (i = 0; i < nr; i++)
+        for (j = 0; j < n; j++) {
+            double pj = ((const double *)p[i])[j], *oi = (double *)o[i];
+            const double *vj = (const double *)v + j * ldv;
+            for (c = 0; c < dv; c++) oi[c] = fma(pj, vj[c], oi[c]);
+        }
+}
+
+/* pt, the backward's transposed products:
+       o[j ldo + c] += sum_{i < nr} p[i ldp + j] x[i ldx + c]   for j < n, c < dx (i in order)
+   p a group's rows of P or dS, x its rows of dO or Q, o rows of dV or dK */
+static void ringattn__pt_c32(int64_t nr, const void *p, int64_t ldp, int64_t n, const void *x, int64_t ldx,
+                             int64_t dx, void *o, int64_t ldo)
+{
+    int64_t i, j, c;
+    for (j = 0; j < n; j++)
+        for (i = 0; i < nr; i++) {
+            float pij = ((const float *)p)[i * ldp + j], *oj = (float *)o + j * ldo;
+            const float *xi = (const float *)x + i * ldx;
+            for (c = 0; c < dx; c++) oj[c] = fmaf(pij, xi[c], oj[c]);
+        }
+}
+
+static void ringattn__pt_c64(int64_t nr, const void *p, int64_t ldp, int64_t n, const void *x, int64_t ldx,
+                             int64_t dx, void *o, int64_t ldo)
+{
+    int64_t i, j, c;
+    for (j = 0; j < n; j++)
+        for (i = 0; i < nr; i++) {
+            double pij = ((const double *)p)[i * ldp + j], *oj = (double *)o + j * ldo;
+            const double *xi = (const double *)x + i * ldx;
+            for (c = 0; c < dx; c++) oj[c] = fma(pij, xi[c], oj[c]);
+        }
+}
+
+/* ---------------------------------------------------------------- the softmax rows */
+/* The merge's three row kernels: the row's max, its weights exp(s - m) and their sum, and
+   (backward) the probabilities exp(s - lse). Sums are kept in double so the running
+   denominator l never loses digits to the block structure of the ring; every loop keeps
+   lanes that vectorize without reassociating anything (the order of operations is fixed by
+   the code, so results stay deterministic). */
+
+/* max_j x[j]: NaNs lose every comparison (x > m ? x : m); they still reach the row through
+   exp(NaN) = NaN, except when nothing else is visible: then the row's max is NaN itself */
+static double ringattn__row_nan_max(ringattn_dtype t, const void *x, int64_t n, double mx)
+{
+    int64_t j;
+    if (mx == -INFINITY)
+        for (j = 0; j < n; j++) {
+            double y = (t == RINGATTN_F32) ? (double)((const float *)x)[j] : ((const double *)x)[j];
+            if (y != y) return y;
+        }
+    return mx;
+}
+
+static double ringattn__row_max_c32(const void *x, int64_t n)
+{
+    const float *a = (const float *)x;
+    float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+    double mx = -INFINITY;
+    int64_t j, k;
+    for (j = 0; j + 8 <= n; j += 8)
+        for (k = 0; k < 8; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+    for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+    for (k = 0; k < 8; k++) mx = (m[k] > mx) ? m[k] : mx;
+    return ringattn__row_nan_max(RINGATTN_F32, x, n, mx);
+}
+
+static double ringattn__row_max_c64(const void *x, int64_t n)
+{
+    const double *a = (const double *)x;
+    double m[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY }, mx = -INFINITY;
+    int64_t j, k;
+    for (j = 0; j + 4 <= n; j += 4)
+        for (k = 0; k < 4; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
+    for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
+    for (k = 0; k < 4; k++) mx = (m[k] > mx) ? m[k] : mx;
+    return ringattn__row_nan_max(RINGATTN_F64, x, n, mx);
 }
 
 /* the fixed order of every row sum: eight lanes over blocks of eight, the tail into lane 0,
@@ -5038,43 +4814,6 @@ static void ringattn__pt(int isa, ringattn_dtype t, int64_t nr, const void *p, i
 static double ringattn__sum8(const double s[8])
 {
     return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* Row helpers for the softmax, in the compute precision. Sums are kept in double so the
-   running denominator l never loses digits to the block structure of the ring; the loops
-   keep several independent lanes so they vectorize without reassociating anything (the
-   order of operations is fixed by the code, so results stay deterministic). */
-static double ringattn__row_max(ringattn_dtype t, const void *x, int64_t n)
-{
-    int64_t j, k;
-    double mx = -INFINITY;
-#ifdef RINGATTN__X86
-    if (t == RINGATTN_F32 && ringattn__isa() == RINGATTN__ISA_AVX512) mx = ringattn__row_max_avx512((const float *)x, n);
-    else
-#endif
-    if (t == RINGATTN_F32) {
-        const float *a = (const float *)x;
-        float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        for (j = 0; j + 8 <= n; j += 8)
-            for (k = 0; k < 8; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
-        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
-        for (k = 0; k < 8; k++) mx = (m[k] > mx) ? m[k] : mx;
-    } else {
-        const double *a = (const double *)x;
-        double m[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        for (j = 0; j + 4 <= n; j += 4)
-            for (k = 0; k < 4; k++) m[k] = (a[j + k] > m[k]) ? a[j + k] : m[k];
-        for (; j < n; j++) m[0] = (a[j] > m[0]) ? a[j] : m[0];
-        for (k = 0; k < 4; k++) mx = (m[k] > mx) ? m[k] : mx;
-    }
-    /* NaNs lose every comparison above; they still reach the row through exp(NaN) = NaN,
-       except when nothing else is visible: then the row's max must be NaN itself */
-    if (mx == -INFINITY)
-        for (j = 0; j < n; j++) {
-            double y = (t == RINGATTN_F32) ? (double)((const float *)x)[j] : ((const double *)x)[j];
-            if (y != y) return y;
-        }
-    return mx;
 }
 
 static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
@@ -5093,34 +4832,442 @@ static double ringattn__row_sum(ringattn_dtype t, const void *x, int64_t n)
     return ringattn__sum8(s);
 }
 
-/* x[j] = exp(x[j] - m), return the sum */
-static double ringattn__row_exp(ringattn_dtype t, void *x, int64_t n, double m)
+/* ---------------------------------------------------------------- the exps */
+/* The softmax weights' exp, in f32 and f64: the scalar functions ringattn__expf / ringattn__exp
+   (in the shared section, so that the CUDA kernels use them too) and their vector bodies
+   below. Method (Cephes): exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 with ln2 in
+   two parts (Cody-Waite: RINGATTN__EXPF_LN2_HI and _LN2_D), exp(r) by a polynomial: f32 degree
+   6 (Cephes expf's, within 2 ulp), f64 the Taylor series to degree 12 (truncation below
+   2e-16). Below the normal range (x < ln FLT_MIN = -87.33654, x < ln DBL_MIN = -708.39) the
+   result is flushed to 0: the largest weight of a row is exp(0) = 1, so a flushed weight
+   changes a row by < 1e-38 (1e-308). Above 88 (709) x is clamped: softmax arguments are <= 0.
+   NaN stays NaN. The f32 argument is (a - hi) - lo: a score minus a max or lse carried as a
+   float pair, so the backward's double lse costs no precision. */
+
+/* v[0..n) = exp((v - hi) - lo), f32 */
+static void ringattn__expf_row_c(float *v, int64_t n, float hi, float lo)
 {
-    if (t == RINGATTN_F32) {
-#ifdef RINGATTN__X86
-        int isa = ringattn__isa();
-        if (isa == RINGATTN__ISA_AVX512)   /* one pass: exp and sum */
-            return ringattn__expf_sum_row_avx512((float *)x, n, (float)m);
-        if (isa == RINGATTN__ISA_AVX2)
-            return ringattn__expf_sum_row_avx2((float *)x, n, (float)m);
-#endif
-        ringattn__expf_row((float *)x, n, (float)m, 0.0f);   /* m is a float score: exact */
-    } else {
-        ringattn__exp_row((double *)x, n, m);
-    }
-    return ringattn__row_sum(t, x, n);
+    int64_t j;
+    for (j = 0; j < n; j++) v[j] = ringattn__expf(v[j], hi, lo);
 }
 
-/* x[j] = exp(x[j] - lse)  (backward: probabilities recomputed from the saved lse) */
-static void ringattn__row_prob(ringattn_dtype t, void *x, int64_t n, double lse)
+/* v[0..n) = exp(v - sub), f64 */
+static void ringattn__exp_row_c(double *v, int64_t n, double sub)
 {
-    if (t == RINGATTN_F32) {
-        float hi = (float)lse;   /* lse need not be a float: carry it as hi + lo */
-        ringattn__expf_row((float *)x, n, hi, (float)(lse - (double)hi));
-    } else {
-        ringattn__exp_row((double *)x, n, lse);
-    }
+    int64_t j;
+    for (j = 0; j < n; j++) v[j] = ringattn__exp((v[j] - sub) - 0.0);
 }
+
+/* row_exp:  x[j] = exp(x[j] - m), returns sum_j x[j]   (m a float score in f32: exact) */
+static double ringattn__row_exp_c32(void *x, int64_t n, double m)
+{
+    ringattn__expf_row_c((float *)x, n, (float)m, 0.0f);
+    return ringattn__row_sum(RINGATTN_F32, x, n);
+}
+
+static double ringattn__row_exp_c64(void *x, int64_t n, double m)
+{
+    ringattn__exp_row_c((double *)x, n, m);
+    return ringattn__row_sum(RINGATTN_F64, x, n);
+}
+
+/* row_prob:  x[j] = exp(x[j] - lse)   (backward: the probabilities from the saved lse, which
+   need not be a float: f32 carries it as hi + lo) */
+static void ringattn__row_prob_c32(void *x, int64_t n, double lse)
+{
+    float hi = (float)lse;
+    ringattn__expf_row_c((float *)x, n, hi, (float)(lse - (double)hi));
+}
+
+static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
+{
+    ringattn__exp_row_c((double *)x, n, lse);
+}
+
+/* ---------------------------------------------------------------- x86-64 vector versions */
+/* With GCC or clang on x86-64, whatever the compiler's target flags: each function carries
+   its own target attribute and runs only where the CPU has it (RINGATTN_NO_SIMD or
+   RINGATTN_NO_DISPATCH leave only the plain C). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(RINGATTN_NO_SIMD) && !defined(RINGATTN_NO_DISPATCH) && \
+    (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
+#define RINGATTN__X86 1
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC contracts a*b+c into one rounding wherever the language mode allows it (C++ and GNU C);
+   in a function built for FMA that would change bits the scalar code does not change */
+#define RINGATTN__NOCONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define RINGATTN__NOCONTRACT
+#endif
+#define RINGATTN__A2 __attribute__((target("avx2,fma"))) RINGATTN__NOCONTRACT
+#define RINGATTN__A512 __attribute__((target("avx512f"))) RINGATTN__NOCONTRACT
+#endif
+
+#ifdef RINGATTN__X86
+/* The vocabulary: one vector type per prefix, V8F (AVX2, 8 floats), V4D (AVX2, 4 doubles),
+   V16F and V8D (AVX-512); _S its element, _T the vector, _I the integer vector, _L the lanes. */
+#define RINGATTN__V8F_S float
+#define RINGATTN__V8F_T __m256
+#define RINGATTN__V8F_I __m256i
+#define RINGATTN__V8F_L 8
+#define RINGATTN__V8F_LOAD _mm256_loadu_ps
+#define RINGATTN__V8F_STORE _mm256_storeu_ps
+#define RINGATTN__V8F_SET1 _mm256_set1_ps
+#define RINGATTN__V8F_ZERO _mm256_setzero_ps
+#define RINGATTN__V8F_BCAST(p) _mm256_broadcast_ss(p)
+#define RINGATTN__V8F_ADD _mm256_add_ps
+#define RINGATTN__V8F_SUB _mm256_sub_ps
+#define RINGATTN__V8F_MUL _mm256_mul_ps
+#define RINGATTN__V8F_FMA _mm256_fmadd_ps
+#define RINGATTN__V8F_MIN _mm256_min_ps
+#define RINGATTN__V8F_MAX _mm256_max_ps
+#define RINGATTN__V8F_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define RINGATTN__V8F_ISNAN(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#define RINGATTN__V8F_SEL(m, yes, no) _mm256_blendv_ps(no, yes, m)
+#define RINGATTN__V8F_CASTI _mm256_castps_si256
+#define RINGATTN__V8F_CASTV _mm256_castsi256_ps
+#define RINGATTN__V8F_SUBI _mm256_sub_epi32
+#define RINGATTN__V8F_SLLI _mm256_slli_epi32
+#define RINGATTN__V8F_SFMA fmaf
+
+#define RINGATTN__V4D_S double
+#define RINGATTN__V4D_T __m256d
+#define RINGATTN__V4D_I __m256i
+#define RINGATTN__V4D_L 4
+#define RINGATTN__V4D_LOAD _mm256_loadu_pd
+#define RINGATTN__V4D_STORE _mm256_storeu_pd
+#define RINGATTN__V4D_SET1 _mm256_set1_pd
+#define RINGATTN__V4D_ZERO _mm256_setzero_pd
+#define RINGATTN__V4D_BCAST(p) _mm256_broadcast_sd(p)
+#define RINGATTN__V4D_ADD _mm256_add_pd
+#define RINGATTN__V4D_SUB _mm256_sub_pd
+#define RINGATTN__V4D_MUL _mm256_mul_pd
+#define RINGATTN__V4D_FMA _mm256_fmadd_pd
+#define RINGATTN__V4D_MIN _mm256_min_pd
+#define RINGATTN__V4D_MAX _mm256_max_pd
+#define RINGATTN__V4D_LT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define RINGATTN__V4D_ISNAN(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
+#define RINGATTN__V4D_SEL(m, yes, no) _mm256_blendv_pd(no, yes, m)
+#define RINGATTN__V4D_CASTI _mm256_castpd_si256
+#define RINGATTN__V4D_CASTV _mm256_castsi256_pd
+#define RINGATTN__V4D_SUBI _mm256_sub_epi64
+#define RINGATTN__V4D_SLLI _mm256_slli_epi64
+#define RINGATTN__V4D_SFMA fma
+
+#define RINGATTN__V16F_S float
+#define RINGATTN__V16F_T __m512
+#define RINGATTN__V16F_I __m512i
+#define RINGATTN__V16F_L 16
+#define RINGATTN__V16F_LOAD _mm512_loadu_ps
+#define RINGATTN__V16F_STORE _mm512_storeu_ps
+#define RINGATTN__V16F_SET1 _mm512_set1_ps
+#define RINGATTN__V16F_ZERO _mm512_setzero_ps
+#define RINGATTN__V16F_BCAST(p) _mm512_set1_ps(*(p))
+#define RINGATTN__V16F_ADD _mm512_add_ps
+#define RINGATTN__V16F_SUB _mm512_sub_ps
+#define RINGATTN__V16F_MUL _mm512_mul_ps
+#define RINGATTN__V16F_FMA _mm512_fmadd_ps
+#define RINGATTN__V16F_MIN _mm512_min_ps
+#define RINGATTN__V16F_MAX _mm512_max_ps
+#define RINGATTN__V16F_LT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__V16F_ISNAN(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__V16F_SEL(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
+#define RINGATTN__V16F_CASTI _mm512_castps_si512
+#define RINGATTN__V16F_CASTV _mm512_castsi512_ps
+#define RINGATTN__V16F_SUBI _mm512_sub_epi32
+#define RINGATTN__V16F_SLLI _mm512_slli_epi32
+#define RINGATTN__V16F_SFMA fmaf
+
+#define RINGATTN__V8D_S double
+#define RINGATTN__V8D_T __m512d
+#define RINGATTN__V8D_I __m512i
+#define RINGATTN__V8D_L 8
+#define RINGATTN__V8D_LOAD _mm512_loadu_pd
+#define RINGATTN__V8D_STORE _mm512_storeu_pd
+#define RINGATTN__V8D_SET1 _mm512_set1_pd
+#define RINGATTN__V8D_ZERO _mm512_setzero_pd
+#define RINGATTN__V8D_BCAST(p) _mm512_set1_pd(*(p))
+#define RINGATTN__V8D_ADD _mm512_add_pd
+#define RINGATTN__V8D_SUB _mm512_sub_pd
+#define RINGATTN__V8D_MUL _mm512_mul_pd
+#define RINGATTN__V8D_FMA _mm512_fmadd_pd
+#define RINGATTN__V8D_MIN _mm512_min_pd
+#define RINGATTN__V8D_MAX _mm512_max_pd
+#define RINGATTN__V8D_LT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define RINGATTN__V8D_ISNAN(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
+#define RINGATTN__V8D_SEL(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
+#define RINGATTN__V8D_CASTI _mm512_castpd_si512
+#define RINGATTN__V8D_CASTV _mm512_castsi512_pd
+#define RINGATTN__V8D_SUBI _mm512_sub_epi64
+#define RINGATTN__V8D_SLLI _mm512_slli_epi64
+#define RINGATTN__V8D_SFMA fma
+
+/* The exp's vector body: ringattn__expf / ringattn__exp (K = EXPF or EXP: their constants)
+   on V##_L lanes at a time, v[j] = exp((v[j] - hi) - lo) for j < n; lanes below the range or
+   NaN are overwritten at the end (so the clamp may use min / max, whatever they leave there
+   is discarded); the n mod L tail by the scalar function. 2^n is built from the integer in
+   the low bits of n + MAGIC. */
+#define RINGATTN__EXPF_TAIL(V, p, r) V##_ADD(V##_FMA(p, V##_MUL(r, r), r), V##_SET1(1.0f))   /* p r^2 + r + 1 */
+#define RINGATTN__EXP_TAIL(V, p, r) (p)
+#define RINGATTN__EXPF_SCALAR(a, hi, lo) ringattn__expf(a, hi, lo)
+#define RINGATTN__EXP_SCALAR(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
+#define RINGATTN__EXP_BODY(NAME, ATTR, K, V)                                                    \
+ATTR static void NAME(V##_S *v, int64_t n, V##_S hi, V##_S lo)                                  \
+{                                                                                               \
+    const V##_T h = V##_SET1(hi), l = V##_SET1(lo);                                             \
+    const V##_T low = V##_SET1(RINGATTN__##K##_LOW), magic = V##_SET1(RINGATTN__##K##_MAGIC);   \
+    const V##_I bias = V##_CASTI(V##_SET1(RINGATTN__##K##_MAGIC - RINGATTN__##K##_BIAS));       \
+    int64_t j;                                                                                  \
+    for (j = 0; j + V##_L <= n; j += V##_L) {                                                   \
+        V##_T x = V##_SUB(V##_SUB(V##_LOAD(v + j), h), l), xc, q, r, p, e;                      \
+        xc = V##_MIN(V##_MAX(x, low), V##_SET1(RINGATTN__##K##_HIGH));                          \
+        q = V##_SUB(V##_FMA(xc, V##_SET1(RINGATTN__##K##_LOG2E), magic), magic);                \
+        r = V##_FMA(q, V##_SET1(RINGATTN__##K##_LN2_D), V##_FMA(q, V##_SET1(-RINGATTN__##K##_LN2_HI), xc)); \
+        e = V##_CASTV(V##_SLLI(V##_SUBI(V##_CASTI(V##_ADD(q, magic)), bias), RINGATTN__##K##_MANT)); \
+        RINGATTN__##K##_POLY(p, r, V##_FMA, V##_SET1);                                          \
+        p = V##_SEL(V##_LT(x, low), V##_SET1(0), V##_MUL(RINGATTN__##K##_TAIL(V, p, r), e));    \
+        V##_STORE(v + j, V##_SEL(V##_ISNAN(x), x, p));                                          \
+    }                                                                                           \
+    for (; j < n; j++) v[j] = RINGATTN__##K##_SCALAR(v[j], hi, lo);                             \
+}
+
+/* The fused block kernels' vector bodies (the plain C above says what each computes):
+   RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8 = 12 accumulators of
+   16 available). A row block past the last row repeats the last row, a vector past the last
+   panel repeats the last panel: computed, never stored. */
+#define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
+#define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
+#define RINGATTN__QK_V(NAME, ATTR, V, RB, NV)                                                   \
+ATTR static void NAME(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np, \
+                      double scale, void *const *s)                                             \
+{                                                                                               \
+    const V##_T sc = V##_SET1((V##_S)scale);                                                    \
+    int64_t i0, k0, c; int i, v;                                                                \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                           \
+        const V##_S *qr[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);                     \
+        RINGATTN__UNROLL for (i = 0; i < RB; i++) qr[i] = (const V##_S *)q[i0 + (i < rows ? i : rows - 1)]; \
+        /* keys k0 .. k0 + NV L - 1 at a time: part of a panel, one, or several */              \
+        for (k0 = 0; k0 < np * RINGATTN__PANEL; k0 += NV * V##_L) {                             \
+            V##_T acc[RB][NV]; const V##_S *kb[NV];                                             \
+            RINGATTN__UNROLL for (v = 0; v < NV; v++) {                                         \
+                int64_t k = (k0 + v * V##_L) / RINGATTN__PANEL;                                 \
+                kb[v] = (const V##_S *)kp[k < np ? k : np - 1] + (k0 + v * V##_L) % RINGATTN__PANEL; \
+            }                                                                                   \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = V##_ZERO(); \
+            RINGATTN__UNROLL4 for (c = 0; c < d; c++) {                                         \
+                V##_T kv[NV];                                                                   \
+                RINGATTN__UNROLL for (v = 0; v < NV; v++) kv[v] = V##_LOAD(kb[v] + c * RINGATTN__PANEL); \
+                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                     \
+                    V##_T b = V##_BCAST(qr[i] + c);                                             \
+                    RINGATTN__UNROLL for (v = 0; v < NV; v++) acc[i][v] = V##_FMA(b, kv[v], acc[i][v]); \
+                }                                                                               \
+            }                                                                                   \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (v = 0; v < NV; v++) \
+                if (i < rows && k0 + v * V##_L < np * RINGATTN__PANEL)                          \
+                    V##_STORE((V##_S *)s[i0 + i] + k0 + v * V##_L, V##_MUL(acc[i][v], sc));     \
+        }                                                                                       \
+    }                                                                                           \
+}
+/* columns in vectors of L, NV at a time (a missing second vector repeats the first: both are
+   loaded before either is stored, so the repeat writes the same value); the dv mod L columns
+   left over one by one, in the same order */
+#define RINGATTN__PV_V(NAME, ATTR, V, RB, NV)                                                   \
+ATTR static void NAME(int64_t nr, const void *const *p, int64_t n, const void *vp, int64_t ldv, \
+                      int64_t dv, void *const *o)                                               \
+{                                                                                               \
+    const V##_S *v = (const V##_S *)vp;                                                         \
+    int64_t i0, c0, j, cv = dv / V##_L * V##_L; int i, u;                                       \
+    for (i0 = 0; i0 < nr; i0 += RB) {                                                           \
+        const V##_S *pr[RB]; V##_S *orow[RB]; int rows = (int)(nr - i0 < RB ? nr - i0 : RB);   \
+        RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                             \
+            int64_t ii = i0 + (i < rows ? i : rows - 1);                                        \
+            pr[i] = (const V##_S *)p[ii]; orow[i] = (V##_S *)o[ii];                             \
+        }                                                                                       \
+        for (c0 = 0; c0 < cv; c0 += NV * V##_L) {                                               \
+            V##_T acc[RB][NV]; int64_t cu[NV];                                                  \
+            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * V##_L <= cv) ? c0 + u * V##_L : c0; \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = V##_LOAD(orow[i] + cu[u]); \
+            RINGATTN__UNROLL4 for (j = 0; j < n; j++) {                                         \
+                V##_T vv[NV];                                                                   \
+                RINGATTN__UNROLL for (u = 0; u < NV; u++) vv[u] = V##_LOAD(v + j * ldv + cu[u]); \
+                RINGATTN__UNROLL for (i = 0; i < RB; i++) {                                     \
+                    V##_T b = V##_BCAST(pr[i] + j);                                             \
+                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[i][u] = V##_FMA(b, vv[u], acc[i][u]); \
+                }                                                                               \
+            }                                                                                   \
+            RINGATTN__UNROLL for (i = 0; i < RB; i++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                if (i < rows) V##_STORE(orow[i] + cu[u], acc[i][u]);                            \
+        }                                                                                       \
+        if (cv < dv) for (i = 0; i < rows; i++) for (j = 0; j < n; j++)                        \
+            for (c0 = cv; c0 < dv; c0++) orow[i][c0] = V##_SFMA(pr[i][j], v[j * ldv + c0], orow[i][c0]); \
+    }                                                                                           \
+}
+/* KB keys (output rows) x NV column vectors in registers, the sum over the group's rows i in
+   order; a key past the last repeats the last, a missing second vector repeats the first
+   (computed, stored once or with the same value), the dx mod L columns left one by one */
+#define RINGATTN__PT_V(NAME, ATTR, V, KB, NV)                                                   \
+ATTR static void NAME(int64_t nr, const void *pp, int64_t ldp, int64_t n, const void *xp, int64_t ldx, \
+                      int64_t dx, void *op, int64_t ldo)                                        \
+{                                                                                               \
+    const V##_S *p = (const V##_S *)pp, *x = (const V##_S *)xp; V##_S *o = (V##_S *)op;         \
+    int64_t j0, c0, i, c, cv = dx / V##_L * V##_L; int k, u;                                    \
+    for (j0 = 0; j0 < n; j0 += KB) {                                                            \
+        int64_t jj[KB]; int keys = (int)(n - j0 < KB ? n - j0 : KB);                            \
+        RINGATTN__UNROLL for (k = 0; k < KB; k++) jj[k] = j0 + (k < keys ? k : keys - 1);       \
+        for (c0 = 0; c0 < cv; c0 += NV * V##_L) {                                               \
+            V##_T acc[KB][NV]; int64_t cu[NV];                                                  \
+            RINGATTN__UNROLL for (u = 0; u < NV; u++) cu[u] = (c0 + (u + 1) * V##_L <= cv) ? c0 + u * V##_L : c0; \
+            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                acc[k][u] = V##_LOAD(o + jj[k] * ldo + cu[u]);                                  \
+            RINGATTN__UNROLL4 for (i = 0; i < nr; i++) {                                        \
+                V##_T xv[NV]; const V##_S *pi = p + i * ldp;                                    \
+                RINGATTN__UNROLL for (u = 0; u < NV; u++) xv[u] = V##_LOAD(x + i * ldx + cu[u]); \
+                RINGATTN__UNROLL for (k = 0; k < KB; k++) {                                     \
+                    V##_T b = V##_BCAST(pi + jj[k]);                                            \
+                    RINGATTN__UNROLL for (u = 0; u < NV; u++) acc[k][u] = V##_FMA(b, xv[u], acc[k][u]); \
+                }                                                                               \
+            }                                                                                   \
+            RINGATTN__UNROLL for (k = 0; k < KB; k++) RINGATTN__UNROLL for (u = 0; u < NV; u++) \
+                if (k < keys) V##_STORE(o + jj[k] * ldo + cu[u], acc[k][u]);                    \
+        }                                                                                       \
+        if (cv < dx) for (k = 0; k < keys; k++) for (i = 0; i < nr; i++)                       \
+            for (c = cv; c < dx; c++) o[jj[k] * ldo + c] = V##_SFMA(p[i * ldp + jj[k]], x[i * ldx + c], o[jj[k] * ldo + c]); \
+    }                                                                                           \
+}
+
+/* One instruction set's kernels, ISA its name, VF / VD its f32 / f64 vectors: the exps, the
+   fused kernels (pv with a one-row version: the merge's and the backward's leftover columns
+   come one row at a time), and the table's row_exp / row_prob over them. */
+#define RINGATTN__KERNELS(ISA, ATTR, VF, VD)                                                    \
+RINGATTN__EXP_BODY(ringattn__expf_row_##ISA, ATTR, EXPF, VF)                                    \
+RINGATTN__EXP_BODY(ringattn__exp_row_##ISA, ATTR, EXP, VD)                                      \
+RINGATTN__QK_V(ringattn__qk_##ISA##_32, ATTR, VF, 6, 2)                                         \
+RINGATTN__QK_V(ringattn__qk_##ISA##_64, ATTR, VD, 6, 2)                                         \
+RINGATTN__PV_V(ringattn__pv6_##ISA##_32, ATTR, VF, 6, 2)                                        \
+RINGATTN__PV_V(ringattn__pv6_##ISA##_64, ATTR, VD, 6, 2)                                        \
+RINGATTN__PV_V(ringattn__pv1_##ISA##_32, ATTR, VF, 1, 4)                                        \
+RINGATTN__PV_V(ringattn__pv1_##ISA##_64, ATTR, VD, 1, 4)                                        \
+RINGATTN__PT_V(ringattn__pt_##ISA##_32, ATTR, VF, 6, 2)                                         \
+RINGATTN__PT_V(ringattn__pt_##ISA##_64, ATTR, VD, 6, 2)                                         \
+static void ringattn__pv_##ISA##_32(int64_t nr, const void *const *p, int64_t n, const void *v,  \
+                                    int64_t ldv, int64_t dv, void *const *o)                    \
+{ (nr == 1 ? ringattn__pv1_##ISA##_32 : ringattn__pv6_##ISA##_32)(nr, p, n, v, ldv, dv, o); }    \
+static void ringattn__pv_##ISA##_64(int64_t nr, const void *const *p, int64_t n, const void *v,  \
+                                    int64_t ldv, int64_t dv, void *const *o)                    \
+{ (nr == 1 ? ringattn__pv1_##ISA##_64 : ringattn__pv6_##ISA##_64)(nr, p, n, v, ldv, dv, o); }    \
+static double ringattn__row_exp_##ISA##_64(void *x, int64_t n, double m)                        \
+{ ringattn__exp_row_##ISA((double *)x, n, m, 0.0); return ringattn__row_sum(RINGATTN_F64, x, n); } \
+static void ringattn__row_prob_##ISA##_32(void *x, int64_t n, double lse)                       \
+{ float hi = (float)lse; ringattn__expf_row_##ISA((float *)x, n, hi, (float)(lse - (double)hi)); } \
+static void ringattn__row_prob_##ISA##_64(void *x, int64_t n, double lse)                       \
+{ ringattn__exp_row_##ISA((double *)x, n, lse, 0.0); }
+
+RINGATTN__KERNELS(avx2, RINGATTN__A2, RINGATTN__V8F, RINGATTN__V4D)
+
+/* f32 exp and the row's sum in ringattn__row_sum's order, in one pass: eight double lanes over
+   blocks of eight, the tail into lane 0 */
+RINGATTN__A2 static double ringattn__row_exp_avx2_32(void *x, int64_t n, double m)
+{
+    float *v = (float *)x;
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx2(v, n, (float)m, 0.0f);
+    for (j = 0; j < n8; j += 8) {
+        __m256 e = _mm256_loadu_ps(v + j);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    for (; j < n; j++) s[0] += (double)v[j];
+    return ringattn__sum8(s);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+RINGATTN__KERNELS(avx512, RINGATTN__A512, RINGATTN__V16F, RINGATTN__V8D)
+
+RINGATTN__A512 static double ringattn__row_exp_avx512_32(void *x, int64_t n, double m)
+{
+    float *v = (float *)x;
+    __m512d s8 = _mm512_setzero_pd();
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    ringattn__expf_row_avx512(v, n, (float)m, 0.0f);
+    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
+    _mm512_storeu_pd(s, s8);
+    for (; j < n; j++) s[0] += (double)v[j];
+    return ringattn__sum8(s);
+}
+
+/* the row max by ringattn__row_max_c32's comparisons (max is exact: the lane order cannot
+   change the result) */
+RINGATTN__A512 static double ringattn__row_max_avx512_32(const void *x, int64_t n)
+{
+    const float *a = (const float *)x;
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
+    if (j < n) {
+        __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
+        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
+    }
+    return ringattn__row_nan_max(RINGATTN_F32, x, n, (double)_mm512_reduce_max_ps(m));
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* RINGATTN__X86 */
+
+/* ---------------------------------------------------------------- the kernel tables */
+/* One table per (instruction set, compute type); ringattn__kernels_for picks the best the CPU
+   runs: AVX-512F, else AVX2 with FMA, else the plain C. The vector versions give the plain C's
+   bits, so the choice changes the speed only. */
+static const ringattn__kernels ringattn__kernels_c32 = {
+    "c f32", ringattn__qk_c32, ringattn__pv_c32, ringattn__pt_c32,
+    ringattn__row_max_c32, ringattn__row_exp_c32, ringattn__row_prob_c32
+};
+static const ringattn__kernels ringattn__kernels_c64 = {
+    "c f64", ringattn__qk_c64, ringattn__pv_c64, ringattn__pt_c64,
+    ringattn__row_max_c64, ringattn__row_exp_c64, ringattn__row_prob_c64
+};
+#ifdef RINGATTN__X86
+static const ringattn__kernels ringattn__kernels_avx2_32 = {
+    "avx2 f32", ringattn__qk_avx2_32, ringattn__pv_avx2_32, ringattn__pt_avx2_32,
+    ringattn__row_max_c32, ringattn__row_exp_avx2_32, ringattn__row_prob_avx2_32
+};
+static const ringattn__kernels ringattn__kernels_avx2_64 = {
+    "avx2 f64", ringattn__qk_avx2_64, ringattn__pv_avx2_64, ringattn__pt_avx2_64,
+    ringattn__row_max_c64, ringattn__row_exp_avx2_64, ringattn__row_prob_avx2_64
+};
+static const ringattn__kernels ringattn__kernels_avx512_32 = {
+    "avx512 f32", ringattn__qk_avx512_32, ringattn__pv_avx512_32, ringattn__pt_avx512_32,
+    ringattn__row_max_avx512_32, ringattn__row_exp_avx512_32, ringattn__row_prob_avx512_32
+};
+static const ringattn__kernels ringattn__kernels_avx512_64 = {
+    "avx512 f64", ringattn__qk_avx512_64, ringattn__pv_avx512_64, ringattn__pt_avx512_64,
+    ringattn__row_max_c64, ringattn__row_exp_avx512_64, ringattn__row_prob_avx512_64
+};
+#endif
+
+static const ringattn__kernels *ringattn__kernels_for(ringattn_dtype t)
+{
+#ifdef RINGATTN__X86
+    if (__builtin_cpu_supports("avx512f"))
+        return t == RINGATTN_F32 ? &ringattn__kernels_avx512_32 : &ringattn__kernels_avx512_64;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return t == RINGATTN_F32 ? &ringattn__kernels_avx2_32 : &ringattn__kernels_avx2_64;
+#endif
+    return t == RINGATTN_F32 ? &ringattn__kernels_c32 : &ringattn__kernels_c64;
+}
+
+/* ---------------------------------------------------------------- row helpers */
+/* The element-wise steps around the softmax, plain C in the compute type (no vector
+   version: the compiler's own vectorisation of these loops keeps their bits). */
 
 /* ds[j] = scale * p[j] * (ds[j] - D)   (ds holds dP on entry; the scale of S = scale Q K^T
    applied here, once, so that dQ and dK are plain sums of dS times K and Q) */
