@@ -62,14 +62,18 @@
 
    READING ORDER
      One forward call, top-down through the implementation: ringattn_forward (entry points)
-     -> ringattn__execute -> ringattn__ring_loop (THE RING: setup, p steps, finish) ->
-     ringattn__compute (a member's step: one unit of its block) -> ringattn__unit ->
-     ringattn__forward_block / ringattn__backward_block (blocks and tiles) -> ringattn__merge
-     (THE online-softmax merge) -> ringattn__pass_on (the hand-off to member i + 1). Setup and
-     finish: ringattn__member_setup / ringattn__member_finish ("moving data in and out");
-     validation: ringattn__check_call, ringattn__resolve; allocation: ringattn__ring_alloc.
-     The platform code (GEMM, exps, fused block kernels, row helpers) is the last section,
-     PLATFORM CODE; the algorithm sees it through the prototypes at the top.
+     -> ringattn__execute -> ringattn__ring_loop (THE RING: setup, then p steps of compute,
+     report, pass on, then finish) -> ringattn__compute (a member's step: one unit of its
+     block) -> ringattn__pass_on (the hand-off to member i + 1) -> ringattn__merge (THE
+     online-softmax merge, right after the ring) -> ringattn__unit -> ringattn__forward_block /
+     ringattn__backward_block (blocks and tiles). Setup and finish: ringattn__member_setup /
+     ringattn__member_finish ("moving data in and out"); validation: ringattn__check_call,
+     ringattn__resolve; allocation: ringattn__ring_alloc. The kernels (GEMM, fused block
+     kernels, softmax rows, exps) are PLATFORM CODE, the last section: each a plain C function
+     with its AVX2 / AVX-512 versions beside it, reached through the table that
+     ringattn__kernels_for picks once per call. A debugger steps into the plain C ones in a
+     build with RINGATTN_NO_SIMD, with num_threads = 1. docs/reading.md walks a forward call
+     with line numbers.
 
    THREADS AND DETERMINISM
      Every member's arithmetic is the same whichever thread runs it, so for a fixed ring_size
@@ -630,11 +634,20 @@ RINGATTN_API size_t ringattn_compare_format(const ringattn_compare_result *res, 
 
 #endif /* RINGATTN_NO_NPY */
 
+/* ======================================================================================== */
+/*           SHARED INTERNALS - not API: the rules ringattn_cuda.h compiles too                */
+/* ======================================================================================== */
+/* The API ends above. From here to the end of the declarations: internals (ringattn__*
+   names, no stability promised) that sit outside the implementation block because
+   ringattn_cuda.h's kernels (host and device code, compiled by nvcc) and ringattn_mpi.h use
+   the very rules of the CPU ring, whether or not their translation unit holds the
+   implementation: which keys a query sees, the element conversions and the precision
+   emulation's rounding, the problem resolved from a config, the partition and dilated-pattern
+   geometry, the scalar core of the merge, the exp. Each is written once, here. */
+
 /* ---------------------------------------------------------------- the visibility rule
-   Not API: the one place that says which keys a query may see, in the declarations part so
-   that ringattn_cuda.h's kernels (host and device code, compiled by nvcc) use the very same
-   rule as the CPU ring, whether or not this translation unit holds the implementation. */
-#ifdef __CUDACC__
+   The one place that says which keys a query may see. */
+#ifdef __CUDACC__   /* what follows is compiled for the host and the GPU alike */
 #define RINGATTN__HD __host__ __device__
 #else
 #define RINGATTN__HD
@@ -662,11 +675,6 @@ static RINGATTN__HD inline void ringattn__visible(int causal, int64_t wl, int64_
     }
     if (*z < *a) *z = *a;
 }
-
-/* ---------------------------------------------------------------- shared with ringattn_cuda.h
-   Not API: the element conversions, the problem, the partition and dilated-pattern geometry
-   and the scalar core of the merge, compiled for host and device (RINGATTN__HD) so that the
-   CUDA kernels and their host-side planning use the very rules of the CPU ring. */
 
 /* ---------------------------------------------------------------- element conversion */
 /* f16 and bf16 are storage formats only: loaded to double exactly, stored with one
