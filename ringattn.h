@@ -966,7 +966,8 @@ static RINGATTN__HD inline double ringattn__group_div(const ringattn__problem *P
 }
 
 /* The fields of the problem read straight off a config and shape that ringattn_plan accepts
-   (P zeroed by the caller); the ring geometry (p, cq, ck), threads and tiles come after. */
+   (P zeroed by the caller); the ring geometry (p, cq, ck), threads and tiles come after
+   (ringattn__size_ring). */
 static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_config *cfg, const ringattn_shape *s)
 {
     P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
@@ -2445,8 +2446,6 @@ static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *
     return shift;
 }
 
-/* Config + shape -> resolved problem and the per-member memory plan. The entry points and
-   ringattn_plan() share this, so the plan is exactly what a call will allocate. */
 /* The config and shape on their own: every field in range, before anything is derived. */
 static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *s, int pass)
 {
@@ -2526,15 +2525,14 @@ static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *
     return RINGATTN_OK;
 }
 
-/* The problem: dimensions, varlen and dilated arguments (checked against the shape), the
-   ring size, the threads and the tiles. *ovf is set when a product overflowed. */
-static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, ringattn__problem *P, int *ovf)
+/* The problem read off a valid config and shape (ringattn__problem_set), checked where the
+   fields alone do not settle it: the varlen offsets against the token counts, the dilated
+   pattern against the sequence, and the ring size against the rows every member needs. */
+static int ringattn__check_problem(const ringattn_config *cfg, const ringattn_shape *s,
+                                   const ringattn__problem *P)
 {
-    int g, nt;
+    int g;
     int64_t minn;
-    memset(P, 0, sizeof *P);
-    ringattn__problem_set(P, cfg, s);
-
     if (cfg->num_seqs > 0) {    /* varlen: packed sequences along the token axis, batch 1 */
         const int64_t *cu[2]; const char *nm[2] = { "cu_seqlens_q", "cu_seqlens_k" };
         int64_t tot[2]; int w, j;
@@ -2586,11 +2584,6 @@ static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, r
         }
     }
 
-#ifdef _OPENMP
-    nt = cfg->num_threads ? cfg->num_threads : omp_get_max_threads();
-#else
-    nt = 1;   /* no OpenMP: members run one after another whatever num_threads says */
-#endif
     minn = (P->nq < P->nk) ? P->nq : P->nk;
     if (cfg->ring_size > minn)
         return ringattn__fail(cfg, RINGATTN_ECONFIG,
@@ -2606,6 +2599,22 @@ static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, r
     if (P->part == RINGATTN_ZIGZAG) minn /= 2;
     if (minn < 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "zigzag needs at least 2 queries and 2 keys");
+    return RINGATTN_OK;
+}
+
+/* The ring of a checked problem: its size p (cfg->ring_size, else one member per thread, as
+   many as the rows allow), the units, the threads (no more than (member, unit) pairs), the
+   chunk rows and the tiles. *ovf is set when a product overflowed. */
+static void ringattn__size_ring(const ringattn_config *cfg, ringattn__problem *P, int *ovf)
+{
+    int nt;
+    int64_t minn = (P->nq < P->nk) ? P->nq : P->nk;
+    if (P->part == RINGATTN_ZIGZAG) minn /= 2;   /* each member takes two chunks of 2p */
+#ifdef _OPENMP
+    nt = cfg->num_threads ? cfg->num_threads : omp_get_max_threads();
+#else
+    nt = 1;   /* no OpenMP: members run one after another whatever num_threads says */
+#endif
     P->p = cfg->ring_size ? cfg->ring_size : (int)(nt < minn ? nt : minn);
     P->units = ringattn__mul(P->b, P->hk, ovf);
     {   /* no idle threads: at most one per (member, unit) */
@@ -2617,11 +2626,10 @@ static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, r
     P->ck = ringattn__max_rows(P->part, P->nk, P->p);
     P->tq = P->cq < RINGATTN_TILE_Q ? P->cq : RINGATTN_TILE_Q;
     P->tk = P->ck < RINGATTN_TILE_K ? P->ck : RINGATTN_TILE_K;
-    return RINGATTN_OK;
 }
 
-/* The memory plan of a filled problem (what ringattn__ring_alloc allocates), in bytes per
-   member, each term overflow-checked (ovf: an overflow already met while filling). */
+/* The memory plan of a sized problem (what ringattn__ring_alloc allocates), in bytes per
+   member, each term overflow-checked (ovf: an overflow already met sizing the ring). */
 static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__problem *P, int pass, int ovf,
                                 ringattn_plan_info *plan)
 {
@@ -2665,13 +2673,18 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
     return RINGATTN_OK;
 }
 
-/* validate, fill, plan: the one path from a config and a shape to a problem and its bytes */
+/* Config + shape -> resolved problem and the per-member memory plan: validate, read the
+   problem off them, check it, size the ring, plan the bytes. The entry points and
+   ringattn_plan() share this one path, so the plan is exactly what a call will allocate. */
 static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s, int pass,
                              ringattn__problem *P, ringattn_plan_info *plan)
 {
     int st, ovf = 0;
     if ((st = ringattn__validate(cfg, s, pass)) != RINGATTN_OK) return st;
-    if ((st = ringattn__fill(cfg, s, P, &ovf)) != RINGATTN_OK) return st;
+    memset(P, 0, sizeof *P);
+    ringattn__problem_set(P, cfg, s);
+    if ((st = ringattn__check_problem(cfg, s, P)) != RINGATTN_OK) return st;
+    ringattn__size_ring(cfg, P, &ovf);
     return ringattn__plan_bytes(cfg, P, pass, ovf, plan);
 }
 
