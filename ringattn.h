@@ -1248,8 +1248,15 @@ typedef struct {
         } bwd;
     } st;
     void *dout;                    /* bwd: dO_i [b][h][rows][dv]                              */
-    void *kv[2];                   /* K|V buffers by step parity: [b][hk][ck][d] | [..][dv]   */
-    void *dkv[2];                  /* bwd: travelling dK|dV, same layout                      */
+    void *kv[2];                   /* the K|V chunk held, by step parity: K in one slot of ck
+                                      rows per (batch, k/v head), then V [b][hk][ck][dv]
+                                      row-major. K by pass: forward, each piece of a slot in
+                                      16-key panels [d][16] (ringattn__panel_at, what the S
+                                      kernel reads); backward, row-major [b][hk][ck][d] (dQ
+                                      reads K by rows; a tile's K and V are gathered into
+                                      panels as it is computed)                               */
+    void *dkv[2];                  /* bwd: travelling dK|dV, row-major [b][hk][ck][d], then
+                                      [b][hk][ck][dv]                                         */
     size_t bytes;                  /* private bytes held (measured, through the allocator)    */
     int64_t blocks_computed, blocks_skipped, tiles, handoffs, flops;
     int64_t step_tiles;            /* tiles of the current step (units add to it atomically)  */
@@ -1257,9 +1264,10 @@ typedef struct {
     double *block_m, *block_l;     /* NULL otherwise)                                         */
 } ringattn__member;
 
-/* A thread's scratch: score rows (and dP rows in backward) of one group of rows, panels, the
-   visible column bounds [lo, hi) of each tile row, and the counters of the unit it is computing. Tiles
-   belong to threads, not members, so several threads can work inside one member. */
+/* A thread's scratch: score rows (and dP rows in backward) of one group of rows (whole tiles
+   on the backward's cblas path), panels, the visible column bounds [lo, hi) of each tile row,
+   and the counters of the unit it is computing. Tiles belong to threads, not members, so
+   several threads can work inside one member. */
 typedef struct {
     void *s, *dp;                  /* score and (backward) dP rows of one group of rows       */
     int64_t *lo, *hi;
@@ -1285,7 +1293,8 @@ static int ringattn__bwd_blas(const ringattn__problem *P)
 }
 
 /* A thread's scratch, one rule for the planner and the allocator. Score rows (and in the
-   backward dP rows) for one group of RINGATTN__FUSED_ROWS rows, as wide as the panels under
+   backward dP rows) for one group of rows (RINGATTN__FUSED_ROWS forward, RINGATTN__BWD_ROWS
+   backward; the cblas backward: whole tiles, no panels), as wide as the panels under
    one key tile (one more when the tile starts mid-panel); room for panels: the forward copies
    a piece's narrow last K panel or gathers a dilated run's (a whole tile's worth), the
    backward gathers a tile's K and V into panels; and the panel pointers. In elements:
@@ -1381,8 +1390,12 @@ typedef struct {
 
 /* A block is one (batch, head) pair of runs: query positions qa, qa+r, ... (nr of them) and
    key positions ka, ka+r, ... (nc of them), r = 1 for dense attention, the dilation rate for
-   a dilated pattern. Member buffers are row-major, so a run is a matrix with leading
-   dimension r*d: no gather copies. */
+   a dilated pattern. Q, O, dQ, dO and V are row-major in the member's buffers, and so are K,
+   dK and dV in the backward: a run of them is a matrix with leading dimension r*d (r*dv),
+   used in place. The forward's K is in panels (ringattn__member's kv): a dense run's
+   whole panels are read where they lie, the piece's narrow last panel and a dilated run's
+   keys are copied into panels per tile (ringattn__tile_panels); the backward gathers each
+   tile's K and V into panels (ringattn__gather_panels). */
 typedef struct {
     int64_t qa, ka;            /* positions of the first row and column                       */
     int64_t qps, kps;          /* position strides of rows and columns                        */
@@ -1392,8 +1405,8 @@ typedef struct {
     void *q;                                             /* at the first row:                  */
     void *o;   double *m, *l;                            /*   forward (NULL in backward)       */
     void *dq, *dout;   double *lse, *D;                  /*   backward (NULL in forward)       */
-    void *k, *v, *dk, *dv;                               /* at the first column                */
-    const void *kpan;          /* forward: the key piece, in panels (ringattn__panel_at)      */
+    void *k, *v, *dk, *dv;                               /* at the first column (k: backward)  */
+    const void *kpan;          /* forward's K: the key piece, in panels (ringattn__panel_at)  */
     int64_t kloc, kcnt;        /* its row of the first column, its rows                       */
 } ringattn__block;
 
@@ -2179,7 +2192,8 @@ static void ringattn__hold_state(const ringattn__ring *R, int i)
 
 /* Member i before step 0, for batch bb and head hh (one of the b * h slices of a member,
    so that threads share the work even in a ring of one): its own Q_i (and dO_i, lse_i, D_i)
-   and, for the first hk heads, k/v head hh of its own K/V chunk. */
+   and, for the first hk heads, k/v head hh of its own K/V chunk (K in panels in the forward,
+   row-major in the backward, whose dK|dV rows start at zero). */
 static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i,
                                    int64_t bb, int64_t hh)
 {

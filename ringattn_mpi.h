@@ -373,7 +373,7 @@ static int64_t ringattn__mpi_bits(double x)
 
 /* a simulated failure (the tests' ringattn_mpi_*_faulty): kind 0 none, 1 announce, 2 silent */
 typedef struct { int kind, rank, step; } ringattn__mpi_fault;
-#define RINGATTN__MPI_CHUNKS 8     /* most dK|dV slices per step (see the ring)               */
+#define RINGATTN__MPI_CHUNKS 8     /* most chunks of units per step, 2 dK|dV slices each      */
 
 /* ---------------------------------------------------------------- THE RING, one member per rank */
 
@@ -447,8 +447,10 @@ static void ringattn__mpi_units(const ringattn__ring *R, ringattn__mpi *M, int t
     }
 }
 
-/* Member `rank`'s p steps. Step t: post the K/V hand-off (receive the next block into the
-   other buffer from rank - 1, send the block held to rank + 1) and compute while it moves.
+/* Member `rank`'s setup (its chunks packed into its buffers), then its p steps. Step t: post
+   the K/V hand-off (receive the next block into the other buffer from rank - 1, send the
+   block held to rank + 1: the whole buffer, laid out as ringattn__member's kv says, K in
+   panels in the forward) and compute while it moves.
    Backward: the dK|dV of the block travels too, and it is complete only unit by unit, so
    it goes in chunks: before a chunk of units is computed its slices must have arrived (sent
    by rank - 1 right after its own chunk of the previous step), and right after, they are
@@ -730,8 +732,9 @@ static int ringattn__mpi_agree_fields(const ringattn_config *c, const ringattn__
     return RINGATTN_OK;
 }
 
-/* dK|dV slices per step: chunks of units, each enough for the smallest team (every rank cuts
-   alike, so slices match), at most RINGATTN__MPI_CHUNKS */
+/* The chunks of units a step's dK|dV goes in (two slices each, see ringattn__mpi_slices):
+   each enough for the smallest team (every rank cuts alike, so slices match), at most
+   RINGATTN__MPI_CHUNKS */
 static int ringattn__mpi_chunks(const ringattn__problem *P, int64_t ntmin)
 {
     int64_t ch = P->units / (ntmin > 0 ? ntmin : 1);
