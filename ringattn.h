@@ -974,7 +974,8 @@ static RINGATTN__HD inline double ringattn__group_div(const ringattn__problem *P
 }
 
 /* The fields of the problem read straight off a config and shape that ringattn_plan accepts
-   (P zeroed by the caller); the ring geometry (p, cq, ck), threads and tiles come after. */
+   (P zeroed by the caller); the ring geometry (p, cq, ck), threads and tiles come after
+   (ringattn__size_ring). */
 static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_config *cfg, const ringattn_shape *s)
 {
     P->b = s->batch; P->nq = s->seq_q; P->nk = s->seq_k; P->h = s->heads_q; P->hk = s->heads_kv;
@@ -1276,8 +1277,15 @@ typedef struct {
         } bwd;
     } st;
     void *dout;                    /* bwd: dO_i [b][h][rows][dv]                              */
-    void *kv[2];                   /* K|V buffers by step parity: [b][hk][ck][d] | [..][dv]   */
-    void *dkv[2];                  /* bwd: travelling dK|dV, same layout                      */
+    void *kv[2];                   /* the K|V chunk held, by step parity: K in one slot of ck
+                                      rows per (batch, k/v head), then V [b][hk][ck][dv]
+                                      row-major. K by pass: forward, each piece of a slot in
+                                      16-key panels [d][16] (ringattn__panel_at, what the S
+                                      kernel reads); backward, row-major [b][hk][ck][d] (dQ
+                                      reads K by rows; a tile's K and V are gathered into
+                                      panels as it is computed)                               */
+    void *dkv[2];                  /* bwd: travelling dK|dV, row-major [b][hk][ck][d], then
+                                      [b][hk][ck][dv]                                         */
     size_t bytes;                  /* private bytes held (measured, through the allocator)    */
     int64_t blocks_computed, blocks_skipped, tiles, handoffs, flops;
     int64_t step_tiles;            /* tiles of the current step (units add to it atomically)  */
@@ -1285,9 +1293,10 @@ typedef struct {
     double *block_m, *block_l;     /* NULL otherwise)                                         */
 } ringattn__member;
 
-/* A thread's scratch: score rows (and dP rows in backward) of one group of rows, panels, the
-   visible column bounds [lo, hi) of each tile row, and the counters of the unit it is computing. Tiles
-   belong to threads, not members, so several threads can work inside one member. */
+/* A thread's scratch: score rows (and dP rows in backward) of one group of rows (whole tiles
+   on the backward's cblas path), panels, the visible column bounds [lo, hi) of each tile row,
+   and the counters of the unit it is computing. Tiles belong to threads, not members, so
+   several threads can work inside one member. */
 typedef struct {
     void *s, *dp;                  /* score and (backward) dP rows of one group of rows       */
     int64_t *lo, *hi;
@@ -1314,7 +1323,8 @@ static int ringattn__bwd_blas(const ringattn__problem *P)
 }
 
 /* A thread's scratch, one rule for the planner and the allocator. Score rows (and in the
-   backward dP rows) for one group of RINGATTN__FUSED_ROWS rows, as wide as the panels under
+   backward dP rows) for one group of rows (RINGATTN__FUSED_ROWS forward, RINGATTN__BWD_ROWS
+   backward; the cblas backward: whole tiles, no panels), as wide as the panels under
    one key tile (one more when the tile starts mid-panel); room for panels: the forward copies
    a piece's narrow last K panel or gathers a dilated run's (a whole tile's worth), the
    backward gathers a tile's K and V into panels; and the panel pointers. In elements:
@@ -1410,8 +1420,12 @@ typedef struct {
 
 /* A block is one (batch, head) pair of runs: query positions qa, qa+r, ... (nr of them) and
    key positions ka, ka+r, ... (nc of them), r = 1 for dense attention, the dilation rate for
-   a dilated pattern. Member buffers are row-major, so a run is a matrix with leading
-   dimension r*d: no gather copies. */
+   a dilated pattern. Q, O, dQ, dO and V are row-major in the member's buffers, and so are K,
+   dK and dV in the backward: a run of them is a matrix with leading dimension r*d (r*dv),
+   used in place. The forward's K is in panels (ringattn__member's kv): a dense run's
+   whole panels are read where they lie, the piece's narrow last panel and a dilated run's
+   keys are copied into panels per tile (ringattn__tile_panels); the backward gathers each
+   tile's K and V into panels (ringattn__gather_panels). */
 typedef struct {
     int64_t qa, ka;            /* positions of the first row and column                       */
     int64_t qps, kps;          /* position strides of rows and columns                        */
@@ -1421,8 +1435,8 @@ typedef struct {
     void *q;                                             /* at the first row:                  */
     void *o;   double *m, *l;                            /*   forward (NULL in backward)       */
     void *dq, *dout;   double *lse, *D;                  /*   backward (NULL in forward)       */
-    void *k, *v, *dk, *dv;                               /* at the first column                */
-    const void *kpan;          /* forward: the key piece, in panels (ringattn__panel_at)      */
+    void *k, *v, *dk, *dv;                               /* at the first column (k: backward)  */
+    const void *kpan;          /* forward's K: the key piece, in panels (ringattn__panel_at)  */
     int64_t kloc, kcnt;        /* its row of the first column, its rows                       */
 } ringattn__block;
 
@@ -2237,7 +2251,8 @@ static void ringattn__hold_state(const ringattn__ring *R, int i)
 
 /* Member i before step 0, for batch bb and head hh (one of the b * h slices of a member,
    so that threads share the work even in a ring of one): its own Q_i (and dO_i, lse_i, D_i)
-   and, for the first hk heads, k/v head hh of its own K/V chunk. */
+   and, for the first hk heads, k/v head hh of its own K/V chunk (K in panels in the forward,
+   row-major in the backward, whose dK|dV rows start at zero). */
 static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *io, int i,
                                    int64_t bb, int64_t hh)
 {
@@ -2504,8 +2519,6 @@ static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *
     return shift;
 }
 
-/* Config + shape -> resolved problem and the per-member memory plan. The entry points and
-   ringattn_plan() share this, so the plan is exactly what a call will allocate. */
 /* The config and shape on their own: every field in range, before anything is derived. */
 static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *s, int pass)
 {
@@ -2585,15 +2598,14 @@ static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *
     return RINGATTN_OK;
 }
 
-/* The problem: dimensions, varlen and dilated arguments (checked against the shape), the
-   ring size, the threads and the tiles. *ovf is set when a product overflowed. */
-static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, ringattn__problem *P, int *ovf)
+/* The problem read off a valid config and shape (ringattn__problem_set), checked where the
+   fields alone do not settle it: the varlen offsets against the token counts, the dilated
+   pattern against the sequence, and the ring size against the rows every member needs. */
+static int ringattn__check_problem(const ringattn_config *cfg, const ringattn_shape *s,
+                                   const ringattn__problem *P)
 {
-    int g, nt;
+    int g;
     int64_t minn;
-    memset(P, 0, sizeof *P);
-    ringattn__problem_set(P, cfg, s);
-
     if (cfg->num_seqs > 0) {    /* varlen: packed sequences along the token axis, batch 1 */
         const int64_t *cu[2]; const char *nm[2] = { "cu_seqlens_q", "cu_seqlens_k" };
         int64_t tot[2]; int w, j;
@@ -2645,11 +2657,6 @@ static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, r
         }
     }
 
-#ifdef _OPENMP
-    nt = cfg->num_threads ? cfg->num_threads : omp_get_max_threads();
-#else
-    nt = 1;   /* no OpenMP: members run one after another whatever num_threads says */
-#endif
     minn = (P->nq < P->nk) ? P->nq : P->nk;
     if (cfg->ring_size > minn)
         return ringattn__fail(cfg, RINGATTN_ECONFIG,
@@ -2665,6 +2672,22 @@ static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, r
     if (P->part == RINGATTN_ZIGZAG) minn /= 2;
     if (minn < 1)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "zigzag needs at least 2 queries and 2 keys");
+    return RINGATTN_OK;
+}
+
+/* The ring of a checked problem: its size p (cfg->ring_size, else one member per thread, as
+   many as the rows allow), the units, the threads (no more than (member, unit) pairs), the
+   chunk rows and the tiles. *ovf is set when a product overflowed. */
+static void ringattn__size_ring(const ringattn_config *cfg, ringattn__problem *P, int *ovf)
+{
+    int nt;
+    int64_t minn = (P->nq < P->nk) ? P->nq : P->nk;
+    if (P->part == RINGATTN_ZIGZAG) minn /= 2;   /* each member takes two chunks of 2p */
+#ifdef _OPENMP
+    nt = cfg->num_threads ? cfg->num_threads : omp_get_max_threads();
+#else
+    nt = 1;   /* no OpenMP: members run one after another whatever num_threads says */
+#endif
     P->p = cfg->ring_size ? cfg->ring_size : (int)(nt < minn ? nt : minn);
     P->units = ringattn__mul(P->b, P->hk, ovf);
     {   /* no idle threads: at most one per (member, unit) */
@@ -2676,11 +2699,10 @@ static int ringattn__fill(const ringattn_config *cfg, const ringattn_shape *s, r
     P->ck = ringattn__max_rows(P->part, P->nk, P->p);
     P->tq = P->cq < RINGATTN_TILE_Q ? P->cq : RINGATTN_TILE_Q;
     P->tk = P->ck < RINGATTN_TILE_K ? P->ck : RINGATTN_TILE_K;
-    return RINGATTN_OK;
 }
 
-/* The memory plan of a filled problem (what ringattn__ring_alloc allocates), in bytes per
-   member, each term overflow-checked (ovf: an overflow already met while filling). */
+/* The memory plan of a sized problem (what ringattn__ring_alloc allocates), in bytes per
+   member, each term overflow-checked (ovf: an overflow already met sizing the ring). */
 static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__problem *P, int pass, int ovf,
                                 ringattn_plan_info *plan)
 {
@@ -2724,13 +2746,18 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
     return RINGATTN_OK;
 }
 
-/* validate, fill, plan: the one path from a config and a shape to a problem and its bytes */
+/* Config + shape -> resolved problem and the per-member memory plan: validate, read the
+   problem off them, check it, size the ring, plan the bytes. The entry points and
+   ringattn_plan() share this one path, so the plan is exactly what a call will allocate. */
 static int ringattn__resolve(const ringattn_config *cfg, const ringattn_shape *s, int pass,
                              ringattn__problem *P, ringattn_plan_info *plan)
 {
     int st, ovf = 0;
     if ((st = ringattn__validate(cfg, s, pass)) != RINGATTN_OK) return st;
-    if ((st = ringattn__fill(cfg, s, P, &ovf)) != RINGATTN_OK) return st;
+    memset(P, 0, sizeof *P);
+    ringattn__problem_set(P, cfg, s);
+    if ((st = ringattn__check_problem(cfg, s, P)) != RINGATTN_OK) return st;
+    ringattn__size_ring(cfg, P, &ovf);
     return ringattn__plan_bytes(cfg, P, pass, ovf, plan);
 }
 

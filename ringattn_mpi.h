@@ -373,7 +373,7 @@ static int64_t ringattn__mpi_bits(double x)
 
 /* a simulated failure (the tests' ringattn_mpi_*_faulty): kind 0 none, 1 announce, 2 silent */
 typedef struct { int kind, rank, step; } ringattn__mpi_fault;
-#define RINGATTN__MPI_CHUNKS 8     /* most dK|dV slices per step (see the ring)               */
+#define RINGATTN__MPI_CHUNKS 8     /* most chunks of units per step, 2 dK|dV slices each      */
 
 /* ---------------------------------------------------------------- THE RING, one member per rank */
 
@@ -447,8 +447,10 @@ static void ringattn__mpi_units(const ringattn__ring *R, ringattn__mpi *M, int t
     }
 }
 
-/* Member `rank`'s p steps. Step t: post the K/V hand-off (receive the next block into the
-   other buffer from rank - 1, send the block held to rank + 1) and compute while it moves.
+/* Member `rank`'s setup (its chunks packed into its buffers), then its p steps. Step t: post
+   the K/V hand-off (receive the next block into the other buffer from rank - 1, send the
+   block held to rank + 1: the whole buffer, laid out as ringattn__member's kv says, K in
+   panels in the forward) and compute while it moves.
    Backward: the dK|dV of the block travels too, and it is complete only unit by unit, so
    it goes in chunks: before a chunk of units is computed its slices must have arrived (sent
    by rank - 1 right after its own chunk of the previous step), and right after, they are
@@ -546,203 +548,310 @@ static void ringattn__mpi_ring(const ringattn__ring *R, const ringattn__io *io, 
     }
 }
 
-static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_options *opt_in,
-                              const ringattn__mpi_fault *F, MPI_Comm comm, int pass,
-                              const ringattn_tensor *const t[9], const ringattn__io *io_in)
+/* ---------------------------------------------------------------- one call, phase by phase */
+
+/* MPI usable for this call: initialised, not finalised, and a communicator given. */
+static int ringattn__mpi_usable(const ringattn_config *cfg, MPI_Comm comm)
+{
+    int init = 0, fin = 0;
+    if (MPI_Initialized(&init) != MPI_SUCCESS || !init || MPI_Finalized(&fin) != MPI_SUCCESS || fin)
+        return ringattn__fail(cfg, RINGATTN_EMPI, "MPI is not initialised (or already finalised)");
+    if (comm == MPI_COMM_NULL) return ringattn__fail(cfg, RINGATTN_ENULL, "comm is MPI_COMM_NULL");
+    return RINGATTN_OK;
+}
+
+/* what ringattn__mpi_join made: the unit type and the private communicator */
+static void ringattn__mpi_leave(ringattn__mpi *M)
+{
+    if (M->unit != MPI_DATATYPE_NULL) (void)MPI_Type_free(&M->unit);
+    if (M->comm != MPI_COMM_NULL) (void)MPI_Comm_free(&M->comm);
+}
+
+/* This rank's place in the ring: its rank and neighbours, the bound of every wait, whether
+   the MPI thread level lets the master thread poll, and its private channel (a duplicate of
+   comm, and the 4-byte unit every transfer counts in). A failure leaves nothing to free. */
+static int ringattn__mpi_join(const ringattn_config *cfg, double timeout_s, MPI_Comm comm, ringattn__mpi *M)
+{
+    MPI_Request rq = MPI_REQUEST_NULL;
+    int st, lvl = MPI_THREAD_SINGLE;
+    memset(M, 0, sizeof *M);
+    M->comm = MPI_COMM_NULL; M->unit = MPI_DATATYPE_NULL;
+    if (MPI_Comm_size(comm, &M->size) != MPI_SUCCESS || MPI_Comm_rank(comm, &M->rank) != MPI_SUCCESS)
+        return ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Comm_size / MPI_Comm_rank failed on comm");
+    M->prev = (M->rank + M->size - 1) % M->size; M->next = (M->rank + 1) % M->size;
+    M->timeout = timeout_s == 0 ? RINGATTN_MPI_DEFAULT_TIMEOUT : timeout_s;
+    if (!(M->timeout == M->timeout)) M->timeout = RINGATTN_MPI_DEFAULT_TIMEOUT;
+    (void)MPI_Query_thread(&lvl);
+    M->poll = lvl >= MPI_THREAD_FUNNELED;
+
+    /* a private communicator: our messages never meet the caller's, and errors come back */
+    if (MPI_Comm_idup(comm, &M->comm, &rq) != MPI_SUCCESS)
+        return ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Comm_idup failed");
+    if ((st = ringattn__mpi_wait1(M->timeout, &rq)) != RINGATTN_OK)   /* the duplicate is lost with it */
+        return ringattn__fail(cfg, st, "duplicating comm: a rank did not join within %g s", M->timeout);
+    (void)MPI_Comm_set_errhandler(M->comm, MPI_ERRORS_RETURN);
+    if (MPI_Type_contiguous(4, MPI_BYTE, &M->unit) != MPI_SUCCESS || MPI_Type_commit(&M->unit) != MPI_SUCCESS) {
+        st = ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Type_contiguous failed");
+        ringattn__mpi_leave(M);
+        return st;
+    }
+    return RINGATTN_OK;
+}
+
+/* This rank's own arguments, by the core's rules (same statuses, same words): *c is cfg with
+   ring_size = the communicator's size (what the core sees from here on), *s the shape of
+   this rank's chunks. Returns this rank's status; the ranks learn each other's next. */
+static int ringattn__mpi_check_args(const ringattn_config *cfg, int null_cfg, int size, int pass,
+                                    const ringattn_tensor *const t[9], ringattn_config *c, ringattn_shape *s)
+{
+    int st = RINGATTN_OK;
+    *c = *cfg;
+    if (null_cfg) st = RINGATTN_ENULL;
+    else if (cfg->ring_size != 0 && cfg->ring_size != size)
+        st = ringattn__fail(cfg, RINGATTN_ECONFIG, "ring_size = %d but the communicator has %d ranks (0 = its size)",
+                            cfg->ring_size, size);
+    c->ring_size = size;
+    if (st == RINGATTN_OK) st = ringattn__check_call(c, pass, t, s);
+    return st;
+}
+
+/* The first agreement: the global lengths are the sums of the ranks' rows. *refused counts
+   the ranks whose own arguments failed (st: this rank's); only when it is 0 do the sums mean
+   anything, and only then does *s take them. Returns the agreement's own status. */
+static int ringattn__mpi_agree_lengths(const ringattn__mpi *M, const ringattn_config *cfg, int st,
+                                       ringattn_shape *s, int64_t *refused)
+{
+    int64_t sum[3];
+    int agreed;
+    sum[0] = st == RINGATTN_OK ? s->seq_q : 0; sum[1] = st == RINGATTN_OK ? s->seq_k : 0;
+    sum[2] = st != RINGATTN_OK;
+    agreed = ringattn__mpi_agree(M, cfg, MPI_IN_PLACE, sum, 3, MPI_INT64_T, MPI_SUM, "the first agreement", NULL);
+    if (agreed != RINGATTN_OK) return agreed;
+    *refused = sum[2];
+    if (sum[2] == 0) { s->seq_q = sum[0]; s->seq_k = sum[1]; }
+    return RINGATTN_OK;
+}
+
+/* The problem over the global lengths *s, by the core's rules; then this rank must hold
+   exactly member `rank`'s share (its own chunks had rows_q, rows_k rows), and one K|V chunk
+   must fit one MPI message. */
+static int ringattn__mpi_resolve(const ringattn_config *c, const ringattn__mpi *M, int pass,
+                                 const ringattn_shape *s, int64_t rows_q, int64_t rows_k,
+                                 ringattn__problem *P, ringattn_plan_info *plan)
+{
+    int64_t want_q, want_k;
+    int st = ringattn__resolve(c, s, pass, P, plan);
+    if (st != RINGATTN_OK) return st;
+    want_q = ringattn_mpi_positions(c->partition, s->seq_q, M->size, M->rank, NULL);
+    want_k = ringattn_mpi_positions(c->partition, s->seq_k, M->size, M->rank, NULL);
+    if (rows_q != want_q || rows_k != want_k)
+        return ringattn__fail(c, RINGATTN_ESHAPE,
+                              "rank %d holds %lld query and %lld key rows, but member %d of p = %d owns %lld and "
+                              "%lld of nq = %lld, nk = %lld under partition %d (see ringattn_mpi_positions)",
+                              M->rank, (long long)rows_q, (long long)rows_k, M->rank, M->size,
+                              (long long)want_q, (long long)want_k, (long long)s->seq_q, (long long)s->seq_k,
+                              (int)c->partition);
+    if (plan->kv_bytes / 2 / 4 > (size_t)INT_MAX)
+        return ringattn__fail(c, RINGATTN_EUNSUPPORTED, "one K|V chunk of %zu bytes is beyond one MPI message "
+                              "(2^31 - 1 units of 4 bytes)", plan->kv_bytes / 2);
+    return RINGATTN_OK;
+}
+
+/* This rank's buffers only: member `rank`, and one tile per thread of its team (no more
+   threads than units). */
+static int ringattn__mpi_alloc(const ringattn_config *c, const ringattn__mpi *M, int pass,
+                               const ringattn_plan_info *plan, ringattn__problem *P, ringattn__ring *R)
+{
+    ringattn__member *me;
+    if (P->nt > P->units) P->nt = (int)P->units;
+    R->P = P; R->cfg = c; R->pass = pass; R->m0 = M->rank; R->nm = 1;
+    if (ringattn__ring_alloc(R, c->alloc_user) != RINGATTN_OK)
+        return ringattn__fail(c, RINGATTN_ENOMEM, "could not allocate rank %d's buffers (%zu bytes)",
+                              M->rank, plan->member_bytes);
+    /* whole K/V buffers are sent, rows past a shorter chunk too: no undefined byte on the wire */
+    me = ringattn__mem(R, M->rank);
+    memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes);
+    return RINGATTN_OK;
+}
+
+/* the fields every rank must agree on, as integers (doubles by their bits, arrays hashed) */
+static void ringattn__mpi_fields(const ringattn_config *c, const ringattn__problem *P, int pass,
+                                 int64_t f[RINGATTN__MPI_NFIELDS])
+{
+    f[0] = pass; f[1] = P->b; f[2] = P->h; f[3] = P->hk; f[4] = P->d; f[5] = P->dv;
+    f[6] = ringattn__mpi_bits(P->scale); f[7] = c->causal; f[8] = (int64_t)c->compute; f[9] = P->groups;
+    f[10] = (int64_t)c->mix; f[11] = P->wl; f[12] = P->wr; f[13] = (int64_t)P->part;
+    f[14] = ringattn__mpi_bits(P->softcap); f[15] = P->nseq;
+    f[16] = ringattn__mpi_hash(P->seg, P->groups); f[17] = ringattn__mpi_hash(P->rate, P->groups);
+    f[18] = ringattn__mpi_hash(P->cuq, P->nseq ? P->nseq + 1 : 0);
+    f[19] = ringattn__mpi_hash(P->cuk, P->nseq ? P->nseq + 1 : 0);
+}
+
+/* The agreement (one MPI_MAX): the lowest failing rank's status, else every field equal on
+   every rank (each field goes as f and ~f, so the maximum of ~f is ~ the minimum of f), and
+   *ntmin, the fewest threads of any rank. st: this rank's status so far. Returns
+   RINGATTN_OK, or the status this call returns. */
+static int ringattn__mpi_agree_fields(const ringattn_config *c, const ringattn__mpi *M, int st, int pass,
+                                      const ringattn__problem *P, int64_t *ntmin)
 {
     static const char *const field[RINGATTN__MPI_NFIELDS] = {
         "the pass (forward / backward)", "batch (q.shape[0])", "heads_q (q.shape[2])",
         "heads_kv (k.shape[2])", "dim_qk (q.shape[3])", "dim_v (v.shape[3])", "scale", "causal",
         "compute", "num_groups", "mix", "window_left", "window_right", "partition", "softcap",
         "num_seqs", "segment_lengths", "dilation_rates", "cu_seqlens_q", "cu_seqlens_k" };
+    int64_t vec[2 + 2 * RINGATTN__MPI_NFIELDS], agreed[2 + 2 * RINGATTN__MPI_NFIELDS];
+    int i;
+    memset(vec, 0, sizeof vec);
+    if (st != RINGATTN_OK) vec[0] = ((int64_t)(M->size - M->rank) << 8) | (int64_t)(-st & 0xff);
+    else {
+        int64_t f[RINGATTN__MPI_NFIELDS];
+        ringattn__mpi_fields(c, P, pass, f);
+        for (i = 0; i < RINGATTN__MPI_NFIELDS; i++) { vec[1 + i] = f[i]; vec[1 + RINGATTN__MPI_NFIELDS + i] = ~f[i]; }
+        vec[1 + 2 * RINGATTN__MPI_NFIELDS] = ~(int64_t)P->nt;   /* the fewest threads of any rank */
+    }
+    if ((i = ringattn__mpi_agree(M, c, vec, agreed, 2 + 2 * RINGATTN__MPI_NFIELDS, MPI_INT64_T, MPI_MAX,
+                                 "the agreement", NULL)) != RINGATTN_OK) return i;
+    if (agreed[0] != 0) {
+        int who = M->size - (int)(agreed[0] >> 8), code = -(int)(agreed[0] & 0xff);
+        /* this rank's own sentence stands when it refused for the same reason */
+        if (who != M->rank && st == RINGATTN_OK)
+            (void)ringattn__fail(c, code, "rank %d refused the call: %s", who, ringattn_strerror(code));
+        else if (who != M->rank && st != code)
+            (void)ringattn__fail(c, code, "rank %d refused the call: %s (and this rank: %s)", who,
+                                 ringattn_strerror(code), ringattn_strerror(st));
+        return code;
+    }
+    for (i = 0; i < RINGATTN__MPI_NFIELDS; i++) {
+        int64_t hi = agreed[1 + i], lo = ~agreed[1 + RINGATTN__MPI_NFIELDS + i];
+        if (hi != lo)
+            return ringattn__fail(c, (i >= 1 && i <= 5) ? RINGATTN_ESHAPE : RINGATTN_ECONFIG,
+                                  "the ranks disagree on %s (this rank: %lld, range %lld .. %lld)", field[i],
+                                  (long long)vec[1 + i], (long long)lo, (long long)hi);
+    }
+    *ntmin = ~agreed[1 + 2 * RINGATTN__MPI_NFIELDS];
+    return RINGATTN_OK;
+}
+
+/* The chunks of units a step's dK|dV goes in (two slices each, see ringattn__mpi_slices):
+   each enough for the smallest team (every rank cuts alike, so slices match), at most
+   RINGATTN__MPI_CHUNKS */
+static int ringattn__mpi_chunks(const ringattn__problem *P, int64_t ntmin)
+{
+    int64_t ch = P->units / (ntmin > 0 ? ntmin : 1);
+    return (int)(ch < 1 ? 1 : ch > RINGATTN__MPI_CHUNKS ? RINGATTN__MPI_CHUNKS : ch);
+}
+
+/* After the ring, the final agreement: every rank returns the most negative status of any
+   rank, naming the lowest rank whose failure arose there (M->first_hand). A rank that went
+   silent (an injected fault) joins nothing: the others must time out. */
+static int ringattn__mpi_agree_final(const ringattn_config *c, const ringattn__mpi *M, const ringattn__mpi_fault *F)
+{
+    int st, fin_in[2], fin_st[2];
+    if (F && F->kind == 2 && F->rank == M->rank && M->st != RINGATTN_OK)
+        return ringattn__fail(c, M->st, "rank %d: injected fault (test): went silent at step %d", M->rank, F->step);
+    fin_in[0] = M->st; fin_in[1] = (M->st != RINGATTN_OK && M->first_hand) ? M->rank : INT_MAX;
+    if ((st = ringattn__mpi_agree(M, c, fin_in, fin_st, 2, MPI_INT, MPI_MIN, "the final agreement",
+                                  ringattn_strerror(M->st))) != RINGATTN_OK) return st;
+    st = fin_st[0];
+    if (st == RINGATTN_OK) return RINGATTN_OK;
+    if (F && F->kind == 1 && F->rank == M->rank)
+        (void)ringattn__fail(c, st, "rank %d: injected fault (test) at step %d", M->rank, F->step);
+    else if (fin_st[1] != INT_MAX)
+        (void)ringattn__fail(c, st, "the ring failed: rank %d first (%s); this rank: %s", fin_st[1],
+                             ringattn_strerror(st), ringattn_strerror(M->st));
+    else
+        (void)ringattn__fail(c, st, "the ring failed: %s", ringattn_strerror(st));
+    return st;
+}
+
+/* options->stats: the timings gathered along the way (ms), the traffic, the bytes */
+static void ringattn__mpi_report(const ringattn__ring *R, const ringattn__mpi *M, const ringattn_plan_info *plan,
+                                 double t0, ringattn_mpi_stats *ms, ringattn_mpi_stats *out)
+{
+    const ringattn__problem *P = R->P;
+    int i;
+    ms->rank = M->rank; ms->ring_size = P->p; ms->num_threads = P->nt;
+    ms->seq_q = P->nq; ms->seq_k = P->nk;
+    ms->messages_sent = M->messages; ms->bytes_sent = M->bytes; ms->poll_s = M->poll_s;
+    ms->member_bytes = R->m[0].bytes;
+    for (i = 0; i < P->nt; i++) ms->scratch_bytes += R->w[i].bytes;
+    ms->planned_member_bytes = plan->member_bytes; ms->planned_tile_bytes = plan->tile_bytes;
+    ms->wall_s = MPI_Wtime() - t0;
+    *out = *ms;
+}
+
+/* this rank's buffers, unless a send that timed out may still read them (M->stuck): those
+   are never freed */
+static void ringattn__mpi_free(ringattn__ring *R, const ringattn__mpi *M, void *alloc_user)
+{
+    if (!R->m) return;
+    if (M->stuck) R->m[0].kv[0] = R->m[0].kv[1] = R->m[0].dkv[0] = R->m[0].dkv[1] = NULL;
+    ringattn__ring_free(R, alloc_user);
+}
+
+/* One collective call on one rank. Every rank runs the same phases: join, check its own
+   arguments, agree on the lengths, resolve and allocate its member, agree on the rest, the
+   ring, the final agreement; only then the outputs. A rank whose arguments fail still takes
+   part in both agreements up front, so that every rank returns the same status. */
+static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_options *opt_in,
+                              const ringattn__mpi_fault *F, MPI_Comm comm, int pass,
+                              const ringattn_tensor *const t[9], const ringattn__io *io_in)
+{
     ringattn_mpi_options opt = opt_in ? *opt_in : ringattn_mpi_default_options();
     ringattn_mpi_stats ms;
-    ringattn_config c;
+    ringattn_config c;             /* what the core sees (after ringattn__mpi_check_args);
+                                      failures are reported through it as through cfg       */
     ringattn_shape s;
     ringattn__problem P;
     ringattn_plan_info plan;
     ringattn__ring R;
     ringattn__mpi M;
-    ringattn__io io = *io_in;
-    MPI_Request rq = MPI_REQUEST_NULL;
-    int64_t sum[3], vec[2 + 2 * RINGATTN__MPI_NFIELDS], agreed[2 + 2 * RINGATTN__MPI_NFIELDS];
-    int st = RINGATTN_OK, lvl = MPI_THREAD_SINGLE, init = 0, fin = 0, i, fin_st[2], fin_in[2];
     ringattn__mpi_dkv D;
+    ringattn__io io = *io_in;
     ringattn_config nocfg;
-    int null_cfg = !cfg;
-    double t0;
+    int64_t refused = 0, ntmin = 0;
+    int st, ag, null_cfg = !cfg;   /* ag: an agreement's own status (a rank missing, MPI failing) */
+    double t0, r0;
 
     /* without a config this rank still takes part, so that the others do not wait for it */
     if (null_cfg) { nocfg = ringattn_default_config(); cfg = &nocfg; }
-    if (MPI_Initialized(&init) != MPI_SUCCESS || !init || MPI_Finalized(&fin) != MPI_SUCCESS || fin)
-        return ringattn__fail(cfg, RINGATTN_EMPI, "MPI is not initialised (or already finalised)");
-    if (comm == MPI_COMM_NULL) return ringattn__fail(cfg, RINGATTN_ENULL, "comm is MPI_COMM_NULL");
+    if ((st = ringattn__mpi_usable(cfg, comm)) != RINGATTN_OK) return st;
     t0 = MPI_Wtime();
     memset(&ms, 0, sizeof ms);
-    memset(&M, 0, sizeof M);
     memset(&R, 0, sizeof R);
     memset(&D, 0, sizeof D);
     memset(&s, 0, sizeof s);
     memset(&P, 0, sizeof P);      /* read by the agreement even when another rank refused */
     memset(&plan, 0, sizeof plan);
-    M.comm = MPI_COMM_NULL; M.unit = MPI_DATATYPE_NULL;
-    if (MPI_Comm_size(comm, &M.size) != MPI_SUCCESS || MPI_Comm_rank(comm, &M.rank) != MPI_SUCCESS)
-        return ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Comm_size / MPI_Comm_rank failed on comm");
-    M.prev = (M.rank + M.size - 1) % M.size; M.next = (M.rank + 1) % M.size;
-    M.timeout = opt.timeout_s == 0 ? RINGATTN_MPI_DEFAULT_TIMEOUT : opt.timeout_s;
-    if (!(M.timeout == M.timeout)) M.timeout = RINGATTN_MPI_DEFAULT_TIMEOUT;
-    (void)MPI_Query_thread(&lvl);
-    M.poll = lvl >= MPI_THREAD_FUNNELED;
+    io.local = 1;                 /* the tensors are this rank's chunks */
+    if ((st = ringattn__mpi_join(cfg, opt.timeout_s, comm, &M)) != RINGATTN_OK) return st;
 
-    /* a private communicator: our messages never meet the caller's, and errors come back */
-    if (MPI_Comm_idup(comm, &M.comm, &rq) != MPI_SUCCESS)
-        return ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Comm_idup failed");
-    if ((st = ringattn__mpi_wait1(M.timeout, &rq)) != RINGATTN_OK)   /* the duplicate is lost with it */
-        return ringattn__fail(cfg, st, "duplicating comm: a rank did not join within %g s", M.timeout);
-    (void)MPI_Comm_set_errhandler(M.comm, MPI_ERRORS_RETURN);
-    if (MPI_Type_contiguous(4, MPI_BYTE, &M.unit) != MPI_SUCCESS || MPI_Type_commit(&M.unit) != MPI_SUCCESS) {
-        st = ringattn__fail(cfg, RINGATTN_EMPI, "MPI_Type_contiguous failed");
-        goto done;
-    }
-
-    /* 1. this rank's own arguments, by the core's rules (same statuses, same words) */
-    c = *cfg;
-    if (null_cfg) st = RINGATTN_ENULL;
-    else if (cfg->ring_size != 0 && cfg->ring_size != M.size)
-        st = ringattn__fail(cfg, RINGATTN_ECONFIG, "ring_size = %d but the communicator has %d ranks (0 = its size)",
-                            cfg->ring_size, M.size);
-    c.ring_size = M.size;
-    if (st == RINGATTN_OK) st = ringattn__check_call(&c, pass, t, &s);
-    sum[0] = st == RINGATTN_OK ? s.seq_q : 0; sum[1] = st == RINGATTN_OK ? s.seq_k : 0;
-    sum[2] = st != RINGATTN_OK;   /* ranks refused already: the sums mean nothing then */
-    if ((i = ringattn__mpi_agree(&M, cfg, MPI_IN_PLACE, sum, 3, MPI_INT64_T, MPI_SUM, "the first agreement", NULL))
-        != RINGATTN_OK) { st = i; goto done; }
+    /* 1. this rank's own arguments, and the global lengths */
+    st = ringattn__mpi_check_args(cfg, null_cfg, M.size, pass, t, &c, &s);
     ms.rows_q = s.seq_q; ms.rows_k = s.seq_k;
-    if (st == RINGATTN_OK && sum[2] == 0) {
-        int64_t want_q, want_k;
-        s.seq_q = sum[0]; s.seq_k = sum[1];
-        st = ringattn__resolve(&c, &s, pass, &P, &plan);
-        if (st == RINGATTN_OK) {
-            want_q = ringattn_mpi_positions(c.partition, s.seq_q, M.size, M.rank, NULL);
-            want_k = ringattn_mpi_positions(c.partition, s.seq_k, M.size, M.rank, NULL);
-            if (ms.rows_q != want_q || ms.rows_k != want_k)
-                st = ringattn__fail(cfg, RINGATTN_ESHAPE,
-                                    "rank %d holds %lld query and %lld key rows, but member %d of p = %d owns %lld and "
-                                    "%lld of nq = %lld, nk = %lld under partition %d (see ringattn_mpi_positions)",
-                                    M.rank, (long long)ms.rows_q, (long long)ms.rows_k, M.rank, M.size,
-                                    (long long)want_q, (long long)want_k, (long long)s.seq_q, (long long)s.seq_k,
-                                    (int)c.partition);
-        }
-        if (st == RINGATTN_OK && plan.kv_bytes / 2 / 4 > (size_t)INT_MAX)
-            st = ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "one K|V chunk of %zu bytes is beyond one MPI message "
-                                "(2^31 - 1 units of 4 bytes)", plan.kv_bytes / 2);
-    }
-    /* this rank's buffers only: member `rank`, and one tile per thread of its team */
-    if (st == RINGATTN_OK && sum[2] == 0) {
-        if (P.nt > P.units) P.nt = (int)P.units;
-        R.P = &P; R.cfg = &c; R.pass = pass; R.m0 = M.rank; R.nm = 1;
-        if (ringattn__ring_alloc(&R, c.alloc_user) != RINGATTN_OK) {
-            st = ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate rank %d's buffers (%zu bytes)",
-                                M.rank, plan.member_bytes);
-        } else {   /* whole K/V buffers are sent, rows past a shorter chunk too: no undefined byte on the wire */
-            ringattn__member *me = ringattn__mem(&R, M.rank);
-            memset(me->kv[0], 0, R.kv_bytes); memset(me->kv[1], 0, R.kv_bytes);
-        }
-    }
+    if ((ag = ringattn__mpi_agree_lengths(&M, &c, st, &s, &refused)) != RINGATTN_OK) { st = ag; goto done; }
+    if (st == RINGATTN_OK && refused == 0)
+        st = ringattn__mpi_resolve(&c, &M, pass, &s, ms.rows_q, ms.rows_k, &P, &plan);
+    if (st == RINGATTN_OK && refused == 0) st = ringattn__mpi_alloc(&c, &M, pass, &plan, &P, &R);
 
     /* 2. the agreement: the lowest failing rank's status, else every field equal everywhere */
-    memset(vec, 0, sizeof vec);
-    if (st != RINGATTN_OK) vec[0] = ((int64_t)(M.size - M.rank) << 8) | (int64_t)(-st & 0xff);
-    else {
-        int64_t f[RINGATTN__MPI_NFIELDS];
-        f[0] = pass; f[1] = P.b; f[2] = P.h; f[3] = P.hk; f[4] = P.d; f[5] = P.dv;
-        f[6] = ringattn__mpi_bits(P.scale); f[7] = c.causal; f[8] = (int64_t)c.compute; f[9] = P.groups;
-        f[10] = (int64_t)c.mix; f[11] = P.wl; f[12] = P.wr; f[13] = (int64_t)P.part;
-        f[14] = ringattn__mpi_bits(P.softcap); f[15] = P.nseq;
-        f[16] = ringattn__mpi_hash(P.seg, P.groups); f[17] = ringattn__mpi_hash(P.rate, P.groups);
-        f[18] = ringattn__mpi_hash(P.cuq, P.nseq ? P.nseq + 1 : 0);
-        f[19] = ringattn__mpi_hash(P.cuk, P.nseq ? P.nseq + 1 : 0);
-        for (i = 0; i < RINGATTN__MPI_NFIELDS; i++) { vec[1 + i] = f[i]; vec[1 + RINGATTN__MPI_NFIELDS + i] = ~f[i]; }
-        vec[1 + 2 * RINGATTN__MPI_NFIELDS] = ~(int64_t)P.nt;   /* the fewest threads of any rank */
-    }
-    if ((i = ringattn__mpi_agree(&M, cfg, vec, agreed, 2 + 2 * RINGATTN__MPI_NFIELDS, MPI_INT64_T, MPI_MAX,
-                                 "the agreement", NULL)) != RINGATTN_OK) { st = i; goto done; }
-    if (agreed[0] != 0) {
-        int who = M.size - (int)(agreed[0] >> 8), code = -(int)(agreed[0] & 0xff);
-        /* this rank's own sentence stands when it refused for the same reason */
-        if (who != M.rank && st == RINGATTN_OK)
-            (void)ringattn__fail(cfg, code, "rank %d refused the call: %s", who, ringattn_strerror(code));
-        else if (who != M.rank && st != code)
-            (void)ringattn__fail(cfg, code, "rank %d refused the call: %s (and this rank: %s)", who,
-                                 ringattn_strerror(code), ringattn_strerror(st));
-        st = code;
-        goto done;
-    }
-    for (i = 0; i < RINGATTN__MPI_NFIELDS; i++) {
-        int64_t hi = agreed[1 + i], lo = ~agreed[1 + RINGATTN__MPI_NFIELDS + i];
-        if (hi != lo) {
-            st = ringattn__fail(cfg, (i >= 1 && i <= 5) ? RINGATTN_ESHAPE : RINGATTN_ECONFIG,
-                                "the ranks disagree on %s (this rank: %lld, range %lld .. %lld)", field[i],
-                                (long long)vec[1 + i], (long long)lo, (long long)hi);
-            goto done;
-        }
-    }
+    if ((st = ringattn__mpi_agree_fields(&c, &M, st, pass, &P, &ntmin)) != RINGATTN_OK) goto done;
     ms.agree_s = MPI_Wtime() - t0;
-    /* dK|dV slices per step: chunks of units, each enough for the smallest team (every rank
-       cuts alike, so slices match), at most RINGATTN__MPI_CHUNKS */
-    {
-        int64_t ntmin = ~agreed[1 + 2 * RINGATTN__MPI_NFIELDS], ch = P.units / (ntmin > 0 ? ntmin : 1);
-        D.chunks = (int)(ch < 1 ? 1 : ch > RINGATTN__MPI_CHUNKS ? RINGATTN__MPI_CHUNKS : ch);
-    }
+    D.chunks = ringattn__mpi_chunks(&P, ntmin);
 
     /* 3. the ring, then 4. the final agreement: the most negative status of any rank */
-    {
-        double r0 = MPI_Wtime();
-        io.local = 1;
-        ringattn__mpi_ring(&R, &io, &M, &D, &ms, F);
-        ms.ring_s = MPI_Wtime() - r0 - ms.setup_s;
-    }
-    if (F && F->kind == 2 && F->rank == M.rank && M.st != RINGATTN_OK) {
-        st = ringattn__fail(cfg, M.st, "rank %d: injected fault (test): went silent at step %d", M.rank, F->step);
-        goto done;   /* tells no one, joins nothing: the others must time out */
-    }
-    fin_in[0] = M.st; fin_in[1] = (M.st != RINGATTN_OK && M.first_hand) ? M.rank : INT_MAX;
-    if ((i = ringattn__mpi_agree(&M, cfg, fin_in, fin_st, 2, MPI_INT, MPI_MIN, "the final agreement",
-                                 ringattn_strerror(M.st))) != RINGATTN_OK) { st = i; goto done; }
-    if (fin_st[0] != RINGATTN_OK) {
-        st = fin_st[0];
-        if (F && F->kind == 1 && F->rank == M.rank)
-            (void)ringattn__fail(cfg, st, "rank %d: injected fault (test) at step %d", M.rank, F->step);
-        else if (fin_st[1] != INT_MAX)
-            (void)ringattn__fail(cfg, st, "the ring failed: rank %d first (%s); this rank: %s", fin_st[1],
-                                 ringattn_strerror(st), ringattn_strerror(M.st));
-        else
-            (void)ringattn__fail(cfg, st, "the ring failed: %s", ringattn_strerror(st));
-        goto done;
-    }
+    r0 = MPI_Wtime();
+    ringattn__mpi_ring(&R, &io, &M, &D, &ms, F);
+    ms.ring_s = MPI_Wtime() - r0 - ms.setup_s;
+    if ((st = ringattn__mpi_agree_final(&c, &M, F)) != RINGATTN_OK) goto done;
+
     /* every rank finished every step: now, and only now, the outputs */
     ringattn__mpi_setup_finish(&R, &io, M.rank, 1);
     if (c.stats) ringattn__fill_stats(&R, &plan, c.stats);
-    if (opt.stats) {
-        ms.rank = M.rank; ms.ring_size = P.p; ms.num_threads = P.nt;
-        ms.seq_q = P.nq; ms.seq_k = P.nk;
-        ms.messages_sent = M.messages; ms.bytes_sent = M.bytes; ms.poll_s = M.poll_s;
-        ms.member_bytes = R.m[0].bytes;
-        for (i = 0; i < P.nt; i++) ms.scratch_bytes += R.w[i].bytes;
-        ms.planned_member_bytes = plan.member_bytes; ms.planned_tile_bytes = plan.tile_bytes;
-        ms.wall_s = MPI_Wtime() - t0;
-        *opt.stats = ms;
-    }
-    st = RINGATTN_OK;
+    if (opt.stats) ringattn__mpi_report(&R, &M, &plan, t0, &ms, opt.stats);
 done:
-    if (R.m) {
-        if (M.stuck) {   /* only after a timeout: buffers MPI may still read are never freed */
-            R.m[0].kv[0] = R.m[0].kv[1] = R.m[0].dkv[0] = R.m[0].dkv[1] = NULL;
-        }
-        ringattn__ring_free(&R, c.alloc_user);
-    }
-    if (M.unit != MPI_DATATYPE_NULL) (void)MPI_Type_free(&M.unit);
-    if (M.comm != MPI_COMM_NULL) (void)MPI_Comm_free(&M.comm);
+    ringattn__mpi_free(&R, &M, c.alloc_user);
+    ringattn__mpi_leave(&M);
     return st;
 }
 
