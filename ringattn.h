@@ -2476,32 +2476,54 @@ static int ringattn__float_rows(const ringattn_tensor *t, double *norm, double *
    max ||k_j||, which bounds every partial sum of a q.k (Cauchy-Schwarz), must stay below
    FLT_MAX / 2 before and after the scale. Otherwise RINGATTN_ERANGE: f64 compute holds what
    f32 cannot. One read of each tensor; f64 compute checks nothing. (The forward's V needs
-   no check: ringattn__v_shift scales it.) */
-static int ringattn__check_range(const ringattn_config *cfg, const ringattn__problem *P, int pass,
-                                 const ringattn__io *io)
+   no check: ringattn__v_shift scales it.) In two parts, so that ringattn_mpi.h applies the
+   one rule to a sequence held in chunks: ringattn__range_entries reads the tensors at hand
+   (every entry, and the largest q and k row norms into norm[0], norm[1]), and
+   ringattn__range_bound decides from the largest norms of the whole sequence. */
+static int ringattn__range_entries(const ringattn_config *cfg, const ringattn__problem *P, int pass,
+                                   const ringattn__io *io, double norm[2])
 {
     static const char *const names[4] = { "q", "k", "v", "dout" };
     const ringattn_tensor *t[4];
-    double norm[4] = { 0, 0, 0, 0 }, bad = 0, scale = fabs(P->scale), dot, lim = FLT_MAX / 2;
+    double nm[4] = { 0, 0, 0, 0 }, bad = 0;
     int i;
+    norm[0] = norm[1] = 0;
     if (P->ct != RINGATTN_F32) return RINGATTN_OK;
     t[0] = io->q; t[1] = io->k; t[2] = io->v; t[3] = io->dout;
     for (i = 0; i < (pass ? 4 : 2); i++)
-        if (ringattn__float_rows(t[i], &norm[i], &bad))
+        if (ringattn__float_rows(t[i], &nm[i], &bad))
             return ringattn__fail(cfg, RINGATTN_ERANGE, "%s holds %g, beyond the float range of f32 compute "
                                   "(compute in F64)", names[i], bad);
-    dot = norm[0] * norm[1];
+    norm[0] = nm[0]; norm[1] = nm[1];
+    return RINGATTN_OK;
+}
+
+static int ringattn__range_bound(const ringattn_config *cfg, const ringattn__problem *P, double qnorm,
+                                 double knorm)
+{
+    double scale = fabs(P->scale), dot = qnorm * knorm, lim = FLT_MAX / 2;
+    if (P->ct != RINGATTN_F32) return RINGATTN_OK;
     if (dot > lim || scale * dot > lim)
         return ringattn__fail(cfg, RINGATTN_ERANGE, "f32 compute: a score q.k may reach max ||q|| ||k|| = %g, %g "
                               "after the scale, beyond what a float holds (%g); compute in F64", dot, scale * dot, lim);
     return RINGATTN_OK;
 }
 
+static int ringattn__check_range(const ringattn_config *cfg, const ringattn__problem *P, int pass,
+                                 const ringattn__io *io)
+{
+    double norm[2];
+    int st = ringattn__range_entries(cfg, P, pass, io, norm);
+    return st != RINGATTN_OK ? st : ringattn__range_bound(cfg, P, norm[0], norm[1]);
+}
+
 /* The forward holds V as 2^-vshift V and multiplies the output by 2^vshift (both exact):
    the accumulator sum_j p_j v_j (every p_j <= 1) never exceeds nk max|V|, which must stay
    below a quarter of the compute type's largest value. Ordinary values get vshift = 0 and
    the very same arithmetic; a huge V loses only bits below the smallest subnormal, far
-   inside the tolerance of docs/golden.md (which is in units of max|V|). One read of V. */
+   inside the tolerance of docs/golden.md (which is in units of max|V|). One read of V.
+   The shift never falls as max|V| grows, so the largest shift of any part of V is the shift
+   of the whole (ringattn_mpi.h agrees on it that way; lim counts the whole nk). */
 static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *v)
 {
     double vmax = 0, lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)P->nk;

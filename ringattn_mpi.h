@@ -21,7 +21,11 @@
      ringattn_forward / ringattn_backward with the same config (same p, same partition).
      Each rank holds only its own chunk of Q, K, V (and dO, O, lse, and gets its own chunk of
      out, lse, dQ, dK, dV): memory per rank is O(n / p), exactly ringattn_plan's member_bytes
-     plus one score tile per thread.
+     plus one score tile per thread. What the core derives from the whole sequence the ranks
+     derive together, with the same result: the forward's scaling of a huge V (the largest
+     shift any rank's chunk needs) and f32 compute's range check (RINGATTN_ERANGE, in the
+     core's words: an entry beyond the float range is its rank's refusal, and the bound on
+     max ||q|| max ||k|| takes the largest row norms of any rank).
 
    THE LOCAL CHUNK
      Every tensor argument is the rank's LOCAL chunk: q, out, dout, dq are [b, rows_q, h, d],
@@ -674,6 +678,29 @@ static int ringattn__mpi_alloc(const ringattn_config *c, const ringattn__mpi *M,
     return RINGATTN_OK;
 }
 
+/* What depends on the whole sequence, which each rank holds only a chunk of: f32 compute's
+   largest q and k row norms (ringattn__range_bound decides from them) and the forward's V
+   shift (ringattn__v_shift). Each rank finds its own; the agreement takes the largest of
+   each, which is the whole sequence's: the same numbers the single-process call finds. */
+typedef struct {
+    double qnorm, knorm;
+    int vshift;
+} ringattn__mpi_maxima;
+
+/* This rank's part of ringattn__check_range and ringattn__v_shift (over the global nk): its
+   entries (a failure here is this rank's status, which the agreement passes on) and its
+   maxima. */
+static int ringattn__mpi_local_range(const ringattn_config *c, const ringattn__problem *P, int pass,
+                                     const ringattn__io *io, ringattn__mpi_maxima *X)
+{
+    double norm[2];
+    int st = ringattn__range_entries(c, P, pass, io, norm);
+    if (st != RINGATTN_OK) return st;
+    X->qnorm = norm[0]; X->knorm = norm[1];
+    X->vshift = pass == 0 ? ringattn__v_shift(P, io->v) : 0;
+    return RINGATTN_OK;
+}
+
 /* the fields every rank must agree on, as integers (doubles by their bits, arrays hashed) */
 static void ringattn__mpi_fields(const ringattn_config *c, const ringattn__problem *P, int pass,
                                  int64_t f[RINGATTN__MPI_NFIELDS])
@@ -688,18 +715,20 @@ static void ringattn__mpi_fields(const ringattn_config *c, const ringattn__probl
 }
 
 /* The agreement (one MPI_MAX): the lowest failing rank's status, else every field equal on
-   every rank (each field goes as f and ~f, so the maximum of ~f is ~ the minimum of f), and
-   *ntmin, the fewest threads of any rank. st: this rank's status so far. Returns
-   RINGATTN_OK, or the status this call returns. */
+   every rank (each field goes as f and ~f, so the maximum of ~f is ~ the minimum of f),
+   *ntmin, the fewest threads of any rank, and *X, this rank's maxima (ringattn__mpi_maxima)
+   on the way in, the largest of every rank's on the way out. st: this rank's status so far.
+   Returns RINGATTN_OK, or the status this call returns. */
 static int ringattn__mpi_agree_fields(const ringattn_config *c, const ringattn__mpi *M, int st, int pass,
-                                      const ringattn__problem *P, int64_t *ntmin)
+                                      const ringattn__problem *P, int64_t *ntmin, ringattn__mpi_maxima *X)
 {
     static const char *const field[RINGATTN__MPI_NFIELDS] = {
         "the pass (forward / backward)", "batch (q.shape[0])", "heads_q (q.shape[2])",
         "heads_kv (k.shape[2])", "dim_qk (q.shape[3])", "dim_v (v.shape[3])", "scale", "causal",
         "compute", "num_groups", "mix", "window_left", "window_right", "partition", "softcap",
         "num_seqs", "segment_lengths", "dilation_rates", "cu_seqlens_q", "cu_seqlens_k" };
-    int64_t vec[2 + 2 * RINGATTN__MPI_NFIELDS], agreed[2 + 2 * RINGATTN__MPI_NFIELDS];
+    enum { NV = 2 + 2 * RINGATTN__MPI_NFIELDS + 3 };   /* + the three maxima */
+    int64_t vec[NV], agreed[NV], *mx = vec + 2 + 2 * RINGATTN__MPI_NFIELDS;
     int i;
     memset(vec, 0, sizeof vec);
     if (st != RINGATTN_OK) vec[0] = ((int64_t)(M->size - M->rank) << 8) | (int64_t)(-st & 0xff);
@@ -708,9 +737,11 @@ static int ringattn__mpi_agree_fields(const ringattn_config *c, const ringattn__
         ringattn__mpi_fields(c, P, pass, f);
         for (i = 0; i < RINGATTN__MPI_NFIELDS; i++) { vec[1 + i] = f[i]; vec[1 + RINGATTN__MPI_NFIELDS + i] = ~f[i]; }
         vec[1 + 2 * RINGATTN__MPI_NFIELDS] = ~(int64_t)P->nt;   /* the fewest threads of any rank */
+        /* norms >= 0: their bits order as they do */
+        mx[0] = ringattn__mpi_bits(X->qnorm); mx[1] = ringattn__mpi_bits(X->knorm); mx[2] = X->vshift;
     }
-    if ((i = ringattn__mpi_agree(M, c, vec, agreed, 2 + 2 * RINGATTN__MPI_NFIELDS, MPI_INT64_T, MPI_MAX,
-                                 "the agreement", NULL)) != RINGATTN_OK) return i;
+    if ((i = ringattn__mpi_agree(M, c, vec, agreed, NV, MPI_INT64_T, MPI_MAX, "the agreement", NULL)) != RINGATTN_OK)
+        return i;
     if (agreed[0] != 0) {
         int who = M->size - (int)(agreed[0] >> 8), code = -(int)(agreed[0] & 0xff);
         /* this rank's own sentence stands when it refused for the same reason */
@@ -729,6 +760,9 @@ static int ringattn__mpi_agree_fields(const ringattn_config *c, const ringattn__
                                   (long long)vec[1 + i], (long long)lo, (long long)hi);
     }
     *ntmin = ~agreed[1 + 2 * RINGATTN__MPI_NFIELDS];
+    mx = agreed + 2 + 2 * RINGATTN__MPI_NFIELDS;
+    memcpy(&X->qnorm, &mx[0], sizeof X->qnorm); memcpy(&X->knorm, &mx[1], sizeof X->knorm);
+    X->vshift = (int)mx[2];
     return RINGATTN_OK;
 }
 
@@ -809,6 +843,7 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     ringattn__mpi_dkv D;
     ringattn__io io = *io_in;
     ringattn_config nocfg;
+    ringattn__mpi_maxima X;
     int64_t refused = 0, ntmin = 0;
     int st, ag, null_cfg = !cfg;   /* ag: an agreement's own status (a rank missing, MPI failing) */
     double t0, r0;
@@ -823,6 +858,7 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     memset(&s, 0, sizeof s);
     memset(&P, 0, sizeof P);      /* read by the agreement even when another rank refused */
     memset(&plan, 0, sizeof plan);
+    memset(&X, 0, sizeof X);
     io.local = 1;                 /* the tensors are this rank's chunks */
     if ((st = ringattn__mpi_join(cfg, opt.timeout_s, comm, &M)) != RINGATTN_OK) return st;
 
@@ -832,10 +868,14 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     if ((ag = ringattn__mpi_agree_lengths(&M, &c, st, &s, &refused)) != RINGATTN_OK) { st = ag; goto done; }
     if (st == RINGATTN_OK && refused == 0)
         st = ringattn__mpi_resolve(&c, &M, pass, &s, ms.rows_q, ms.rows_k, &P, &plan);
+    if (st == RINGATTN_OK && refused == 0) st = ringattn__mpi_local_range(&c, &P, pass, &io, &X);
     if (st == RINGATTN_OK && refused == 0) st = ringattn__mpi_alloc(&c, &M, pass, &plan, &P, &R);
 
-    /* 2. the agreement: the lowest failing rank's status, else every field equal everywhere */
-    if ((st = ringattn__mpi_agree_fields(&c, &M, st, pass, &P, &ntmin)) != RINGATTN_OK) goto done;
+    /* 2. the agreement: the lowest failing rank's status, else every field equal everywhere;
+       then what the whole sequence decides, as in one process: f32 compute's range, V's shift */
+    if ((st = ringattn__mpi_agree_fields(&c, &M, st, pass, &P, &ntmin, &X)) != RINGATTN_OK) goto done;
+    if ((st = ringattn__range_bound(&c, &P, X.qnorm, X.knorm)) != RINGATTN_OK) goto done;
+    R.vshift = X.vshift;
     ms.agree_s = MPI_Wtime() - t0;
     D.chunks = ringattn__mpi_chunks(&P, ntmin);
 

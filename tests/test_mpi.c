@@ -5,14 +5,19 @@
                                     bit-identical (memcmp) to the rows member `rank` writes in
                                     ringattn_forward / ringattn_backward with ring_size = P and
                                     the same partition (computed by every rank on the whole
-                                    sequence); also ringattn_mpi_positions against the pieces.
+                                    sequence); also ringattn_mpi_positions against the pieces,
+                                    and a huge V on one rank only (the forward's V shift of
+                                    the whole sequence).
      mpiexec -n P test_mpi faults   the agreement up front (a config field or a shape that
                                     differs on one rank, one rank's bad argument, a wrong
                                     share of rows, ring_size != P, the core's own refusals in
                                     the core's words) and a rank that fails mid-ring and says
                                     so, forward and backward: every rank returns the same
                                     status, outputs untouched, long before the timeout; then a
-                                    normal call on the same communicator is still exact.
+                                    normal call on the same communicator is still exact. And
+                                    f32 compute's range: an entry beyond it on one rank, a q
+                                    and a k row norm on two ranks whose product is: every
+                                    rank returns ERANGE as the single process does.
      mpiexec -n P test_mpi silent   a rank that goes silent mid-ring (P >= 2): the others
                                     return RINGATTN_ETIMEDOUT within a bounded time (timeout
                                     1 s), outputs untouched. Run on its own: after a timeout
@@ -24,6 +29,7 @@
 #define RINGATTN_MPI_IMPLEMENTATION
 #define RINGATTN_MPI_TESTING          /* the fault injection: ringattn_mpi_*_faulty */
 #include "ringattn_mpi.h"
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,12 +134,9 @@ static void world_free(world *w)
     free(w->pq); free(w->pk);
 }
 
-/* global forward and backward with ring_size = P (the single-process ring), and the local slices */
-static int world_make(const mcase *c, world *w, int *failures)
+/* the global inputs (seeded alike on every rank), zeroed outputs, and this rank's positions */
+static void world_alloc(const mcase *c, world *w)
 {
-    ringattn_config cfg = case_cfg(c);
-    ringattn_tensor Q, K, V, O, L, DO, DQ, DK, DV;
-    int st;
     memset(w, 0, sizeof *w);
     w->q = buf_new(c->st, c->b, c->nq, c->h, c->d);   buf_fill(&w->q, c->st, 11);
     w->k = buf_new(c->st, c->b, c->nk, c->hk, c->d);  buf_fill(&w->k, c->st, 12);
@@ -144,6 +147,29 @@ static int world_make(const mcase *c, world *w, int *failures)
     w->dq = buf_new(c->st, c->b, c->nq, c->h, c->d);
     w->dk = buf_new(c->st, c->b, c->nk, c->hk, c->d);
     w->dv = buf_new(c->st, c->b, c->nk, c->hk, c->dv);
+    w->rq = ringattn_mpi_positions(c->part, c->nq, g_size, g_rank, NULL);
+    w->rk = ringattn_mpi_positions(c->part, c->nk, g_size, g_rank, NULL);
+    w->pq = (int64_t *)malloc(sizeof(int64_t) * (size_t)(w->rq + 1));
+    w->pk = (int64_t *)malloc(sizeof(int64_t) * (size_t)(w->rk + 1));
+    (void)ringattn_mpi_positions(c->part, c->nq, g_size, g_rank, w->pq);
+    (void)ringattn_mpi_positions(c->part, c->nk, g_size, g_rank, w->pk);
+}
+
+/* this rank's local inputs: its rows of the global ones (o and l as they are now) */
+static void world_slice(world *w)
+{
+    w->lq = buf_rows(&w->q, 1, w->pq, w->rq); w->lk = buf_rows(&w->k, 1, w->pk, w->rk);
+    w->lv = buf_rows(&w->v, 1, w->pk, w->rk); w->lo = buf_rows(&w->o, 1, w->pq, w->rq);
+    w->ll = buf_rows(&w->l, 2, w->pq, w->rq); w->ldO = buf_rows(&w->dO, 1, w->pq, w->rq);
+}
+
+/* global forward and backward with ring_size = P (the single-process ring), and the local slices */
+static int world_make(const mcase *c, world *w, int *failures)
+{
+    ringattn_config cfg = case_cfg(c);
+    ringattn_tensor Q, K, V, O, L, DO, DQ, DK, DV;
+    int st;
+    world_alloc(c, w);
     cfg.ring_size = g_size;
     Q = view(&w->q, c->st); K = view(&w->k, c->st); V = view(&w->v, c->st); O = view(&w->o, c->st);
     L = view(&w->l, c->st); DO = view(&w->dO, c->st); DQ = view(&w->dq, c->st); DK = view(&w->dk, c->st);
@@ -154,15 +180,7 @@ static int world_make(const mcase *c, world *w, int *failures)
     st = ringattn_backward(&cfg, &Q, &K, &V, &O, &L, &DO, &DQ, &DK, &DV);
     CHECK(st == 0, "%s: ringattn_backward: %s", c->name, ringattn_strerror(st));
     if (st) return st;
-    w->rq = ringattn_mpi_positions(c->part, c->nq, g_size, g_rank, NULL);
-    w->rk = ringattn_mpi_positions(c->part, c->nk, g_size, g_rank, NULL);
-    w->pq = (int64_t *)malloc(sizeof(int64_t) * (size_t)(w->rq + 1));
-    w->pk = (int64_t *)malloc(sizeof(int64_t) * (size_t)(w->rk + 1));
-    (void)ringattn_mpi_positions(c->part, c->nq, g_size, g_rank, w->pq);
-    (void)ringattn_mpi_positions(c->part, c->nk, g_size, g_rank, w->pk);
-    w->lq = buf_rows(&w->q, 1, w->pq, w->rq); w->lk = buf_rows(&w->k, 1, w->pk, w->rk);
-    w->lv = buf_rows(&w->v, 1, w->pk, w->rk); w->lo = buf_rows(&w->o, 1, w->pq, w->rq);
-    w->ll = buf_rows(&w->l, 2, w->pq, w->rq); w->ldO = buf_rows(&w->dO, 1, w->pq, w->rq);
+    world_slice(w);
     return 0;
 }
 
@@ -461,6 +479,140 @@ static void test_faults(int *failures)
     }
 }
 
+/* ---------------------------------------------------------------- what the whole sequence decides */
+
+/* One call through the single-process ring (every rank, the whole sequence) and through MPI
+   (this rank's chunks), inputs as w holds them: both must return `want`. On success the local
+   outputs must be bit-identical to the single-process rows and finite; on failure untouched,
+   with the single-process sentence on every rank when `same_words`, else on the rank that
+   refused (`who`) and "refused the call" on the others. */
+static void whole_call(const mcase *c, world *w, int pass, int want, int same_words, int who, const char *what,
+                       int *failures)
+{
+    ringattn_config cfg = case_cfg(c);
+    char want_detail[512] = "", detail[512] = "";
+    buf4 m[5], ref[5];
+    const char *mname[5] = { "out", "lse", "dq", "dk", "dv" };
+    ringattn_tensor Q, K, V, O, L, DO, DQ, DK, DV;
+    int st, i, n = pass ? 3 : 2, first = pass ? 2 : 0;
+    cfg.ring_size = g_size;
+    cfg.error_detail = want_detail; cfg.error_detail_size = sizeof want_detail;
+    Q = view(&w->q, c->st); K = view(&w->k, c->st); V = view(&w->v, c->st); O = view(&w->o, c->st);
+    L = view(&w->l, c->st); DO = view(&w->dO, c->st); DQ = view(&w->dq, c->st); DK = view(&w->dk, c->st);
+    DV = view(&w->dv, c->st);
+    st = pass ? ringattn_backward(&cfg, &Q, &K, &V, &O, &L, &DO, &DQ, &DK, &DV)
+              : ringattn_forward(&cfg, &Q, &K, &V, &O, &L);
+    CHECK(st == want, "%s: single process: status %d (%s), expected %d", what, st, want_detail, want);
+    world_slice(w);
+    m[0] = buf_new(c->st, c->b, w->rq, c->h, c->dv); m[1] = buf_new(c->st, c->b, c->h, w->rq, 1);
+    m[2] = buf_new(c->st, c->b, w->rq, c->h, c->d); m[3] = buf_new(c->st, c->b, w->rk, c->hk, c->d);
+    m[4] = buf_new(c->st, c->b, w->rk, c->hk, c->dv);
+    ref[0] = buf_rows(&w->o, 1, w->pq, w->rq); ref[1] = buf_rows(&w->l, 2, w->pq, w->rq);
+    ref[2] = buf_rows(&w->dq, 1, w->pq, w->rq); ref[3] = buf_rows(&w->dk, 1, w->pk, w->rk);
+    ref[4] = buf_rows(&w->dv, 1, w->pk, w->rk);
+    for (i = 0; i < 5; i++) memset(m[i].data, 0xA5, nbytes(&m[i]));
+    cfg.ring_size = 0; cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
+    Q = view(&w->lq, c->st); K = view(&w->lk, c->st); V = view(&w->lv, c->st);
+    O = view(&m[0], c->st); L = view(&m[1], c->st);
+    if (pass) {
+        ringattn_tensor LO = view(&w->lo, c->st), LL = view(&w->ll, c->st);
+        DO = view(&w->ldO, c->st); DQ = view(&m[2], c->st); DK = view(&m[3], c->st); DV = view(&m[4], c->st);
+        st = ringattn_mpi_backward(&cfg, MPI_COMM_WORLD, &Q, &K, &V, &LO, &LL, &DO, &DQ, &DK, &DV);
+    } else st = ringattn_mpi_forward(&cfg, MPI_COMM_WORLD, &Q, &K, &V, &O, &L);
+    if (want == RINGATTN_OK) check_same(st, want, what, failures);
+    else check_same_said(st, want, what, detail, failures);
+    for (i = first; i < first + n; i++) {
+        if (st != RINGATTN_OK) { CHECK(untouched(&m[i]), "%s: %s written on error", what, mname[i]); continue; }
+        CHECK(memcmp(m[i].data, ref[i].data, nbytes(&m[i])) == 0, "%s: %s differs from the single-process ring",
+              what, mname[i]);
+        {
+            int64_t j, cnt = nbytes(&m[i]) / m[i].es;
+            for (j = 0; j < cnt; j++) {
+                double x = c->st == RINGATTN_F64 ? ((double *)m[i].data)[j] : (double)((float *)m[i].data)[j];
+                if (!(x - x == 0)) { CHECK(0, "%s: %s[%lld] = %g is not finite", what, mname[i], (long long)j, x); break; }
+            }
+        }
+    }
+    if (want != RINGATTN_OK && (same_words || g_rank == who))
+        CHECK(strcmp(detail, want_detail) == 0, "%s: '%s' is not the single-process '%s'", what, detail, want_detail);
+    else if (want != RINGATTN_OK)
+        CHECK(strstr(detail, "refused the call") != NULL, "%s: detail '%s'", what, detail);
+    for (i = 0; i < 5; i++) { free(m[i].data); free(ref[i].data); }
+}
+
+/* element (b, global row r, head hh, column x) of a global [b, n, h, d] buffer */
+static void put(buf4 *x, ringattn_dtype dt, int64_t b, int64_t r, int64_t hh, int64_t col, double val)
+{
+    size_t i = (size_t)(((b * x->shape[1] + r) * x->shape[2] + hh) * x->shape[3] + col);
+    if (dt == RINGATTN_F64) ((double *)x->data)[i] = val; else ((float *)x->data)[i] = (float)val;
+}
+
+/* The forward holds a huge V as 2^-vshift V (ringattn__v_shift), the shift set by max|V| over
+   the whole sequence. Here only the last rank's keys hold V near a quarter of the largest
+   value, all positive, and a scale of 1e-6 makes every weight about 1: unshifted, any member's
+   accumulator overflows on that block alone. Every rank must take the shift of the whole. */
+static void test_vshift(int *failures)
+{
+    int k, part;
+    for (k = 0; k < 2; k++)
+        for (part = 0; part < 3; part += 2) {
+            ringattn_dtype dt = k ? RINGATTN_F64 : RINGATTN_F32;
+            double big = (k ? DBL_MAX : (double)FLT_MAX) / 4;
+            mcase c = base_case(k ? "V near DBL_MAX/4 on the last rank" : "V near FLT_MAX/4 on the last rank", 40, dt);
+            world w;
+            int64_t pos[64], np, r, b, hh, col;
+            uint64_t seed = 21;
+            char what[128];
+            int f0 = *failures;
+            c.part = (ringattn_partition)part; c.scale = 1e-6; c.threads = 2;
+            world_alloc(&c, &w);
+            np = ringattn_mpi_positions(c.part, c.nk, g_size, g_size - 1, pos);
+            for (r = 0; r < np; r++)
+                for (b = 0; b < c.b; b++) for (hh = 0; hh < c.hk; hh++) for (col = 0; col < c.dv; col++)
+                    put(&w.v, dt, b, pos[r], hh, col, big * (0.75 + 0.25 * fabs(rnd(&seed))));
+            sprintf(what, "%s, %s", c.name, part ? "striped" : "contiguous");
+            whole_call(&c, &w, 0, RINGATTN_OK, 0, 0, what, failures);
+            if (g_rank == 0) printf("  %-34s p=%d  %s\n", what, g_size, *failures == f0 ? "bit-identical" : "FAILED");
+            world_free(&w);
+        }
+}
+
+/* f32 compute's range (ringattn__check_range) under MPI: an entry beyond the float range on one
+   rank (q forward, dout backward) is that rank's refusal, which every rank returns; a q row
+   norm on rank 0 times a k row norm on the last rank beyond FLT_MAX / 2 (each rank's own
+   product is fine) is decided from the whole sequence, on every rank in the single-process
+   words. */
+static void test_range(int *failures)
+{
+    int pass, kind;
+    for (pass = 0; pass < 2; pass++)
+        for (kind = 0; kind < 2; kind++) {
+            mcase c = base_case("range", 32, RINGATTN_F32);
+            world w;
+            int64_t pos[64];
+            char what[128];
+            int last = g_size - 1;
+            c.st = RINGATTN_F64; c.causal = 1;
+            world_alloc(&c, &w);
+            if (kind == 0) {   /* 1e39 in the last rank's q (forward) or rank 0's dout (backward) */
+                int who = pass ? 0 : last;
+                (void)ringattn_mpi_positions(c.part, c.nq, g_size, who, pos);
+                put(pass ? &w.dO : &w.q, c.st, 1, pos[0], 1, 3, 1e39);
+                sprintf(what, "%s: 1e39 in rank %d's %s", pass ? "backward" : "forward", who, pass ? "dout" : "q");
+                whole_call(&c, &w, pass, RINGATTN_ERANGE, 0, who, what, failures);
+            } else {           /* ||q|| = 1e20 on rank 0, ||k|| = 1e20 on the last rank */
+                (void)ringattn_mpi_positions(c.part, c.nq, g_size, 0, pos);
+                put(&w.q, c.st, 0, pos[0], 0, 0, 1e20);
+                (void)ringattn_mpi_positions(c.part, c.nk, g_size, last, pos);
+                put(&w.k, c.st, 1, pos[0], 1, 5, 1e20);
+                sprintf(what, "%s: ||q|| on rank 0 x ||k|| on rank %d", pass ? "backward" : "forward", last);
+                whole_call(&c, &w, pass, RINGATTN_ERANGE, 1, 0, what, failures);
+            }
+            world_free(&w);
+        }
+    if (g_rank == 0) printf("  range p=%d done\n", g_size);
+}
+
 static void test_silent(int *failures)
 {
     ringattn_mpi_options opt = ringattn_mpi_default_options();
@@ -489,8 +641,8 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     if (g_rank == 0) printf("test_mpi %s: %d ranks, thread level %d\n", mode, g_size, provided);
-    if (strcmp(mode, "cases") == 0) test_cases(&failures);
-    else if (strcmp(mode, "faults") == 0) test_faults(&failures);
+    if (strcmp(mode, "cases") == 0) { test_cases(&failures); test_vshift(&failures); }
+    else if (strcmp(mode, "faults") == 0) { test_faults(&failures); test_range(&failures); }
     else if (strcmp(mode, "silent") == 0) {
         if (g_size < 2) { if (g_rank == 0) printf("SKIP: silent needs 2 ranks or more\n"); MPI_Finalize(); return 77; }
         test_silent(&failures);
