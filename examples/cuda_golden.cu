@@ -27,6 +27,7 @@
 #define RINGATTN_IMPLEMENTATION
 #define RINGATTN_CUDA_IMPLEMENTATION
 #include "ringattn_cuda.h"
+#include "ringattn_layer.h"   /* ringattn_layer_rng: the seeded N(0, 1) inputs of --random */
 
 #include <math.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
    from the same seed with a Python port of the generator); with GOLDEN_DIR it also runs that
    comparison itself and exits 1 when a tensor is outside atol 1e-10 + rtol 1e-9. */
 #define RINGATTN_IMPLEMENTATION
-#include "ringattn.h"
+#include "ringattn_layer.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,4 +1,5 @@
-/* ringattn_layer_ref.h - the naive f64 oracle of the multihead (dilated) attention layer.
+/* ringattn_layer_ref.h - the naive f64 oracle of the multihead (dilated) attention layer of
+   ringattn_layer.h.
 
    y = LayerNorm(attention(x_q Wq^T + bq, x_k Wk^T + bk, x_v Wv^T + bv)) Wo^T + bo, written as
    literally as possible: every projection is a triple loop, the attention is ref_forward /

@@ -3,7 +3,8 @@
 
 A snippet is one of three kinds, told apart by its text:
   - a program (it has a main): compiled with the strict flags, linked and run (exit 0);
-  - a declaration listing (typedefs and prototypes only): compiled after the real header, each
+  - a declaration listing (typedefs and prototypes only): compiled after the real header
+    (ringattn_layer.h for a snippet that names the layer, ringattn.h otherwise), each
     prototype as a redeclaration (a signature that drifted is a compile error), each listed
     struct field and enumerator used once (a renamed or missing one is a compile error);
   - a fragment: its preprocessor lines and function definitions at file scope, its statements
@@ -160,6 +161,9 @@ def main():
             name = re.sub(r"\W", "_", rel) + "_%d" % i
             first = code.split("\n", 1)[0]
             mpi, cuda = "ringattn_mpi.h" in code, "ringattn_cuda.h" in code
+            # a snippet of the layer is checked against its own header, every other one against
+            # ringattn.h alone (which must not know the layer)
+            header = "ringattn_layer.h" if "ringattn_layer" in code else "ringattn.h"
             compiler = cc + STRICT + inc
             if mpi:
                 if not have["mpicc"]:
@@ -173,7 +177,7 @@ def main():
                 program = code
                 err = compile_and_maybe_run(code, name, work, compiler, run=True)
             elif is_listing(code):
-                tu = "#include <stdint.h>\n#include <stddef.h>\n#include \"ringattn.h\"\n" + listing_checks(code)
+                tu = "#include <stdint.h>\n#include <stddef.h>\n#include \"%s\"\n" % header + listing_checks(code)
                 err = compile_and_maybe_run(tu, name, work, compiler, run=False)
             else:
                 key = (rel, first)
@@ -188,7 +192,7 @@ def main():
                 if "#include" in top:   # the snippet's own includes first (they define the implementation)
                     tu = top + "\n" + head + file_ctx + "\n" + main_fn
                 else:
-                    tu = head + "#include \"ringattn.h\"\n" + file_ctx + "\n" + top + "\n" + main_fn
+                    tu = head + "#include \"%s\"\n" % header + file_ctx + "\n" + top + "\n" + main_fn
                 flags = LOOSE if compiler[0] != "nvcc" else []
                 err = compile_and_maybe_run(tu, name, work, compiler + flags, run=False)
             checked += 1

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# header_check.sh - build ringattn.h the way a user who copies it into a project would.
+# header_check.sh - build ringattn.h and ringattn_layer.h the way a user who copies them into
+# a project would.
 #
 #   header_check.sh MODE SRCDIR COMPILER [CFLAGS...] [-- LDFLAGS...]
 #
-#   MODE compile : compile tests/test_header_decl.c (the header as plain declarations),
+#   MODE compile : compile tests/test_header_decl.c (the header as plain declarations; it also
+#                  proves that ringattn.h alone declares none of the layer),
 #                  tests/test_header_impl.c (RINGATTN_IMPLEMENTATION) and
-#                  tests/test_header_static.c (RINGATTN_STATIC) to objects; run nothing.
+#                  tests/test_header_static.c (RINGATTN_STATIC) to objects, and the same three
+#                  for ringattn_layer.h (tests/test_header_layer_{decl,impl,static}.c); run
+#                  nothing.
 #   MODE link    : as compile, then link decl + impl into one program (the implementation in
-#                  one translation unit, used from another) and static into a second one, and
-#                  run both: each does a tiny forward and checks it by hand.
+#                  one translation unit, used from another) and static into a second one, the
+#                  same for the layer's three, and run all four: each does a tiny forward (the
+#                  layer's also a backward) and checks it by hand.
 #   MODE demo    : compile examples/demo.c alone (the copy-in example) and run `demo --quick`,
 #                  which checks every ring size against a naive attention loop.
 #
@@ -51,14 +56,16 @@ run() { echo "+ $*"; "$@" || { echo "FAIL: $compiler (exit $?)"; exit 1; }; }
 
 case $mode in
   compile|link)
-    for tu in decl impl static; do
+    for tu in decl impl static layer_decl layer_impl layer_static; do
       run "$compiler" "${cflags[@]+"${cflags[@]}"}" -I"$src" -c "$src/tests/test_header_$tu.c" -o "$work/$tu.o"
     done
     if [ "$mode" = link ]; then
-      run "$compiler" "$work/impl.o" "$work/decl.o" -o "$work/two_units" "${ldflags[@]+"${ldflags[@]}"}"
-      run "$compiler" "$work/static.o" -o "$work/static" "${ldflags[@]+"${ldflags[@]}"}"
-      run "$work/two_units"
-      run "$work/static"
+      for h in "" layer_; do
+        run "$compiler" "$work/${h}impl.o" "$work/${h}decl.o" -o "$work/${h}two_units" "${ldflags[@]+"${ldflags[@]}"}"
+        run "$compiler" "$work/${h}static.o" -o "$work/${h}static" "${ldflags[@]+"${ldflags[@]}"}"
+        run "$work/${h}two_units"
+        run "$work/${h}static"
+      done
     fi
     ;;
   demo)

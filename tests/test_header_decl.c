@@ -4,12 +4,23 @@
    twice (the include guard must hold), and uses the public types and functions the way a
    second file of a user's program would. test_header_impl.c holds the implementation and
    main(); tests/header_check.sh compiles both with each compiler and links them together.
+   It also proves that ringattn.h alone declares none of the layer's names.
 
    header_decl_check(): a 3-token, 2-member forward in f64, checked by hand. */
 #include "ringattn.h"
 #include "ringattn.h"
 
 #include <math.h>
+
+/* ringattn.h declares nothing of the multihead layer (ringattn_layer.h does): every public
+   name of the layer is free here, and ringattn.h declaring one would conflict with these */
+#ifdef RINGATTN_LAYER_H
+#error "ringattn.h includes ringattn_layer.h"
+#endif
+typedef int ringattn_layer_weights, ringattn_layer_grads, ringattn_layer_params, ringattn_layer_rng;
+extern int ringattn_layer_default_params, ringattn_layer_bne, ringattn_layer_matrix, ringattn_layer_vector,
+    ringattn_layer_forward, ringattn_layer_backward, ringattn_layer_rng_seed, ringattn_layer_rng_next,
+    ringattn_layer_rng_normal, ringattn_layer_init;
 
 int header_decl_check(void);
 

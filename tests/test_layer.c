@@ -41,7 +41,7 @@ static void test_free(void *p, void *user)
 #define RINGATTN_MALLOC(sz, user) test_malloc(sz, user)
 #define RINGATTN_FREE(p, user) test_free(p, user)
 #define RINGATTN_IMPLEMENTATION
-#include "ringattn.h"
+#include "ringattn_layer.h"
 #include "test_util.h"
 #include "ringattn_layer_ref.h"
 

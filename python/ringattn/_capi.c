@@ -1,11 +1,12 @@
-/* _capi.c - the C library of the Python package: ringattn.h's implementation compiled once,
-   plus flat entry points that ctypes can call without mirroring ringattn_config or the
-   comparison result (structs that may grow): the Python side sees only ringattn_tensor (a
-   fixed layout), the small option struct below, and arrays of numbers.
+/* _capi.c - the C library of the Python package: the implementations of ringattn.h and
+   ringattn_layer.h compiled once, plus flat entry points that ctypes can call without
+   mirroring ringattn_config or the comparison result (structs that may grow): the Python side
+   sees only ringattn_tensor (a fixed layout), the small option struct below, and arrays of
+   numbers.
 
    Every entry point returns the library's status and, on error, its sentence in err[]. */
 #define RINGATTN_IMPLEMENTATION
-#include "ringattn.h"
+#include "ringattn_layer.h"   /* includes ringattn.h: both implementations */
 
 #include <stddef.h>
 #include <string.h>
