@@ -73,9 +73,12 @@ rm -f "$tmp.links"
 
 # the reading orders' names
 if [ "$mode" = check ]; then
-  names=$( { awk '/^## Reading the code/ {on = 1; next} /^## / {on = 0} on' README.md
-             awk '/READING ORDER/ {on = 1; next} /^   [A-Z][A-Z ]+$/ {on = 0} on' ringattn.h; } |
-           grep -oE 'ringattn_[A-Za-z0-9_.]*' | sed 's/\.*$//' | grep -v '\.h$' | sort -u)   # not file names
+  readme=$(awk '/^## Reading the code/ {on = 1; next} /^## / {on = 0} on' README.md)
+  order=$(awk '/^   READING ORDER$/ {on = 1; next} /^   [A-Z][A-Z ]+$/ {on = 0} on' ringattn.h)
+  [ -n "$readme" ] || { echo "FAIL: README.md has no \"## Reading the code\" section"; fail=1; }
+  [ -n "$order" ] || { echo "FAIL: ringattn.h's top comment has no READING ORDER"; fail=1; }
+  names=$(printf '%s\n%s\n' "$readme" "$order" |
+          grep -oE 'ringattn_[A-Za-z0-9_.]*' | sed 's/\.*$//' | grep -v '\.h$' | sort -u)   # not file names
   [ -n "$names" ] || { echo "FAIL: no names in the README's \"Reading the code\" or ringattn.h's READING ORDER"; fail=1; }
   for name in $names; do
     ok=0
