@@ -1127,7 +1127,7 @@ static char *ringattn__at(const void *base, int64_t i, size_t es)
    instruction set and the compute type), so the algorithm never asks which one it runs on;
    each entry's formula is written above its plain C version. */
 typedef struct {
-    const char *name;                                       /* "avx2 f32", ...               */
+    const char *name;                                       /* "avx2 f32", ... (for a debugger) */
     /* s[i][j] = scale * sum_c q[i][c] K[j][c], K in panels                                   */
     void (*qk)(int64_t nr, const void *const *q, int64_t d, const void *const *kp, int64_t np,
                double scale, void *const *s);
