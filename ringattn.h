@@ -125,7 +125,8 @@ enum {
     RINGATTN_EFORMAT      = -13, /* .npy: not a valid .npy file, or one the reader refuses */
     RINGATTN_EMPI         = -14, /* ringattn_mpi.h: an MPI call failed, or another rank did  */
     RINGATTN_ETIMEDOUT    = -15, /* ringattn_mpi.h: a rank did not answer within the timeout */
-    RINGATTN_ERANGE       = -16  /* f32 compute: an input or score a float cannot hold      */
+    RINGATTN_ERANGE       = -16, /* f32 compute: an input or score a float cannot hold      */
+    RINGATTN_ECALLBACK    = -17  /* a mask callback asked to stop; outputs untouched        */
 };
 
 /* ---------------------------------------------------------------- tensors */
@@ -136,6 +137,7 @@ enum {
    S.1111.111), RINGATTN_FP8_E5M2 float8_e5m2 (IEEE-like, bias 15): storage formats of one byte,
    read exactly; a store rounds to nearest even (e4m3: beyond 448 is NaN, as PyTorch's cast). */
 typedef enum { RINGATTN_F32, RINGATTN_F64, RINGATTN_F16, RINGATTN_BF16, RINGATTN_FP8_E4M3, RINGATTN_FP8_E5M2,
+               RINGATTN_BOOL,   /* one byte, nonzero = true: masks only (ringattn_config.mask) */
                RINGATTN__DTYPE_MIN = -0x7fffffff - 1, RINGATTN__DTYPE_MAX = 0x7fffffff } ringattn_dtype;
 
 /* A strided view; nothing owned. q/k/v/out and their gradients are [batch, seq, heads, dim];
@@ -279,6 +281,39 @@ struct ringattn_config {
                                      it: out = acc / l rounded to state_dtype, lse rounded to
                                      f32; the next step merges into those. Forward only.     */
     ringattn_dtype state_dtype;
+    /* Score options (docs/semantics.md gives each formula). The final score of query i and
+       key j of (batch b, q head h) is
+           s = softcap(scale q.k) + bias[b][h][i][j] - slope_h |i + nk - nq - j|
+       over the keys causal, the window, the varlen sequence, the mask, mask_fn, mask_block_fn
+       and the document ids all allow (their AND); positions are global (whatever the ring
+       partition), and under varlen ALiBi's nk - nq is the sequence's. All off by default.
+       Not with dilated attention (num_groups > 0), which refuses them.                     */
+    const double *sinks;          /* h logits, one per q head, not scaled: row i of head h
+                                     has exp(sinks[h]) in its softmax denominator; lse
+                                     includes it; a row that sees no key: out 0, lse sinks[h]*/
+    double *dsinks;               /* backward, out (with sinks): h entries, dL/dsinks         */
+    const double *alibi_slopes;   /* ALiBi slopes, alibi_size = h (per head) or batch * h
+                                     ([b][h] row-major); NULL = none; no slope gradient       */
+    int alibi_size;
+    const ringattn_tensor *bias;  /* additive bias [b or 1][h or 1][nq][nk], any float dtype
+                                     (a broadcast axis has shape 1)                           */
+    ringattn_tensor *dbias;       /* backward, out (with bias): dL/dbias in the bias's shape,
+                                     summed over its broadcast axes; NULL = not wanted        */
+    const ringattn_tensor *mask;  /* [b or 1][h or 1][nq][nk], dtype RINGATTN_BOOL: nonzero =
+                                     may attend                                               */
+    int (*mask_fn)(void *user, int64_t b, int64_t h, int64_t q_pos, int64_t k_pos);
+    /* mask_block_fn: the same question for a block of pairs at once, for callers that
+       vectorise: visible[r * nc + c] = 1 if query q_pos[r] may attend key k_pos[c]. Returns
+       0, or nonzero to abort the call (RINGATTN_ECALLBACK, outputs untouched). Both are called
+       from several threads at once; neither with ringattn_mpi.h.                            */
+    int (*mask_block_fn)(void *user, int64_t b, int64_t h, const int64_t *q_pos, int64_t nr,
+                         const int64_t *k_pos, int64_t nc, unsigned char *visible);
+    void *mask_user;
+    const int64_t *document_ids_q;/* nq and nk ids (shared by every batch): a query attends  */
+    const int64_t *document_ids_k;/* only keys of its own document; NULL = none (both or none)*/
+    ringattn_tensor *max_logit;   /* forward, out: lse-shaped [b][h][nq][1], the row max of the
+                                     final score over the visible keys (not the sink), -inf
+                                     for a row that sees none; NULL = not wanted             */
 };
 
 RINGATTN_API ringattn_config ringattn_default_config(void);
