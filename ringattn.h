@@ -400,9 +400,9 @@ RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const
                    t.view(torch.int16).numpy().view(np.uint16), or t.view(torch.uint16));
                    '|u1' (also '|i1') -> FP8_E4M3: the raw fp8 byte (t.view(torch.uint8)); an
                    e5m2 file is read the same way and retyped (arr.t.dtype = RINGATTN_FP8_E5M2:
-                   the bytes are the same).
-     dtypes written '<f2' '<f4' '<f8', '<u2' for BF16 and '|u1' for either fp8: always
-                   little-endian.
+                   the bytes are the same); '|b1' (NumPy bool) -> BOOL, a mask.
+     dtypes written '<f2' '<f4' '<f8', '<u2' for BF16, '|u1' for either fp8 and '|b1' for
+                   BOOL: always little-endian.
      order         C and Fortran order are both read: the array's view gets matching strides
                    (nothing is transposed). Arrays are written in C order.
      rank          0 to 4 dimensions; a rank-r array becomes a 4-D view with trailing 1s
@@ -3146,6 +3146,12 @@ static int ringattn__npy_host_big_endian(void)
     return *(const unsigned char *)&one == 0;
 }
 
+/* bytes per element in a .npy file (a bool is one byte) */
+static size_t ringattn__npy_esize(ringattn_dtype t)
+{
+    return t == RINGATTN_BOOL ? 1 : ringattn__dtype_size(t);
+}
+
 static void ringattn__npy_swap(unsigned char *p, size_t es, size_t count)
 {
     size_t i, j;
@@ -3233,10 +3239,13 @@ static int ringattn__npy_descr(ringattn__npy_lex *L, ringattn_npy_info *info)
     else if (strcmp(s, "|u1") == 0 || strcmp(s, "|i1") == 0) {   /* one byte: no byte order */
         info->dtype = RINGATTN_FP8_E4M3; info->big_endian = ringattn__npy_host_big_endian();
     }
+    else if (strcmp(s, "|b1") == 0) {   /* NumPy bool: a mask */
+        info->dtype = RINGATTN_BOOL; info->big_endian = ringattn__npy_host_big_endian();
+    }
     else
         return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                                   "unsupported .npy dtype '%s' (supported: <f2 <f4 <f8 and >f2 >f4 >f8; "
-                                  "bf16 stored as <u2, fp8 as |u1)", s);
+                                  "bf16 stored as <u2, fp8 as |u1, bool as |b1)", s);
     return RINGATTN_OK;
 }
 
@@ -3354,7 +3363,7 @@ RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn
         return ringattn__fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: key '%s' is missing",
                                   !seen_d ? "descr" : !seen_f ? "fortran_order" : "shape");
 
-    es = ringattn__dtype_size(info.dtype);
+    es = ringattn__npy_esize(info.dtype);
     for (a = 0; a < info.ndim; a++) {
         if (info.dims[a] == 0)
             return ringattn__fail(cfg, RINGATTN_ESHAPE, "empty .npy array (dimension %d is 0): a ringattn "
@@ -3402,7 +3411,7 @@ RINGATTN_API int ringattn_npy_decode(const void *buf, size_t len, ringattn_npy_a
                                          (unsigned long long)info.data_bytes);
     memcpy(data, (const unsigned char *)buf + info.data_offset, (size_t)info.data_bytes);
     if (info.big_endian != ringattn__npy_host_big_endian())
-        ringattn__npy_swap((unsigned char *)data, ringattn__dtype_size(info.dtype), (size_t)info.count);
+        ringattn__npy_swap((unsigned char *)data, ringattn__npy_esize(info.dtype), (size_t)info.count);
     arr->info = info; arr->alloc_user = user;
     ringattn__npy_view(arr, data);
     return RINGATTN_OK;
@@ -3468,7 +3477,7 @@ RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, co
         return st;
     }
     if (info.big_endian != ringattn__npy_host_big_endian())
-        ringattn__npy_swap((unsigned char *)data, ringattn__dtype_size(info.dtype), (size_t)info.count);
+        ringattn__npy_swap((unsigned char *)data, ringattn__npy_esize(info.dtype), (size_t)info.count);
     arr->info = info; arr->alloc_user = user;
     ringattn__npy_view(arr, data);
     return RINGATTN_OK;
@@ -3486,7 +3495,7 @@ RINGATTN_API void ringattn_npy_free(ringattn_npy_array *arr)
 static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256], size_t *hlen,
                                 uint64_t *data_bytes, const ringattn_config *cfg)
 {
-    static const char *const descr[6] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1" };
+    static const char *const descr[7] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1", "|b1" };
     int st, a, n; uint64_t count = 1; size_t len, total;
     if ((st = ringattn__check_view(cfg, t, "tensor", NULL, 0)) != RINGATTN_OK) return st;
     if (ndim < 0 || ndim > 4)
@@ -3500,7 +3509,7 @@ static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256
             return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "element count overflows 64 bits");
         count *= (uint64_t)t->shape[a];
     }
-    *data_bytes = count * ringattn__dtype_size(t->dtype);
+    *data_bytes = count * ringattn__npy_esize(t->dtype);
     n = snprintf(hdr + 10, 246, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[t->dtype]);
     len = 10 + (size_t)n;
     for (a = 0; a < ndim; a++) {
@@ -3521,7 +3530,7 @@ static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256
 /* elements [from, from + n) of t in C order, as little-endian bytes, into out */
 static void ringattn__npy_gather(const ringattn_tensor *t, uint64_t from, size_t n, unsigned char *out)
 {
-    size_t es = ringattn__dtype_size(t->dtype), k;
+    size_t es = ringattn__npy_esize(t->dtype), k;
     int swap = ringattn__npy_host_big_endian();
     for (k = 0; k < n; k++) {
         uint64_t i = from + k;
@@ -3547,14 +3556,14 @@ RINGATTN_API int ringattn_npy_encode(const ringattn_tensor *t, int ndim, void *b
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "buffer of %lu bytes, %lu needed",
                                   (unsigned long)cap, (unsigned long)*len);
     memcpy(buf, hdr, hl);
-    ringattn__npy_gather(t, 0, (size_t)(bytes / ringattn__dtype_size(t->dtype)), (unsigned char *)buf + hl);
+    ringattn__npy_gather(t, 0, (size_t)(bytes / ringattn__npy_esize(t->dtype)), (unsigned char *)buf + hl);
     return RINGATTN_OK;
 }
 
 /* header and data of t into f; 0 or RINGATTN_EIO (f is closed either way) */
 static int ringattn__npy_write(FILE *f, const ringattn_tensor *t, const char *hdr, size_t hl, uint64_t bytes)
 {
-    unsigned char chunk[4096]; size_t es = ringattn__dtype_size(t->dtype); uint64_t count = bytes / es, i;
+    unsigned char chunk[4096]; size_t es = ringattn__npy_esize(t->dtype); uint64_t count = bytes / es, i;
     int st = (fwrite(hdr, 1, hl, f) == hl) ? RINGATTN_OK : RINGATTN_EIO;
     for (i = 0; i < count && st == RINGATTN_OK; ) {
         size_t n = (count - i < sizeof chunk / es) ? (size_t)(count - i) : sizeof chunk / es;
