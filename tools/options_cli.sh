@@ -3,7 +3,8 @@
 # --sinks, --alibi, --bias, --mask, --document-ids(-k), --max-logit on compute, steps and
 # compare --baseline-from, with and without them, checking exit codes. The option files are
 # tools/testdata/options/*.npy (made by tools/testdata/options/make.py) for the golden case gqa
-# (b 1, nq = nk = 32, h 6, hk 2, bottom-right causal).
+# (b 1, nq = nk = 32, h 6, hk 2, bottom-right causal), and the golden cases of
+# reference/golden/options with their own files.
 set -u
 tool=$1 golden=$2 work=$3
 g=$golden/gqa
@@ -57,6 +58,21 @@ expect 0 grep -qx -- "--mask $opt/mask.npy" "$work/steps/ringattn_options.txt"
 expect 0 "$tool" steps "$g/q.npy" "$g/k.npy" "$g/v.npy" --causal bottom-right --ring 2 -o "$work/steps_plain"
 expect 0 "$tool" compare-steps "$work/steps" "$work/steps"
 expect 1 "$tool" compare-steps "$work/steps_plain" "$work/steps"
+# the golden score-option cases of PyTorch (reference/golden/options): gpt-oss-like (GQA, window,
+# sinks) and all options at once (softcap, top-left, documents on both sides, bias and mask)
+go=$golden/options/gpt_oss
+expect 0 "$tool" compute "$go/q.npy" "$go/k.npy" "$go/v.npy" "$go/dout.npy" --causal bottom-right --window 7,0 \
+  --sinks "$go/sinks.npy" --max-logit --ring 3 --partition striped -o "$work/gpt_oss"
+for x in out lse max_logit dq dk dv dsinks; do
+  expect 0 "$tool" compare "$work/gpt_oss/$x.npy" "$go/$x.npy" "${tight[@]}" -q
+done
+ge=$golden/options/everything
+expect 0 "$tool" compute "$ge/q.npy" "$ge/k.npy" "$ge/v.npy" "$ge/dout.npy" --causal top-left --softcap 2 \
+  --sinks "$ge/sinks.npy" --alibi "$ge/alibi.npy" --bias "$ge/bias.npy" --mask "$ge/mask.npy" \
+  --document-ids "$ge/docs_q.npy" --document-ids-k "$ge/docs_k.npy" --max-logit --ring 2 -o "$work/everything"
+for x in out lse max_logit dq dk dv dsinks dbias; do
+  expect 0 "$tool" compare "$work/everything/$x.npy" "$ge/$x.npy" "${tight[@]}" -q
+done
 # bad input
 expect 2 "$tool" compute "${in[@]}" --sinks "$opt/sinks5.npy" -o "$work/bad"          # 5 sinks, 6 heads
 expect 2 "$tool" compute "${in[@]}" --mask "$opt/bias.npy" -o "$work/bad"             # not bool
