@@ -27,7 +27,7 @@
      4. a document mask whose documents lie inside the members' chunks: fully masked ring
         steps are skipped (stats.blocks_skipped > 0) and the result is still the oracle's.
      5. dq, dk, dv, dsinks and dbias against central finite differences of ringattn_forward
-        (f64, step 1e-5) with every option on; a backward with sinks but dsinks NULL gives the
+        (f64, steps 1e-4 and 5e-5, Richardson-extrapolated) with every option on; a backward with sinks but dsinks NULL gives the
         same dq.
      6. num_threads 1 and 2 give bit-identical outputs and gradients with every option on.
      7. bad input: dsinks without sinks, dbias without bias, a wrong alibi_size, a bias or mask
@@ -320,15 +320,15 @@ static void lib_run(const ocase *c, odata *D, ores *R, int backward, int threads
 
 /* ---------------------------------------------------------------- comparison */
 
-/* worst error of a group, as a fraction of its tolerance: [0] f64, [1] f32 (and half storage) */
+/* worst error of a group, as a fraction of its tolerance: [0] f64, [1] f32 storage, [2] f16 / bf16 */
 typedef struct {
-    double fwd[2], bwd[2];
+    double fwd[3], bwd[3];
     int cases, failed;
 } tally;
 
-static void tally_fold(tally *t, int f32, int fwd, double frac)
+static void tally_fold(tally *t, int cls, int fwd, double frac)
 {
-    double *x = fwd ? &t->fwd[f32] : &t->bwd[f32];
+    double *x = fwd ? &t->fwd[cls] : &t->bwd[cls];
     if (frac > *x || frac != frac) *x = frac;
 }
 
@@ -343,6 +343,7 @@ static int compare(const ocase *c, const odata *D, const ores *R, const ores *ba
                    tally *t, int p)
 {
     int f32 = c->compute != RINGATTN_F64, bad = 0, a;
+    int cls = !f32 ? 0 : (c->storage == RINGATTN_F16 || c->storage == RINGATTN_BF16) ? 2 : 1;
     double vmax = max_abs_f64(D->v, D->nv_), us = c->compute == RINGATTN_F64 ? 0 : storage_u(c->storage);
     double w = 2.0 * (double)c->d * D->smax;
     int64_t dims[4];
@@ -356,7 +357,7 @@ static int compare(const ocase *c, const odata *D, const ores *R, const ores *ba
     else { tol = tol_f32_out(D->smax, vmax, c->d, c->nk); tol.rel = us; }
     snprintf(what, sizeof what, "%s p=%d out", c->name, p);
     r = compare_report(what, R->out, ro, dims, "bnhd", tol);
-    tally_fold(t, f32, 1, r.max_frac); bad += r.bad > 0;
+    tally_fold(t, cls, 1, r.max_frac); bad += r.bad > 0;
     /* lse, max_logit */
     dims[0] = c->b; dims[1] = c->h; dims[2] = c->nq; dims[3] = 1;
     for (a = 0; a < (c->opts != 0 ? 2 : 1); a++) {   /* max_logit is asked for with any option */
@@ -365,7 +366,7 @@ static int compare(const ocase *c, const odata *D, const ores *R, const ores *ba
         else tol = tol_f32_lse(D->smax, c->d, c->nk);
         snprintf(what, sizeof what, "%s p=%d %s", c->name, p, a ? "max_logit" : "lse");
         r = compare_report(what, a ? R->ml : R->lse, a ? rml : rl, dims, "bhn.", tol);
-        tally_fold(t, f32, 1, r.max_frac); bad += r.bad > 0;
+        tally_fold(t, cls, 1, r.max_frac); bad += r.bad > 0;
     }
     if (!backward) return bad;
     /* dq, dk, dv */
@@ -382,7 +383,7 @@ static int compare(const ocase *c, const odata *D, const ores *R, const ores *ba
         tol.rel = us;
         snprintf(what, sizeof what, "%s p=%d %s", c->name, p, a == 0 ? "dq" : a == 1 ? "dk" : "dv");
         r = compare_report(what, got, cmp_to, dims, "bnhd", tol);
-        tally_fold(t, f32, 0, r.max_frac); bad += r.bad > 0;
+        tally_fold(t, cls, 0, r.max_frac); bad += r.bad > 0;
     }
     if (c->opts & O_SINKS) {   /* dsinks[h]: scaled by the sum of the magnitudes it adds up */
         int64_t bb, hh, i, x;
@@ -403,7 +404,7 @@ static int compare(const ocase *c, const odata *D, const ores *R, const ores *ba
                        (long long)hh, R->ds[hh], base ? base->ds[hh] : D->rds[hh], err, allowed);
                 bad++;
             }
-            tally_fold(t, f32, 0, err / allowed);
+            tally_fold(t, cls, 0, err / allowed);
         }
     }
     if (c->opts & O_BIAS) {
@@ -415,7 +416,7 @@ static int compare(const ocase *c, const odata *D, const ores *R, const ores *ba
         tol.rel = f32 ? TEST_U32 : 0;
         snprintf(what, sizeof what, "%s p=%d dbias", c->name, p);
         r = compare_report(what, R->db, base ? base->db : D->rdb, dims, "bhij", tol);
-        tally_fold(t, f32, 0, r.max_frac); bad += r.bad > 0;
+        tally_fold(t, cls, 0, r.max_frac); bad += r.bad > 0;
     }
     return bad;
 }
@@ -509,8 +510,9 @@ static ocase variant(int v, const optset *o, ringattn_partition part, uint64_t s
 
 static void print_tally(const char *name, const tally *t)
 {
-    printf("  %-16s %4d runs, %d failed | f64 rel err fwd %.2e bwd %.2e | f32 of policy fwd %.3f bwd %.3f\n",
-           name, t->cases, t->failed, t->fwd[0] * 1e-12, t->bwd[0] * 1e-12, t->fwd[1], t->bwd[1]);
+    printf("  %-16s %4d runs, %d failed | f64 rel err fwd %.2e bwd %.2e | of the policy: f32 fwd %.3f bwd %.3f, "
+           "f16/bf16 fwd %.3f bwd %.3f\n", name, t->cases, t->failed, t->fwd[0] * 1e-12, t->bwd[0] * 1e-12,
+           t->fwd[1], t->bwd[1], t->fwd[2], t->bwd[2]);
 }
 
 static void test_grid(tally *tall, int *failures)
@@ -556,6 +558,7 @@ static void test_f32(tally *tall, int *failures)
         }
         print_tally(optsets[o].name, &t);
         tall[o].fwd[1] = t.fwd[1]; tall[o].bwd[1] = t.bwd[1];
+        tall[o].fwd[2] = t.fwd[2]; tall[o].bwd[2] = t.bwd[2];
         tall[o].cases += t.cases; tall[o].failed += t.failed;
     }
     printf("2. %s\n", *failures == f0 ? "ok" : "FAILED");
@@ -664,17 +667,22 @@ static double fd_loss(fd_setup *S)
     return l;
 }
 
-/* worst |fd - an| / max(|fd|, |an|, 1e-3) over the n entries of x (f64 data, perturbed in place) */
+/* worst |fd - an| / max(|fd|, |an|, 1e-3) over the n entries of x (f64 data, perturbed in
+   place); fd: central differences at steps h and h/2, Richardson-extrapolated (error O(h^4)) */
 static double fd_worst(fd_setup *S, double *x, int64_t n, const double *grad)
 {
-    double worst = 0, h = 1e-5;
+    double worst = 0, h = 1e-4;
     int64_t i;
     for (i = 0; i < n; i++) {
-        double keep = x[i], lp, lm, fd, den, e;
+        double keep = x[i], lp, lm, fd, fd2, den, e;
         x[i] = keep + h; lp = fd_loss(S);
         x[i] = keep - h; lm = fd_loss(S);
-        x[i] = keep;
         fd = (lp - lm) / (2 * h);
+        x[i] = keep + h / 2; lp = fd_loss(S);
+        x[i] = keep - h / 2; lm = fd_loss(S);
+        x[i] = keep;
+        fd2 = (lp - lm) / h;
+        fd = (4 * fd2 - fd) / 3;
         den = fabs(fd) > fabs(grad[i]) ? fabs(fd) : fabs(grad[i]);
         e = fabs(fd - grad[i]) / (den > 1e-3 ? den : 1e-3);
         if (!(e <= worst)) worst = e;
@@ -738,7 +746,7 @@ static void test_fd(int *failures)
     wv = fd_worst(&S, v, S.V.count, dv);
     ws = fd_worst(&S, sinks, H, ds);
     wb = fd_worst(&S, bias, H * NQ * NK, db);
-    printf("5. finite differences, every option on (f64, striped p 3, softcap, window, GQA): worst relative error "
+    printf("5. finite differences, every option on (f64, striped p 3, softcap, window, MQA): worst relative error "
            "dq %.2e dk %.2e dv %.2e dsinks %.2e dbias %.2e: %s\n", wq, wk, wv, ws, wb,
            (wq <= 1e-7 && wk <= 1e-7 && wv <= 1e-7 && ws <= 1e-7 && wb <= 1e-7) ? "ok" : "FAILED");
     CHECK(wq <= 1e-7 && wk <= 1e-7 && wv <= 1e-7 && ws <= 1e-7 && wb <= 1e-7, "finite differences");
@@ -892,7 +900,8 @@ int main(void)
     test_skipped(failures);
     test_fd(failures);
     test_threads(failures);
-    printf("summary, worst error per option (f64: relative, of the tolerance's scale; f32: fraction of the policy):\n");
+    printf("summary, worst error per option (f64: relative, of the tolerance's scale; f32, f16/bf16: fraction of "
+           "the policy):\n");
     for (o = 0; o < NOPTS; o++) print_tally(optsets[o].name, &tall[o]);
     printf("test_options: %s (%d failures)\n", nfail ? "FAIL" : "ok", nfail);
     return nfail ? TEST_FAIL : TEST_PASS;
