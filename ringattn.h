@@ -3529,12 +3529,6 @@ static int ringattn__npy_host_big_endian(void)
     return *(const unsigned char *)&one == 0;
 }
 
-/* bytes per element in a .npy file (a bool is one byte) */
-static size_t ringattn__npy_esize(ringattn_dtype t)
-{
-    return t == RINGATTN_BOOL ? 1 : ringattn__dtype_size(t);
-}
-
 static void ringattn__npy_swap(unsigned char *p, size_t es, size_t count)
 {
     size_t i, j;
@@ -3746,7 +3740,7 @@ RINGATTN_API int ringattn_npy_parse_header(const void *buf, size_t len, ringattn
         return ringattn__fail(cfg, RINGATTN_EFORMAT, "malformed .npy header: key '%s' is missing",
                                   !seen_d ? "descr" : !seen_f ? "fortran_order" : "shape");
 
-    es = ringattn__npy_esize(info.dtype);
+    es = ringattn__dtype_size(info.dtype);
     for (a = 0; a < info.ndim; a++) {
         if (info.dims[a] == 0)
             return ringattn__fail(cfg, RINGATTN_ESHAPE, "empty .npy array (dimension %d is 0): a ringattn "
@@ -3794,7 +3788,7 @@ RINGATTN_API int ringattn_npy_decode(const void *buf, size_t len, ringattn_npy_a
                                          (unsigned long long)info.data_bytes);
     memcpy(data, (const unsigned char *)buf + info.data_offset, (size_t)info.data_bytes);
     if (info.big_endian != ringattn__npy_host_big_endian())
-        ringattn__npy_swap((unsigned char *)data, ringattn__npy_esize(info.dtype), (size_t)info.count);
+        ringattn__npy_swap((unsigned char *)data, ringattn__dtype_size(info.dtype), (size_t)info.count);
     arr->info = info; arr->alloc_user = user;
     ringattn__npy_view(arr, data);
     return RINGATTN_OK;
@@ -3860,7 +3854,7 @@ RINGATTN_API int ringattn_npy_load(const char *path, ringattn_npy_array *arr, co
         return st;
     }
     if (info.big_endian != ringattn__npy_host_big_endian())
-        ringattn__npy_swap((unsigned char *)data, ringattn__npy_esize(info.dtype), (size_t)info.count);
+        ringattn__npy_swap((unsigned char *)data, ringattn__dtype_size(info.dtype), (size_t)info.count);
     arr->info = info; arr->alloc_user = user;
     ringattn__npy_view(arr, data);
     return RINGATTN_OK;
@@ -3880,7 +3874,12 @@ static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256
 {
     static const char *const descr[7] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1", "|b1" };
     int st, a, n; uint64_t count = 1; size_t len, total;
-    if ((st = ringattn__check_view(cfg, t, "tensor", NULL, 0)) != RINGATTN_OK) return st;
+    ringattn_tensor view;
+    if (t && t->dtype == RINGATTN_BOOL) {   /* a mask: checked as any one-byte view */
+        view = *t; view.dtype = RINGATTN_FP8_E4M3;
+    }
+    if ((st = ringattn__check_view(cfg, t && t->dtype == RINGATTN_BOOL ? &view : t, "tensor", NULL, 0)) != RINGATTN_OK)
+        return st;
     if (ndim < 0 || ndim > 4)
         return ringattn__fail(cfg, RINGATTN_ESHAPE, "ndim = %d, must be 0..4", ndim);
     for (a = ndim; a < 4; a++)
@@ -3892,7 +3891,7 @@ static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256
             return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "element count overflows 64 bits");
         count *= (uint64_t)t->shape[a];
     }
-    *data_bytes = count * ringattn__npy_esize(t->dtype);
+    *data_bytes = count * ringattn__dtype_size(t->dtype);
     n = snprintf(hdr + 10, 246, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[t->dtype]);
     len = 10 + (size_t)n;
     for (a = 0; a < ndim; a++) {
@@ -3913,7 +3912,7 @@ static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256
 /* elements [from, from + n) of t in C order, as little-endian bytes, into out */
 static void ringattn__npy_gather(const ringattn_tensor *t, uint64_t from, size_t n, unsigned char *out)
 {
-    size_t es = ringattn__npy_esize(t->dtype), k;
+    size_t es = ringattn__dtype_size(t->dtype), k;
     int swap = ringattn__npy_host_big_endian();
     for (k = 0; k < n; k++) {
         uint64_t i = from + k;
@@ -3939,14 +3938,14 @@ RINGATTN_API int ringattn_npy_encode(const ringattn_tensor *t, int ndim, void *b
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "buffer of %lu bytes, %lu needed",
                                   (unsigned long)cap, (unsigned long)*len);
     memcpy(buf, hdr, hl);
-    ringattn__npy_gather(t, 0, (size_t)(bytes / ringattn__npy_esize(t->dtype)), (unsigned char *)buf + hl);
+    ringattn__npy_gather(t, 0, (size_t)(bytes / ringattn__dtype_size(t->dtype)), (unsigned char *)buf + hl);
     return RINGATTN_OK;
 }
 
 /* header and data of t into f; 0 or RINGATTN_EIO (f is closed either way) */
 static int ringattn__npy_write(FILE *f, const ringattn_tensor *t, const char *hdr, size_t hl, uint64_t bytes)
 {
-    unsigned char chunk[4096]; size_t es = ringattn__npy_esize(t->dtype); uint64_t count = bytes / es, i;
+    unsigned char chunk[4096]; size_t es = ringattn__dtype_size(t->dtype); uint64_t count = bytes / es, i;
     int st = (fwrite(hdr, 1, hl, f) == hl) ? RINGATTN_OK : RINGATTN_EIO;
     for (i = 0; i < count && st == RINGATTN_OK; ) {
         size_t n = (count - i < sizeof chunk / es) ? (size_t)(count - i) : sizeof chunk / es;

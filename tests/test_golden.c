@@ -345,6 +345,7 @@ static int opt_load(const char *root, const golden_case *c, opt_data *D, int *fa
     if (c->mask) {
         OPT_PATH("mask");
         if ((st = ringattn_npy_load(path, &D->mask, &cfg)) != RINGATTN_OK) { CHECK(0, "%s: %s", path, err); return -1; }
+        CHECK(same_bytes_as_numpy(path), "%s: re-encoding differs from the file NumPy wrote", path);
         CHECK(D->mask.t.dtype == RINGATTN_BOOL, "%s: not a bool array", path);
         right_align(&D->mask, &D->mask_t);
     }

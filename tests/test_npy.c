@@ -416,7 +416,8 @@ static int test_compare(int *failures)
     return 0;
 }
 
-/* NumPy bool ('|b1'): a mask, read as RINGATTN_BOOL, one byte an element, bytes as stored */
+/* NumPy bool ('|b1'): a mask, read as RINGATTN_BOOL, one byte an element, bytes as stored; written
+   back as NumPy wrote it */
 static int test_bool(int *failures)
 {
     unsigned char img[256], data[6] = { 1, 0, 1, 1, 0, 0 };
@@ -436,6 +437,12 @@ static int test_bool(int *failures)
               "|b1 view: dtype %d ndim %d bytes %llu", (int)arr.t.dtype, arr.info.ndim,
               (unsigned long long)arr.info.data_bytes);
         CHECK(memcmp(arr.t.data, data, 6) == 0, "|b1 data differs");
+        {   /* written back: NumPy's bytes */
+            unsigned char again[256];
+            size_t n2 = 0;
+            st = ringattn_npy_encode(&arr.t, 2, again, sizeof again, &n2, &cfg);
+            CHECK(st == RINGATTN_OK && n2 == len && memcmp(again, img, len) == 0, "|b1 re-encoded differs: %d %s", st, err);
+        }
         ringattn_npy_free(&arr);
     }
     /* one byte too few: the data size is one byte an element */
