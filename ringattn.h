@@ -400,9 +400,9 @@ RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const
                    t.view(torch.int16).numpy().view(np.uint16), or t.view(torch.uint16));
                    '|u1' (also '|i1') -> FP8_E4M3: the raw fp8 byte (t.view(torch.uint8)); an
                    e5m2 file is read the same way and retyped (arr.t.dtype = RINGATTN_FP8_E5M2:
-                   the bytes are the same).
-     dtypes written '<f2' '<f4' '<f8', '<u2' for BF16 and '|u1' for either fp8: always
-                   little-endian.
+                   the bytes are the same); '|b1' (NumPy bool) -> BOOL, a mask.
+     dtypes written '<f2' '<f4' '<f8', '<u2' for BF16, '|u1' for either fp8 and '|b1' for
+                   BOOL: always little-endian.
      order         C and Fortran order are both read: the array's view gets matching strides
                    (nothing is transposed). Arrays are written in C order.
      rank          0 to 4 dimensions; a rank-r array becomes a 4-D view with trailing 1s
@@ -3684,10 +3684,13 @@ static int ringattn__npy_descr(ringattn__npy_lex *L, ringattn_npy_info *info)
     else if (strcmp(s, "|u1") == 0 || strcmp(s, "|i1") == 0) {   /* one byte: no byte order */
         info->dtype = RINGATTN_FP8_E4M3; info->big_endian = ringattn__npy_host_big_endian();
     }
+    else if (strcmp(s, "|b1") == 0) {   /* NumPy bool: a mask */
+        info->dtype = RINGATTN_BOOL; info->big_endian = ringattn__npy_host_big_endian();
+    }
     else
         return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                                   "unsupported .npy dtype '%s' (supported: <f2 <f4 <f8 and >f2 >f4 >f8; "
-                                  "bf16 stored as <u2, fp8 as |u1)", s);
+                                  "bf16 stored as <u2, fp8 as |u1, bool as |b1)", s);
     return RINGATTN_OK;
 }
 
@@ -3937,9 +3940,14 @@ RINGATTN_API void ringattn_npy_free(ringattn_npy_array *arr)
 static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256], size_t *hlen,
                                 uint64_t *data_bytes, const ringattn_config *cfg)
 {
-    static const char *const descr[6] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1" };
+    static const char *const descr[7] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1", "|b1" };
     int st, a, n; uint64_t count = 1; size_t len, total;
-    if ((st = ringattn__check_view(cfg, t, "tensor", NULL, 0)) != RINGATTN_OK) return st;
+    ringattn_tensor view;
+    if (t && t->dtype == RINGATTN_BOOL) {   /* a mask: checked as any one-byte view */
+        view = *t; view.dtype = RINGATTN_FP8_E4M3;
+    }
+    if ((st = ringattn__check_view(cfg, t && t->dtype == RINGATTN_BOOL ? &view : t, "tensor", NULL, 0)) != RINGATTN_OK)
+        return st;
     if (ndim < 0 || ndim > 4)
         return ringattn__fail(cfg, RINGATTN_ESHAPE, "ndim = %d, must be 0..4", ndim);
     for (a = ndim; a < 4; a++)
