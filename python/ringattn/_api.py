@@ -59,9 +59,14 @@ class _Options:
     def __init__(self, nq, nk, causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
                  softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None,
                  cu_seqlens_k=None, compute="f64", threads=0, p_dtype=None, state_dtype=None, round_scores=False,
-                 block_dtype=None, q_descale=None, k_descale=None, v_descale=None):
+                 block_dtype=None, q_descale=None, k_descale=None, v_descale=None, sinks=None, alibi_slopes=None,
+                 bias=None, mask=None, mask_mod=None, document_ids=None, batch=None, heads=None, like_torch=False):
         o = self.c = _lib.Options()
         self.keep = []
+        self.errors = []   # exceptions raised by mask_mod, raised again after the C call
+        self.dsinks = self.dbias = None
+        self._score_options(nq, nk, batch, heads, like_torch, sinks, alibi_slopes, bias, mask, mask_mod,
+                            document_ids)
         ds = {n: x for n, x in (("q_descale", q_descale), ("k_descale", k_descale), ("v_descale", v_descale))
               if x is not None}
         if ds:   # FlashAttention 3's fp8 descale factors: a number, or (b, hk)
@@ -151,6 +156,168 @@ class _Options:
             o.dilation_rates = r.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
             o.num_groups = s.size
 
+    def _score_options(self, nq, nk, b, h, like_torch, sinks, alibi_slopes, bias, mask, mask_mod, document_ids):
+        """sinks, ALiBi, bias, mask, mask_mod, document ids into the options (docs/python.md)"""
+        o = self.c
+        self.bias_host = None
+        if sinks is not None:
+            a = _f64_vector(sinks, "sinks")
+            if a.ndim != 1 or (h is not None and a.size != h):
+                _refuse(-2, "sinks has shape %s; expected (h,) = (%s,): one logit per q head"
+                        % (tuple(a.shape), h if h is not None else "h"))
+            self.keep.append(a)
+            o.sinks = a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+            self.sinks_size = a.size
+        if alibi_slopes is not None:
+            a = _f64_vector(alibi_slopes, "alibi_slopes")
+            if a.ndim == 1:
+                ok = h is None or a.size == h
+            elif a.ndim == 2:
+                ok = b is None or h is None or tuple(a.shape) == (b, h)
+            else:
+                ok = False
+            if not ok:
+                _refuse(-2, "alibi_slopes has shape %s; expected (h,) = (%s,) (one slope per q head) or (b, h) = "
+                        "(%s, %s)" % (tuple(a.shape), h, b, h))
+            a = np.ascontiguousarray(a.reshape(-1))
+            self.keep.append(a)
+            o.alibi_slopes = a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+            o.alibi_size = a.size
+        if bias is not None:
+            hb = Host(bias, "bias")
+            t = hb.view(None, _score_lead(hb))
+            self.keep += [hb, t]
+            self.bias_host = hb
+            o.bias = ctypes.pointer(t)
+        if mask is not None:
+            hm = Host(mask, "mask", mask=True)
+            t = hm.view(None, _score_lead(hm))
+            self.keep += [hm, t]
+            o.mask = ctypes.pointer(t)
+        if mask_mod is not None:
+            if not callable(mask_mod):
+                _refuse(-4, "mask_mod must be a function mask_mod(b, h, q_idx, kv_idx) -> bool, not %r" % (mask_mod,))
+            fn = _lib.MASK_BLOCK_FN(_mask_block(mask_mod, like_torch, self.errors))
+            self.keep.append(fn)
+            o.mask_block_fn = fn
+        if document_ids is not None:
+            pair = isinstance(document_ids, (tuple, list)) and len(document_ids) == 2 and all(
+                np.ndim(x.detach().cpu().numpy() if is_torch(x) else x) == 1 for x in document_ids)
+            dq, dk = ((int64_array(document_ids[0], "document_ids[0]"), int64_array(document_ids[1], "document_ids[1]"))
+                      if pair else (int64_array(document_ids, "document_ids"),) * 2)
+            if not pair and nq != nk:
+                _refuse(-2, "document_ids is one array of %d ids but nq = %d and nk = %d differ: pass a pair "
+                        "(ids_q, ids_k)" % (dq.size, nq, nk))
+            for a, n, what in ((dq, nq, "queries"), (dk, nk, "keys")):
+                if a.size != n:
+                    _refuse(-2, "document_ids has %d ids for the %s; expected %d (one per %s position)"
+                            % (a.size, what, n, what[:-1]))
+            self.keep += [dq, dk]
+            o.document_ids_q = dq.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+            o.document_ids_k = dk.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+
+    def want_max_logit(self, host, lead):
+        """the forward writes the row max of the final score into host (lse-shaped)"""
+        t = host.view(None, lead)
+        self.keep.append(t)
+        self.c.max_logit = ctypes.pointer(t)
+
+    def want_grads(self, dname, like_torch):
+        """the backward writes dsinks (h,) and dbias (the bias's shape) when those are given"""
+        if self.c.sinks:
+            self.dsinks = np.zeros(self.sinks_size, dtype=np.float64)
+            self.c.dsinks = self.dsinks.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        if self.bias_host is not None:
+            hb = self.bias_host
+            self.dbias = new_output(hb.shape, dname, like_torch, "dbias")
+            t = self.dbias.view(None, _score_lead(hb))
+            self.keep.append(t)
+            self.c.dbias = ctypes.pointer(t)
+
+    def extra_grads(self, dname, like_torch, device):
+        """(dsinks,) and / or (dbias,) as the caller gets them, after the backward"""
+        extra = []
+        if self.dsinks is not None:
+            d = self.dsinks
+            if like_torch:
+                d = torch.from_numpy(d).to(getattr(torch, dname))
+                d = d.to(device) if device is not None and device.type != "cpu" else d
+            else:
+                d = d.astype(dname) if dname != "bfloat16" else d.astype(_tensors_bf16())
+            extra.append(d)
+        if self.dbias is not None:
+            extra.append(deliver(self.dbias, device))
+        return tuple(extra)
+
+    def reraise(self):
+        """the first exception mask_mod raised during the C call, raised here"""
+        if self.errors:
+            raise self.errors[0]
+
+
+def _tensors_bf16():
+    from ._tensors import _NP_BF16
+    if _NP_BF16 is None:
+        _refuse(-3, "out_dtype bfloat16 for NumPy outputs needs the ml_dtypes package")
+    return _NP_BF16
+
+
+def _f64_vector(x, name):
+    """sinks, ALiBi slopes: a contiguous float64 NumPy copy (small)"""
+    if is_torch(x):
+        x = x.detach().cpu().double().numpy()
+    try:
+        a = np.array(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        _refuse(-4, "%s must be an array of numbers, not %r" % (name, x))
+    if not np.all(np.isfinite(a)):
+        _refuse(-4, "%s holds NaN or Inf" % name)
+    return np.ascontiguousarray(a)
+
+
+def _score_lead(h):
+    """axes of length 1 to put in front of a bias or mask: 0 for 4-D (b|1, h|1, nq, nk), 2 for 2-D"""
+    n = len(h.shape)
+    if n in (2, 4):
+        return 4 - n
+    _refuse(-2, "%s has shape %s; expected 4-D (b or 1, h or 1, nq, nk) or 2-D (nq, nk)" % (h.name, h.shape))
+
+
+def _mask_block(mask_mod, like_torch, errors):
+    """mask_block_fn calling mask_mod(b, h, q_idx, kv_idx) on index arrays (torch int64 tensors for
+    torch inputs, b and h 0-d, q_idx (nr, 1), kv_idx (1, nc)); an exception is kept in `errors`
+    and stops the call (the C library then returns RINGATTN_ECALLBACK)."""
+
+    def block(user, b, h, q_pos, nr, k_pos, nc, visible):
+        if errors:
+            return 1
+        try:
+            if nr <= 0 or nc <= 0:
+                return 0
+            qi = np.ctypeslib.as_array(q_pos, shape=(nr,)).copy().reshape(nr, 1)
+            ki = np.ctypeslib.as_array(k_pos, shape=(nc,)).copy().reshape(1, nc)
+            if like_torch:
+                r = mask_mod(torch.tensor(b, dtype=torch.int64), torch.tensor(h, dtype=torch.int64),
+                             torch.from_numpy(qi), torch.from_numpy(ki))
+                r = r.detach().cpu().numpy() if is_torch(r) else np.asarray(r)
+            else:
+                r = np.asarray(mask_mod(np.array(b, dtype=np.int64), np.array(h, dtype=np.int64), qi, ki))
+            if r.dtype != np.bool_:
+                raise TypeError("mask_mod returned %s values; it must return booleans (True = may attend), as "
+                                "FlexAttention's mask_mod" % r.dtype)
+            try:
+                r = np.broadcast_to(r, (nr, nc))
+            except ValueError:
+                raise ValueError("mask_mod returned shape %s for q_idx (%d, 1) and kv_idx (1, %d); it must "
+                                 "broadcast to (%d, %d)" % (r.shape, nr, nc, nr, nc)) from None
+            np.ctypeslib.as_array(visible, shape=(nr * nc,))[:] = r.reshape(-1)
+            return 0
+        except BaseException as e:  # noqa: B902 - KeyboardInterrupt too: raised again after the call
+            errors.append(e)
+            return 1
+
+    return block
+
 
 def _layout(layout):
     if layout not in _LAYOUTS:
@@ -199,14 +366,18 @@ def _err():
 
 _ATTN_OPTS = ("causal", "scale", "ring_size", "partition", "window", "softcap", "segments", "dilations", "mix",
               "cu_seqlens_q", "cu_seqlens_k", "compute", "threads", "p_dtype", "state_dtype", "round_scores",
-              "block_dtype", "q_descale", "k_descale", "v_descale")
+              "block_dtype", "q_descale", "k_descale", "v_descale") + (
+              "sinks", "alibi_slopes", "bias", "mask", "mask_mod", "document_ids")
 
 
 def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
               softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None,
               compute="f64", out_dtype=None, threads=0, p_dtype=None, state_dtype=None, round_scores=False,
-              block_dtype=None, q_descale=None, k_descale=None, v_descale=None, lse_dtype=None):
-    """Exact attention of q, k, v: returns (out, lse).
+              block_dtype=None, q_descale=None, k_descale=None, v_descale=None, lse_dtype=None, sinks=None,
+              alibi_slopes=None, bias=None, mask=None, mask_mod=None, document_ids=None, return_max_logit=False):
+    """Exact attention of q, k, v: returns (out, lse), or (out, lse, max_logit) with
+    return_max_logit=True (max_logit shaped as lse: the row max of the final score over the
+    visible keys, -inf for a row that sees none).
 
     q, k, v: NumPy arrays or torch tensors, float64/float32/float16/bfloat16, any strides (read
     in place), in `layout` "bnhd" ([b, n, h, d], FlashAttention's) or "bhnd" ([b, h, n, d],
@@ -224,27 +395,45 @@ def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, p
     compute="f32", bf16 inputs, p_dtype="bf16" and out_dtype=torch.bfloat16 this is a bf16
     kernel's arithmetic. fp8 inputs (float8_e4m3fn, float8_e5m2) take FlashAttention 3's
     q_descale, k_descale, v_descale (a number or (b, hk)): q_descale * q, ... are attended
-    (forward only). Raises RingattnError when refused."""
+    (forward only).
+
+    Score options (docs/python.md, "Sinks, ALiBi, bias, masks, document ids"): sinks (h,),
+    one unscaled logit per q head in every row's softmax denominator (gpt-oss); alibi_slopes
+    (h,) or (b, h); bias, an additive float bias (b|1, h|1, nq, nk) or (nq, nk); mask, a
+    boolean mask of the same shapes (True = may attend, as SDPA's attn_mask); mask_mod,
+    FlexAttention's mask_mod(b, h, q_idx, kv_idx) (torch index tensors for torch inputs,
+    NumPy arrays for NumPy inputs); document_ids, one array of ids (nq == nk) or a pair
+    (ids_q, ids_k): a query sees only the keys of its own document. Raises RingattnError
+    when refused; an exception raised by mask_mod is raised again here."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hq, hk, hv = Host(q, "q"), Host(k, "k"), Host(v, "v")
     lq, lk, lv = _lead(hq, varlen, layout), _lead(hk, varlen, layout), _lead(hv, varlen, layout)
     tq, tk, tv = hq.view(perm, lq), hk.view(perm, lk), hv.view(perm, lv)
     b, nq, h = tq.shape[0], tq.shape[1], tq.shape[2]
+    like_torch, device = _result_kind(hq, hk, hv)
     opts = _Options(nq, tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
                     p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype,
-                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale)
-    like_torch, device = _result_kind(hq, hk, hv)
+                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale, sinks=sinks,
+                    alibi_slopes=alibi_slopes, bias=bias, mask=mask, mask_mod=mask_mod, document_ids=document_ids,
+                    batch=b, heads=h, like_torch=like_torch)
     dname = dtype_name(out_dtype) or "float64"
     ho = new_output(_caller_shape((b, nq, h, tv.shape[3]), perm, lq), dname, like_torch, "out")
     hl = new_output((b, h, nq)[lq:], dtype_name(lse_dtype) or dname, like_torch, "lse")
     to, tl = ho.view(perm, lq), hl.view(None, lq)
+    hm = None
+    if return_max_logit:
+        hm = new_output((b, h, nq)[lq:], dtype_name(lse_dtype) or dname, like_torch, "max_logit")
+        opts.want_max_logit(hm, lq)
     err = _err()
     st = _lib.lib.ringattn_py_forward(ctypes.byref(opts.c), tq, tk, tv, to, tl, err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err, layout)
+    if hm is not None:
+        return deliver(ho, device), deliver(hl, device), deliver(hm, device)
     return deliver(ho, device), deliver(hl, device)
 
 
@@ -261,10 +450,13 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
                        partition="contiguous", window=None, softcap=0.0, segments=None, dilations=None,
                        mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None, compute="f64", out_dtype=None,
                        threads=0, p_dtype=None, state_dtype=None, round_scores=False, block_dtype=None,
-                       q_descale=None, k_descale=None, v_descale=None):
+                       q_descale=None, k_descale=None, v_descale=None, sinks=None, alibi_slopes=None, bias=None,
+                       mask=None, mask_mod=None, document_ids=None):
     """Gradients (dq, dk, dv) of attention for the upstream gradient dout, from the forward's
     out and lse (as attention() returns them), with the same options. Same layouts and types
     as attention(); each gradient has its input's shape, dtype out_dtype (default float64).
+    With sinks, dsinks (h,) follows; with a bias, dbias (the bias's shape, summed over its
+    broadcast axes) last: (dq, dk, dv[, dsinks][, dbias]).
     p_dtype rounds P and dS before the products that read them, round_scores S and dP too
     (precision emulation);
     state_dtype and block_dtype concern the forward only and are accepted for symmetry; fp8
@@ -274,20 +466,24 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
     hs, leads, views = _backward_views(q, k, v, out, lse, dout, layout, varlen)
     hq, hk, hv, ho, hl, hd = hs
     tq, tk = views[0], views[1]
+    like_torch, device = _result_kind(*hs)
     opts = _Options(tq.shape[1], tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
                     p_dtype=p_dtype, round_scores=round_scores, q_descale=q_descale, k_descale=k_descale,
-                    v_descale=v_descale)
-    like_torch, device = _result_kind(*hs)
+                    v_descale=v_descale, sinks=sinks, alibi_slopes=alibi_slopes, bias=bias, mask=mask,
+                    mask_mod=mask_mod, document_ids=document_ids, batch=tq.shape[0], heads=tq.shape[2],
+                    like_torch=like_torch)
     dname = dtype_name(out_dtype) or "float64"
     grads = [new_output(h.shape, dname, like_torch, "d" + h.name) for h in (hq, hk, hv)]
     tg = [g.view(perm, ld) for g, ld in zip(grads, leads[:3])]
+    opts.want_grads(dname, like_torch)
     err = _err()
     st = _lib.lib.ringattn_py_backward(ctypes.byref(opts.c), *views, *tg, err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err, layout)
-    return tuple(deliver(g, device) for g in grads)
+    return tuple(deliver(g, device) for g in grads) + opts.extra_grads(dname, like_torch, device)
 
 
 _PLAN_FIELDS = ("ring_size", "chunk_q", "chunk_k", "q_bytes", "acc_bytes", "row_bytes", "kv_bytes", "dkv_bytes",

@@ -14,7 +14,7 @@
 #include "golden_heatmap.c"   /* tools/: the SVG writer of `ringattn-golden compare --heatmap` */
 
 /* bumped whenever a signature or ringattn_py_options changes: _lib.py checks it */
-#define RINGATTN_PY_ABI 3
+#define RINGATTN_PY_ABI 4
 
 typedef struct {
     double scale;
@@ -29,6 +29,20 @@ typedef struct {
     const double *q_descale, *k_descale, *v_descale;          /* fp8 descale factors */
     int descale_size;
     int round_state, state_dtype;
+    /* the score options (ringattn_config's fields of the same names); outputs too: dsinks,
+       dbias (backward), max_logit (forward); NULL = absent / not wanted */
+    const double *sinks;
+    double *dsinks;
+    const double *alibi_slopes;
+    int alibi_size;
+    const ringattn_tensor *bias;
+    ringattn_tensor *dbias;
+    const ringattn_tensor *mask;
+    int (*mask_block_fn)(void *user, int64_t b, int64_t h, const int64_t *q_pos, int64_t nr,
+                         const int64_t *k_pos, int64_t nc, unsigned char *visible);
+    void *mask_user;
+    const int64_t *document_ids_q, *document_ids_k;
+    ringattn_tensor *max_logit;
 } ringattn_py_options;
 
 int ringattn_py_abi(void);
@@ -136,6 +150,18 @@ static ringattn_config config_of(const ringattn_py_options *o, char *err, size_t
     c.descale_size = o->descale_size;
     c.round_state = o->round_state;
     c.state_dtype = (ringattn_dtype)o->state_dtype;
+    c.sinks = o->sinks;
+    c.dsinks = o->dsinks;
+    c.alibi_slopes = o->alibi_slopes;
+    c.alibi_size = o->alibi_size;
+    c.bias = o->bias;
+    c.dbias = o->dbias;
+    c.mask = o->mask;
+    c.mask_block_fn = o->mask_block_fn;
+    c.mask_user = o->mask_user;
+    c.document_ids_q = o->document_ids_q;
+    c.document_ids_k = o->document_ids_k;
+    c.max_logit = o->max_logit;
     c.error_detail = err;
     c.error_detail_size = err_size;
     if (err && err_size) err[0] = 0;
