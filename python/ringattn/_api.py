@@ -823,7 +823,7 @@ def _reference_nonfinite(refs):
     bad = []
     for name, x in refs.items():
         a = x.detach().cpu().double().numpy() if is_torch(x) else np.asarray(x, dtype=np.float64)
-        if name.endswith("lse"):
+        if name.endswith("lse") or name.startswith("max_logit"):
             if np.isnan(a).any() or np.isposinf(a).any():
                 bad.append(name)
         elif not np.isfinite(a).all():
@@ -842,6 +842,7 @@ class _Judge:
         """got judged against ref, the bound from base and the larger error of `others` (more
         baselines: other orders of the same precision)"""
         kind = name[:-4] + "lse" if name.endswith("lse") else name
+        kind = {"max_logit": "lse", "dsinks": "dv", "dbias": "dv"}.get(kind, kind)   # rules by the nearest kind
         pol = rule_policy(self.policy, _dname_of(got), kind, self.softcap, self.gqa)
         if self.policy == "te":
             rep = compare(got, ref, policy="te", what=name, layout=self.layout, empty_lse=self.empty_lse,
@@ -878,7 +879,7 @@ def _head_axis(x, layout, options):
     return ax - (4 - nd) if varlen else ax
 
 
-def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
+def _eager_order(bq, bk, bv, bdo, want_grad, want_ml, o_dt, l_dt, g_dt, pdt, options):
     """Eager attention in the port's type (FlashAttention's attention_ref with upcast=False,
     PyTorch's math path): the scores, P, dP and dS rounded to it (round_scores), and with GQA
     each q head's dK, dV accumulated into the port's type head by head, as a port that
@@ -902,15 +903,28 @@ def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
         return acc
 
     opts = dict(options, ring_size=1, partition="contiguous")
-    out, lse = attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, round_scores=True,
-                         **opts)
-    got = {"out": out, "lse": lse}
+    got = _forward_dict(attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt,
+                                  round_scores=True, return_max_logit=want_ml, **opts))
     if want_grad:
         ek, ev = (expand(bk), expand(bv)) if rep > 1 else (bk, bv)
-        dq, dk, dv = attention_backward(bq, ek, ev, out, lse, bdo, compute="f32", out_dtype=g_dt, p_dtype=pdt,
-                                        round_scores=True, **opts)
-        got.update(dq=dq, dk=reduce(dk) if rep > 1 else dk, dv=reduce(dv) if rep > 1 else dv)
+        g = _grad_dict(attention_backward(bq, ek, ev, got["out"], got["lse"], bdo, compute="f32", out_dtype=g_dt,
+                                          p_dtype=pdt, round_scores=True, **opts), options)
+        if rep > 1:
+            g.update(dk=reduce(g["dk"]), dv=reduce(g["dv"]))
+        got.update(g)
     return got
+
+
+def _forward_dict(res):
+    """attention()'s results by name"""
+    return dict(zip(("out", "lse", "max_logit"), res))
+
+
+def _grad_dict(res, options):
+    """attention_backward()'s results by name: dq, dk, dv, then dsinks and dbias when given"""
+    names = ("dq", "dk", "dv") + (("dsinks",) if options.get("sinks") is not None else ()) + (
+        ("dbias",) if options.get("bias") is not None else ())
+    return dict(zip(names, res))
 
 
 def _check_args(options, what):
@@ -969,9 +983,13 @@ def _hints(q, k, v, out, report, options):
 
 
 def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, baseline=None, policy="fa2",
-          policy_k=None, eps=None, empty_lse="-inf", allow_nonfinite=False, **options):
+          policy_k=None, eps=None, empty_lse="-inf", allow_nonfinite=False, max_logit=None, dsinks=None, dbias=None,
+          **options):
     """Check a port's outputs for q, k, v in the port's own precision: -> {name: Report};
-    AssertionError when any fails.
+    AssertionError when any fails. With the score options (sinks, alibi_slopes, bias, mask,
+    mask_mod, document_ids) in `options`, the reference and every baseline use them too, and
+    max_logit= (the port's row max of the scores), dsinks= and dbias= (its gradients of the sinks
+    and of the bias, with dout) are judged as well.
 
     From the one set of `options` (those of attention(): layout, causal, scale, window,
     softcap, segments/dilations, mix, cu_seqlens_q/k, ring_size, partition, threads) it
@@ -990,22 +1008,26 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
     _check_args(options, "check")
     if policy not in POLICIES:
         _refuse(-4, "policy must be one of %s, not %r" % (", ".join(repr(p) for p in POLICIES), policy))
-    grads = {"dq": dq, "dk": dk, "dv": dv}
+    grads = {"dq": dq, "dk": dk, "dv": dv, "dsinks": dsinks, "dbias": dbias}
+    for name, opt in (("dsinks", "sinks"), ("dbias", "bias")):
+        if grads[name] is not None and options.get(opt) is None:
+            raise TypeError("check(): %s= given without %s= (the option it is the gradient of)" % (name, opt))
     want_grad = any(g is not None for g in grads.values())
-    given = {n: x for n, x in dict({"out": out, "lse": lse}, **grads).items() if x is not None}
+    want_ml = max_logit is not None
+    given = {n: x for n, x in dict({"out": out, "lse": lse, "max_logit": max_logit}, **grads).items()
+             if x is not None}
     if not given:
         raise TypeError("check(): nothing to judge: pass out=, lse= (and dq=, dk=, dv= with dout=), the port's "
                         "results for q, k, v")
     if want_grad and dout is None:
-        raise TypeError("check(): dq, dk or dv given without dout (the upstream gradient of the port's backward)")
+        raise TypeError("check(): dq, dk, dv, dsinks or dbias given without dout (the upstream gradient of the "
+                        "port's backward)")
     layout = options.get("layout", "bnhd")
     prec = _port_precision(baseline, (q, k, v), list(given.values()))
-    ref_out, ref_lse = attention(q, k, v, compute="f64", out_dtype="float64", **options)
-    refs = {"out": ref_out, "lse": ref_lse}
+    refs = _forward_dict(attention(q, k, v, compute="f64", out_dtype="float64", return_max_logit=want_ml, **options))
     if want_grad:
-        refs.update(zip(("dq", "dk", "dv"),
-                        attention_backward(q, k, v, ref_out, ref_lse, dout, compute="f64", out_dtype="float64",
-                                           **options)))
+        refs.update(_grad_dict(attention_backward(q, k, v, refs["out"], refs["lse"], dout, compute="f64",
+                                                  out_dtype="float64", **options), options))
     _refuse_nonfinite(refs, {"q": q, "k": k, "v": v, "dout": dout}, allow_nonfinite, "check()")
     # the baselines: the port's precision, one member; and a second order (a ring of 2)
     fp8 = prec.startswith("float8")
@@ -1020,11 +1042,11 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
     for ring in (1, 2):
         opts = dict(options, ring_size=ring, partition="contiguous")
         try:
-            b_out, b_lse = attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, **opts)
-            got = {"out": b_out, "lse": b_lse}
+            got = _forward_dict(attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt,
+                                          return_max_logit=want_ml, **opts))
             if want_grad:
-                got.update(zip(("dq", "dk", "dv"), attention_backward(bq, bk, bv, b_out, b_lse, bdo, compute="f32",
-                                                                      out_dtype=g_dt, p_dtype=pdt, **opts)))
+                got.update(_grad_dict(attention_backward(bq, bk, bv, got["out"], got["lse"], bdo, compute="f32",
+                                                         out_dtype=g_dt, p_dtype=pdt, **opts), options))
         except RingattnError:
             if ring == 1:
                 raise
@@ -1032,7 +1054,7 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
         bases.append(got)
     ring2 = len(bases) == 2
     if pdt and not fp8:   # (scores rounded to fp8 would be no kernel's order)
-        bases.append(_eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options))
+        bases.append(_eager_order(bq, bk, bv, bdo, want_grad, want_ml, o_dt, l_dt, g_dt, pdt, options))
     judge = _Judge(policy, prec, policy_k, eps, options.get("softcap", 0.0), empty_lse, layout,
                    Host(q, "q").shape != Host(k, "k").shape, _describe_baseline(prec, ring2))
     reports = {}
@@ -1057,7 +1079,11 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
 
 
 def _describe(options):
-    shown = {k: v for k, v in options.items() if v is not None and not is_torch(v) and not isinstance(v, np.ndarray)}
+    shown = {k: v for k, v in options.items() if v is not None and not is_torch(v) and not isinstance(v, np.ndarray)
+             and not callable(v)}
+    for k in ("bias", "mask", "mask_mod", "document_ids"):
+        if options.get(k) is not None:
+            shown[k] = "given"
     for k in ("cu_seqlens_q", "cu_seqlens_k", "segments", "dilations"):
         if options.get(k) is not None:
             shown[k] = list(int(x) for x in int64_array(options[k], k))
@@ -1093,8 +1119,11 @@ def _layer_common(x_q, x_k, x_v, weights, num_heads, options):
             _refuse(-2, "%s has shape %s; expected [b, n, E]" % (h.name, h.shape))
     hw, warr = _weights(weights)
     e = hx[0].shape[2]
-    opts = _Options(hx[0].shape[1], (hx[1] or hx[0]).shape[1], **options)
-    return hx, hw, warr, e, _int(num_heads, "num_heads", 1, 2**62), opts
+    heads = _int(num_heads, "num_heads", 1, 2**62)
+    like_torch, _ = _result_kind(*[h for h in hx if h is not None], *hw.values())
+    opts = _Options(hx[0].shape[1], (hx[1] or hx[0]).shape[1], batch=hx[0].shape[0], heads=heads,
+                    like_torch=like_torch, **options)
+    return hx, hw, warr, e, heads, opts
 
 
 def layer_forward(x_q, weights, *, num_heads, x_k=None, x_v=None, layer_norm=True, ln_eps=1e-5, out_dtype=None,
@@ -1114,6 +1143,7 @@ def layer_forward(x_q, weights, *, num_heads, x_k=None, x_v=None, layer_norm=Tru
                                             _float(ln_eps, "ln_eps"), warr, tx[0], *[
                                                 ctypes.byref(t) if t is not None else None for t in tx[1:]],
                                             hy.view(), err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err)
     return deliver(hy, device)
@@ -1145,6 +1175,7 @@ def layer_backward(x_q, weights, dy, *, num_heads, x_k=None, x_v=None, layer_nor
                                              _float(ln_eps, "ln_eps"), warr, tx[0], ref(tx[1]), ref(tx[2]),
                                              hdy.view(), tdx[0], ref(tdx[1]), ref(tdx[2]), garr, 1 if grads else 0,
                                              err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err)
     dx = [deliver(h, device) if h is not None else None for h in hdx]
