@@ -47,6 +47,7 @@ typedef struct {
 
 int ringattn_py_abi(void);
 int ringattn_py_event_layout(int64_t *out, int cap);
+int ringattn_py_options_layout(int64_t *out, int cap);
 int ringattn_py_forward_steps(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
                               const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
                               ringattn_trace_fn fn, void *user, char *err, size_t err_size);
@@ -115,6 +116,31 @@ int ringattn_py_event_layout(int64_t *out, int cap)
         RINGATTN_PY_OFF(q_count), RINGATTN_PY_OFF(q_stride), RINGATTN_PY_OFF(k_pos0), RINGATTN_PY_OFF(k_count),
         RINGATTN_PY_OFF(k_stride), RINGATTN_PY_OFF(out_scale), RINGATTN_PY_OFF(acc), RINGATTN_PY_OFF(block_acc),
         RINGATTN_PY_OFF(block_max), RINGATTN_PY_OFF(block_sum), RINGATTN_PY_OFF(dkv), RINGATTN_PY_OFF(kv_pitch)
+    };
+    int n = (int)(sizeof v / sizeof v[0]), i;
+    for (i = 0; i < n && i < cap; i++) out[i] = (int64_t)v[i];
+    return n;
+}
+#undef RINGATTN_PY_OFF
+
+/* the same for ringattn_py_options: sizeof, then the offset of every field */
+#define RINGATTN_PY_OFF(f) offsetof(ringattn_py_options, f)
+int ringattn_py_options_layout(int64_t *out, int cap)
+{
+    const size_t v[] = {
+        sizeof(ringattn_py_options),
+        RINGATTN_PY_OFF(scale), RINGATTN_PY_OFF(causal), RINGATTN_PY_OFF(ring_size), RINGATTN_PY_OFF(num_threads),
+        RINGATTN_PY_OFF(compute), RINGATTN_PY_OFF(segment_lengths), RINGATTN_PY_OFF(dilation_rates),
+        RINGATTN_PY_OFF(num_groups), RINGATTN_PY_OFF(mix), RINGATTN_PY_OFF(window_left),
+        RINGATTN_PY_OFF(window_right), RINGATTN_PY_OFF(partition), RINGATTN_PY_OFF(softcap),
+        RINGATTN_PY_OFF(cu_seqlens_q), RINGATTN_PY_OFF(cu_seqlens_k), RINGATTN_PY_OFF(num_seqs),
+        RINGATTN_PY_OFF(round_p), RINGATTN_PY_OFF(p_dtype), RINGATTN_PY_OFF(round_s), RINGATTN_PY_OFF(round_block),
+        RINGATTN_PY_OFF(block_dtype), RINGATTN_PY_OFF(q_descale), RINGATTN_PY_OFF(k_descale),
+        RINGATTN_PY_OFF(v_descale), RINGATTN_PY_OFF(descale_size), RINGATTN_PY_OFF(round_state),
+        RINGATTN_PY_OFF(state_dtype), RINGATTN_PY_OFF(sinks), RINGATTN_PY_OFF(dsinks),
+        RINGATTN_PY_OFF(alibi_slopes), RINGATTN_PY_OFF(alibi_size), RINGATTN_PY_OFF(bias), RINGATTN_PY_OFF(dbias),
+        RINGATTN_PY_OFF(mask), RINGATTN_PY_OFF(mask_block_fn), RINGATTN_PY_OFF(mask_user),
+        RINGATTN_PY_OFF(document_ids_q), RINGATTN_PY_OFF(document_ids_k), RINGATTN_PY_OFF(max_logit)
     };
     int n = (int)(sizeof v / sizeof v[0]), i;
     for (i = 0; i < n && i < cap; i++) out[i] = (int64_t)v[i];

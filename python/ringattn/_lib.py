@@ -80,12 +80,14 @@ class Event(ctypes.Structure):
 TRACE_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
 
 
-def layout_mismatches(lib, struct=Event):
-    """How `struct` (a ctypes mirror of ringattn_trace_event) differs from the C layout that
-    ringattn_py_event_layout reports: a list of sentences, empty when they agree."""
-    n = lib.ringattn_py_event_layout(None, 0)
+def layout_mismatches(lib, struct=Event, reporter="ringattn_py_event_layout"):
+    """How `struct` (a ctypes mirror of ringattn_trace_event, or of ringattn_py_options with
+    reporter="ringattn_py_options_layout") differs from the C layout that the reporter gives:
+    a list of sentences, empty when they agree."""
+    report = getattr(lib, reporter)
+    n = report(None, 0)
     got = (ctypes.c_int64 * n)()
-    lib.ringattn_py_event_layout(got, n)
+    report(got, n)
     fields = [f[0] for f in struct._fields_]
     bad = []
     if ctypes.sizeof(struct) != got[0]:
@@ -123,6 +125,7 @@ def _load():
         "ringattn_py_layer_backward": [P(Options), ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
                                        ctypes.c_double, T, T, T, T, T, T, T, T, T, ctypes.c_int, C, sz],
         "ringattn_py_event_layout": [i64p, ctypes.c_int],
+        "ringattn_py_options_layout": [i64p, ctypes.c_int],
         "ringattn_py_forward_steps": [P(Options), T, T, T, T, T, TRACE_FN, ctypes.c_void_p, C, sz],
         "ringattn_py_backward_steps": [P(Options), T, T, T, T, T, T, T, T, T, TRACE_FN, ctypes.c_void_p, C, sz],
         "ringattn_py_trace_result": [P(Event), ctypes.c_int, T, T, C, sz],
@@ -141,6 +144,10 @@ def _load():
     bad = layout_mismatches(lib)
     if bad:
         raise ImportError("ringattn: the ctypes mirror of ringattn_trace_event (_lib.Event) does not match %s: %s"
+                          % (found[0], "; ".join(bad)))
+    bad = layout_mismatches(lib, Options, "ringattn_py_options_layout")
+    if bad:
+        raise ImportError("ringattn: the ctypes mirror of ringattn_py_options (_lib.Options) does not match %s: %s"
                           % (found[0], "; ".join(bad)))
     return lib
 

@@ -652,3 +652,9 @@ def test_layer_with_options():
     a = ringattn.layer_backward(x, w, dy, num_heads=4, causal=True)
     b = ringattn.layer_backward(x, w, dy, num_heads=4, mask_mod=lambda b, h, qi, ki: qi >= ki)
     assert err(b[0], a[0]) <= BWD_TOL
+
+
+def test_options_struct_layout():
+    """the ctypes mirror of ringattn_py_options matches the compiled struct field for field"""
+    from ringattn import _lib
+    assert _lib.layout_mismatches(_lib.lib, _lib.Options, "ringattn_py_options_layout") == []
