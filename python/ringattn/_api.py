@@ -1081,6 +1081,9 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
 def _describe(options):
     shown = {k: v for k, v in options.items() if v is not None and not is_torch(v) and not isinstance(v, np.ndarray)
              and not callable(v)}
+    for k in ("sinks", "alibi_slopes"):
+        if options.get(k) is not None:
+            shown[k] = [float("%.4g" % x) for x in _f64_vector(options[k], k).reshape(-1)[:8]]
     for k in ("bias", "mask", "mask_mod", "document_ids"):
         if options.get(k) is not None:
             shown[k] = "given"
