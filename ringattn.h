@@ -680,7 +680,8 @@ static RINGATTN__HD inline uint8_t ringattn__double_to_e5m2(double x)
 
 static RINGATTN__HD inline size_t ringattn__dtype_size(ringattn_dtype t)
 {
-    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 : (t == RINGATTN_FP8_E4M3 || t == RINGATTN_FP8_E5M2) ? 1 : 2;
+    return (t == RINGATTN_F64) ? 8 : (t == RINGATTN_F32) ? 4 :
+           (t == RINGATTN_FP8_E4M3 || t == RINGATTN_FP8_E5M2 || t == RINGATTN_BOOL) ? 1 : 2;
 }
 
 static RINGATTN__HD inline double ringattn__load(const void *base, ringattn_dtype t, int64_t i)
@@ -760,6 +761,19 @@ typedef struct {
     ringattn_dtype pt, bt, st;     /* ... to these storage types: P (and S), block, state      */
     const double *qds, *kds, *vds; /* fp8 descale factors (NULL = 1), nds of each: 1 or b * hk */
     int nds;
+    /* score options (ringattn_config's; all NULL / 0 when off) */
+    const double *sinks;           /* h sink logits                                           */
+    const double *alibi;           /* ALiBi slopes, nalibi of them: h or b * h                */
+    int nalibi;
+    const ringattn_tensor *bias, *mask;
+    int (*mask_fn)(void *, int64_t, int64_t, int64_t, int64_t);
+    int (*mask_block_fn)(void *, int64_t, int64_t, const int64_t *, int64_t, const int64_t *, int64_t,
+                         unsigned char *);
+    void *mask_user;
+    const int64_t *docq, *dock;    /* document ids                                            */
+    int modify;                    /* 1: a bias or ALiBi term is added to the scores          */
+    int emask;                     /* 1: a mask of single pairs (mask, callbacks, documents)  */
+    int max_logit, dbias;          /* 1: the optional outputs are wanted                      */
 } ringattn__problem;
 
 /* chunk i of n tokens cut into p chunks; sizes differ by at most one */
@@ -927,6 +941,56 @@ static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_co
         P->qds = cfg->q_descale; P->kds = cfg->k_descale; P->vds = cfg->v_descale; P->nds = cfg->descale_size;
     }
     P->round_state = cfg->round_state; P->st = cfg->round_state ? cfg->state_dtype : RINGATTN_F64;
+    P->sinks = cfg->sinks;
+    P->alibi = cfg->alibi_slopes; P->nalibi = cfg->alibi_slopes ? cfg->alibi_size : 0;
+    P->bias = cfg->bias; P->mask = cfg->mask;
+    P->mask_fn = cfg->mask_fn; P->mask_block_fn = cfg->mask_block_fn; P->mask_user = cfg->mask_user;
+    P->docq = cfg->document_ids_q; P->dock = cfg->document_ids_k;
+    P->modify = P->bias != NULL || P->alibi != NULL;
+    P->emask = P->mask != NULL || P->mask_fn != NULL || P->mask_block_fn != NULL || P->docq != NULL;
+    P->max_logit = cfg->max_logit != NULL;
+    P->dbias = cfg->dbias != NULL && cfg->bias != NULL;
+}
+
+/* 1 if the config asks for any score option (the entry points that do not take them refuse
+   them by this one test) */
+static RINGATTN__HD inline int ringattn__has_options(const ringattn_config *cfg)
+{
+    return cfg->sinks || cfg->dsinks || cfg->alibi_slopes || cfg->bias || cfg->dbias || cfg->mask || cfg->mask_fn ||
+           cfg->mask_block_fn || cfg->document_ids_q || cfg->document_ids_k || cfg->max_logit;
+}
+
+/* The score options' additive term of query position qpos and key position kpos of (batch bb,
+   q head hh): bias - slope |qpos + aoff - kpos| (aoff = nk - nq, or the varlen sequence's). */
+static RINGATTN__HD inline double ringattn__score_term(const ringattn__problem *P, int64_t bb, int64_t hh,
+                                                       int64_t qpos, int64_t kpos, int64_t aoff)
+{
+    double x = 0;
+    if (P->bias) {
+        const ringattn_tensor *t = P->bias;
+        x = ringattn__load(t->data, t->dtype, ringattn__index(t, t->shape[0] == 1 ? 0 : bb, t->shape[1] == 1 ? 0 : hh,
+                                                                qpos, kpos));
+    }
+    if (P->alibi) {
+        int64_t dist = qpos + aoff - kpos;
+        x -= P->alibi[P->nalibi == P->h ? hh : bb * P->h + hh] * (double)(dist < 0 ? -dist : dist);
+    }
+    return x;
+}
+
+/* 1 if the dense mask and the document ids let (bb, hh, qpos) see kpos (the callbacks are
+   asked apart: they run only on the host) */
+static RINGATTN__HD inline int ringattn__pair_visible(const ringattn__problem *P, int64_t bb, int64_t hh,
+                                                      int64_t qpos, int64_t kpos)
+{
+    if (P->docq && P->docq[qpos] != P->dock[kpos]) return 0;
+    if (P->mask) {
+        const ringattn_tensor *t = P->mask;
+        if (!((const unsigned char *)t->data)[ringattn__index(t, t->shape[0] == 1 ? 0 : bb, t->shape[1] == 1 ? 0 : hh,
+                                                               qpos, kpos)])
+            return 0;
+    }
+    return 1;
 }
 
 /* A finished row (ringattn__member_finish): O = acc / l (times 1/G for head groups) and
@@ -1202,6 +1266,8 @@ typedef struct {
         struct {                   /* forward (R->pass == 0)                                  */
             void *o;               /*   running O_i, unnormalised [b][h][rows][dv]            */
             double *m, *l;         /*   running row max and sum   [b][h][rows]                */
+            double *x;             /*   max_logit wanted: the row max of the scores alone
+                                        (m also holds the sink), else NULL                     */
         } fwd;
         struct {                   /* backward (R->pass == 1)                                 */
             void *dq;              /*   dQ_i [b][h][rows][d]                                  */
@@ -1236,6 +1302,14 @@ typedef struct {
     void *kg;                      /* panels copied or gathered for it                        */
     int64_t lds;                   /* score row pitch                                         */
     const ringattn__kernels *kern; /* this call's kernels (ringattn__kernels_for)             */
+    unsigned char *vis;            /* pair masks (P->emask): [tq][tk], 1 = visible; row pitch
+                                      vnc, block row vr0 and column vc0 at vis[0]             */
+    int64_t vr0, vc0, vnc;
+    int64_t *qpos, *kpos;          /*   the tile's positions, for mask_block_fn               */
+    void *sc;                      /* backward, softcap with a bias or ALiBi: one row's
+                                      softcapped scores (the softcap's derivative needs them) */
+    double *dbias;                 /* backward with dbias: [b][h][nq][nk], this call's        */
+    int failed;                    /* a mask callback's nonzero answer (then nothing is written) */
     size_t bytes;
     int64_t tiles, flops;
 } ringattn__scratch;
@@ -1346,6 +1420,7 @@ static int64_t ringattn__max_rows(ringattn_partition part, int64_t n, int p)
 typedef struct {
     const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
     ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
+    ringattn_tensor *ml;                                     /* forward: max_logit, or NULL     */
     int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
                        member's rows, its pieces one after another (an MPI rank's chunk)     */
 } ringattn__io;
@@ -1364,7 +1439,9 @@ typedef struct {
     int64_t rs;                /* buffer row stride (leading dimension = rs * dim)            */
     int64_t nr, nc;            /* rows, columns                                               */
     int64_t off;               /* key j visible to query i (causally) iff j <= i + off        */
+    int64_t bb, hh, aoff;      /* batch, q head, ALiBi's offset (nk - nq, or the sequence's)  */
     void *q;                                             /* at the first row:                  */
+    double *x;                 /* forward with max_logit: the rows' score maxima              */
     void *o;   double *m, *l;                            /*   forward (NULL in backward)       */
     void *dq, *dout;   double *lse, *D;                  /*   backward (NULL in forward)       */
     void *k, *v, *dk, *dv;                               /* at the first column (k: backward)  */
@@ -1382,6 +1459,13 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
                            int64_t bb, int64_t kh);
 static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratch *me,
                                     const ringattn__block *B);
+static int ringattn__tile_mask(const ringattn__problem *P, ringattn__scratch *me, const ringattn__block *B,
+                               int64_t r0, int64_t nr, int64_t c0, int64_t c1, int *full);
+static void ringattn__row_options(const ringattn__problem *P, const ringattn__scratch *me, const ringattn__block *B,
+                                  int64_t r, int64_t col, int64_t n, void *s);
+static void ringattn__bwd_row_options(const ringattn__problem *P, ringattn__scratch *me, const ringattn__block *B,
+                                      int64_t r, int64_t col, int64_t w, void *s, void *g, double lse, double D,
+                                      double dscale);
 static void ringattn__backward_block(const ringattn__problem *P, ringattn__scratch *me,
                                      const ringattn__block *B);
 #ifdef RINGATTN_USE_CBLAS
@@ -1411,6 +1495,14 @@ static int ringattn__thread_id(void)
    as members, each thread is one member); without OpenMP, or with num_threads = 1, the
    same units run one after another. Every unit's arithmetic is fixed by the problem, not by
    the thread that runs it, so the result is bit-identical for any thread count. */
+/* 1 if a thread's mask callback asked the call to stop (read after a barrier) */
+static int ringattn__ring_failed(const ringattn__ring *R)
+{
+    int i;
+    for (i = 0; i < R->P->nt; i++) if (R->w[i].failed) return 1;
+    return 0;
+}
+
 static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
 {
     const int p = R->P->p;
@@ -1449,8 +1541,11 @@ static void ringattn__ring_loop(const ringattn__ring *R, const ringattn__io *io)
             /* the barrier closing this loop is the ring's clock tick: every hand-off of
                step t has landed before any member starts step t + 1 */
         }
-        RINGATTN__OMP(omp for schedule(dynamic, 1))
-        for (x = 0; x < slices; x++) ringattn__member_finish(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
+        /* a mask callback that asked to stop leaves every output as it was */
+        if (!ringattn__ring_failed(R)) {
+            RINGATTN__OMP(omp for schedule(dynamic, 1))
+            for (x = 0; x < slices; x++) ringattn__member_finish(R, io, (int)(x / bh), (x % bh) / R->P->h, x % R->P->h);
+        }
     }
 }
 
@@ -1604,6 +1699,7 @@ typedef struct {
     int64_t ldacc;
     double *m, *l;
     int64_t stride;
+    double *x;         /* max_logit wanted: the rows' maxima of the scores alone, else NULL */
 } ringattn__rows;
 
 static void ringattn__merge(const ringattn__problem *P, const ringattn__kernels *K, int64_t rows,
@@ -1619,8 +1715,9 @@ static void ringattn__merge(const ringattn__problem *P, const ringattn__kernels 
         char *s = ringattn__at(S->s, r * S->lds + S->lo[r] - S->soff, es);   /* the visible scores */
         void *acc = ringattn__at(st->acc, r * st->ldacc, es);
         double *m = st->m + r * st->stride, *l = st->l + r * st->stride;
-        double mnew, alpha, sum;
-        if (!ringattn__merge_rescale(*m, K->row_max(s, n), &mnew, &alpha))
+        double mnew, alpha, sum, mx = K->row_max(s, n);
+        if (st->x && (mx > st->x[r * st->stride] || mx != mx)) st->x[r * st->stride] = mx;   /* max_logit */
+        if (!ringattn__merge_rescale(*m, mx, &mnew, &alpha))
             continue;                                          /* every visible score -inf: nothing to add */
         sum = K->row_exp(s, n, mnew);                          /* s_j <- p_j = exp(s_j - m_new) */
         if (P->round_p) ringattn__row_round(t, s, n, P->pt);   /* emulation: P rounded after l, before P V */
@@ -1681,12 +1778,15 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
                     if (B.nc == 0) continue;
                     B.rs = qbs;          /* == kbs: pieces of one call share their kind */
                     B.off = S.off;
+                    B.bb = bb; B.hh = hh; B.aoff = P->nseq > 0 ? S.ke - S.qe : P->nk - P->nq;
+                    B.x = NULL;
                     B.q = ringattn__at(me->q, (home + qrow) * P->d, es);
                     B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
                     if (R->pass == 0) {
                         B.o = ringattn__at(me->st.fwd.o, (home + qrow) * P->dv, es);
                         B.m = me->st.fwd.m + home + qrow;
                         B.l = me->st.fwd.l + home + qrow;
+                        if (me->st.fwd.x) B.x = me->st.fwd.x + home + qrow;
                     } else {
                         B.dq = ringattn__at(me->st.bwd.dq, (home + qrow) * P->d, es);
                         B.dout = ringattn__at(me->dout, (home + qrow) * P->dv, es);
@@ -1727,6 +1827,87 @@ static int ringattn__tile_bounds(const ringattn__problem *P, const ringattn__blo
         any |= (z > a);
     }
     return any != 0;
+}
+
+/* The pair masks (mask, mask_fn, mask_block_fn, document ids) on the tile rows [r0, r0 + nr)
+   x columns [c0, c1) of block B, whose rows see [lo, hi) by the interval rules (causal,
+   windows, sequences): me->vis[i][c] = 1 where every mask lets row i see tile column c, and
+   each row's [lo, hi) narrowed to its first and last such column, so that a tile, block or
+   ring step the masks leave empty is skipped as a causal one is (and counted so). Holes left
+   inside [lo, hi) become -inf scores (ringattn__row_options). Returns 0 if nothing is
+   visible, or when a callback has asked to stop. */
+static int ringattn__tile_mask(const ringattn__problem *P, ringattn__scratch *me, const ringattn__block *B,
+                               int64_t r0, int64_t nr, int64_t c0, int64_t c1, int *full)
+{
+    int64_t i, c, nc = c1 - c0, any = 0;
+    me->vr0 = r0; me->vc0 = c0; me->vnc = nc;
+    if (P->mask_block_fn && !me->failed) {   /* one question for the whole tile */
+        for (i = 0; i < nr; i++) me->qpos[i] = B->qa + (r0 + i) * B->qps;
+        for (c = 0; c < nc; c++) me->kpos[c] = B->ka + (c0 + c) * B->kps;
+        if (P->mask_block_fn(P->mask_user, B->bb, B->hh, me->qpos, nr, me->kpos, nc, me->vis)) me->failed = 1;
+    }
+    if (me->failed) return 0;
+    for (i = 0; i < nr; i++) {
+        int64_t qpos = B->qa + (r0 + i) * B->qps, first = -1, last = -1;
+        unsigned char *v = me->vis + i * nc;
+        for (c = me->lo[i]; c < me->hi[i]; c++) {
+            int64_t kpos = B->ka + (c0 + c) * B->kps;
+            int ok = (!P->mask_block_fn || v[c]) && ringattn__pair_visible(P, B->bb, B->hh, qpos, kpos) &&
+                     (!P->mask_fn || P->mask_fn(P->mask_user, B->bb, B->hh, qpos, kpos));
+            v[c] = (unsigned char)ok;
+            if (ok) { if (first < 0) first = c; last = c; }
+        }
+        if (first < 0) { if (me->lo[i] < me->hi[i]) *full = 0; me->hi[i] = me->lo[i]; continue; }
+        if (first != me->lo[i] || last + 1 != me->hi[i]) *full = 0;
+        me->lo[i] = first; me->hi[i] = last + 1;
+        any = 1;
+    }
+    return any != 0;
+}
+
+/* The score options on n visible scores s of block row r from block column col on (after
+   the scale and the softcap): s += bias - slope |i + nk - nq - j| (ringattn__score_term), and
+   s = -inf where a pair mask hides the pair; in double, one rounding to the compute type. */
+static void ringattn__row_options(const ringattn__problem *P, const ringattn__scratch *me, const ringattn__block *B,
+                                  int64_t r, int64_t col, int64_t n, void *s)
+{
+    int64_t j, qpos = B->qa + r * B->qps;
+    const unsigned char *v = P->emask ? me->vis + (r - me->vr0) * me->vnc + (col - me->vc0) : NULL;
+    for (j = 0; j < n; j++) {
+        int64_t kpos = B->ka + (col + j) * B->kps;
+        double x = ringattn__load(s, P->ct, j);
+        if (v && !v[j]) x = -(double)INFINITY;
+        else if (P->modify) x += ringattn__score_term(P, B->bb, B->hh, qpos, kpos, B->aoff);
+        ringattn__store(s, P->ct, j, x);
+    }
+}
+
+/* backward, one row with score options: its scaled scores s (and dP in g) of n columns from
+   block column col become P = exp(softcap(s) + options - lse) and dS; dbias, the gradient of
+   the final score P (dP - D), is taken before the softcap's derivative and the scale. */
+static void ringattn__bwd_row_options(const ringattn__problem *P, ringattn__scratch *me, const ringattn__block *B,
+                                      int64_t r, int64_t col, int64_t w, void *s, void *g, double lse, double D,
+                                      double dscale)
+{
+    ringattn_dtype t = P->ct;
+    int64_t j;
+    if (P->softcap > 0) {
+        ringattn__row_softcap(t, s, w, P->softcap);
+        memcpy(me->sc, s, (size_t)w * P->es);   /* the softcapped scores, for its derivative */
+    }
+    ringattn__row_options(P, me, B, r, col, w, s);
+    me->kern->row_prob(s, w, lse);                     /* P */
+    ringattn__row_dsoftmax(t, s, g, w, D, 1.0);        /* dS of the final score: P (dP - D) */
+    if (me->dbias) {
+        double *db = me->dbias + ((B->bb * P->h + B->hh) * P->nq + B->qa + r * B->qps) * P->nk;
+        for (j = 0; j < w; j++) db[B->ka + (col + j) * B->kps] += ringattn__load(g, t, j);
+    }
+    if (P->softcap > 0)
+        for (j = 0; j < w; j++) {
+            double c = ringattn__load(me->sc, t, j) / P->softcap;
+            ringattn__store(g, t, j, ringattn__load(g, t, j) * (1.0 - c * c));
+        }
+    if (dscale != 1.0) ringattn__row_scale(t, g, w, dscale);
 }
 
 /* The K panels under tile columns [cmin, cmax) of block B (tile at block column c0): pan[k]
@@ -1791,6 +1972,7 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
             int64_t r = 0, g, g0, ca, cz, pbase;
             int full;
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
+            if (P->emask && !ringattn__tile_mask(P, me, B, r0, nr, c0, c1, &full)) continue;
             for (i = 0; i < nr; i++) if (me->lo[i] < me->hi[i]) {   /* tile columns */
                 if (me->lo[i] < cmin) cmin = me->lo[i];
                 if (me->hi[i] > cmax) cmax = me->hi[i];
@@ -1819,12 +2001,18 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                     for (i = 0; i < g; i++)
                         ringattn__row_softcap(P->ct, ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
                                               me->hi[g0 + i] - me->lo[g0 + i], P->softcap);
+                if (P->modify || P->emask)   /* the score options: + bias - ALiBi, pair masks */
+                    for (i = 0; i < g; i++)
+                        ringattn__row_options(P, me, B, r0 + g0 + i, c0 + me->lo[g0 + i],
+                                              me->hi[g0 + i] - me->lo[g0 + i],
+                                              ringattn__at(sr[i], me->lo[g0 + i] - soff, es));
                 {   /* the merge, with its P V product */
                     ringattn__scores S; ringattn__rows st;
                     S.s = me->s; S.lds = lds; S.soff = soff;
                     S.lo = me->lo + g0; S.hi = me->hi + g0; S.ca = ca; S.cz = cz;
                     st.acc = ringattn__at(B->o, (r0 + g0) * ldv, es); st.ldacc = ldv;
                     st.m = B->m + (r0 + g0) * B->rs; st.l = B->l + (r0 + g0) * B->rs; st.stride = B->rs;
+                    st.x = B->x ? B->x + (r0 + g0) * B->rs : NULL;
                     ringattn__merge(P, me->kern, g, &S, ringattn__at(B->v, c0 * ldv, es), ldv, &st, &me->flops);
                 }
             }
@@ -1854,6 +2042,7 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
             const char *k, *v; char *dk, *dv;
             int full;
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
+            if (P->emask && !ringattn__tile_mask(P, me, B, r0, nr, c0, c1, &full)) continue;
             for (i = 0; i < nr; i++) {
                 if (me->lo[i] < me->hi[i]) {
                     if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
@@ -1884,7 +2073,10 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                     ringattn__row_round(t, sr, me->hi[i] - me->lo[i], P->pt);
                     ringattn__row_round(t, gr, me->hi[i] - me->lo[i], P->pt);
                 }
-                if (P->softcap > 0) {
+                if (P->modify || P->emask) {
+                    ringattn__bwd_row_options(P, me, B, r0 + i, cmin + me->lo[i], me->hi[i] - me->lo[i], sr, gr,
+                                              lse[i * B->rs], D[i * B->rs], 1.0);
+                } else if (P->softcap > 0) {
                     ringattn__row_softcap(t, sr, me->hi[i] - me->lo[i], P->softcap);
                     ringattn__row_dsoftcap(t, sr, gr, me->hi[i] - me->lo[i], lse[i * B->rs], D[i * B->rs], P->softcap, 1.0);
                 } else {
@@ -1993,6 +2185,7 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
             const char *kt, *vt; char *dk, *dv;
             int full;
             if (!ringattn__tile_bounds(P, B, r0, nr, c0, c1, me->lo, me->hi, &full)) continue;
+            if (P->emask && !ringattn__tile_mask(P, me, B, r0, nr, c0, c1, &full)) continue;
             for (i = 0; i < nr; i++) {
                 if (me->lo[i] < me->hi[i]) {
                     if (c0 + me->lo[i] < cmin) cmin = c0 + me->lo[i];
@@ -2038,6 +2231,9 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                     if (l1 == -INFINITY) {   /* saw nothing in the forward pass: P = dS = 0 */
                         memset(s1, 0, (size_t)w * es);
                         memset(g1, 0, (size_t)w * es);
+                    } else if (P->modify || P->emask) {
+                        ringattn__bwd_row_options(P, me, B, r0 + g0 + i, cmin + me->lo[g0 + i], w, s1, g1, l1, D1,
+                                                  P->round_p ? 1.0 : P->scale);
                     } else if (P->softcap > 0) {
                         ringattn__row_softcap(t, s1, w, P->softcap);
                         ringattn__row_dsoftcap(t, s1, g1, w, l1, D1, P->softcap, P->round_p ? 1.0 : P->scale);
@@ -2209,6 +2405,10 @@ static void ringattn__member_setup(const ringattn__ring *R, const ringattn__io *
     }
     if (R->pass == 0) {
         ringattn__state_reset(P, me->st.fwd.o, me->st.fwd.m, me->st.fwd.l, row0, me->rows);
+        if (P->sinks)   /* the sink, counted once per row, before step 0: (m, l) = (sink, 1) */
+            for (r = row0; r < row0 + me->rows; r++) { me->st.fwd.m[r] = P->sinks[hh]; me->st.fwd.l[r] = 1.0; }
+        if (me->st.fwd.x)
+            for (r = row0; r < row0 + me->rows; r++) me->st.fwd.x[r] = -INFINITY;
         return;
     }
     /* backward: the gradient of one head group's output is dO / G (forward divided by G) */
@@ -2264,6 +2464,9 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             if (io->l)
                 ringattn__store(io->l->data, io->l->dtype, ringattn__index(io->l, bb, hh, pos, 0),
                                 ringattn__finish_lse(me->st.fwd.m[at], l));
+            if (io->ml)
+                ringattn__store(io->ml->data, io->ml->dtype, ringattn__index(io->ml, bb, hh, pos, 0),
+                                me->st.fwd.x[at]);
         }
     } else {
         ringattn__piece kp[2], kio[2];
@@ -2474,6 +2677,84 @@ static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *
 }
 
 /* The config and shape on their own: every field in range, before anything is derived. */
+/* a bias, mask, dbias or max_logit view: a valid view of its dtype kind whose shape is
+   [b or 1][h or 1][nq][nk] (want == NULL) or exactly want */
+static int ringattn__check_option_view(const ringattn_config *cfg, const ringattn_tensor *t, const char *name,
+                                       const ringattn_shape *s, const int64_t *want, int is_mask, int output)
+{
+    ringattn_tensor u;
+    int a, st;
+    if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "%s is NULL", name);
+    if (is_mask ? t->dtype != RINGATTN_BOOL : ((int)t->dtype < (int)RINGATTN_F32 || (int)t->dtype > (int)RINGATTN_FP8_E5M2))
+        return ringattn__fail(cfg, RINGATTN_EDTYPE, "%s has dtype %d: %s", name, (int)t->dtype,
+                              is_mask ? "a mask is RINGATTN_BOOL (nonzero = may attend)" : "it must be a float dtype");
+    u = *t;
+    if (is_mask) u.dtype = RINGATTN_FP8_E4M3;   /* one byte, for the view checks */
+    if ((st = ringattn__check_view(cfg, &u, name, want, output)) != RINGATTN_OK) return st;
+    if (!want) {
+        int64_t full[4];
+        full[0] = s->batch; full[1] = s->heads_q; full[2] = s->seq_q; full[3] = s->seq_k;
+        for (a = 0; a < 4; a++)
+            if (t->shape[a] != full[a] && !(a < 2 && t->shape[a] == 1))
+                return ringattn__fail(cfg, RINGATTN_ESHAPE, "%s has shape [%lld, %lld, %lld, %lld], which does not "
+                                      "broadcast to [batch %lld, heads %lld, nq %lld, nk %lld] (batch and heads may be 1)",
+                                      name, (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
+                                      (long long)t->shape[3], (long long)full[0], (long long)full[1],
+                                      (long long)full[2], (long long)full[3]);
+    }
+    return RINGATTN_OK;
+}
+
+/* the score options against the shape (ringattn_config's sinks ... max_logit) */
+static int ringattn__check_options(const ringattn_config *cfg, const ringattn_shape *s, int pass)
+{
+    int64_t j;
+    int st;
+    if (!ringattn__has_options(cfg)) return RINGATTN_OK;
+    if (cfg->num_groups > 0)
+        return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the score options (sinks, ALiBi, bias, masks, document "
+                              "ids, max_logit) do not combine with dilated attention (num_groups > 0)");
+    if (cfg->sinks)
+        for (j = 0; j < s->heads_q; j++)
+            if (cfg->sinks[j] != cfg->sinks[j] || cfg->sinks[j] == INFINITY)
+                return ringattn__fail(cfg, RINGATTN_ECONFIG, "sinks[%lld] = %g: a sink is finite or -inf (no sink)",
+                                      (long long)j, cfg->sinks[j]);
+    if (pass == 1 && cfg->dsinks && !cfg->sinks)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "dsinks given without sinks");
+    if (cfg->alibi_slopes || cfg->alibi_size) {
+        if (!cfg->alibi_slopes)
+            return ringattn__fail(cfg, RINGATTN_ENULL, "alibi_size = %d but alibi_slopes is NULL", cfg->alibi_size);
+        if ((int64_t)cfg->alibi_size != s->heads_q && (int64_t)cfg->alibi_size != s->batch * s->heads_q)
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "alibi_size = %d: one slope per q head (%lld) or per batch "
+                                  "and q head (%lld)", cfg->alibi_size, (long long)s->heads_q,
+                                  (long long)(s->batch * s->heads_q));
+        for (j = 0; j < cfg->alibi_size; j++)
+            if (!(cfg->alibi_slopes[j] - cfg->alibi_slopes[j] == 0))
+                return ringattn__fail(cfg, RINGATTN_ECONFIG, "alibi_slopes[%lld] = %g is not finite",
+                                      (long long)j, cfg->alibi_slopes[j]);
+    }
+    if (cfg->bias && (st = ringattn__check_option_view(cfg, cfg->bias, "bias", s, NULL, 0, 0)) != RINGATTN_OK)
+        return st;
+    if (pass == 1 && cfg->dbias) {
+        if (!cfg->bias) return ringattn__fail(cfg, RINGATTN_ECONFIG, "dbias given without bias");
+        if ((st = ringattn__check_option_view(cfg, cfg->dbias, "dbias", s, cfg->bias->shape, 0, 1)) != RINGATTN_OK)
+            return st;
+        if (cfg->dbias->data == cfg->bias->data)
+            return ringattn__fail(cfg, RINGATTN_EALIAS, "dbias shares its data with bias");
+    }
+    if (cfg->mask && (st = ringattn__check_option_view(cfg, cfg->mask, "mask", s, NULL, 1, 0)) != RINGATTN_OK)
+        return st;
+    if (!cfg->document_ids_q != !cfg->document_ids_k)
+        return ringattn__fail(cfg, RINGATTN_ENULL, "document ids: give both document_ids_q and document_ids_k, or neither");
+    if (pass == 0 && cfg->max_logit) {
+        int64_t want[4];
+        want[0] = s->batch; want[1] = s->heads_q; want[2] = s->seq_q; want[3] = 1;
+        if ((st = ringattn__check_option_view(cfg, cfg->max_logit, "max_logit", s, want, 0, 1)) != RINGATTN_OK)
+            return st;
+    }
+    return RINGATTN_OK;
+}
+
 static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *s, int pass)
 {
     if (!cfg) return RINGATTN_ENULL;
@@ -2549,7 +2830,7 @@ static int ringattn__validate(const ringattn_config *cfg, const ringattn_shape *
         return ringattn__fail(cfg, RINGATTN_EDTYPE, "state_dtype = %d is not a ringattn_dtype", (int)cfg->state_dtype);
     if (s->dim_qk > RINGATTN__BLAS_INT_MAX || s->dim_v > RINGATTN__BLAS_INT_MAX)
         return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "head dimension exceeds a BLAS int");
-    return RINGATTN_OK;
+    return ringattn__check_options(cfg, s, pass);
 }
 
 /* The problem read off a valid config and shape (ringattn__problem_set), checked where the
@@ -2673,6 +2954,8 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
         plan->acc_bytes = (size_t)ringattn__mul((int64_t)plan->acc_bytes, 2, &ovf);
         plan->row_bytes = (size_t)ringattn__mul((int64_t)plan->row_bytes, 2, &ovf);
     }
+    if (pass == 0 && P->max_logit)   /* the rows' score maxima */
+        plan->row_bytes = (size_t)ringattn__add((int64_t)plan->row_bytes, ringattn__mul(x, (int64_t)sizeof(double), &ovf), &ovf);
     x = ringattn__mul(ringattn__mul(ringattn__mul(P->b, P->hk, &ovf), P->ck, &ovf),
                       ringattn__add(P->d, P->dv, &ovf), &ovf);                  /* one K|V chunk     */
     plan->kv_bytes  = (size_t)ringattn__mul(ringattn__mul(x, 2, &ovf), es, &ovf);
@@ -2684,6 +2967,15 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
         x = ringattn__add(x, ringattn__mul(n[3], (int64_t)sizeof(void *), &ovf), &ovf);
     }
     plan->tile_bytes = (size_t)ringattn__add(x, 2 * P->tq * (int64_t)sizeof(int64_t), &ovf);
+    if (P->emask)   /* a tile's pair masks and positions */
+        plan->tile_bytes = (size_t)ringattn__add((int64_t)plan->tile_bytes,
+                                                 ringattn__add(ringattn__mul(P->tq, P->tk, &ovf),
+                                                               (P->tq + P->tk) * (int64_t)sizeof(int64_t), &ovf), &ovf);
+    if (pass == 1 && P->softcap > 0 && (P->modify || P->emask)) {
+        int64_t lds, n[4];
+        ringattn__tile_scratch(P, pass, &lds, n);
+        plan->tile_bytes = (size_t)ringattn__add((int64_t)plan->tile_bytes, (lds > P->tk ? lds : P->tk) * es, &ovf);
+    }
     x = ringattn__add((int64_t)plan->q_bytes, (int64_t)plan->acc_bytes, &ovf);
     x = ringattn__add(x, (int64_t)plan->row_bytes, &ovf);
     x = ringattn__add(x, (int64_t)plan->kv_bytes, &ovf);
@@ -2692,6 +2984,10 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
     plan->num_threads = P->nt;
     plan->shared_bytes = (size_t)ringattn__add(ringattn__mul(P->p, (int64_t)sizeof(ringattn__member), &ovf),
                                                ringattn__mul(P->nt, (int64_t)sizeof(ringattn__scratch), &ovf), &ovf);
+    if (pass == 1 && P->dbias)   /* dbias: the gradient of every (batch, head) score, [b][h][nq][nk] f64 */
+        plan->shared_bytes = (size_t)ringattn__add((int64_t)plan->shared_bytes,
+            ringattn__mul(ringattn__mul(ringattn__mul(P->b, P->h, &ovf), ringattn__mul(P->nq, P->nk, &ovf), &ovf),
+                          (int64_t)sizeof(double), &ovf), &ovf);
     x = ringattn__add(ringattn__mul(x, P->p, &ovf), ringattn__mul((int64_t)plan->tile_bytes, P->nt, &ovf), &ovf);
     x = ringattn__add(x, (int64_t)plan->shared_bytes, &ovf);
     plan->total_bytes = (size_t)x;
@@ -2742,12 +3038,13 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
     if (!R->m) return;
     for (i = 0; i < R->nm; i++) {
         ringattn__member *me = &R->m[i];
-        void *bufs[12]; int j;
+        void *bufs[13]; int j;
         bufs[0] = me->q; bufs[1] = R->pass ? me->st.bwd.dq : me->st.fwd.o; bufs[2] = me->dout;
         bufs[3] = R->pass ? me->st.bwd.lse : me->st.fwd.m; bufs[4] = R->pass ? me->st.bwd.D : me->st.fwd.l;
         bufs[5] = me->kv[0]; bufs[6] = me->kv[1]; bufs[7] = me->dkv[0]; bufs[8] = me->dkv[1];
         bufs[9] = me->block_o; bufs[10] = me->block_m; bufs[11] = me->block_l;
-        for (j = 0; j < 12; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
+        bufs[12] = R->pass ? NULL : me->st.fwd.x;
+        for (j = 0; j < 13; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
     }
     RINGATTN_FREE(R->m, user);
     R->m = NULL;
@@ -2760,6 +3057,10 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
         if (w->hi) RINGATTN_FREE(w->hi, user);
         if (w->kg) RINGATTN_FREE(w->kg, user);
         if (w->pan) RINGATTN_FREE((void *)w->pan, user);
+        if (w->vis) RINGATTN_FREE(w->vis, user);
+        if (w->qpos) RINGATTN_FREE(w->qpos, user);
+        if (w->kpos) RINGATTN_FREE(w->kpos, user);
+        if (w->sc) RINGATTN_FREE(w->sc, user);
     }
     RINGATTN_FREE(R->w, user);
     R->w = NULL;
@@ -2791,6 +3092,13 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         if (n[3]) w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, &failed);
         w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
         w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
+        if (P->emask) {   /* the pair masks of a tile */
+            w->vis = (unsigned char *)ringattn__alloc(&w->bytes, (size_t)(P->tq * P->tk), user, &failed);
+            w->qpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
+            w->kpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tk * sizeof(int64_t), user, &failed);
+        }
+        if (R->pass == 1 && P->softcap > 0 && (P->modify || P->emask))   /* one row of softcapped scores */
+            w->sc = ringattn__alloc(&w->bytes, (size_t)(w->lds > P->tk ? w->lds : P->tk) * es, user, &failed);
     }
     for (i = R->m0; i < R->m0 + R->nm && !failed; i++) {
         ringattn__member *me = ringattn__mem(R, i);
@@ -2804,6 +3112,8 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
             me->st.fwd.o   = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
             me->st.fwd.m   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
             me->st.fwd.l   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
+            if (P->max_logit)
+                me->st.fwd.x = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
         } else {
             me->st.bwd.dq  = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
             me->st.bwd.lse = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
@@ -2853,22 +3163,78 @@ static void ringattn__fill_stats(const ringattn__ring *R, const ringattn_plan_in
         if (R->w[i].bytes > st->scratch_bytes_per_thread) st->scratch_bytes_per_thread = R->w[i].bytes;
 }
 
+/* backward with sinks: dsink_h = -sum over batches and rows of exp(sink_h - lse) D, D =
+   rowsum(dO o O) (the sink's probability times the row's D), in one fixed order */
+static void ringattn__dsinks(const ringattn__problem *P, const ringattn__io *io, double *dsinks)
+{
+    int64_t bb, hh, pos;
+    for (hh = 0; hh < P->h; hh++) {
+        double sum = 0;
+        if (P->sinks[hh] == -INFINITY) { dsinks[hh] = 0.0; continue; }   /* no sink */
+        for (bb = 0; bb < P->b; bb++)
+            for (pos = 0; pos < P->nq; pos++) {
+                double lse = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
+                sum += exp(P->sinks[hh] - lse) * ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
+            }
+        dsinks[hh] = -sum;
+    }
+}
+
+/* backward with dbias: the [b][h][nq][nk] score gradients summed over the bias's broadcast
+   axes (batch, then head, ascending) into its shape */
+static void ringattn__dbias_reduce(const ringattn__problem *P, const double *g, ringattn_tensor *db)
+{
+    int64_t tb, th, i, j, bb, hh;
+    int64_t nb = db->shape[0] == 1 ? P->b : 1, nh = db->shape[1] == 1 ? P->h : 1;
+    for (tb = 0; tb < db->shape[0]; tb++)
+    for (th = 0; th < db->shape[1]; th++)
+    for (i = 0; i < P->nq; i++)
+    for (j = 0; j < P->nk; j++) {
+        double sum = 0;
+        for (bb = 0; bb < nb; bb++)
+            for (hh = 0; hh < nh; hh++)
+                sum += g[(((tb + bb) * P->h + th + hh) * P->nq + i) * P->nk + j];
+        ringattn__store(db->data, db->dtype, ringattn__index(db, tb, th, i, j), sum);
+    }
+}
+
 static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
                              const ringattn__io *io)
 {
-    ringattn__problem P; ringattn_plan_info plan; ringattn__ring R; int st;
+    ringattn__problem P; ringattn_plan_info plan; ringattn__ring R; int st, i, failed;
+    double *dbias = NULL;
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
     if ((st = ringattn__check_range(cfg, &P, pass, io)) != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
     R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
     if (pass == 0) R.vshift = ringattn__v_shift(&P, io->v);
-    if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK)
+    if (pass == 1 && P.dbias) {
+        size_t n = (size_t)(P.b * P.h * P.nq * P.nk);
+        dbias = (double *)RINGATTN_MALLOC(n * sizeof(double), cfg->alloc_user);
+        if (!dbias)
+            return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate dbias's workspace (%zu bytes)",
+                                  n * sizeof(double));
+        memset(dbias, 0, n * sizeof(double));
+    }
+    if (ringattn__ring_alloc(&R, cfg->alloc_user) != RINGATTN_OK) {
+        if (dbias) RINGATTN_FREE(dbias, cfg->alloc_user);
         return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the ring's buffers (%zu bytes per member)",
                               plan.member_bytes);
+    }
+    for (i = 0; i < P.nt; i++) R.w[i].dbias = dbias;
     ringattn__ring_loop(&R, io);
-    if (cfg->stats) ringattn__fill_stats(&R, &plan, cfg->stats);
+    failed = ringattn__ring_failed(&R);
+    if (!failed && pass == 1) {
+        if (dbias) ringattn__dbias_reduce(&P, dbias, cfg->dbias);
+        if (P.sinks && cfg->dsinks) ringattn__dsinks(&P, io, cfg->dsinks);
+    }
+    if (!failed && cfg->stats) ringattn__fill_stats(&R, &plan, cfg->stats);
     ringattn__ring_free(&R, cfg->alloc_user);
+    if (dbias) RINGATTN_FREE(dbias, cfg->alloc_user);
+    if (failed)
+        return ringattn__fail(cfg, RINGATTN_ECALLBACK, "mask_block_fn returned nonzero: the call stopped and "
+                              "nothing was written");
     return RINGATTN_OK;
 }
 
@@ -2901,6 +3267,7 @@ RINGATTN_API const char *ringattn_strerror(int status)
     case RINGATTN_ETIMEDOUT:    return "a rank of the ring did not answer within the timeout";
     case RINGATTN_ERANGE:       return "f32 compute: an input, or a score before or after the scale, is beyond "
                                        "what a float holds (compute in F64)";
+    case RINGATTN_ECALLBACK:    return "a mask callback asked the call to stop; nothing was written";
     default:                    return "unknown ringattn status code";
     }
 }
@@ -3003,7 +3370,7 @@ RINGATTN_API int ringattn_forward(const ringattn_config *cfg,
     t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = t[6] = t[7] = t[8] = NULL;
     if ((st = ringattn__check_call(cfg, 0, t, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
-    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
+    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse; io.ml = cfg->max_logit;
     return ringattn__execute(cfg, &s, 0, &io);
 }
 

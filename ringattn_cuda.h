@@ -1184,6 +1184,9 @@ static int ringattn_cuda__resolve(const ringattn_config *cfg, const ringattn_sha
     if (cfg->descale_size > 0)
         return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "fp8 descale factors are computed by the CPU ring "
                                    "only (fp8 inputs without them are read as they are)");
+    if (ringattn__has_options(cfg))
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "the score options (sinks, ALiBi, bias, masks, "
+                                   "document ids, max_logit) are computed by the CPU ring only");
     if (pass == 0 && cfg->round_block)   /* the one emulation point with no GPU path */
         return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "round_block (a port's per-block merge, precision "
                                    "emulation) is computed by the CPU ring only");
