@@ -637,21 +637,46 @@ def test_steps_with_options():
 
 
 def test_layer_with_options():
-    """the layer passes the options to its attention: a mask_mod of the causal rule is causal=True,
-    a zero bias and an all-true mask change nothing, a sink changes the result"""
+    """the layer's attention takes the options: against projections, the oracle and
+    LayerNorm written in PyTorch, gradients by autograd"""
     g = torch.Generator().manual_seed(4)
-    x = torch.randn(2, 12, 16, generator=g, dtype=torch.float64)
-    w = {n: torch.randn(16, 16, generator=g, dtype=torch.float64) / 4 for n in ("wq", "wk", "wv", "wo")}
-    y = ringattn.layer_forward(x, w, num_heads=4, causal=True)
-    y2 = ringattn.layer_forward(x, w, num_heads=4, mask_mod=lambda b, h, qi, ki: qi >= ki,
-                                bias=torch.zeros(12, 12, dtype=torch.float64), mask=torch.ones(12, 12, dtype=torch.bool))
-    assert err(y2, y) <= FWD_TOL
-    y3 = ringattn.layer_forward(x, w, num_heads=4, causal=True, sinks=torch.zeros(4, dtype=torch.float64))
-    assert err(y3, y) > 1e-3
-    dy = torch.randn(2, 12, 16, generator=g, dtype=torch.float64)
-    a = ringattn.layer_backward(x, w, dy, num_heads=4, causal=True)
-    b = ringattn.layer_backward(x, w, dy, num_heads=4, mask_mod=lambda b, h, qi, ki: qi >= ki)
-    assert err(b[0], a[0]) <= BWD_TOL
+    b, n, e, heads = 2, 12, 16, 4
+    x = torch.randn(b, n, e, generator=g, dtype=torch.float64)
+    w = {nm: torch.randn(e, e, generator=g, dtype=torch.float64) / 4 for nm in ("wq", "wk", "wv", "wo")}
+    dy = torch.randn(b, n, e, generator=g, dtype=torch.float64)
+    sinks = torch.randn(heads, generator=g, dtype=torch.float64)
+    bias = torch.randn(1, heads, n, n, generator=g, dtype=torch.float64)
+
+    def mm(b_, h_, qi, ki):
+        return (ki <= qi) & ((qi - ki + h_) % 4 != 3)
+
+    opts = dict(sinks=sinks, bias=bias, mask_mod=mm, alibi_slopes=torch.full((heads,), 0.1, dtype=torch.float64))
+    xs = x.clone().requires_grad_(True)
+    ws = {nm: t.clone().requires_grad_(True) for nm, t in w.items()}
+    y_ref = _layer_ref(xs, ws, heads, sinks, bias, mm, opts["alibi_slopes"])
+    (y_ref * dy).sum().backward()
+    y = ringattn.layer_forward(x, w, num_heads=heads, **opts)
+    assert err(y, y_ref) <= FWD_TOL
+    dx, _, _, dw = ringattn.layer_backward(x, w, dy, num_heads=heads, **opts)
+    assert err(dx, xs.grad) <= BWD_TOL
+    for nm in w:
+        assert err(dw[nm], ws[nm].grad) <= BWD_TOL, nm
+
+
+def _layer_ref(x, w, heads, sinks, bias, mask_mod, slopes):
+    """the layer of docs/layer.md in differentiable PyTorch, its attention written out as oracle()'s"""
+    b, n, e = x.shape
+    d = e // heads
+    q, k, v = ((x @ w[nm].T).reshape(b, n, heads, d).permute(0, 2, 1, 3) for nm in ("wq", "wk", "wv"))
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(d) + bias
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    s = s - slopes.view(1, heads, 1, 1) * (i - j).abs()
+    allowed = mask_mod(torch.arange(b).view(b, 1, 1, 1), torch.arange(heads).view(1, heads, 1, 1), i, j)
+    s = s.masked_fill(~allowed, -math.inf)
+    lse = torch.logsumexp(torch.cat([s, sinks.view(1, heads, 1, 1).expand(b, heads, n, 1)], -1), -1)
+    a = (torch.exp(s - lse[..., None]) @ v).permute(0, 2, 1, 3).reshape(b, n, e)
+    z = torch.nn.functional.layer_norm(a, (e,), eps=1e-5)
+    return z @ w["wo"].T
 
 
 def test_options_struct_layout():
