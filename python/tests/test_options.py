@@ -293,8 +293,8 @@ def test_low_precision_storage(dtype):
     ref = oracle(*(x.double() for x in (q, k, v, do)), causal="bottom-right", **theirs)
     got = run(q, k, v, do, causal="bottom-right", compute="f32", **ours)
     assert got["dbias"].dtype == torch.float64 and got["dbias"].shape == ours["bias"].shape
-    assert_matches(got, ref, ["out", "lse", "max_logit"], 2e-6)
-    assert_matches(got, ref, ["dq", "dk", "dv", "dsinks", "dbias"], 2e-5)
+    assert_matches(got, ref, ["out", "lse", "max_logit"], 5e-7)       # f32 arithmetic: measured 7e-8
+    assert_matches(got, ref, ["dq", "dk", "dv", "dsinks", "dbias"], 1e-6)   # measured 1.3e-7
     # and stored back in the inputs' type
     out, lse = ringattn.attention(q, k, v, causal="bottom-right", compute="f32", out_dtype=dt, **ours)
     assert out.dtype == dt
