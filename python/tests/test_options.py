@@ -253,8 +253,9 @@ def test_ring_matches_one_member(partition, ring_size, causal):
 
 
 @pytest.mark.parametrize("causal", [None, "bottom-right", "top-left"])
-@pytest.mark.parametrize("ring_size", [1, 3])
-def test_varlen(causal, ring_size):
+@pytest.mark.parametrize("ring_size,partition", [(1, "contiguous"), (3, "contiguous"), (2, "zigzag"),
+                                                 (4, "striped")])
+def test_varlen(causal, ring_size, partition):
     cq, ck = [0, 5, 12, 18], [0, 7, 9, 21]
     (q, k, v, do), g = inputs(3, b=1, nq=18, nk=21, h=4, hk=2)
     sl = torch.rand(4, generator=g, dtype=torch.float64)
@@ -269,7 +270,7 @@ def test_varlen(causal, ring_size):
     ref = oracle(q, k, v, do, causal=causal, alibi=sl, sinks=sinks, bias=bias, docs=docs, mask_mod=mm, cu_q=cq,
                  cu_k=ck)
     q3, k3, v3, do3 = (x[0] for x in (q, k, v, do))     # [total, h, d]
-    opts = dict(causal=causal, cu_seqlens_q=cq, cu_seqlens_k=ck, ring_size=ring_size, **ours)
+    opts = dict(causal=causal, cu_seqlens_q=cq, cu_seqlens_k=ck, ring_size=ring_size, partition=partition, **ours)
     out, lse, ml = ringattn.attention(q3, k3, v3, return_max_logit=True, **opts)
     dq, dk, dv, ds, db = ringattn.attention_backward(q3, k3, v3, out, lse, do3, **opts)
     got = dict(out=out[None], lse=lse[None], max_logit=ml[None], dq=dq[None], dk=dk[None], dv=dv[None],
