@@ -3359,6 +3359,20 @@ RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const
     return RINGATTN_OK;
 }
 
+/* an option's output (max_logit, dbias) may share its data with no tensor of the call */
+static int ringattn__check_option_alias(const ringattn_config *cfg, const ringattn_tensor *o, const char *name,
+                                        const ringattn_tensor *const t[9])
+{
+    int i;
+    if (!o) return RINGATTN_OK;
+    for (i = 0; i < 9; i++)
+        if (t[i] && t[i]->data == o->data)
+            return ringattn__fail(cfg, RINGATTN_EALIAS, "%s shares its data with tensor %d of the call", name, i);
+    if ((cfg->bias && cfg->bias->data == o->data) || (cfg->mask && cfg->mask->data == o->data))
+        return ringattn__fail(cfg, RINGATTN_EALIAS, "%s shares its data with the bias or the mask", name);
+    return RINGATTN_OK;
+}
+
 RINGATTN_API int ringattn_forward(const ringattn_config *cfg,
                                   const ringattn_tensor *q, const ringattn_tensor *k,
                                   const ringattn_tensor *v, ringattn_tensor *out,
@@ -3369,6 +3383,7 @@ RINGATTN_API int ringattn_forward(const ringattn_config *cfg,
     if (!cfg) return RINGATTN_ENULL;
     t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = t[6] = t[7] = t[8] = NULL;
     if ((st = ringattn__check_call(cfg, 0, t, &s)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_option_alias(cfg, cfg->max_logit, "max_logit", t)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse; io.ml = cfg->max_logit;
     return ringattn__execute(cfg, &s, 0, &io);
@@ -3385,6 +3400,7 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
     if (!cfg) return RINGATTN_ENULL;
     t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = dout; t[6] = dq; t[7] = dk; t[8] = dv;
     if ((st = ringattn__check_call(cfg, 1, t, &s)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_option_alias(cfg, cfg->dbias, "dbias", t)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
     io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
     io.dq = dq; io.dk = dk; io.dv = dv;
