@@ -243,7 +243,9 @@ class _Options:
                 d = torch.from_numpy(d).to(getattr(torch, dname))
                 d = d.to(device) if device is not None and device.type != "cpu" else d
             else:
-                d = d.astype(dname) if dname != "bfloat16" else d.astype(_tensors_bf16())
+                h = new_output(d.shape, dname, False, "dsinks")   # NumPy: bf16 / fp8 through ml_dtypes
+                h.obj[...] = d
+                d = h.obj
             extra.append(d)
         if self.dbias is not None:
             extra.append(deliver(self.dbias, device))
@@ -253,13 +255,6 @@ class _Options:
         """the first exception mask_mod raised during the C call, raised here"""
         if self.errors:
             raise self.errors[0]
-
-
-def _tensors_bf16():
-    from ._tensors import _NP_BF16
-    if _NP_BF16 is None:
-        _refuse(-3, "out_dtype bfloat16 for NumPy outputs needs the ml_dtypes package")
-    return _NP_BF16
 
 
 def _f64_vector(x, name):
