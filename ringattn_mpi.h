@@ -644,12 +644,13 @@ static int ringattn__mpi_resolve(const ringattn_config *c, const ringattn__mpi *
                                  ringattn__problem *P, ringattn_plan_info *plan)
 {
     int64_t want_q, want_k;
-    int st = ringattn__resolve(c, s, pass, P, plan);
-    if (st != RINGATTN_OK) return st;
+    int st;
     if (ringattn__has_options(c))   /* a callback cannot cross ranks; the rest is not carried yet */
         return ringattn__fail(c, RINGATTN_EUNSUPPORTED, "the score options (sinks, ALiBi, bias, masks, document ids, "
                               "max_logit) are computed by ringattn_forward / ringattn_backward in one process; "
                               "ringattn_mpi.h refuses them");
+    st = ringattn__resolve(c, s, pass, P, plan);
+    if (st != RINGATTN_OK) return st;
     want_q = ringattn_mpi_positions(c->partition, s->seq_q, M->size, M->rank, NULL);
     want_k = ringattn_mpi_positions(c->partition, s->seq_k, M->size, M->rank, NULL);
     if (rows_q != want_q || rows_k != want_k)

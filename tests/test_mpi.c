@@ -613,6 +613,35 @@ static void test_range(int *failures)
     if (g_rank == 0) printf("  range p=%d done\n", g_size);
 }
 
+/* the score options are computed in one process: every rank refuses them, writing nothing */
+static void test_options_refused(int *failures)
+{
+    mcase c = base_case("score options", 24, RINGATTN_F64);
+    world w;
+    double sinks[16] = { 0 };
+    buf4 o, l;
+    int st, which;
+    world_alloc(&c, &w);
+    world_slice(&w);
+    o = buf_new(c.st, c.b, w.rq, c.h, c.dv); l = buf_new(c.st, c.b, c.h, w.rq, 1);
+    for (which = 0; which < 2; which++) {
+        ringattn_config cfg = case_cfg(&c);
+        ringattn_tensor Q = view(&w.lq, c.st), K = view(&w.lk, c.st), V = view(&w.lv, c.st);
+        ringattn_tensor O = view(&o, c.st), L = view(&l, c.st);
+        char detail[512] = "";
+        cfg.ring_size = 0; cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
+        if (which == 0) cfg.sinks = sinks; else cfg.max_logit = &L;
+        memset(o.data, 0xA5, nbytes(&o)); memset(l.data, 0xA5, nbytes(&l));
+        st = ringattn_mpi_forward(&cfg, MPI_COMM_WORLD, &Q, &K, &V, &O, which == 0 ? &L : NULL);
+        CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "score options") != NULL,
+              "score options under MPI: status %d (%s), expected EUNSUPPORTED", st, detail);
+        CHECK(untouched(&o) && untouched(&l), "score options under MPI: an output was written");
+    }
+    free(o.data); free(l.data);
+    world_free(&w);
+    if (g_rank == 0) printf("  score options refused p=%d\n", g_size);
+}
+
 static void test_silent(int *failures)
 {
     ringattn_mpi_options opt = ringattn_mpi_default_options();
@@ -642,7 +671,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     if (g_rank == 0) printf("test_mpi %s: %d ranks, thread level %d\n", mode, g_size, provided);
     if (strcmp(mode, "cases") == 0) { test_cases(&failures); test_vshift(&failures); }
-    else if (strcmp(mode, "faults") == 0) { test_faults(&failures); test_range(&failures); }
+    else if (strcmp(mode, "faults") == 0) { test_faults(&failures); test_range(&failures); test_options_refused(&failures); }
     else if (strcmp(mode, "silent") == 0) {
         if (g_size < 2) { if (g_rank == 0) printf("SKIP: silent needs 2 ranks or more\n"); MPI_Finalize(); return 77; }
         test_silent(&failures);
