@@ -774,7 +774,7 @@ typedef struct {
     int modify;                    /* 1: a bias or ALiBi term is added to the scores          */
     int emask;                     /* 1: a mask beyond the interval rules (mask, callbacks,
                                       documents): tiles are cut by ringattn__tile_mask        */
-    int docs_sorted;               /* document ids non-decreasing on both sides: each row's
+    int docs_sorted;               /* the keys' document ids non-decreasing: each row's
                                       document is one key interval, found by bisection        */
     int pairs;                     /* 1: some pair mask is asked pair by pair (mask,
                                       callbacks, unsorted document ids)                       */
@@ -955,8 +955,7 @@ static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_co
     P->emask = P->mask != NULL || P->mask_fn != NULL || P->mask_block_fn != NULL || P->docq != NULL;
     if (P->docq) {
         int64_t j;
-        P->docs_sorted = 1;
-        for (j = 1; j < P->nq && P->docs_sorted; j++) if (P->docq[j] < P->docq[j - 1]) P->docs_sorted = 0;
+        P->docs_sorted = 1;   /* the keys' ids sorted is what bisection needs */
         for (j = 1; j < P->nk && P->docs_sorted; j++) if (P->dock[j] < P->dock[j - 1]) P->docs_sorted = 0;
     }
     P->pairs = P->mask != NULL || P->mask_fn != NULL || P->mask_block_fn != NULL || (P->docq && !P->docs_sorted);
