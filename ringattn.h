@@ -870,6 +870,13 @@ static RINGATTN__HD inline void ringattn__segment_at(const ringattn__problem *P,
     }
 }
 
+/* ALiBi's offset of segment S: the distance of query qpos and key kpos is |qpos + aoff - kpos|
+   with aoff = nk - nq, or per sequence (ke - qe) in varlen */
+static RINGATTN__HD inline int64_t ringattn__segment_aoff(const ringattn__problem *P, const ringattn__segment *S)
+{
+    return P->nseq > 0 ? S->ke - S->qe : P->nk - P->nq;
+}
+
 /* The patterns a head takes (dense and head groups: one; the LSE mix: all G), and pattern ip
    of head hh: its segment length (0 = dense: one segment), dilation rate and offset. */
 static RINGATTN__HD inline int ringattn__patterns(const ringattn__problem *P)
@@ -1016,6 +1023,36 @@ static RINGATTN__HD inline double ringattn__row_D(const ringattn_tensor *dout, c
         D += ringattn__load(dout->data, dout->dtype, ringattn__index(dout, bb, pos, hh, c))
            * ringattn__load(out->data, out->dtype, ringattn__index(out, bb, pos, hh, c));
     return D;
+}
+
+/* backward with sinks, head hh: dL/dsinks[hh] = -sum over batches and positions (in this
+   order) of exp(sinks[hh] - lse) D, D = rowsum(dO o O): the sink's probability times the
+   row's D; 0 for a head without a sink (-inf) */
+static RINGATTN__HD inline double ringattn__dsink(const ringattn__problem *P, const ringattn_tensor *lse,
+                                                  const ringattn_tensor *dout, const ringattn_tensor *out, int64_t hh)
+{
+    double sum = 0;
+    int64_t bb, pos;
+    if (P->sinks[hh] == -(double)INFINITY) return 0.0;   /* no sink */
+    for (bb = 0; bb < P->b; bb++)
+        for (pos = 0; pos < P->nq; pos++)
+            sum += exp(P->sinks[hh] - ringattn__load(lse->data, lse->dtype, ringattn__index(lse, bb, hh, pos, 0)))
+                 * ringattn__row_D(dout, out, bb, pos, hh, P->dv);
+    return -sum;
+}
+
+/* backward with dbias, element (tb, th, i, j) of dbias (shape db): the [b][h][nq][nk] score
+   gradients g summed over the bias's broadcast axes (batch, then head, ascending) */
+static RINGATTN__HD inline double ringattn__dbias_sum(const ringattn__problem *P, const double *g,
+                                                      const ringattn_tensor *db, int64_t tb, int64_t th,
+                                                      int64_t i, int64_t j)
+{
+    int64_t bb, hh, nb = db->shape[0] == 1 ? P->b : 1, nh = db->shape[1] == 1 ? P->h : 1;
+    double sum = 0;
+    for (bb = 0; bb < nb; bb++)
+        for (hh = 0; hh < nh; hh++)
+            sum += g[(((tb + bb) * P->h + th + hh) * P->nq + i) * P->nk + j];
+    return sum;
 }
 
 /* Precision emulation (round_state): one row's running state (acc [dv] in compute type ct,
@@ -1778,7 +1815,7 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
                     if (B.nc == 0) continue;
                     B.rs = qbs;          /* == kbs: pieces of one call share their kind */
                     B.off = S.off;
-                    B.bb = bb; B.hh = hh; B.aoff = P->nseq > 0 ? S.ke - S.qe : P->nk - P->nq;
+                    B.bb = bb; B.hh = hh; B.aoff = ringattn__segment_aoff(P, &S);
                     B.x = NULL;
                     B.q = ringattn__at(me->q, (home + qrow) * P->d, es);
                     B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
@@ -3163,39 +3200,23 @@ static void ringattn__fill_stats(const ringattn__ring *R, const ringattn_plan_in
         if (R->w[i].bytes > st->scratch_bytes_per_thread) st->scratch_bytes_per_thread = R->w[i].bytes;
 }
 
-/* backward with sinks: dsink_h = -sum over batches and rows of exp(sink_h - lse) D, D =
-   rowsum(dO o O) (the sink's probability times the row's D), in one fixed order */
+/* backward with sinks: dsinks[hh] for every head (ringattn__dsink, one fixed order) */
 static void ringattn__dsinks(const ringattn__problem *P, const ringattn__io *io, double *dsinks)
 {
-    int64_t bb, hh, pos;
-    for (hh = 0; hh < P->h; hh++) {
-        double sum = 0;
-        if (P->sinks[hh] == -INFINITY) { dsinks[hh] = 0.0; continue; }   /* no sink */
-        for (bb = 0; bb < P->b; bb++)
-            for (pos = 0; pos < P->nq; pos++) {
-                double lse = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
-                sum += exp(P->sinks[hh] - lse) * ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
-            }
-        dsinks[hh] = -sum;
-    }
+    int64_t hh;
+    for (hh = 0; hh < P->h; hh++) dsinks[hh] = ringattn__dsink(P, io->lse, io->dout, io->out, hh);
 }
 
 /* backward with dbias: the [b][h][nq][nk] score gradients summed over the bias's broadcast
-   axes (batch, then head, ascending) into its shape */
+   axes into its shape (ringattn__dbias_sum) */
 static void ringattn__dbias_reduce(const ringattn__problem *P, const double *g, ringattn_tensor *db)
 {
-    int64_t tb, th, i, j, bb, hh;
-    int64_t nb = db->shape[0] == 1 ? P->b : 1, nh = db->shape[1] == 1 ? P->h : 1;
+    int64_t tb, th, i, j;
     for (tb = 0; tb < db->shape[0]; tb++)
     for (th = 0; th < db->shape[1]; th++)
     for (i = 0; i < P->nq; i++)
-    for (j = 0; j < P->nk; j++) {
-        double sum = 0;
-        for (bb = 0; bb < nb; bb++)
-            for (hh = 0; hh < nh; hh++)
-                sum += g[(((tb + bb) * P->h + th + hh) * P->nq + i) * P->nk + j];
-        ringattn__store(db->data, db->dtype, ringattn__index(db, tb, th, i, j), sum);
-    }
+    for (j = 0; j < P->nk; j++)
+        ringattn__store(db->data, db->dtype, ringattn__index(db, tb, th, i, j), ringattn__dbias_sum(P, g, db, tb, th, i, j));
 }
 
 static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
@@ -3346,19 +3367,6 @@ static int ringattn__check_call(const ringattn_config *cfg, int pass, const ring
     return ringattn__check_alias(cfg, t, names, pass ? 9 : 5, pass ? 6 : 3);
 }
 
-RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
-                                     ringattn_shape *shape)
-{
-    ringattn_shape s; ringattn_plan_info plan; int st;
-    if (!cfg) return RINGATTN_ENULL;
-    if (pass != 0 && pass != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "pass = %d, must be 0 or 1", pass);
-    if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "the tensor list is NULL");
-    if ((st = ringattn__check_call(cfg, pass, t, &s)) != RINGATTN_OK) return st;
-    if ((st = ringattn_plan(cfg, &s, pass, &plan)) != RINGATTN_OK) return st;
-    if (shape) *shape = s;
-    return RINGATTN_OK;
-}
-
 /* an option's output (max_logit, dbias) may share its data with no tensor of the call */
 static int ringattn__check_option_alias(const ringattn_config *cfg, const ringattn_tensor *o, const char *name,
                                         const ringattn_tensor *const t[9])
@@ -3370,6 +3378,21 @@ static int ringattn__check_option_alias(const ringattn_config *cfg, const ringat
             return ringattn__fail(cfg, RINGATTN_EALIAS, "%s shares its data with tensor %d of the call", name, i);
     if ((cfg->bias && cfg->bias->data == o->data) || (cfg->mask && cfg->mask->data == o->data))
         return ringattn__fail(cfg, RINGATTN_EALIAS, "%s shares its data with the bias or the mask", name);
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
+                                     ringattn_shape *shape)
+{
+    ringattn_shape s; ringattn_plan_info plan; int st;
+    if (!cfg) return RINGATTN_ENULL;
+    if (pass != 0 && pass != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "pass = %d, must be 0 or 1", pass);
+    if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "the tensor list is NULL");
+    if ((st = ringattn__check_call(cfg, pass, t, &s)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_option_alias(cfg, pass ? cfg->dbias : cfg->max_logit, pass ? "dbias" : "max_logit", t))
+        != RINGATTN_OK) return st;   /* as the entry points, before the config */
+    if ((st = ringattn_plan(cfg, &s, pass, &plan)) != RINGATTN_OK) return st;
+    if (shape) *shape = s;
     return RINGATTN_OK;
 }
 
