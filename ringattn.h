@@ -2747,7 +2747,7 @@ static int ringattn__check_options(const ringattn_config *cfg, const ringattn_sh
 {
     int64_t j;
     int st;
-    if (!ringattn__has_options(cfg)) return RINGATTN_OK;
+    if (!ringattn__has_options(cfg) && !cfg->alibi_size) return RINGATTN_OK;   /* alibi_size alone: checked below */
     if (cfg->num_groups > 0)
         return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the score options (sinks, ALiBi, bias, masks, document "
                               "ids, max_logit) do not combine with dilated attention (num_groups > 0)");

@@ -1,8 +1,9 @@
 /* ringattn_cuda.h - the CUDA companion of ringattn.h: the same ring attention (dense, causal,
    windowed, softcapped, GQA, varlen, dilated LongNet in both mixes; contiguous, zigzag and
-   striped partitions), forward and backward, as CUDA kernels, with exactly the arguments of
-   ringattn_forward / ringattn_backward and tensors in device memory.
-                                                               Version 0.2 (see end of file)
+   striped partitions; the score options: sinks, ALiBi, bias, masks, document ids, max logit),
+   forward and backward, as CUDA kernels, with exactly the arguments of ringattn_forward /
+   ringattn_backward and tensors in device memory.
+                                                               Version 0.3 (see end of file)
    USAGE
      In exactly ONE .cu file of your project (compiled by nvcc):
          #define RINGATTN_IMPLEMENTATION           (the CPU library, unless another file has it)
@@ -35,16 +36,22 @@
                 round-to-nearest-even store), f32/f64 compute, partitions (contiguous,
                 zigzag, striped), varlen (cu_seqlens_q/k, causal and window aligned per
                 sequence), dilated attention with both mixes (segments, rates, head groups,
-                /G), ring_size, stats, trace, stream.
+                /G), ring_size, stats, trace, stream; the score options: sinks and dsinks,
+                ALiBi, bias and dbias, the dense mask, document ids, max_logit (bias, dbias,
+                mask, max_logit: views of device memory; sinks, alibi_slopes, document ids:
+                host arrays, copied by the call; dsinks: a host array the call writes).
      rejected   exactly what the CPU rejects, with its status and sentence (the checks are
                 ringattn_check_call / ringattn_plan of ringattn.h), plus tensors whose data is
-                not device memory (RINGATTN_EUNSUPPORTED) and head dims too large for one row
-                of Q, K, V in shared memory (RINGATTN_EUNSUPPORTED). cfg->error_detail says
-                which.
+                not device memory (the score options' views too), head dims too large for one
+                row of Q, K, V in shared memory, the host callbacks mask_fn / mask_block_fn
+                (a kernel cannot call them: give the mask as cfg->mask or document ids), all
+                RINGATTN_EUNSUPPORTED. cfg->error_detail says which.
      differs    ring_size = 0 means 1 member (one GPU), not "one per thread"; num_threads is
                 validated and has no effect (results never depend on it on the CPU either);
                 alloc_user / RINGATTN_MALLOC are not used (cudaMalloc, and malloc for the
-                host-side block tables).
+                host-side block tables); a mask or document ids are applied pair by pair
+                inside the blocks the interval rules plan (the CPU also drops blocks they
+                empty), so blocks_computed / tiles_computed / flops may exceed the CPU's.
      errors     CUDA failures return RINGATTN_ECUDA (RINGATTN_ENOMEM for
                 cudaErrorMemoryAllocation) with the call and cudaGetErrorString in
                 cfg->error_detail; no device at all is RINGATTN_ECUDA too.
@@ -69,8 +76,11 @@
                         the keys it may see (masked keys are skipped, never multiplied by 0),
                         their max, rescales its O row once (the online-softmax merge: its
                         scalar core is ringattn.h's ringattn__merge_rescale / _fold) and adds
-                        P V. A softcap maps each visible score before the merge. O, m, l go
-                        back to the member's buffers.
+                        P V. A softcap maps each visible score before the merge, then the
+                        score options add their term (ringattn__score_term: bias, ALiBi) and
+                        hide pairs (ringattn__pair_visible: mask, document ids: skipped); the
+                        row's max logit is kept with m and l. O, m, l go back to the member's
+                        buffers (a sink is the rows' initial state: (m, l) = (sink, 1)).
      forward finish     element-wise: O = acc / l (times 1/G for head groups), lse = m + log l
                         (0 and -inf for a row that saw no key), stored into the user's views.
      backward rows      element-wise: per query row, D = rowsum(dO o O) (in double, from the
@@ -78,12 +88,17 @@
      backward dQ tile   one CUDA block per (query tile, block), one thread per query row: P is
                         recomputed from lse (exp(s - lse); through the softcap when set),
                         dP = dO V^T, dS = P (dP - D) (times 1 - (C / cap)^2 with a softcap),
-                        dQ += scale dS K. dQ stays in the member.
+                        dQ += scale dS K. dQ stays in the member. With score options P comes
+                        from the final score, and with dbias the dS of the final score goes
+                        to a [b][h][nq][nk] f64 workspace (each pair by its row's thread).
      backward dK/dV     one CUDA block per (key tile, block), one thread per key: streams the
                         query tiles, recomputes P and dS the same way, dV += P^T dO,
                         dK += scale dS^T Q into the travelling dK/dV buffer of the K/V chunk.
                         Two kernels, each output row written by exactly one thread: no atomics,
                         deterministic.
+     dbias, dsinks      element-wise, after the ring: the workspace summed over the bias's
+                        broadcast axes (ringattn__dbias_sum), and per head ringattn__dsink from
+                        the stored lse, out and dout.
    Blocks (the ringattn__block of the CPU: runs of query and key positions with a position
    stride and a buffer stride, and the causal offset of their segment) are planned on the host
    with ringattn.h's own geometry (ringattn__pieces, ringattn__pattern, ringattn__segment_range,
@@ -1616,6 +1631,10 @@ extern "C" RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *c
 
 /*
    VERSION HISTORY
+     0.3  the score options: sinks / dsinks, ALiBi, bias / dbias, dense mask, document ids,
+          max_logit, forward and backward, by ringattn.h's rules (ringattn__score_term,
+          ringattn__pair_visible, ringattn__dsink, ringattn__dbias_sum); mask_fn /
+          mask_block_fn refused.
      0.2  zigzag and striped partitions, varlen (cu_seqlens), softcap forward and backward: every
           config the CPU accepts; conversions, the problem, the partition / pattern / segment
           geometry and the merge's scalar core are ringattn.h's RINGATTN__HD functions.

@@ -952,6 +952,20 @@ static void run_grid(int mode, tally *g, int *failures)
 
 /* ---------------------------------------------------------------- errors */
 
+/* host callbacks (the CPU computes them, CUDA refuses them): every pair visible */
+static int test_mask_fn(void *user, int64_t b, int64_t h, int64_t q, int64_t k)
+{
+    (void)user; (void)b; (void)h; (void)q; (void)k;
+    return 1;
+}
+static int test_mask_block_fn(void *user, int64_t b, int64_t h, const int64_t *q, int64_t nr, const int64_t *k,
+                              int64_t nc, unsigned char *vis)
+{
+    (void)user; (void)b; (void)h; (void)q; (void)k;
+    memset(vis, 1, (size_t)(nr * nc));
+    return 0;
+}
+
 /* the CUDA entry points refuse what the CPU refuses, with the CPU's status and sentence, and
    compute what it computes (emulated; on the GPU the valid cases here use host memory) */
 static void check_errors(int mode, int *failures)
@@ -1002,6 +1016,101 @@ static void check_errors(int mode, int *failures)
         CHECK(gpu == cpu && strcmp(dcpu, dgpu) == 0 && (cpu == RINGATTN_OK || dcpu[0] != 0),
               "error case %d: CPU %d (%s), CUDA %d (%s)", i, cpu, dcpu, gpu, dgpu);
         if (cpu == RINGATTN_OK) computed++; else refused++;
+    }
+    /* the score options: what the CPU refuses, refused alike (forward and backward); the host
+       callbacks mask_fn / mask_block_fn are computed by the CPU and refused by CUDA */
+    {
+        static double sinks[2] = { 0.5, 0.0 }, slopes[3] = { 0.1, 0.2, 0.3 }, bb[2 * 8 * 8], db[2 * 8 * 8];
+        static double mlb[2 * 8], lseb[2 * 8], g[64], dq[64], dk[64], dv[64], dsk[2];
+        static unsigned char mb[8 * 8];
+        static int64_t docs[8];
+        ringattn_tensor ML = ringattn_tensor_lse(mlb, RINGATTN_F64, 1, 2, 8);
+        ringattn_tensor MLbad = ringattn_tensor_lse(mlb, RINGATTN_F64, 1, 2, 7);
+        ringattn_tensor MLo = ringattn_tensor_lse(buf + 192, RINGATTN_F64, 1, 2, 8);   /* out's data */
+        ringattn_tensor L = ringattn_tensor_lse(lseb, RINGATTN_F64, 1, 2, 8);
+        ringattn_tensor G = ringattn_tensor_bnhd(g, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor DQ = ringattn_tensor_bnhd(dq, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor DK = ringattn_tensor_bnhd(dk, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor DV = ringattn_tensor_bnhd(dv, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor Bt, DBt, Mt, Bbool, DBq;
+        int cbs = 0;
+        Bt = ringattn_tensor_bnhd(bb, RINGATTN_F64, 1, 2, 8, 8);        /* [1][2][8][8] */
+        DBt = ringattn_tensor_bnhd(db, RINGATTN_F64, 1, 2, 8, 8);
+        Mt = ringattn_tensor_bnhd(mb, RINGATTN_BOOL, 1, 1, 8, 8);
+        Bbool = Mt;
+        DBq = Bt; DBq.data = dq;                                        /* shares dq's data */
+        memset(mb, 1, sizeof mb);
+        for (i = 0; i < 22; i++) {
+            ringattn_config cfg = ringattn_default_config();
+            char dcpu[256] = "", dgpu[256] = "";
+            int cpu, gpu, pass = i >= 14, expect_refusal = 0, want_ok = (i == 0 || i == 1 || i == 11 || i == 14);
+            sinks[1] = 0.0;
+            seg = 4;
+            switch (i) {
+            case 0: cfg.sinks = sinks; cfg.alibi_slopes = slopes; cfg.alibi_size = 2; cfg.bias = &Bt; cfg.mask = &Mt;
+                    cfg.max_logit = &ML; break;                                       /* computed */
+            case 1: cfg.document_ids_q = docs; cfg.document_ids_k = docs; cfg.ring_size = 2;
+                    cfg.partition = RINGATTN_ZIGZAG; break;                           /* computed */
+            case 2: cfg.sinks = sinks; sinks[1] = NAN; break;
+            case 3: cfg.alibi_slopes = slopes; cfg.alibi_size = 3; break;
+            case 4: cfg.alibi_size = 2; break;
+            case 5: cfg.document_ids_q = docs; break;
+            case 6: cfg.max_logit = &MLbad; break;
+            case 7: cfg.max_logit = &MLo; break;                                   /* aliases out */
+            case 8: cfg.sinks = sinks; cfg.num_groups = 1; cfg.segment_lengths = &seg; cfg.dilation_rates = &rate; break;
+            case 9: cfg.bias = &Bbool; break;
+            case 10: cfg.mask = &Bt; break;
+            case 11: cfg.mask_fn = NULL; cfg.mask_block_fn = NULL; cfg.max_logit = &ML; cfg.causal = 1; break;   /* computed */
+            case 12: cfg.mask_fn = test_mask_fn; expect_refusal = 1; break;
+            case 13: cfg.mask_block_fn = test_mask_block_fn; expect_refusal = 1; break;
+            case 14: cfg.sinks = sinks; cfg.dsinks = dsk; cfg.bias = &Bt; cfg.dbias = &DBt; cfg.alibi_slopes = slopes;
+                     cfg.alibi_size = 2; cfg.mask = &Mt; break;                       /* computed */
+            case 15: cfg.dsinks = dsk; break;
+            case 16: cfg.dbias = &DBt; break;
+            case 17: cfg.bias = &Bt; cfg.dbias = &Bt; break;                       /* dbias is bias */
+            case 18: cfg.bias = &Bt; cfg.dbias = &DBq; break;                      /* dbias shares dq's data */
+            case 19: cfg.bias = &Bt; cfg.dbias = &MLbad; break;
+            case 20: cfg.mask_fn = test_mask_fn; cfg.bias = &Bt; cfg.dbias = &DBt; expect_refusal = 1; break;
+            default: cfg.document_ids_k = docs; break;
+            }
+            memset(buf, 0, sizeof buf);
+            if (pass) {   /* a finished forward's out and lse as the backward's inputs */
+                ringattn_config f = cfg;
+                f.dsinks = NULL; f.dbias = NULL; f.mask_fn = NULL; f.mask_block_fn = NULL; f.error_detail = NULL;
+                for (int64_t x = 0; x < 192; x++) buf[x] = 0.01 * (double)(x % 17) - 0.05;
+                for (int64_t x = 0; x < 64; x++) g[x] = 0.02 * (double)(x % 5);
+                (void)ringattn_forward(&f, &Q, &K, &V, &O, &L);
+            } else {
+                for (int64_t x = 0; x < 192; x++) buf[x] = 0.01 * (double)(x % 13);
+            }
+            for (int64_t x = 0; x < 128; x++) bb[x] = 0.1 * (double)(x % 7);
+            cfg.mask_user = &cbs;
+            cfg.error_detail = dcpu; cfg.error_detail_size = sizeof dcpu;
+            cpu = pass ? ringattn_backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV)
+                       : ringattn_forward(&cfg, &Q, &K, &V, &O, NULL);
+            CHECK((cpu == RINGATTN_OK) == (want_ok || expect_refusal), "option case %d: the CPU returned %d (%s)", i, cpu, dcpu);
+            cfg.error_detail = dgpu; cfg.error_detail_size = sizeof dgpu;
+            if (expect_refusal) {
+                gpu = (mode == MODE_EMULATE)
+                    ? (pass ? ringattn_cuda__backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV, 1, 0)
+                            : ringattn_cuda__forward(&cfg, &Q, &K, &V, &O, NULL, 1, 0))
+                    : (pass ? ringattn_cuda_backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV)
+                            : ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, NULL));
+                CHECK(cpu == RINGATTN_OK && gpu == RINGATTN_EUNSUPPORTED && strstr(dgpu, "mask_fn and mask_block_fn"),
+                      "option case %d: CPU %d (%s), CUDA %d (%s): the callbacks are refused on CUDA", i, cpu, dcpu, gpu, dgpu);
+                refused++;
+                continue;
+            }
+            if (mode == MODE_GPU && cpu == RINGATTN_OK) continue;   /* host memory: refused for that */
+            gpu = (mode == MODE_EMULATE)
+                ? (pass ? ringattn_cuda__backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV, 1, 0)
+                        : ringattn_cuda__forward(&cfg, &Q, &K, &V, &O, NULL, 1, 0))
+                : (pass ? ringattn_cuda_backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV)
+                        : ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, NULL));
+            CHECK(gpu == cpu && strcmp(dcpu, dgpu) == 0 && (cpu == RINGATTN_OK || dcpu[0] != 0),
+                  "option case %d: CPU %d (%s), CUDA %d (%s)", i, cpu, dcpu, gpu, dgpu);
+            if (cpu == RINGATTN_OK) computed++; else refused++;
+        }
     }
     if (mode == MODE_GPU) {   /* valid arguments, but host memory */
         ringattn_config cfg = ringattn_default_config();
