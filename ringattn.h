@@ -400,9 +400,9 @@ RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const
                    t.view(torch.int16).numpy().view(np.uint16), or t.view(torch.uint16));
                    '|u1' (also '|i1') -> FP8_E4M3: the raw fp8 byte (t.view(torch.uint8)); an
                    e5m2 file is read the same way and retyped (arr.t.dtype = RINGATTN_FP8_E5M2:
-                   the bytes are the same).
-     dtypes written '<f2' '<f4' '<f8', '<u2' for BF16 and '|u1' for either fp8: always
-                   little-endian.
+                   the bytes are the same); '|b1' (NumPy bool) -> BOOL, a mask.
+     dtypes written '<f2' '<f4' '<f8', '<u2' for BF16, '|u1' for either fp8 and '|b1' for
+                   BOOL: always little-endian.
      order         C and Fortran order are both read: the array's view gets matching strides
                    (nothing is transposed). Arrays are written in C order.
      rank          0 to 4 dimensions; a rank-r array becomes a 4-D view with trailing 1s
@@ -772,7 +772,12 @@ typedef struct {
     void *mask_user;
     const int64_t *docq, *dock;    /* document ids                                            */
     int modify;                    /* 1: a bias or ALiBi term is added to the scores          */
-    int emask;                     /* 1: a mask of single pairs (mask, callbacks, documents)  */
+    int emask;                     /* 1: a mask beyond the interval rules (mask, callbacks,
+                                      documents): tiles are cut by ringattn__tile_mask        */
+    int docs_sorted;               /* document ids non-decreasing on both sides: each row's
+                                      document is one key interval, found by bisection        */
+    int pairs;                     /* 1: some pair mask is asked pair by pair (mask,
+                                      callbacks, unsorted document ids)                       */
     int max_logit, dbias;          /* 1: the optional outputs are wanted                      */
 } ringattn__problem;
 
@@ -955,6 +960,13 @@ static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_co
     P->docq = cfg->document_ids_q; P->dock = cfg->document_ids_k;
     P->modify = P->bias != NULL || P->alibi != NULL;
     P->emask = P->mask != NULL || P->mask_fn != NULL || P->mask_block_fn != NULL || P->docq != NULL;
+    if (P->docq) {
+        int64_t j;
+        P->docs_sorted = 1;
+        for (j = 1; j < P->nq && P->docs_sorted; j++) if (P->docq[j] < P->docq[j - 1]) P->docs_sorted = 0;
+        for (j = 1; j < P->nk && P->docs_sorted; j++) if (P->dock[j] < P->dock[j - 1]) P->docs_sorted = 0;
+    }
+    P->pairs = P->mask != NULL || P->mask_fn != NULL || P->mask_block_fn != NULL || (P->docq && !P->docs_sorted);
     P->max_logit = cfg->max_logit != NULL;
     P->dbias = cfg->dbias != NULL && cfg->bias != NULL;
 }
@@ -967,22 +979,45 @@ static RINGATTN__HD inline int ringattn__has_options(const ringattn_config *cfg)
            cfg->mask_block_fn || cfg->document_ids_q || cfg->document_ids_k || cfg->max_logit;
 }
 
-/* The score options' additive term of query position qpos and key position kpos of (batch bb,
-   q head hh): bias - slope |qpos + aoff - kpos| (aoff = nk - nq, or the varlen sequence's). */
-static RINGATTN__HD inline double ringattn__score_term(const ringattn__problem *P, int64_t bb, int64_t hh,
-                                                       int64_t qpos, int64_t kpos, int64_t aoff)
+/* The score options' additive terms of query position qpos and key position kpos of (batch
+   bb, q head hh): s + (bias - slope |qpos + aoff - kpos|) (aoff = nk - nq, or the varlen
+   sequence's), in double. */
+static RINGATTN__HD inline double ringattn__score_add(double s, double bias, double slope, int64_t dist)
 {
-    double x = 0;
-    if (P->bias) {
-        const ringattn_tensor *t = P->bias;
-        x = ringattn__load(t->data, t->dtype, ringattn__index(t, t->shape[0] == 1 ? 0 : bb, t->shape[1] == 1 ? 0 : hh,
-                                                                qpos, kpos));
-    }
-    if (P->alibi) {
-        int64_t dist = qpos + aoff - kpos;
-        x -= P->alibi[P->nalibi == P->h ? hh : bb * P->h + hh] * (double)(dist < 0 ? -dist : dist);
-    }
-    return x;
+    return s + (bias - slope * (double)(dist < 0 ? -dist : dist));   /* the one formula */
+}
+
+/* ALiBi's slope of (bb, hh), 0 without ALiBi */
+static RINGATTN__HD inline double ringattn__slope(const ringattn__problem *P, int64_t bb, int64_t hh)
+{
+    return P->alibi ? P->alibi[P->nalibi == P->h ? hh : bb * P->h + hh] : 0.0;
+}
+
+/* the bias's element offset of (bb, hh, qpos, kpos), broadcast axes at 0 */
+static RINGATTN__HD inline int64_t ringattn__bias_index(const ringattn_tensor *t, int64_t bb, int64_t hh,
+                                                        int64_t qpos, int64_t kpos)
+{
+    return ringattn__index(t, t->shape[0] == 1 ? 0 : bb, t->shape[1] == 1 ? 0 : hh, qpos, kpos);
+}
+
+/* the final score of (bb, hh, qpos, kpos) from s = softcap(scale q.k) */
+static RINGATTN__HD inline double ringattn__score_term(const ringattn__problem *P, int64_t bb, int64_t hh,
+                                                       int64_t qpos, int64_t kpos, int64_t aoff, double s)
+{
+    double bias = P->bias ? ringattn__load(P->bias->data, P->bias->dtype,
+                                           ringattn__bias_index(P->bias, bb, hh, qpos, kpos)) : 0.0;
+    return ringattn__score_add(s, bias, ringattn__slope(P, bb, hh), qpos + aoff - kpos);
+}
+
+/* sorted document ids (P->docs_sorted): the keys of query qpos's document are one interval
+   of positions, [*kb, *ke), found by bisection */
+static RINGATTN__HD inline void ringattn__doc_keys(const ringattn__problem *P, int64_t qpos, int64_t *kb, int64_t *ke)
+{
+    int64_t id = P->docq[qpos], lo = 0, hi = P->nk, mid;
+    while (lo < hi) { mid = lo + (hi - lo) / 2; if (P->dock[mid] < id) lo = mid + 1; else hi = mid; }
+    *kb = lo; hi = P->nk;
+    while (lo < hi) { mid = lo + (hi - lo) / 2; if (P->dock[mid] <= id) lo = mid + 1; else hi = mid; }
+    *ke = lo;
 }
 
 /* 1 if the dense mask and the document ids let (bb, hh, qpos) see kpos (the callbacks are
@@ -993,8 +1028,7 @@ static RINGATTN__HD inline int ringattn__pair_visible(const ringattn__problem *P
     if (P->docq && P->docq[qpos] != P->dock[kpos]) return 0;
     if (P->mask) {
         const ringattn_tensor *t = P->mask;
-        if (!((const unsigned char *)t->data)[ringattn__index(t, t->shape[0] == 1 ? 0 : bb, t->shape[1] == 1 ? 0 : hh,
-                                                               qpos, kpos)])
+        if (!((const unsigned char *)t->data)[ringattn__bias_index(t, bb, hh, qpos, kpos)])
             return 0;
     }
     return 1;
@@ -1885,16 +1919,25 @@ static int ringattn__tile_mask(const ringattn__problem *P, ringattn__scratch *me
     }
     if (me->failed) return 0;
     for (i = 0; i < nr; i++) {
-        int64_t qpos = B->qa + (r0 + i) * B->qps, first = -1, last = -1;
+        int64_t qpos = B->qa + (r0 + i) * B->qps, first = -1, last = -1, lo = me->lo[i], hi = me->hi[i];
         unsigned char *v = me->vis + i * nc;
-        for (c = me->lo[i]; c < me->hi[i]; c++) {
+        if (P->docs_sorted && lo < hi) {   /* the row's document: one interval of keys */
+            int64_t kb, ke, a, z;
+            ringattn__doc_keys(P, qpos, &kb, &ke);
+            a = -ringattn__floordiv(-(kb - B->ka), B->kps) - c0;     /* first column at or after kb */
+            z = ringattn__floordiv(ke - 1 - B->ka, B->kps) + 1 - c0;  /* past the last before ke   */
+            if (a > lo) lo = a;
+            if (z < hi) hi = z;
+        }
+        if (!P->pairs) { first = lo; last = hi - 1; }
+        else for (c = lo; c < hi; c++) {
             int64_t kpos = B->ka + (c0 + c) * B->kps;
             int ok = (!P->mask_block_fn || v[c]) && ringattn__pair_visible(P, B->bb, B->hh, qpos, kpos) &&
                      (!P->mask_fn || P->mask_fn(P->mask_user, B->bb, B->hh, qpos, kpos));
             v[c] = (unsigned char)ok;
             if (ok) { if (first < 0) first = c; last = c; }
         }
-        if (first < 0) { if (me->lo[i] < me->hi[i]) *full = 0; me->hi[i] = me->lo[i]; continue; }
+        if (first < 0 || last < first) { if (me->lo[i] < me->hi[i]) *full = 0; me->hi[i] = me->lo[i]; continue; }
         if (first != me->lo[i] || last + 1 != me->hi[i]) *full = 0;
         me->lo[i] = first; me->hi[i] = last + 1;
         any = 1;
@@ -1903,19 +1946,44 @@ static int ringattn__tile_mask(const ringattn__problem *P, ringattn__scratch *me
 }
 
 /* The score options on n visible scores s of block row r from block column col on (after
-   the scale and the softcap): s += bias - slope |i + nk - nq - j| (ringattn__score_term), and
-   s = -inf where a pair mask hides the pair; in double, one rounding to the compute type. */
+   the scale and the softcap): s = s + (bias - slope |i + aoff - j|) (ringattn__score_add, in
+   double, one rounding to the compute type), and -inf where a pair mask hides the pair. The
+   bias row and the ALiBi distance are stepped along the row, by compute type. */
 static void ringattn__row_options(const ringattn__problem *P, const ringattn__scratch *me, const ringattn__block *B,
                                   int64_t r, int64_t col, int64_t n, void *s)
 {
-    int64_t j, qpos = B->qa + r * B->qps;
-    const unsigned char *v = P->emask ? me->vis + (r - me->vr0) * me->vnc + (col - me->vc0) : NULL;
-    for (j = 0; j < n; j++) {
-        int64_t kpos = B->ka + (col + j) * B->kps;
-        double x = ringattn__load(s, P->ct, j);
-        if (v && !v[j]) x = -(double)INFINITY;
-        else if (P->modify) x += ringattn__score_term(P, B->bb, B->hh, qpos, kpos, B->aoff);
-        ringattn__store(s, P->ct, j, x);
+    int64_t j, qpos = B->qa + r * B->qps, k0 = B->ka + col * B->kps, ks = B->kps;
+    const unsigned char *v = P->pairs ? me->vis + (r - me->vr0) * me->vnc + (col - me->vc0) : NULL;
+    if (P->modify) {
+        const ringattn_tensor *bt = P->bias;
+        double slope = ringattn__slope(P, B->bb, B->hh), bias = 0.0;
+        int64_t dist = qpos + B->aoff - k0, b0 = bt ? ringattn__bias_index(bt, B->bb, B->hh, qpos, k0) : 0;
+        int64_t bs = bt ? bt->stride[3] * ks : 0;   /* the distance falls by ks per key, the bias moves by bs */
+        if (P->ct == RINGATTN_F32) {
+            float *f = (float *)s;
+            if (bt && bt->dtype == RINGATTN_F32) {
+                const float *bp = (const float *)bt->data + b0;
+                for (j = 0; j < n; j++) f[j] = (float)ringattn__score_add(f[j], bp[j * bs], slope, dist - j * ks);
+            } else
+                for (j = 0; j < n; j++) {
+                    if (bt) bias = ringattn__load(bt->data, bt->dtype, b0 + j * bs);
+                    f[j] = (float)ringattn__score_add(f[j], bias, slope, dist - j * ks);
+                }
+        } else {
+            double *f = (double *)s;
+            if (bt && bt->dtype == RINGATTN_F64) {
+                const double *bp = (const double *)bt->data + b0;
+                for (j = 0; j < n; j++) f[j] = ringattn__score_add(f[j], bp[j * bs], slope, dist - j * ks);
+            } else
+                for (j = 0; j < n; j++) {
+                    if (bt) bias = ringattn__load(bt->data, bt->dtype, b0 + j * bs);
+                    f[j] = ringattn__score_add(f[j], bias, slope, dist - j * ks);
+                }
+        }
+    }
+    if (v) {
+        if (P->ct == RINGATTN_F32) { float *f = (float *)s; for (j = 0; j < n; j++) if (!v[j]) f[j] = -INFINITY; }
+        else { double *f = (double *)s; for (j = 0; j < n; j++) if (!v[j]) f[j] = -INFINITY; }
     }
 }
 
@@ -3639,10 +3707,13 @@ static int ringattn__npy_descr(ringattn__npy_lex *L, ringattn_npy_info *info)
     else if (strcmp(s, "|u1") == 0 || strcmp(s, "|i1") == 0) {   /* one byte: no byte order */
         info->dtype = RINGATTN_FP8_E4M3; info->big_endian = ringattn__npy_host_big_endian();
     }
+    else if (strcmp(s, "|b1") == 0) {   /* NumPy bool: a mask */
+        info->dtype = RINGATTN_BOOL; info->big_endian = ringattn__npy_host_big_endian();
+    }
     else
         return ringattn__fail(L->cfg, RINGATTN_EFORMAT,
                                   "unsupported .npy dtype '%s' (supported: <f2 <f4 <f8 and >f2 >f4 >f8; "
-                                  "bf16 stored as <u2, fp8 as |u1)", s);
+                                  "bf16 stored as <u2, fp8 as |u1, bool as |b1)", s);
     return RINGATTN_OK;
 }
 
@@ -3892,9 +3963,14 @@ RINGATTN_API void ringattn_npy_free(ringattn_npy_array *arr)
 static int ringattn__npy_header(const ringattn_tensor *t, int ndim, char hdr[256], size_t *hlen,
                                 uint64_t *data_bytes, const ringattn_config *cfg)
 {
-    static const char *const descr[6] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1" };
+    static const char *const descr[7] = { "<f4", "<f8", "<f2", "<u2", "|u1", "|u1", "|b1" };
     int st, a, n; uint64_t count = 1; size_t len, total;
-    if ((st = ringattn__check_view(cfg, t, "tensor", NULL, 0)) != RINGATTN_OK) return st;
+    ringattn_tensor view;
+    if (t && t->dtype == RINGATTN_BOOL) {   /* a mask: checked as any one-byte view */
+        view = *t; view.dtype = RINGATTN_FP8_E4M3;
+    }
+    if ((st = ringattn__check_view(cfg, t && t->dtype == RINGATTN_BOOL ? &view : t, "tensor", NULL, 0)) != RINGATTN_OK)
+        return st;
     if (ndim < 0 || ndim > 4)
         return ringattn__fail(cfg, RINGATTN_ESHAPE, "ndim = %d, must be 0..4", ndim);
     for (a = ndim; a < 4; a++)

@@ -4,6 +4,7 @@
     python3 -m venv .venv && .venv/bin/pip install numpy torch
     .venv/bin/python reference/generate_golden.py            # rewrites reference/golden/
     .venv/bin/python reference/generate_golden.py --layer-only   # only reference/golden/layer/
+    .venv/bin/python reference/generate_golden.py --options-only # only reference/golden/options/
 
 Writes, for every case, reference/golden/<case>/{q,k,v,dout}.npy (inputs) and
 {out,lse,dq,dk,dv}.npy (the reference), plus reference/golden/manifest.txt, one line per case:
@@ -443,10 +444,151 @@ def layer_goldens():
     print("wrote %d layer cases, %d bytes, under %s" % (len(LAYER_CASES), total, out_dir))
 
 
+# ---------------------------------------------------------------- the score options
+
+def option_attention(q, k, v, causal, scale, window, softcap, sinks, alibi, bias, mask, docs_q, docs_k):
+    """the score options, literally, in float64 (SDPA has no sinks): q [b,nq,h,d], k [b,nk,hk,d],
+    v [b,nk,hk,dv]; sinks (h,), alibi (h,) or (b, h), bias and mask broadcastable to
+    (b, h, nq, nk) (NumPy's rule), docs_q (nq,), docs_k (nk,); any of them None.
+        s = softcap(scale q.k) + bias - slope |i + nk - nq - j|, masked where not visible,
+        lse = logsumexp over the visible keys and the sink, out = exp(s - lse) v,
+        max_logit = the row max of s over the visible keys (-inf for none)
+    -> out [b,nq,h,dv], lse [b,h,nq], max_logit [b,h,nq]"""
+    b, nq, h, d = q.shape
+    nk, hk = k.shape[1], k.shape[2]
+    rep = h // hk
+    sc = scale if scale != 0 else 1.0 / d ** 0.5
+    qt = q.permute(0, 2, 1, 3)
+    kt = k.permute(0, 2, 1, 3).repeat_interleave(rep, dim=1)
+    vt = v.permute(0, 2, 1, 3).repeat_interleave(rep, dim=1)
+    s = sc * (qt @ kt.transpose(-1, -2))                          # [b, h, nq, nk]
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    if bias is not None:
+        s = s + bias
+    if alibi is not None:
+        slopes = alibi.reshape(1, h) if alibi.dim() == 1 else alibi   # [1 | b, h]
+        i = torch.arange(nq, dtype=torch.float64).unsqueeze(1)
+        j = torch.arange(nk, dtype=torch.float64).unsqueeze(0)
+        s = s - slopes[:, :, None, None] * (i + nk - nq - j).abs()
+    vis = variant_mask(nq, nk, causal, window).expand(b, h, nq, nk)
+    if mask is not None:
+        vis = vis & mask
+    if docs_q is not None:
+        vis = vis & (docs_q.unsqueeze(1) == docs_k.unsqueeze(0))
+    sm = s.masked_fill(~vis, float("-inf"))
+    max_logit = sm.detach().amax(dim=-1)
+    cols = sm
+    if sinks is not None:   # one more column, the sink's logit, with no value
+        cols = torch.cat([sm, sinks.reshape(1, h, 1, 1).expand(b, h, nq, 1)], dim=-1)
+    lse = torch.logsumexp(cols, dim=-1)                           # -inf on an empty row (no sink)
+    safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    p = torch.exp(sm - safe.unsqueeze(-1))                        # 0 where masked
+    out = p @ vt
+    return out.permute(0, 2, 1, 3), lse, max_logit
+
+
+# name, b, nq, nk, h, hk, d, dv, causal, scale, window | None, softcap, options: dict with any of
+# sinks=True, alibi="h" | "bh", bias=shape, mask=(shape, density), docs=(q lengths, k lengths), what
+OPTION_CASES = [
+    ("sinks_causal",    2, 24, 24, 4, 2,  8,  8, "bottom-right", 0.0, None,   0.0,
+     dict(sinks=True), "attention_sinks_one_per_head_GQA_causal"),
+    ("alibi_cross",     2, 20, 28, 4, 4,  8,  8, "bottom-right", 0.0, None,   0.0,
+     dict(alibi="bh"), "ALiBi_slopes_per_batch_and_head_nq<nk_bottom-right"),
+    ("bias_broadcast",  2, 24, 24, 2, 2,  8,  8, "none",         0.0, None,   0.0,
+     dict(bias=(1, 2, 24, 24)), "additive_bias_broadcast_over_batch"),
+    ("document_mask",   1, 32, 32, 2, 1,  8,  8, "bottom-right", 0.0, None,   0.0,
+     dict(docs=([10, 6, 16], [10, 6, 16]), mask=((32, 32), 0.85)), "documents_10,6,16_and_a_bool_mask_MQA"),
+    ("gpt_oss",         1, 40, 40, 8, 2, 16, 16, "bottom-right", 0.0, (7, 0), 0.0,
+     dict(sinks=True), "gpt-oss_like_GQA_8_on_2_sliding_window_7_sinks"),
+    ("everything",      2, 24, 30, 4, 2,  8,  6, "top-left",     0.0, None,   2.0,
+     dict(sinks=True, alibi="h", bias=(2, 1, 24, 30), mask=((2, 4, 24, 30), 0.8), docs=([8, 16], [14, 16])),
+     "softcap_sinks_alibi_bias_mask_documents_top-left_nq<nk_dv!=d_(empty_rows)"),
+]
+
+
+def option_goldens():
+    """reference/golden/options/<case>/: inputs q k v dout and the options' files (sinks.npy,
+    alibi.npy, bias.npy '<f4'; mask.npy '|b1'; docs_q.npy, docs_k.npy '<f8'), the reference out
+    lse max_logit dq dk dv (and dsinks, dbias) '<f8'; and options/manifest.txt"""
+    out_dir = os.path.join(OUT, "options")
+    os.makedirs(out_dir, exist_ok=True)
+    lines = ["# ringattn score-option golden cases, written by reference/generate_golden.py (torch %s, numpy %s)"
+             % (torch.__version__, np.__version__),
+             "# name b nq nk h hk d dv causal scale window softcap sinks alibi bias mask docs partitions "
+             "atol rtol k eps what  (sinks/docs 0|1; alibi, bias, mask: the file's shape, - = none)"]
+    for ci, (name, b, nq, nk, h, hk, d, dv, causal, scale, window, cap, o, what) in enumerate(OPTION_CASES):
+        gen = torch.Generator().manual_seed(4000 + ci)
+        q, k, v = rand(gen, b, nq, h, d), rand(gen, b, nk, hk, d), rand(gen, b, nk, hk, dv)
+        dout = rand(gen, b, nq, h, dv)
+        files = {}
+        sinks = alibi = bias = mask = docs_q = docs_k = None
+        if o.get("sinks"):
+            sinks = (1.5 * rand(gen, h)).float().double()
+            files["sinks"] = sinks
+        if o.get("alibi"):
+            base = torch.tensor([2.0 ** (-8.0 * (x + 1) / h) for x in range(h)], dtype=torch.float64)
+            alibi = base if o["alibi"] == "h" else torch.stack([base * (1 + 0.5 * bb) for bb in range(b)])
+            alibi = alibi.float().double()
+            files["alibi"] = alibi
+        if o.get("bias"):
+            bias = rand(gen, *o["bias"])
+            files["bias"] = bias
+        if o.get("mask"):
+            shape, density = o["mask"]
+            mask = torch.rand(*shape, generator=gen, dtype=torch.float64) < density
+        if o.get("docs"):
+            lq, lk = o["docs"]
+            docs_q = torch.repeat_interleave(torch.arange(len(lq)), torch.tensor(lq))
+            docs_k = torch.repeat_interleave(torch.arange(len(lk)), torch.tensor(lk))
+        leaves = [q, k, v] + [t for t in (sinks, bias) if t is not None]
+        for t in leaves:
+            t.requires_grad_(True)
+        out, lse, max_logit = option_attention(q, k, v, causal, scale, window, cap, sinks, alibi, bias, mask,
+                                               docs_q, docs_k)
+        out.backward(dout)
+        d_ = os.path.join(out_dir, name)
+        os.makedirs(d_, exist_ok=True)
+        for fn, t in [("q", q), ("k", k), ("v", v), ("dout", dout)] + list(files.items()):
+            np.save(os.path.join(d_, fn + ".npy"), to_np(t).astype("<f4"))
+        if mask is not None:
+            np.save(os.path.join(d_, "mask.npy"), mask.numpy())
+        if docs_q is not None:
+            np.save(os.path.join(d_, "docs_q.npy"), docs_q.numpy().astype("<f8"))
+            np.save(os.path.join(d_, "docs_k.npy"), docs_k.numpy().astype("<f8"))
+        refs = [("out", out), ("lse", lse), ("max_logit", max_logit), ("dq", q.grad), ("dk", k.grad), ("dv", v.grad)]
+        if sinks is not None:
+            refs.append(("dsinks", sinks.grad))
+        if bias is not None:
+            refs.append(("dbias", bias.grad))
+        for fn, t in refs:
+            a = to_np(t)
+            assert not np.isnan(a).any(), (name, fn)
+            np.save(os.path.join(d_, fn + ".npy"), a.astype("<f8"))
+        shp = lambda t: "x".join(map(str, t.shape)) if t is not None else "-"
+        lines.append("%s b=%d nq=%d nk=%d h=%d hk=%d d=%d dv=%d causal=%s scale=%.17g window=%s softcap=%.17g "
+                     "sinks=%d alibi=%s bias=%s mask=%s docs=%d partitions=contiguous,zigzag,striped "
+                     "atol=1e-10 rtol=1e-9 k=2 eps=1e-6 what=%s"
+                     % (name, b, nq, nk, h, hk, d, dv, causal, scale,
+                        ",".join(map(str, window)) if window else "-", cap, sinks is not None, shp(alibi),
+                        shp(bias), shp(mask), docs_q is not None, what))
+        empty = int((~torch.isfinite(max_logit)).sum())
+        print("options %-16s out max|.| %.3f  dq max %.3f  empty rows %d%s%s" % (
+            name, out.abs().max().item(), q.grad.abs().max().item(), empty,
+            "  dsinks max %.3f" % sinks.grad.abs().max().item() if sinks is not None else "",
+            "  dbias max %.3f" % bias.grad.abs().max().item() if bias is not None else ""))
+    with open(os.path.join(out_dir, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote %d option cases under %s" % (len(OPTION_CASES), out_dir))
+
+
 def main():
     torch.manual_seed(0)
     if "--layer-only" in sys.argv[1:]:   # just reference/golden/layer/
         layer_goldens()
+        return 0
+    if "--options-only" in sys.argv[1:]:   # just reference/golden/options/
+        option_goldens()
         return 0
     os.makedirs(OUT, exist_ok=True)
     lines = ["# ringattn golden cases, written by reference/generate_golden.py (torch %s, numpy %s)"
@@ -518,6 +660,7 @@ def main():
     total = sum(os.path.getsize(os.path.join(r, x)) for r, _, fs in os.walk(OUT) for x in fs)
     print("wrote %d cases, %d bytes, under %s" % (len(CASES) + len(VARIANTS), total, OUT))
     layer_goldens()
+    option_goldens()
     return 0
 
 

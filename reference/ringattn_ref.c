@@ -9,7 +9,9 @@
      dilated mix 1 rows 0..n-1, keys = G stacked copies of 0..n-1, mask = "both in pattern g,
                    same segment (and j <= i when causal)"
    Inside `attend` the math is the textbook one: materialise S, then per row
-   pass 1 max, pass 2 sum of exp, pass 3 the weighted sum of values. */
+   pass 1 max, pass 2 sum of exp, pass 3 the weighted sum of values. The score options
+   (dense only) are literal too: S gets + bias - ALiBi, the mask ANDs in the options' masks
+   (ref_visible_ex), and a sink is one more column of the softmax with no value. */
 #include "ringattn_ref.h"
 
 #include <math.h>
@@ -34,28 +36,68 @@ int ref_visible(const ref_problem *p, int64_t i, int64_t j)
     return 1;
 }
 
+int ref_visible_ex(const ref_problem *p, int64_t bb, int64_t hh, int64_t i, int64_t j)
+{
+    if (!ref_visible(p, i, j)) return 0;
+    if (p->mask) {
+        int64_t mb = p->mask_b == 1 ? 0 : bb, mh = p->mask_h == 1 ? 0 : hh;
+        if (!p->mask[((mb * p->mask_h + mh) * p->nq + i) * p->nk + j]) return 0;
+    }
+    if (p->mask_fn && !p->mask_fn(p->mask_user, bb, hh, i, j)) return 0;
+    if (p->document_ids_q && p->document_ids_q[i] != p->document_ids_k[j]) return 0;
+    return 1;
+}
+
+/* what the score options add to the (capped) logit of (bb, hh, i, j): bias, minus ALiBi */
+static double score_options(const ref_problem *p, int64_t bb, int64_t hh, int64_t i, int64_t j)
+{
+    double add = 0;
+    if (p->bias) {
+        int64_t b1 = p->bias_b == 1 ? 0 : bb, h1 = p->bias_h == 1 ? 0 : hh;
+        add += p->bias[((b1 * p->bias_h + h1) * p->nq + i) * p->nk + j];
+    }
+    if (p->alibi_slopes) {
+        double slope = p->alibi_slopes[p->alibi_size == p->h ? hh : bb * p->h + hh];
+        int64_t dist = i + p->nk - p->nq - j;
+        if (p->num_seqs > 0) {   /* varlen: |i - j + ke - qe|, the sequence's global ends */
+            int s = 0;
+            while (s < p->num_seqs && !(i >= p->cu_seqlens_q[s] && i < p->cu_seqlens_q[s + 1])) s++;
+            if (s == p->num_seqs) return add;   /* a row in no sequence sees nothing anyway */
+            dist = i - j + p->cu_seqlens_k[s + 1] - p->cu_seqlens_q[s + 1];
+        }
+        add -= slope * (double)(dist < 0 ? -dist : dist);
+    }
+    return add;
+}
+
 /* ---------------------------------------------------------------- the one dense routine */
 
 typedef struct {
     const ref_problem *p;
     const double *q, *k, *v, *dout;   /* full tensors (dout NULL in forward)        */
-    double *out, *lse;                /* forward outputs                            */
+    double *out, *lse, *max_logit;    /* forward outputs                            */
     double *dq, *dk, *dv;             /* backward outputs, accumulated into (+=)    */
+    double *dsinks, *dbias;           /* backward outputs of the options (+=)       */
     double mul;                       /* out = mul * softmax(S) V (1/G for mix 0)   */
 } ref_io;
 
 /* One (batch bb, q head hh): rows qpos[0..nr) against keys kpos[0..nc), mask [nr][nc].
    Forward: sets out and lse of the rows. Backward: adds the rows' gradients. Masked
-   entries are skipped, never multiplied by zero, so NaN in an invisible key stays out. */
+   entries are skipped, never multiplied by zero, so NaN in an invisible key stays out.
+   With a sink the row's softmax has one more column, the logit sinks[hh], that has no
+   value vector: it only enlarges the denominator. */
 static int attend(const ref_io *io, int64_t bb, int64_t hh, int64_t nr, const int64_t *qpos,
                   int64_t nc, const int64_t *kpos, const unsigned char *mask)
 {
     const ref_problem *p = io->p;
     int64_t d = p->d, dv = p->dv, kh = hh / (p->h / p->hk), i, j, c;
-    double *S = (double *)malloc(sizeof(double) * (size_t)(nr * nc + 2 * nc + 1));
-    double *P, *dP;
+    double *S = (double *)malloc(sizeof(double) * (size_t)(2 * nr * nc + 2 * nc + 1));
+    double *C, *P, *dP;
+    int sink = p->sinks != NULL;
+    double sk = sink ? p->sinks[hh] : 0.0;
     if (!S) return -1;
-    P = S + nr * nc;          /* one row of probabilities */
+    C = S + nr * nc;          /* the capped logits, before the options (for softcap's gradient) */
+    P = C + nr * nc;          /* one row of probabilities */
     dP = P + nc;              /* one row of dO . v_j      */
 
     /* (B, N, H, D) element addresses, spelled out */
@@ -72,29 +114,37 @@ static int attend(const ref_io *io, int64_t bb, int64_t hh, int64_t nr, const in
             S[i * nc + j] = p->scale * s;
             /* softcap (Gemma 2): the logit is cap * tanh(s / cap) */
             if (p->softcap > 0) S[i * nc + j] = p->softcap * tanh(S[i * nc + j] / p->softcap);
+            C[i * nc + j] = S[i * nc + j];
+            /* the options: + bias - ALiBi (dense only, so qpos / kpos are positions) */
+            if (p->bias || p->alibi_slopes) S[i * nc + j] += score_options(p, bb, hh, qpos[i], kpos[j]);
         }
 
     for (i = 0; i < nr; i++) {
         const double *Si = S + i * nc;
         const unsigned char *Mi = mask + i * nc;
-        double m = 0, sum = 0, lse;
+        double m = 0, sum = 0, lse, M;
         int any = 0;
         /* pass 1: row max over visible keys */
         for (j = 0; j < nc; j++)
             if (Mi[j] && (!any || Si[j] > m)) { m = Si[j]; any = 1; }
-        if (!any) {   /* sees nothing: out = 0, lse = -inf, no gradient */
+        if (!io->dout && io->max_logit)   /* the keys' max, never the sink's */
+            io->max_logit[(bb * p->h + hh) * p->nq + qpos[i]] = any ? m : -INFINITY;
+        if (!any) {   /* sees nothing: out = 0, lse = -inf (the sink's logit with one), no gradient */
             if (!io->dout) {
                 double *o = io->out + ((bb * p->nq + qpos[i]) * p->h + hh) * dv;
                 for (c = 0; c < dv; c++) o[c] = 0.0;
-                if (io->lse) io->lse[(bb * p->h + hh) * p->nq + qpos[i]] = -INFINITY;
+                if (io->lse) io->lse[(bb * p->h + hh) * p->nq + qpos[i]] = sink ? sk : -INFINITY;
             }
             continue;
         }
+        /* the sink is one more column: the max over it too */
+        M = (sink && sk > m) ? sk : m;
         /* pass 2: normaliser, stably */
         for (j = 0; j < nc; j++)
-            if (Mi[j]) sum += exp(Si[j] - m);
-        lse = m + log(sum);
-        for (j = 0; j < nc; j++) P[j] = Mi[j] ? exp(Si[j] - m) / sum : 0.0;
+            if (Mi[j]) sum += exp(Si[j] - M);
+        if (sink) sum += exp(sk - M);
+        lse = M + log(sum);
+        for (j = 0; j < nc; j++) P[j] = Mi[j] ? exp(Si[j] - M) / sum : 0.0;
 
         if (!io->dout) {
             /* pass 3: out_i = mul * sum_j P_ij v_j */
@@ -118,6 +168,8 @@ static int attend(const ref_io *io, int64_t bb, int64_t hh, int64_t nr, const in
                 dP[j] = s;
                 D += P[j] * s;
             }
+            /* the sink column: P_sink = exp(sink - lse), dP_sink = 0, so dsink = -P_sink D */
+            if (sink && io->dsinks) io->dsinks[hh] += -(exp(sk - M) / sum) * D;
             for (j = 0; j < nc; j++) {
                 double ds;
                 double *gk = io->dk + ((bb * p->nk + kpos[j]) * p->hk + kh) * d;
@@ -125,8 +177,12 @@ static int attend(const ref_io *io, int64_t bb, int64_t hh, int64_t nr, const in
                 const double *kj = K_(kpos[j]), *qi = Q_(qpos[i]);
                 if (!Mi[j]) continue;
                 ds = P[j] * (dP[j] - D);                       /* dS = P * (dP - D)   */
+                if (io->dbias) {   /* dL/dbias = dS, summed over the bias's broadcast axes */
+                    int64_t b1 = p->bias_b == 1 ? 0 : bb, h1 = p->bias_h == 1 ? 0 : hh;
+                    io->dbias[((b1 * p->bias_h + h1) * p->nq + qpos[i]) * p->nk + kpos[j]] += ds;
+                }
                 if (p->softcap > 0) {   /* through the cap: d(cap tanh(x/cap))/dx = 1 - tanh^2 */
-                    double t = S[i * nc + j] / p->softcap;
+                    double t = C[i * nc + j] / p->softcap;
                     ds *= 1.0 - t * t;
                 }
                 for (c = 0; c < d; c++) gq[c] += p->scale * ds * kj[c];   /* dq = scale dS K   */
@@ -155,11 +211,13 @@ static int run_dense(const ref_io *io)
     if (!qpos || !mask) { free(qpos); free(mask); return -1; }
     for (i = 0; i < nq; i++) qpos[i] = i;
     for (j = 0; j < nk; j++) qpos[nq + j] = j;
-    for (i = 0; i < nq; i++)
-        for (j = 0; j < nk; j++) mask[i * nk + j] = (unsigned char)ref_visible(p, i, j);
     for (bb = 0; bb < p->b && st == 0; bb++)
-        for (hh = 0; hh < p->h && st == 0; hh++)
+        for (hh = 0; hh < p->h && st == 0; hh++) {
+            /* the mask of this (batch, head): the options' masks may differ per pair */
+            for (i = 0; i < nq; i++)
+                for (j = 0; j < nk; j++) mask[i * nk + j] = (unsigned char)ref_visible_ex(p, bb, hh, i, j);
             st = attend(io, bb, hh, nq, qpos, nk, qpos + nq, mask);
+        }
     free(qpos); free(mask);
     return st;
 }
@@ -236,6 +294,13 @@ static int valid(const ref_problem *p)
     if (p->h % p->hk != 0 || p->causal < 0 || p->causal > 2) return 0;
     if (p->window_left < -1 || p->window_right < -1) return 0;
     if (p->num_groups < 0) return 0;
+    /* the options: dense only, shapes that broadcast, document ids on both sides or neither */
+    if (p->num_groups > 0 && (p->sinks || p->alibi_slopes || p->bias || p->mask || p->mask_fn ||
+                              p->document_ids_q || p->document_ids_k)) return 0;
+    if (p->alibi_slopes && p->alibi_size != p->h && p->alibi_size != p->b * p->h) return 0;
+    if (p->bias && ((p->bias_b != 1 && p->bias_b != p->b) || (p->bias_h != 1 && p->bias_h != p->h))) return 0;
+    if (p->mask && ((p->mask_b != 1 && p->mask_b != p->b) || (p->mask_h != 1 && p->mask_h != p->h))) return 0;
+    if (!p->document_ids_q != !p->document_ids_k) return 0;
     if (p->num_groups > 0) {
         if (p->nq != p->nk || p->window_left >= 0 || p->window_right >= 0) return 0;
         if (!p->segment_lengths || !p->dilation_rates || (p->mix != 0 && p->mix != 1)) return 0;
@@ -255,32 +320,49 @@ static int run(const ref_io *io)
 int ref_forward(const ref_problem *p, const double *q, const double *k, const double *v,
                 double *out, double *lse)
 {
+    return ref_forward_ex(p, q, k, v, out, lse, NULL);
+}
+
+int ref_forward_ex(const ref_problem *p, const double *q, const double *k, const double *v,
+                   double *out, double *lse, double *max_logit)
+{
     ref_io io;
     int64_t i, nrow;
     if (!p || !q || !k || !v || !out || !valid(p)) return -1;
     nrow = p->b * p->nq * p->h;
     memset(&io, 0, sizeof io);
-    io.p = p; io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse;
+    io.p = p; io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.max_logit = max_logit;
     io.mul = (p->num_groups > 0 && p->mix == 0) ? 1.0 / (double)p->num_groups : 1.0;
     /* rows no pattern gathers keep these: out 0, lse -inf */
     for (i = 0; i < nrow * p->dv; i++) out[i] = 0.0;
     if (lse) for (i = 0; i < nrow; i++) lse[i] = -INFINITY;
+    if (max_logit) for (i = 0; i < nrow; i++) max_logit[i] = -INFINITY;
     return run(&io);
 }
 
 int ref_backward(const ref_problem *p, const double *q, const double *k, const double *v,
                  const double *dout, double *dq, double *dk, double *dv)
 {
+    return ref_backward_ex(p, q, k, v, dout, dq, dk, dv, NULL, NULL);
+}
+
+int ref_backward_ex(const ref_problem *p, const double *q, const double *k, const double *v,
+                    const double *dout, double *dq, double *dk, double *dv,
+                    double *dsinks, double *dbias)
+{
     ref_io io;
     int64_t i;
     if (!p || !q || !k || !v || !dout || !dq || !dk || !dv || !valid(p)) return -1;
+    if ((dsinks && !p->sinks) || (dbias && !p->bias)) return -1;
     memset(&io, 0, sizeof io);
     io.p = p; io.q = q; io.k = k; io.v = v; io.dout = dout;
-    io.dq = dq; io.dk = dk; io.dv = dv;
+    io.dq = dq; io.dk = dk; io.dv = dv; io.dsinks = dsinks; io.dbias = dbias;
     io.mul = (p->num_groups > 0 && p->mix == 0) ? 1.0 / (double)p->num_groups : 1.0;
     /* gradients are accumulated by `attend`: start from zero */
     for (i = 0; i < p->b * p->nq * p->h * p->d; i++) dq[i] = 0.0;
     for (i = 0; i < p->b * p->nk * p->hk * p->d; i++) dk[i] = 0.0;
     for (i = 0; i < p->b * p->nk * p->hk * p->dv; i++) dv[i] = 0.0;
+    if (dsinks) for (i = 0; i < p->h; i++) dsinks[i] = 0.0;
+    if (dbias) for (i = 0; i < p->bias_b * p->bias_h * p->nq * p->nk; i++) dbias[i] = 0.0;
     return run(&io);
 }

@@ -4,7 +4,7 @@
      negative-stride views: the same bits come back;
    - hand-written headers NumPy may produce: versions 1.0 / 2.0 / 3.0, big-endian, '=' byte
      order, Fortran order, double quotes, no trailing comma, Python 2 'L' dims, keys in any
-     order; bf16 as <u2 (and <i2);
+     order; bf16 as <u2 (and <i2); bool as |b1 (a mask), one byte an element;
    - every malformed input refused with its documented status and a message, never a crash:
      bad magic, every truncation of a valid file, bad versions, oversized or overlong headers,
      missing / unknown / repeated keys, unsupported and structured dtypes, negative, zero,
@@ -416,9 +416,45 @@ static int test_compare(int *failures)
     return 0;
 }
 
+/* NumPy bool ('|b1'): a mask, read as RINGATTN_BOOL, one byte an element, bytes as stored; written
+   back as NumPy wrote it */
+static int test_bool(int *failures)
+{
+    unsigned char img[256], data[6] = { 1, 0, 1, 1, 0, 0 };
+    char err[256] = "";
+    ringattn_config cfg = ringattn_default_config();
+    ringattn_npy_array arr;
+    size_t len;
+    int st;
+    cfg.error_detail = err; cfg.error_detail_size = sizeof err;
+    len = make_npy(img, 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (2, 3), }", data, 6);
+    memset(&arr, 0, sizeof arr);
+    st = ringattn_npy_decode(img, len, &arr, &cfg);
+    CHECK(st == RINGATTN_OK, "|b1 refused: %d %s", st, err);
+    if (st == RINGATTN_OK) {
+        CHECK(arr.t.dtype == RINGATTN_BOOL && arr.info.ndim == 2 && arr.info.data_bytes == 6 &&
+              arr.t.shape[0] == 2 && arr.t.shape[1] == 3 && arr.t.shape[2] == 1 && arr.t.stride[0] == 3,
+              "|b1 view: dtype %d ndim %d bytes %llu", (int)arr.t.dtype, arr.info.ndim,
+              (unsigned long long)arr.info.data_bytes);
+        CHECK(memcmp(arr.t.data, data, 6) == 0, "|b1 data differs");
+        {   /* written back: NumPy's bytes */
+            unsigned char again[256];
+            size_t n2 = 0;
+            st = ringattn_npy_encode(&arr.t, 2, again, sizeof again, &n2, &cfg);
+            CHECK(st == RINGATTN_OK && n2 == len && memcmp(again, img, len) == 0, "|b1 re-encoded differs: %d %s", st, err);
+        }
+        ringattn_npy_free(&arr);
+    }
+    /* one byte too few: the data size is one byte an element */
+    len = make_npy(img, 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (2, 3), }", data, 5);
+    CHECK(ringattn_npy_decode(img, len, &arr, &cfg) == RINGATTN_EFORMAT, "truncated |b1 accepted");
+    return 0;
+}
+
 int main(void)
 {
     int failures = 0;
+    test_bool(&failures);
     test_round_trip(&failures);
     test_files(&failures);
     test_accepted(&failures);

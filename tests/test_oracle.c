@@ -8,6 +8,10 @@
      5. ref_backward against central finite differences of ref_forward (f64, h = 1e-5) for
         dense (plain, both causal modes, GQA, dv != d, window) and dilated (both mixes),
         on the loss L = sum(out * W) with random W: relative error <= 1e-7.
+     6. the score options: a sink, ALiBi, a bias and the masks on the 2x2 case by hand (an empty
+        row with a sink has lse = sink; max_logit), the varlen ALiBi distance, and
+        ref_backward_ex (dq, dk, dv, dsinks, dbias) against finite differences with every
+        option on (bias broadcast over batches, over heads, and not at all).
 
    Build: cc -std=c99 -Ireference tests/test_oracle.c reference/ringattn_ref.c -lm */
 #include <math.h>
@@ -222,6 +226,164 @@ static void test_backward(int *failures)
     check_gradients("dilated LSE mix, causal", &p, failures);
 }
 
+/* 6. the score options */
+static int close_tol(double a, double b) { return fabs(a - b) <= 1e-13 * (1.0 + fabs(b)); }
+
+static int doc_mask_fn(void *user, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    (void)user; (void)b;
+    return h == 0 || (i + j) % 3 != 1;   /* head 1 drops a few pairs */
+}
+
+static void test_options_hand(int *failures)
+{
+    double q[4] = { 1, 0, 0, 1 }, k[4] = { 1, 0, 0, 1 }, v[4] = { 1, 2, 3, 4 };
+    double out[4], lse[2], ml[2], e = exp(1.0), sink = 0.5, es = exp(0.5);
+    ref_problem p = problem(1, 2, 2, 1, 1, 2, 2, 0);
+    p.scale = 1.0;
+    /* a sink: one more term exp(sink) in each denominator, no value */
+    p.sinks = &sink;
+    CHECK(ref_forward_ex(&p, q, k, v, out, lse, ml) == 0, "sink forward failed");
+    CHECK(close_tol(out[0], (e * 1 + 3) / (e + 1 + es)) && close_tol(out[3], (2 + e * 4) / (e + 1 + es)),
+          "sink: out (%g, %g)", out[0], out[3]);
+    CHECK(close_tol(lse[0], log(e + 1 + es)) && ml[0] == 1.0 && ml[1] == 1.0, "sink: lse %g max_logit %g", lse[0], ml[0]);
+    /* a sink larger than every score (stabilised on it, not on the keys) */
+    sink = 800;
+    CHECK(ref_forward_ex(&p, q, k, v, out, lse, ml) == 0, "big sink forward failed");
+    CHECK(close_tol(lse[0], 800.0) && fabs(out[0]) < 1e-300 && ml[0] == 1.0, "big sink: lse %g out %g", lse[0], out[0]);
+    sink = 0.5;
+    /* bottom-right causal, nq = 3 > nk = 2: row 0 sees nothing */
+    {
+        double q3[6] = { 1, 0, 0, 1, 1, 1 }, o3[6], l3[3], m3[3];
+        ref_problem p3 = problem(1, 3, 2, 1, 1, 2, 2, 1);
+        p3.sinks = &sink;
+        CHECK(ref_forward_ex(&p3, q3, k, v, o3, l3, m3) == 0, "sink empty row failed");
+        CHECK(o3[0] == 0 && o3[1] == 0 && l3[0] == 0.5 && m3[0] == -INFINITY,
+              "empty row with a sink: (%g, %g) lse %g max_logit %g", o3[0], o3[1], l3[0], m3[0]);
+    }
+    p.sinks = NULL;
+    /* ALiBi, slope 0.25: row i, key j lose 0.25 |i - j| (nq = nk) */
+    {
+        double slope = 0.25;
+        p.alibi_slopes = &slope; p.alibi_size = 1;
+        CHECK(ref_forward_ex(&p, q, k, v, out, lse, ml) == 0, "alibi forward failed");
+        CHECK(close_tol(lse[0], log(e + exp(-0.25))) && close_tol(ml[0], 1.0), "alibi row 0: lse %g", lse[0]);
+        p.alibi_slopes = NULL; p.alibi_size = 0;
+    }
+    /* a bias on one pair, and a mask that hides key 0 from row 1 */
+    {
+        double bias[4] = { 0, 2, 0, 0 };
+        unsigned char mask[4] = { 1, 1, 0, 1 };
+        p.bias = bias; p.bias_b = 1; p.bias_h = 1;
+        p.mask = mask; p.mask_b = 1; p.mask_h = 1;
+        CHECK(ref_forward_ex(&p, q, k, v, out, lse, ml) == 0, "bias/mask forward failed");
+        /* row 0: scores (1, 2); row 1: key 1 only, score 1 */
+        CHECK(close_tol(lse[0], log(e + e * e)) && ml[0] == 2.0, "bias row 0: lse %g max %g", lse[0], ml[0]);
+        CHECK(out[2] == 3 && out[3] == 4 && lse[1] == 1.0, "mask row 1: (%g, %g) lse %g", out[2], out[3], lse[1]);
+        p.bias = NULL; p.mask = NULL;
+    }
+    /* the visibility rule: documents and mask_fn AND the causal rule */
+    {
+        int64_t dq_[4] = { 0, 0, 1, 1 }, dk_[4] = { 0, 0, 1, 1 };
+        ref_problem p4 = problem(1, 4, 4, 2, 2, 1, 1, 1);
+        p4.document_ids_q = dq_; p4.document_ids_k = dk_;
+        CHECK(ref_visible_ex(&p4, 0, 0, 1, 0) && !ref_visible_ex(&p4, 0, 0, 2, 1) &&
+              ref_visible_ex(&p4, 0, 0, 3, 2) && !ref_visible_ex(&p4, 0, 0, 2, 3), "document ids");
+        p4.mask_fn = doc_mask_fn;
+        CHECK(ref_visible_ex(&p4, 0, 0, 1, 0) && !ref_visible_ex(&p4, 0, 1, 1, 0), "mask_fn per head");
+    }
+    /* varlen ALiBi: |i - j + ke - qe| with the sequence's global ends */
+    {
+        int64_t cq[3] = { 0, 2, 5 }, ck[3] = { 0, 3, 4 };
+        double q5[5] = { 0, 0, 0, 0, 0 }, k4[4] = { 0, 0, 0, 0 }, v4[4] = { 1, 2, 3, 4 }, o5[5], l5[5];
+        double slope = 1.0;
+        ref_problem p5 = problem(1, 5, 4, 1, 1, 1, 1, 0);
+        p5.num_seqs = 2; p5.cu_seqlens_q = cq; p5.cu_seqlens_k = ck;
+        p5.alibi_slopes = &slope; p5.alibi_size = 1;
+        CHECK(ref_forward(&p5, q5, k4, v4, o5, l5) == 0, "varlen alibi failed");
+        /* row 0 (seq 0: qe 2, ke 3): keys 0..2 at distances |0 - j + 1| = 1, 0, 1 */
+        CHECK(close_tol(l5[0], log(2 * exp(-1.0) + 1)), "varlen alibi row 0: lse %g", l5[0]);
+        /* row 2 (seq 1: qe 5, ke 4): key 3 at |2 - 3 - 1| = 2 */
+        CHECK(close_tol(l5[2], -2.0) && o5[2] == 4, "varlen alibi row 2: lse %g", l5[2]);
+    }
+}
+
+static void check_option_gradients(const char *name, ref_problem *p, int *failures)
+{
+    int64_t nq_ = p->b * p->nq * p->h, nk_ = p->b * p->nk * p->hk;
+    int64_t nb = p->bias ? p->bias_b * p->bias_h * p->nq * p->nk : 0;
+    double *q = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->d));
+    double *k = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->d));
+    double *v = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->dv));
+    double *w = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->dv));
+    double *out = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->dv));
+    double *dq = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->d));
+    double *dk = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->d));
+    double *dv = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->dv));
+    double *ds = (double *)malloc(sizeof(double) * (size_t)p->h);
+    double *db = (double *)malloc(sizeof(double) * (size_t)(nb > 0 ? nb : 1));
+    double eq, ek, ev, es = 0, eb = 0;
+    fill_normal(q, nq_ * p->d, 31); fill_normal(k, nk_ * p->d, 32);
+    fill_normal(v, nk_ * p->dv, 33); fill_normal(w, nq_ * p->dv, 34);
+    CHECK(ref_backward_ex(p, q, k, v, w, dq, dk, dv, p->sinks ? ds : NULL, p->bias ? db : NULL) == 0,
+          "%s: ref_backward_ex failed", name);
+    eq = fd_error(p, q, k, v, w, out, q, nq_ * p->d, dq);
+    ek = fd_error(p, q, k, v, w, out, k, nk_ * p->d, dk);
+    ev = fd_error(p, q, k, v, w, out, v, nk_ * p->dv, dv);
+    /* the options' own inputs are perturbed through the problem's (const) pointers */
+    if (p->sinks) es = fd_error(p, q, k, v, w, out, (double *)(uintptr_t)p->sinks, p->h, ds);
+    if (p->bias) eb = fd_error(p, q, k, v, w, out, (double *)(uintptr_t)p->bias, nb, db);
+    printf("  options backward vs finite differences, %-26s rel err dq %.1e dk %.1e dv %.1e dsinks %.1e dbias %.1e\n",
+           name, eq, ek, ev, es, eb);
+    CHECK(eq <= 1e-7 && ek <= 1e-7 && ev <= 1e-7 && es <= 1e-7 && eb <= 1e-7, "%s: finite-difference mismatch", name);
+    free(q); free(k); free(v); free(w); free(out); free(dq); free(dk); free(dv); free(ds); free(db);
+}
+
+static void test_options_backward(int *failures)
+{
+    double sinks[4] = { 0.3, -1.0, 2.5, 0.0 }, slopes[8] = { 0.5, 0.25, 0.125, 0.0625, 0.7, 0.1, 0.2, 0.3 };
+    double bias[2 * 4 * 6 * 7];
+    unsigned char mask[2 * 6 * 7];
+    int64_t docq[6] = { 0, 0, 1, 1, 1, 2 }, dock[7] = { 0, 0, 0, 1, 1, 2, 2 };
+    int64_t i;
+    ref_problem p;
+    fill_normal(bias, 2 * 4 * 6 * 7, 41);
+    for (i = 0; i < 2 * 6 * 7; i++) mask[i] = (unsigned char)((i * 7) % 5 != 0);
+    p = problem(2, 6, 7, 4, 2, 3, 2, 1);
+    p.sinks = sinks;
+    check_option_gradients("sinks, causal, GQA", &p, failures);
+    p.sinks = NULL; p.alibi_slopes = slopes; p.alibi_size = 8; p.causal = 2;
+    check_option_gradients("alibi [b][h], top-left", &p, failures);
+    p.alibi_slopes = NULL; p.bias = bias; p.bias_b = 2; p.bias_h = 4; p.causal = 0;
+    check_option_gradients("bias [b][h][nq][nk]", &p, failures);
+    p.bias_b = 1; p.bias_h = 4; p.softcap = 1.5;
+    check_option_gradients("bias [1][h], softcap", &p, failures);
+    p.bias_b = 2; p.bias_h = 1; p.softcap = 0; p.mask = mask; p.mask_b = 2; p.mask_h = 1;
+    check_option_gradients("bias [b][1], mask [b][1]", &p, failures);
+    p.sinks = sinks; p.alibi_slopes = slopes; p.alibi_size = 4; p.bias_b = 1; p.bias_h = 1;
+    p.document_ids_q = docq; p.document_ids_k = dock; p.mask_fn = doc_mask_fn; p.causal = 1;
+    p.window_left = 3; p.softcap = 2.0;
+    check_option_gradients("everything at once", &p, failures);
+    /* bad input */
+    {
+        double x[512];
+        ref_problem b = problem(1, 4, 4, 2, 2, 1, 1, 0);
+        int64_t seg = 4, rate = 1, ids[4] = { 0, 0, 0, 0 };
+        b.alibi_slopes = slopes; b.alibi_size = 3;
+        CHECK(ref_forward(&b, x, x, x, x, NULL) == -1, "alibi_size 3 with h 2 must be refused");
+        b.alibi_size = 2; b.num_groups = 1; b.segment_lengths = &seg; b.dilation_rates = &rate;
+        CHECK(ref_forward(&b, x, x, x, x, NULL) == -1, "options with dilation must be refused");
+        b = problem(1, 4, 4, 2, 2, 1, 1, 0);
+        b.bias = x; b.bias_b = 1; b.bias_h = 3;
+        CHECK(ref_forward(&b, x, x, x, x + 256, NULL) == -1, "bias of 3 heads with h 2 must be refused");
+        b.bias = NULL; b.document_ids_q = ids;
+        CHECK(ref_forward(&b, x, x, x, x + 256, NULL) == -1, "document ids of one side must be refused");
+        b.document_ids_q = NULL;
+        CHECK(ref_backward_ex(&b, x, x, x, x, x + 64, x + 128, x + 192, x + 256, NULL) == -1,
+              "dsinks without sinks must be refused");
+    }
+}
+
 int main(void)
 {
     int nfail = 0, *failures = &nfail;
@@ -230,6 +392,8 @@ int main(void)
     test_nan(failures);
     test_dilated_consistency(failures);
     test_backward(failures);
+    test_options_hand(failures);
+    test_options_backward(failures);
     /* bad input is refused */
     {
         ref_problem p = problem(1, 4, 6, 2, 2, 1, 1, 0);

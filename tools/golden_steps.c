@@ -300,9 +300,14 @@ static int cmd_steps(int argc, char **argv)
         }
     }
     if (load_inputs(pos, npos, in, o.fp8)) return EXIT_BAD;
+    if (load_score_options(&o, &in[0].t, &in[1].t)) { for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]); return EXIT_BAD; }
     S.dir = o.out_dir; S.dt = o.dtype; S.p = p;
     S.line = (step_line *)calloc((size_t)p * (size_t)p, sizeof(step_line));
-    if (!S.line) { for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]); return bad("out of memory%s", ""); }
+    if (!S.line) {
+        for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
+        free_score_options(&o);
+        return bad("out of memory%s", "");
+    }
     o.cfg.trace = steps_on_event; o.cfg.trace_user = &S; o.cfg.trace_blocks = 1;
     rc = run(&o.cfg, o.dtype, &in[0].t, &in[1].t, &in[2].t, npos == 4 ? &in[3].t : NULL, &r) ? EXIT_BAD : EXIT_PASS;
     if (rc == EXIT_PASS) results_free(&r);
@@ -340,6 +345,7 @@ static int cmd_steps(int argc, char **argv)
     free(names);
     free(S.line);
     for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
+    free_score_options(&o);
     return rc;
 }
 

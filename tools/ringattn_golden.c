@@ -33,7 +33,7 @@
 #define OPTIONS_FILE "ringattn_options.txt"
 
 /* in parts: ISO C99 only promises string literals of 4095 characters */
-static const char *const usage[3] = {
+static const char *const usage[4] = {
 "usage: ringattn-golden compute [options] Q.npy K.npy V.npy [DOUT.npy]\n"
 "       ringattn-golden compare [options] GOT.npy REF.npy\n"
 "       ringattn-golden steps | compare-steps | trace ...   (the ring step by step; below)\n"
@@ -148,6 +148,29 @@ static const char *const usage[3] = {
 "  REF's " OPTIONS_FILE "; shapes that differ.\n"
 "Accepted and defined: dilation with fewer heads than groups (h < G, head-groups mix):\n"
 "  groups g >= h get no head and the output is still divided by G (DarcStar refuses it).\n"
+"\n",
+"Score options (compute, steps, compare --baseline-from; dense attention only, docs/semantics.md).\n"
+"  The final score is softcap(scale q.k) + bias[b][h][i][j] - slope |i + nk - nq - j|, over the\n"
+"  keys every mask allows. Each FILE is a .npy; paths are recorded as given:\n"
+"    --sinks FILE             h logits (any float dtype), one per q head: exp(sink) joins each\n"
+"                             row's softmax denominator (gpt-oss); lse includes it\n"
+"    --alibi FILE             ALiBi slopes: h of them, or (b, h)\n"
+"    --bias FILE              an additive bias (b|1, h|1, nq, nk), any float dtype; fewer\n"
+"                             dimensions broadcast from the left as in NumPy: (nq, nk) is\n"
+"                             (1, 1, nq, nk)\n"
+"    --mask FILE              a bool mask ('|b1', True = may attend), shaped as --bias\n"
+"    --document-ids FILE      nq document ids (a float .npy of integers: NumPy has no int64\n"
+"                             reader here; ids.astype(np.float64)): a query sees only keys of\n"
+"                             its own document; the keys' ids are the same file (nq == nk) ...\n"
+"    --document-ids-k FILE    ... or these nk ids\n"
+"    --max-logit              compute also writes max_logit.npy (b, h, nq): each row's largest\n"
+"                             final score over the keys it sees (-inf for none; not the sink)\n"
+"  With DOUT.npy, compute also writes dsinks.npy (h) with --sinks and dbias.npy (the bias\n"
+"  file's shape, summed over its broadcast axes) with --bias, stored as --dtype.\n"
+"  compare --what takes max_logit, dsinks and dbias too. Refused (exit 2): a file whose\n"
+"  count or shape does not fit q, k (sinks not h, ids not nq / nk, a mask not bool, shapes\n"
+"  that do not broadcast), --document-ids-k without --document-ids, any of them with\n"
+"  --segments.\n"
 };
 
 static void print_usage(FILE *f)
@@ -155,6 +178,7 @@ static void print_usage(FILE *f)
     fputs(usage[0], f);
     fputs(usage[1], f);
     fputs(usage[2], f);
+    fputs(usage[3], f);
 }
 
 typedef struct {
@@ -174,16 +198,28 @@ typedef struct {
     ringattn_dtype fp8;      /* --fp8: how |u1 inputs are read (RINGATTN_FP8_E4M3 / _E5M2) */
     int precision;           /* --precision: -1 auto, else the ringattn_dtype of the port */
     unsigned given;          /* GIVEN_* bits: result-shaping options set on the command line */
+    /* the score options' files (paths copied: a recorded options file is freed after parsing),
+       "" = not given, and what load_score_options made of them */
+    char sinks_path[1024], alibi_path[1024], bias_path[1024], mask_path[1024], docs_path[1024], docs_k_path[1024];
+    int max_logit;           /* --max-logit: compute writes max_logit.npy */
+    ringattn_npy_array bias_arr, mask_arr;
+    ringattn_tensor bias_t, mask_t;
+    int bias_rank;
+    double *sinks_buf, *alibi_buf;
+    int64_t *docq_buf, *dock_buf;
 } options;
 
 /* The options that shape the result, as compute records them and compare checks them. */
 enum { GIVEN_CAUSAL = 1, GIVEN_SCALE = 2, GIVEN_SOFTCAP = 4, GIVEN_WINDOW = 8, GIVEN_MIX = 16,
-       GIVEN_SEGMENTS = 32, GIVEN_DILATIONS = 64, GIVEN_CU_Q = 128, GIVEN_CU_K = 256, GIVEN_FP8 = 512 };
+       GIVEN_SEGMENTS = 32, GIVEN_DILATIONS = 64, GIVEN_CU_Q = 128, GIVEN_CU_K = 256, GIVEN_FP8 = 512,
+       GIVEN_SINKS = 1024, GIVEN_ALIBI = 2048, GIVEN_BIAS = 4096, GIVEN_MASK = 8192, GIVEN_DOCS = 16384,
+       GIVEN_DOCS_K = 32768 };
 static const struct { unsigned bit; const char *name; } recorded[] = {
     { GIVEN_CAUSAL, "--causal" }, { GIVEN_SCALE, "--scale" }, { GIVEN_SOFTCAP, "--softcap" },
     { GIVEN_WINDOW, "--window" }, { GIVEN_MIX, "--mix" }, { GIVEN_SEGMENTS, "--segments" },
     { GIVEN_DILATIONS, "--dilations" }, { GIVEN_CU_Q, "--cu-seqlens-q" }, { GIVEN_CU_K, "--cu-seqlens-k" },
-    { GIVEN_FP8, "--fp8" }
+    { GIVEN_FP8, "--fp8" }, { GIVEN_SINKS, "--sinks" }, { GIVEN_ALIBI, "--alibi" }, { GIVEN_BIAS, "--bias" },
+    { GIVEN_MASK, "--mask" }, { GIVEN_DOCS, "--document-ids" }, { GIVEN_DOCS_K, "--document-ids-k" }
 };
 #define NRECORDED ((int)(sizeof recorded / sizeof recorded[0]))
 
@@ -257,6 +293,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; continue; }
         if (!strcmp(a, "--round-scores")) { o->cfg.round_s = 1; continue; }
         if (!strcmp(a, "--force")) { o->force = 1; continue; }
+        if (!strcmp(a, "--max-logit")) { o->max_logit = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { print_usage(stdout); exit(EXIT_PASS); }
         if (strncmp(a, "--", 2) == 0 && strchr(a, '=')) {   /* --opt=value */
             size_t n = (size_t)(strchr(a, '=') - a);
@@ -310,6 +347,14 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         else if (!strcmp(a, "--cu-seqlens-k")) {
             if (parse_list(v, o->cu_k, &o->ncu_k) || o->ncu_k < 2) return bad("bad --cu-seqlens-k '%s' (0,a,b,...,nk)", v);
         }
+        else if (!strcmp(a, "--sinks") || !strcmp(a, "--alibi") || !strcmp(a, "--bias") || !strcmp(a, "--mask") ||
+                 !strcmp(a, "--document-ids") || !strcmp(a, "--document-ids-k")) {
+            char *dst = !strcmp(a, "--sinks") ? o->sinks_path : !strcmp(a, "--alibi") ? o->alibi_path
+                      : !strcmp(a, "--bias") ? o->bias_path : !strcmp(a, "--mask") ? o->mask_path
+                      : !strcmp(a, "--document-ids") ? o->docs_path : o->docs_k_path;
+            if (!v[0] || strlen(v) >= sizeof o->sinks_path) return bad("%s needs a .npy path (under 1024 bytes)", a);
+            strcpy(dst, v);
+        }
         else if (!strcmp(a, "--atol")) { if (parse_num(v, &o->atol) || o->atol < 0) return bad("bad --atol '%s'", v); o->have_atol = 1; }
         else if (!strcmp(a, "--rtol")) { if (parse_num(v, &o->rtol) || o->rtol < 0) return bad("bad --rtol '%s'", v); o->have_rtol = 1; }
         else if (!strcmp(a, "--k")) { if (parse_num(v, &o->k) || o->k < 0) return bad("bad --k '%s'", v); o->have_k = 1; }
@@ -361,6 +406,11 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
     }
     if (o->nseg != o->nrate) return bad("--segments and --dilations need the same number of entries%s", "");
     if (o->ncu_q != o->ncu_k) return bad("--cu-seqlens-q and --cu-seqlens-k need the same number of entries%s", "");
+    if (o->docs_k_path[0] && !o->docs_path[0]) return bad("--document-ids-k needs --document-ids (the queries' ids)%s", "");
+    if (o->nseg && (o->sinks_path[0] || o->alibi_path[0] || o->bias_path[0] || o->mask_path[0] || o->docs_path[0] ||
+                    o->max_logit))
+        return bad("--sinks, --alibi, --bias, --mask, --document-ids and --max-logit are for dense attention, "
+                   "not with --segments%s", "");
     if (o->ncu_q) { o->cfg.num_seqs = o->ncu_q - 1; o->cfg.cu_seqlens_q = o->cu_q; o->cfg.cu_seqlens_k = o->cu_k; }
     o->cfg.num_groups = o->nseg;
     if (o->nseg) { o->cfg.segment_lengths = o->seg; o->cfg.dilation_rates = o->rate; }
@@ -396,6 +446,12 @@ static void option_value(const options *o, unsigned bit, char *buf, size_t n)
     case GIVEN_CU_Q: format_list(buf, n, o->cu_q, o->ncu_q); break;
     case GIVEN_CU_K: format_list(buf, n, o->cu_k, o->ncu_k); break;
     case GIVEN_FP8: snprintf(buf, n, "%s", o->fp8 == RINGATTN_FP8_E5M2 ? "e5m2" : "e4m3"); break;
+    case GIVEN_SINKS: snprintf(buf, n, "%s", o->sinks_path); break;
+    case GIVEN_ALIBI: snprintf(buf, n, "%s", o->alibi_path); break;
+    case GIVEN_BIAS: snprintf(buf, n, "%s", o->bias_path); break;
+    case GIVEN_MASK: snprintf(buf, n, "%s", o->mask_path); break;
+    case GIVEN_DOCS: snprintf(buf, n, "%s", o->docs_path); break;
+    case GIVEN_DOCS_K: snprintf(buf, n, "%s", o->docs_k_path); break;
     default: break;
     }
 }
@@ -769,45 +825,76 @@ static void *alloc_like(ringattn_tensor *t, ringattn_dtype dt, int64_t a, int64_
 /* the computed outputs of one case; data owned here */
 typedef struct {
     ringattn_tensor out, lse, dq, dk, dv;
+    ringattn_tensor max_logit, dsinks, dbias;   /* data NULL when not asked for */
     int have_grad;
 } results;
 
 static void results_free(results *r)
 {
     free(r->out.data); free(r->lse.data); free(r->dq.data); free(r->dk.data); free(r->dv.data);
+    free(r->max_logit.data); free(r->dsinks.data); free(r->dbias.data);
     memset(r, 0, sizeof *r);
 }
 
-/* forward (and backward when dout is given) of q, k, v with cfg; outputs stored as dt */
-static int run(const ringattn_config *cfg0, ringattn_dtype dt, const ringattn_tensor *q,
-               const ringattn_tensor *k, const ringattn_tensor *v, const ringattn_tensor *dout, results *r)
+/* forward (and backward when dout is given) of q, k, v with cfg; outputs stored as dt; with
+   want_max_logit also max_logit, and in the backward dsinks (with cfg->sinks) and dbias (with
+   cfg->bias, in its shape) */
+static int run_ex(const ringattn_config *cfg0, ringattn_dtype dt, const ringattn_tensor *q,
+                  const ringattn_tensor *k, const ringattn_tensor *v, const ringattn_tensor *dout,
+                  int want_max_logit, results *r)
 {
     char err[512];
     ringattn_config cfg = *cfg0;
     int64_t b = q->shape[0], nq = q->shape[1], h = q->shape[2], d = q->shape[3];
-    int64_t nk = k->shape[1], hk = k->shape[2], dv = v->shape[3];
+    int64_t nk = k->shape[1], hk = k->shape[2], dv = v->shape[3], i;
+    double *ds = NULL;
     int st;
     cfg.error_detail = err; cfg.error_detail_size = sizeof err; err[0] = 0;
+    cfg.max_logit = NULL; cfg.dsinks = NULL; cfg.dbias = NULL;
     memset(r, 0, sizeof *r);
     if (!alloc_like(&r->out, dt, b, nq, h, dv, 0) || !alloc_like(&r->lse, dt, b, h, nq, 1, 1)) goto nomem;
+    if (want_max_logit) {
+        if (!alloc_like(&r->max_logit, dt, b, h, nq, 1, 1)) goto nomem;
+        cfg.max_logit = &r->max_logit;
+    }
     st = ringattn_forward(&cfg, q, k, v, &r->out, &r->lse);
     if (st != RINGATTN_OK) goto fail;
+    cfg.max_logit = NULL;
     if (dout) {
         if (!alloc_like(&r->dq, dt, b, nq, h, d, 0) || !alloc_like(&r->dk, dt, b, nk, hk, d, 0) ||
             !alloc_like(&r->dv, dt, b, nk, hk, dv, 0)) goto nomem;
+        if (cfg.sinks) {   /* dL/dsinks in doubles, stored as dt below */
+            if (!(ds = (double *)calloc((size_t)h, sizeof(double))) || !alloc_like(&r->dsinks, dt, h, 1, 1, 1, 0)) goto nomem;
+            cfg.dsinks = ds;
+        }
+        if (cfg.bias) {
+            const int64_t *s = cfg.bias->shape;
+            if (!alloc_like(&r->dbias, dt, s[0], s[1], s[2], s[3], 0)) goto nomem;
+            cfg.dbias = &r->dbias;
+        }
         st = ringattn_backward(&cfg, q, k, v, &r->out, &r->lse, dout, &r->dq, &r->dk, &r->dv);
         if (st != RINGATTN_OK) goto fail;
+        for (i = 0; ds && i < h; i++) ringattn__store(r->dsinks.data, dt, i, ds[i]);
         r->have_grad = 1;
     }
+    free(ds);
     return 0;
 nomem:
     fprintf(stderr, "ringattn-golden: out of memory\n");
+    free(ds);
     results_free(r);
     return -1;
 fail:
     fprintf(stderr, "ringattn-golden: %s: %s\n", ringattn_strerror(st), err);
+    free(ds);
     results_free(r);
     return -1;
+}
+
+static int run(const ringattn_config *cfg, ringattn_dtype dt, const ringattn_tensor *q,
+               const ringattn_tensor *k, const ringattn_tensor *v, const ringattn_tensor *dout, results *r)
+{
+    return run_ex(cfg, dt, q, k, v, dout, 0, r);
 }
 
 static int save_path(const char *path, const ringattn_tensor *t, int ndim)
@@ -833,25 +920,190 @@ static int load_inputs(const char *const *paths, int n, ringattn_npy_array *in, 
     return 0;
 }
 
+/* ---------------------------------------------------------------- score options
+   --sinks, --alibi, --bias, --mask, --document-ids(-k): their files, read once the inputs'
+   shapes are known, into o->cfg. Freed by free_score_options. */
+
+static void free_score_options(options *o)
+{
+    ringattn_npy_free(&o->bias_arr); ringattn_npy_free(&o->mask_arr);
+    free(o->sinks_buf); free(o->alibi_buf); free(o->docq_buf); free(o->dock_buf);
+    o->sinks_buf = o->alibi_buf = NULL; o->docq_buf = o->dock_buf = NULL;
+}
+
+/* every element of a loaded array, in C order, as doubles (a new array of a->info.count) */
+static double *npy_doubles(const ringattn_npy_array *a)
+{
+    const ringattn_tensor *t = &a->t;
+    int64_t x, cnt = a->info.count;
+    double *d = (double *)malloc(sizeof(double) * (size_t)cnt);
+    if (!d) return NULL;
+    for (x = 0; x < cnt; x++) {
+        int64_t at[4], y = x;
+        at[3] = y % t->shape[3]; y /= t->shape[3]; at[2] = y % t->shape[2]; y /= t->shape[2];
+        at[1] = y % t->shape[1]; at[0] = y / t->shape[1];
+        d[x] = ringattn__load(t->data, t->dtype, ringattn__index(t, at[0], at[1], at[2], at[3]));
+    }
+    return d;
+}
+
+/* a float .npy of exactly `want` values (want 0: any count, returned in *n) */
+static double *load_values(const char *opt, const char *path, int64_t want, int64_t *n)
+{
+    ringattn_npy_array a; double *d;
+    if (load(path, &a, 0)) return NULL;
+    if (a.t.dtype == RINGATTN_BOOL) {
+        fprintf(stderr, "ringattn-golden: %s %s: a bool array, numbers expected\n", opt, path);
+        ringattn_npy_free(&a);
+        return NULL;
+    }
+    if (want && a.info.count != want) {
+        fprintf(stderr, "ringattn-golden: %s %s: %lld values, %lld expected\n", opt, path,
+                (long long)a.info.count, (long long)want);
+        ringattn_npy_free(&a);
+        return NULL;
+    }
+    *n = a.info.count;
+    d = npy_doubles(&a);
+    ringattn_npy_free(&a);
+    if (!d) fprintf(stderr, "ringattn-golden: out of memory\n");
+    return d;
+}
+
+/* n document ids from a float .npy of integers */
+static int64_t *load_ids(const char *opt, const char *path, int64_t want)
+{
+    int64_t n, i, *ids; double *d = load_values(opt, path, want, &n);
+    if (!d) return NULL;
+    ids = (int64_t *)malloc(sizeof(int64_t) * (size_t)n);
+    for (i = 0; ids && i < n; i++) {
+        if (!(d[i] == floor(d[i]) && fabs(d[i]) <= 9007199254740992.0)) {
+            fprintf(stderr, "ringattn-golden: %s %s: value %lld is %g, not an integer\n", opt, path, (long long)i, d[i]);
+            free(ids); ids = NULL; break;
+        }
+        ids[i] = (int64_t)d[i];
+    }
+    free(d);
+    return ids;
+}
+
+/* a bias or mask file as a 4-D view, its dimensions right-aligned as NumPy broadcasts them:
+   (nq, nk) is [1, 1, nq, nk], (h, nq, nk) is [1, h, nq, nk] */
+static int load_broadcast(const char *opt, const char *path, ringattn_npy_array *a, ringattn_tensor *t, int *rank)
+{
+    int r, x;
+    if (load(path, a, 0)) return -1;
+    r = a->info.ndim;
+    if (r < 2) {
+        fprintf(stderr, "ringattn-golden: %s %s: rank %d, expected (b|1, h|1, nq, nk) or fewer leading dimensions\n",
+                opt, path, r);
+        ringattn_npy_free(a);
+        return -1;
+    }
+    *t = a->t;
+    for (x = 3; x >= 0; x--) {
+        int from = x - (4 - r);
+        t->shape[x] = from >= 0 ? a->t.shape[from] : 1;
+        t->stride[x] = from >= 0 ? a->t.stride[from] : 0;
+    }
+    *rank = r;
+    return 0;
+}
+
+/* the score options' files of o, for q [b, nq, h, d] and k [b, nk, hk, d], into o->cfg */
+static int load_score_options(options *o, const ringattn_tensor *q, const ringattn_tensor *k)
+{
+    int64_t b = q->shape[0], nq = q->shape[1], h = q->shape[2], nk = k->shape[1], n;
+    int rank;
+    if (o->sinks_path[0]) {
+        if (!(o->sinks_buf = load_values("--sinks", o->sinks_path, h, &n))) goto fail;
+        o->cfg.sinks = o->sinks_buf;
+    }
+    if (o->alibi_path[0]) {
+        if (!(o->alibi_buf = load_values("--alibi", o->alibi_path, 0, &n))) goto fail;
+        if (n != h && n != b * h) {
+            fprintf(stderr, "ringattn-golden: --alibi %s: %lld slopes, h = %lld or b * h = %lld expected\n",
+                    o->alibi_path, (long long)n, (long long)h, (long long)(b * h));
+            goto fail;
+        }
+        o->cfg.alibi_slopes = o->alibi_buf; o->cfg.alibi_size = (int)n;
+    }
+    if (o->bias_path[0]) {
+        if (load_broadcast("--bias", o->bias_path, &o->bias_arr, &o->bias_t, &o->bias_rank)) goto fail;
+        o->cfg.bias = &o->bias_t;
+    }
+    if (o->mask_path[0]) {
+        if (load_broadcast("--mask", o->mask_path, &o->mask_arr, &o->mask_t, &rank)) goto fail;
+        if (o->mask_t.dtype != RINGATTN_BOOL) {
+            fprintf(stderr, "ringattn-golden: --mask %s: not a bool array ('|b1'): mask.astype(bool)\n", o->mask_path);
+            goto fail;
+        }
+        o->cfg.mask = &o->mask_t;
+    }
+    if (o->docs_path[0]) {
+        if (!o->docs_k_path[0] && nq != nk) {
+            fprintf(stderr, "ringattn-golden: --document-ids %s: nq = %lld and nk = %lld differ: give the keys' ids "
+                    "with --document-ids-k\n", o->docs_path, (long long)nq, (long long)nk);
+            goto fail;
+        }
+        if (!(o->docq_buf = load_ids("--document-ids", o->docs_path, nq))) goto fail;
+        if (!(o->dock_buf = load_ids(o->docs_k_path[0] ? "--document-ids-k" : "--document-ids",
+                                     o->docs_k_path[0] ? o->docs_k_path : o->docs_path, nk))) goto fail;
+        o->cfg.document_ids_q = o->docq_buf; o->cfg.document_ids_k = o->dock_buf;
+    }
+    return 0;
+fail:
+    free_score_options(o);
+    return -1;
+}
+
 #include "golden_steps.c"   /* steps, compare-steps, trace, compare --heatmap */
 
 static int cmd_compute(int argc, char **argv)
 {
-    static const char *const names[5] = { "out.npy", "lse.npy", "dq.npy", "dk.npy", "dv.npy" };
-    options o; const char *pos[8]; int npos, rc, i, nout;
+    const char *names[8]; const ringattn_tensor *t[8]; int rank[8];
+    options o; const char *pos[8]; int npos, rc, i, nout = 0;
     ringattn_npy_array in[4]; results r; folder F; char path[4096];
+    ringattn_tensor dbias_file;
     if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
     if (npos != 3 && npos != 4) return bad("compute needs Q.npy K.npy V.npy [DOUT.npy]%s", "");
-    nout = npos == 4 ? 5 : 2;
     if (load_inputs(pos, npos, in, o.fp8)) return EXIT_BAD;
-    if (folder_open(&F, o.out_dir, o.force, names, nout)) {
+    if (load_score_options(&o, &in[0].t, &in[1].t)) {
         for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
         return EXIT_BAD;
     }
-    rc = run(&o.cfg, o.dtype, &in[0].t, &in[1].t, &in[2].t, npos == 4 ? &in[3].t : NULL, &r) ? EXIT_BAD : EXIT_PASS;
+    /* the files this run writes: out, lse, [max_logit], and with DOUT dq, dk, dv, [dsinks], [dbias] */
+    names[nout++] = "out.npy"; names[nout++] = "lse.npy";
+    if (o.max_logit) names[nout++] = "max_logit.npy";
+    if (npos == 4) {
+        names[nout++] = "dq.npy"; names[nout++] = "dk.npy"; names[nout++] = "dv.npy";
+        if (o.cfg.sinks) names[nout++] = "dsinks.npy";
+        if (o.cfg.bias) names[nout++] = "dbias.npy";
+    }
+    if (folder_open(&F, o.out_dir, o.force, names, nout)) {
+        for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
+        free_score_options(&o);
+        return EXIT_BAD;
+    }
+    rc = run_ex(&o.cfg, o.dtype, &in[0].t, &in[1].t, &in[2].t, npos == 4 ? &in[3].t : NULL, o.max_logit, &r)
+         ? EXIT_BAD : EXIT_PASS;
     if (rc == EXIT_PASS) {   /* staged as NAME.partial, then committed together */
-        const ringattn_tensor *t[5]; const int rank[5] = { 4, 3, 4, 4, 4 };
-        t[0] = &r.out; t[1] = &r.lse; t[2] = &r.dq; t[3] = &r.dk; t[4] = &r.dv;
+        for (i = 0; i < nout; i++) {
+            const char *n = names[i];
+            rank[i] = (!strcmp(n, "lse.npy") || !strcmp(n, "max_logit.npy")) ? 3 : !strcmp(n, "dsinks.npy") ? 1 : 4;
+            t[i] = !strcmp(n, "out.npy") ? &r.out : !strcmp(n, "lse.npy") ? &r.lse : !strcmp(n, "max_logit.npy") ? &r.max_logit
+                 : !strcmp(n, "dq.npy") ? &r.dq : !strcmp(n, "dk.npy") ? &r.dk : !strcmp(n, "dv.npy") ? &r.dv
+                 : !strcmp(n, "dsinks.npy") ? &r.dsinks : &dbias_file;
+        }
+        if (o.cfg.bias && r.have_grad) {   /* dbias in the bias file's own shape (its leading 1s dropped) */
+            int x, lead = 4 - o.bias_rank;
+            dbias_file = r.dbias;
+            for (x = 0; x < 4; x++) {
+                dbias_file.shape[x] = x + lead < 4 ? r.dbias.shape[x + lead] : 1;
+                dbias_file.stride[x] = x + lead < 4 ? r.dbias.stride[x + lead] : 1;
+            }
+            for (i = 0; i < nout; i++) if (t[i] == &dbias_file) rank[i] = o.bias_rank;
+        }
         for (i = 0; i < nout && rc == EXIT_PASS; i++) {
             folder_stage(&F, names[i], path, sizeof path);
             if (save_path(path, t[i], rank[i])) rc = EXIT_BAD;
@@ -864,6 +1116,7 @@ static int cmd_compute(int argc, char **argv)
     }
     folder_close(&F);
     for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
+    free_score_options(&o);
     return rc;
 }
 
@@ -876,16 +1129,31 @@ static int baseline_from(const options *o, const char *dir, const char *what, in
 {
     ringattn_dtype prec;
     char p[4][4096]; const char *paths[4]; const char *names[4] = { "q", "k", "v", "dout" };
-    ringattn_npy_array in[4]; ringattn_config cfg = o->cfg; int n, i, rc = 0;
+    ringattn_npy_array in[4]; ringattn_config cfg; int n, i, rc = 0;
     ringattn_tensor conv[4]; void *owned[4] = { NULL, NULL, NULL, NULL };
-    int grad = !strcmp(what, "dq") || !strcmp(what, "dk") || !strcmp(what, "dv");
-    if (strcmp(what, "out") && strcmp(what, "lse") && !grad) {
-        fprintf(stderr, "ringattn-golden: --what must be out, lse, dq, dk or dv (got '%s')\n", what);
+    options so = *o;   /* its score options' files read here, for these inputs */
+    int grad = !strcmp(what, "dq") || !strcmp(what, "dk") || !strcmp(what, "dv") || !strcmp(what, "dsinks") ||
+               !strcmp(what, "dbias");
+    if (strcmp(what, "out") && strcmp(what, "lse") && strcmp(what, "max_logit") && !grad) {
+        fprintf(stderr, "ringattn-golden: --what must be out, lse, max_logit, dq, dk, dv, dsinks or dbias (got '%s')\n", what);
         return -1;
     }
     n = grad ? 4 : 3;
     for (i = 0; i < n; i++) { snprintf(p[i], sizeof p[i], "%s/%s.npy", dir, names[i]); paths[i] = p[i]; }
     if (load_inputs(paths, n, in, o->fp8)) return -1;
+    so.sinks_buf = so.alibi_buf = NULL; so.docq_buf = so.dock_buf = NULL;
+    memset(&so.bias_arr, 0, sizeof so.bias_arr); memset(&so.mask_arr, 0, sizeof so.mask_arr);
+    if (load_score_options(&so, &in[0].t, &in[1].t)) {
+        for (i = 0; i < n; i++) ringattn_npy_free(&in[i]);
+        return -1;
+    }
+    if ((!strcmp(what, "dsinks") && !so.cfg.sinks) || (!strcmp(what, "dbias") && !so.cfg.bias)) {
+        fprintf(stderr, "ringattn-golden: --what %s needs the case's %s\n", what, what[1] == 's' ? "--sinks" : "--bias");
+        free_score_options(&so);
+        for (i = 0; i < n; i++) ringattn_npy_free(&in[i]);
+        return -1;
+    }
+    cfg = so.cfg;
     /* auto: the inputs' low-precision type, else the port's output type when low, else f32 */
     prec = want >= 0 ? (ringattn_dtype)want
          : (in[0].t.dtype == RINGATTN_BF16 || in[0].t.dtype == RINGATTN_F16 || in[0].t.dtype == RINGATTN_FP8_E4M3 ||
@@ -917,13 +1185,23 @@ static int baseline_from(const options *o, const char *dir, const char *what, in
             conv[i] = *t;
         }
     }
-    rc = run(&cfg, dt, &conv[0], &conv[1], &conv[2], grad ? &conv[3] : NULL, r);
+    rc = run_ex(&cfg, dt, &conv[0], &conv[1], &conv[2], grad ? &conv[3] : NULL, !strcmp(what, "max_logit"), r);
 done:
     for (i = 0; i < n; i++) free(owned[i]);
     for (i = 0; i < n; i++) ringattn_npy_free(&in[i]);
+    free_score_options(&so);
     if (rc) return -1;
-    *pick = !strcmp(what, "out") ? r->out : !strcmp(what, "lse") ? r->lse
-          : !strcmp(what, "dq") ? r->dq : !strcmp(what, "dk") ? r->dk : r->dv;
+    *pick = !strcmp(what, "out") ? r->out : !strcmp(what, "lse") ? r->lse : !strcmp(what, "max_logit") ? r->max_logit
+          : !strcmp(what, "dq") ? r->dq : !strcmp(what, "dk") ? r->dk : !strcmp(what, "dv") ? r->dv
+          : !strcmp(what, "dsinks") ? r->dsinks : r->dbias;
+    if (!strcmp(what, "dbias") && so.bias_rank < 4) {   /* as the bias file is shaped: leading 1s dropped */
+        int x, lead = 4 - so.bias_rank;
+        ringattn_tensor t = *pick;
+        for (x = 0; x < 4; x++) {
+            pick->shape[x] = x + lead < 4 ? t.shape[x + lead] : 1;
+            pick->stride[x] = x + lead < 4 ? t.stride[x + lead] : 1;
+        }
+    }
     return 0;
 }
 

@@ -59,9 +59,14 @@ class _Options:
     def __init__(self, nq, nk, causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
                  softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None,
                  cu_seqlens_k=None, compute="f64", threads=0, p_dtype=None, state_dtype=None, round_scores=False,
-                 block_dtype=None, q_descale=None, k_descale=None, v_descale=None):
+                 block_dtype=None, q_descale=None, k_descale=None, v_descale=None, sinks=None, alibi_slopes=None,
+                 bias=None, mask=None, mask_mod=None, document_ids=None, batch=None, heads=None, like_torch=False):
         o = self.c = _lib.Options()
         self.keep = []
+        self.errors = []   # exceptions raised by mask_mod, raised again after the C call
+        self.dsinks = self.dbias = None
+        self._score_options(nq, nk, batch, heads, like_torch, sinks, alibi_slopes, bias, mask, mask_mod,
+                            document_ids)
         ds = {n: x for n, x in (("q_descale", q_descale), ("k_descale", k_descale), ("v_descale", v_descale))
               if x is not None}
         if ds:   # FlashAttention 3's fp8 descale factors: a number, or (b, hk)
@@ -151,6 +156,163 @@ class _Options:
             o.dilation_rates = r.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
             o.num_groups = s.size
 
+    def _score_options(self, nq, nk, b, h, like_torch, sinks, alibi_slopes, bias, mask, mask_mod, document_ids):
+        """sinks, ALiBi, bias, mask, mask_mod, document ids into the options (docs/python.md)"""
+        o = self.c
+        self.bias_host = None
+        if sinks is not None:
+            a = _f64_vector(sinks, "sinks")
+            if a.ndim != 1 or (h is not None and a.size != h):
+                _refuse(-2, "sinks has shape %s; expected (h,) = (%s,): one logit per q head"
+                        % (tuple(a.shape), h if h is not None else "h"))
+            self.keep.append(a)
+            o.sinks = a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+            self.sinks_size = a.size
+        if alibi_slopes is not None:
+            a = _f64_vector(alibi_slopes, "alibi_slopes")
+            if a.ndim == 1:
+                ok = h is None or a.size == h
+            elif a.ndim == 2:
+                ok = b is None or h is None or tuple(a.shape) == (b, h)
+            else:
+                ok = False
+            if not ok:
+                _refuse(-2, "alibi_slopes has shape %s; expected (h,) = (%s,) (one slope per q head) or (b, h) = "
+                        "(%s, %s)" % (tuple(a.shape), h, b, h))
+            a = np.ascontiguousarray(a.reshape(-1))
+            self.keep.append(a)
+            o.alibi_slopes = a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+            o.alibi_size = a.size
+        if bias is not None:
+            hb = Host(bias, "bias")
+            t = hb.view(None, _score_lead(hb))
+            self.keep += [hb, t]
+            self.bias_host = hb
+            o.bias = ctypes.pointer(t)
+        if mask is not None:
+            hm = Host(mask, "mask", mask=True)
+            t = hm.view(None, _score_lead(hm))
+            self.keep += [hm, t]
+            o.mask = ctypes.pointer(t)
+        if mask_mod is not None:
+            if not callable(mask_mod):
+                _refuse(-4, "mask_mod must be a function mask_mod(b, h, q_idx, kv_idx) -> bool, not %r" % (mask_mod,))
+            fn = _lib.MASK_BLOCK_FN(_mask_block(mask_mod, like_torch, self.errors))
+            self.keep.append(fn)
+            o.mask_block_fn = fn
+        if document_ids is not None:
+            pair = isinstance(document_ids, (tuple, list)) and len(document_ids) == 2 and all(
+                np.ndim(x.detach().cpu().numpy() if is_torch(x) else x) == 1 for x in document_ids)
+            dq, dk = ((int64_array(document_ids[0], "document_ids[0]"), int64_array(document_ids[1], "document_ids[1]"))
+                      if pair else (int64_array(document_ids, "document_ids"),) * 2)
+            if not pair and nq != nk:
+                _refuse(-2, "document_ids is one array of %d ids but nq = %d and nk = %d differ: pass a pair "
+                        "(ids_q, ids_k)" % (dq.size, nq, nk))
+            for a, n, what in ((dq, nq, "queries"), (dk, nk, "keys")):
+                if a.size != n:
+                    _refuse(-2, "document_ids has %d ids for the %s; expected %d (one per %s position)"
+                            % (a.size, what, n, what[:-1]))
+            self.keep += [dq, dk]
+            o.document_ids_q = dq.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+            o.document_ids_k = dk.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+
+    def want_max_logit(self, host, lead):
+        """the forward writes the row max of the final score into host (lse-shaped)"""
+        t = host.view(None, lead)
+        self.keep.append(t)
+        self.c.max_logit = ctypes.pointer(t)
+
+    def want_grads(self, dname, like_torch):
+        """the backward writes dsinks (h,) and dbias (the bias's shape) when those are given"""
+        if self.c.sinks:
+            self.dsinks = np.zeros(self.sinks_size, dtype=np.float64)
+            self.c.dsinks = self.dsinks.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        if self.bias_host is not None:
+            hb = self.bias_host
+            self.dbias = new_output(hb.shape, dname, like_torch, "dbias")
+            t = self.dbias.view(None, _score_lead(hb))
+            self.keep.append(t)
+            self.c.dbias = ctypes.pointer(t)
+
+    def extra_grads(self, dname, like_torch, device):
+        """(dsinks,) and / or (dbias,) as the caller gets them, after the backward"""
+        extra = []
+        if self.dsinks is not None:
+            d = self.dsinks
+            if like_torch:
+                d = torch.from_numpy(d).to(getattr(torch, dname))
+                d = d.to(device) if device is not None and device.type != "cpu" else d
+            else:
+                h = new_output(d.shape, dname, False, "dsinks")   # NumPy: bf16 / fp8 through ml_dtypes
+                h.obj[...] = d
+                d = h.obj
+            extra.append(d)
+        if self.dbias is not None:
+            extra.append(deliver(self.dbias, device))
+        return tuple(extra)
+
+    def reraise(self):
+        """the first exception mask_mod raised during the C call, raised here"""
+        if self.errors:
+            raise self.errors[0]
+
+
+def _f64_vector(x, name):
+    """sinks, ALiBi slopes: a contiguous float64 NumPy copy (small)"""
+    if is_torch(x):
+        x = x.detach().cpu().double().numpy()
+    try:
+        a = np.array(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        _refuse(-4, "%s must be an array of numbers, not %r" % (name, x))
+    if not np.all(np.isfinite(a)):
+        _refuse(-4, "%s holds NaN or Inf" % name)
+    return np.ascontiguousarray(a)
+
+
+def _score_lead(h):
+    """axes of length 1 to put in front of a bias or mask: 0 for 4-D (b|1, h|1, nq, nk), 2 for 2-D"""
+    n = len(h.shape)
+    if n in (2, 4):
+        return 4 - n
+    _refuse(-2, "%s has shape %s; expected 4-D (b or 1, h or 1, nq, nk) or 2-D (nq, nk)" % (h.name, h.shape))
+
+
+def _mask_block(mask_mod, like_torch, errors):
+    """mask_block_fn calling mask_mod(b, h, q_idx, kv_idx) on index arrays (torch int64 tensors for
+    torch inputs, b and h 0-d, q_idx (nr, 1), kv_idx (1, nc)); an exception is kept in `errors`
+    and stops the call (the C library then returns RINGATTN_ECALLBACK)."""
+
+    def block(user, b, h, q_pos, nr, k_pos, nc, visible):
+        if errors:
+            return 1
+        try:
+            if nr <= 0 or nc <= 0:
+                return 0
+            qi = np.ctypeslib.as_array(q_pos, shape=(nr,)).copy().reshape(nr, 1)
+            ki = np.ctypeslib.as_array(k_pos, shape=(nc,)).copy().reshape(1, nc)
+            if like_torch:
+                r = mask_mod(torch.tensor(b, dtype=torch.int64), torch.tensor(h, dtype=torch.int64),
+                             torch.from_numpy(qi), torch.from_numpy(ki))
+                r = r.detach().cpu().numpy() if is_torch(r) else np.asarray(r)
+            else:
+                r = np.asarray(mask_mod(np.array(b, dtype=np.int64), np.array(h, dtype=np.int64), qi, ki))
+            if r.dtype != np.bool_:
+                raise TypeError("mask_mod returned %s values; it must return booleans (True = may attend), as "
+                                "FlexAttention's mask_mod" % r.dtype)
+            try:
+                r = np.broadcast_to(r, (nr, nc))
+            except ValueError:
+                raise ValueError("mask_mod returned shape %s for q_idx (%d, 1) and kv_idx (1, %d); it must "
+                                 "broadcast to (%d, %d)" % (r.shape, nr, nc, nr, nc)) from None
+            np.ctypeslib.as_array(visible, shape=(nr * nc,))[:] = r.reshape(-1)
+            return 0
+        except BaseException as e:  # noqa: B902 - KeyboardInterrupt too: raised again after the call
+            errors.append(e)
+            return 1
+
+    return block
+
 
 def _layout(layout):
     if layout not in _LAYOUTS:
@@ -199,14 +361,18 @@ def _err():
 
 _ATTN_OPTS = ("causal", "scale", "ring_size", "partition", "window", "softcap", "segments", "dilations", "mix",
               "cu_seqlens_q", "cu_seqlens_k", "compute", "threads", "p_dtype", "state_dtype", "round_scores",
-              "block_dtype", "q_descale", "k_descale", "v_descale")
+              "block_dtype", "q_descale", "k_descale", "v_descale") + (
+              "sinks", "alibi_slopes", "bias", "mask", "mask_mod", "document_ids")
 
 
 def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, partition="contiguous", window=None,
               softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None,
               compute="f64", out_dtype=None, threads=0, p_dtype=None, state_dtype=None, round_scores=False,
-              block_dtype=None, q_descale=None, k_descale=None, v_descale=None, lse_dtype=None):
-    """Exact attention of q, k, v: returns (out, lse).
+              block_dtype=None, q_descale=None, k_descale=None, v_descale=None, lse_dtype=None, sinks=None,
+              alibi_slopes=None, bias=None, mask=None, mask_mod=None, document_ids=None, return_max_logit=False):
+    """Exact attention of q, k, v: returns (out, lse), or (out, lse, max_logit) with
+    return_max_logit=True (max_logit shaped as lse: the row max of the final score over the
+    visible keys, -inf for a row that sees none).
 
     q, k, v: NumPy arrays or torch tensors, float64/float32/float16/bfloat16, any strides (read
     in place), in `layout` "bnhd" ([b, n, h, d], FlashAttention's) or "bhnd" ([b, h, n, d],
@@ -224,27 +390,45 @@ def attention(q, k, v, *, layout="bnhd", causal=None, scale=None, ring_size=1, p
     compute="f32", bf16 inputs, p_dtype="bf16" and out_dtype=torch.bfloat16 this is a bf16
     kernel's arithmetic. fp8 inputs (float8_e4m3fn, float8_e5m2) take FlashAttention 3's
     q_descale, k_descale, v_descale (a number or (b, hk)): q_descale * q, ... are attended
-    (forward only). Raises RingattnError when refused."""
+    (forward only).
+
+    Score options (docs/python.md, "Sinks, ALiBi, bias, masks, document ids"): sinks (h,),
+    one unscaled logit per q head in every row's softmax denominator (gpt-oss); alibi_slopes
+    (h,) or (b, h); bias, an additive float bias (b|1, h|1, nq, nk) or (nq, nk); mask, a
+    boolean mask of the same shapes (True = may attend, as SDPA's attn_mask); mask_mod,
+    FlexAttention's mask_mod(b, h, q_idx, kv_idx) (torch index tensors for torch inputs,
+    NumPy arrays for NumPy inputs); document_ids, one array of ids (nq == nk) or a pair
+    (ids_q, ids_k): a query sees only the keys of its own document. Raises RingattnError
+    when refused; an exception raised by mask_mod is raised again here."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hq, hk, hv = Host(q, "q"), Host(k, "k"), Host(v, "v")
     lq, lk, lv = _lead(hq, varlen, layout), _lead(hk, varlen, layout), _lead(hv, varlen, layout)
     tq, tk, tv = hq.view(perm, lq), hk.view(perm, lk), hv.view(perm, lv)
     b, nq, h = tq.shape[0], tq.shape[1], tq.shape[2]
+    like_torch, device = _result_kind(hq, hk, hv)
     opts = _Options(nq, tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
                     p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype,
-                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale)
-    like_torch, device = _result_kind(hq, hk, hv)
+                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale, sinks=sinks,
+                    alibi_slopes=alibi_slopes, bias=bias, mask=mask, mask_mod=mask_mod, document_ids=document_ids,
+                    batch=b, heads=h, like_torch=like_torch)
     dname = dtype_name(out_dtype) or "float64"
     ho = new_output(_caller_shape((b, nq, h, tv.shape[3]), perm, lq), dname, like_torch, "out")
     hl = new_output((b, h, nq)[lq:], dtype_name(lse_dtype) or dname, like_torch, "lse")
     to, tl = ho.view(perm, lq), hl.view(None, lq)
+    hm = None
+    if return_max_logit:
+        hm = new_output((b, h, nq)[lq:], dtype_name(lse_dtype) or dname, like_torch, "max_logit")
+        opts.want_max_logit(hm, lq)
     err = _err()
     st = _lib.lib.ringattn_py_forward(ctypes.byref(opts.c), tq, tk, tv, to, tl, err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err, layout)
+    if hm is not None:
+        return deliver(ho, device), deliver(hl, device), deliver(hm, device)
     return deliver(ho, device), deliver(hl, device)
 
 
@@ -261,10 +445,13 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
                        partition="contiguous", window=None, softcap=0.0, segments=None, dilations=None,
                        mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None, compute="f64", out_dtype=None,
                        threads=0, p_dtype=None, state_dtype=None, round_scores=False, block_dtype=None,
-                       q_descale=None, k_descale=None, v_descale=None):
+                       q_descale=None, k_descale=None, v_descale=None, sinks=None, alibi_slopes=None, bias=None,
+                       mask=None, mask_mod=None, document_ids=None):
     """Gradients (dq, dk, dv) of attention for the upstream gradient dout, from the forward's
     out and lse (as attention() returns them), with the same options. Same layouts and types
     as attention(); each gradient has its input's shape, dtype out_dtype (default float64).
+    With sinks, dsinks (h,) follows; with a bias, dbias (the bias's shape, summed over its
+    broadcast axes) last: (dq, dk, dv[, dsinks][, dbias]).
     p_dtype rounds P and dS before the products that read them, round_scores S and dP too
     (precision emulation);
     state_dtype and block_dtype concern the forward only and are accepted for symmetry; fp8
@@ -274,20 +461,24 @@ def attention_backward(q, k, v, out, lse, dout, *, layout="bnhd", causal=None, s
     hs, leads, views = _backward_views(q, k, v, out, lse, dout, layout, varlen)
     hq, hk, hv, ho, hl, hd = hs
     tq, tk = views[0], views[1]
+    like_torch, device = _result_kind(*hs)
     opts = _Options(tq.shape[1], tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=threads,
                     p_dtype=p_dtype, round_scores=round_scores, q_descale=q_descale, k_descale=k_descale,
-                    v_descale=v_descale)
-    like_torch, device = _result_kind(*hs)
+                    v_descale=v_descale, sinks=sinks, alibi_slopes=alibi_slopes, bias=bias, mask=mask,
+                    mask_mod=mask_mod, document_ids=document_ids, batch=tq.shape[0], heads=tq.shape[2],
+                    like_torch=like_torch)
     dname = dtype_name(out_dtype) or "float64"
     grads = [new_output(h.shape, dname, like_torch, "d" + h.name) for h in (hq, hk, hv)]
     tg = [g.view(perm, ld) for g, ld in zip(grads, leads[:3])]
+    opts.want_grads(dname, like_torch)
     err = _err()
     st = _lib.lib.ringattn_py_backward(ctypes.byref(opts.c), *views, *tg, err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err, layout)
-    return tuple(deliver(g, device) for g in grads)
+    return tuple(deliver(g, device) for g in grads) + opts.extra_grads(dname, like_torch, device)
 
 
 _PLAN_FIELDS = ("ring_size", "chunk_q", "chunk_k", "q_bytes", "acc_bytes", "row_bytes", "kv_bytes", "dkv_bytes",
@@ -627,7 +818,7 @@ def _reference_nonfinite(refs):
     bad = []
     for name, x in refs.items():
         a = x.detach().cpu().double().numpy() if is_torch(x) else np.asarray(x, dtype=np.float64)
-        if name.endswith("lse"):
+        if name.endswith("lse") or name.startswith("max_logit"):
             if np.isnan(a).any() or np.isposinf(a).any():
                 bad.append(name)
         elif not np.isfinite(a).all():
@@ -646,6 +837,7 @@ class _Judge:
         """got judged against ref, the bound from base and the larger error of `others` (more
         baselines: other orders of the same precision)"""
         kind = name[:-4] + "lse" if name.endswith("lse") else name
+        kind = {"max_logit": "lse", "dsinks": "dv", "dbias": "dv"}.get(kind, kind)   # rules by the nearest kind
         pol = rule_policy(self.policy, _dname_of(got), kind, self.softcap, self.gqa)
         if self.policy == "te":
             rep = compare(got, ref, policy="te", what=name, layout=self.layout, empty_lse=self.empty_lse,
@@ -682,7 +874,7 @@ def _head_axis(x, layout, options):
     return ax - (4 - nd) if varlen else ax
 
 
-def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
+def _eager_order(bq, bk, bv, bdo, want_grad, want_ml, o_dt, l_dt, g_dt, pdt, options):
     """Eager attention in the port's type (FlashAttention's attention_ref with upcast=False,
     PyTorch's math path): the scores, P, dP and dS rounded to it (round_scores), and with GQA
     each q head's dK, dV accumulated into the port's type head by head, as a port that
@@ -706,15 +898,28 @@ def _eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options):
         return acc
 
     opts = dict(options, ring_size=1, partition="contiguous")
-    out, lse = attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, round_scores=True,
-                         **opts)
-    got = {"out": out, "lse": lse}
+    got = _forward_dict(attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt,
+                                  round_scores=True, return_max_logit=want_ml, **opts))
     if want_grad:
         ek, ev = (expand(bk), expand(bv)) if rep > 1 else (bk, bv)
-        dq, dk, dv = attention_backward(bq, ek, ev, out, lse, bdo, compute="f32", out_dtype=g_dt, p_dtype=pdt,
-                                        round_scores=True, **opts)
-        got.update(dq=dq, dk=reduce(dk) if rep > 1 else dk, dv=reduce(dv) if rep > 1 else dv)
+        g = _grad_dict(attention_backward(bq, ek, ev, got["out"], got["lse"], bdo, compute="f32", out_dtype=g_dt,
+                                          p_dtype=pdt, round_scores=True, **opts), options)
+        if rep > 1:
+            g.update(dk=reduce(g["dk"]), dv=reduce(g["dv"]))
+        got.update(g)
     return got
+
+
+def _forward_dict(res):
+    """attention()'s results by name"""
+    return dict(zip(("out", "lse", "max_logit"), res))
+
+
+def _grad_dict(res, options):
+    """attention_backward()'s results by name: dq, dk, dv, then dsinks and dbias when given"""
+    names = ("dq", "dk", "dv") + (("dsinks",) if options.get("sinks") is not None else ()) + (
+        ("dbias",) if options.get("bias") is not None else ())
+    return dict(zip(names, res))
 
 
 def _check_args(options, what):
@@ -773,9 +978,13 @@ def _hints(q, k, v, out, report, options):
 
 
 def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, baseline=None, policy="fa2",
-          policy_k=None, eps=None, empty_lse="-inf", allow_nonfinite=False, **options):
+          policy_k=None, eps=None, empty_lse="-inf", allow_nonfinite=False, max_logit=None, dsinks=None, dbias=None,
+          **options):
     """Check a port's outputs for q, k, v in the port's own precision: -> {name: Report};
-    AssertionError when any fails.
+    AssertionError when any fails. With the score options (sinks, alibi_slopes, bias, mask,
+    mask_mod, document_ids) in `options`, the reference and every baseline use them too, and
+    max_logit= (the port's row max of the scores), dsinks= and dbias= (its gradients of the sinks
+    and of the bias, with dout) are judged as well.
 
     From the one set of `options` (those of attention(): layout, causal, scale, window,
     softcap, segments/dilations, mix, cu_seqlens_q/k, ring_size, partition, threads) it
@@ -794,22 +1003,26 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
     _check_args(options, "check")
     if policy not in POLICIES:
         _refuse(-4, "policy must be one of %s, not %r" % (", ".join(repr(p) for p in POLICIES), policy))
-    grads = {"dq": dq, "dk": dk, "dv": dv}
+    grads = {"dq": dq, "dk": dk, "dv": dv, "dsinks": dsinks, "dbias": dbias}
+    for name, opt in (("dsinks", "sinks"), ("dbias", "bias")):
+        if grads[name] is not None and options.get(opt) is None:
+            raise TypeError("check(): %s= given without %s= (the option it is the gradient of)" % (name, opt))
     want_grad = any(g is not None for g in grads.values())
-    given = {n: x for n, x in dict({"out": out, "lse": lse}, **grads).items() if x is not None}
+    want_ml = max_logit is not None
+    given = {n: x for n, x in dict({"out": out, "lse": lse, "max_logit": max_logit}, **grads).items()
+             if x is not None}
     if not given:
         raise TypeError("check(): nothing to judge: pass out=, lse= (and dq=, dk=, dv= with dout=), the port's "
                         "results for q, k, v")
     if want_grad and dout is None:
-        raise TypeError("check(): dq, dk or dv given without dout (the upstream gradient of the port's backward)")
+        raise TypeError("check(): dq, dk, dv, dsinks or dbias given without dout (the upstream gradient of the "
+                        "port's backward)")
     layout = options.get("layout", "bnhd")
     prec = _port_precision(baseline, (q, k, v), list(given.values()))
-    ref_out, ref_lse = attention(q, k, v, compute="f64", out_dtype="float64", **options)
-    refs = {"out": ref_out, "lse": ref_lse}
+    refs = _forward_dict(attention(q, k, v, compute="f64", out_dtype="float64", return_max_logit=want_ml, **options))
     if want_grad:
-        refs.update(zip(("dq", "dk", "dv"),
-                        attention_backward(q, k, v, ref_out, ref_lse, dout, compute="f64", out_dtype="float64",
-                                           **options)))
+        refs.update(_grad_dict(attention_backward(q, k, v, refs["out"], refs["lse"], dout, compute="f64",
+                                                  out_dtype="float64", **options), options))
     _refuse_nonfinite(refs, {"q": q, "k": k, "v": v, "dout": dout}, allow_nonfinite, "check()")
     # the baselines: the port's precision, one member; and a second order (a ring of 2)
     fp8 = prec.startswith("float8")
@@ -824,11 +1037,11 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
     for ring in (1, 2):
         opts = dict(options, ring_size=ring, partition="contiguous")
         try:
-            b_out, b_lse = attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt, **opts)
-            got = {"out": b_out, "lse": b_lse}
+            got = _forward_dict(attention(bq, bk, bv, compute="f32", out_dtype=o_dt, lse_dtype=l_dt, p_dtype=pdt,
+                                          return_max_logit=want_ml, **opts))
             if want_grad:
-                got.update(zip(("dq", "dk", "dv"), attention_backward(bq, bk, bv, b_out, b_lse, bdo, compute="f32",
-                                                                      out_dtype=g_dt, p_dtype=pdt, **opts)))
+                got.update(_grad_dict(attention_backward(bq, bk, bv, got["out"], got["lse"], bdo, compute="f32",
+                                                         out_dtype=g_dt, p_dtype=pdt, **opts), options))
         except RingattnError:
             if ring == 1:
                 raise
@@ -836,7 +1049,7 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
         bases.append(got)
     ring2 = len(bases) == 2
     if pdt and not fp8:   # (scores rounded to fp8 would be no kernel's order)
-        bases.append(_eager_order(bq, bk, bv, bdo, want_grad, o_dt, l_dt, g_dt, pdt, options))
+        bases.append(_eager_order(bq, bk, bv, bdo, want_grad, want_ml, o_dt, l_dt, g_dt, pdt, options))
     judge = _Judge(policy, prec, policy_k, eps, options.get("softcap", 0.0), empty_lse, layout,
                    Host(q, "q").shape != Host(k, "k").shape, _describe_baseline(prec, ring2))
     reports = {}
@@ -861,7 +1074,14 @@ def check(q, k, v, *, out=None, lse=None, dout=None, dq=None, dk=None, dv=None, 
 
 
 def _describe(options):
-    shown = {k: v for k, v in options.items() if v is not None and not is_torch(v) and not isinstance(v, np.ndarray)}
+    shown = {k: v for k, v in options.items() if v is not None and not is_torch(v) and not isinstance(v, np.ndarray)
+             and not callable(v)}
+    for k in ("sinks", "alibi_slopes"):
+        if options.get(k) is not None:
+            shown[k] = [float("%.4g" % x) for x in _f64_vector(options[k], k).reshape(-1)[:8]]
+    for k in ("bias", "mask", "mask_mod", "document_ids"):
+        if options.get(k) is not None:
+            shown[k] = "given"
     for k in ("cu_seqlens_q", "cu_seqlens_k", "segments", "dilations"):
         if options.get(k) is not None:
             shown[k] = list(int(x) for x in int64_array(options[k], k))
@@ -897,8 +1117,11 @@ def _layer_common(x_q, x_k, x_v, weights, num_heads, options):
             _refuse(-2, "%s has shape %s; expected [b, n, E]" % (h.name, h.shape))
     hw, warr = _weights(weights)
     e = hx[0].shape[2]
-    opts = _Options(hx[0].shape[1], (hx[1] or hx[0]).shape[1], **options)
-    return hx, hw, warr, e, _int(num_heads, "num_heads", 1, 2**62), opts
+    heads = _int(num_heads, "num_heads", 1, 2**62)
+    like_torch, _ = _result_kind(*[h for h in hx if h is not None], *hw.values())
+    opts = _Options(hx[0].shape[1], (hx[1] or hx[0]).shape[1], batch=hx[0].shape[0], heads=heads,
+                    like_torch=like_torch, **options)
+    return hx, hw, warr, e, heads, opts
 
 
 def layer_forward(x_q, weights, *, num_heads, x_k=None, x_v=None, layer_norm=True, ln_eps=1e-5, out_dtype=None,
@@ -918,6 +1141,7 @@ def layer_forward(x_q, weights, *, num_heads, x_k=None, x_v=None, layer_norm=Tru
                                             _float(ln_eps, "ln_eps"), warr, tx[0], *[
                                                 ctypes.byref(t) if t is not None else None for t in tx[1:]],
                                             hy.view(), err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err)
     return deliver(hy, device)
@@ -949,6 +1173,7 @@ def layer_backward(x_q, weights, dy, *, num_heads, x_k=None, x_v=None, layer_nor
                                              _float(ln_eps, "ln_eps"), warr, tx[0], ref(tx[1]), ref(tx[2]),
                                              hdy.view(), tdx[0], ref(tdx[1]), ref(tdx[2]), garr, 1 if grads else 0,
                                              err, _ERR)
+    opts.reraise()
     if st != 0:
         fail(st, err)
     dx = [deliver(h, device) if h is not None else None for h in hdx]

@@ -14,7 +14,7 @@
 #include "golden_heatmap.c"   /* tools/: the SVG writer of `ringattn-golden compare --heatmap` */
 
 /* bumped whenever a signature or ringattn_py_options changes: _lib.py checks it */
-#define RINGATTN_PY_ABI 3
+#define RINGATTN_PY_ABI 4
 
 typedef struct {
     double scale;
@@ -29,10 +29,25 @@ typedef struct {
     const double *q_descale, *k_descale, *v_descale;          /* fp8 descale factors */
     int descale_size;
     int round_state, state_dtype;
+    /* the score options (ringattn_config's fields of the same names); outputs too: dsinks,
+       dbias (backward), max_logit (forward); NULL = absent / not wanted */
+    const double *sinks;
+    double *dsinks;
+    const double *alibi_slopes;
+    int alibi_size;
+    const ringattn_tensor *bias;
+    ringattn_tensor *dbias;
+    const ringattn_tensor *mask;
+    int (*mask_block_fn)(void *user, int64_t b, int64_t h, const int64_t *q_pos, int64_t nr,
+                         const int64_t *k_pos, int64_t nc, unsigned char *visible);
+    void *mask_user;
+    const int64_t *document_ids_q, *document_ids_k;
+    ringattn_tensor *max_logit;
 } ringattn_py_options;
 
 int ringattn_py_abi(void);
 int ringattn_py_event_layout(int64_t *out, int cap);
+int ringattn_py_options_layout(int64_t *out, int cap);
 int ringattn_py_forward_steps(const ringattn_py_options *o, const ringattn_tensor *q, const ringattn_tensor *k,
                               const ringattn_tensor *v, ringattn_tensor *out, ringattn_tensor *lse,
                               ringattn_trace_fn fn, void *user, char *err, size_t err_size);
@@ -108,6 +123,31 @@ int ringattn_py_event_layout(int64_t *out, int cap)
 }
 #undef RINGATTN_PY_OFF
 
+/* the same for ringattn_py_options: sizeof, then the offset of every field */
+#define RINGATTN_PY_OFF(f) offsetof(ringattn_py_options, f)
+int ringattn_py_options_layout(int64_t *out, int cap)
+{
+    const size_t v[] = {
+        sizeof(ringattn_py_options),
+        RINGATTN_PY_OFF(scale), RINGATTN_PY_OFF(causal), RINGATTN_PY_OFF(ring_size), RINGATTN_PY_OFF(num_threads),
+        RINGATTN_PY_OFF(compute), RINGATTN_PY_OFF(segment_lengths), RINGATTN_PY_OFF(dilation_rates),
+        RINGATTN_PY_OFF(num_groups), RINGATTN_PY_OFF(mix), RINGATTN_PY_OFF(window_left),
+        RINGATTN_PY_OFF(window_right), RINGATTN_PY_OFF(partition), RINGATTN_PY_OFF(softcap),
+        RINGATTN_PY_OFF(cu_seqlens_q), RINGATTN_PY_OFF(cu_seqlens_k), RINGATTN_PY_OFF(num_seqs),
+        RINGATTN_PY_OFF(round_p), RINGATTN_PY_OFF(p_dtype), RINGATTN_PY_OFF(round_s), RINGATTN_PY_OFF(round_block),
+        RINGATTN_PY_OFF(block_dtype), RINGATTN_PY_OFF(q_descale), RINGATTN_PY_OFF(k_descale),
+        RINGATTN_PY_OFF(v_descale), RINGATTN_PY_OFF(descale_size), RINGATTN_PY_OFF(round_state),
+        RINGATTN_PY_OFF(state_dtype), RINGATTN_PY_OFF(sinks), RINGATTN_PY_OFF(dsinks),
+        RINGATTN_PY_OFF(alibi_slopes), RINGATTN_PY_OFF(alibi_size), RINGATTN_PY_OFF(bias), RINGATTN_PY_OFF(dbias),
+        RINGATTN_PY_OFF(mask), RINGATTN_PY_OFF(mask_block_fn), RINGATTN_PY_OFF(mask_user),
+        RINGATTN_PY_OFF(document_ids_q), RINGATTN_PY_OFF(document_ids_k), RINGATTN_PY_OFF(max_logit)
+    };
+    int n = (int)(sizeof v / sizeof v[0]), i;
+    for (i = 0; i < n && i < cap; i++) out[i] = (int64_t)v[i];
+    return n;
+}
+#undef RINGATTN_PY_OFF
+
 static ringattn_config config_of(const ringattn_py_options *o, char *err, size_t err_size)
 {
     ringattn_config c = ringattn_default_config();
@@ -136,6 +176,18 @@ static ringattn_config config_of(const ringattn_py_options *o, char *err, size_t
     c.descale_size = o->descale_size;
     c.round_state = o->round_state;
     c.state_dtype = (ringattn_dtype)o->state_dtype;
+    c.sinks = o->sinks;
+    c.dsinks = o->dsinks;
+    c.alibi_slopes = o->alibi_slopes;
+    c.alibi_size = o->alibi_size;
+    c.bias = o->bias;
+    c.dbias = o->dbias;
+    c.mask = o->mask;
+    c.mask_block_fn = o->mask_block_fn;
+    c.mask_user = o->mask_user;
+    c.document_ids_q = o->document_ids_q;
+    c.document_ids_k = o->document_ids_k;
+    c.max_logit = o->max_logit;
     c.error_detail = err;
     c.error_detail_size = err_size;
     if (err && err_size) err[0] = 0;

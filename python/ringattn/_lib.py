@@ -8,10 +8,10 @@ import ctypes
 import glob
 import os
 
-ABI = 3  # RINGATTN_PY_ABI in _capi.c
+ABI = 4  # RINGATTN_PY_ABI in _capi.c
 KEEP = 8  # RINGATTN_COMPARE_KEEP
 
-F32, F64, F16, BF16, FP8_E4M3, FP8_E5M2 = 0, 1, 2, 3, 4, 5
+F32, F64, F16, BF16, FP8_E4M3, FP8_E5M2, BOOL = 0, 1, 2, 3, 4, 5, 6
 
 STATUS_NAMES = {
     0: "RINGATTN_OK", -1: "RINGATTN_ENULL", -2: "RINGATTN_ESHAPE", -3: "RINGATTN_EDTYPE",
@@ -19,6 +19,7 @@ STATUS_NAMES = {
     -7: "RINGATTN_ESTRIDE", -8: "RINGATTN_ESEGMENT", -9: "RINGATTN_EUNSUPPORTED",
     -10: "RINGATTN_EALIAS", -11: "RINGATTN_ECUDA", -12: "RINGATTN_EIO", -13: "RINGATTN_EFORMAT",
     -14: "RINGATTN_EMPI", -15: "RINGATTN_ETIMEDOUT", -16: "RINGATTN_ERANGE",
+    -17: "RINGATTN_ECALLBACK",
 }
 
 
@@ -26,6 +27,13 @@ class Tensor(ctypes.Structure):
     """ringattn_tensor: a strided view [batch, seq, heads, dim], strides in elements."""
     _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
                 ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4)]
+
+
+#: int (*mask_block_fn)(void *user, int64_t b, int64_t h, const int64_t *q_pos, int64_t nr,
+#:                       const int64_t *k_pos, int64_t nc, unsigned char *visible)
+MASK_BLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                 ctypes.POINTER(ctypes.c_int64), ctypes.c_int64, ctypes.POINTER(ctypes.c_int64),
+                                 ctypes.c_int64, ctypes.POINTER(ctypes.c_ubyte))
 
 
 class Options(ctypes.Structure):
@@ -44,7 +52,15 @@ class Options(ctypes.Structure):
                 ("q_descale", ctypes.POINTER(ctypes.c_double)), ("k_descale", ctypes.POINTER(ctypes.c_double)),
                 ("v_descale", ctypes.POINTER(ctypes.c_double)), ("descale_size", ctypes.c_int),
                 ("round_state", ctypes.c_int),
-                ("state_dtype", ctypes.c_int)]
+                ("state_dtype", ctypes.c_int),
+                ("sinks", ctypes.POINTER(ctypes.c_double)), ("dsinks", ctypes.POINTER(ctypes.c_double)),
+                ("alibi_slopes", ctypes.POINTER(ctypes.c_double)), ("alibi_size", ctypes.c_int),
+                ("bias", ctypes.POINTER(Tensor)), ("dbias", ctypes.POINTER(Tensor)),
+                ("mask", ctypes.POINTER(Tensor)), ("mask_block_fn", MASK_BLOCK_FN),
+                ("mask_user", ctypes.c_void_p),
+                ("document_ids_q", ctypes.POINTER(ctypes.c_int64)),
+                ("document_ids_k", ctypes.POINTER(ctypes.c_int64)),
+                ("max_logit", ctypes.POINTER(Tensor))]
 
 
 class Event(ctypes.Structure):
@@ -64,12 +80,14 @@ class Event(ctypes.Structure):
 TRACE_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
 
 
-def layout_mismatches(lib, struct=Event):
-    """How `struct` (a ctypes mirror of ringattn_trace_event) differs from the C layout that
-    ringattn_py_event_layout reports: a list of sentences, empty when they agree."""
-    n = lib.ringattn_py_event_layout(None, 0)
+def layout_mismatches(lib, struct=Event, reporter="ringattn_py_event_layout"):
+    """How `struct` (a ctypes mirror of ringattn_trace_event, or of ringattn_py_options with
+    reporter="ringattn_py_options_layout") differs from the C layout that the reporter gives:
+    a list of sentences, empty when they agree."""
+    report = getattr(lib, reporter)
+    n = report(None, 0)
     got = (ctypes.c_int64 * n)()
-    lib.ringattn_py_event_layout(got, n)
+    report(got, n)
     fields = [f[0] for f in struct._fields_]
     bad = []
     if ctypes.sizeof(struct) != got[0]:
@@ -107,6 +125,7 @@ def _load():
         "ringattn_py_layer_backward": [P(Options), ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
                                        ctypes.c_double, T, T, T, T, T, T, T, T, T, ctypes.c_int, C, sz],
         "ringattn_py_event_layout": [i64p, ctypes.c_int],
+        "ringattn_py_options_layout": [i64p, ctypes.c_int],
         "ringattn_py_forward_steps": [P(Options), T, T, T, T, T, TRACE_FN, ctypes.c_void_p, C, sz],
         "ringattn_py_backward_steps": [P(Options), T, T, T, T, T, T, T, T, T, TRACE_FN, ctypes.c_void_p, C, sz],
         "ringattn_py_trace_result": [P(Event), ctypes.c_int, T, T, C, sz],
@@ -125,6 +144,10 @@ def _load():
     bad = layout_mismatches(lib)
     if bad:
         raise ImportError("ringattn: the ctypes mirror of ringattn_trace_event (_lib.Event) does not match %s: %s"
+                          % (found[0], "; ".join(bad)))
+    bad = layout_mismatches(lib, Options, "ringattn_py_options_layout")
+    if bad:
+        raise ImportError("ringattn: the ctypes mirror of ringattn_py_options (_lib.Options) does not match %s: %s"
                           % (found[0], "; ".join(bad)))
     return lib
 

@@ -87,11 +87,13 @@ def _ring(call, on_event):
 def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partition="contiguous", window=None,
           softcap=0.0, segments=None, dilations=None, mix="head-groups", cu_seqlens_q=None, cu_seqlens_k=None,
           compute="f64", out_dtype=None, p_dtype=None, state_dtype=None, round_scores=False, block_dtype=None,
-          q_descale=None, k_descale=None, v_descale=None):
+          q_descale=None, k_descale=None, v_descale=None, sinks=None, alibi_slopes=None, bias=None, mask=None,
+          mask_mod=None, document_ids=None):
     """The forward ring of `ring_size` members, step by step: a list of Step records, one per
     (member, step), sorted by member then step, with block_out, block_lse, out, lse. Options
     and layouts as attention() (the ring runs on one thread: no `threads`), the precision
-    emulation (p_dtype, round_scores, block_dtype, state_dtype) included; out_dtype is the storage of the
+    emulation (p_dtype, round_scores, block_dtype, state_dtype) and the score options (sinks,
+    alibi_slopes, bias, mask, mask_mod, document_ids) included; out_dtype is the storage of the
     records' arrays (default float64)."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
@@ -99,12 +101,14 @@ def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partiti
     lq, lk, lv = _lead(hq, varlen, layout), _lead(hk, varlen, layout), _lead(hv, varlen, layout)
     tq, tk, tv = hq.view(perm, lq), hk.view(perm, lk), hv.view(perm, lv)
     b, nq, h, dv = tq.shape[0], tq.shape[1], tq.shape[2], tv.shape[3]
+    like_torch, device = _result_kind(hq, hk, hv)
     opts = _Options(nq, tk.shape[1], causal=causal, scale=scale, ring_size=ring_size, partition=partition,
                     window=window, softcap=softcap, segments=segments, dilations=dilations, mix=mix,
                     cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=1,
                     p_dtype=p_dtype, state_dtype=state_dtype, round_scores=round_scores, block_dtype=block_dtype,
-                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale)
-    like_torch, device = _result_kind(hq, hk, hv)
+                    q_descale=q_descale, k_descale=k_descale, v_descale=v_descale, sinks=sinks,
+                    alibi_slopes=alibi_slopes, bias=bias, mask=mask, mask_mod=mask_mod, document_ids=document_ids,
+                    batch=b, heads=h, like_torch=like_torch)
     dname = dtype_name(out_dtype) or "float64"
     ho = new_output(_caller_shape((b, nq, h, dv), perm, lq), dname, like_torch, "out")
     hl = new_output((b, h, nq)[lq:], dname, like_torch, "lse")
@@ -125,6 +129,7 @@ def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partiti
     err = _err()
     st, records = _ring(lambda fn: _lib.lib.ringattn_py_forward_steps(
         ctypes.byref(opts.c), tq, tk, tv, ho.view(perm, lq), hl.view(None, lq), fn, None, err, _ERR), on_event)
+    opts.reraise()
     if st != 0:
         fail(st, err, layout)
     return records
@@ -132,20 +137,26 @@ def steps(q, k, v, *, ring_size, layout="bnhd", causal=None, scale=None, partiti
 
 def steps_backward(q, k, v, out, lse, dout, *, ring_size, layout="bnhd", causal=None, scale=None,
                    partition="contiguous", window=None, softcap=0.0, segments=None, dilations=None, mix="head-groups",
-                   cu_seqlens_q=None, cu_seqlens_k=None, compute="f64", out_dtype=None):
+                   cu_seqlens_q=None, cu_seqlens_k=None, compute="f64", out_dtype=None, sinks=None, alibi_slopes=None,
+                   bias=None, mask=None, mask_mod=None, document_ids=None):
     """The backward ring, step by step: Step records with dq (the member's running dQ) and dk,
     dv (the travelling partial sums of chunk src after the step), sorted by member then step.
     out and lse are the forward's (attention() with the same options); arguments as in
-    attention_backward() (no `threads`: the ring runs on one thread)."""
+    attention_backward() (no `threads`: the ring runs on one thread), the score options
+    included (the records hold dq, dk, dv; dsinks and dbias are attention_backward()'s)."""
     perm = _layout(layout)
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     hs, leads, views = _backward_views(q, k, v, out, lse, dout, layout, varlen)
     hq, hk, hv, ho, hl, hd = hs
+    like_torch, device = _result_kind(*hs)
     opts = _Options(views[0].shape[1], views[1].shape[1], causal=causal, scale=scale, ring_size=ring_size,
                     partition=partition, window=window, softcap=softcap, segments=segments, dilations=dilations,
-                    mix=mix, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=1)
-    like_torch, device = _result_kind(*hs)
+                    mix=mix, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, compute=compute, threads=1,
+                    sinks=sinks, alibi_slopes=alibi_slopes, bias=bias, mask=mask, mask_mod=mask_mod,
+                    document_ids=document_ids, batch=views[0].shape[0], heads=views[0].shape[2],
+                    like_torch=like_torch)
     dname = dtype_name(out_dtype) or "float64"
+    opts.want_grads(dname, like_torch)
     grads = [new_output(h.shape, dname, like_torch, "d" + h.name) for h in (hq, hk, hv)]
     tg = [g.view(perm, ld) for g, ld in zip(grads, leads[:3])]
     lq, lk = leads[0], leads[1]
@@ -168,6 +179,7 @@ def steps_backward(q, k, v, out, lse, dout, *, ring_size, layout="bnhd", causal=
     err = _err()
     st, records = _ring(lambda fn: _lib.lib.ringattn_py_backward_steps(
         ctypes.byref(opts.c), *views, *tg, fn, None, err, _ERR), on_event)
+    opts.reraise()
     if st != 0:
         fail(st, err, layout)
     return records

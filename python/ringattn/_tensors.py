@@ -54,10 +54,14 @@ def dtype_name(dt):
 
 class Host:
     """An input on the host: a NumPy array or a CPU torch tensor (detached), never copied
-    unless it lived on another device (or NumPy's strides are not whole elements)."""
+    unless it lived on another device (or NumPy's strides are not whole elements). mask=True:
+    a boolean mask (dtype bool, RINGATTN_BOOL), the only dtype it then reads."""
 
-    def __init__(self, x, name):
+    def __init__(self, x, name, mask=False):
         self.name = name
+        if mask:
+            self._init_mask(x)
+            return
         if is_torch(x):
             t = x.detach()
             if t.layout != torch.strided:
@@ -87,6 +91,29 @@ class Host:
             self.strides = tuple(s // a.itemsize for s in a.strides)
             self.ptr = a.ctypes.data
         self.code = _CODE_OF_NAME[self.dname]
+
+    def _init_mask(self, x):
+        name = self.name
+        if is_torch(x):
+            t = x.detach()
+            if t.layout != torch.strided:
+                raise RingattnError(-3, "%s: a %s tensor; only strided (dense) tensors are read" % (name, t.layout))
+            if t.dtype != torch.bool:
+                raise RingattnError(-3, "%s has dtype %s; a mask is boolean (True = may attend)" % (name, t.dtype))
+            self.device = t.device
+            if t.device.type != "cpu":
+                t = t.to("cpu")
+            self.obj, self.torch = t, True
+            self.shape, self.strides, self.ptr = tuple(t.shape), tuple(t.stride()), t.data_ptr()
+        else:
+            a = np.asarray(x)
+            if a.dtype != np.bool_:
+                raise RingattnError(-3, "%s has dtype %s; a mask is boolean (True = may attend)" % (name, a.dtype))
+            self.device = None
+            self.obj, self.torch = a, False
+            self.shape, self.strides, self.ptr = a.shape, tuple(a.strides), a.ctypes.data   # itemsize 1
+        self.dname = "bool"
+        self.code = _lib.BOOL
 
     def view(self, perm=None, lead=0):
         """A ringattn_tensor of this array: `lead` axes of length 1 put in front, then the axes
