@@ -1020,6 +1020,19 @@ static RINGATTN__HD inline void ringattn__doc_keys(const ringattn__problem *P, i
     *ke = lo;
 }
 
+/* sorted document ids: narrows the columns [*a, *z) of a run of keys at positions ka, ka + kps,
+   ... to those of query qpos's document (ringattn__doc_keys) */
+static RINGATTN__HD inline void ringattn__doc_visible(const ringattn__problem *P, int64_t qpos, int64_t ka, int64_t kps,
+                                                      int64_t *a, int64_t *z)
+{
+    int64_t kb, ke, u, w;
+    ringattn__doc_keys(P, qpos, &kb, &ke);
+    u = -ringattn__floordiv(-(kb - ka), kps);     /* first column at or after kb */
+    w = ringattn__floordiv(ke - 1 - ka, kps) + 1;  /* past the last before ke   */
+    if (u > *a) *a = u;
+    if (w < *z) *z = w;
+}
+
 /* 1 if the dense mask and the document ids let (bb, hh, qpos) see kpos (the callbacks are
    asked apart: they run only on the host) */
 static RINGATTN__HD inline int ringattn__pair_visible(const ringattn__problem *P, int64_t bb, int64_t hh,
@@ -1922,12 +1935,9 @@ static int ringattn__tile_mask(const ringattn__problem *P, ringattn__scratch *me
         int64_t qpos = B->qa + (r0 + i) * B->qps, first = -1, last = -1, lo = me->lo[i], hi = me->hi[i];
         unsigned char *v = me->vis + i * nc;
         if (P->docs_sorted && lo < hi) {   /* the row's document: one interval of keys */
-            int64_t kb, ke, a, z;
-            ringattn__doc_keys(P, qpos, &kb, &ke);
-            a = -ringattn__floordiv(-(kb - B->ka), B->kps) - c0;     /* first column at or after kb */
-            z = ringattn__floordiv(ke - 1 - B->ka, B->kps) + 1 - c0;  /* past the last before ke   */
-            if (a > lo) lo = a;
-            if (z < hi) hi = z;
+            int64_t a = lo + c0, z = hi + c0;
+            ringattn__doc_visible(P, qpos, B->ka, B->kps, &a, &z);
+            lo = a - c0; hi = z - c0;
         }
         if (!P->pairs) { first = lo; last = hi - 1; }
         else for (c = lo; c < hi; c++) {

@@ -206,22 +206,26 @@ typedef struct {
 } ringattn_cuda__block;
 
 /* Visible key columns [*lo, *hi) (0 <= lo <= hi <= nc) of block row i: ringattn.h's own
-   rule (ringattn__visible), over the whole block. */
+   rules over the whole block, the intervals (ringattn__visible) and sorted document ids
+   (ringattn__doc_visible: each row's document is one interval of keys). */
 static RINGATTN_CUDA__HD inline void ringattn_cuda__row_bounds(const ringattn__problem *P,
                                                                const ringattn_cuda__block *B,
                                                                int64_t i, int64_t *lo, int64_t *hi)
 {
-    int64_t a = 0, z = B->nc;
-    ringattn__visible(P->causal, P->wl, P->wr, B->off, B->qa + i * B->qps, B->ka, B->kps, &a, &z);
+    int64_t a = 0, z = B->nc, qpos = B->qa + i * B->qps;
+    ringattn__visible(P->causal, P->wl, P->wr, B->off, qpos, B->ka, B->kps, &a, &z);
+    if (P->docs_sorted && a < z) ringattn__doc_visible(P, qpos, B->ka, B->kps, &a, &z);
+    if (z < a) z = a;
     *lo = a; *hi = z;
 }
 
-/* 1 if a pair mask (cfg->mask, document ids: ringattn.h's ringattn__pair_visible) hides key
-   position kpos from query position qpos of block B; the interval rules are the bounds'. */
+/* 1 if a pair mask asked pair by pair (cfg->mask, unsorted document ids: ringattn.h's
+   ringattn__pair_visible) hides key position kpos from query position qpos of block B; the
+   interval rules and sorted document ids are the bounds'. */
 static RINGATTN_CUDA__HD inline int ringattn_cuda__hidden(const ringattn__problem *P, const ringattn_cuda__block *B,
                                                           int64_t qpos, int64_t kpos)
 {
-    return P->emask && !ringattn__pair_visible(P, B->bb, B->hh, qpos, kpos);
+    return P->pairs && !ringattn__pair_visible(P, B->bb, B->hh, qpos, kpos);
 }
 
 /* Buffer row r of a member's pieces (rows of piece 0, then of piece 1) -> its position. */
@@ -463,7 +467,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem
         s[j] = (T)P->scale * dot;
         if (P->round_s) s[j] = (T)ringattn__round((double)s[j], P->pt);         /* precision emulation */
         if (P->softcap > 0) s[j] = ringattn_cuda__softcap(s[j], P->softcap);   /* before the merge */
-        if (P->modify) s[j] = (T)((double)s[j] + ringattn__score_term(P, B->bb, B->hh, qpos, kpos, B->aoff));
+        if (P->modify) s[j] = (T)ringattn__score_term(P, B->bb, B->hh, qpos, kpos, B->aoff, (double)s[j]);
         if ((double)s[j] > mx) mx = (double)s[j];
         if (s[j] != s[j]) nan = 1;
     }
@@ -605,12 +609,13 @@ static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore(const ringattn__probl
 }
 
 /* The same with score options (ringattn__bwd_row_options): the final score
-   x = softcap(s) + term (term: ringattn__score_term, added in double, one rounding),
+   x = softcap(s) + bias - ALiBi (ringattn__score_term, in double, one rounding),
    P = exp(x - lse), dS of the final score *dx = P (dP - D) (what dbias sums), then the
    softcap's derivative (1 - (C / cap)^2, in double) for dS of the raw score. */
 template <typename T>
-static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore_options(const ringattn__problem *P, T s, T dp, double lse,
-                                                                   double D, double term, T *p, T *ds, T *dx)
+static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore_options(const ringattn__problem *P, const ringattn_cuda__block *B,
+                                                                   int64_t qpos, int64_t kpos, T s, T dp, double lse,
+                                                                   double D, T *p, T *ds, T *dx)
 {
     T x;
     if (P->round_s) {   /* precision emulation: S and dP as eager low-precision attention stores them */
@@ -618,7 +623,7 @@ static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore_options(const ringatt
         dp = (T)ringattn__round((double)dp, P->pt);
     }
     if (P->softcap > 0) s = ringattn_cuda__softcap(s, P->softcap);
-    x = P->modify ? (T)((double)s + term) : s;
+    x = P->modify ? (T)ringattn__score_term(P, B->bb, B->hh, qpos, kpos, B->aoff, (double)s) : s;
     *p = ringattn_cuda__exp_minus(x, lse);
     *dx = *p * (dp - (T)D);
     *ds = *dx;
@@ -694,8 +699,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
                 s = (T)P->scale * s;                          /* S = scale Q K^T     */
                 for (c = 0; c < dv; c++) dp += g[c] * S.v[j * dv + c];   /* dP = dO V^T */
                 if (P->modify || P->emask) {                  /* score options       */
-                    ringattn_cuda__dscore_options(P, s, dp, S.lse[i], S.D[i],
-                        P->modify ? ringattn__score_term(P, B.bb, B.hh, qpos, kpos, B.aoff) : 0.0, &p, &ds, &dx);
+                    ringattn_cuda__dscore_options(P, &B, qpos, kpos, s, dp, S.lse[i], S.D[i], &p, &ds, &dx);
                     if (A.dbias)   /* dbias: this pair's dS of the final score, written once */
                         A.dbias[((B.bb * P->h + B.hh) * P->nq + qpos) * P->nk + kpos] += (double)dx;
                 } else {
@@ -788,8 +792,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
                     s = (T)P->scale * s;
                     for (c = 0; c < dv; c++) dp += g[c] * v[c];
                     if (P->modify || P->emask)                        /* score options */
-                        ringattn_cuda__dscore_options(P, s, dp, S.lse[x], S.D[x],
-                            P->modify ? ringattn__score_term(P, B.bb, B.hh, qpos, kpos, B.aoff) : 0.0, &p, &ds, &dx);
+                        ringattn_cuda__dscore_options(P, &B, qpos, kpos, s, dp, S.lse[x], S.D[x], &p, &ds, &dx);
                     else
                         ringattn_cuda__dscore(P, s, dp, S.lse[x], S.D[x], &p, &ds);
                     for (c = 0; c < dv; c++) dvr[c] += p * g[c];     /* dV += P^T dO       */
