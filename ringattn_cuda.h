@@ -49,9 +49,10 @@
      differs    ring_size = 0 means 1 member (one GPU), not "one per thread"; num_threads is
                 validated and has no effect (results never depend on it on the CPU either);
                 alloc_user / RINGATTN_MALLOC are not used (cudaMalloc, and malloc for the
-                host-side block tables); a mask or document ids are applied pair by pair
-                inside the blocks the interval rules plan (the CPU also drops blocks they
-                empty), so blocks_computed / tiles_computed / flops may exceed the CPU's.
+                host-side block tables); a dense mask or unsorted document ids are applied
+                pair by pair inside the blocks the other rules plan (the CPU also drops
+                blocks they empty), so blocks_computed / tiles_computed / flops may then
+                exceed the CPU's; sorted document ids cut rows as on the CPU.
      errors     CUDA failures return RINGATTN_ECUDA (RINGATTN_ENOMEM for
                 cudaErrorMemoryAllocation) with the call and cudaGetErrorString in
                 cfg->error_detail; no device at all is RINGATTN_ECUDA too.

@@ -25,9 +25,14 @@
    views; f16 / bf16 / mixed storage; windows; dilated attention in both mixes (rates > 1,
    h not divisible by G, GQA); zigzag and striped partitions (ring sizes 1..8, both causal
    alignments, GQA, f16 / bf16); softcap; varlen cu_seqlens (per-sequence alignment, empty
-   sequences, with partitions, windows, softcap); dilated with zigzag. Stats: blocks computed
-   and skipped, hand-offs and planned bytes equal the CPU's, forward and backward. Also:
-   refusals are the CPU's (status and sentence), and host pointers are refused. */
+   sequences, with partitions, windows, softcap); dilated with zigzag; the score options
+   (sinks / dsinks, ALiBi per head and per batch, bias / dbias in every broadcast shape, dense
+   mask, sorted and unsorted document ids, max_logit), alone and mixed over ring sizes,
+   partitions, GQA, softcap, windows, varlen, storage and odd tiles. Stats: blocks computed
+   and skipped, hand-offs and planned bytes equal the CPU's, forward and backward (a dense
+   mask or unsorted document ids: at least the CPU's computed blocks, the same total). Also:
+   refusals are the CPU's (status and sentence), the option callbacks mask_fn /
+   mask_block_fn are refused by CUDA, and host pointers are refused. */
 #define RINGATTN_IMPLEMENTATION
 #define RINGATTN_CUDA_IMPLEMENTATION
 #include "ringattn_cuda.h"
