@@ -982,7 +982,7 @@ static void check_errors(int mode, int *failures)
     ringattn_tensor O = ringattn_tensor_bnhd(buf + 192, RINGATTN_F64, 1, 8, 2, 4);
     ringattn_tensor Bad = ringattn_tensor_bnhd(buf + 192, RINGATTN_F64, 1, 8, 2, 5);
     int64_t seg = 3, rate = 1, cu[3] = { 0, 3, 8 }, cubad[3] = { 0, 5, 3 };
-    int i, refused = 0, computed = 0;
+    int i, refused = 0, computed = 0, callbacks = 0;
     for (i = 0; i < 17; i++) {
         ringattn_config cfg = ringattn_default_config();
         char dcpu[256] = "", dgpu[256] = "";
@@ -1103,7 +1103,7 @@ static void check_errors(int mode, int *failures)
                             : ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, NULL));
                 CHECK(cpu == RINGATTN_OK && gpu == RINGATTN_EUNSUPPORTED && strstr(dgpu, "mask_fn and mask_block_fn"),
                       "option case %d: CPU %d (%s), CUDA %d (%s): the callbacks are refused on CUDA", i, cpu, dcpu, gpu, dgpu);
-                refused++;
+                callbacks++;
                 continue;
             }
             if (mode == MODE_GPU && cpu == RINGATTN_OK) continue;   /* host memory: refused for that */
@@ -1124,9 +1124,23 @@ static void check_errors(int mode, int *failures)
         cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
         st = ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, NULL);
         CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "device memory"), "host pointers: %d (%s)", st, detail);
+        {   /* device q, k, v, out but a host bias: the option's view is checked like the others */
+            double *dev = NULL, hb[8 * 8];
+            ringattn_tensor dQ = Q, dK = K, dV = V, dO = O, hB = ringattn_tensor_bnhd(hb, RINGATTN_F64, 1, 1, 8, 8);
+            detail[0] = 0;
+            if (cudaMalloc(&dev, sizeof buf) == cudaSuccess) {
+                dQ.data = dev; dK.data = dev + 64; dV.data = dev + 128; dO.data = dev + 192;
+                cfg.bias = &hB;
+                st = ringattn_cuda_forward(&cfg, &dQ, &dK, &dV, &dO, NULL);
+                CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "cfg->bias->data is not device memory"),
+                      "a host bias: %d (%s)", st, detail);
+                cfg.bias = NULL;
+                cudaFree(dev);
+            }
+        }
     }
-    printf("errors       %d refusals with the CPU's status and sentence, %d accepted alike (%s)\n", refused, computed,
-           mode == MODE_GPU ? "GPU entry points" : "emulated");
+    printf("errors       %d refusals with the CPU's status and sentence, %d accepted alike, %d callback configs "
+           "refused by CUDA only (%s)\n", refused, computed, callbacks, mode == MODE_GPU ? "GPU entry points" : "emulated");
 }
 
 /* ---------------------------------------------------------------- main */
