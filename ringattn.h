@@ -1074,18 +1074,33 @@ static RINGATTN__HD inline double ringattn__row_D(const ringattn_tensor *dout, c
 
 /* backward with sinks, head hh: dL/dsinks[hh] = -sum over batches and positions (in this
    order) of exp(sinks[hh] - lse) D, D = rowsum(dO o O): the sink's probability times the
-   row's D; 0 for a head without a sink (-inf) */
+   row's D; 0 for a head without a sink (-inf). ringattn__dsink_part sums the rows x0 <= x <
+   x1 of that order (x = batch * nq + position), ringattn__dsink_finish turns a head's sum
+   into its gradient (a parallel caller sums parts in order), ringattn__dsink does both. */
+static RINGATTN__HD inline double ringattn__dsink_part(const ringattn__problem *P, const ringattn_tensor *lse,
+                                                       const ringattn_tensor *dout, const ringattn_tensor *out,
+                                                       int64_t hh, int64_t x0, int64_t x1)
+{
+    double sum = 0;
+    int64_t x;
+    if (P->sinks[hh] == -(double)INFINITY) return 0.0;   /* no sink: nothing to sum */
+    for (x = x0; x < x1; x++) {
+        int64_t bb = x / P->nq, pos = x % P->nq;
+        sum += exp(P->sinks[hh] - ringattn__load(lse->data, lse->dtype, ringattn__index(lse, bb, hh, pos, 0)))
+             * ringattn__row_D(dout, out, bb, pos, hh, P->dv);
+    }
+    return sum;
+}
+
+static RINGATTN__HD inline double ringattn__dsink_finish(const ringattn__problem *P, int64_t hh, double sum)
+{
+    return P->sinks[hh] == -(double)INFINITY ? 0.0 : -sum;
+}
+
 static RINGATTN__HD inline double ringattn__dsink(const ringattn__problem *P, const ringattn_tensor *lse,
                                                   const ringattn_tensor *dout, const ringattn_tensor *out, int64_t hh)
 {
-    double sum = 0;
-    int64_t bb, pos;
-    if (P->sinks[hh] == -(double)INFINITY) return 0.0;   /* no sink */
-    for (bb = 0; bb < P->b; bb++)
-        for (pos = 0; pos < P->nq; pos++)
-            sum += exp(P->sinks[hh] - ringattn__load(lse->data, lse->dtype, ringattn__index(lse, bb, hh, pos, 0)))
-                 * ringattn__row_D(dout, out, bb, pos, hh, P->dv);
-    return -sum;
+    return ringattn__dsink_finish(P, hh, ringattn__dsink_part(P, lse, dout, out, hh, 0, P->b * P->nq));
 }
 
 /* backward with dbias, element (tb, th, i, j) of dbias (shape db): the [b][h][nq][nk] score

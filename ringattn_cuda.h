@@ -79,7 +79,8 @@
                         scalar core is ringattn.h's ringattn__merge_rescale / _fold) and adds
                         P V. A softcap maps each visible score before the merge, then the
                         score options add their term (ringattn__score_term: bias, ALiBi) and
-                        hide pairs (ringattn__pair_visible: mask, document ids: skipped); the
+                        hide pairs (ringattn__pair_visible: mask, unsorted document ids:
+                        skipped; sorted ids narrow the rows, ringattn__doc_visible); the
                         row's max logit is kept with m and l. O, m, l go back to the member's
                         buffers (a sink is the rows' initial state: (m, l) = (sink, 1)).
      forward finish     element-wise: O = acc / l (times 1/G for head groups), lse = m + log l
@@ -98,8 +99,9 @@
                         Two kernels, each output row written by exactly one thread: no atomics,
                         deterministic.
      dbias, dsinks      element-wise, after the ring: the workspace summed over the bias's
-                        broadcast axes (ringattn__dbias_sum), and per head ringattn__dsink from
-                        the stored lse, out and dout.
+                        broadcast axes (ringattn__dbias_sum), and dsinks from the stored lse,
+                        out and dout: parts of 2048 rows per head (ringattn__dsink_part), then
+                        their sum in order per head (ringattn__dsink_finish).
    Blocks (the ringattn__block of the CPU: runs of query and key positions with a position
    stride and a buffer stride, and the causal offset of their segment) are planned on the host
    with ringattn.h's own geometry (ringattn__pieces, ringattn__pattern, ringattn__segment_range,
@@ -350,10 +352,29 @@ struct ringattn_cuda__dbias_reduce {
     }
 };
 
-/* backward with sinks, head hh: dsinks[hh] (ringattn__dsink, from the stored lse, out, dout) */
+/* backward with sinks: dsinks from the stored lse, out, dout in two element-wise passes,
+   deterministic: part x = (head, chunk of RINGATTN_CUDA__DSINK_ROWS rows) sums its rows
+   (ringattn__dsink_part), then one thread per head adds its parts in order
+   (ringattn__dsink_finish) */
+#define RINGATTN_CUDA__DSINK_ROWS 2048
+struct ringattn_cuda__dsink_parts {
+    ringattn__problem P; ringattn_tensor lse, dout, out; double *part; int64_t chunks;
+    RINGATTN_CUDA__HD void operator()(int64_t x) const
+    {
+        int64_t hh = x / chunks, x0 = (x % chunks) * RINGATTN_CUDA__DSINK_ROWS, x1 = x0 + RINGATTN_CUDA__DSINK_ROWS;
+        if (x1 > P.b * P.nq) x1 = P.b * P.nq;
+        part[x] = ringattn__dsink_part(&P, &lse, &dout, &out, hh, x0, x1);
+    }
+};
 struct ringattn_cuda__dsinks {
-    ringattn__problem P; ringattn_tensor lse, dout, out; double *dsinks;
-    RINGATTN_CUDA__HD void operator()(int64_t hh) const { dsinks[hh] = ringattn__dsink(&P, &lse, &dout, &out, hh); }
+    ringattn__problem P; const double *part; int64_t chunks; double *dsinks;
+    RINGATTN_CUDA__HD void operator()(int64_t hh) const
+    {
+        double sum = 0;
+        int64_t c;
+        for (c = 0; c < chunks; c++) sum += part[hh * chunks + c];
+        dsinks[hh] = ringattn__dsink_finish(&P, hh, sum);
+    }
 };
 
 /* backward, one query row: D = rowsum(dO o O) in double from the stored tensors, and the
@@ -1376,14 +1397,19 @@ static void ringattn_cuda__options_backward(ringattn_cuda__exec *X, const ringat
         ringattn_cuda__each(X, f, db->shape[0] * db->shape[1] * PK->nq * PK->nk);
     }
     if (PK->sinks && cfg->dsinks) {
+        int64_t chunks = (PK->b * PK->nq + RINGATTN_CUDA__DSINK_ROWS - 1) / RINGATTN_CUDA__DSINK_ROWS;
         size_t bytes = (size_t)PK->h * sizeof(double);
+        double *part = (double *)ringattn_cuda__alloc(X, (size_t)(PK->h * chunks) * sizeof(double), NULL);
         double *ds = X->emulate ? cfg->dsinks : (double *)ringattn_cuda__alloc(X, bytes, NULL);
-        ringattn_cuda__dsinks f = { *PK, *io->lse, *io->dout, *io->out, ds };
-        if (ds) ringattn_cuda__each(X, f, PK->h);
-        if (ds && !X->emulate) {
-            ringattn_cuda__download(X, cfg->dsinks, ds, bytes);
-            ringattn_cuda__free(X, ds);
+        if (part && ds) {
+            ringattn_cuda__dsink_parts fp = { *PK, *io->lse, *io->dout, *io->out, part, chunks };
+            ringattn_cuda__dsinks fs = { *PK, part, chunks, ds };
+            ringattn_cuda__each(X, fp, PK->h * chunks);
+            ringattn_cuda__each(X, fs, PK->h);
+            if (!X->emulate) ringattn_cuda__download(X, cfg->dsinks, ds, bytes);
         }
+        if (!X->emulate) ringattn_cuda__free(X, ds);
+        ringattn_cuda__free(X, part);
     }
 }
 

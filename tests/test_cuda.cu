@@ -937,6 +937,11 @@ static void run_grid(int mode, tally *g, int *failures)
             c.seed = 1800 + (uint64_t)k;
             check_case(&c, mode, T, failures);
         }
+        for (it = 0; it < 2; it++, k++) {   /* b * nq > 2048: dsinks summed in parts on the device */
+            ccase c = base_case(1500, 4, both[it]);
+            c.b = 2; c.d = c.dv = 8; c.causal = 1; c.sinks = 1; c.docs = 5; c.max_logit = 1; c.seed = 1850 + (uint64_t)k;
+            check_case(&c, mode, T, failures);
+        }
         if (mode == MODE_EMULATE) {   /* odd tiles: masks and terms inside partial tiles */
             static const int tiles[3] = { 1, 5, 13 };
             for (i = 0; i < 3; i++) for (it = 0; it < 2; it++, k++) {
