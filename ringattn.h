@@ -380,7 +380,8 @@ RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape 
 
 /* Every check of a call, without the call: the views, shapes and aliasing of t (pass 0,
    forward: q, k, v, out, lse -- lse may be NULL, t[5..8] unused; pass 1, backward: q, k, v,
-   out, lse, dout, dq, dk, dv), then the config through ringattn_plan. Returns what
+   out, lse, dout, dq, dk, dv) and of the config's max_logit (forward) / dbias (backward)
+   against them, then the config through ringattn_plan. Returns what
    ringattn_forward / ringattn_backward would return for these arguments before computing
    anything (same status, same error_detail) and, on success, the call's shape in *shape
    (may be NULL). Writes nothing else. The companion headers validate with it, so a GPU or
