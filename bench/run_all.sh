@@ -5,7 +5,8 @@
 #
 # Needs the default build (meson setup build; it builds build/bench/bench and build/bench/bench-memory).
 # Writes RESULTS_DIR/bench.csv (build/bench/bench: f32 and f64, forward and backward, the grid
-# below, median of 5), memory.csv (build/bench/bench-memory), and, when PYTHON (default
+# below, median of 5), memory.csv (build/bench/bench-memory), options.csv (build/bench/bench-options:
+# each score option against the same call without it, n = 4096, p = 1 and 4), and, when PYTHON (default
 # .venv/bin/python) has torch, torch.csv (bench/compare_torch.py) and the figures
 # (bench/plot.py, needs matplotlib) in bench/figures/.
 #
@@ -28,7 +29,7 @@ py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || py=$(command -v python3 || echo none)
 mkdir -p "$out"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-ACTIVE}
-[ -x build/bench/bench ] || meson compile -C build bench bench-memory
+[ -x build/bench/bench ] && [ -x build/bench/bench-options ] || meson compile -C build bench bench-memory bench-options
 
 b=build/bench/bench
 { lscpu | sed -n 's/^Model name: *//p' | head -n 1
@@ -38,6 +39,7 @@ b=build/bench/bench
   $b --n 4096 --d 64,128 --causal 0,1 --p 1,8 --threads 2 --dtype f64 --pass fwd,bwd --reps 5 | tail -n +2
 } > "$out/bench.csv"
 build/bench/bench-memory > "$out/memory.csv"
+build/bench/bench-options --n 4096 --p 1,4 --threads 2 --reps 5 > "$out/options.csv"
 if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
   {
     "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32 --reps 5
