@@ -380,7 +380,8 @@ RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape 
 
 /* Every check of a call, without the call: the views, shapes and aliasing of t (pass 0,
    forward: q, k, v, out, lse -- lse may be NULL, t[5..8] unused; pass 1, backward: q, k, v,
-   out, lse, dout, dq, dk, dv), then the config through ringattn_plan. Returns what
+   out, lse, dout, dq, dk, dv) and of the config's max_logit (forward) / dbias (backward)
+   against them, then the config through ringattn_plan. Returns what
    ringattn_forward / ringattn_backward would return for these arguments before computing
    anything (same status, same error_detail) and, on success, the call's shape in *shape
    (may be NULL). Writes nothing else. The companion headers validate with it, so a GPU or
@@ -875,6 +876,13 @@ static RINGATTN__HD inline void ringattn__segment_at(const ringattn__problem *P,
     }
 }
 
+/* ALiBi's offset of segment S: the distance of query qpos and key kpos is |qpos + aoff - kpos|
+   with aoff = nk - nq, or per sequence (ke - qe) in varlen */
+static RINGATTN__HD inline int64_t ringattn__segment_aoff(const ringattn__problem *P, const ringattn__segment *S)
+{
+    return P->nseq > 0 ? S->ke - S->qe : P->nk - P->nq;
+}
+
 /* The patterns a head takes (dense and head groups: one; the LSE mix: all G), and pattern ip
    of head hh: its segment length (0 = dense: one segment), dilation rate and offset. */
 static RINGATTN__HD inline int ringattn__patterns(const ringattn__problem *P)
@@ -1012,6 +1020,19 @@ static RINGATTN__HD inline void ringattn__doc_keys(const ringattn__problem *P, i
     *ke = lo;
 }
 
+/* sorted document ids: narrows the columns [*a, *z) of a run of keys at positions ka, ka + kps,
+   ... to those of query qpos's document (ringattn__doc_keys) */
+static RINGATTN__HD inline void ringattn__doc_visible(const ringattn__problem *P, int64_t qpos, int64_t ka, int64_t kps,
+                                                      int64_t *a, int64_t *z)
+{
+    int64_t kb, ke, u, w;
+    ringattn__doc_keys(P, qpos, &kb, &ke);
+    u = -ringattn__floordiv(-(kb - ka), kps);     /* first column at or after kb */
+    w = ringattn__floordiv(ke - 1 - ka, kps) + 1;  /* past the last before ke   */
+    if (u > *a) *a = u;
+    if (w < *z) *z = w;
+}
+
 /* 1 if the dense mask and the document ids let (bb, hh, qpos) see kpos (the callbacks are
    asked apart: they run only on the host) */
 static RINGATTN__HD inline int ringattn__pair_visible(const ringattn__problem *P, int64_t bb, int64_t hh,
@@ -1049,6 +1070,51 @@ static RINGATTN__HD inline double ringattn__row_D(const ringattn_tensor *dout, c
         D += ringattn__load(dout->data, dout->dtype, ringattn__index(dout, bb, pos, hh, c))
            * ringattn__load(out->data, out->dtype, ringattn__index(out, bb, pos, hh, c));
     return D;
+}
+
+/* backward with sinks, head hh: dL/dsinks[hh] = -sum over batches and positions (in this
+   order) of exp(sinks[hh] - lse) D, D = rowsum(dO o O): the sink's probability times the
+   row's D; 0 for a head without a sink (-inf). ringattn__dsink_part sums the rows x0 <= x <
+   x1 of that order (x = batch * nq + position), ringattn__dsink_finish turns a head's sum
+   into its gradient (a parallel caller sums parts in order), ringattn__dsink does both. */
+static RINGATTN__HD inline double ringattn__dsink_part(const ringattn__problem *P, const ringattn_tensor *lse,
+                                                       const ringattn_tensor *dout, const ringattn_tensor *out,
+                                                       int64_t hh, int64_t x0, int64_t x1)
+{
+    double sum = 0;
+    int64_t x;
+    if (P->sinks[hh] == -(double)INFINITY) return 0.0;   /* no sink: nothing to sum */
+    for (x = x0; x < x1; x++) {
+        int64_t bb = x / P->nq, pos = x % P->nq;
+        sum += exp(P->sinks[hh] - ringattn__load(lse->data, lse->dtype, ringattn__index(lse, bb, hh, pos, 0)))
+             * ringattn__row_D(dout, out, bb, pos, hh, P->dv);
+    }
+    return sum;
+}
+
+static RINGATTN__HD inline double ringattn__dsink_finish(const ringattn__problem *P, int64_t hh, double sum)
+{
+    return P->sinks[hh] == -(double)INFINITY ? 0.0 : -sum;
+}
+
+static RINGATTN__HD inline double ringattn__dsink(const ringattn__problem *P, const ringattn_tensor *lse,
+                                                  const ringattn_tensor *dout, const ringattn_tensor *out, int64_t hh)
+{
+    return ringattn__dsink_finish(P, hh, ringattn__dsink_part(P, lse, dout, out, hh, 0, P->b * P->nq));
+}
+
+/* backward with dbias, element (tb, th, i, j) of dbias (shape db): the [b][h][nq][nk] score
+   gradients g summed over the bias's broadcast axes (batch, then head, ascending) */
+static RINGATTN__HD inline double ringattn__dbias_sum(const ringattn__problem *P, const double *g,
+                                                      const ringattn_tensor *db, int64_t tb, int64_t th,
+                                                      int64_t i, int64_t j)
+{
+    int64_t bb, hh, nb = db->shape[0] == 1 ? P->b : 1, nh = db->shape[1] == 1 ? P->h : 1;
+    double sum = 0;
+    for (bb = 0; bb < nb; bb++)
+        for (hh = 0; hh < nh; hh++)
+            sum += g[(((tb + bb) * P->h + th + hh) * P->nq + i) * P->nk + j];
+    return sum;
 }
 
 /* Precision emulation (round_state): one row's running state (acc [dv] in compute type ct,
@@ -1811,7 +1877,7 @@ static void ringattn__unit(const ringattn__ring *R, ringattn__member *me, ringat
                     if (B.nc == 0) continue;
                     B.rs = qbs;          /* == kbs: pieces of one call share their kind */
                     B.off = S.off;
-                    B.bb = bb; B.hh = hh; B.aoff = P->nseq > 0 ? S.ke - S.qe : P->nk - P->nq;
+                    B.bb = bb; B.hh = hh; B.aoff = ringattn__segment_aoff(P, &S);
                     B.x = NULL;
                     B.q = ringattn__at(me->q, (home + qrow) * P->d, es);
                     B.o = NULL; B.m = B.l = NULL; B.dq = B.dout = NULL; B.lse = B.D = NULL;
@@ -1884,12 +1950,9 @@ static int ringattn__tile_mask(const ringattn__problem *P, ringattn__scratch *me
         int64_t qpos = B->qa + (r0 + i) * B->qps, first = -1, last = -1, lo = me->lo[i], hi = me->hi[i];
         unsigned char *v = me->vis + i * nc;
         if (P->docs_sorted && lo < hi) {   /* the row's document: one interval of keys */
-            int64_t kb, ke, a, z;
-            ringattn__doc_keys(P, qpos, &kb, &ke);
-            a = -ringattn__floordiv(-(kb - B->ka), B->kps) - c0;     /* first column at or after kb */
-            z = ringattn__floordiv(ke - 1 - B->ka, B->kps) + 1 - c0;  /* past the last before ke   */
-            if (a > lo) lo = a;
-            if (z < hi) hi = z;
+            int64_t a = lo + c0, z = hi + c0;
+            ringattn__doc_visible(P, qpos, B->ka, B->kps, &a, &z);
+            lo = a - c0; hi = z - c0;
         }
         if (!P->pairs) { first = lo; last = hi - 1; }
         else for (c = lo; c < hi; c++) {
@@ -2777,7 +2840,7 @@ static int ringattn__check_options(const ringattn_config *cfg, const ringattn_sh
 {
     int64_t j;
     int st;
-    if (!ringattn__has_options(cfg)) return RINGATTN_OK;
+    if (!ringattn__has_options(cfg) && !cfg->alibi_size) return RINGATTN_OK;   /* alibi_size alone: checked below */
     if (cfg->num_groups > 0)
         return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "the score options (sinks, ALiBi, bias, masks, document "
                               "ids, max_logit) do not combine with dilated attention (num_groups > 0)");
@@ -3230,39 +3293,23 @@ static void ringattn__fill_stats(const ringattn__ring *R, const ringattn_plan_in
         if (R->w[i].bytes > st->scratch_bytes_per_thread) st->scratch_bytes_per_thread = R->w[i].bytes;
 }
 
-/* backward with sinks: dsink_h = -sum over batches and rows of exp(sink_h - lse) D, D =
-   rowsum(dO o O) (the sink's probability times the row's D), in one fixed order */
+/* backward with sinks: dsinks[hh] for every head (ringattn__dsink, one fixed order) */
 static void ringattn__dsinks(const ringattn__problem *P, const ringattn__io *io, double *dsinks)
 {
-    int64_t bb, hh, pos;
-    for (hh = 0; hh < P->h; hh++) {
-        double sum = 0;
-        if (P->sinks[hh] == -INFINITY) { dsinks[hh] = 0.0; continue; }   /* no sink */
-        for (bb = 0; bb < P->b; bb++)
-            for (pos = 0; pos < P->nq; pos++) {
-                double lse = ringattn__load(io->lse->data, io->lse->dtype, ringattn__index(io->lse, bb, hh, pos, 0));
-                sum += exp(P->sinks[hh] - lse) * ringattn__row_D(io->dout, io->out, bb, pos, hh, P->dv);
-            }
-        dsinks[hh] = -sum;
-    }
+    int64_t hh;
+    for (hh = 0; hh < P->h; hh++) dsinks[hh] = ringattn__dsink(P, io->lse, io->dout, io->out, hh);
 }
 
 /* backward with dbias: the [b][h][nq][nk] score gradients summed over the bias's broadcast
-   axes (batch, then head, ascending) into its shape */
+   axes into its shape (ringattn__dbias_sum) */
 static void ringattn__dbias_reduce(const ringattn__problem *P, const double *g, ringattn_tensor *db)
 {
-    int64_t tb, th, i, j, bb, hh;
-    int64_t nb = db->shape[0] == 1 ? P->b : 1, nh = db->shape[1] == 1 ? P->h : 1;
+    int64_t tb, th, i, j;
     for (tb = 0; tb < db->shape[0]; tb++)
     for (th = 0; th < db->shape[1]; th++)
     for (i = 0; i < P->nq; i++)
-    for (j = 0; j < P->nk; j++) {
-        double sum = 0;
-        for (bb = 0; bb < nb; bb++)
-            for (hh = 0; hh < nh; hh++)
-                sum += g[(((tb + bb) * P->h + th + hh) * P->nq + i) * P->nk + j];
-        ringattn__store(db->data, db->dtype, ringattn__index(db, tb, th, i, j), sum);
-    }
+    for (j = 0; j < P->nk; j++)
+        ringattn__store(db->data, db->dtype, ringattn__index(db, tb, th, i, j), ringattn__dbias_sum(P, g, db, tb, th, i, j));
 }
 
 static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
@@ -3413,19 +3460,6 @@ static int ringattn__check_call(const ringattn_config *cfg, int pass, const ring
     return ringattn__check_alias(cfg, t, names, pass ? 9 : 5, pass ? 6 : 3);
 }
 
-RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
-                                     ringattn_shape *shape)
-{
-    ringattn_shape s; ringattn_plan_info plan; int st;
-    if (!cfg) return RINGATTN_ENULL;
-    if (pass != 0 && pass != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "pass = %d, must be 0 or 1", pass);
-    if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "the tensor list is NULL");
-    if ((st = ringattn__check_call(cfg, pass, t, &s)) != RINGATTN_OK) return st;
-    if ((st = ringattn_plan(cfg, &s, pass, &plan)) != RINGATTN_OK) return st;
-    if (shape) *shape = s;
-    return RINGATTN_OK;
-}
-
 /* an option's output (max_logit, dbias) may share its data with no tensor of the call */
 static int ringattn__check_option_alias(const ringattn_config *cfg, const ringattn_tensor *o, const char *name,
                                         const ringattn_tensor *const t[9])
@@ -3437,6 +3471,21 @@ static int ringattn__check_option_alias(const ringattn_config *cfg, const ringat
             return ringattn__fail(cfg, RINGATTN_EALIAS, "%s shares its data with tensor %d of the call", name, i);
     if ((cfg->bias && cfg->bias->data == o->data) || (cfg->mask && cfg->mask->data == o->data))
         return ringattn__fail(cfg, RINGATTN_EALIAS, "%s shares its data with the bias or the mask", name);
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
+                                     ringattn_shape *shape)
+{
+    ringattn_shape s; ringattn_plan_info plan; int st;
+    if (!cfg) return RINGATTN_ENULL;
+    if (pass != 0 && pass != 1) return ringattn__fail(cfg, RINGATTN_ECONFIG, "pass = %d, must be 0 or 1", pass);
+    if (!t) return ringattn__fail(cfg, RINGATTN_ENULL, "the tensor list is NULL");
+    if ((st = ringattn__check_call(cfg, pass, t, &s)) != RINGATTN_OK) return st;
+    if ((st = ringattn__check_option_alias(cfg, pass ? cfg->dbias : cfg->max_logit, pass ? "dbias" : "max_logit", t))
+        != RINGATTN_OK) return st;   /* as the entry points, before the config */
+    if ((st = ringattn_plan(cfg, &s, pass, &plan)) != RINGATTN_OK) return st;
+    if (shape) *shape = s;
     return RINGATTN_OK;
 }
 

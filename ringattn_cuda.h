@@ -1,8 +1,9 @@
 /* ringattn_cuda.h - the CUDA companion of ringattn.h: the same ring attention (dense, causal,
    windowed, softcapped, GQA, varlen, dilated LongNet in both mixes; contiguous, zigzag and
-   striped partitions), forward and backward, as CUDA kernels, with exactly the arguments of
-   ringattn_forward / ringattn_backward and tensors in device memory.
-                                                               Version 0.2 (see end of file)
+   striped partitions; the score options: sinks, ALiBi, bias, masks, document ids, max logit),
+   forward and backward, as CUDA kernels, with exactly the arguments of ringattn_forward /
+   ringattn_backward and tensors in device memory.
+                                                               Version 0.3 (see end of file)
    USAGE
      In exactly ONE .cu file of your project (compiled by nvcc):
          #define RINGATTN_IMPLEMENTATION           (the CPU library, unless another file has it)
@@ -35,16 +36,23 @@
                 round-to-nearest-even store), f32/f64 compute, partitions (contiguous,
                 zigzag, striped), varlen (cu_seqlens_q/k, causal and window aligned per
                 sequence), dilated attention with both mixes (segments, rates, head groups,
-                /G), ring_size, stats, trace, stream.
+                /G), ring_size, stats, trace, stream; the score options: sinks and dsinks,
+                ALiBi, bias and dbias, the dense mask, document ids, max_logit (bias, dbias,
+                mask, max_logit: views of device memory; sinks, alibi_slopes, document ids:
+                host arrays, copied by the call; dsinks: a host array the call writes).
      rejected   exactly what the CPU rejects, with its status and sentence (the checks are
                 ringattn_check_call / ringattn_plan of ringattn.h), plus tensors whose data is
-                not device memory (RINGATTN_EUNSUPPORTED) and head dims too large for one row
-                of Q, K, V in shared memory (RINGATTN_EUNSUPPORTED). cfg->error_detail says
-                which.
+                not device memory (the score options' views too), head dims too large for one
+                row of Q, K, V in shared memory, the host callbacks mask_fn / mask_block_fn
+                (a kernel cannot call them: give the mask as cfg->mask or document ids), all
+                RINGATTN_EUNSUPPORTED. cfg->error_detail says which.
      differs    ring_size = 0 means 1 member (one GPU), not "one per thread"; num_threads is
                 validated and has no effect (results never depend on it on the CPU either);
                 alloc_user / RINGATTN_MALLOC are not used (cudaMalloc, and malloc for the
-                host-side block tables).
+                host-side block tables); a dense mask or unsorted document ids are applied
+                pair by pair inside the blocks the other rules plan (the CPU also drops
+                blocks they empty), so blocks_computed / tiles_computed / flops may then
+                exceed the CPU's; sorted document ids cut rows as on the CPU.
      errors     CUDA failures return RINGATTN_ECUDA (RINGATTN_ENOMEM for
                 cudaErrorMemoryAllocation) with the call and cudaGetErrorString in
                 cfg->error_detail; no device at all is RINGATTN_ECUDA too.
@@ -69,8 +77,12 @@
                         the keys it may see (masked keys are skipped, never multiplied by 0),
                         their max, rescales its O row once (the online-softmax merge: its
                         scalar core is ringattn.h's ringattn__merge_rescale / _fold) and adds
-                        P V. A softcap maps each visible score before the merge. O, m, l go
-                        back to the member's buffers.
+                        P V. A softcap maps each visible score before the merge, then the
+                        score options add their term (ringattn__score_term: bias, ALiBi) and
+                        hide pairs (ringattn__pair_visible: mask, unsorted document ids:
+                        skipped; sorted ids narrow the rows, ringattn__doc_visible); the
+                        row's max logit is kept with m and l. O, m, l go back to the member's
+                        buffers (a sink is the rows' initial state: (m, l) = (sink, 1)).
      forward finish     element-wise: O = acc / l (times 1/G for head groups), lse = m + log l
                         (0 and -inf for a row that saw no key), stored into the user's views.
      backward rows      element-wise: per query row, D = rowsum(dO o O) (in double, from the
@@ -78,12 +90,18 @@
      backward dQ tile   one CUDA block per (query tile, block), one thread per query row: P is
                         recomputed from lse (exp(s - lse); through the softcap when set),
                         dP = dO V^T, dS = P (dP - D) (times 1 - (C / cap)^2 with a softcap),
-                        dQ += scale dS K. dQ stays in the member.
+                        dQ += scale dS K. dQ stays in the member. With score options P comes
+                        from the final score, and with dbias the dS of the final score goes
+                        to a [b][h][nq][nk] f64 workspace (each pair by its row's thread).
      backward dK/dV     one CUDA block per (key tile, block), one thread per key: streams the
                         query tiles, recomputes P and dS the same way, dV += P^T dO,
                         dK += scale dS^T Q into the travelling dK/dV buffer of the K/V chunk.
                         Two kernels, each output row written by exactly one thread: no atomics,
                         deterministic.
+     dbias, dsinks      element-wise, after the ring: the workspace summed over the bias's
+                        broadcast axes (ringattn__dbias_sum), and dsinks from the stored lse,
+                        out and dout: parts of 2048 rows per head (ringattn__dsink_part), then
+                        their sum in order per head (ringattn__dsink_finish).
    Blocks (the ringattn__block of the CPU: runs of query and key positions with a position
    stride and a buffer stride, and the causal offset of their segment) are planned on the host
    with ringattn.h's own geometry (ringattn__pieces, ringattn__pattern, ringattn__segment_range,
@@ -187,17 +205,30 @@ typedef struct {
     int64_t qa, ka, qps, kps, rs, nr, nc, off;
     int64_t qrow;                  /* row of qa in the member's [b][h][rows] arrays           */
     int64_t krow;                  /* row of ka in the K/V buffer's [b][hk][ck] rows          */
+    int64_t bb, hh, aoff;          /* batch, q head, ALiBi's offset (ringattn__segment_aoff)  */
 } ringattn_cuda__block;
 
 /* Visible key columns [*lo, *hi) (0 <= lo <= hi <= nc) of block row i: ringattn.h's own
-   rule (ringattn__visible), over the whole block. */
+   rules over the whole block, the intervals (ringattn__visible) and sorted document ids
+   (ringattn__doc_visible: each row's document is one interval of keys). */
 static RINGATTN_CUDA__HD inline void ringattn_cuda__row_bounds(const ringattn__problem *P,
                                                                const ringattn_cuda__block *B,
                                                                int64_t i, int64_t *lo, int64_t *hi)
 {
-    int64_t a = 0, z = B->nc;
-    ringattn__visible(P->causal, P->wl, P->wr, B->off, B->qa + i * B->qps, B->ka, B->kps, &a, &z);
+    int64_t a = 0, z = B->nc, qpos = B->qa + i * B->qps;
+    ringattn__visible(P->causal, P->wl, P->wr, B->off, qpos, B->ka, B->kps, &a, &z);
+    if (P->docs_sorted && a < z) ringattn__doc_visible(P, qpos, B->ka, B->kps, &a, &z);
+    if (z < a) z = a;
     *lo = a; *hi = z;
+}
+
+/* 1 if a pair mask asked pair by pair (cfg->mask, unsorted document ids: ringattn.h's
+   ringattn__pair_visible) hides key position kpos from query position qpos of block B; the
+   interval rules and sorted document ids are the bounds'. */
+static RINGATTN_CUDA__HD inline int ringattn_cuda__hidden(const ringattn__problem *P, const ringattn_cuda__block *B,
+                                                          int64_t qpos, int64_t kpos)
+{
+    return P->pairs && !ringattn__pair_visible(P, B->bb, B->hh, qpos, kpos);
 }
 
 /* Buffer row r of a member's pieces (rows of piece 0, then of piece 1) -> its position. */
@@ -266,10 +297,17 @@ struct ringattn_cuda__unpack {
     }
 };
 
-/* a member's running state before step 0: m = -inf, l = 0 */
+/* a member's running state before step 0: m = -inf, l = 0, or with sinks the sink of the
+   row's head counted once, (m, l) = (sink, 1) (ringattn__member_setup); the row's max logit
+   -inf */
 struct ringattn_cuda__init_rows {
-    double *m, *l;
-    RINGATTN_CUDA__HD void operator()(int64_t i) const { m[i] = -(double)INFINITY; l[i] = 0.0; }
+    double *m, *l, *x; const double *sinks; int64_t h, rows;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const
+    {
+        if (sinks) { m[i] = sinks[(i / rows) % h]; l[i] = 1.0; }
+        else { m[i] = -(double)INFINITY; l[i] = 0.0; }
+        if (x) x[i] = -(double)INFINITY;
+    }
 };
 
 /* precision emulation (round_state), after a step: one row held as a port holds (out, lse)
@@ -284,11 +322,11 @@ struct ringattn_cuda__hold_rows {
 };
 
 /* after the last step, one element (row, c) of a member's rows: O = acc / l * gdiv, and for
-   c == 0 the lse (ringattn__member_finish) */
+   c == 0 the lse and the max logit (ringattn__member_finish) */
 template <typename T>
 struct ringattn_cuda__forward_finish {
-    ringattn_tensor o, lse; int has_lse; ringattn__piece pc[2]; int np; int64_t h, rows, dv;
-    const T *acc; const double *m, *l; double gdiv;
+    ringattn_tensor o, lse, ml; int has_lse; ringattn__piece pc[2]; int np; int64_t h, rows, dv;
+    const T *acc; const double *m, *l, *x; double gdiv;
     RINGATTN_CUDA__HD void operator()(int64_t i) const
     {
         int64_t c = i % dv, at = i / dv, r = at % rows, hh = (at / rows) % h, bb = at / rows / h;
@@ -297,6 +335,45 @@ struct ringattn_cuda__forward_finish {
                         ringattn__finish_out((double)acc[at * dv + c], l[at], gdiv));
         if (c == 0 && has_lse)
             ringattn__store(lse.data, lse.dtype, ringattn__index(&lse, bb, hh, pos, 0), ringattn__finish_lse(m[at], l[at]));
+        if (c == 0 && x)
+            ringattn__store(ml.data, ml.dtype, ringattn__index(&ml, bb, hh, pos, 0), x[at]);
+    }
+};
+
+/* backward with dbias, one element of dbias (in the bias's shape): the score gradients of the
+   [b][h][nq][nk] workspace summed over its broadcast axes (ringattn__dbias_sum) */
+struct ringattn_cuda__dbias_reduce {
+    ringattn__problem P; const double *g; ringattn_tensor db;
+    RINGATTN_CUDA__HD void operator()(int64_t x) const
+    {
+        int64_t j = x % P.nk, i = (x / P.nk) % P.nq, th = (x / P.nk / P.nq) % db.shape[1];
+        int64_t tb = x / P.nk / P.nq / db.shape[1];
+        ringattn__store(db.data, db.dtype, ringattn__index(&db, tb, th, i, j), ringattn__dbias_sum(&P, g, &db, tb, th, i, j));
+    }
+};
+
+/* backward with sinks: dsinks from the stored lse, out, dout in two element-wise passes,
+   deterministic: part x = (head, chunk of RINGATTN_CUDA__DSINK_ROWS rows) sums its rows
+   (ringattn__dsink_part), then one thread per head adds its parts in order
+   (ringattn__dsink_finish) */
+#define RINGATTN_CUDA__DSINK_ROWS 2048
+struct ringattn_cuda__dsink_parts {
+    ringattn__problem P; ringattn_tensor lse, dout, out; double *part; int64_t chunks;
+    RINGATTN_CUDA__HD void operator()(int64_t x) const
+    {
+        int64_t hh = x / chunks, x0 = (x % chunks) * RINGATTN_CUDA__DSINK_ROWS, x1 = x0 + RINGATTN_CUDA__DSINK_ROWS;
+        if (x1 > P.b * P.nq) x1 = P.b * P.nq;
+        part[x] = ringattn__dsink_part(&P, &lse, &dout, &out, hh, x0, x1);
+    }
+};
+struct ringattn_cuda__dsinks {
+    ringattn__problem P; const double *part; int64_t chunks; double *dsinks;
+    RINGATTN_CUDA__HD void operator()(int64_t hh) const
+    {
+        double sum = 0;
+        int64_t c;
+        for (c = 0; c < chunks; c++) sum += part[hh * chunks + c];
+        dsinks[hh] = ringattn__dsink_finish(&P, hh, sum);
     }
 };
 
@@ -323,23 +400,26 @@ template <typename T>
 struct ringattn_cuda__smem {
     double *m, *l;                 /* per row, forward: running max and sum (else NULL)       */
     double *lse, *D;               /* per row, backward: lse and D (else NULL); same place    */
+    double *x;                     /* per row, forward with max_logit: the row's max score    */
     int64_t *lo, *hi;              /* per row: visible key columns [lo, hi) of the block      */
     int64_t *flag;                 /* block-uniform values written by thread 0                */
     T *q, *o, *dq, *dout, *k, *v, *dk, *dv;
 };
 
-/* carve `base` (NULL: just measure) for a tile of nt rows; returns the bytes */
+/* carve `base` (NULL: just measure) for a tile of nt rows (ml: the forward's max_logit rows
+   too); returns the bytes */
 template <typename T>
 static RINGATTN_CUDA__HD size_t ringattn_cuda__layout(char *base, int kind, int64_t nt, int64_t d, int64_t dv,
-                                                      ringattn_cuda__smem<T> *S)
+                                                      int ml, ringattn_cuda__smem<T> *S)
 {
     size_t off = 0;
     ringattn_cuda__smem<T> L;
 #define RINGATTN_CUDA__CARVE(ptr, type, count) \
     do { (ptr) = base ? (type *)(void *)(base + off) : (type *)0; \
          off += (((size_t)(count) * sizeof(type)) + 15) / 16 * 16; } while (0)
-    L.m = L.l = L.lse = L.D = (double *)0;
+    L.m = L.l = L.lse = L.D = L.x = (double *)0;
     if (kind == RINGATTN_CUDA__FWD) { RINGATTN_CUDA__CARVE(L.m, double, nt); RINGATTN_CUDA__CARVE(L.l, double, nt); }
+    if (kind == RINGATTN_CUDA__FWD && ml) RINGATTN_CUDA__CARVE(L.x, double, nt);   /* max_logit */
     else { RINGATTN_CUDA__CARVE(L.lse, double, nt); RINGATTN_CUDA__CARVE(L.D, double, nt); }
     RINGATTN_CUDA__CARVE(L.lo, int64_t, nt);
     RINGATTN_CUDA__CARVE(L.hi, int64_t, nt);
@@ -365,27 +445,34 @@ struct ringattn_cuda__tile_args {
     T *q;                          /* member Q_i [b][h][rows][d]                              */
     T *o;                          /* forward: running O_i [..][dv]                           */
     double *m, *l;                 /* forward: running row max and sum [b][h][rows]           */
+    double *x;                     /* forward with max_logit: the rows' max score, else NULL  */
     T *dq;                         /* backward: dQ_i [..][d]                                  */
     const T *dout;                 /* backward: dO_i (already divided by G) [..][dv]          */
     double *lse, *D;               /* backward: lse_i, D_i [b][h][rows]                       */
     const T *kv;                   /* the K/V chunk held: K [b][hk][ck][d], then V [..][dv]   */
     T *dkv;                        /* backward: its travelling dK, dV, same layout            */
     int64_t kvhalf;                /* elements of K in a K/V buffer (V follows)               */
+    double *dbias;                 /* backward with dbias: the [b][h][nq][nk] f64 workspace   */
 };
 
 /* ---------------------------------------------------------------- forward tile kernel */
 
 /* One row's part of a K/V tile: keys [c0, c0 + nc) of the block, of which the row sees
-   [lo, hi). The online-softmax merge of ringattn__merge, for one row:
+   [lo, hi); r is its row in block B. The online-softmax merge of ringattn__merge, for one row:
      m_new = max(m, max_j s_j);   l = l exp(m - m_new) + sum_j exp(s_j - m_new)
-     O     = O exp(m - m_new) + sum_j exp(s_j - m_new) v_j                                   */
+     O     = O exp(m - m_new) + sum_j exp(s_j - m_new) v_j
+   With score options, s_j = softcap(scale q.k_j) + ringattn__score_term (bias, ALiBi), in
+   double with one rounding to the compute type as ringattn__row_options forms it; pairs a
+   pair mask hides (ringattn__pair_visible) are skipped. The row's max logit is the max of the
+   final scores (ringattn__merge's rule). */
 template <typename T>
-static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem *P,
-                                                         const ringattn_cuda__smem<T> &S, int i,
+static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem *P, const ringattn_cuda__block *B,
+                                                         const ringattn_cuda__smem<T> &S, int i, int64_t r,
                                                          int64_t c0, int64_t nc)
 {
     T s[RINGATTN_CUDA_TILE];
-    int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c, d = P->d, dv = P->dv;
+    unsigned char hid[RINGATTN_CUDA_TILE];
+    int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c, d = P->d, dv = P->dv, qpos = B->qa + r * B->qps;
     const T *q = S.q + i * d;
     T *o = S.o + i * dv;
     double mx = -(double)INFINITY, mnew = 0, alpha = 0, sum = 0;
@@ -395,23 +482,31 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_row(const ringattn__problem
     if (a >= z) return;                     /* no visible key in this tile: nothing read */
     for (j = a; j < z; j++) {               /* S = scale * q K^T, visible keys only */
         T dot = 0;
+        int64_t kpos = B->ka + (c0 + j) * B->kps;
+        hid[j] = (unsigned char)ringattn_cuda__hidden(P, B, qpos, kpos);
+        if (hid[j]) { s[j] = -(T)INFINITY; continue; }   /* a pair mask: skipped */
         for (c = 0; c < d; c++) dot += q[c] * S.k[j * d + c];
         s[j] = (T)P->scale * dot;
         if (P->round_s) s[j] = (T)ringattn__round((double)s[j], P->pt);         /* precision emulation */
         if (P->softcap > 0) s[j] = ringattn_cuda__softcap(s[j], P->softcap);   /* before the merge */
+        if (P->modify) s[j] = (T)ringattn__score_term(P, B->bb, B->hh, qpos, kpos, B->aoff, (double)s[j]);
         if ((double)s[j] > mx) mx = (double)s[j];
         if (s[j] != s[j]) nan = 1;
     }
     if (mx == -(double)INFINITY && nan) mx = (double)NAN;   /* ringattn__row_max: only NaNs seen */
+    if (S.x && (mx > S.x[i] || mx != mx)) S.x[i] = mx;      /* max_logit (ringattn__merge) */
     if (!ringattn__merge_rescale(S.m[i], mx, &mnew, &alpha)) return;   /* contributes nothing */
-    for (j = a; j < z; j++) { s[j] = ringattn_cuda__exp_minus(s[j], mnew); sum += (double)s[j]; }
+    for (j = a; j < z; j++) {
+        if (hid[j]) continue;
+        s[j] = ringattn_cuda__exp_minus(s[j], mnew); sum += (double)s[j];
+    }
     if (P->round_p)   /* precision emulation: P rounded after l, before P V (ringattn__round) */
-        for (j = a; j < z; j++) s[j] = (T)ringattn__round((double)s[j], P->pt);
+        for (j = a; j < z; j++) if (!hid[j]) s[j] = (T)ringattn__round((double)s[j], P->pt);
     ringattn__merge_fold(&S.m[i], &S.l[i], mnew, alpha, sum);
     if (alpha != 1.0) for (c = 0; c < dv; c++) o[c] *= (T)alpha;
     for (c = 0; c < dv; c++) {              /* O += P V */
         T acc = o[c];
-        for (j = a; j < z; j++) acc += s[j] * S.v[j * dv + c];
+        for (j = a; j < z; j++) if (!hid[j]) acc += s[j] * S.v[j * dv + c];
         o[c] = acc;
     }
 }
@@ -447,14 +542,15 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
     const int64_t ldq = B.rs * d, ldv = B.rs * dv;          /* a run is a matrix with stride r */
     int64_t nr, c0, kmin, kmax;
     ringattn_cuda__smem<T> S;
-    T *qg, *og; double *mg, *lg; const T *kg, *vg;
+    T *qg, *og; double *mg, *lg, *xg; const T *kg, *vg;
     if (r0 >= B.nr) return;                                /* uniform: the whole CUDA block */
     nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
-    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__FWD, nt, d, dv, &S);
+    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__FWD, nt, d, dv, A.x != NULL, &S);
     qg = A.q + (B.qrow + r0 * B.rs) * d;                    /* row i at qg + i * ldq */
     og = A.o + (B.qrow + r0 * B.rs) * dv;
     mg = A.m + B.qrow + r0 * B.rs;                        /* row i at mg[i * r]    */
     lg = A.l + B.qrow + r0 * B.rs;
+    xg = A.x ? A.x + B.qrow + r0 * B.rs : (double *)0;
     kg = A.kv + B.krow * d;                                /* key c at kg + c * ldq */
     vg = A.kv + A.kvhalf + B.krow * dv;
 
@@ -468,6 +564,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
         for (c = 0; c < dv; c++) S.o[i * dv + c] = og[i * ldv + c];
         S.m[i] = mg[i * B.rs];
         S.l[i] = lg[i * B.rs];
+        if (xg) S.x[i] = xg[i * B.rs];
     }
     RINGATTN_CUDA__SYNC();
     /* pass 2: the key columns any row of the tile sees */
@@ -484,7 +581,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
         RINGATTN_CUDA__SYNC();
         RINGATTN_CUDA__EACH_THREAD(i, nt) {
             if (i >= nr) continue;
-            ringattn_cuda__forward_row<T>(P, S, i, c0, nc);
+            ringattn_cuda__forward_row<T>(P, &B, S, i, r0 + i, c0, nc);
         }
         RINGATTN_CUDA__SYNC();
     }
@@ -495,6 +592,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__forward_tile(const ringattn_cuda__t
         for (c = 0; c < dv; c++) og[i * ldv + c] = S.o[i * dv + c];
         mg[i * B.rs] = S.m[i];
         lg[i * B.rs] = S.l[i];
+        if (xg) xg[i * B.rs] = S.x[i];
     }
 }
 
@@ -532,6 +630,35 @@ static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore(const ringattn__probl
     }
 }
 
+/* The same with score options (ringattn__bwd_row_options): the final score
+   x = softcap(s) + bias - ALiBi (ringattn__score_term, in double, one rounding),
+   P = exp(x - lse), dS of the final score *dx = P (dP - D) (what dbias sums), then the
+   softcap's derivative (1 - (C / cap)^2, in double) for dS of the raw score. */
+template <typename T>
+static RINGATTN_CUDA__HD inline void ringattn_cuda__dscore_options(const ringattn__problem *P, const ringattn_cuda__block *B,
+                                                                   int64_t qpos, int64_t kpos, T s, T dp, double lse,
+                                                                   double D, T *p, T *ds, T *dx)
+{
+    T x;
+    if (P->round_s) {   /* precision emulation: S and dP as eager low-precision attention stores them */
+        s = (T)ringattn__round((double)s, P->pt);
+        dp = (T)ringattn__round((double)dp, P->pt);
+    }
+    if (P->softcap > 0) s = ringattn_cuda__softcap(s, P->softcap);
+    x = P->modify ? (T)ringattn__score_term(P, B->bb, B->hh, qpos, kpos, B->aoff, (double)s) : s;
+    *p = ringattn_cuda__exp_minus(x, lse);
+    *dx = *p * (dp - (T)D);
+    *ds = *dx;
+    if (P->softcap > 0) {
+        double c = (double)s / P->softcap;
+        *ds = (T)((double)*dx * (1.0 - c * c));
+    }
+    if (P->round_p) {   /* precision emulation: P and dS as the products read them */
+        *p = (T)ringattn__round((double)*p, P->pt);
+        *ds = (T)ringattn__round((double)*ds, P->pt);
+    }
+}
+
 /* Block program: dQ of query tile bx of block by (ringattn__backward_block, the dQ part).
    Rows with lse = -inf saw nothing in the forward pass and get no gradient. */
 template <typename T>
@@ -548,7 +675,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
     T *qg, *dqg; const T *gg, *kg, *vg; const double *lseg, *Dg;
     if (r0 >= B.nr) return;
     nr = (B.nr - r0 < nt) ? B.nr - r0 : nt;
-    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DQ, nt, d, dv, &S);
+    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DQ, nt, d, dv, 0, &S);
     qg = A.q + (B.qrow + r0 * B.rs) * d;
     dqg = A.dq + (B.qrow + r0 * B.rs) * d;
     gg = A.dout + (B.qrow + r0 * B.rs) * dv;
@@ -580,18 +707,26 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dq_tile(const ringattn_cuda__tile_a
         }
         RINGATTN_CUDA__SYNC();
         RINGATTN_CUDA__EACH_THREAD(i, nt) {
-            int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c;
+            int64_t a = S.lo[i] - c0, z = S.hi[i] - c0, j, c, qpos = B.qa + (r0 + i) * B.qps;
             const T *q = S.q + i * d, *g = S.dout + i * dv;
             T *dq = S.dq + i * d;
             if (i >= nr) continue;
             if (a < 0) a = 0;
             if (z > nc) z = nc;
             for (j = a; j < z; j++) {
-                T s = 0, dp = 0, p, ds, w;
+                T s = 0, dp = 0, p, ds, dx, w;
+                int64_t kpos = B.ka + (c0 + j) * B.kps;
+                if (ringattn_cuda__hidden(P, &B, qpos, kpos)) continue;   /* a pair mask: skipped */
                 for (c = 0; c < d; c++) s += q[c] * S.k[j * d + c];
                 s = (T)P->scale * s;                          /* S = scale Q K^T     */
                 for (c = 0; c < dv; c++) dp += g[c] * S.v[j * dv + c];   /* dP = dO V^T */
-                ringattn_cuda__dscore(P, s, dp, S.lse[i], S.D[i], &p, &ds);
+                if (P->modify || P->emask) {                  /* score options       */
+                    ringattn_cuda__dscore_options(P, &B, qpos, kpos, s, dp, S.lse[i], S.D[i], &p, &ds, &dx);
+                    if (A.dbias)   /* dbias: this pair's dS of the final score, written once */
+                        A.dbias[((B.bb * P->h + B.hh) * P->nq + qpos) * P->nk + kpos] += (double)dx;
+                } else {
+                    ringattn_cuda__dscore(P, s, dp, S.lse[i], S.D[i], &p, &ds);
+                }
                 w = (T)P->scale * ds;                         /* dQ += scale dS K    */
                 for (c = 0; c < d; c++) dq[c] += w * S.k[j * d + c];
             }
@@ -621,7 +756,7 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
     const T *qg, *gg, *kg, *vg; T *dkg, *dvg; const double *lseg, *Dg;
     if (c0 >= B.nc) return;
     nc = (B.nc - c0 < nt) ? B.nc - c0 : nt;
-    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DKV, nt, d, dv, &S);
+    ringattn_cuda__layout<T>(smem, RINGATTN_CUDA__DKV, nt, d, dv, 0, &S);
     qg = A.q + B.qrow * d;                                 /* row i at qg + i * ldq */
     gg = A.dout + B.qrow * dv;
     lseg = A.lse + B.qrow;
@@ -665,18 +800,23 @@ static RINGATTN_CUDA__HD void ringattn_cuda__dkv_tile(const ringattn_cuda__tile_
             }
             RINGATTN_CUDA__SYNC();
             RINGATTN_CUDA__EACH_THREAD(j, nt) {
-                int64_t col = c0 + j, x, c;
+                int64_t col = c0 + j, x, c, kpos = B.ka + col * B.kps;
                 const T *k = S.k + j * d, *v = S.v + j * dv;
                 T *dk = S.dk + j * d, *dvr = S.dv + j * dv;
                 if (j >= nc) continue;
                 for (x = 0; x < nr; x++) {
                     const T *q = S.q + x * d, *g = S.dout + x * dv;
-                    T s = 0, dp = 0, p, ds, w;
+                    T s = 0, dp = 0, p, ds, dx, w;
+                    int64_t qpos = B.qa + (r0 + x) * B.qps;
                     if (col < S.lo[x] || col >= S.hi[x]) continue;   /* masked: skipped */
+                    if (ringattn_cuda__hidden(P, &B, qpos, kpos)) continue;   /* a pair mask: skipped */
                     for (c = 0; c < d; c++) s += q[c] * k[c];
                     s = (T)P->scale * s;
                     for (c = 0; c < dv; c++) dp += g[c] * v[c];
-                    ringattn_cuda__dscore(P, s, dp, S.lse[x], S.D[x], &p, &ds);
+                    if (P->modify || P->emask)                        /* score options */
+                        ringattn_cuda__dscore_options(P, &B, qpos, kpos, s, dp, S.lse[x], S.D[x], &p, &ds, &dx);
+                    else
+                        ringattn_cuda__dscore(P, s, dp, S.lse[x], S.D[x], &p, &ds);
                     for (c = 0; c < dv; c++) dvr[c] += p * g[c];     /* dV += P^T dO       */
                     w = (T)P->scale * ds;
                     for (c = 0; c < d; c++) dk[c] += w * q[c];       /* dK += scale dS^T Q */
@@ -812,7 +952,7 @@ static void ringattn_cuda__tiles(ringattn_cuda__exec *X, int kind, const ringatt
                                  int64_t count, int64_t tiles)
 {
     const int64_t per_launch = 65535;    /* gridDim.y limit */
-    size_t smem = ringattn_cuda__layout<T>(NULL, kind, A.P.nt, A.P.d, A.P.dv, NULL);
+    size_t smem = ringattn_cuda__layout<T>(NULL, kind, A.P.nt, A.P.d, A.P.dv, A.x != NULL, NULL);
     int64_t off, bx, by;
     for (off = 0; off < count && X->status == RINGATTN_OK; off += per_launch) {
         ringattn_cuda__tile_args<T> a = A;
@@ -845,9 +985,9 @@ static void ringattn_cuda__tiles(ringattn_cuda__exec *X, int kind, const ringatt
 template <typename T>
 static void ringattn_cuda__allow_smem(ringattn_cuda__exec *X, const ringattn__problem *P)
 {
-    size_t f = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__FWD, P->nt, P->d, P->dv, NULL);
-    size_t q = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DQ, P->nt, P->d, P->dv, NULL);
-    size_t k = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DKV, P->nt, P->d, P->dv, NULL);
+    size_t f = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__FWD, P->nt, P->d, P->dv, P->max_logit, NULL);
+    size_t q = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DQ, P->nt, P->d, P->dv, 0, NULL);
+    size_t k = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__DKV, P->nt, P->d, P->dv, 0, NULL);
     if (X->emulate) return;
     if (X->pass == 0)
         ringattn_cuda__check(X, cudaFuncSetAttribute(ringattn_cuda__forward_kernel<T>,
@@ -925,6 +1065,7 @@ static int ringattn_cuda__plan_step(const ringattn__problem *P, ringattn_cuda__p
                 if (B.nc == 0) continue;
                 B.rs = qbs;                  /* == kbs: pieces of one call share their kind */
                 B.off = S.off;
+                B.bb = bb; B.hh = hh; B.aoff = ringattn__segment_aoff(P, &S);
                 B.qrow = home + qrow;
                 B.krow = kvrow + krow;
                 /* visible pairs, and the K/V tiles the forward / dQ kernel will load */
@@ -978,6 +1119,7 @@ static int ringattn_cuda__plan_make(const ringattn__problem *P, ringattn_cuda__p
 typedef struct {
     const ringattn_tensor *q, *k, *v, *out, *lse, *dout;     /* inputs                          */
     ringattn_tensor *o, *l, *dq, *dk, *dv;                   /* outputs of this pass            */
+    ringattn_tensor *ml;                                     /* forward: max_logit, or NULL     */
 } ringattn_cuda__io;
 
 /* a member's device buffers (ringattn__member of ringattn.h) */
@@ -987,6 +1129,7 @@ typedef struct {
     int64_t q0, q1, rows;          /* their span, and the number of rows                      */
     void *q;
     void *o; double *m, *l;        /* forward: running O_i, row max and sum (NULL in backward) */
+    double *x;                     /* forward with max_logit: the rows' max score             */
     void *dq, *dout; double *lse, *D;   /* backward (NULL in forward)                      */
     void *kv[2], *dkv[2];
     size_t bytes;
@@ -994,7 +1137,9 @@ typedef struct {
 
 typedef struct {
     ringattn_cuda__exec *X;
-    const ringattn__problem *P;
+    const ringattn__problem *P;           /* the host's (planning)                              */
+    const ringattn__problem *PK;          /* the kernels': its option pointers in device memory */
+    double *dbias;                        /* backward with dbias: [b][h][nq][nk] f64 workspace  */
     const ringattn_cuda__plan *L;
     const ringattn_cuda__block *blocks;   /* the plan's table where the kernels read it        */
     ringattn_cuda__member *m;
@@ -1022,7 +1167,7 @@ static void ringattn_cuda__member_setup(ringattn_cuda__ring *R, const ringattn_c
     ringattn_cuda__each(X, pk, P->b * P->hk * krows * P->d);
     ringattn_cuda__each(X, pv, P->b * P->hk * krows * P->dv);
     if (X->pass == 0) {
-        ringattn_cuda__init_rows ir = { me->m, me->l };
+        ringattn_cuda__init_rows ir = { me->m, me->l, me->x, R->PK->sinks, P->h, me->rows };
         ringattn_cuda__zero(X, me->o, (size_t)(n * P->dv) * sizeof(T));
         ringattn_cuda__each(X, ir, n);
         return;
@@ -1052,10 +1197,11 @@ static void ringattn_cuda__member_step(ringattn_cuda__ring *R, int i, int t)
         int64_t first = L->first[base + w], count = L->first[base + w + 1] - first;
         ringattn_cuda__tile_args<T> A;
         if (count == 0) continue;
-        A.P = *P;
+        A.P = *R->PK;
         A.blocks = R->blocks + first;
         A.q = (T *)me->q;
-        A.o = (T *)me->o; A.m = me->m; A.l = me->l;
+        A.o = (T *)me->o; A.m = me->m; A.l = me->l; A.x = me->x;
+        A.dbias = R->dbias;
         A.dq = (T *)me->dq; A.dout = (const T *)me->dout; A.lse = me->lse; A.D = me->D;
         A.kv = (const T *)me->kv[t & 1];
         A.dkv = R->X->pass ? (T *)me->dkv[t & 1] : (T *)0;
@@ -1083,6 +1229,8 @@ static void ringattn_cuda__member_finish(ringattn_cuda__ring *R, const ringattn_
         f.pc[0] = me->qp[0]; f.pc[1] = me->qp[1]; f.np = me->nqp;
         f.h = P->h; f.rows = me->rows; f.dv = P->dv;
         f.acc = (const T *)me->o; f.m = me->m; f.l = me->l; f.gdiv = ringattn__group_div(P);
+        f.x = io->ml ? me->x : (const double *)0;
+        if (io->ml) f.ml = *io->ml; else f.ml = *io->o;
         ringattn_cuda__each(R->X, f, n * P->dv);
     } else {
         ringattn__piece kp[2];
@@ -1184,9 +1332,10 @@ static int ringattn_cuda__resolve(const ringattn_config *cfg, const ringattn_sha
     if (cfg->descale_size > 0)
         return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "fp8 descale factors are computed by the CPU ring "
                                    "only (fp8 inputs without them are read as they are)");
-    if (ringattn__has_options(cfg))
-        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "the score options (sinks, ALiBi, bias, masks, "
-                                   "document ids, max_logit) are computed by the CPU ring only");
+    if (cfg->mask_fn || cfg->mask_block_fn)   /* host callbacks: the kernels cannot call them */
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "mask_fn and mask_block_fn (host callbacks) are "
+                                   "computed by the CPU ring only; on the GPU give the mask as cfg->mask "
+                                   "(RINGATTN_BOOL, device memory) or as document ids");
     if (pass == 0 && cfg->round_block)   /* the one emulation point with no GPU path */
         return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "round_block (a port's per-block merge, precision "
                                    "emulation) is computed by the CPU ring only");
@@ -1200,6 +1349,70 @@ static int ringattn_cuda__resolve(const ringattn_config *cfg, const ringattn_sha
 
 /* ---------------------------------------------------------------- host: one call */
 
+/* The score options where the kernels read them. The problem is passed to the kernels by
+   value; its option pointers (the bias and mask views, the sinks, the ALiBi slopes, the
+   document ids: the config's host memory) point, in the kernels' copy, at device copies
+   made here (the views' data are already device memory). The emulation reads the host's. */
+typedef struct { void *bias, *mask, *sinks, *alibi, *docq, *dock; } ringattn_cuda__optdev;
+
+static const void *ringattn_cuda__upload(ringattn_cuda__exec *X, const void *src, size_t bytes, void **keep)
+{
+    if (!src) return NULL;
+    if (X->emulate) return src;
+    *keep = ringattn_cuda__alloc(X, bytes, NULL);
+    if (*keep)
+        ringattn_cuda__check(X, cudaMemcpy(*keep, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (score options)");
+    return *keep;
+}
+
+static void ringattn_cuda__options_upload(ringattn_cuda__exec *X, const ringattn__problem *P, ringattn__problem *PK,
+                                          ringattn_cuda__optdev *D)
+{
+    memset(D, 0, sizeof *D);
+    *PK = *P;
+    PK->bias = (const ringattn_tensor *)ringattn_cuda__upload(X, P->bias, sizeof(ringattn_tensor), &D->bias);
+    PK->mask = (const ringattn_tensor *)ringattn_cuda__upload(X, P->mask, sizeof(ringattn_tensor), &D->mask);
+    PK->sinks = (const double *)ringattn_cuda__upload(X, P->sinks, (size_t)P->h * sizeof(double), &D->sinks);
+    PK->alibi = (const double *)ringattn_cuda__upload(X, P->alibi, (size_t)P->nalibi * sizeof(double), &D->alibi);
+    PK->docq = (const int64_t *)ringattn_cuda__upload(X, P->docq, (size_t)P->nq * sizeof(int64_t), &D->docq);
+    PK->dock = (const int64_t *)ringattn_cuda__upload(X, P->dock, (size_t)P->nk * sizeof(int64_t), &D->dock);
+}
+
+static void ringattn_cuda__options_free(ringattn_cuda__exec *X, ringattn_cuda__optdev *D)
+{
+    ringattn_cuda__free(X, D->bias); ringattn_cuda__free(X, D->mask); ringattn_cuda__free(X, D->sinks);
+    ringattn_cuda__free(X, D->alibi); ringattn_cuda__free(X, D->docq); ringattn_cuda__free(X, D->dock);
+    memset(D, 0, sizeof *D);
+}
+
+/* backward, after the ring: dbias reduced from the workspace into the bias's shape, and
+   dsinks (h doubles, the config's host memory; computed on the device, then copied back) */
+static void ringattn_cuda__options_backward(ringattn_cuda__exec *X, const ringattn__problem *PK, const ringattn_cuda__io *io,
+                                            const double *dbias_ws)
+{
+    const ringattn_config *cfg = X->cfg;
+    if (dbias_ws) {
+        const ringattn_tensor *db = cfg->dbias;
+        ringattn_cuda__dbias_reduce f = { *PK, dbias_ws, *db };
+        ringattn_cuda__each(X, f, db->shape[0] * db->shape[1] * PK->nq * PK->nk);
+    }
+    if (PK->sinks && cfg->dsinks) {
+        int64_t chunks = (PK->b * PK->nq + RINGATTN_CUDA__DSINK_ROWS - 1) / RINGATTN_CUDA__DSINK_ROWS;
+        size_t bytes = (size_t)PK->h * sizeof(double);
+        double *part = (double *)ringattn_cuda__alloc(X, (size_t)(PK->h * chunks) * sizeof(double), NULL);
+        double *ds = X->emulate ? cfg->dsinks : (double *)ringattn_cuda__alloc(X, bytes, NULL);
+        if (part && ds) {
+            ringattn_cuda__dsink_parts fp = { *PK, *io->lse, *io->dout, *io->out, part, chunks };
+            ringattn_cuda__dsinks fs = { *PK, part, chunks, ds };
+            ringattn_cuda__each(X, fp, PK->h * chunks);
+            ringattn_cuda__each(X, fs, PK->h);
+            if (!X->emulate) ringattn_cuda__download(X, cfg->dsinks, ds, bytes);
+        }
+        if (!X->emulate) ringattn_cuda__free(X, ds);
+        ringattn_cuda__free(X, part);
+    }
+}
+
 template <typename T>
 static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P, const ringattn_plan_info *plan,
                                     const ringattn_cuda__io *io, int force_tile)
@@ -1208,16 +1421,19 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
     ringattn_cuda__plan L;
     ringattn_cuda__ring R;
     ringattn_cuda__block *dev_blocks = NULL;
-    size_t es = sizeof(T), smem = 0, table_bytes = 0, peak = 0;
+    ringattn__problem PK;
+    ringattn_cuda__optdev OD;
+    size_t es = sizeof(T), smem = 0, table_bytes = 0, peak = 0, dbias_bytes = 0;
     int i, nt;
     memset(&L, 0, sizeof L);
     memset(&R, 0, sizeof R);
+    memset(&OD, 0, sizeof OD);
 
     /* the tile: the largest (<= RINGATTN_CUDA_TILE) whose kernels fit in shared memory */
     for (nt = force_tile > 0 ? force_tile : RINGATTN_CUDA_TILE; nt >= 1; nt--) {
         int k0 = X->pass ? RINGATTN_CUDA__DQ : RINGATTN_CUDA__FWD, k1 = X->pass ? RINGATTN_CUDA__DKV : RINGATTN_CUDA__FWD;
-        size_t a = ringattn_cuda__layout<T>(NULL, k0, nt, P->d, P->dv, NULL);
-        size_t b = ringattn_cuda__layout<T>(NULL, k1, nt, P->d, P->dv, NULL);
+        size_t a = ringattn_cuda__layout<T>(NULL, k0, nt, P->d, P->dv, X->pass == 0 && P->max_logit, NULL);
+        size_t b = ringattn_cuda__layout<T>(NULL, k1, nt, P->d, P->dv, X->pass == 0 && P->max_logit, NULL);
         smem = a > b ? a : b;
         if (smem <= X->smem_limit) break;
     }
@@ -1227,8 +1443,10 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
                                    "the device allows (%zu bytes) even for a tile of one row",
                                    (long long)P->d, (long long)P->dv, X->smem_limit);
     P->nt = nt;
+    ringattn_cuda__options_upload(X, P, &PK, &OD);   /* the kernels' problem */
 
     if (ringattn_cuda__plan_make(P, &L) != 0) {
+        ringattn_cuda__options_free(X, &OD);
         ringattn_cuda__plan_free(&L);
         return ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the host-side block table");
     }
@@ -1247,7 +1465,12 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
     ringattn_cuda__allow_smem<T>(X, P);
 
     /* every member's private device buffers (ringattn__ring_alloc) */
-    R.X = X; R.P = P; R.L = &L;
+    R.X = X; R.P = P; R.PK = &PK; R.L = &L;
+    if (X->pass == 1 && P->dbias) {   /* dbias: every (batch, head) score's gradient, as on the CPU */
+        dbias_bytes = (size_t)(P->b * P->h * P->nq * P->nk) * sizeof(double);
+        R.dbias = (double *)ringattn_cuda__alloc(X, dbias_bytes, NULL);
+        if (R.dbias) ringattn_cuda__zero(X, R.dbias, dbias_bytes);
+    }
     R.kv_bytes = (size_t)(P->b * P->hk * P->ck * (P->d + P->dv)) * es;
     R.m = (ringattn_cuda__member *)calloc((size_t)P->p, sizeof *R.m);
     if (!R.m && X->status == RINGATTN_OK)
@@ -1265,6 +1488,8 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
             me->o = ringattn_cuda__alloc(X, rows * (size_t)P->dv * es, &me->bytes);
             me->m = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
             me->l = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
+            if (P->max_logit)   /* the rows' score maxima (ringattn_plan counts them) */
+                me->x = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
         } else {
             me->dq = ringattn_cuda__alloc(X, rows * (size_t)P->d * es, &me->bytes);
             me->lse = (double *)ringattn_cuda__alloc(X, rows * sizeof(double), &me->bytes);
@@ -1285,6 +1510,7 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
     }
 
     if (X->status == RINGATTN_OK) ringattn_cuda__ring_loop<T>(&R, io);
+    if (X->status == RINGATTN_OK && X->pass == 1) ringattn_cuda__options_backward(X, &PK, io, R.dbias);
     if (X->status == RINGATTN_OK && !X->emulate)   /* kernels are asynchronous: wait for them */
         ringattn_cuda__check(X, cudaStreamSynchronize(X->stream), "cudaStreamSynchronize (after the ring)");
 
@@ -1313,7 +1539,7 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
         st->planned_bytes_per_member = plan->member_bytes;
         st->peak_bytes_per_member = peak;
         st->scratch_bytes_per_thread = smem;               /* shared memory of one CUDA block */
-        st->shared_bytes = table_bytes;
+        st->shared_bytes = table_bytes + dbias_bytes;       /* the block table, dbias's workspace */
     }
 
     if (R.m)
@@ -1321,13 +1547,15 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
             ringattn_cuda__member *me = &R.m[i];
             ringattn_cuda__free(X, me->q); ringattn_cuda__free(X, me->o); ringattn_cuda__free(X, me->dq);
             ringattn_cuda__free(X, me->dout); ringattn_cuda__free(X, me->m); ringattn_cuda__free(X, me->l);
-            ringattn_cuda__free(X, me->lse); ringattn_cuda__free(X, me->D);
+            ringattn_cuda__free(X, me->lse); ringattn_cuda__free(X, me->D); ringattn_cuda__free(X, me->x);
             ringattn_cuda__free(X, me->kv[0]); ringattn_cuda__free(X, me->kv[1]);
             ringattn_cuda__free(X, me->dkv[0]); ringattn_cuda__free(X, me->dkv[1]);
         }
     free(R.m);
     free(R.trace_rows);
     ringattn_cuda__free(X, dev_blocks);
+    ringattn_cuda__free(X, R.dbias);
+    ringattn_cuda__options_free(X, &OD);
     free(X->host_smem); X->host_smem = NULL;
     ringattn_cuda__plan_free(&L);
     return X->status;
@@ -1361,6 +1589,11 @@ static int ringattn_cuda__execute(const ringattn_config *cfg, const ringattn_sha
                                  "cudaDeviceGetAttribute") != RINGATTN_OK) return X.status;
         X.smem_limit = (size_t)optin;
         if ((st = ringattn_cuda__check_device_ptrs(cfg, all, names, n)) != RINGATTN_OK) return st;
+        {   /* the score options' views (their small host arrays are copied by the call) */
+            const ringattn_tensor *ot[3] = { cfg->bias, cfg->mask, pass ? cfg->dbias : cfg->max_logit };
+            const char *on[3] = { "cfg->bias", "cfg->mask", pass ? "cfg->dbias" : "cfg->max_logit" };
+            if ((st = ringattn_cuda__check_device_ptrs(cfg, ot, on, 3)) != RINGATTN_OK) return st;
+        }
     }
     if (P.ct == RINGATTN_F64) return ringattn_cuda__execute_t<double>(&X, &P, &plan, io, force_tile);
     return ringattn_cuda__execute_t<float>(&X, &P, &plan, io, force_tile);
@@ -1381,7 +1614,7 @@ static int ringattn_cuda__forward(const ringattn_config *cfg, const ringattn_ten
     if (c.ring_size == 0) c.ring_size = 1;
     if ((st = ringattn_check_call(&c, 0, all, &s)) != RINGATTN_OK) return st;
     memset(&io, 0, sizeof io);
-    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
+    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse; io.ml = cfg->max_logit;
     return ringattn_cuda__execute(cfg, &s, 0, &io, all, names, 5, emulate, force_tile);
 }
 
@@ -1428,6 +1661,10 @@ extern "C" RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *c
 
 /*
    VERSION HISTORY
+     0.3  the score options: sinks / dsinks, ALiBi, bias / dbias, dense mask, document ids,
+          max_logit, forward and backward, by ringattn.h's rules (ringattn__score_term,
+          ringattn__pair_visible, ringattn__dsink, ringattn__dbias_sum); mask_fn /
+          mask_block_fn refused.
      0.2  zigzag and striped partitions, varlen (cu_seqlens), softcap forward and backward: every
           config the CPU accepts; conversions, the problem, the partition / pattern / segment
           geometry and the merge's scalar core are ringattn.h's RINGATTN__HD functions.

@@ -25,9 +25,14 @@
    views; f16 / bf16 / mixed storage; windows; dilated attention in both mixes (rates > 1,
    h not divisible by G, GQA); zigzag and striped partitions (ring sizes 1..8, both causal
    alignments, GQA, f16 / bf16); softcap; varlen cu_seqlens (per-sequence alignment, empty
-   sequences, with partitions, windows, softcap); dilated with zigzag. Stats: blocks computed
-   and skipped, hand-offs and planned bytes equal the CPU's, forward and backward. Also:
-   refusals are the CPU's (status and sentence), and host pointers are refused. */
+   sequences, with partitions, windows, softcap); dilated with zigzag; the score options
+   (sinks / dsinks, ALiBi per head and per batch, bias / dbias in every broadcast shape, dense
+   mask, sorted and unsorted document ids, max_logit), alone and mixed over ring sizes,
+   partitions, GQA, softcap, windows, varlen, storage and odd tiles. Stats: blocks computed
+   and skipped, hand-offs and planned bytes equal the CPU's, forward and backward (a dense
+   mask or unsorted document ids: at least the CPU's computed blocks, the same total). Also:
+   refusals are the CPU's (status and sentence), the option callbacks mask_fn /
+   mask_block_fn are refused by CUDA, and host pointers are refused. */
 #define RINGATTN_IMPLEMENTATION
 #define RINGATTN_CUDA_IMPLEMENTATION
 #include "ringattn_cuda.h"
@@ -123,7 +128,7 @@ typedef struct {
     ringattn_tensor t;       /* the view on the host buffer                    */
 } tbuf;
 
-static size_t dsize(ringattn_dtype dt) { return dt == RINGATTN_F64 ? 8 : dt == RINGATTN_F32 ? 4 : 2; }
+static size_t dsize(ringattn_dtype dt) { return ringattn__dtype_size(dt); }
 
 static int tbuf_make(tbuf *b, ringattn_dtype dt, int layout, int64_t s0, int64_t s1, int64_t s2, int64_t s3)
 {
@@ -210,6 +215,12 @@ typedef struct {
     int nseq;                 /* varlen: packed sequences (batch 1), 0 = off           */
     int64_t cuq[MAXS + 1], cuk[MAXS + 1];
     int round_p, round_s, round_state;   /* precision emulation, to bf16 */
+    /* score options (0 = off): sinks (1: one per q head, head 1's -inf, with dsinks), ALiBi
+       (1: a slope per q head, 2: per batch and head), bias with dbias (1: [b][h], 2: [1][h],
+       3: [b][1], 4: [1][1]; 5: [b][h] with -inf entries), dense mask (1: [b][h], 2: [1][1],
+       3: [1][h]; a quarter of the pairs hidden and some rows wholly), document ids (n > 0:
+       n contiguous documents, n < 0: -n documents at random), max_logit */
+    int sinks, alibi, bias, mask, docs, max_logit;
     uint64_t seed;
 } ccase;
 
@@ -226,10 +237,11 @@ static ccase base_case(int64_t n, int p, ringattn_dtype dt)
 static void describe(const ccase *c)
 {
     printf("    case b=%lld nq=%lld nk=%lld h=%lld hk=%lld d=%lld dv=%lld causal=%d p=%d layout=%d window=(%d,%d) "
-           "storage=%d compute=%d G=%d mix=%d tile=%d partition=%d softcap=%g nseq=%d seed=%llu\n", (long long)c->b,
+           "storage=%d compute=%d G=%d mix=%d tile=%d partition=%d softcap=%g nseq=%d sinks=%d alibi=%d bias=%d "
+           "mask=%d docs=%d max_logit=%d seed=%llu\n", (long long)c->b,
            (long long)c->nq, (long long)c->nk, (long long)c->h, (long long)c->hk, (long long)c->d, (long long)c->dv,
            c->causal, c->p, c->layout, c->wl, c->wr, (int)c->storage, (int)c->compute, c->G, c->mix, c->tile, c->part,
-           c->softcap, c->nseq, (unsigned long long)c->seed);
+           c->softcap, c->nseq, c->sinks, c->alibi, c->bias, c->mask, c->docs, c->max_logit, (unsigned long long)c->seed);
 }
 
 /* worst errors against the CPU, by kind: [0] f64 compute and f64 storage, [1] f64 compute with
@@ -307,6 +319,110 @@ static int64_t dims4(int64_t *d, int64_t a, int64_t b, int64_t c, int64_t e)
     return a * b * c * e;
 }
 
+/* ---------------------------------------------------------------- score options */
+
+#define MAXH 16
+
+/* A case's score options: the config's host arrays, and its views in the storage dtype (for
+   the CUDA path; bias, dbias, max_logit) and in f64 (for the reference), the same values. */
+typedef struct {
+    double sinks[MAXH], dsinks_ref[MAXH], dsinks_got[MAXH], slopes[4 * MAXH];
+    int64_t *docq, *dock;
+    tbuf B, rB, DB, rDB, M, ML, rML;
+    int64_t bd[4], md[4], ld[4];
+    double tmax;                 /* the largest |bias| + |ALiBi term|: scores move by that much */
+} opts;
+
+static void opts_make(const ccase *c, opts *o)
+{
+    test_rng r = rng_seed(c->seed * 7 + 5);
+    int64_t i, n;
+    memset(o, 0, sizeof *o);
+    dims4(o->ld, c->b, c->h, c->nq, 1);
+    if (c->sinks)
+        for (i = 0; i < c->h; i++) o->sinks[i] = (i == 1) ? -INFINITY : 3.0 * (rng_uniform(&r) - 0.3);
+    if (c->alibi) {
+        for (i = 0; i < (c->alibi == 2 ? c->b * c->h : c->h); i++)
+            o->slopes[i] = pow(2.0, -8.0 * (double)(i % c->h + 1) / (double)c->h) * (1.0 + 0.25 * (double)(i / c->h));
+        for (i = 0; i < (c->alibi == 2 ? c->b * c->h : c->h); i++) {
+            double t = o->slopes[i] * (double)(c->nq + c->nk);
+            if (t > o->tmax) o->tmax = t;
+        }
+    }
+    if (c->bias) {
+        static const int bshape[6][2] = { { 0, 0 }, { 1, 1 }, { 0, 1 }, { 1, 0 }, { 0, 0 }, { 1, 1 } };
+        double *x, bm = 0;
+        n = dims4(o->bd, bshape[c->bias][0] ? c->b : 1, bshape[c->bias][1] ? c->h : 1, c->nq, c->nk);
+        x = (double *)malloc(sizeof(double) * (size_t)n);
+        fill_normal(x, n, c->seed * 7 + 6);
+        for (i = 0; i < n; i++) {
+            if (c->bias == 5 && rng_next(&r) % 9 == 0) x[i] = -INFINITY;
+            if (isfinite(x[i]) && fabs(x[i]) > bm) bm = fabs(x[i]);
+        }
+        tbuf_make(&o->B, c->storage, c->layout, o->bd[0], o->bd[1], o->bd[2], o->bd[3]);
+        tbuf_make(&o->rB, RINGATTN_F64, LAYOUT_BNHD, o->bd[0], o->bd[1], o->bd[2], o->bd[3]);
+        tbuf_make(&o->DB, c->storage, c->layout, o->bd[0], o->bd[1], o->bd[2], o->bd[3]);
+        tbuf_make(&o->rDB, RINGATTN_F64, LAYOUT_BNHD, o->bd[0], o->bd[1], o->bd[2], o->bd[3]);
+        tbuf_write(&o->B, x); tbuf_read(&o->B, x); tbuf_write(&o->rB, x);   /* the storage grid's values */
+        o->tmax += bm;
+        free(x);
+    }
+    if (c->mask) {
+        static const int mshape[4][2] = { { 0, 0 }, { 1, 1 }, { 0, 0 }, { 0, 1 } };
+        unsigned char *v;
+        n = dims4(o->md, mshape[c->mask][0] ? c->b : 1, mshape[c->mask][1] ? c->h : 1, c->nq, c->nk);
+        tbuf_make(&o->M, RINGATTN_BOOL, LAYOUT_BNHD, o->md[0], o->md[1], o->md[2], o->md[3]);
+        v = (unsigned char *)o->M.base;
+        for (i = 0; i < n; i++) {
+            int64_t row = i / c->nk;
+            v[i] = (unsigned char)(row % 11 == 4 ? 0 : (rng_next(&r) % 4 != 0) * (1 + (int)(rng_next(&r) % 3)));
+        }
+    }
+    if (c->docs) {
+        int64_t nd = c->docs > 0 ? c->docs : -c->docs;
+        o->docq = (int64_t *)malloc(sizeof(int64_t) * (size_t)c->nq);
+        o->dock = (int64_t *)malloc(sizeof(int64_t) * (size_t)c->nk);
+        for (i = 0; i < c->nq; i++) o->docq[i] = c->docs > 0 ? i * nd / c->nq : (int64_t)(rng_next(&r) % (uint64_t)nd);
+        for (i = 0; i < c->nk; i++) o->dock[i] = c->docs > 0 ? i * nd / c->nk : (int64_t)(rng_next(&r) % (uint64_t)nd);
+    }
+    if (c->max_logit) {
+        tbuf_make(&o->ML, c->storage, c->layout, c->b, c->h, c->nq, 1);
+        tbuf_make(&o->rML, RINGATTN_F64, LAYOUT_BNHD, c->b, c->h, c->nq, 1);
+    }
+}
+
+static void opts_free(opts *o)
+{
+    tbuf_free(&o->B); tbuf_free(&o->rB); tbuf_free(&o->DB); tbuf_free(&o->rDB); tbuf_free(&o->M);
+    tbuf_free(&o->ML); tbuf_free(&o->rML);
+    free(o->docq); free(o->dock);
+}
+
+/* the options into a config: ref = 1 the f64 views and dsinks_ref, else the storage views
+   (dev: their device copies, made here, GPU mode) and dsinks_got; views[] keeps the structs */
+static int opts_apply(const ccase *c, opts *o, ringattn_config *cfg, int ref, int dev, ringattn_tensor views[4])
+{
+    if (c->sinks) { cfg->sinks = o->sinks; cfg->dsinks = ref ? o->dsinks_ref : o->dsinks_got; }
+    if (c->alibi) { cfg->alibi_slopes = o->slopes; cfg->alibi_size = (int)(c->alibi == 2 ? c->b * c->h : c->h); }
+    if (c->docs) { cfg->document_ids_q = o->docq; cfg->document_ids_k = o->dock; }
+    if (c->bias) {
+        views[0] = ref ? o->rB.t : o->B.t; views[1] = ref ? o->rDB.t : o->DB.t;
+        if (dev && (tbuf_upload(&o->B, &views[0]) || tbuf_upload(&o->DB, &views[1]))) return -1;
+        cfg->bias = &views[0]; cfg->dbias = &views[1];
+    }
+    if (c->mask) {
+        views[2] = o->M.t;
+        if (dev && tbuf_upload(&o->M, &views[2])) return -1;
+        cfg->mask = &views[2];
+    }
+    if (c->max_logit) {
+        views[3] = ref ? o->rML.t : o->ML.t;
+        if (dev && tbuf_upload(&o->ML, &views[3])) return -1;
+        cfg->max_logit = &views[3];
+    }
+    return 0;
+}
+
 /* forward and backward of one case: reference on the CPU in f64, then the CUDA path */
 static void check_case(const ccase *c, int mode, tally *g, int *failures)
 {
@@ -325,6 +441,9 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
     double vmax, smax, scale = c->scale != 0 ? c->scale : 1.0 / sqrt((double)c->d), su = store_u(c->storage);
     test_tol to, tl, tg;
     test_cmp r;
+    opts OP;
+    ringattn_tensor rviews[4];
+    int pairmask = c->mask || c->docs < 0;   /* asked pair by pair: the CPU also skips blocks they empty */
     if (c->p > c->nq || c->p > c->nk) return;
     if (c->part == RINGATTN_ZIGZAG && (2 * c->p > c->nq || 2 * c->p > c->nk)) return;
     memset(x, 0, sizeof x);
@@ -368,8 +487,11 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
     tbuf_write(&V, v); tbuf_read(&V, v); tbuf_write(&G, dO); tbuf_read(&G, dO);
     tbuf_write(&rQ, q); tbuf_write(&rK, k); tbuf_write(&rV, v); tbuf_write(&rG, dO);
 
+    opts_make(c, &OP);
+
     /* reference: the CPU in f64; out and lse then become the backward's inputs */
     cfg = case_config(c, RINGATTN_F64);
+    opts_apply(c, &OP, &cfg, 1, 0, rviews);
     cfg.stats = &cst;
     st = ringattn_forward(&cfg, &rQ.t, &rK.t, &rV.t, &rO.t, &rL.t);
     CHECK(st == RINGATTN_OK, "reference forward returned %d", st);
@@ -390,16 +512,20 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
         gc.stats = &gst; gc.error_detail = detail; gc.error_detail_size = sizeof detail;
         tbuf_make(&O2, c->storage, c->layout, c->b, c->nq, c->h, c->dv);
         tbuf_make(&L2, c->storage, c->layout, c->b, c->h, c->nq, 1);
+        ringattn_tensor gviews[4];
         tbuf_sentinel(&O2); tbuf_sentinel(&L2);
+        if (c->max_logit) tbuf_sentinel(&OP.ML);
         if (mode == MODE_EMULATE) {
+            opts_apply(c, &OP, &gc, 0, 0, gviews);
             st = ringattn_cuda__forward(&gc, &Q.t, &K.t, &V.t, &O2.t, &L2.t, 1, c->tile);
         } else {
             ringattn_tensor dq_, dk_, dv_, do_, dl_;
             st = -100;
             if (!tbuf_upload(&Q, &dq_) && !tbuf_upload(&K, &dk_) && !tbuf_upload(&V, &dv_) &&
-                !tbuf_upload(&O2, &do_) && !tbuf_upload(&L2, &dl_)) {
+                !tbuf_upload(&O2, &do_) && !tbuf_upload(&L2, &dl_) && !opts_apply(c, &OP, &gc, 0, 1, gviews)) {
                 st = ringattn_cuda_forward(&gc, &dq_, &dk_, &dv_, &do_, &dl_);
-                if (st == RINGATTN_OK && (tbuf_download(&O2) || tbuf_download(&L2))) st = -101;
+                if (st == RINGATTN_OK && (tbuf_download(&O2) || tbuf_download(&L2) ||
+                                          (c->max_logit && tbuf_download(&OP.ML)))) st = -101;
             }
         }
         CHECK(st == RINGATTN_OK, "cuda forward returned %d (%s) %s", st, ringattn_strerror(st), detail);
@@ -408,7 +534,7 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
             vmax = max_abs_f64(v, nv_);
             if (f64) { to = tol_f64_out(max_abs_f64(ro, no_), vmax); tl = tol_f64_lse(max_abs_finite_f64(rl, nl_)); }
             else {
-                smax = tol_smax(q, k, c->b, c->nq, c->nk, c->h, c->hk, c->d, scale);
+                smax = tol_smax(q, k, c->b, c->nq, c->nk, c->h, c->hk, c->d, scale) + OP.tmax;
                 to = tol_f32_out(smax, vmax, c->d, c->nk); tl = tol_f32_lse(smax, c->d, c->nk);
             }
             to.rel += su; tl.rel += su; to.abs += store_abs(c->storage);
@@ -416,8 +542,21 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
             CHECK(r.bad == 0, "forward out: %lld elements out of tolerance (worst %.3g x tol)", (long long)r.bad, r.max_frac);
             r = compare_report("lse", gl, rl, ld, "bhn.", tl); note(g, kind, r, max_abs_finite_f64(rl, nl_));
             CHECK(r.bad == 0, "forward lse: %lld elements out of tolerance (worst %.3g x tol)", (long long)r.bad, r.max_frac);
+            if (c->max_logit) {   /* the row max of the final scores: an lse-like quantity */
+                double *gm = (double *)malloc(sizeof(double) * (size_t)nl_), *rm = (double *)malloc(sizeof(double) * (size_t)nl_);
+                test_tol tm = f64 ? tol_f64_lse(0) : tl;
+                tbuf_read(&OP.ML, gm); tbuf_read(&OP.rML, rm);
+                if (f64) tm = tol_f64_lse(max_abs_finite_f64(rm, nl_));
+                tm.rel += su; tm.abs += store_abs(c->storage);
+                r = compare_report("max_logit", gm, rm, ld, "bhn.", tm); note(g, kind, r, max_abs_finite_f64(rm, nl_));
+                CHECK(r.bad == 0, "forward max_logit: %lld elements out of tolerance (worst %.3g x tol)", (long long)r.bad,
+                      r.max_frac);
+                free(gm); free(rm);
+            }
             CHECK(gst.ring_size == c->p && gst.ring_steps == c->p, "stats: ring_size %d", gst.ring_size);
-            CHECK(gst.blocks_computed == cst.blocks_computed && gst.blocks_skipped == cst.blocks_skipped,
+            CHECK(pairmask ? (gst.blocks_computed >= cst.blocks_computed &&
+                              gst.blocks_computed + gst.blocks_skipped == cst.blocks_computed + cst.blocks_skipped)
+                           : (gst.blocks_computed == cst.blocks_computed && gst.blocks_skipped == cst.blocks_skipped),
                   "stats: blocks computed/skipped %lld/%lld, the CPU %lld/%lld", (long long)gst.blocks_computed,
                   (long long)gst.blocks_skipped, (long long)cst.blocks_computed, (long long)cst.blocks_skipped);
             CHECK(gst.handoffs == cst.handoffs, "stats: handoffs %lld, CPU %lld", (long long)gst.handoffs, (long long)cst.handoffs);
@@ -444,17 +583,22 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
         ringattn_config gc = case_config(c, c->compute);
         char detail[256] = "";
         gc.error_detail = detail; gc.error_detail_size = sizeof detail; gc.stats = &gbst;
+        ringattn_tensor gviews[4];
         tbuf_sentinel(&DQ); tbuf_sentinel(&DK); tbuf_sentinel(&DV);
+        if (c->bias) tbuf_sentinel(&OP.DB);
+        for (i = 0; i < MAXH; i++) OP.dsinks_got[i] = TEST_SENTINEL;
         if (mode == MODE_EMULATE) {
+            opts_apply(c, &OP, &gc, 0, 0, gviews);
             st = ringattn_cuda__backward(&gc, &Q.t, &K.t, &V.t, &O.t, &L.t, &G.t, &DQ.t, &DK.t, &DV.t, 1, c->tile);
         } else {
             ringattn_tensor a[9];
             st = -100;
             if (!tbuf_upload(&Q, &a[0]) && !tbuf_upload(&K, &a[1]) && !tbuf_upload(&V, &a[2]) && !tbuf_upload(&O, &a[3]) &&
                 !tbuf_upload(&L, &a[4]) && !tbuf_upload(&G, &a[5]) && !tbuf_upload(&DQ, &a[6]) &&
-                !tbuf_upload(&DK, &a[7]) && !tbuf_upload(&DV, &a[8])) {
+                !tbuf_upload(&DK, &a[7]) && !tbuf_upload(&DV, &a[8]) && !opts_apply(c, &OP, &gc, 0, 1, gviews)) {
                 st = ringattn_cuda_backward(&gc, &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &a[8]);
-                if (st == RINGATTN_OK && (tbuf_download(&DQ) || tbuf_download(&DK) || tbuf_download(&DV))) st = -101;
+                if (st == RINGATTN_OK && (tbuf_download(&DQ) || tbuf_download(&DK) || tbuf_download(&DV) ||
+                                          (c->bias && tbuf_download(&OP.DB)))) st = -101;
             }
         }
         CHECK(st == RINGATTN_OK, "cuda backward returned %d (%s) %s", st, ringattn_strerror(st), detail);
@@ -464,7 +608,9 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
             sh.batch = c->b; sh.seq_q = c->nq; sh.seq_k = c->nk; sh.heads_q = c->h; sh.heads_kv = c->hk;
             sh.dim_qk = c->d; sh.dim_v = c->dv;
             memset(&pl, 0, sizeof pl);
-            CHECK(gbst.blocks_computed == cbst.blocks_computed && gbst.blocks_skipped == cbst.blocks_skipped &&
+            CHECK((pairmask ? (gbst.blocks_computed >= cbst.blocks_computed &&
+                               gbst.blocks_computed + gbst.blocks_skipped == cbst.blocks_computed + cbst.blocks_skipped)
+                            : (gbst.blocks_computed == cbst.blocks_computed && gbst.blocks_skipped == cbst.blocks_skipped)) &&
                   gbst.handoffs == cbst.handoffs,
                   "backward stats: blocks %lld/%lld handoffs %lld, the CPU %lld/%lld %lld", (long long)gbst.blocks_computed,
                   (long long)gbst.blocks_skipped, (long long)gbst.handoffs, (long long)cbst.blocks_computed,
@@ -479,7 +625,7 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
             got[0] = gdq; got[1] = gdk; got[2] = gdv; ref[0] = rdq; ref[1] = rdk; ref[2] = rdv;
             n[0] = nq_; n[1] = nk_; n[2] = nv_; dd[0] = qd; dd[1] = kd; dd[2] = vd;
             tbuf_read(&DQ, gdq); tbuf_read(&DK, gdk); tbuf_read(&DV, gdv);
-            smax = tol_smax(q, k, c->b, c->nq, c->nk, c->h, c->hk, c->d, scale);
+            smax = tol_smax(q, k, c->b, c->nq, c->nk, c->h, c->hk, c->d, scale) + OP.tmax;
             for (i = 0; i < 3; i++) {
                 double gref = max_abs_f64(ref[i], n[i]), gs = gref < 1 ? 1 : gref;
                 tg.abs = f64 ? 1e-12 * gs : gs * TEST_U32 * (2.0 * (double)c->d * smax + (double)(c->nq + c->nk) + 16.0);
@@ -488,8 +634,30 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
                 CHECK(r.bad == 0, "backward %s: %lld elements out of tolerance (worst %.3g x tol)", nm[i],
                       (long long)r.bad, r.max_frac);
             }
+            if (c->bias) {   /* dbias: sums of P (dP - D) over the bias's broadcast axes */
+                int64_t nb = OP.bd[0] * OP.bd[1] * OP.bd[2] * OP.bd[3], terms = (c->b / OP.bd[0]) * (c->h / OP.bd[1]);
+                double *gb = (double *)malloc(sizeof(double) * (size_t)nb), *rb = (double *)malloc(sizeof(double) * (size_t)nb);
+                double gref, gs;
+                tbuf_read(&OP.DB, gb); tbuf_read(&OP.rDB, rb);
+                gref = max_abs_f64(rb, nb); gs = gref < 1 ? 1 : gref;
+                tg.abs = f64 ? 1e-12 * gs : gs * TEST_U32 * (double)terms * (2.0 * (double)c->d * smax + (double)(c->nq + c->nk) + 16.0);
+                tg.rel = su; tg.abs += store_abs(c->storage);
+                r = compare_report("dbias", gb, rb, OP.bd, "bhqk", tg); note(g, kind, r, gref);
+                CHECK(r.bad == 0, "backward dbias: %lld elements out of tolerance (worst %.3g x tol)", (long long)r.bad, r.max_frac);
+                free(gb); free(rb);
+            }
+            if (c->sinks) {  /* dsinks: ringattn__dsink on both sides, from the same stored lse, out, dout */
+                int64_t sd[4];
+                test_tol ts;
+                dims4(sd, 1, 1, c->h, 1);
+                ts.abs = 1e-12 * (max_abs_f64(OP.dsinks_ref, c->h) > 1 ? max_abs_f64(OP.dsinks_ref, c->h) : 1); ts.rel = 0;
+                r = compare_report("dsinks", OP.dsinks_got, OP.dsinks_ref, sd, "..h.", ts);
+                note(g, f64 ? 0 : 2, r, max_abs_f64(OP.dsinks_ref, c->h));
+                CHECK(r.bad == 0, "backward dsinks: %lld heads out of tolerance (worst %.3g x tol)", (long long)r.bad, r.max_frac);
+            }
         }
     }
+    opts_free(&OP);
 
     g->cases++;
     if (*failures != before) { g->failed++; describe(c); }
@@ -504,12 +672,12 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
 static const ringattn_dtype both[2] = { RINGATTN_F64, RINGATTN_F32 };
 
 /* one tally per section of the grid, printed at the end: the error of every option */
-#define NSECT 15
+#define NSECT 16
 static const char *const section_names[NSECT] = {
     "dense, ring sizes 1-8", "lengths 1-1000", "head dims, dv != d", "nq != nk, alignments", "batch, GQA, MQA",
     "layouts", "f16/bf16/mixed storage", "windows", "dilated, both mixes", "zigzag, striped", "softcap",
     "precision emulation",
-    "varlen (cu_seqlens)", "dilated + zigzag", "forced tiles" };
+    "varlen (cu_seqlens)", "dilated + zigzag", "forced tiles", "score options" };
 
 static void run_grid(int mode, tally *g, int *failures)
 {
@@ -718,6 +886,74 @@ static void run_grid(int mode, tally *g, int *failures)
             check_case(&c, mode, T, failures);
         }
     }
+    T = &S[ns++];
+    /* score options: each alone (every bias / mask broadcast shape), then mixed over ring
+       sizes 1-8 x partitions x causal modes, with GQA / MQA, nq != nk, softcap, windows,
+       layouts, f16 / bf16 storage; varlen (ALiBi per sequence); forced odd tiles */
+    {
+        static const int alone[14][6] = {   /* sinks alibi bias mask docs max_logit */
+            { 1, 0, 0, 0, 0, 0 }, { 0, 1, 0, 0, 0, 0 }, { 0, 2, 0, 0, 0, 0 }, { 0, 0, 1, 0, 0, 0 },
+            { 0, 0, 2, 0, 0, 0 }, { 0, 0, 3, 0, 0, 0 }, { 0, 0, 4, 0, 0, 0 }, { 0, 0, 5, 0, 0, 0 },
+            { 0, 0, 0, 1, 0, 0 }, { 0, 0, 0, 2, 0, 0 }, { 0, 0, 0, 3, 0, 0 }, { 0, 0, 0, 0, 3, 0 },
+            { 0, 0, 0, 0, -4, 0 }, { 0, 0, 0, 0, 0, 1 } };
+        static const struct { int nseq; int64_t q[5], k[5]; } V[2] = {
+            { 3, { 0, 20, 21, 60, 0 }, { 0, 25, 27, 50, 0 } },
+            { 4, { 0, 10, 10, 40, 50 }, { 0, 15, 20, 50, 52 } } };
+        int j;
+        for (i = 0; i < 14; i++) for (it = 0; it < 2; it++, k++) {
+            ccase c = base_case(50, 3, both[it]);
+            c.b = 2; c.h = 3; c.hk = 3; c.causal = i % 3; c.nk = (i % 4 == 1) ? 61 : 50;
+            c.sinks = alone[i][0]; c.alibi = alone[i][1]; c.bias = alone[i][2]; c.mask = alone[i][3];
+            c.docs = alone[i][4]; c.max_logit = alone[i][5]; c.seed = 1600 + (uint64_t)k;
+            check_case(&c, mode, T, failures);
+        }
+        for (i = 0; i < 16; i++) for (it = 0; it < 2; it++, k++) {
+            ccase c = base_case(60 + 3 * i, 1 + i % 8, both[it]);
+            c.causal = i % 3; c.part = (i / 3) % 3; c.seed = 1700 + (uint64_t)k;
+            c.sinks = (i % 4 != 3); c.alibi = i % 3; c.bias = i % 6; c.mask = (i % 4 == 1) ? 1 : (i % 4 == 2) ? 3 : 0;
+            c.docs = (i % 6 == 0) ? 3 : (i % 6 == 4) ? -2 : 0; c.max_logit = (i % 5 != 2);
+            if (i % 5 == 2) { c.h = 4; c.hk = 2; }
+            if (i % 7 == 3) { c.b = 2; c.h = 3; c.hk = 1; }
+            if (i % 4 == 0) c.softcap = (i % 8) ? 0.7 : 3.0;
+            if (i % 6 == 5) c.nk = c.nq - 17;
+            if (i % 6 == 1) c.nk = c.nq + 13;
+            if (i == 7 || i == 10) { c.wl = 9; c.wr = c.causal ? -1 : 3; }
+            if (i == 6) c.layout = LAYOUT_REVERSED;
+            if (i == 9) { c.d = 40; c.dv = 24; c.scale = 0.4; }
+            if (it == 1 && i % 5 == 4) c.storage = RINGATTN_BF16;
+            if (it == 1 && i % 5 == 1) c.storage = RINGATTN_F16;
+            if (it == 0 && i % 7 == 5) c.storage = RINGATTN_F32;
+            check_case(&c, mode, T, failures);
+        }
+        for (i = 0; i < 2; i++) for (causal = 0; causal <= 2; causal++) for (it = 0; it < 2; it++, k++) {
+            ccase c = base_case(V[i].q[V[i].nseq], 1 + (int)(k % 5), both[it]);
+            c.nk = V[i].k[V[i].nseq]; c.nseq = V[i].nseq; c.part = (int)(k % 3); c.causal = causal;
+            for (j = 0; j <= c.nseq; j++) { c.cuq[j] = V[i].q[j]; c.cuk[j] = V[i].k[j]; }
+            c.sinks = 1; c.alibi = 1 + (int)(k % 2); c.bias = 1 + (int)(k % 5); c.mask = (k % 3 == 0) ? 1 : 0;
+            c.docs = (k % 3 == 1) ? -3 : 0; c.max_logit = 1;
+            if (k % 4 == 1) { c.wl = 6; c.wr = causal ? -1 : 2; }
+            if (k % 5 == 2) c.softcap = 2.0;
+            if (k % 3 == 0) { c.h = 4; c.hk = 2; }
+            c.seed = 1800 + (uint64_t)k;
+            check_case(&c, mode, T, failures);
+        }
+        for (it = 0; it < 2; it++, k++) {   /* b * nq > 2048: dsinks summed in parts on the device */
+            ccase c = base_case(1500, 4, both[it]);
+            c.b = 2; c.d = c.dv = 8; c.causal = 1; c.sinks = 1; c.docs = 5; c.max_logit = 1; c.seed = 1850 + (uint64_t)k;
+            check_case(&c, mode, T, failures);
+        }
+        if (mode == MODE_EMULATE) {   /* odd tiles: masks and terms inside partial tiles */
+            static const int tiles[3] = { 1, 5, 13 };
+            for (i = 0; i < 3; i++) for (it = 0; it < 2; it++, k++) {
+                ccase c = base_case(45, 2 + i, both[it]);
+                c.tile = tiles[i]; c.causal = i % 3; c.part = i; c.h = 4; c.hk = 2; c.nk = 52;
+                c.sinks = 1; c.alibi = 1; c.bias = 1 + i; c.mask = 1 + i; c.docs = (i == 1) ? -2 : 0; c.max_logit = 1;
+                c.softcap = (i == 2) ? 1.5 : 0.0;
+                c.seed = 1900 + (uint64_t)k;
+                check_case(&c, mode, T, failures);
+            }
+        }
+    }
     for (i = 0; i < ns; i++) {
         print_tally(section_names[i], &S[i]);
         tally_add(g, &S[i]);
@@ -725,6 +961,20 @@ static void run_grid(int mode, tally *g, int *failures)
 }
 
 /* ---------------------------------------------------------------- errors */
+
+/* host callbacks (the CPU computes them, CUDA refuses them): every pair visible */
+static int test_mask_fn(void *user, int64_t b, int64_t h, int64_t q, int64_t k)
+{
+    (void)user; (void)b; (void)h; (void)q; (void)k;
+    return 1;
+}
+static int test_mask_block_fn(void *user, int64_t b, int64_t h, const int64_t *q, int64_t nr, const int64_t *k,
+                              int64_t nc, unsigned char *vis)
+{
+    (void)user; (void)b; (void)h; (void)q; (void)k;
+    memset(vis, 1, (size_t)(nr * nc));
+    return 0;
+}
 
 /* the CUDA entry points refuse what the CPU refuses, with the CPU's status and sentence, and
    compute what it computes (emulated; on the GPU the valid cases here use host memory) */
@@ -737,7 +987,7 @@ static void check_errors(int mode, int *failures)
     ringattn_tensor O = ringattn_tensor_bnhd(buf + 192, RINGATTN_F64, 1, 8, 2, 4);
     ringattn_tensor Bad = ringattn_tensor_bnhd(buf + 192, RINGATTN_F64, 1, 8, 2, 5);
     int64_t seg = 3, rate = 1, cu[3] = { 0, 3, 8 }, cubad[3] = { 0, 5, 3 };
-    int i, refused = 0, computed = 0;
+    int i, refused = 0, computed = 0, callbacks = 0;
     for (i = 0; i < 17; i++) {
         ringattn_config cfg = ringattn_default_config();
         char dcpu[256] = "", dgpu[256] = "";
@@ -777,6 +1027,101 @@ static void check_errors(int mode, int *failures)
               "error case %d: CPU %d (%s), CUDA %d (%s)", i, cpu, dcpu, gpu, dgpu);
         if (cpu == RINGATTN_OK) computed++; else refused++;
     }
+    /* the score options: what the CPU refuses, refused alike (forward and backward); the host
+       callbacks mask_fn / mask_block_fn are computed by the CPU and refused by CUDA */
+    {
+        static double sinks[2] = { 0.5, 0.0 }, slopes[3] = { 0.1, 0.2, 0.3 }, bb[2 * 8 * 8], db[2 * 8 * 8];
+        static double mlb[2 * 8], lseb[2 * 8], g[64], dq[64], dk[64], dv[64], dsk[2];
+        static unsigned char mb[8 * 8];
+        static int64_t docs[8];
+        ringattn_tensor ML = ringattn_tensor_lse(mlb, RINGATTN_F64, 1, 2, 8);
+        ringattn_tensor MLbad = ringattn_tensor_lse(mlb, RINGATTN_F64, 1, 2, 7);
+        ringattn_tensor MLo = ringattn_tensor_lse(buf + 192, RINGATTN_F64, 1, 2, 8);   /* out's data */
+        ringattn_tensor L = ringattn_tensor_lse(lseb, RINGATTN_F64, 1, 2, 8);
+        ringattn_tensor G = ringattn_tensor_bnhd(g, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor DQ = ringattn_tensor_bnhd(dq, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor DK = ringattn_tensor_bnhd(dk, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor DV = ringattn_tensor_bnhd(dv, RINGATTN_F64, 1, 8, 2, 4);
+        ringattn_tensor Bt, DBt, Mt, Bbool, DBq;
+        int cbs = 0;
+        Bt = ringattn_tensor_bnhd(bb, RINGATTN_F64, 1, 2, 8, 8);        /* [1][2][8][8] */
+        DBt = ringattn_tensor_bnhd(db, RINGATTN_F64, 1, 2, 8, 8);
+        Mt = ringattn_tensor_bnhd(mb, RINGATTN_BOOL, 1, 1, 8, 8);
+        Bbool = Mt;
+        DBq = Bt; DBq.data = dq;                                        /* shares dq's data */
+        memset(mb, 1, sizeof mb);
+        for (i = 0; i < 22; i++) {
+            ringattn_config cfg = ringattn_default_config();
+            char dcpu[256] = "", dgpu[256] = "";
+            int cpu, gpu, pass = i >= 14, expect_refusal = 0, want_ok = (i == 0 || i == 1 || i == 11 || i == 14);
+            sinks[1] = 0.0;
+            seg = 4;
+            switch (i) {
+            case 0: cfg.sinks = sinks; cfg.alibi_slopes = slopes; cfg.alibi_size = 2; cfg.bias = &Bt; cfg.mask = &Mt;
+                    cfg.max_logit = &ML; break;                                       /* computed */
+            case 1: cfg.document_ids_q = docs; cfg.document_ids_k = docs; cfg.ring_size = 2;
+                    cfg.partition = RINGATTN_ZIGZAG; break;                           /* computed */
+            case 2: cfg.sinks = sinks; sinks[1] = NAN; break;
+            case 3: cfg.alibi_slopes = slopes; cfg.alibi_size = 3; break;
+            case 4: cfg.alibi_size = 2; break;
+            case 5: cfg.document_ids_q = docs; break;
+            case 6: cfg.max_logit = &MLbad; break;
+            case 7: cfg.max_logit = &MLo; break;                                   /* aliases out */
+            case 8: cfg.sinks = sinks; cfg.num_groups = 1; cfg.segment_lengths = &seg; cfg.dilation_rates = &rate; break;
+            case 9: cfg.bias = &Bbool; break;
+            case 10: cfg.mask = &Bt; break;
+            case 11: cfg.mask_fn = NULL; cfg.mask_block_fn = NULL; cfg.max_logit = &ML; cfg.causal = 1; break;   /* computed */
+            case 12: cfg.mask_fn = test_mask_fn; expect_refusal = 1; break;
+            case 13: cfg.mask_block_fn = test_mask_block_fn; expect_refusal = 1; break;
+            case 14: cfg.sinks = sinks; cfg.dsinks = dsk; cfg.bias = &Bt; cfg.dbias = &DBt; cfg.alibi_slopes = slopes;
+                     cfg.alibi_size = 2; cfg.mask = &Mt; break;                       /* computed */
+            case 15: cfg.dsinks = dsk; break;
+            case 16: cfg.dbias = &DBt; break;
+            case 17: cfg.bias = &Bt; cfg.dbias = &Bt; break;                       /* dbias is bias */
+            case 18: cfg.bias = &Bt; cfg.dbias = &DBq; break;                      /* dbias shares dq's data */
+            case 19: cfg.bias = &Bt; cfg.dbias = &MLbad; break;
+            case 20: cfg.mask_fn = test_mask_fn; cfg.bias = &Bt; cfg.dbias = &DBt; expect_refusal = 1; break;
+            default: cfg.document_ids_k = docs; break;
+            }
+            memset(buf, 0, sizeof buf);
+            if (pass) {   /* a finished forward's out and lse as the backward's inputs */
+                ringattn_config f = cfg;
+                f.dsinks = NULL; f.dbias = NULL; f.mask_fn = NULL; f.mask_block_fn = NULL; f.error_detail = NULL;
+                for (int64_t x = 0; x < 192; x++) buf[x] = 0.01 * (double)(x % 17) - 0.05;
+                for (int64_t x = 0; x < 64; x++) g[x] = 0.02 * (double)(x % 5);
+                (void)ringattn_forward(&f, &Q, &K, &V, &O, &L);
+            } else {
+                for (int64_t x = 0; x < 192; x++) buf[x] = 0.01 * (double)(x % 13);
+            }
+            for (int64_t x = 0; x < 128; x++) bb[x] = 0.1 * (double)(x % 7);
+            cfg.mask_user = &cbs;
+            cfg.error_detail = dcpu; cfg.error_detail_size = sizeof dcpu;
+            cpu = pass ? ringattn_backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV)
+                       : ringattn_forward(&cfg, &Q, &K, &V, &O, NULL);
+            CHECK((cpu == RINGATTN_OK) == (want_ok || expect_refusal), "option case %d: the CPU returned %d (%s)", i, cpu, dcpu);
+            cfg.error_detail = dgpu; cfg.error_detail_size = sizeof dgpu;
+            if (expect_refusal) {
+                gpu = (mode == MODE_EMULATE)
+                    ? (pass ? ringattn_cuda__backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV, 1, 0)
+                            : ringattn_cuda__forward(&cfg, &Q, &K, &V, &O, NULL, 1, 0))
+                    : (pass ? ringattn_cuda_backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV)
+                            : ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, NULL));
+                CHECK(cpu == RINGATTN_OK && gpu == RINGATTN_EUNSUPPORTED && strstr(dgpu, "mask_fn and mask_block_fn"),
+                      "option case %d: CPU %d (%s), CUDA %d (%s): the callbacks are refused on CUDA", i, cpu, dcpu, gpu, dgpu);
+                callbacks++;
+                continue;
+            }
+            if (mode == MODE_GPU && cpu == RINGATTN_OK) continue;   /* host memory: refused for that */
+            gpu = (mode == MODE_EMULATE)
+                ? (pass ? ringattn_cuda__backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV, 1, 0)
+                        : ringattn_cuda__forward(&cfg, &Q, &K, &V, &O, NULL, 1, 0))
+                : (pass ? ringattn_cuda_backward(&cfg, &Q, &K, &V, &O, &L, &G, &DQ, &DK, &DV)
+                        : ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, NULL));
+            CHECK(gpu == cpu && strcmp(dcpu, dgpu) == 0 && (cpu == RINGATTN_OK || dcpu[0] != 0),
+                  "option case %d: CPU %d (%s), CUDA %d (%s)", i, cpu, dcpu, gpu, dgpu);
+            if (cpu == RINGATTN_OK) computed++; else refused++;
+        }
+    }
     if (mode == MODE_GPU) {   /* valid arguments, but host memory */
         ringattn_config cfg = ringattn_default_config();
         char detail[256] = "";
@@ -784,9 +1129,23 @@ static void check_errors(int mode, int *failures)
         cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
         st = ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, NULL);
         CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "device memory"), "host pointers: %d (%s)", st, detail);
+        {   /* device q, k, v, out but a host bias: the option's view is checked like the others */
+            double *dev = NULL, hb[8 * 8];
+            ringattn_tensor dQ = Q, dK = K, dV = V, dO = O, hB = ringattn_tensor_bnhd(hb, RINGATTN_F64, 1, 1, 8, 8);
+            detail[0] = 0;
+            if (cudaMalloc(&dev, sizeof buf) == cudaSuccess) {
+                dQ.data = dev; dK.data = dev + 64; dV.data = dev + 128; dO.data = dev + 192;
+                cfg.bias = &hB;
+                st = ringattn_cuda_forward(&cfg, &dQ, &dK, &dV, &dO, NULL);
+                CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "cfg->bias->data is not device memory"),
+                      "a host bias: %d (%s)", st, detail);
+                cfg.bias = NULL;
+                cudaFree(dev);
+            }
+        }
     }
-    printf("errors       %d refusals with the CPU's status and sentence, %d accepted alike (%s)\n", refused, computed,
-           mode == MODE_GPU ? "GPU entry points" : "emulated");
+    printf("errors       %d refusals with the CPU's status and sentence, %d accepted alike, %d callback configs "
+           "refused by CUDA only (%s)\n", refused, computed, callbacks, mode == MODE_GPU ? "GPU entry points" : "emulated");
 }
 
 /* ---------------------------------------------------------------- main */
