@@ -982,9 +982,9 @@ static RINGATTN__HD inline int ringattn__has_options(const ringattn_config *cfg)
 /* The score options' additive terms of query position qpos and key position kpos of (batch
    bb, q head hh): s + (bias - slope |qpos + aoff - kpos|) (aoff = nk - nq, or the varlen
    sequence's), in double. */
-static RINGATTN__HD inline double ringattn__score_add(double s, double bias, double slope, int64_t dist)
+static RINGATTN__HD inline double ringattn__score_add(double s, double bias, double slope, double dist)
 {
-    return s + (bias - slope * (double)(dist < 0 ? -dist : dist));   /* the one formula */
+    return s + (bias - slope * fabs(dist));   /* the one formula; dist an integer, exact in double */
 }
 
 /* ALiBi's slope of (bb, hh), 0 without ALiBi */
@@ -1006,7 +1006,7 @@ static RINGATTN__HD inline double ringattn__score_term(const ringattn__problem *
 {
     double bias = P->bias ? ringattn__load(P->bias->data, P->bias->dtype,
                                            ringattn__bias_index(P->bias, bb, hh, qpos, kpos)) : 0.0;
-    return ringattn__score_add(s, bias, ringattn__slope(P, bb, hh), qpos + aoff - kpos);
+    return ringattn__score_add(s, bias, ringattn__slope(P, bb, hh), (double)(qpos + aoff - kpos));
 }
 
 /* sorted document ids (P->docs_sorted): the keys of query qpos's document are one interval
@@ -1982,27 +1982,28 @@ static void ringattn__row_options(const ringattn__problem *P, const ringattn__sc
     if (P->modify) {
         const ringattn_tensor *bt = P->bias;
         double slope = ringattn__slope(P, B->bb, B->hh), bias = 0.0;
-        int64_t dist = qpos + B->aoff - k0, b0 = bt ? ringattn__bias_index(bt, B->bb, B->hh, qpos, k0) : 0;
+        int64_t b0 = bt ? ringattn__bias_index(bt, B->bb, B->hh, qpos, k0) : 0;
         int64_t bs = bt ? bt->stride[3] * ks : 0;   /* the distance falls by ks per key, the bias moves by bs */
+        double dist = (double)(qpos + B->aoff - k0), dks = (double)ks;   /* integers: exact, and j dks too */
         if (P->ct == RINGATTN_F32) {
             float *f = (float *)s;
             if (bt && bt->dtype == RINGATTN_F32) {
                 const float *bp = (const float *)bt->data + b0;
-                for (j = 0; j < n; j++) f[j] = (float)ringattn__score_add(f[j], bp[j * bs], slope, dist - j * ks);
+                for (j = 0; j < n; j++) f[j] = (float)ringattn__score_add(f[j], bp[j * bs], slope, dist - (double)j * dks);
             } else
                 for (j = 0; j < n; j++) {
                     if (bt) bias = ringattn__load(bt->data, bt->dtype, b0 + j * bs);
-                    f[j] = (float)ringattn__score_add(f[j], bias, slope, dist - j * ks);
+                    f[j] = (float)ringattn__score_add(f[j], bias, slope, dist - (double)j * dks);
                 }
         } else {
             double *f = (double *)s;
             if (bt && bt->dtype == RINGATTN_F64) {
                 const double *bp = (const double *)bt->data + b0;
-                for (j = 0; j < n; j++) f[j] = ringattn__score_add(f[j], bp[j * bs], slope, dist - j * ks);
+                for (j = 0; j < n; j++) f[j] = ringattn__score_add(f[j], bp[j * bs], slope, dist - (double)j * dks);
             } else
                 for (j = 0; j < n; j++) {
                     if (bt) bias = ringattn__load(bt->data, bt->dtype, b0 + j * bs);
-                    f[j] = ringattn__score_add(f[j], bias, slope, dist - j * ks);
+                    f[j] = ringattn__score_add(f[j], bias, slope, dist - (double)j * dks);
                 }
         }
     }
