@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_util.h"
 
 #ifndef RINGATTN_USE_CBLAS
 #error "bench/bench.c compares against BLAS: build it with -DRINGATTN_USE_CBLAS"
@@ -29,30 +30,6 @@
 /* OpenBLAS's own knob; the bench (not the library) may set process-wide state */
 void openblas_set_num_threads(int);
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *t, int n) { qsort(t, (size_t)n, sizeof *t, cmp_double); return t[n / 2]; }
-
-static int parse_list(const char *s, long *out, int max)
-{
-    int n = 0;
-    while (*s && n < max) {
-        char *end; out[n++] = strtol(s, &end, 10);
-        s = (*end == ',') ? end + 1 : end;
-        if (end == s && *s) break;
-    }
-    return n;
-}
 
 static void set_threads(int t)
 {
