@@ -305,7 +305,7 @@ struct ringattn_config {
     /* mask_block_fn: the same question for a block of pairs at once, for callers that
        vectorise: visible[r * nc + c] = 1 if query q_pos[r] may attend key k_pos[c]. Returns
        0, or nonzero to abort the call (RINGATTN_ECALLBACK, outputs untouched). Both are called
-       from several threads at once; neither with ringattn_mpi.h.                            */
+       from several threads at once; ringattn_mpi.h and ringattn_cuda.h refuse both.     */
     int (*mask_block_fn)(void *user, int64_t b, int64_t h, const int64_t *q_pos, int64_t nr,
                          const int64_t *k_pos, int64_t nc, unsigned char *visible);
     void *mask_user;

@@ -373,7 +373,17 @@ static int64_t ringattn__mpi_bits(double x)
     int64_t b; memcpy(&b, &x, sizeof b); return b;
 }
 
-#define RINGATTN__MPI_NFIELDS 20
+/* doubles by their bits, hashed (NULL: 0) */
+static int64_t ringattn__mpi_hash_doubles(const double *a, int64_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    int64_t i;
+    if (!a) return 0;
+    for (i = 0; i < n; i++) { h ^= (uint64_t)ringattn__mpi_bits(a[i]); h *= 1099511628211ull; }
+    return (int64_t)(h >> 1) | 1;
+}
+
+#define RINGATTN__MPI_NFIELDS 28
 
 /* a simulated failure (the tests' ringattn_mpi_*_faulty): kind 0 none, 1 announce, 2 silent */
 typedef struct { int kind, rank, step; } ringattn__mpi_fault;
@@ -616,6 +626,13 @@ static int ringattn__mpi_check_args(const ringattn_config *cfg, int null_cfg, in
                             cfg->ring_size, size);
     c->ring_size = size;
     if (st == RINGATTN_OK) st = ringattn__check_call(c, pass, t, s);
+    if (st == RINGATTN_OK && pass == 0 && c->max_logit) {   /* lse-shaped over this rank's rows */
+        int64_t want[4];
+        want[0] = s->batch; want[1] = s->heads_q; want[2] = s->seq_q; want[3] = 1;
+        st = ringattn__check_option_view(c, c->max_logit, "max_logit", s, want, 0, 1);
+        if (st == RINGATTN_OK) st = ringattn__check_option_alias(c, c->max_logit, "max_logit", t);
+    }
+    if (st == RINGATTN_OK && pass == 1 && c->dbias) st = ringattn__check_option_alias(c, c->dbias, "dbias", t);
     return st;
 }
 
@@ -644,13 +661,18 @@ static int ringattn__mpi_resolve(const ringattn_config *c, const ringattn__mpi *
                                  ringattn__problem *P, ringattn_plan_info *plan)
 {
     int64_t want_q, want_k;
+    ringattn_config g = *c;
     int st;
-    if (ringattn__has_options(c))   /* a callback cannot cross ranks; the rest is not carried yet */
-        return ringattn__fail(c, RINGATTN_EUNSUPPORTED, "the score options (sinks, ALiBi, bias, masks, document ids, "
-                              "max_logit) are computed by ringattn_forward / ringattn_backward in one process; "
-                              "ringattn_mpi.h refuses them");
-    st = ringattn__resolve(c, s, pass, P, plan);
+    if (c->mask_fn || c->mask_block_fn)   /* a function pointer means nothing on another rank */
+        return ringattn__fail(c, RINGATTN_EUNSUPPORTED, "mask_fn / mask_block_fn are host callbacks of one process: "
+                              "ringattn_mpi.h refuses them (give the mask as a bool tensor or as document ids)");
+    g.max_logit = NULL;   /* this rank's rows, not the sequence's: checked by ringattn__mpi_check_args */
+    st = ringattn__resolve(&g, s, pass, P, plan);
     if (st != RINGATTN_OK) return st;
+    if (pass == 0 && c->max_logit) {   /* the rows' maxima are planned and kept */
+        P->max_logit = 1;
+        if ((st = ringattn__plan_bytes(c, P, pass, 0, plan)) != RINGATTN_OK) return st;
+    }
     want_q = ringattn_mpi_positions(c->partition, s->seq_q, M->size, M->rank, NULL);
     want_k = ringattn_mpi_positions(c->partition, s->seq_k, M->size, M->rank, NULL);
     if (rows_q != want_q || rows_k != want_k)
@@ -680,6 +702,25 @@ static int ringattn__mpi_alloc(const ringattn_config *c, const ringattn__mpi *M,
     /* whole K/V buffers are sent, rows past a shorter chunk too: no undefined byte on the wire */
     me = ringattn__mem(R, M->rank);
     memset(me->kv[0], 0, R->kv_bytes); memset(me->kv[1], 0, R->kv_bytes);
+    return RINGATTN_OK;
+}
+
+/* backward: the dbias workspace ([b][h][nq][nk] f64, zeroed; every thread of this rank writes
+   its rows there) and dsinks's result, held until every rank has finished */
+static int ringattn__mpi_grad_alloc(const ringattn_config *c, const ringattn__problem *P, ringattn__ring *R,
+                                    double **dbias, double **dsinks)
+{
+    int i;
+    if (P->dbias) {
+        size_t n = (size_t)(P->b * P->h * P->nq * P->nk);
+        if (!(*dbias = (double *)RINGATTN_MALLOC(n * sizeof(double), c->alloc_user)))
+            return ringattn__fail(c, RINGATTN_ENOMEM, "could not allocate dbias's workspace (%zu bytes)", n * sizeof(double));
+        memset(*dbias, 0, n * sizeof(double));
+        for (i = 0; i < P->nt; i++) R->w[i].dbias = *dbias;
+    }
+    if (P->sinks && c->dsinks &&
+        !(*dsinks = (double *)RINGATTN_MALLOC(sizeof(double) * (size_t)P->h, c->alloc_user)))
+        return ringattn__fail(c, RINGATTN_ENOMEM, "could not allocate dsinks's result");
     return RINGATTN_OK;
 }
 
@@ -717,6 +758,16 @@ static void ringattn__mpi_fields(const ringattn_config *c, const ringattn__probl
     f[16] = ringattn__mpi_hash(P->seg, P->groups); f[17] = ringattn__mpi_hash(P->rate, P->groups);
     f[18] = ringattn__mpi_hash(P->cuq, P->nseq ? P->nseq + 1 : 0);
     f[19] = ringattn__mpi_hash(P->cuk, P->nseq ? P->nseq + 1 : 0);
+    /* the score options: their values where they are small, what is given where they are not
+       (a bias's or a mask's contents are the caller's to keep equal on every rank) */
+    f[20] = ringattn__mpi_hash_doubles(P->sinks, P->sinks ? P->h : 0);
+    f[21] = ringattn__mpi_hash_doubles(P->alibi, P->nalibi);
+    f[22] = P->bias ? 1 + P->bias->shape[0] * 2 + P->bias->shape[1] * 2 * P->b : 0;
+    f[23] = P->mask ? 1 + P->mask->shape[0] * 2 + P->mask->shape[1] * 2 * P->b : 0;
+    f[24] = ringattn__mpi_hash(P->docq, P->docq ? P->nq : 0);
+    f[25] = ringattn__mpi_hash(P->dock, P->dock ? P->nk : 0);
+    f[26] = pass == 0 ? c->max_logit != NULL : (c->dsinks != NULL) + 2 * (c->dbias != NULL);
+    f[27] = (int64_t)(c->bias ? c->bias->dtype : -1);
 }
 
 /* The agreement (one MPI_MAX): the lowest failing rank's status, else every field equal on
@@ -731,7 +782,9 @@ static int ringattn__mpi_agree_fields(const ringattn_config *c, const ringattn__
         "the pass (forward / backward)", "batch (q.shape[0])", "heads_q (q.shape[2])",
         "heads_kv (k.shape[2])", "dim_qk (q.shape[3])", "dim_v (v.shape[3])", "scale", "causal",
         "compute", "num_groups", "mix", "window_left", "window_right", "partition", "softcap",
-        "num_seqs", "segment_lengths", "dilation_rates", "cu_seqlens_q", "cu_seqlens_k" };
+        "num_seqs", "segment_lengths", "dilation_rates", "cu_seqlens_q", "cu_seqlens_k", "sinks",
+        "alibi_slopes", "bias (given, shape)", "mask (given, shape)", "document_ids_q", "document_ids_k",
+        "the optional outputs (max_logit, dsinks, dbias)", "the bias's dtype" };
     enum { NV = 2 + 2 * RINGATTN__MPI_NFIELDS + 3 };   /* + the three maxima */
     int64_t vec[NV], agreed[NV], *mx = vec + 2 + 2 * RINGATTN__MPI_NFIELDS;
     int i;
@@ -828,6 +881,45 @@ static void ringattn__mpi_free(ringattn__ring *R, const ringattn__mpi *M, void *
     ringattn__ring_free(R, alloc_user);
 }
 
+/* The backward's option gradients, which sum over the whole sequence, before any output is
+   written. dbias: each rank's workspace holds the score gradients of its own query rows
+   (zeros elsewhere), so their sum over the ranks is exact in any order; dsinks: each rank
+   sums its rows (batch, then its positions), and the ranks' sums are added in rank order,
+   the same on every rank (the single-process call adds the positions of the whole sequence
+   in one run instead: the two agree to rounding). */
+static int ringattn__mpi_option_grads(const ringattn_config *c, const ringattn__mpi *M, const ringattn__problem *P,
+                                      const ringattn__io *io, double *dbias, double *dsinks)
+{
+    int st = RINGATTN_OK;
+    if (dbias) {   /* in slices of at most 2^26 doubles (an int count) */
+        int64_t n = P->b * P->h * P->nq * P->nk, at, w;
+        for (at = 0; at < n && st == RINGATTN_OK; at += w) {
+            w = n - at < ((int64_t)1 << 26) ? n - at : ((int64_t)1 << 26);
+            st = ringattn__mpi_agree(M, c, MPI_IN_PLACE, dbias + at, (int)w, MPI_DOUBLE, MPI_SUM, "dbias's sum", NULL);
+        }
+    }
+    if (dsinks && st == RINGATTN_OK) {
+        ringattn__problem L = *P;
+        int64_t hh, r;
+        double *part = (double *)RINGATTN_MALLOC(sizeof(double) * (size_t)(P->h * M->size), c->alloc_user);
+        if (!part) return ringattn__fail(c, RINGATTN_ENOMEM, "could not allocate dsinks's partial sums");
+        memset(part, 0, sizeof(double) * (size_t)(P->h * M->size));
+        L.nq = io->lse->shape[2];   /* this rank's rows, in its local tensors */
+        for (hh = 0; hh < P->h; hh++)
+            part[(int64_t)M->rank * P->h + hh] = ringattn__dsink_part(&L, io->lse, io->dout, io->out, hh, 0, L.b * L.nq);
+        st = ringattn__mpi_agree(M, c, MPI_IN_PLACE, part, (int)(P->h * M->size), MPI_DOUBLE, MPI_SUM,
+                                 "dsinks's sum", NULL);   /* one rank's value per slot: exact */
+        if (st == RINGATTN_OK)
+            for (hh = 0; hh < P->h; hh++) {
+                double sum = 0;
+                for (r = 0; r < M->size; r++) sum += part[r * P->h + hh];
+                dsinks[hh] = ringattn__dsink_finish(P, hh, sum);
+            }
+        RINGATTN_FREE(part, c->alloc_user);
+    }
+    return st;
+}
+
 /* One collective call on one rank. Every rank runs the same phases: join, check its own
    arguments, agree on the lengths, resolve and allocate its member, agree on the rest, the
    ring, the final agreement; only then the outputs. A rank whose arguments fail still takes
@@ -849,6 +941,7 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     ringattn__io io = *io_in;
     ringattn_config nocfg;
     ringattn__mpi_maxima X;
+    double *dbias = NULL, *dsinks = NULL;   /* the backward's option gradients, before they are written */
     int64_t refused = 0, ntmin = 0;
     int st, ag, null_cfg = !cfg;   /* ag: an agreement's own status (a rank missing, MPI failing) */
     double t0, r0;
@@ -875,6 +968,8 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
         st = ringattn__mpi_resolve(&c, &M, pass, &s, ms.rows_q, ms.rows_k, &P, &plan);
     if (st == RINGATTN_OK && refused == 0) st = ringattn__mpi_local_range(&c, &P, pass, &io, &X);
     if (st == RINGATTN_OK && refused == 0) st = ringattn__mpi_alloc(&c, &M, pass, &plan, &P, &R);
+    if (st == RINGATTN_OK && refused == 0 && pass == 1 && (P.dbias || (P.sinks && c.dsinks)))
+        st = ringattn__mpi_grad_alloc(&c, &P, &R, &dbias, &dsinks);
 
     /* 2. the agreement: the lowest failing rank's status, else every field equal everywhere;
        then what the whole sequence decides, as in one process: f32 compute's range, V's shift */
@@ -890,11 +985,17 @@ static int ringattn__mpi_call(const ringattn_config *cfg, const ringattn_mpi_opt
     ms.ring_s = MPI_Wtime() - r0 - ms.setup_s;
     if ((st = ringattn__mpi_agree_final(&c, &M, F)) != RINGATTN_OK) goto done;
 
+    if (pass == 1 && (st = ringattn__mpi_option_grads(&c, &M, &P, &io, dbias, dsinks)) != RINGATTN_OK) goto done;
+
     /* every rank finished every step: now, and only now, the outputs */
     ringattn__mpi_setup_finish(&R, &io, M.rank, 1);
+    if (dbias) ringattn__dbias_reduce(&P, dbias, c.dbias);
+    if (dsinks) memcpy(c.dsinks, dsinks, sizeof(double) * (size_t)P.h);
     if (c.stats) ringattn__fill_stats(&R, &plan, c.stats);
     if (opt.stats) ringattn__mpi_report(&R, &M, &plan, t0, &ms, opt.stats);
 done:
+    if (dbias) RINGATTN_FREE(dbias, c.alloc_user);
+    if (dsinks) RINGATTN_FREE(dsinks, c.alloc_user);
     ringattn__mpi_free(&R, &M, c.alloc_user);
     ringattn__mpi_leave(&M);
     return st;
@@ -909,7 +1010,7 @@ static int ringattn__mpi_forward(const ringattn_config *cfg, const ringattn_mpi_
     ringattn__io io;
     t[0] = q; t[1] = k; t[2] = v; t[3] = out; t[4] = lse; t[5] = t[6] = t[7] = t[8] = NULL;
     memset(&io, 0, sizeof io);
-    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse;
+    io.q = q; io.k = k; io.v = v; io.o = out; io.l = lse; io.ml = cfg ? cfg->max_logit : NULL;
     return ringattn__mpi_call(cfg, opt, F, comm, 0, t, &io);
 }
 

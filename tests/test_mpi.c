@@ -613,33 +613,117 @@ static void test_range(int *failures)
     if (g_rank == 0) printf("  range p=%d done\n", g_size);
 }
 
-/* the score options are computed in one process: every rank refuses them, writing nothing */
-static void test_options_refused(int *failures)
+/* The score options through the MPI ring against the single-process ring of the same size:
+   sinks, ALiBi per (batch, head), a bias broadcast over batches with its gradient, document
+   ids, max_logit; out, lse, max_logit, dq, dk, dv and dbias bit-identical, dsinks to
+   rounding (the ranks' partial sums are added in rank order). Then the host callbacks,
+   which every rank refuses with nothing written. */
+static int mask_all(void *user, int64_t b, int64_t h, int64_t q, int64_t k)
 {
-    mcase c = base_case("score options", 24, RINGATTN_F64);
-    world w;
-    double sinks[16] = { 0 };
-    buf4 o, l;
-    int st, which;
-    world_alloc(&c, &w);
-    world_slice(&w);
-    o = buf_new(c.st, c.b, w.rq, c.h, c.dv); l = buf_new(c.st, c.b, c.h, w.rq, 1);
-    for (which = 0; which < 2; which++) {
-        ringattn_config cfg = case_cfg(&c);
-        ringattn_tensor Q = view(&w.lq, c.st), K = view(&w.lk, c.st), V = view(&w.lv, c.st);
-        ringattn_tensor O = view(&o, c.st), L = view(&l, c.st);
+    (void)user; (void)b; (void)h; (void)q; (void)k;
+    return 1;
+}
+
+static void test_options_mpi(int *failures)
+{
+    int part, docsorted;
+    for (part = 0; part < 3; part++)
+    for (docsorted = 0; docsorted < 2; docsorted++) {
+        mcase c = base_case("score options", 26, RINGATTN_F64);
+        world w;
+        double sinks[8], slopes[16], dsinks_ref[8], dsinks[8];
+        int64_t docs[64];
+        buf4 bias, dbias_ref, dbias, ml_ref, m[6], ref[6];
+        const char *mname[6] = { "out", "lse", "max_logit", "dq", "dk", "dv" };
+        ringattn_config cfg;
+        ringattn_tensor Q, K, V, O, L, DO, DQ, DK, DV, BT, DBT, ML;
         char detail[512] = "";
-        cfg.ring_size = 0; cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
-        if (which == 0) cfg.sinks = sinks; else cfg.max_logit = &L;
-        memset(o.data, 0xA5, nbytes(&o)); memset(l.data, 0xA5, nbytes(&l));
-        st = ringattn_mpi_forward(&cfg, MPI_COMM_WORLD, &Q, &K, &V, &O, which == 0 ? &L : NULL);
-        CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "score options") != NULL,
-              "score options under MPI: status %d (%s), expected EUNSUPPORTED", st, detail);
-        CHECK(untouched(&o) && untouched(&l), "score options under MPI: an output was written");
+        uint64_t seed = 99 + (uint64_t)part;
+        int st, i, j, f0 = *failures;
+        c.part = (ringattn_partition)part; c.causal = 1;
+        world_alloc(&c, &w);
+        for (j = 0; j < c.h; j++) sinks[j] = rnd(&seed);
+        for (j = 0; j < c.b * c.h; j++) slopes[j] = 0.1 * fabs(rnd(&seed));
+        for (j = 0; j < c.nq; j++) docs[j] = docsorted ? j / 9 : j % 3;
+        bias = buf_new(c.st, 1, c.h, c.nq, c.nk); buf_fill(&bias, c.st, 5);
+        dbias_ref = buf_new(c.st, 1, c.h, c.nq, c.nk); dbias = buf_new(c.st, 1, c.h, c.nq, c.nk);
+        ml_ref = buf_new(c.st, c.b, c.h, c.nq, 1);
+        cfg = case_cfg(&c);
+        cfg.sinks = sinks; cfg.alibi_slopes = slopes; cfg.alibi_size = (int)(c.b * c.h);
+        BT = view(&bias, c.st); cfg.bias = &BT;
+        cfg.document_ids_q = cfg.document_ids_k = docs;
+        /* the single-process ring of the same size */
+        cfg.ring_size = g_size; cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
+        Q = view(&w.q, c.st); K = view(&w.k, c.st); V = view(&w.v, c.st); O = view(&w.o, c.st);
+        L = view(&w.l, c.st); DO = view(&w.dO, c.st); DQ = view(&w.dq, c.st); DK = view(&w.dk, c.st);
+        DV = view(&w.dv, c.st); ML = view(&ml_ref, c.st); DBT = view(&dbias_ref, c.st);
+        cfg.max_logit = &ML;
+        st = ringattn_forward(&cfg, &Q, &K, &V, &O, &L);
+        CHECK(st == 0, "options: single-process forward: %s", detail);
+        cfg.max_logit = NULL; cfg.dsinks = dsinks_ref; cfg.dbias = &DBT;
+        st = ringattn_backward(&cfg, &Q, &K, &V, &O, &L, &DO, &DQ, &DK, &DV);
+        CHECK(st == 0, "options: single-process backward: %s", detail);
+        world_slice(&w);
+        /* the MPI ring, on this rank's rows */
+        m[0] = buf_new(c.st, c.b, w.rq, c.h, c.dv); m[1] = buf_new(c.st, c.b, c.h, w.rq, 1);
+        m[2] = buf_new(c.st, c.b, c.h, w.rq, 1); m[3] = buf_new(c.st, c.b, w.rq, c.h, c.d);
+        m[4] = buf_new(c.st, c.b, w.rk, c.hk, c.d); m[5] = buf_new(c.st, c.b, w.rk, c.hk, c.dv);
+        ref[0] = buf_rows(&w.o, 1, w.pq, w.rq); ref[1] = buf_rows(&w.l, 2, w.pq, w.rq);
+        ref[2] = buf_rows(&ml_ref, 2, w.pq, w.rq); ref[3] = buf_rows(&w.dq, 1, w.pq, w.rq);
+        ref[4] = buf_rows(&w.dk, 1, w.pk, w.rk); ref[5] = buf_rows(&w.dv, 1, w.pk, w.rk);
+        cfg.ring_size = 0; cfg.dsinks = NULL; cfg.dbias = NULL;
+        Q = view(&w.lq, c.st); K = view(&w.lk, c.st); V = view(&w.lv, c.st);
+        O = view(&m[0], c.st); L = view(&m[1], c.st); ML = view(&m[2], c.st);
+        cfg.max_logit = &ML;
+        st = ringattn_mpi_forward(&cfg, MPI_COMM_WORLD, &Q, &K, &V, &O, &L);
+        CHECK(st == 0, "options, partition %d: ringattn_mpi_forward: %s", part, detail);
+        {
+            ringattn_tensor LO = view(&w.lo, c.st), LL = view(&w.ll, c.st);
+            DO = view(&w.ldO, c.st); DQ = view(&m[3], c.st); DK = view(&m[4], c.st); DV = view(&m[5], c.st);
+            DBT = view(&dbias, c.st);
+            cfg.max_logit = NULL; cfg.dsinks = dsinks; cfg.dbias = &DBT;
+            st = ringattn_mpi_backward(&cfg, MPI_COMM_WORLD, &Q, &K, &V, &LO, &LL, &DO, &DQ, &DK, &DV);
+            CHECK(st == 0, "options, partition %d: ringattn_mpi_backward: %s", part, detail);
+        }
+        for (i = 0; i < 6; i++)
+            CHECK(memcmp(m[i].data, ref[i].data, nbytes(&m[i])) == 0,
+                  "options, partition %d, documents %s: %s differs from the single-process ring", part,
+                  docsorted ? "sorted" : "interleaved", mname[i]);
+        CHECK(memcmp(dbias.data, dbias_ref.data, nbytes(&dbias)) == 0,
+              "options, partition %d: dbias differs from the single-process ring", part);
+        for (j = 0; j < c.h; j++)
+            CHECK(fabs(dsinks[j] - dsinks_ref[j]) <= 1e-12 * (1 + fabs(dsinks_ref[j])),
+                  "options, partition %d: dsinks[%d] = %.17g, single process %.17g", part, j, dsinks[j], dsinks_ref[j]);
+        if (g_rank == 0)
+            printf("  score options p=%d partition %d, documents %-11s %s\n", g_size, part,
+                   docsorted ? "sorted" : "interleaved", *failures == f0 ? "bit-identical (dsinks to 1e-12)" : "FAILED");
+        for (i = 0; i < 6; i++) { free(m[i].data); free(ref[i].data); }
+        free(bias.data); free(dbias.data); free(dbias_ref.data); free(ml_ref.data);
+        world_free(&w);
     }
-    free(o.data); free(l.data);
-    world_free(&w);
-    if (g_rank == 0) printf("  score options refused p=%d\n", g_size);
+    {   /* a host callback: refused on every rank, nothing written */
+        mcase c = base_case("score options", 24, RINGATTN_F64);
+        world w;
+        buf4 o, l;
+        ringattn_config cfg = case_cfg(&c);
+        ringattn_tensor Q, K, V, O, L;
+        char detail[512] = "";
+        world_alloc(&c, &w);
+        world_slice(&w);
+        o = buf_new(c.st, c.b, w.rq, c.h, c.dv); l = buf_new(c.st, c.b, c.h, w.rq, 1);
+        Q = view(&w.lq, c.st); K = view(&w.lk, c.st); V = view(&w.lv, c.st); O = view(&o, c.st); L = view(&l, c.st);
+        cfg.ring_size = 0; cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
+        cfg.mask_fn = mask_all;
+        memset(o.data, 0xA5, nbytes(&o)); memset(l.data, 0xA5, nbytes(&l));
+        {
+            int st = ringattn_mpi_forward(&cfg, MPI_COMM_WORLD, &Q, &K, &V, &O, &L);
+            CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "mask_fn") != NULL,
+                  "mask_fn under MPI: status %d (%s), expected EUNSUPPORTED", st, detail);
+            CHECK(untouched(&o) && untouched(&l), "mask_fn under MPI: an output was written");
+        }
+        free(o.data); free(l.data);
+        world_free(&w);
+    }
 }
 
 static void test_silent(int *failures)
@@ -670,8 +754,8 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     if (g_rank == 0) printf("test_mpi %s: %d ranks, thread level %d\n", mode, g_size, provided);
-    if (strcmp(mode, "cases") == 0) { test_cases(&failures); test_vshift(&failures); }
-    else if (strcmp(mode, "faults") == 0) { test_faults(&failures); test_range(&failures); test_options_refused(&failures); }
+    if (strcmp(mode, "cases") == 0) { test_cases(&failures); test_vshift(&failures); test_options_mpi(&failures); }
+    else if (strcmp(mode, "faults") == 0) { test_faults(&failures); test_range(&failures); }
     else if (strcmp(mode, "silent") == 0) {
         if (g_size < 2) { if (g_rank == 0) printf("SKIP: silent needs 2 ranks or more\n"); MPI_Finalize(); return 77; }
         test_silent(&failures);
