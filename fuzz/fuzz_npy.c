@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     {   /* round trip: encode -> decode -> same elements */
         size_t es = a.info.dtype == RINGATTN_F64 ? 8 : a.info.dtype == RINGATTN_F32 ? 4 :
-                    (a.info.dtype == RINGATTN_FP8_E4M3 || a.info.dtype == RINGATTN_FP8_E5M2) ? 1 : 2;
+                    (a.info.dtype == RINGATTN_FP8_E4M3 || a.info.dtype == RINGATTN_FP8_E5M2 ||
+                     a.info.dtype == RINGATTN_BOOL) ? 1 : 2;   /* |b1 masks: one byte */
         size_t len = 0; unsigned char *img; int64_t i;
         if (ringattn_npy_encode(&a.t, a.info.ndim, NULL, 0, &len, &cfg) != RINGATTN_OK) fail("encode size query");
         img = (unsigned char *)malloc(len);
