@@ -28,6 +28,7 @@ _NAME_OF_ALIAS = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": 
                   "fp8_e5m2": "float8_e5m2", "e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2"}
 _ITEMSIZE = {_lib.F32: 4, _lib.F64: 8, _lib.F16: 2, _lib.BF16: 2, _lib.FP8_E4M3: 1, _lib.FP8_E5M2: 1}
 _READS = "float64, float32, float16, bfloat16, float8_e4m3fn and float8_e5m2"
+_MASK_CODE = {"bool": _lib.BOOL}   # a mask's one dtype (numpy's and torch's name alike)
 
 
 def is_torch(x):
@@ -59,9 +60,7 @@ class Host:
 
     def __init__(self, x, name, mask=False):
         self.name = name
-        if mask:
-            self._init_mask(x)
-            return
+        codes, reads = (_MASK_CODE, "bool (a mask: True = may attend)") if mask else (_CODE_OF_NAME, _READS)
         if is_torch(x):
             t = x.detach()
             if t.layout != torch.strided:
@@ -71,15 +70,15 @@ class Host:
                 t = t.to("cpu")
             self.obj, self.torch = t, True
             self.dname = str(t.dtype).replace("torch.", "")
-            if self.dname not in _CODE_OF_NAME:
-                raise RingattnError(-3, "%s has dtype %s; ringattn reads %s" % (name, t.dtype, _READS))
+            if self.dname not in codes:
+                raise RingattnError(-3, "%s has dtype %s; ringattn reads %s" % (name, t.dtype, reads))
             self.shape = tuple(t.shape)
             self.strides = tuple(t.stride())
             self.ptr = t.data_ptr()
         else:
             a = np.asarray(x)
-            if a.dtype.name not in _CODE_OF_NAME:
-                raise RingattnError(-3, "%s has dtype %s; ringattn reads %s" % (name, a.dtype, _READS))
+            if a.dtype.name not in codes:
+                raise RingattnError(-3, "%s has dtype %s; ringattn reads %s" % (name, a.dtype, reads))
             if not a.dtype.isnative:   # big-endian data (np.load of a '>f4' file): the library reads native
                 a = a.astype(a.dtype.newbyteorder("="))
             if any(s % a.itemsize for s in a.strides):   # strides inside an element: no view can say that
@@ -90,30 +89,7 @@ class Host:
             self.shape = a.shape
             self.strides = tuple(s // a.itemsize for s in a.strides)
             self.ptr = a.ctypes.data
-        self.code = _CODE_OF_NAME[self.dname]
-
-    def _init_mask(self, x):
-        name = self.name
-        if is_torch(x):
-            t = x.detach()
-            if t.layout != torch.strided:
-                raise RingattnError(-3, "%s: a %s tensor; only strided (dense) tensors are read" % (name, t.layout))
-            if t.dtype != torch.bool:
-                raise RingattnError(-3, "%s has dtype %s; a mask is boolean (True = may attend)" % (name, t.dtype))
-            self.device = t.device
-            if t.device.type != "cpu":
-                t = t.to("cpu")
-            self.obj, self.torch = t, True
-            self.shape, self.strides, self.ptr = tuple(t.shape), tuple(t.stride()), t.data_ptr()
-        else:
-            a = np.asarray(x)
-            if a.dtype != np.bool_:
-                raise RingattnError(-3, "%s has dtype %s; a mask is boolean (True = may attend)" % (name, a.dtype))
-            self.device = None
-            self.obj, self.torch = a, False
-            self.shape, self.strides, self.ptr = a.shape, tuple(a.strides), a.ctypes.data   # itemsize 1
-        self.dname = "bool"
-        self.code = _lib.BOOL
+        self.code = codes[self.dname]
 
     def view(self, perm=None, lead=0):
         """A ringattn_tensor of this array: `lead` axes of length 1 put in front, then the axes
