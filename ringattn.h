@@ -1401,7 +1401,7 @@ typedef struct {
     void *kg;                      /* panels copied or gathered for it                        */
     int64_t lds;                   /* score row pitch                                         */
     const ringattn__kernels *kern; /* this call's kernels (ringattn__kernels_for)             */
-    unsigned char *vis;            /* pair masks (P->emask): [tq][tk], 1 = visible; row pitch
+    unsigned char *vis;            /* pair masks (P->pairs): [tq][tk], 1 = visible; row pitch
                                       vnc, block row vr0 and column vc0 at vis[0]             */
     int64_t vr0, vc0, vnc;
     int64_t *qpos, *kpos;          /*   the tile's positions, for mask_block_fn               */
@@ -3098,7 +3098,7 @@ static int ringattn__plan_bytes(const ringattn_config *cfg, const ringattn__prob
         x = ringattn__add(x, ringattn__mul(n[3], (int64_t)sizeof(void *), &ovf), &ovf);
     }
     plan->tile_bytes = (size_t)ringattn__add(x, 2 * P->tq * (int64_t)sizeof(int64_t), &ovf);
-    if (P->emask)   /* a tile's pair masks and positions */
+    if (P->pairs)   /* a tile's pair masks and positions (pair by pair only) */
         plan->tile_bytes = (size_t)ringattn__add((int64_t)plan->tile_bytes,
                                                  ringattn__add(ringattn__mul(P->tq, P->tk, &ovf),
                                                                (P->tq + P->tk) * (int64_t)sizeof(int64_t), &ovf), &ovf);
@@ -3223,7 +3223,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
         if (n[3]) w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, &failed);
         w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
         w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
-        if (P->emask) {   /* the pair masks of a tile */
+        if (P->pairs) {   /* the pair masks of a tile (pair by pair only) */
             w->vis = (unsigned char *)ringattn__alloc(&w->bytes, (size_t)(P->tq * P->tk), user, &failed);
             w->qpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
             w->kpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tk * sizeof(int64_t), user, &failed);

@@ -182,9 +182,14 @@ static double fd_error(const ref_problem *p, double *q, double *k, double *v, co
     return err / (gmax > 0 ? gmax : 1.0);
 }
 
+/* every gradient of the oracle against central differences of its forward: dq, dk, dv, and
+   with sinks or a bias dsinks and dbias (their inputs perturbed through the problem's const
+   pointers); without options through ref_backward, with them through ref_backward_ex */
 static void check_gradients(const char *name, const ref_problem *p, int *failures)
 {
     int64_t nq_ = p->b * p->nq * p->h, nk_ = p->b * p->nk * p->hk;
+    int64_t nb = p->bias ? p->bias_b * p->bias_h * p->nq * p->nk : 0;
+    int opts = p->sinks || p->bias;
     double *q = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->d));
     double *k = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->d));
     double *v = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->dv));
@@ -193,16 +198,25 @@ static void check_gradients(const char *name, const ref_problem *p, int *failure
     double *dq = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->d));
     double *dk = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->d));
     double *dv = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->dv));
-    double eq, ek, ev;
+    double *ds = (double *)malloc(sizeof(double) * (size_t)p->h);
+    double *db = (double *)malloc(sizeof(double) * (size_t)(nb > 0 ? nb : 1));
+    double eq, ek, ev, es = 0, eb = 0;
     fill_normal(q, nq_ * p->d, 21); fill_normal(k, nk_ * p->d, 22);
     fill_normal(v, nk_ * p->dv, 23); fill_normal(w, nq_ * p->dv, 24);
-    CHECK(ref_backward(p, q, k, v, w, dq, dk, dv) == 0, "%s: ref_backward failed", name);
+    if (opts)
+        CHECK(ref_backward_ex(p, q, k, v, w, dq, dk, dv, p->sinks ? ds : NULL, p->bias ? db : NULL) == 0,
+              "%s: ref_backward_ex failed", name);
+    else CHECK(ref_backward(p, q, k, v, w, dq, dk, dv) == 0, "%s: ref_backward failed", name);
     eq = fd_error(p, q, k, v, w, out, q, nq_ * p->d, dq);
     ek = fd_error(p, q, k, v, w, out, k, nk_ * p->d, dk);
     ev = fd_error(p, q, k, v, w, out, v, nk_ * p->dv, dv);
-    printf("  backward vs finite differences, %-34s rel err dq %.1e dk %.1e dv %.1e\n", name, eq, ek, ev);
-    CHECK(eq <= 1e-7 && ek <= 1e-7 && ev <= 1e-7, "%s: finite-difference mismatch", name);
-    free(q); free(k); free(v); free(w); free(out); free(dq); free(dk); free(dv);
+    if (p->sinks) es = fd_error(p, q, k, v, w, out, (double *)(uintptr_t)p->sinks, p->h, ds);
+    if (p->bias) eb = fd_error(p, q, k, v, w, out, (double *)(uintptr_t)p->bias, nb, db);
+    printf("  backward vs finite differences, %-34s rel err dq %.1e dk %.1e dv %.1e", name, eq, ek, ev);
+    if (opts) printf(" dsinks %.1e dbias %.1e", es, eb);
+    printf("\n");
+    CHECK(eq <= 1e-7 && ek <= 1e-7 && ev <= 1e-7 && es <= 1e-7 && eb <= 1e-7, "%s: finite-difference mismatch", name);
+    free(q); free(k); free(v); free(w); free(out); free(dq); free(dk); free(dv); free(ds); free(db);
 }
 
 static void test_backward(int *failures)
@@ -308,37 +322,6 @@ static void test_options_hand(int *failures)
     }
 }
 
-static void check_option_gradients(const char *name, ref_problem *p, int *failures)
-{
-    int64_t nq_ = p->b * p->nq * p->h, nk_ = p->b * p->nk * p->hk;
-    int64_t nb = p->bias ? p->bias_b * p->bias_h * p->nq * p->nk : 0;
-    double *q = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->d));
-    double *k = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->d));
-    double *v = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->dv));
-    double *w = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->dv));
-    double *out = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->dv));
-    double *dq = (double *)malloc(sizeof(double) * (size_t)(nq_ * p->d));
-    double *dk = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->d));
-    double *dv = (double *)malloc(sizeof(double) * (size_t)(nk_ * p->dv));
-    double *ds = (double *)malloc(sizeof(double) * (size_t)p->h);
-    double *db = (double *)malloc(sizeof(double) * (size_t)(nb > 0 ? nb : 1));
-    double eq, ek, ev, es = 0, eb = 0;
-    fill_normal(q, nq_ * p->d, 31); fill_normal(k, nk_ * p->d, 32);
-    fill_normal(v, nk_ * p->dv, 33); fill_normal(w, nq_ * p->dv, 34);
-    CHECK(ref_backward_ex(p, q, k, v, w, dq, dk, dv, p->sinks ? ds : NULL, p->bias ? db : NULL) == 0,
-          "%s: ref_backward_ex failed", name);
-    eq = fd_error(p, q, k, v, w, out, q, nq_ * p->d, dq);
-    ek = fd_error(p, q, k, v, w, out, k, nk_ * p->d, dk);
-    ev = fd_error(p, q, k, v, w, out, v, nk_ * p->dv, dv);
-    /* the options' own inputs are perturbed through the problem's (const) pointers */
-    if (p->sinks) es = fd_error(p, q, k, v, w, out, (double *)(uintptr_t)p->sinks, p->h, ds);
-    if (p->bias) eb = fd_error(p, q, k, v, w, out, (double *)(uintptr_t)p->bias, nb, db);
-    printf("  options backward vs finite differences, %-26s rel err dq %.1e dk %.1e dv %.1e dsinks %.1e dbias %.1e\n",
-           name, eq, ek, ev, es, eb);
-    CHECK(eq <= 1e-7 && ek <= 1e-7 && ev <= 1e-7 && es <= 1e-7 && eb <= 1e-7, "%s: finite-difference mismatch", name);
-    free(q); free(k); free(v); free(w); free(out); free(dq); free(dk); free(dv); free(ds); free(db);
-}
-
 static void test_options_backward(int *failures)
 {
     double sinks[4] = { 0.3, -1.0, 2.5, 0.0 }, slopes[8] = { 0.5, 0.25, 0.125, 0.0625, 0.7, 0.1, 0.2, 0.3 };
@@ -351,19 +334,19 @@ static void test_options_backward(int *failures)
     for (i = 0; i < 2 * 6 * 7; i++) mask[i] = (unsigned char)((i * 7) % 5 != 0);
     p = problem(2, 6, 7, 4, 2, 3, 2, 1);
     p.sinks = sinks;
-    check_option_gradients("sinks, causal, GQA", &p, failures);
+    check_gradients("sinks, causal, GQA", &p, failures);
     p.sinks = NULL; p.alibi_slopes = slopes; p.alibi_size = 8; p.causal = 2;
-    check_option_gradients("alibi [b][h], top-left", &p, failures);
+    check_gradients("alibi [b][h], top-left", &p, failures);
     p.alibi_slopes = NULL; p.bias = bias; p.bias_b = 2; p.bias_h = 4; p.causal = 0;
-    check_option_gradients("bias [b][h][nq][nk]", &p, failures);
+    check_gradients("bias [b][h][nq][nk]", &p, failures);
     p.bias_b = 1; p.bias_h = 4; p.softcap = 1.5;
-    check_option_gradients("bias [1][h], softcap", &p, failures);
+    check_gradients("bias [1][h], softcap", &p, failures);
     p.bias_b = 2; p.bias_h = 1; p.softcap = 0; p.mask = mask; p.mask_b = 2; p.mask_h = 1;
-    check_option_gradients("bias [b][1], mask [b][1]", &p, failures);
+    check_gradients("bias [b][1], mask [b][1]", &p, failures);
     p.sinks = sinks; p.alibi_slopes = slopes; p.alibi_size = 4; p.bias_b = 1; p.bias_h = 1;
     p.document_ids_q = docq; p.document_ids_k = dock; p.mask_fn = doc_mask_fn; p.causal = 1;
     p.window_left = 3; p.softcap = 2.0;
-    check_option_gradients("everything at once", &p, failures);
+    check_gradients("everything at once", &p, failures);
     /* bad input */
     {
         double x[512];
