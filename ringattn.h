@@ -332,6 +332,69 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
 
 RINGATTN_API const char *ringattn_strerror(int status);
 
+/* ---------------------------------------------------------------- decoding: a KV cache
+   Queries against a KV cache, as decoding kernels read it (FlashAttention's
+   flash_attn_with_kvcache, vLLM / FlashInfer paged attention, flash-decoding's splits).
+   Sequence bb of the batch has L = cache_seqlens[bb] + n_new keys: its cached keys
+   0 .. cache_seqlens[bb]-1, then the n_new keys of k_new / v_new. Query i of nq sits at
+   position i + L - nq: causal (bottom-right, the only sensible alignment here) lets it see
+   keys j <= i + L - nq, so nq > L leaves the first rows seeing nothing (out 0, lse -inf;
+   with a sink: out 0, lse = sink). Windows align the same way (top-left causal aligns at 0).
+   ALiBi's distance is |i + L - nq - j|.
+   Splits (split-KV): the keys of sequence bb are cut into splits of c keys, split s holding
+   keys [s c, min((s + 1) c, L)): c = ceil(L / num_splits), or c = split_size when that is
+   set (FlashInfer's chunks; then sequence bb has ceil(L / split_size) splits). Each split is
+   computed alone as a one-member ring over its keys, giving a partial (out_s, lse_s): out
+   normalised within the split, lse_s its log-sum-exp; an empty split (or one whose keys the
+   row may not see) is out_s = 0, lse_s = -inf. The result is the partials merged, in split
+   order, by the ring's one merge (ringattn__merge_row), starting from the sink's state
+   (sink, 1) when there is one: sinks are in the result, never in a partial.
+   The cache is read, never written, unless update_cache = 1: then, after the result is
+   computed, k_new / v_new are written into the cache at positions cache_seqlens[bb] ...
+   (FlashAttention's in-place update; through the block table when paged).            */
+typedef struct {
+    ringattn_tensor *k_cache;     /* [b_cache, n_cache, hk, d] (b_cache >= batch; sequence bb
+                                     is row bb), or paged (block_table set):
+                                     [num_blocks, page_size, hk, d]                          */
+    ringattn_tensor *v_cache;     /* the same with dim_v; same dtype, same first three axes  */
+    const int32_t *block_table;   /* NULL: contiguous cache; else [batch][max_blocks]
+                                     row-major: key j of sequence bb is slot j % page_size of
+                                     block block_table[bb * max_blocks + j / page_size]. Only
+                                     the entries a sequence's keys use are read (and checked
+                                     to be blocks of the cache)                              */
+    int64_t max_blocks;           /* entries per block-table row                             */
+    const int32_t *cache_seqlens; /* batch entries: keys cached per sequence, >= 0           */
+    const ringattn_tensor *k_new; /* optional [batch, n_new, hk, d], the cache's dtype: keys
+                                     appended after each sequence's cached ones (NULL: none;
+                                     k_new and v_new both or neither)                        */
+    const ringattn_tensor *v_new; /* [batch, n_new, hk, dim_v]                               */
+    int64_t num_splits;           /* 0 or 1: one split; S: ceil(L / S) keys per split         */
+    int64_t split_size;           /* > 0: splits of this many keys instead (num_splits 0 or 1) */
+    int update_cache;             /* 1: write k_new / v_new into the cache after the call     */
+    /* optional, the partials: num_split_outputs tensors each (equal to
+       ringattn_kvcache_num_splits), split_out[s] [batch, nq, h, dim_v] and split_lse[s]
+       [batch, h, nq, 1], any float dtype; either array may be NULL                          */
+    ringattn_tensor *split_out, *split_lse;
+    int64_t num_split_outputs;
+} ringattn_kvcache;
+
+/* out [batch, nq, h, dim_v], lse [batch, h, nq, 1] (may be NULL). Takes from cfg: scale,
+   causal, the window, softcap, compute, num_threads, sinks, alibi_slopes, the precision
+   emulation (applied within each split; round_block rounds each partial as a split-KV kernel
+   stores it), the fp8 descale factors, stats, error_detail, alloc_user. Refuses (status
+   RINGATTN_EUNSUPPORTED) what has no meaning here: ring_size > 1 (the splits take the ring's
+   place), dilation, varlen, bias, masks and document ids, max_logit, trace. */
+RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                          const ringattn_tensor *q, ringattn_tensor *out,
+                                          ringattn_tensor *lse);
+
+/* The number of splits the partials have for a batch of `batch` sequences: num_splits (at
+   least 1), or with split_size the largest ceil(L / split_size) over the batch (a sequence
+   with fewer has empty ones after its last). Negative status on bad input. */
+RINGATTN_API int64_t ringattn_kvcache_num_splits(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                                 int64_t batch);
+
+
 /* ---------------------------------------------------------------- per-step goldens
    Inside a trace callback: what the member's state means after step t, whatever an
    implementation stores. Rows are in the member's order (ringattn_trace_positions(ev, 0)),
