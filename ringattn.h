@@ -388,6 +388,17 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
                                           const ringattn_tensor *q, ringattn_tensor *out,
                                           ringattn_tensor *lse);
 
+/* Every check of ringattn_forward_kvcache, without the call: the views, shapes, dtypes and
+   aliasing of q, out, lse, the cache, the new keys and the partials, cache_seqlens and the
+   block table against the cache (read on the host), the splits, and the config. Returns
+   what ringattn_forward_kvcache would return before computing anything (same status, same
+   error_detail) and, on success, the call's shape in *shape (seq_k = the longest sequence,
+   L = cache_seqlens + n_new; may be NULL). Writes nothing else. ringattn_cuda.h validates
+   with it. */
+RINGATTN_API int ringattn_check_kvcache_call(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                             const ringattn_tensor *q, const ringattn_tensor *out,
+                                             const ringattn_tensor *lse, ringattn_shape *shape);
+
 /* The number of splits the partials have for a batch of `batch` sequences: num_splits (at
    least 1), or with split_size the largest ceil(L / split_size) over the batch (a sequence
    with fewer has empty ones after its last). Negative status on bad input. */
@@ -806,6 +817,8 @@ typedef struct {
     double scale;
     double softcap;                /* > 0: logits become softcap * tanh(s / softcap)          */
     int64_t causal_off;            /* key j visible to query i iff j <= i + causal_off ...    */
+    int64_t aoff;                  /* ALiBi: distance |i + aoff - j| (nk - nq; a KV-cache
+                                      split sets both to its place in the whole sequence)    */
     int causal;                    /* ... when causal != 0                                    */
     int64_t wl, wr;                /* window, -1 = unbounded, aligned like causal_off         */
     ringattn_dtype ct;             /* compute dtype                                           */
@@ -943,7 +956,19 @@ static RINGATTN__HD inline void ringattn__segment_at(const ringattn__problem *P,
    with aoff = nk - nq, or per sequence (ke - qe) in varlen */
 static RINGATTN__HD inline int64_t ringattn__segment_aoff(const ringattn__problem *P, const ringattn__segment *S)
 {
-    return P->nseq > 0 ? S->ke - S->qe : P->nk - P->nq;
+    return P->nseq > 0 ? S->ke - S->qe : P->aoff;
+}
+
+/* Split s of a sequence of L keys (ringattn_forward_kvcache): keys [*k0, *k1), c =
+   ceil(L / num_splits) keys each (num_splits 0 or 1: one split), or c = split_size when
+   split_size > 0; empty (*k0 == *k1) past the last key. */
+static RINGATTN__HD inline void ringattn__split_bounds(int64_t L, int64_t num_splits, int64_t split_size, int64_t s,
+                                                       int64_t *k0, int64_t *k1)
+{
+    int64_t S = num_splits > 1 ? num_splits : 1;
+    int64_t c = split_size > 0 ? split_size : (L + S - 1) / S;
+    *k0 = s * c < L ? s * c : L;
+    *k1 = *k0 + c < L ? *k0 + c : L;
 }
 
 /* The patterns a head takes (dense and head groups: one; the LSE mix: all G), and pattern ip
@@ -1004,6 +1029,7 @@ static inline void ringattn__problem_set(ringattn__problem *P, const ringattn_co
     P->softcap = cfg->softcap;
     P->causal = cfg->causal != 0;
     P->causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT) ? 0 : s->seq_k - s->seq_q;
+    P->aoff = s->seq_k - s->seq_q;
     P->wl = cfg->window_left; P->wr = cfg->window_right;
     P->ct = cfg->compute; P->es = ringattn__dtype_size(cfg->compute);
     P->groups = cfg->num_groups; P->seg = cfg->segment_lengths; P->rate = cfg->dilation_rates;
