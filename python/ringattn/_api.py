@@ -797,14 +797,15 @@ class Report:
 
 
 def _axes(ndim, what, layout):
+    lse_like = what is None or what.endswith("lse") or what.startswith("max_logit")   # block_lse, splits[s].lse
     if ndim == 4:
         return layout
     if ndim == 3:
-        if what in (None, "lse"):
+        if lse_like:
             return "bhn."
         return "nhd." if layout == "bnhd" else "hnd."
     if ndim == 2:
-        return "hn.." if what in (None, "lse") else "ij.."
+        return "hn.." if lse_like else "ij.."
     return "i..."
 
 
@@ -1374,13 +1375,13 @@ def check_kvcache(q, k_cache, v_cache, k=None, v=None, *, out=None, lse=None, sp
     if pdt and not fp8:
         for n, x in order(round_scores=True).items():
             others.setdefault(n, []).append(x)
-    describe = ("%s with the same splits%s%s, the partials merged in f32; %s as other orders: the largest error sets "
-                "the bound" % (
-                    _SHORT[prec] + (": inputs stored in %s, products summed in f32, P rounded to %s before P V"
-                                    % (_SHORT[prec], _SHORT[pdt]) if pdt else ": products and softmax in f32"),
-                    ", each partial held in %s" % _SHORT[bdt] if bdt else "",
-                    ", results rounded to the port's dtypes", "another split count (out, lse)" +
-                    (" and eager attention (the scores rounded too)" if pdt and not fp8 else "")))
+    describe = "%s: the same splits, %s%s, the partials merged in f32, results rounded to the port's dtypes; " \
+        "as other orders %s: the largest error sets the bound" % (
+            _SHORT[prec], "inputs stored in %s, products summed in f32, P rounded to %s before P V"
+            % (_SHORT[prec], _SHORT[pdt]) if pdt else "products and softmax in f32",
+            ", each partial held in %s" % _SHORT[bdt] if bdt else "",
+            "another split count (out, lse)" + (" and eager attention, the scores rounded too" if pdt and not fp8
+                                                else ""))
     gqa = Host(q, "q").shape[2] != Host(k_cache, "k_cache").shape[2]
     softcap = options.get("softcap", 0.0)
     judge = _Judge(policy, prec, policy_k, eps, softcap, empty_lse, "bnhd", gqa, describe)
