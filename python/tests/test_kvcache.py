@@ -88,14 +88,15 @@ def oracle(q, k_cache, v_cache, k=None, v=None, *, cache_seqlens, block_table=No
             sl = sl[bb] if sl.dim() == 2 else sl
             s = s - sl.view(h, 1, 1) * (pos - j).abs().to(dtype)
         see = torch.ones(nq, L, dtype=torch.bool)
-        if causal in ("bottom-right", True):
-            see &= j <= pos
+        at = torch.arange(nq)[:, None] if causal == "top-left" else pos   # top-left: causal and window at i
+        if causal in ("bottom-right", "top-left", True):
+            see &= j <= at
         if window is not None:
             left, right = (-1 if w is None else w for w in window)
             if left >= 0:
-                see &= j >= pos - left
+                see &= j >= at - left
             if right >= 0:
-                see &= j <= pos + right
+                see &= j <= at + right
         s = s.masked_fill(~see, -math.inf)
         full = s
         if sinks is not None:
@@ -197,6 +198,7 @@ OPTIONS = [
     {"sinks": [0.5, -1.0, 2.0, 0.0], "causal": "bottom-right"},
     {"alibi": [0.25, 0.5, 0.125, 1.0]},
     {"alibi": "per-batch", "causal": "bottom-right"},
+    {"causal": "top-left", "window": (2, 0), "alibi": [0.5, 0.25, 0.125, 0.0625]},
     {"scale": 0.7, "sinks": [1.0, 1.0, -3.0, 0.5], "softcap": 2.0, "window": (4, None), "alibi": [0.1] * 4},
 ]
 
