@@ -67,7 +67,10 @@
      online-softmax merge, right after the ring) -> ringattn__unit -> ringattn__forward_block /
      ringattn__backward_block (blocks and tiles). Setup and finish: ringattn__member_setup /
      ringattn__member_finish ("moving data in and out"); validation: ringattn__check_call,
-     ringattn__resolve; allocation: ringattn__ring_alloc. The kernels (GEMM, fused block
+     ringattn__resolve; allocation: ringattn__ring_alloc. Decoding against a KV cache:
+     ringattn_forward_kvcache -> ringattn__kv_sequence (gather a sequence's pages) ->
+     ringattn__kv_split (one split = a one-member ring) -> ringattn__kv_finish (the partials
+     merged by ringattn__merge_row). The kernels (GEMM, fused block
      kernels, softmax rows, exps) are PLATFORM CODE, the last section: each a plain C function
      with its AVX2 / AVX-512 versions beside it, reached through the table that
      ringattn__kernels_for picks once per call. A debugger steps into the plain C ones in a
