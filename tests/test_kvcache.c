@@ -30,6 +30,9 @@
         error_detail, no byte of out, lse, the partials or the cache changed, and
         ringattn_check_kvcache_call returns the same status and sentence.
      6. num_threads 1 and 2 give bit-identical outputs and partials.
+     7. ringattn_kvcache_num_splits equals the oracle's count (every sequence empty included)
+        and is negative for a negative num_splits or split_size, batch 0, split_size without
+        cache_seqlens.
 
    Build by hand:
      gcc -std=c99 -O1 -fopenmp -I. -Ireference -Itests tests/test_kvcache.c \
@@ -705,7 +708,7 @@ enum {
     B_BLOCK_HIGH, B_BLOCK_NEG, B_LEN_NEG, B_LEN_PAST_ROW, B_ROW_SHORT, B_LEN_PAST_CACHE, B_UPDATE_PAST_CACHE,
     B_UPDATE_PAST_ROW, B_K_ONLY, B_V_ONLY, B_NEW_DTYPE, B_VCACHE_DTYPE, B_Q_DIM, B_OUT_SHAPE, B_LSE_SHAPE,
     B_VCACHE_SHAPE, B_NEW_BATCH, B_SPLITS_FEWER, B_SPLITS_MORE, B_SPLIT_SHAPE, B_SPLITS_NEG, B_SIZE_NEG,
-    B_RING, B_DILATION, B_BIAS, B_MASK, B_MAX_LOGIT, B_TRACE, B_NULL_LENS, B_NULL_CACHE, B_NUM
+    B_BOTH_SPLITS, B_RING, B_DILATION, B_BIAS, B_MASK, B_MAX_LOGIT, B_TRACE, B_NULL_LENS, B_NULL_CACHE, B_NUM
 };
 
 static const char *bad_name[B_NUM] = {
@@ -716,7 +719,7 @@ static const char *bad_name[B_NUM] = {
     "k_new of another dtype than the cache", "v_cache of another dtype than k_cache", "q of another head dim",
     "out of the wrong shape", "lse of the wrong shape", "v_cache of another page size", "k_new of another batch",
     "one split tensor too few", "one split tensor too many", "a split tensor of the wrong shape",
-    "negative num_splits", "negative split_size", "ring_size 2", "dilation", "a bias", "a mask", "max_logit",
+    "negative num_splits", "negative split_size", "num_splits 3 and split_size 2", "ring_size 2", "dilation", "a bias", "a mask", "max_logit",
     "a trace callback", "cache_seqlens NULL", "k_cache NULL"
 };
 
@@ -793,6 +796,7 @@ static int test_bad(int *failures)
             case B_SPLIT_SHAPE: so[1].shape[3] = c.dv + 1; so[1].stride[2] = c.dv + 1; break;
             case B_SPLITS_NEG: kv.num_splits = -1; break;
             case B_SIZE_NEG: kv.split_size = -2; break;
+            case B_BOTH_SPLITS: kv.split_size = 2; break;
             case B_RING: cfg.ring_size = 2; break;
             case B_DILATION: cfg.num_groups = 1; cfg.segment_lengths = &seg; cfg.dilation_rates = &rate; break;
             case B_BIAS: bias_t = ringattn_tensor_bnhd(&bias_v, RINGATTN_F64, 1, 1, 1, 1); cfg.bias = &bias_t; break;
@@ -862,6 +866,54 @@ static int test_threads(int *failures)
     return 0;
 }
 
+/* ---------------------------------------------------------------- 7. ringattn_kvcache_num_splits */
+
+/* the count against the oracle's over lengths (all empty included), num_splits and split_size;
+   negative for bad input */
+static int test_num_splits(int *failures)
+{
+    static const int32_t lens_set[4][3] = { { 0, 0, 0 }, { 1, 0, 0 }, { 7, 12, 3 }, { 16, 4, 0 } };
+    static const int64_t ns[5] = { 0, 1, 2, 5, 40 }, sz[5] = { 0, 1, 3, 4, 100 };
+    int li, a, c, n = 0;
+    for (li = 0; li < 4; li++)
+        for (c = 0; c < 2; c++)   /* without and with one new key */
+            for (a = 0; a < 10; a++) {
+                kcase kc = grid[0];
+                kdata D;
+                krun k;
+                ringattn_config cfg;
+                ringattn_kvcache kv;
+                char err[256] = "";
+                int64_t got, want;
+                memcpy(kc.lens, lens_set[li], sizeof lens_set[li]);
+                kc.n_new = c;
+                data_new(&kc, &D);
+                memset(&k, 0, sizeof k);
+                k.num_splits = a < 5 ? ns[a] : 0; k.split_size = a < 5 ? 0 : sz[a - 5];
+                kv_setup(&kc, &D, &k, &cfg, &kv, err, sizeof err);
+                D.rp.num_splits = k.num_splits; D.rp.split_size = k.split_size;
+                got = ringattn_kvcache_num_splits(&cfg, &kv, kc.b);
+                want = ref_kvcache_num_splits(&D.rp);
+                CHECK(got == want, "lengths %d,%d,%d + %d new, num_splits %lld, split_size %lld: %lld splits, the oracle %lld",
+                      lens_set[li][0], lens_set[li][1], lens_set[li][2], c, (long long)k.num_splits,
+                      (long long)k.split_size, (long long)got, (long long)want);
+                n++;
+                if (a == 0) {   /* bad input: a negative count or size, both set, no batch, no lengths */
+                    kv.num_splits = -1;
+                    CHECK(ringattn_kvcache_num_splits(&cfg, &kv, kc.b) < 0, "num_splits -1 accepted");
+                    kv.num_splits = 0; kv.split_size = -3;
+                    CHECK(ringattn_kvcache_num_splits(&cfg, &kv, kc.b) < 0, "split_size -3 accepted");
+                    kv.split_size = 0;
+                    CHECK(ringattn_kvcache_num_splits(&cfg, &kv, 0) < 0, "batch 0 accepted");
+                    kv.cache_seqlens = NULL; kv.split_size = 2;   /* split_size needs the lengths */
+                    CHECK(ringattn_kvcache_num_splits(&cfg, &kv, kc.b) < 0, "split_size without cache_seqlens accepted");
+                }
+                data_free(&D);
+            }
+    printf("7. ringattn_kvcache_num_splits: %d counts equal to the oracle's, bad input refused\n", n);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(void)
@@ -881,6 +933,7 @@ int main(void)
     test_update(failures);
     test_bad(failures);
     test_threads(failures);
+    test_num_splits(failures);
     printf("%s: %d failure(s)\n", failures_ ? "FAIL" : "PASS", failures_);
     return failures_ ? TEST_FAIL : TEST_PASS;
 }
