@@ -366,3 +366,178 @@ int ref_backward_ex(const ref_problem *p, const double *q, const double *k, cons
     if (dbias) for (i = 0; i < p->bias_b * p->bias_h * p->nq * p->nk; i++) dbias[i] = 0.0;
     return run(&io);
 }
+
+/* ---------------------------------------------------------------- a KV cache (decoding)
+   Plain loops: gather the sequence's keys by hand, then for every (batch, head, row) the
+   textbook softmax over the keys of a range [j0, j1): all L keys with the sink for the final
+   result, one split's keys without it for a partial. */
+
+static int64_t kv_len(const ref_kv_problem *p, int64_t bb)
+{
+    return (int64_t)p->cache_seqlens[bb] + p->n_new;
+}
+
+static int kv_valid(const ref_kv_problem *p)
+{
+    int64_t bb, j;
+    if (!p || p->b < 1 || p->nq < 1 || p->h < 1 || p->hk < 1 || p->d < 1 || p->dv < 1) return 0;
+    if (p->h % p->hk != 0 || p->causal < 0 || p->causal > 2) return 0;
+    if (p->window_left < -1 || p->window_right < -1 || p->n_new < 0) return 0;
+    if (p->num_splits < 0 || p->split_size < 0) return 0;
+    if (!p->k_cache || !p->v_cache || !p->cache_seqlens) return 0;
+    if ((p->k_new == NULL) != (p->v_new == NULL) || (p->n_new > 0 && !p->k_new)) return 0;
+    if (p->alibi_slopes && p->alibi_size != p->h && p->alibi_size != p->b * p->h) return 0;
+    if (p->block_table) {
+        if (p->page_size < 1 || p->num_blocks < 1 || p->max_blocks < 1) return 0;
+    } else if (p->b_cache < p->b || p->n_cache < 0) return 0;
+    for (bb = 0; bb < p->b; bb++) {
+        int64_t n = p->cache_seqlens[bb];
+        if (n < 0) return 0;
+        if (!p->block_table && n > p->n_cache) return 0;
+        for (j = 0; j < n; j++)
+            if (ref_kvcache_row(p, bb, j) < 0) return 0;
+    }
+    return 1;
+}
+
+int64_t ref_kvcache_row(const ref_kv_problem *p, int64_t bb, int64_t j)
+{
+    int64_t page, block;
+    if (!p->block_table) return bb * p->n_cache + j;
+    page = j / p->page_size;
+    if (page >= p->max_blocks) return -1;                 /* the table row is too short */
+    block = p->block_table[bb * p->max_blocks + page];
+    if (block < 0 || block >= p->num_blocks) return -1;   /* not a block of the cache   */
+    return block * p->page_size + j % p->page_size;
+}
+
+int64_t ref_kvcache_num_splits(const ref_kv_problem *p)
+{
+    int64_t bb, S = 1;
+    if (!p || p->b < 1 || !p->cache_seqlens || p->num_splits < 0 || p->split_size < 0) return -1;
+    if (p->split_size == 0) return p->num_splits > 1 ? p->num_splits : 1;
+    for (bb = 0; bb < p->b; bb++) {
+        int64_t L = kv_len(p, bb), n = (L + p->split_size - 1) / p->split_size;
+        if (n > S) S = n;
+    }
+    return S;
+}
+
+int ref_kvcache_gather(const ref_kv_problem *p, int64_t bb, double *k, double *v)
+{
+    int64_t n = p->cache_seqlens[bb], L = kv_len(p, bb), j, c;
+    for (j = 0; j < L; j++) {
+        const double *ks, *vs;
+        if (j < n) {
+            int64_t row = ref_kvcache_row(p, bb, j);
+            if (row < 0) return -1;
+            ks = p->k_cache + row * p->hk * p->d;
+            vs = p->v_cache + row * p->hk * p->dv;
+        } else {
+            ks = p->k_new + (bb * p->n_new + (j - n)) * p->hk * p->d;
+            vs = p->v_new + (bb * p->n_new + (j - n)) * p->hk * p->dv;
+        }
+        for (c = 0; c < p->hk * p->d; c++) k[j * p->hk * p->d + c] = ks[c];
+        for (c = 0; c < p->hk * p->dv; c++) v[j * p->hk * p->dv + c] = vs[c];
+    }
+    return 0;
+}
+
+/* 1 if query i (of nq) may see key j of a sequence of L keys */
+static int kv_visible(const ref_kv_problem *p, int64_t L, int64_t i, int64_t j)
+{
+    int64_t off = (p->causal == 2) ? 0 : L - p->nq;
+    if (p->causal != 0 && j > i + off) return 0;
+    if (p->window_left >= 0 && j < i + off - p->window_left) return 0;
+    if (p->window_right >= 0 && j > i + off + p->window_right) return 0;
+    return 1;
+}
+
+/* The final score of row i, key j (gathered k of the sequence), q head hh of batch bb */
+static double kv_score(const ref_kv_problem *p, int64_t L, const double *qi, const double *k,
+                       int64_t bb, int64_t hh, int64_t i, int64_t j)
+{
+    int64_t kh = hh / (p->h / p->hk), c, dist;
+    double s = 0;
+    for (c = 0; c < p->d; c++) s += qi[c] * k[(j * p->hk + kh) * p->d + c];
+    s *= p->scale;
+    if (p->softcap > 0) s = p->softcap * tanh(s / p->softcap);
+    if (p->alibi_slopes) {
+        double slope = p->alibi_slopes[p->alibi_size == p->h ? hh : bb * p->h + hh];
+        dist = i + L - p->nq - j;
+        s -= slope * (double)(dist < 0 ? -dist : dist);
+    }
+    return s;
+}
+
+/* softmax of row i over the visible keys of [j0, j1) (and the sink when sink != NULL):
+   o[dv] and *lse; no key and no sink: o = 0, lse = -inf */
+static void kv_row(const ref_kv_problem *p, int64_t L, const double *k, const double *v,
+                   const double *qi, int64_t bb, int64_t hh, int64_t i, int64_t j0, int64_t j1,
+                   const double *sink, double *S, double *o, double *lse)
+{
+    int64_t kh = hh / (p->h / p->hk), j, c;
+    double m = -INFINITY, sum = 0;
+    int any = 0;
+    for (j = j0; j < j1; j++) {
+        if (!kv_visible(p, L, i, j)) continue;
+        S[j] = kv_score(p, L, qi, k, bb, hh, i, j);
+        if (!any || S[j] > m) m = S[j];
+        any = 1;
+    }
+    for (c = 0; c < p->dv; c++) o[c] = 0.0;
+    if (!any) { *lse = sink ? *sink : -INFINITY; return; }
+    if (sink && *sink > m) m = *sink;
+    for (j = j0; j < j1; j++)
+        if (kv_visible(p, L, i, j)) sum += exp(S[j] - m);
+    if (sink) sum += exp(*sink - m);
+    for (j = j0; j < j1; j++) {
+        double w;
+        if (!kv_visible(p, L, i, j)) continue;
+        w = exp(S[j] - m) / sum;
+        for (c = 0; c < p->dv; c++) o[c] += w * v[(j * p->hk + kh) * p->dv + c];
+    }
+    *lse = m + log(sum);
+}
+
+int ref_kvcache(const ref_kv_problem *p, const double *q, double *out, double *lse,
+                double *split_out, double *split_lse)
+{
+    int64_t bb, hh, i, s, S, Lmax = 0, nrow;
+    double *k, *v, *sc, *o;
+    if (!kv_valid(p) || !q || !out) return -1;
+    S = ref_kvcache_num_splits(p);
+    for (bb = 0; bb < p->b; bb++) if (kv_len(p, bb) > Lmax) Lmax = kv_len(p, bb);
+    k = (double *)malloc(sizeof(double) * (size_t)((Lmax + 1) * p->hk * (p->d + p->dv) + Lmax + 1 + p->dv));
+    if (!k) return -1;
+    v = k + (Lmax + 1) * p->hk * p->d;
+    sc = v + (Lmax + 1) * p->hk * p->dv;
+    o = sc + Lmax + 1;
+    nrow = p->b * p->h * p->nq;
+    for (bb = 0; bb < p->b; bb++) {
+        int64_t L = kv_len(p, bb);
+        if (ref_kvcache_gather(p, bb, k, v) != 0) { free(k); return -1; }
+        for (hh = 0; hh < p->h; hh++)
+            for (i = 0; i < p->nq; i++) {
+                const double *qi = q + ((bb * p->nq + i) * p->h + hh) * p->d;
+                int64_t oi = ((bb * p->nq + i) * p->h + hh) * p->dv, li = (bb * p->h + hh) * p->nq + i, c;
+                double l;
+                /* (a) the final result, directly over all L keys, with the sink */
+                kv_row(p, L, k, v, qi, bb, hh, i, 0, L, p->sinks ? &p->sinks[hh] : NULL, sc, o, &l);
+                for (c = 0; c < p->dv; c++) out[oi + c] = o[c];
+                if (lse) lse[li] = l;
+                /* (b) each split alone, over its own keys, no sink */
+                for (s = 0; s < S && (split_out || split_lse); s++) {
+                    int64_t cs = p->split_size > 0 ? p->split_size
+                                 : (L + (p->num_splits > 1 ? p->num_splits : 1) - 1) / (p->num_splits > 1 ? p->num_splits : 1);
+                    int64_t j0 = s * cs < L ? s * cs : L, j1 = s * cs + cs < L ? s * cs + cs : L;
+                    kv_row(p, L, k, v, qi, bb, hh, i, j0, j1, NULL, sc, o, &l);
+                    if (split_out)
+                        for (c = 0; c < p->dv; c++) split_out[s * p->b * p->nq * p->h * p->dv + oi + c] = o[c];
+                    if (split_lse) split_lse[s * nrow + li] = l;
+                }
+            }
+    }
+    free(k);
+    return 0;
+}

@@ -95,6 +95,60 @@ int ref_visible(const ref_problem *p, int64_t i, int64_t j);
 /* ref_visible AND the options' masks of (batch bb, q head hh): mask, mask_fn, document ids */
 int ref_visible_ex(const ref_problem *p, int64_t bb, int64_t hh, int64_t i, int64_t j);
 
+
+/* ---------------------------------------------------------------- a KV cache (decoding)
+   Queries against a KV cache, written out plainly. Sequence bb has L = cache_seqlens[bb] +
+   n_new keys: its cached keys 0 .. cache_seqlens[bb]-1, then the n_new keys of k_new / v_new.
+   Cached key j of sequence bb is row ref_kvcache_row(p, bb, j) of the cache: contiguous
+   (block_table NULL), row bb * n_cache + j of [b_cache][n_cache][hk][d]; paged, row
+   block * page_size + j % page_size of [num_blocks][page_size][hk][d] with block =
+   block_table[bb * max_blocks + j / page_size]. Query i sits at position i + L - nq; the
+   mask is ref_visible's with nk = L (causal 1 bottom-right, 2 top-left, windows aligned the
+   same way), ALiBi's distance |i + L - nq - j|, the sink one more column of the final
+   softmax (never of a split's).
+   Splits: c = split_size when > 0, else ceil(L / max(num_splits, 1)); split s holds keys
+   [min(s c, L), min(s c + c, L)). Each split's partial is computed directly over its own
+   keys: out_s normalised within the split, lse_s its log-sum-exp (out 0, lse -inf when the
+   row sees none of them). Nothing here merges partials: the final result is computed over
+   all L keys at once. */
+typedef struct {
+    int64_t b, nq, h, hk, d, dv;       /* hk divides h                                          */
+    double scale;                      /* already resolved                                      */
+    int causal;                        /* 0 none, 1 bottom-right, 2 top-left                    */
+    int window_left, window_right;     /* -1 = unbounded                                        */
+    double softcap;                    /* > 0: softcap * tanh(s / softcap)                      */
+    const double *sinks;               /* h logits or NULL                                      */
+    const double *alibi_slopes;        /* alibi_size = h or b * h, or NULL                      */
+    int alibi_size;
+    const double *k_cache, *v_cache;   /* [b_cache][n_cache][hk][d|dv], or paged
+                                          [num_blocks][page_size][hk][d|dv]                     */
+    int64_t b_cache, n_cache;          /* contiguous                                            */
+    const int32_t *block_table;        /* NULL: contiguous; else [b][max_blocks]                */
+    int64_t max_blocks, num_blocks, page_size;
+    const int32_t *cache_seqlens;      /* b entries                                             */
+    const double *k_new, *v_new;       /* [b][n_new][hk][d|dv] or NULL (n_new 0)                */
+    int64_t n_new;
+    int64_t num_splits, split_size;    /* as ringattn_kvcache                                   */
+} ref_kv_problem;
+
+/* The number of splits: max(num_splits, 1), or with split_size > 0 the largest
+   ceil(L / split_size) over the batch (at least 1). -1 on bad input. */
+int64_t ref_kvcache_num_splits(const ref_kv_problem *p);
+
+/* The cache row of cached key j (< cache_seqlens[bb]) of sequence bb; -1 if the block table
+   points outside the cache (or the row is too short). */
+int64_t ref_kvcache_row(const ref_kv_problem *p, int64_t bb, int64_t j);
+
+/* Sequence bb gathered: k [L][hk][d], v [L][hk][dv] (L = cache_seqlens[bb] + n_new). 0 or -1. */
+int ref_kvcache_gather(const ref_kv_problem *p, int64_t bb, double *k, double *v);
+
+/* out [b,nq,h,dv] and lse [b,h,nq] (may be NULL) over all keys; split_out
+   [S][b][nq][h][dv] and split_lse [S][b][h][nq] (either may be NULL), S =
+   ref_kvcache_num_splits(p). 0 on success, -1 on bad input (a block outside the cache, a
+   negative length, a length beyond the cache or the table row) or no memory. */
+int ref_kvcache(const ref_kv_problem *p, const double *q, double *out, double *lse,
+                double *split_out, double *split_lse);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,8 +33,9 @@
 #define OPTIONS_FILE "ringattn_options.txt"
 
 /* in parts: ISO C99 only promises string literals of 4095 characters */
-static const char *const usage[4] = {
+static const char *const usage[5] = {
 "usage: ringattn-golden compute [options] Q.npy K.npy V.npy [DOUT.npy]\n"
+"       ringattn-golden compute-kvcache [options] Q.npy K_CACHE.npy V_CACHE.npy [K_NEW.npy V_NEW.npy]\n"
 "       ringattn-golden compare [options] GOT.npy REF.npy\n"
 "       ringattn-golden steps | compare-steps | trace ...   (the ring step by step; below)\n"
 "       ringattn-golden --help\n"
@@ -63,7 +64,7 @@ static const char *const usage[4] = {
 "                             up to rounding)\n"
 "    --threads T              OpenMP threads (default 0 = OpenMP's default)\n"
 "    --compute f32|f64        arithmetic precision (default f64)\n"
-"    --dtype f64|f32|f16|bf16 storage of the outputs (default f64)\n"
+"    --dtype f64|f32|f16|bf16 storage of the outputs (default f64; --out-dtype is the same)\n"
 "    --segments S0,S1,...     dilated attention: segment length of each group ...\n"
 "    --dilations R0,R1,...    ... and its dilation rate (same count; n a multiple of each S)\n"
 "    --mix head-groups|lse    how dilated groups combine (default head-groups, LongNet as in\n"
@@ -171,6 +172,29 @@ static const char *const usage[4] = {
 "  count or shape does not fit q, k (sinks not h, ids not nq / nk, a mask not bool, shapes\n"
 "  that do not broadcast), --document-ids-k without --document-ids, any of them with\n"
 "  --segments.\n"
+"\n",
+"compute-kvcache: queries against a KV cache as decoding kernels read it (ringattn_forward_kvcache;\n"
+"  docs/golden.md). K_CACHE, V_CACHE are [b_cache, n_cache, hk, d|dv] (sequence bb is row bb), or\n"
+"  with --block-table paged [num_blocks, page_size, hk, d|dv]; K_NEW, V_NEW [b, n_new, hk, d|dv]\n"
+"  are keys appended after each sequence's cached ones (the cache's dtype). Sequence bb has\n"
+"  L = cache_seqlens[bb] + n_new keys; query i of nq sits at position i + L - nq. Writes into\n"
+"  --out-dir out.npy [b, nq, h, dv] and lse.npy (b, h, nq), as compute does (options file,\n"
+"  manifest, staged files renamed together).\n"
+"    --cache-seqlens FILE     b keys cached per sequence: an int32 .npy ('<i4', np.int32;\n"
+"                             '<i8' read too), required\n"
+"    --block-table FILE       int32 (b, max_blocks): key j of sequence bb is slot j % page_size\n"
+"                             of block table[bb][j / page_size]; only the entries used are read\n"
+"    --num-splits S           split-KV: each sequence's keys in S splits of ceil(L / S) keys\n"
+"    --split-size C           ... or in splits of C keys (FlashInfer's chunks)\n"
+"    --splits                 also write every split's partial: split_000_out.npy,\n"
+"                             split_000_lse.npy, ... (out normalised within the split, lse its\n"
+"                             log-sum-exp; no sink; an empty split is 0 and -inf)\n"
+"  and --causal (bottom-right aligns at L - nq), --window, --softcap, --scale, --sinks, --alibi,\n"
+"  --compute, --dtype / --out-dtype, --threads, --fp8, the precision emulation. Refused (exit 2,\n"
+"  with the library's sentence): --ring above 1, --segments, --cu-seqlens, --bias, --mask,\n"
+"  --document-ids, --max-logit, DOUT.npy; a block outside the cache, a cache_seqlens beyond\n"
+"  the table row or the cache, shapes or dtypes that disagree. compare --baseline-from does not\n"
+"  take a folder compute-kvcache wrote (compare it with --atol / --rtol).\n"
 };
 
 static void print_usage(FILE *f)
@@ -179,6 +203,7 @@ static void print_usage(FILE *f)
     fputs(usage[1], f);
     fputs(usage[2], f);
     fputs(usage[3], f);
+    fputs(usage[4], f);
 }
 
 typedef struct {
@@ -202,6 +227,10 @@ typedef struct {
        "" = not given, and what load_score_options made of them */
     char sinks_path[1024], alibi_path[1024], bias_path[1024], mask_path[1024], docs_path[1024], docs_k_path[1024];
     int max_logit;           /* --max-logit: compute writes max_logit.npy */
+    /* compute-kvcache: its int32 files, the splits, and --splits (write the partials) */
+    char seqlens_path[1024], table_path[1024];
+    int64_t num_splits, split_size;
+    int write_splits;
     ringattn_npy_array bias_arr, mask_arr;
     ringattn_tensor bias_t, mask_t;
     int bias_rank;
@@ -213,13 +242,18 @@ typedef struct {
 enum { GIVEN_CAUSAL = 1, GIVEN_SCALE = 2, GIVEN_SOFTCAP = 4, GIVEN_WINDOW = 8, GIVEN_MIX = 16,
        GIVEN_SEGMENTS = 32, GIVEN_DILATIONS = 64, GIVEN_CU_Q = 128, GIVEN_CU_K = 256, GIVEN_FP8 = 512,
        GIVEN_SINKS = 1024, GIVEN_ALIBI = 2048, GIVEN_BIAS = 4096, GIVEN_MASK = 8192, GIVEN_DOCS = 16384,
-       GIVEN_DOCS_K = 32768 };
+       GIVEN_DOCS_K = 32768, GIVEN_SEQLENS = 65536, GIVEN_TABLE = 131072, GIVEN_NSPLITS = 262144,
+       GIVEN_SPLIT_SIZE = 524288 };
+/* the options only compute-kvcache takes */
+#define GIVEN_KVCACHE (GIVEN_SEQLENS | GIVEN_TABLE | GIVEN_NSPLITS | GIVEN_SPLIT_SIZE)
 static const struct { unsigned bit; const char *name; } recorded[] = {
     { GIVEN_CAUSAL, "--causal" }, { GIVEN_SCALE, "--scale" }, { GIVEN_SOFTCAP, "--softcap" },
     { GIVEN_WINDOW, "--window" }, { GIVEN_MIX, "--mix" }, { GIVEN_SEGMENTS, "--segments" },
     { GIVEN_DILATIONS, "--dilations" }, { GIVEN_CU_Q, "--cu-seqlens-q" }, { GIVEN_CU_K, "--cu-seqlens-k" },
     { GIVEN_FP8, "--fp8" }, { GIVEN_SINKS, "--sinks" }, { GIVEN_ALIBI, "--alibi" }, { GIVEN_BIAS, "--bias" },
-    { GIVEN_MASK, "--mask" }, { GIVEN_DOCS, "--document-ids" }, { GIVEN_DOCS_K, "--document-ids-k" }
+    { GIVEN_MASK, "--mask" }, { GIVEN_DOCS, "--document-ids" }, { GIVEN_DOCS_K, "--document-ids-k" },
+    { GIVEN_SEQLENS, "--cache-seqlens" }, { GIVEN_TABLE, "--block-table" }, { GIVEN_NSPLITS, "--num-splits" },
+    { GIVEN_SPLIT_SIZE, "--split-size" }
 };
 #define NRECORDED ((int)(sizeof recorded / sizeof recorded[0]))
 
@@ -294,6 +328,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
         if (!strcmp(a, "--round-scores")) { o->cfg.round_s = 1; continue; }
         if (!strcmp(a, "--force")) { o->force = 1; continue; }
         if (!strcmp(a, "--max-logit")) { o->max_logit = 1; continue; }
+        if (!strcmp(a, "--splits")) { o->write_splits = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { print_usage(stdout); exit(EXIT_PASS); }
         if (strncmp(a, "--", 2) == 0 && strchr(a, '=')) {   /* --opt=value */
             size_t n = (size_t)(strchr(a, '=') - a);
@@ -317,7 +352,7 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
             if (parse_dtype(v, &o->cfg.compute) || (o->cfg.compute != RINGATTN_F32 && o->cfg.compute != RINGATTN_F64))
                 return bad("--compute takes f32 or f64, not '%s'", v);
         }
-        else if (!strcmp(a, "--dtype")) { if (parse_dtype(v, &o->dtype)) return bad("--dtype takes f64, f32, f16, bf16, e4m3 or e5m2, not '%s'", v); }
+        else if (!strcmp(a, "--dtype") || !strcmp(a, "--out-dtype")) { if (parse_dtype(v, &o->dtype)) return bad("--dtype takes f64, f32, f16, bf16, e4m3 or e5m2, not '%s'", v); }
         else if (!strcmp(a, "--segments")) { if (parse_list(v, o->seg, &o->nseg)) return bad("bad --segments '%s'", v); }
         else if (!strcmp(a, "--dilations")) { if (parse_list(v, o->rate, &o->nrate)) return bad("bad --dilations '%s'", v); }
         else if (!strcmp(a, "--mix")) {
@@ -354,6 +389,15 @@ static int parse_args(int argc, char **argv, options *o, const char **pos, int *
                       : !strcmp(a, "--document-ids") ? o->docs_path : o->docs_k_path;
             if (!v[0] || strlen(v) >= sizeof o->sinks_path) return bad("%s needs a .npy path (under 1024 bytes)", a);
             strcpy(dst, v);
+        }
+        else if (!strcmp(a, "--cache-seqlens") || !strcmp(a, "--block-table")) {
+            char *dst = !strcmp(a, "--cache-seqlens") ? o->seqlens_path : o->table_path;
+            if (!v[0] || strlen(v) >= sizeof o->seqlens_path) return bad("%s needs a .npy path (under 1024 bytes)", a);
+            strcpy(dst, v);
+        }
+        else if (!strcmp(a, "--num-splits") || !strcmp(a, "--split-size")) {
+            if (parse_num(v, &x) || x < 0 || x > 1e15 || x != floor(x)) return bad("bad --num-splits / --split-size '%s' (an integer >= 0)", v);
+            if (!strcmp(a, "--num-splits")) o->num_splits = (int64_t)x; else o->split_size = (int64_t)x;
         }
         else if (!strcmp(a, "--atol")) { if (parse_num(v, &o->atol) || o->atol < 0) return bad("bad --atol '%s'", v); o->have_atol = 1; }
         else if (!strcmp(a, "--rtol")) { if (parse_num(v, &o->rtol) || o->rtol < 0) return bad("bad --rtol '%s'", v); o->have_rtol = 1; }
@@ -452,6 +496,10 @@ static void option_value(const options *o, unsigned bit, char *buf, size_t n)
     case GIVEN_MASK: snprintf(buf, n, "%s", o->mask_path); break;
     case GIVEN_DOCS: snprintf(buf, n, "%s", o->docs_path); break;
     case GIVEN_DOCS_K: snprintf(buf, n, "%s", o->docs_k_path); break;
+    case GIVEN_SEQLENS: snprintf(buf, n, "%s", o->seqlens_path); break;
+    case GIVEN_TABLE: snprintf(buf, n, "%s", o->table_path); break;
+    case GIVEN_NSPLITS: if (o->num_splits) snprintf(buf, n, "%lld", (long long)o->num_splits); break;
+    case GIVEN_SPLIT_SIZE: if (o->split_size) snprintf(buf, n, "%lld", (long long)o->split_size); break;
     default: break;
     }
 }
@@ -694,10 +742,12 @@ static char *options_text(const options *o, const char *command, const char *con
     if (!(t = (char *)malloc(cap))) return NULL;
 #define PUT(...) do { int w_ = snprintf(t + len, cap - len, __VA_ARGS__); if (w_ > 0) len += (size_t)w_; if (len >= cap) len = cap - 1; } while (0)
     PUT("# written by `ringattn-golden %s` with the files of this folder: the options that shape the\n"
-        "# result, and every file the run wrote with its size and FNV-1a 64 hash. `ringattn-golden compare\n"
-        "# GOT <this folder>/<name>.npy --baseline-from DIR` computes its baseline with these options (an\n"
-        "# explicit option that disagrees is an error) and trusts only the files listed here, unchanged.\n"
-        "# inputs:", command);
+        "# result, and every file the run wrote with its size and FNV-1a 64 hash. %s\n"
+        "# inputs:", command, !strcmp(command, "compute-kvcache")
+        ? "`ringattn-golden compare\n# GOT <this folder>/<name>.npy` trusts only the files listed here, unchanged (a KV-cache\n"
+          "# run has no --baseline-from)."
+        : "`ringattn-golden compare\n# GOT <this folder>/<name>.npy --baseline-from DIR` computes its baseline with these options (an\n"
+          "# explicit option that disagrees is an error) and trusts only the files listed here, unchanged.");
     for (i = 0; i < npos; i++) PUT(" %s", pos[i]);
     PUT("\n");
     for (i = 0; i < NRECORDED; i++) {
@@ -1067,6 +1117,8 @@ static int cmd_compute(int argc, char **argv)
     ringattn_tensor dbias_file;
     if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
     if (npos != 3 && npos != 4) return bad("compute needs Q.npy K.npy V.npy [DOUT.npy]%s", "");
+    if ((o.given & GIVEN_KVCACHE) || o.write_splits)
+        return bad("--cache-seqlens, --block-table, --num-splits, --split-size and --splits are for compute-kvcache%s", "");
     if (load_inputs(pos, npos, in, o.fp8)) return EXIT_BAD;
     if (load_score_options(&o, &in[0].t, &in[1].t)) {
         for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
@@ -1115,6 +1167,197 @@ static int cmd_compute(int argc, char **argv)
         results_free(&r);
     }
     folder_close(&F);
+    for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
+    free_score_options(&o);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- compute-kvcache
+   cache_seqlens and the block table are int32 .npy files; ringattn.h's reader takes float,
+   bf16, fp8 and bool arrays only, so they are read here: NumPy format 1.0 - 3.0, dtype '<i4',
+   '>i4' or '<i8' / '>i8' (values within int32), C order (or rank <= 1), rank 1 or 2. */
+
+/* the value of key `key` in a .npy header dict: a pointer just past "'key':" and blanks */
+static const char *npy_field(const char *hdr, const char *key)
+{
+    char pat[32];
+    const char *p;
+    snprintf(pat, sizeof pat, "'%s':", key);
+    if (!(p = strstr(hdr, pat))) return NULL;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    return p;
+}
+
+/* an int32 .npy of rank 1 or 2 into *data (malloc'd), its dims (dims[1] = 1 for rank 1) */
+static int load_int32(const char *opt, const char *path, int32_t **data, int64_t dims[2], int *ndim)
+{
+    unsigned char pre[12], *raw = NULL;
+    char *hdr = NULL;
+    const char *p;
+    size_t hlen, plen, es, x;
+    int64_t count = 1, v;
+    int big, rank = 0, ok = 0;
+    FILE *f = fopen(path, "rb");
+    *data = NULL; dims[0] = dims[1] = 1; *ndim = 0;
+    if (!f) { fprintf(stderr, "ringattn-golden: %s %s: cannot open: %s\n", opt, path, strerror(errno)); return -1; }
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) || pre[6] < 1 || pre[6] > 3) goto bad_file;
+    if (pre[6] == 1) { hlen = (size_t)pre[8] | (size_t)pre[9] << 8; plen = 10; }
+    else {
+        if (fread(pre + 10, 1, 2, f) != 2) goto bad_file;
+        hlen = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        plen = 12;
+    }
+    if (hlen > (1u << 20) || !(hdr = (char *)malloc(hlen + 1)) || fread(hdr, 1, hlen, f) != hlen) goto bad_file;
+    hdr[hlen] = 0;
+    (void)plen;
+    if (!(p = npy_field(hdr, "descr"))) goto bad_file;
+    if (!strncmp(p, "'<i4'", 5) || !strncmp(p, "'|i4'", 5) || !strncmp(p, "'=i4'", 5)) { es = 4; big = 0; }
+    else if (!strncmp(p, "'>i4'", 5)) { es = 4; big = 1; }
+    else if (!strncmp(p, "'<i8'", 5) || !strncmp(p, "'=i8'", 5)) { es = 8; big = 0; }
+    else if (!strncmp(p, "'>i8'", 5)) { es = 8; big = 1; }
+    else {
+        fprintf(stderr, "ringattn-golden: %s %s: dtype %.8s, expected int32 ('<i4': x.astype(np.int32))\n", opt, path, p);
+        goto done;
+    }
+    if (!(p = npy_field(hdr, "shape")) || *p != '(') goto bad_file;
+    for (p++;;) {
+        char *end;
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        v = (int64_t)strtoll(p, &end, 10);
+        if (end == p || v < 1 || v > 2147483647 || rank == 2) {
+            fprintf(stderr, "ringattn-golden: %s %s: shape %s: rank 1 or 2 with no empty dimension expected\n", opt, path,
+                    npy_field(hdr, "shape"));
+            goto done;
+        }
+        dims[rank++] = v; count *= v;
+        p = end;
+    }
+    if (rank == 0) { fprintf(stderr, "ringattn-golden: %s %s: a scalar, an array expected\n", opt, path); goto done; }
+    if (rank == 2 && (p = npy_field(hdr, "fortran_order")) && !strncmp(p, "True", 4)) {
+        fprintf(stderr, "ringattn-golden: %s %s: Fortran order: np.ascontiguousarray(x) first\n", opt, path);
+        goto done;
+    }
+    if (!(raw = (unsigned char *)malloc((size_t)count * es)) || !(*data = (int32_t *)malloc(sizeof(int32_t) * (size_t)count)))
+        { fprintf(stderr, "ringattn-golden: out of memory\n"); goto done; }
+    if (fread(raw, es, (size_t)count, f) != (size_t)count || fgetc(f) != EOF) goto bad_file;
+    for (x = 0; x < (size_t)count; x++) {
+        unsigned char *b = raw + x * es;
+        uint64_t u = 0;
+        size_t k;
+        for (k = 0; k < es; k++) u |= (uint64_t)b[big ? es - 1 - k : k] << (8 * k);
+        if (es == 4) v = (int64_t)(int32_t)(uint32_t)u;
+        else v = (int64_t)u;
+        if (v < -2147483647 - 1 || v > 2147483647) {
+            fprintf(stderr, "ringattn-golden: %s %s: value %lld does not fit int32\n", opt, path, (long long)v);
+            goto done;
+        }
+        (*data)[x] = (int32_t)v;
+    }
+    *ndim = rank;
+    ok = 1;
+    goto done;
+bad_file:
+    fprintf(stderr, "ringattn-golden: %s %s: not a whole .npy file\n", opt, path);
+done:
+    fclose(f);
+    free(hdr); free(raw);
+    if (!ok) { free(*data); *data = NULL; }
+    return ok ? 0 : -1;
+}
+
+static int cmd_compute_kvcache(int argc, char **argv)
+{
+    options o; const char *pos[8]; int npos, rc = EXIT_BAD, i, nout = 0, st, ndim;
+    ringattn_npy_array in[5]; results r; folder F; char path[4096], err[512];
+    ringattn_kvcache kv; ringattn_config cfg;
+    int32_t *lens = NULL, *table = NULL; int64_t dims[2], S = 0, s, b;
+    char (*fname)[48] = NULL; const char **names = NULL; int *rank = NULL;
+    ringattn_tensor *so = NULL, *sl = NULL, **t = NULL;
+    memset(&r, 0, sizeof r); memset(in, 0, sizeof in);
+    if ((rc = parse_args(argc, argv, &o, pos, &npos))) return rc;
+    if (npos != 3 && npos != 5) return bad("compute-kvcache needs Q.npy K_CACHE.npy V_CACHE.npy [K_NEW.npy V_NEW.npy]%s", "");
+    if (!o.seqlens_path[0]) return bad("compute-kvcache needs --cache-seqlens FILE (int32, one entry per sequence)%s", "");
+    if (o.max_logit) return bad("compute-kvcache does not take --max-logit%s", "");
+    if (o.write_splits && o.num_splits <= 1 && o.split_size == 0)
+        o.num_splits = 1;   /* --splits alone: the one split's partial */
+    rc = EXIT_BAD;
+    if (load_inputs(pos, npos, in, o.fp8)) return EXIT_BAD;
+    b = in[0].t.shape[0];
+    if (load_score_options(&o, &in[0].t, &in[1].t)) goto out;
+    if (load_int32("--cache-seqlens", o.seqlens_path, &lens, dims, &ndim)) goto out;
+    if (dims[0] * dims[1] != b) {
+        fprintf(stderr, "ringattn-golden: --cache-seqlens %s: %lld entries, one per sequence (%lld) expected\n",
+                o.seqlens_path, (long long)(dims[0] * dims[1]), (long long)b);
+        goto out;
+    }
+    memset(&kv, 0, sizeof kv);
+    if (o.table_path[0]) {
+        if (load_int32("--block-table", o.table_path, &table, dims, &ndim)) goto out;
+        if (ndim == 1 && b == 1) { dims[1] = dims[0]; dims[0] = 1; }
+        if (dims[0] != b) {
+            fprintf(stderr, "ringattn-golden: --block-table %s: %lld rows, one per sequence (%lld) expected\n",
+                    o.table_path, (long long)dims[0], (long long)b);
+            goto out;
+        }
+        kv.block_table = table; kv.max_blocks = dims[1];
+    }
+    kv.k_cache = &in[1].t; kv.v_cache = &in[2].t; kv.cache_seqlens = lens;
+    if (npos == 5) { kv.k_new = &in[3].t; kv.v_new = &in[4].t; }
+    kv.num_splits = o.num_splits; kv.split_size = o.split_size;
+    cfg = o.cfg;
+    cfg.error_detail = err; cfg.error_detail_size = sizeof err; err[0] = 0;
+    if (o.write_splits) {
+        S = ringattn_kvcache_num_splits(&cfg, &kv, b);
+        if (S < 0) { fprintf(stderr, "ringattn-golden: %s: %s\n", ringattn_strerror((int)S), err); goto out; }
+    }
+    /* the files: out, lse, and with --splits split_SSS_out / split_SSS_lse */
+    nout = 2 + 2 * (int)S;
+    fname = (char (*)[48])calloc((size_t)nout, sizeof *fname);
+    names = (const char **)calloc((size_t)nout, sizeof *names);
+    rank = (int *)calloc((size_t)nout, sizeof *rank);
+    t = (ringattn_tensor **)calloc((size_t)nout, sizeof *t);
+    so = (ringattn_tensor *)calloc((size_t)(S + 1), sizeof *so);
+    sl = (ringattn_tensor *)calloc((size_t)(S + 1), sizeof *sl);
+    if (!fname || !names || !rank || !t || !so || !sl) { fprintf(stderr, "ringattn-golden: out of memory\n"); goto out; }
+    {
+        int64_t nq = in[0].t.shape[1], h = in[0].t.shape[2], dv = in[2].t.shape[3];
+        if (!alloc_like(&r.out, o.dtype, b, nq, h, dv, 0) || !alloc_like(&r.lse, o.dtype, b, h, nq, 1, 1)) {
+            fprintf(stderr, "ringattn-golden: out of memory\n"); goto out;
+        }
+        for (s = 0; s < S; s++)
+            if (!alloc_like(&so[s], o.dtype, b, nq, h, dv, 0) || !alloc_like(&sl[s], o.dtype, b, h, nq, 1, 1)) {
+                fprintf(stderr, "ringattn-golden: out of memory\n"); goto out;
+            }
+    }
+    names[0] = "out.npy"; t[0] = &r.out; rank[0] = 4;
+    names[1] = "lse.npy"; t[1] = &r.lse; rank[1] = 3;
+    for (s = 0; s < S; s++) {
+        snprintf(fname[2 + 2 * s], sizeof fname[0], "split_%03lld_out.npy", (long long)s);
+        snprintf(fname[3 + 2 * s], sizeof fname[0], "split_%03lld_lse.npy", (long long)s);
+        names[2 + 2 * s] = fname[2 + 2 * s]; t[2 + 2 * s] = &so[s]; rank[2 + 2 * s] = 4;
+        names[3 + 2 * s] = fname[3 + 2 * s]; t[3 + 2 * s] = &sl[s]; rank[3 + 2 * s] = 3;
+    }
+    if (S > 0) { kv.split_out = so; kv.split_lse = sl; kv.num_split_outputs = S; }
+    st = ringattn_forward_kvcache(&cfg, &kv, &in[0].t, &r.out, &r.lse);
+    if (st != RINGATTN_OK) { fprintf(stderr, "ringattn-golden: %s: %s\n", ringattn_strerror(st), err); goto out; }
+    if (folder_open(&F, o.out_dir, o.force, names, nout)) goto out;
+    rc = EXIT_PASS;
+    for (i = 0; i < nout && rc == EXIT_PASS; i++) {   /* staged as NAME.partial, then committed together */
+        folder_stage(&F, names[i], path, sizeof path);
+        if (save_path(path, t[i], rank[i])) rc = EXIT_BAD;
+        else folder_point(&F);
+    }
+    if (rc == EXIT_PASS && folder_commit(&F, &o, "compute-kvcache", pos, npos, names, nout)) rc = EXIT_BAD;
+    for (i = 0; rc == EXIT_PASS && i <= nout; i++)
+        printf("wrote %s/%s\n", o.out_dir, i < nout ? names[i] : OPTIONS_FILE);
+    folder_close(&F);
+out:
+    results_free(&r);
+    for (s = 0; so && sl && s < S; s++) { free(so[s].data); free(sl[s].data); }
+    free(so); free(sl); free(fname); free(names); free(rank); free(t);
+    free(lens); free(table);
     for (i = 0; i < npos; i++) ringattn_npy_free(&in[i]);
     free_score_options(&o);
     return rc;
@@ -1258,7 +1501,13 @@ static int cmd_compare(int argc, char **argv)
             char mine[2048], theirs[2048];
             int k = disagreement(&o, &rec, mine, theirs, sizeof mine);
             have_rec = 1;
-            if (k >= 0) {
+            if (rec.given & GIVEN_KVCACHE) {
+                fprintf(stderr, "ringattn-golden: %s records a compute-kvcache run: --baseline-from computes dense "
+                        "attention from q.npy, k.npy, v.npy and has no KV-cache baseline; compare with --atol / --rtol\n",
+                        rec_path);
+                rc = EXIT_BAD;
+            }
+            else if (k >= 0) {
                 fprintf(stderr, "ringattn-golden: %s %s disagrees with %s %s, which %s records as the option REF was "
                         "computed with: drop it, or compute REF again with it\n", recorded[k].name, mine,
                         recorded[k].name, theirs[0] ? theirs : "(unset)", rec_path);
@@ -1359,9 +1608,10 @@ int main(int argc, char **argv)
         return EXIT_PASS;
     }
     if (!strcmp(argv[1], "compute")) return cmd_compute(argc, argv);
+    if (!strcmp(argv[1], "compute-kvcache")) return cmd_compute_kvcache(argc, argv);
     if (!strcmp(argv[1], "compare")) return cmd_compare(argc, argv);
     if (!strcmp(argv[1], "steps")) return cmd_steps(argc, argv);
     if (!strcmp(argv[1], "compare-steps")) return cmd_compare_steps(argc, argv);
     if (!strcmp(argv[1], "trace")) return cmd_trace(argc, argv);
-    return bad("unknown command '%s' (compute, compare, steps, compare-steps or trace)", argv[1]);
+    return bad("unknown command '%s' (compute, compute-kvcache, compare, steps, compare-steps or trace)", argv[1]);
 }
