@@ -388,17 +388,6 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
                                           const ringattn_tensor *q, ringattn_tensor *out,
                                           ringattn_tensor *lse);
 
-/* Every check of ringattn_forward_kvcache, without the call: the views, shapes, dtypes and
-   aliasing of q, out, lse, the cache, the new keys and the partials, cache_seqlens and the
-   block table against the cache (read on the host), the splits, and the config. Returns
-   what ringattn_forward_kvcache would return before computing anything (same status, same
-   error_detail) and, on success, the call's shape in *shape (seq_k = the longest sequence,
-   L = cache_seqlens + n_new; may be NULL). Writes nothing else. ringattn_cuda.h validates
-   with it. */
-RINGATTN_API int ringattn_check_kvcache_call(const ringattn_config *cfg, const ringattn_kvcache *kv,
-                                             const ringattn_tensor *q, const ringattn_tensor *out,
-                                             const ringattn_tensor *lse, ringattn_shape *shape);
-
 /* The number of splits the partials have for a batch of `batch` sequences: num_splits (at
    least 1), or with split_size the largest ceil(L / split_size) over the batch (a sequence
    with fewer has empty ones after its last). Negative status on bad input. */
@@ -462,6 +451,17 @@ RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape 
    MPI call refuses exactly what the CPU refuses, in the same words. */
 RINGATTN_API int ringattn_check_call(const ringattn_config *cfg, int pass, const ringattn_tensor *const t[9],
                                      ringattn_shape *shape);
+
+/* Every check of ringattn_forward_kvcache, without the call: the views, shapes, dtypes and
+   aliasing of q, out, lse, the cache, the new keys and the partials, cache_seqlens and the
+   block table against the cache (read on the host), the splits, and the config. Returns
+   what ringattn_forward_kvcache would return before computing anything (same status, same
+   error_detail) and, on success, the call's shape in *shape (seq_k = the longest sequence,
+   L = cache_seqlens + n_new; may be NULL). Writes nothing else. ringattn_cuda.h validates
+   with it. */
+RINGATTN_API int ringattn_check_kvcache_call(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                             const ringattn_tensor *q, const ringattn_tensor *out,
+                                             const ringattn_tensor *lse, ringattn_shape *shape);
 
 /* ---------------------------------------------------------------- .npy files and comparison */
 /* Leave this whole section out with RINGATTN_NO_NPY (define it everywhere). It needs no
@@ -1611,6 +1611,9 @@ typedef struct {
     ringattn_tensor *ml;                                     /* forward: max_logit, or NULL     */
     int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
                        member's rows, its pieces one after another (an MPI rank's chunk)     */
+    int placed;     /* 1: the keys are a slice of a longer sequence (a KV-cache split): the
+                       problem's causal_off and aoff are these, not the call's own           */
+    int64_t causal_off, aoff;
 } ringattn__io;
 
 /* A block is one (batch, head) pair of runs: query positions qa, qa+r, ... (nr of them) and
@@ -3409,6 +3412,7 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     double *dbias = NULL;
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
+    if (io->placed) { P.causal_off = io->causal_off; P.aoff = io->aoff; }
     if ((st = ringattn__check_range(cfg, &P, pass, io)) != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
     R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
@@ -3611,6 +3615,494 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
     io.q = q; io.k = k; io.v = v; io.out = out; io.lse = lse; io.dout = dout;
     io.dq = dq; io.dk = dk; io.dv = dv;
     return ringattn__execute(cfg, &s, 1, &io);
+}
+
+/* ---------------------------------------------------------------- decoding: a KV cache
+   ringattn_forward_kvcache, read top to bottom: check everything (ringattn__kv_check), then
+   for each sequence gather its keys into one run (pages in table order, then the new keys;
+   a contiguous cache without new keys is read in place), compute each split as a one-member
+   ring over its keys placed at their positions in the whole sequence (ringattn__execute with
+   io.placed), keep the partials, and merge them row by row with THE merge
+   (ringattn__merge_row), starting from the sink's state. Only then is anything written: out,
+   lse, the partials the caller asked for, and with update_cache the new keys. */
+
+/* L of sequence bb: its cached keys and the new ones */
+static int64_t ringattn__kv_len(const ringattn_kvcache *kv, int64_t bb)
+{
+    return (int64_t)kv->cache_seqlens[bb] + (kv->k_new ? kv->k_new->shape[1] : 0);
+}
+
+/* the positions sequence bb writes (update_cache) land in block *blk, slot *slot */
+static void ringattn__kv_slot(const ringattn_kvcache *kv, int64_t bb, int64_t pos, int64_t *blk, int64_t *slot)
+{
+    if (kv->block_table) {
+        int64_t page = kv->k_cache->shape[1];
+        *blk = kv->block_table[bb * kv->max_blocks + pos / page]; *slot = pos % page;
+    } else {
+        *blk = bb; *slot = pos;
+    }
+}
+
+/* the splits of the partials: num_splits, or the most any sequence has with split_size */
+static int64_t ringattn__kv_splits(const ringattn_kvcache *kv, int64_t batch)
+{
+    int64_t bb, S = 1;
+    if (kv->split_size <= 0) return kv->num_splits > 1 ? kv->num_splits : 1;
+    for (bb = 0; bb < batch; bb++) {
+        int64_t L = ringattn__kv_len(kv, bb), n = (L + kv->split_size - 1) / kv->split_size;
+        if (n > S) S = n;
+    }
+    return S;
+}
+
+/* the config's fields the cache path has no use for are refused, not ignored */
+static int ringattn__kv_check_config(const ringattn_config *cfg)
+{
+    const char *what = NULL;
+    if (cfg->ring_size > 1) what = "ring_size > 1 (each split is a one-member ring: num_splits takes the ring's place)";
+    else if (cfg->num_groups > 0) what = "dilation (num_groups > 0)";
+    else if (cfg->num_seqs > 0 || cfg->cu_seqlens_q || cfg->cu_seqlens_k) what = "varlen (cache_seqlens gives the lengths)";
+    else if (cfg->bias || cfg->dbias) what = "a bias";
+    else if (cfg->mask || cfg->mask_fn || cfg->mask_block_fn) what = "masks";
+    else if (cfg->document_ids_q || cfg->document_ids_k) what = "document ids";
+    else if (cfg->max_logit) what = "max_logit";
+    else if (cfg->dsinks) what = "dsinks (a forward-only call)";
+    else if (cfg->trace || cfg->trace_blocks) what = "a trace (the partials are the per-split results: split_out / split_lse)";
+    if (what) return ringattn__fail(cfg, RINGATTN_EUNSUPPORTED, "ringattn_forward_kvcache does not take %s", what);
+    return RINGATTN_OK;
+}
+
+/* the lengths and the block table against the cache: every key a sequence reads (and, with
+   update_cache, writes) is a slot of the cache */
+static int ringattn__kv_check_lengths(const ringattn_config *cfg, const ringattn_kvcache *kv, int64_t batch)
+{
+    int64_t bb, n_new = kv->k_new ? kv->k_new->shape[1] : 0;
+    const ringattn_tensor *kc = kv->k_cache;
+    if (!kv->cache_seqlens) return ringattn__fail(cfg, RINGATTN_ENULL, "cache_seqlens is NULL");
+    if (kv->block_table && kv->max_blocks < 1)
+        return ringattn__fail(cfg, RINGATTN_ESHAPE, "max_blocks = %lld, a block-table row needs >= 1 entry",
+                              (long long)kv->max_blocks);
+    if (!kv->block_table && kv->max_blocks != 0)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "max_blocks = %lld but block_table is NULL", (long long)kv->max_blocks);
+    if (!kv->block_table && kc->shape[0] < batch)
+        return ringattn__fail(cfg, RINGATTN_ESHAPE, "k_cache has %lld sequences, fewer than the batch of q (%lld)",
+                              (long long)kc->shape[0], (long long)batch);
+    for (bb = 0; bb < batch; bb++) {
+        int64_t sl = kv->cache_seqlens[bb], used = sl + (kv->update_cache ? n_new : 0), j;
+        if (sl < 0)
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "cache_seqlens[%lld] = %lld < 0", (long long)bb, (long long)sl);
+        if (!kv->block_table) {
+            if (used > kc->shape[1])
+                return ringattn__fail(cfg, RINGATTN_ESHAPE, "cache_seqlens[%lld] = %lld%s exceeds the cache's %lld positions",
+                                      (long long)bb, (long long)sl, kv->update_cache ? " plus the new keys" : "",
+                                      (long long)kc->shape[1]);
+            continue;
+        }
+        if ((used + kc->shape[1] - 1) / kc->shape[1] > kv->max_blocks)
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "cache_seqlens[%lld] = %lld%s needs %lld pages of %lld, but a "
+                                  "block-table row has %lld", (long long)bb, (long long)sl,
+                                  kv->update_cache ? " plus the new keys" : "",
+                                  (long long)((used + kc->shape[1] - 1) / kc->shape[1]), (long long)kc->shape[1],
+                                  (long long)kv->max_blocks);
+        for (j = 0; j * kc->shape[1] < used; j++) {
+            int32_t blk = kv->block_table[bb * kv->max_blocks + j];
+            if (blk < 0 || blk >= kc->shape[0])
+                return ringattn__fail(cfg, RINGATTN_ESHAPE, "block_table[%lld][%lld] = %d is not a block of the cache "
+                                      "(0 .. %lld)", (long long)bb, (long long)j, (int)blk, (long long)(kc->shape[0] - 1));
+        }
+    }
+    if (kv->update_cache && kv->block_table) {   /* two writes to one slot: refused, not ordered */
+        int64_t b2, t, t2;
+        for (bb = 0; bb < batch; bb++)
+            for (t = 0; t < n_new; t++) {
+                int64_t blk, slot, blk2, slot2;
+                ringattn__kv_slot(kv, bb, kv->cache_seqlens[bb] + t, &blk, &slot);
+                for (b2 = 0; b2 <= bb; b2++)
+                    for (t2 = 0; t2 < (b2 == bb ? t : n_new); t2++) {
+                        ringattn__kv_slot(kv, b2, kv->cache_seqlens[b2] + t2, &blk2, &slot2);
+                        if (blk == blk2 && slot == slot2)
+                            return ringattn__fail(cfg, RINGATTN_ECONFIG, "update_cache: new key %lld of sequence %lld and "
+                                                  "new key %lld of sequence %lld go to the same slot (block %lld, slot %lld)",
+                                                  (long long)t, (long long)bb, (long long)t2, (long long)b2,
+                                                  (long long)blk, (long long)slot);
+                    }
+            }
+    }
+    return RINGATTN_OK;
+}
+
+/* every check of the call (ringattn_check_kvcache_call); *S the splits of the partials */
+static int ringattn__kv_check(const ringattn_config *cfg, const ringattn_kvcache *kv, const ringattn_tensor *q,
+                              const ringattn_tensor *out, const ringattn_tensor *lse, ringattn_shape *s, int64_t *S)
+{
+    const ringattn_tensor *t[7]; const char *names[7] = { "q", "k_cache", "v_cache", "k_new", "v_new", "out", "lse" };
+    ringattn_config sub; ringattn_plan_info plan;
+    int64_t want[4], b, bb, i, j, Lmax = 0;
+    int st, upd;
+    if (!cfg) return RINGATTN_ENULL;
+    if (!kv) return ringattn__fail(cfg, RINGATTN_ENULL, "kv is NULL");
+    if ((st = ringattn__kv_check_config(cfg)) != RINGATTN_OK) return st;
+    if (kv->update_cache != 0 && kv->update_cache != 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "update_cache = %d, must be 0 or 1", kv->update_cache);
+    upd = kv->update_cache;
+    if ((st = ringattn__check_view(cfg, q, "q", NULL, 0)) != RINGATTN_OK) return st;
+    b = q->shape[0];
+    if ((st = ringattn__check_view(cfg, kv->k_cache, "k_cache", NULL, upd)) != RINGATTN_OK) return st;
+    want[0] = kv->k_cache->shape[0]; want[1] = kv->k_cache->shape[1]; want[2] = kv->k_cache->shape[2];
+    if ((st = ringattn__check_view(cfg, kv->v_cache, "v_cache", NULL, upd)) != RINGATTN_OK) return st;
+    for (i = 0; i < 3; i++)
+        if (kv->v_cache->shape[i] != want[i])
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "v_cache.shape[%lld] = %lld, expected k_cache's %lld",
+                                  (long long)i, (long long)kv->v_cache->shape[i], (long long)want[i]);
+    if (q->shape[3] != kv->k_cache->shape[3])
+        return ringattn__fail(cfg, RINGATTN_ESHAPE, "q's head dim %lld differs from k_cache's %lld",
+                              (long long)q->shape[3], (long long)kv->k_cache->shape[3]);
+    if (!kv->k_new != !kv->v_new) return ringattn__fail(cfg, RINGATTN_ENULL, "k_new and v_new: both or neither");
+    if (upd && !kv->k_new)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "update_cache = 1 without k_new / v_new: nothing to write");
+    if (kv->k_new) {
+        want[0] = b; want[2] = kv->k_cache->shape[2];
+        if ((st = ringattn__check_view(cfg, kv->k_new, "k_new", NULL, 0)) != RINGATTN_OK) return st;
+        want[1] = kv->k_new->shape[1]; want[3] = kv->k_cache->shape[3];
+        if ((st = ringattn__check_view(cfg, kv->k_new, "k_new", want, 0)) != RINGATTN_OK) return st;
+        want[3] = kv->v_cache->shape[3];
+        if ((st = ringattn__check_view(cfg, kv->v_new, "v_new", want, 0)) != RINGATTN_OK) return st;
+        if (kv->k_new->dtype != kv->k_cache->dtype || kv->v_new->dtype != kv->v_cache->dtype)
+            return ringattn__fail(cfg, RINGATTN_EDTYPE, "k_new / v_new must have the dtypes of k_cache / v_cache "
+                                  "(they are appended to the cache)");
+    }
+    if (kv->num_splits < 0 || kv->split_size < 0)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_splits = %lld, split_size = %lld: neither may be negative",
+                              (long long)kv->num_splits, (long long)kv->split_size);
+    if (kv->split_size > 0 && kv->num_splits > 1)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_splits = %lld and split_size = %lld: give one of them",
+                              (long long)kv->num_splits, (long long)kv->split_size);
+    if ((st = ringattn__kv_check_lengths(cfg, kv, b)) != RINGATTN_OK) return st;
+    for (bb = 0; bb < b; bb++) if (ringattn__kv_len(kv, bb) > Lmax) Lmax = ringattn__kv_len(kv, bb);
+    *S = ringattn__kv_splits(kv, b);
+    want[0] = b; want[1] = q->shape[1]; want[2] = q->shape[2]; want[3] = kv->v_cache->shape[3];
+    if ((st = ringattn__check_view(cfg, out, "out", want, 1)) != RINGATTN_OK) return st;
+    want[1] = q->shape[2]; want[2] = q->shape[1]; want[3] = 1;
+    if (lse && (st = ringattn__check_view(cfg, lse, "lse", want, 1)) != RINGATTN_OK) return st;
+    if (!kv->split_out && !kv->split_lse && kv->num_split_outputs != 0)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_split_outputs = %lld but split_out and split_lse are NULL",
+                              (long long)kv->num_split_outputs);
+    if ((kv->split_out || kv->split_lse) && kv->num_split_outputs != *S)
+        return ringattn__fail(cfg, RINGATTN_ESHAPE, "num_split_outputs = %lld, the call has %lld splits",
+                              (long long)kv->num_split_outputs, (long long)*S);
+    for (j = 0; (kv->split_out || kv->split_lse) && j < *S; j++) {
+        char nm[48];
+        want[1] = q->shape[1]; want[2] = q->shape[2]; want[3] = kv->v_cache->shape[3];
+        snprintf(nm, sizeof nm, "split_out[%lld]", (long long)j);
+        if (kv->split_out && (st = ringattn__check_view(cfg, &kv->split_out[j], nm, want, 1)) != RINGATTN_OK) return st;
+        want[1] = q->shape[2]; want[2] = q->shape[1]; want[3] = 1;
+        snprintf(nm, sizeof nm, "split_lse[%lld]", (long long)j);
+        if (kv->split_lse && (st = ringattn__check_view(cfg, &kv->split_lse[j], nm, want, 1)) != RINGATTN_OK) return st;
+    }
+    /* outputs share their data with nothing else (the cache is an output with update_cache) */
+    t[0] = q; t[1] = kv->k_cache; t[2] = kv->v_cache; t[3] = kv->k_new; t[4] = kv->v_new; t[5] = out; t[6] = lse;
+    for (i = 0; i < 7; i++) {
+        int output = i >= 5 || (upd && (i == 1 || i == 2));
+        for (j = 0; j < 7 && output && t[i]; j++)
+            if (j != i && t[j] && t[j]->data == t[i]->data)
+                return ringattn__fail(cfg, RINGATTN_EALIAS, "output %s shares its data pointer with %s", names[i], names[j]);
+        for (j = 0; j < 2 * *S && t[i] && (kv->split_out || kv->split_lse); j++) {
+            const ringattn_tensor *o = (j % 2 == 0) ? (kv->split_out ? &kv->split_out[j / 2] : NULL)
+                                                    : (kv->split_lse ? &kv->split_lse[j / 2] : NULL);
+            if (o && o->data == t[i]->data)
+                return ringattn__fail(cfg, RINGATTN_EALIAS, "split_%s[%lld] shares its data pointer with %s",
+                                      j % 2 ? "lse" : "out", (long long)(j / 2), names[i]);
+        }
+    }
+    for (i = 0; i < 2 * *S && (kv->split_out || kv->split_lse); i++)
+        for (j = 0; j < i; j++) {
+            const ringattn_tensor *a = (i % 2 == 0) ? (kv->split_out ? &kv->split_out[i / 2] : NULL)
+                                                    : (kv->split_lse ? &kv->split_lse[i / 2] : NULL);
+            const ringattn_tensor *c = (j % 2 == 0) ? (kv->split_out ? &kv->split_out[j / 2] : NULL)
+                                                    : (kv->split_lse ? &kv->split_lse[j / 2] : NULL);
+            if (a && c && a->data == c->data)
+                return ringattn__fail(cfg, RINGATTN_EALIAS, "two split outputs share a data pointer (%lld and %lld)",
+                                      (long long)(i / 2), (long long)(j / 2));
+        }
+    /* the config, through the planner, as one split's call will see it */
+    s->batch = b; s->seq_q = q->shape[1]; s->seq_k = Lmax > 0 ? Lmax : 1; s->heads_q = q->shape[2];
+    s->heads_kv = kv->k_cache->shape[2]; s->dim_qk = q->shape[3]; s->dim_v = kv->v_cache->shape[3];
+    sub = *cfg; sub.ring_size = 1; sub.partition = RINGATTN_CONTIGUOUS;
+    if ((st = ringattn_plan(&sub, s, 0, &plan)) != RINGATTN_OK) return st;
+    s->seq_k = Lmax;
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int ringattn_check_kvcache_call(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                             const ringattn_tensor *q, const ringattn_tensor *out,
+                                             const ringattn_tensor *lse, ringattn_shape *shape)
+{
+    ringattn_shape s; int64_t S; int st;
+    if (!cfg) return RINGATTN_ENULL;
+    if ((st = ringattn__kv_check(cfg, kv, q, out, lse, &s, &S)) != RINGATTN_OK) return st;
+    if (shape) *shape = s;
+    return RINGATTN_OK;
+}
+
+RINGATTN_API int64_t ringattn_kvcache_num_splits(const ringattn_config *cfg, const ringattn_kvcache *kv, int64_t batch)
+{
+    int64_t bb;
+    if (!kv) return ringattn__fail(cfg, RINGATTN_ENULL, "kv is NULL");
+    if (batch < 1) return ringattn__fail(cfg, RINGATTN_ESHAPE, "batch = %lld, must be >= 1", (long long)batch);
+    if (kv->num_splits < 0 || kv->split_size < 0)
+        return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_splits and split_size may not be negative");
+    if (kv->split_size > 0) {
+        if (!kv->cache_seqlens) return ringattn__fail(cfg, RINGATTN_ENULL, "cache_seqlens is NULL");
+        if (kv->k_new && (!kv->k_new->data || kv->k_new->shape[1] < 1))
+            return ringattn__fail(cfg, RINGATTN_ESHAPE, "k_new has no keys");
+        for (bb = 0; bb < batch; bb++)
+            if (kv->cache_seqlens[bb] < 0)
+                return ringattn__fail(cfg, RINGATTN_ESHAPE, "cache_seqlens[%lld] < 0", (long long)bb);
+    }
+    return ringattn__kv_splits(kv, batch);
+}
+
+/* the first `rows` key rows [pos, pos + rows) of sequence bb's cached keys of one cache (k or
+   v) copied to dst (contiguous [rows][hk][d], the cache's dtype): pages in table order */
+static void ringattn__kv_gather(const ringattn_kvcache *kv, const ringattn_tensor *c, int64_t bb, int64_t rows,
+                                char *dst)
+{
+    int64_t j, hh, x, hk = c->shape[2], d = c->shape[3];
+    size_t es = ringattn__dtype_size(c->dtype);
+    for (j = 0; j < rows; j++) {
+        int64_t blk, slot;
+        ringattn__kv_slot(kv, bb, j, &blk, &slot);
+        for (hh = 0; hh < hk; hh++) {
+            const char *src = (const char *)c->data + (size_t)ringattn__index(c, blk, slot, hh, 0) * es;
+            if (c->stride[3] == 1) memcpy(dst, src, (size_t)d * es);
+            else for (x = 0; x < d; x++) memcpy(dst + x * es, src + (ptrdiff_t)(x * c->stride[3]) * (ptrdiff_t)es, es);
+            dst += (size_t)d * es;
+        }
+    }
+}
+
+/* the new keys of sequence bb (k_new / v_new row bb), appended after the gathered ones */
+static void ringattn__kv_append(const ringattn_tensor *t, int64_t bb, char *dst)
+{
+    int64_t j, hh, x;
+    size_t es = ringattn__dtype_size(t->dtype);
+    for (j = 0; j < t->shape[1]; j++)
+        for (hh = 0; hh < t->shape[2]; hh++)
+            for (x = 0; x < t->shape[3]; x++, dst += es)
+                memcpy(dst, (const char *)t->data + (ptrdiff_t)ringattn__index(t, bb, j, hh, x) * (ptrdiff_t)es, es);
+}
+
+/* a view of rows [r0, r0 + n) of batch row bb of t, as a batch of one */
+static ringattn_tensor ringattn__kv_slice(const ringattn_tensor *t, int64_t bb, int64_t r0, int64_t n)
+{
+    ringattn_tensor v = *t;
+    v.data = (char *)t->data + (ptrdiff_t)(bb * t->stride[0] + r0 * t->stride[1]) * (ptrdiff_t)ringattn__dtype_size(t->dtype);
+    v.shape[0] = 1; v.shape[1] = n;
+    return v;
+}
+
+/* with update_cache: the new keys of every sequence written into its slots */
+static void ringattn__kv_update(const ringattn_kvcache *kv, int64_t batch)
+{
+    int64_t bb, t, hh, x, w;
+    for (w = 0; w < 2; w++) {
+        ringattn_tensor *c = w ? kv->v_cache : kv->k_cache;
+        const ringattn_tensor *n = w ? kv->v_new : kv->k_new;
+        for (bb = 0; bb < batch; bb++)
+            for (t = 0; t < n->shape[1]; t++) {
+                int64_t blk, slot;
+                ringattn__kv_slot(kv, bb, kv->cache_seqlens[bb] + t, &blk, &slot);
+                for (hh = 0; hh < n->shape[2]; hh++)
+                    for (x = 0; x < n->shape[3]; x++)
+                        ringattn__store(c->data, c->dtype, ringattn__index(c, blk, slot, hh, x),
+                                        ringattn__load(n->data, n->dtype, ringattn__index(n, bb, t, hh, x)));
+            }
+    }
+}
+
+/* the work of one call: partials po [Se][b][nq][h][dv] and pl [Se][b][h][nq] (f64), Se =
+   min(S, Lmax) (no later split holds a key) */
+typedef struct {
+    const ringattn_config *cfg;
+    const ringattn_kvcache *kv;
+    const ringattn_tensor *q;
+    ringattn_shape s;
+    int64_t S, Se;
+    double *po, *pl;
+    char *kbuf, *vbuf;             /* one sequence's keys in a run (paged or new keys)       */
+    ringattn_stats stats;
+} ringattn__kv_work;
+
+/* split sp of sequence bb: a one-member ring over its keys, placed at their positions */
+static int ringattn__kv_split(ringattn__kv_work *W, int64_t bb, const ringattn_tensor *K, const ringattn_tensor *V,
+                              int64_t L, int64_t sp)
+{
+    const ringattn_config *cfg = W->cfg;
+    const ringattn_shape *s = &W->s;
+    ringattn_config sub = *cfg;
+    ringattn_shape ss = *s;
+    ringattn_stats st1;
+    ringattn_tensor Q, Ks, Vs, O, Lse;
+    ringattn__io io;
+    int64_t k0, k1, nq = s->seq_q, h = s->heads_q, dv = s->dim_v, r;
+    double *po = W->po + ((sp * s->batch + bb) * nq * h) * dv, *pl = W->pl + (sp * s->batch + bb) * h * nq;
+    int st;
+    ringattn__split_bounds(L, W->kv->num_splits, W->kv->split_size, sp, &k0, &k1);
+    if (k0 == k1) {   /* an empty split: out 0, lse -inf, nothing computed */
+        for (r = 0; r < nq * h * dv; r++) po[r] = 0.0;
+        for (r = 0; r < h * nq; r++) pl[r] = -(double)INFINITY;
+        W->stats.blocks_skipped += 1;
+        return RINGATTN_OK;
+    }
+    sub.ring_size = 1; sub.partition = RINGATTN_CONTIGUOUS; sub.sinks = NULL; sub.stats = &st1;
+    if (cfg->alibi_slopes && cfg->alibi_size != h) { sub.alibi_slopes = cfg->alibi_slopes + bb * h; sub.alibi_size = (int)h; }
+    if (cfg->descale_size > 1) {   /* [b][hk] factors: this sequence's row */
+        int64_t hk = s->heads_kv;
+        sub.descale_size = (int)hk;
+        if (cfg->q_descale) sub.q_descale = cfg->q_descale + bb * hk;
+        if (cfg->k_descale) sub.k_descale = cfg->k_descale + bb * hk;
+        if (cfg->v_descale) sub.v_descale = cfg->v_descale + bb * hk;
+    }
+    ss.batch = 1; ss.seq_k = k1 - k0;
+    Q = ringattn__kv_slice(W->q, bb, 0, nq);
+    Ks = ringattn__kv_slice(K, 0, k0, k1 - k0); Vs = ringattn__kv_slice(V, 0, k0, k1 - k0);
+    O = ringattn_tensor_bnhd(po, RINGATTN_F64, 1, nq, h, dv);
+    Lse = ringattn_tensor_lse(pl, RINGATTN_F64, 1, h, nq);
+    memset(&io, 0, sizeof io);
+    io.q = &Q; io.k = &Ks; io.v = &Vs; io.o = &O; io.l = &Lse;
+    io.placed = 1;   /* query i sits at i + L - nq, the split's first key at k0 */
+    io.causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT ? 0 : L - nq) - k0;
+    io.aoff = L - nq - k0;
+    if ((st = ringattn__execute(&sub, &ss, 0, &io)) != RINGATTN_OK) return st;
+    W->stats.num_threads = st1.num_threads > W->stats.num_threads ? st1.num_threads : W->stats.num_threads;
+    W->stats.blocks_computed += st1.blocks_computed; W->stats.blocks_skipped += st1.blocks_skipped;
+    W->stats.tiles_computed += st1.tiles_computed; W->stats.flops += st1.flops;
+    if (st1.peak_bytes_per_member > W->stats.peak_bytes_per_member) W->stats.peak_bytes_per_member = st1.peak_bytes_per_member;
+    if (st1.planned_bytes_per_member > W->stats.planned_bytes_per_member)
+        W->stats.planned_bytes_per_member = st1.planned_bytes_per_member;
+    if (st1.scratch_bytes_per_thread > W->stats.scratch_bytes_per_thread)
+        W->stats.scratch_bytes_per_thread = st1.scratch_bytes_per_thread;
+    return RINGATTN_OK;
+}
+
+/* every split of sequence bb: its keys in one run first (a view of the cache when it is one) */
+static int ringattn__kv_sequence(ringattn__kv_work *W, int64_t bb)
+{
+    const ringattn_kvcache *kv = W->kv;
+    int64_t L = ringattn__kv_len(kv, bb), sl = kv->cache_seqlens[bb], sp;
+    ringattn_tensor K, V;
+    int st;
+    if (L == 0) {
+        for (sp = 0; sp < W->Se; sp++) (void)ringattn__kv_split(W, bb, NULL, NULL, 0, sp);
+        return RINGATTN_OK;
+    }
+    if (!kv->block_table && !kv->k_new) {   /* contiguous, nothing appended: read in place */
+        K = ringattn__kv_slice(kv->k_cache, bb, 0, L); V = ringattn__kv_slice(kv->v_cache, bb, 0, L);
+    } else {
+        int64_t hk = W->s.heads_kv;
+        size_t kes = ringattn__dtype_size(kv->k_cache->dtype), ves = ringattn__dtype_size(kv->v_cache->dtype);
+        ringattn__kv_gather(kv, kv->k_cache, bb, sl, W->kbuf);
+        ringattn__kv_gather(kv, kv->v_cache, bb, sl, W->vbuf);
+        if (kv->k_new) {
+            ringattn__kv_append(kv->k_new, bb, W->kbuf + (size_t)(sl * hk * W->s.dim_qk) * kes);
+            ringattn__kv_append(kv->v_new, bb, W->vbuf + (size_t)(sl * hk * W->s.dim_v) * ves);
+        }
+        K = ringattn_tensor_bnhd(W->kbuf, kv->k_cache->dtype, 1, L, hk, W->s.dim_qk);
+        V = ringattn_tensor_bnhd(W->vbuf, kv->v_cache->dtype, 1, L, hk, W->s.dim_v);
+    }
+    for (sp = 0; sp < W->Se; sp++)
+        if ((st = ringattn__kv_split(W, bb, &K, &V, L, sp)) != RINGATTN_OK) return st;
+    return RINGATTN_OK;
+}
+
+/* The result: row (bb, i, hh) is its partials merged in split order by THE merge, from the
+   sink's state (m, l) = (sink, 1) -- or (-inf, 0) without one -- and finished as the ring
+   finishes a row. Then the partials the caller asked for (splits past Se are empty). */
+static void ringattn__kv_finish(const ringattn__kv_work *W, ringattn_tensor *out, ringattn_tensor *lse, double *acc)
+{
+    const ringattn_kvcache *kv = W->kv;
+    const ringattn_shape *s = &W->s;
+    int64_t b = s->batch, nq = s->seq_q, h = s->heads_q, dv = s->dim_v, bb, i, hh, c, sp;
+    for (bb = 0; bb < b; bb++)
+        for (i = 0; i < nq; i++)
+            for (hh = 0; hh < h; hh++) {
+                double sink = W->cfg->sinks ? W->cfg->sinks[hh] : -(double)INFINITY;
+                double m = sink, l = (sink == -(double)INFINITY) ? 0.0 : 1.0;
+                for (c = 0; c < dv; c++) acc[c] = 0.0;
+                for (sp = 0; sp < W->Se; sp++) {
+                    const double *po = W->po + (((sp * b + bb) * nq + i) * h + hh) * dv;
+                    double bl = W->pl[((sp * b + bb) * h + hh) * nq + i];
+                    ringattn__merge_row(acc, RINGATTN_F64, dv, &m, &l, po, bl, bl == -(double)INFINITY ? 0.0 : 1.0);
+                }
+                for (c = 0; c < dv; c++)
+                    ringattn__store(out->data, out->dtype, ringattn__index(out, bb, i, hh, c),
+                                    ringattn__finish_out(acc[c], l, 1.0));
+                if (lse) ringattn__store(lse->data, lse->dtype, ringattn__index(lse, bb, hh, i, 0), ringattn__finish_lse(m, l));
+            }
+    for (sp = 0; sp < W->S && (kv->split_out || kv->split_lse); sp++)
+        for (bb = 0; bb < b; bb++)
+            for (hh = 0; hh < h; hh++)
+                for (i = 0; i < nq; i++) {
+                    double pl = sp < W->Se ? W->pl[((sp * b + bb) * h + hh) * nq + i] : -(double)INFINITY;
+                    if (kv->split_lse)
+                        ringattn__store(kv->split_lse[sp].data, kv->split_lse[sp].dtype,
+                                        ringattn__index(&kv->split_lse[sp], bb, hh, i, 0), pl);
+                    for (c = 0; kv->split_out && c < dv; c++)
+                        ringattn__store(kv->split_out[sp].data, kv->split_out[sp].dtype,
+                                        ringattn__index(&kv->split_out[sp], bb, i, hh, c),
+                                        sp < W->Se ? W->po[(((sp * b + bb) * nq + i) * h + hh) * dv + c] : 0.0);
+                }
+}
+
+RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                          const ringattn_tensor *q, ringattn_tensor *out, ringattn_tensor *lse)
+{
+    ringattn__kv_work W;
+    int64_t bb, Lmax, sl_max = 0, ovf_n;
+    size_t np, nl, nk = 0, nv = 0;
+    double *acc = NULL;
+    int st = RINGATTN_OK, ovf = 0;
+    if (!cfg) return RINGATTN_ENULL;
+    memset(&W, 0, sizeof W);
+    if ((st = ringattn__kv_check(cfg, kv, q, out, lse, &W.s, &W.S)) != RINGATTN_OK) return st;
+    W.cfg = cfg; W.kv = kv; W.q = q;
+    Lmax = W.s.seq_k;
+    W.Se = W.S < Lmax ? W.S : Lmax;
+    for (bb = 0; bb < W.s.batch; bb++) if (ringattn__kv_len(kv, bb) > sl_max) sl_max = ringattn__kv_len(kv, bb);
+    ovf_n = ringattn__mul(ringattn__mul(W.Se, W.s.batch, &ovf), ringattn__mul(W.s.seq_q, W.s.heads_q, &ovf), &ovf);
+    np = (size_t)ringattn__mul(ringattn__mul(ovf_n, W.s.dim_v, &ovf), 8, &ovf);
+    nl = (size_t)ringattn__mul(ovf_n, 8, &ovf);
+    if (kv->block_table || kv->k_new) {
+        nk = (size_t)ringattn__mul(ringattn__mul(sl_max, W.s.heads_kv * W.s.dim_qk, &ovf),
+                                   (int64_t)ringattn__dtype_size(kv->k_cache->dtype), &ovf);
+        nv = (size_t)ringattn__mul(ringattn__mul(sl_max, W.s.heads_kv * W.s.dim_v, &ovf),
+                                   (int64_t)ringattn__dtype_size(kv->v_cache->dtype), &ovf);
+    }
+    if (ovf) return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "the partials of %lld splits overflow 64 bits", (long long)W.S);
+    W.po = (double *)RINGATTN_MALLOC(np ? np : 1, cfg->alloc_user);
+    W.pl = (double *)RINGATTN_MALLOC(nl ? nl : 1, cfg->alloc_user);
+    acc = (double *)RINGATTN_MALLOC((size_t)W.s.dim_v * sizeof(double), cfg->alloc_user);
+    if (nk) { W.kbuf = (char *)RINGATTN_MALLOC(nk, cfg->alloc_user); W.vbuf = (char *)RINGATTN_MALLOC(nv, cfg->alloc_user); }
+    if (!W.po || !W.pl || !acc || (nk && (!W.kbuf || !W.vbuf)))
+        st = ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the partials and the gathered keys (%zu bytes)",
+                            np + nl + nk + nv);
+    for (bb = 0; bb < W.s.batch && st == RINGATTN_OK; bb++) st = ringattn__kv_sequence(&W, bb);
+    if (st == RINGATTN_OK) {
+        ringattn__kv_finish(&W, out, lse, acc);
+        if (kv->update_cache) ringattn__kv_update(kv, W.s.batch);
+        if (cfg->stats) {
+            W.stats.ring_size = 1; W.stats.ring_steps = W.S;
+            W.stats.member_flops_min = W.stats.member_flops_max = W.stats.flops;
+            W.stats.shared_bytes = np + nl + nk + nv;
+            *cfg->stats = W.stats;
+        }
+    }
+    if (W.po) RINGATTN_FREE(W.po, cfg->alloc_user);
+    if (W.pl) RINGATTN_FREE(W.pl, cfg->alloc_user);
+    if (acc) RINGATTN_FREE(acc, cfg->alloc_user);
+    if (W.kbuf) RINGATTN_FREE(W.kbuf, cfg->alloc_user);
+    if (W.vbuf) RINGATTN_FREE(W.vbuf, cfg->alloc_user);
+    return st;
 }
 
 /* ---------------------------------------------------------------- per-step goldens */
