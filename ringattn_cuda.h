@@ -1715,30 +1715,24 @@ struct ringattn_cuda__kv_update {
 };
 
 /* after split s, one row at = (bb * h + hh) * nq + i: the split's state (acc, m, l) becomes
-   its partial, out_s = acc / l and lse_s = m + log l (0 and -inf for a row that saw no key
-   of the split; rounded to block_dtype with round_block, as a split-KV kernel stores it),
-   written to the split's outputs when asked, then merged into the result (F, FM, FL) by
-   ringattn__merge_row */
+   its partial, kept in double as the CPU keeps it: out_s = acc / l and lse_s = m + log l (0
+   and -inf for a row that saw no key of the split), written to the split's outputs when
+   asked, then merged into the result (F, FM, FL, double) by ringattn__merge_row (an empty
+   partial, lse_s = -inf, adds nothing) */
 template <typename T>
 struct ringattn_cuda__kv_split_finish {
-    ringattn_tensor so, sl; int has_so, has_sl; int64_t h, nq, dv; ringattn_dtype bt; int round_block;
-    T *acc; const double *m, *l; T *F; double *FM, *FL;
+    ringattn_tensor so, sl; int has_so, has_sl; int64_t h, nq, dv;
+    const T *acc; const double *m, *l; double *po, *F, *FM, *FL;
     RINGATTN_CUDA__HD void operator()(int64_t at) const
     {
         int64_t i = at % nq, hh = (at / nq) % h, bb = at / nq / h, c;
-        T *a = acc + at * dv;
-        double lse_s = ringattn__finish_lse(m[at], l[at]), ls = l[at];
-        for (c = 0; c < dv; c++) {
-            double o = ringattn__finish_out((double)a[c], ls, 1.0);
-            if (round_block) o = ringattn__round(o, bt);
-            a[c] = (T)o;
-        }
-        if (round_block && ls != 0) lse_s = ringattn__round(lse_s, bt == RINGATTN_F64 ? RINGATTN_F64 : RINGATTN_F32);
+        double *o = po + at * dv, lse_s = ringattn__finish_lse(m[at], l[at]);
+        for (c = 0; c < dv; c++) o[c] = ringattn__finish_out((double)acc[at * dv + c], l[at], 1.0);
         if (has_so)
-            for (c = 0; c < dv; c++) ringattn__store(so.data, so.dtype, ringattn__index(&so, bb, i, hh, c), (double)a[c]);
+            for (c = 0; c < dv; c++) ringattn__store(so.data, so.dtype, ringattn__index(&so, bb, i, hh, c), o[c]);
         if (has_sl) ringattn__store(sl.data, sl.dtype, ringattn__index(&sl, bb, hh, i, 0), lse_s);
-        ringattn__merge_row(F + at * dv, sizeof(T) == 8 ? RINGATTN_F64 : RINGATTN_F32, dv, &FM[at], &FL[at], a, lse_s,
-                            ls == 0 ? 0.0 : 1.0);
+        ringattn__merge_row(F + at * dv, RINGATTN_F64, dv, &FM[at], &FL[at], o, lse_s,
+                            lse_s == -(double)INFINITY ? 0.0 : 1.0);
     }
 };
 
@@ -1772,8 +1766,8 @@ static int ringattn_cuda__fetch(const ringattn_config *cfg, int emulate, void *d
 }
 
 /* The arrays' sizes come from the arguments they are checked against: batch = q's first
-   axis, the block table's used entries of row bb = ceil(L / page_size) (at most max_blocks)
-   with L = cache_seqlens[bb] + n_new. Arguments too broken to size them (a NULL q, a
+   axis; of block-table row bb only the entries the CPU reads, ceil(L / page_size) (at most
+   max_blocks) with L = cache_seqlens[bb] (plus n_new with update_cache: the pages written). Arguments too broken to size them (a NULL q, a
    negative count) leave the pointers as they are only when NULL; otherwise the copies stand
    in, and ringattn_check_kvcache_call says what is wrong. */
 static int ringattn_cuda__kv_to_host(const ringattn_config *cfg, const ringattn_kvcache *kv, const ringattn_tensor *q,
@@ -1810,7 +1804,8 @@ static int ringattn_cuda__kv_to_host(const ringattn_config *cfg, const ringattn_
     H->table = (int32_t *)calloc((size_t)(H->batch * kv->max_blocks), sizeof(int32_t));
     if (!H->table) return ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate a host copy of the block table");
     for (bb = 0; bb < H->batch; bb++) {   /* only the entries sequence bb uses, as the CPU reads them */
-        int64_t L = (H->seqlens[bb] > 0 ? (int64_t)H->seqlens[bb] : 0) + nnew, used = (L + page - 1) / page;
+        int64_t L = (H->seqlens[bb] > 0 ? (int64_t)H->seqlens[bb] : 0) + (kv->update_cache ? nnew : 0);
+        int64_t used = (L + page - 1) / page;
         if (used > kv->max_blocks) used = kv->max_blocks;
         if ((st = ringattn_cuda__fetch(cfg, emulate, H->table + bb * kv->max_blocks, kv->block_table + bb * kv->max_blocks,
                                        (size_t)used * sizeof(int32_t))) != RINGATTN_OK) return st;
@@ -1845,8 +1840,9 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
     int64_t nnew = kv->k_new ? kv->k_new->shape[1] : 0, page = kv->block_table ? kv->k_cache->shape[1] : 0;
     int64_t count = 0, s, bb, hh, tiles_total = 0, pairs_total = 0, blocks_computed = 0, blocks_skipped = 0;
     size_t es = sizeof(T), smem = 0, kvhalf, bytes = 0;
-    T *qb = NULL, *kvb = NULL, *acc = NULL, *F = NULL;
-    double *m = NULL, *l = NULL, *FM = NULL, *FL = NULL;
+    int64_t Se = nsplit < lmax ? nsplit : lmax;   /* no split past Se holds a key of any sequence */
+    T *qb = NULL, *kvb = NULL, *acc = NULL;
+    double *m = NULL, *l = NULL, *po = NULL, *F = NULL, *FM = NULL, *FL = NULL;
     int nt;
 
     for (nt = force_tile > 0 ? force_tile : RINGATTN_CUDA_TILE; nt >= 1; nt--) {   /* as ringattn_cuda__execute_t */
@@ -1870,12 +1866,11 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
     for (s = 0; s < nsplit; s++) {
         first[s] = count;
         for (bb = 0; bb < b; bb++) {
-            int64_t L = (int64_t)hk_->cache_seqlens[bb] + nnew, k0, k1;
+            int64_t L = (int64_t)hk_->cache_seqlens[bb] + nnew, k0, k1, spairs = 0;
             ringattn__split_bounds(L, kv->num_splits, kv->split_size, s, &k0, &k1);
-            for (hh = 0; hh < h; hh++) {
+            for (hh = 0; hh < h && k0 < k1; hh++) {
                 ringattn_cuda__block B;
                 int64_t y, ya, yz, bpairs = 0, x;
-                if (k1 <= k0) { blocks_skipped++; continue; }
                 B.qa = 0; B.ka = 0; B.qps = 1; B.kps = 1; B.rs = 1; B.nr = nq; B.nc = k1 - k0;
                 B.off = (P->causal_mode == RINGATTN_CAUSAL_TOP_LEFT ? 0 : L - nq) - k0;   /* the split's place */
                 B.aoff = L - nq - k0;
@@ -1891,10 +1886,14 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
                     }
                     if (lo < hi) tiles_total += (hi + nt - 1) / nt - lo / nt;
                 }
-                if (bpairs == 0) { blocks_skipped++; continue; }   /* nothing visible: never launched */
-                blocks_computed++; pairs_total += bpairs;
+                if (bpairs == 0) continue;   /* nothing visible: never launched */
+                spairs += bpairs;
                 blocks[count++] = B;
             }
+            /* the CPU's count: one block per (sequence, split) of the first Se, computed when
+               any of its pairs is visible */
+            if (s < Se) { if (spairs > 0) blocks_computed++; else blocks_skipped++; }
+            pairs_total += spairs;
         }
     }
     first[nsplit] = count;
@@ -1914,7 +1913,8 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
     qb = (T *)ringattn_cuda__alloc(X, (size_t)(rows * d) * es, &bytes);
     kvb = (T *)ringattn_cuda__alloc(X, (kvhalf + (size_t)(b * P->hk * lmax * dv)) * es, &bytes);
     acc = (T *)ringattn_cuda__alloc(X, (size_t)(rows * dv) * es, &bytes);
-    F = (T *)ringattn_cuda__alloc(X, (size_t)(rows * dv) * es, &bytes);
+    po = (double *)ringattn_cuda__alloc(X, (size_t)(rows * dv) * sizeof(double), &bytes);
+    F = (double *)ringattn_cuda__alloc(X, (size_t)(rows * dv) * sizeof(double), &bytes);
     m = (double *)ringattn_cuda__alloc(X, (size_t)rows * sizeof(double), &bytes);
     l = (double *)ringattn_cuda__alloc(X, (size_t)rows * sizeof(double), &bytes);
     FM = (double *)ringattn_cuda__alloc(X, (size_t)rows * sizeof(double), &bytes);
@@ -1936,7 +1936,7 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
         ringattn_cuda__each(X, pq, rows * d);
         ringattn_cuda__each(X, gk, b * P->hk * lmax * d);
         ringattn_cuda__each(X, gv, b * P->hk * lmax * dv);
-        ringattn_cuda__zero(X, F, (size_t)(rows * dv) * es);
+        ringattn_cuda__zero(X, F, (size_t)(rows * dv) * sizeof(double));
         ringattn_cuda__each(X, fi, rows);
     }
     for (s = 0; s < nsplit && X->status == RINGATTN_OK; s++) {
@@ -1953,7 +1953,14 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
             A.kv = kvb; A.kvhalf = (int64_t)kvhalf;
             ringattn_cuda__tiles<T>(X, RINGATTN_CUDA__FWD, A, first[s + 1] - first[s], (nq + nt - 1) / nt);
         }
-        if (P->round_state) {   /* precision emulation: the state as a port holds it, as the CPU's one-member ring */
+        /* precision emulation, as the CPU's one-member ring ends its one step: round_block
+           holds the split as a port holds a block's (out, lse) and merges it into the empty
+           state (which is the held block itself), then round_state holds the state */
+        if (P->round_block) {
+            ringattn_cuda__hold_rows<T> hb = { acc, m, l, dv, P->bt };
+            ringattn_cuda__each(X, hb, rows);
+        }
+        if (P->round_state) {
             ringattn_cuda__hold_rows<T> hr = { acc, m, l, dv, P->st };
             ringattn_cuda__each(X, hr, rows);
         }
@@ -1961,12 +1968,12 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
         sf.has_so = kv->split_out != NULL; sf.has_sl = kv->split_lse != NULL;
         if (sf.has_so) sf.so = kv->split_out[s]; else sf.so = *out;
         if (sf.has_sl) sf.sl = kv->split_lse[s]; else sf.sl = *out;
-        sf.h = h; sf.nq = nq; sf.dv = dv; sf.bt = P->bt; sf.round_block = P->round_block;
-        sf.acc = acc; sf.m = m; sf.l = l; sf.F = F; sf.FM = FM; sf.FL = FL;
+        sf.h = h; sf.nq = nq; sf.dv = dv;
+        sf.acc = acc; sf.m = m; sf.l = l; sf.po = po; sf.F = F; sf.FM = FM; sf.FL = FL;
         ringattn_cuda__each(X, sf, rows);
     }
     if (X->status == RINGATTN_OK) {   /* the result: out = F / FL, lse = FM + log FL */
-        ringattn_cuda__forward_finish<T> f;
+        ringattn_cuda__forward_finish<double> f;
         memset(&f, 0, sizeof f);
         f.o = *out; f.has_lse = lse != NULL; f.lse = lse ? *lse : *out; f.ml = *out;
         f.pc[0].pos0 = 0; f.pc[0].count = nq; f.pc[0].stride = 1; f.pc[0].row0 = 0; f.pc[1] = f.pc[0]; f.np = 1;
@@ -1984,17 +1991,18 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
     if (X->status == RINGATTN_OK && cfg->stats) {
         ringattn_stats *st = cfg->stats;
         memset(st, 0, sizeof *st);
-        st->ring_size = 1; st->num_threads = 1; st->ring_steps = 1;
+        st->ring_size = 1; st->num_threads = 1; st->ring_steps = nsplit;
         st->blocks_computed = blocks_computed; st->blocks_skipped = blocks_skipped;
         st->tiles_computed = tiles_total;
         st->flops = (double)pairs_total * (double)(2 * d + 2 * dv);
         st->member_flops_min = st->member_flops_max = st->flops;
-        st->peak_bytes_per_member = bytes;
+        st->peak_bytes_per_member = st->planned_bytes_per_member = bytes;
         st->scratch_bytes_per_thread = smem;
         st->shared_bytes = (size_t)(count ? count : 1) * sizeof *blocks;
     }
     ringattn_cuda__free(X, qb); ringattn_cuda__free(X, kvb); ringattn_cuda__free(X, acc); ringattn_cuda__free(X, F);
     ringattn_cuda__free(X, m); ringattn_cuda__free(X, l); ringattn_cuda__free(X, FM); ringattn_cuda__free(X, FL);
+    ringattn_cuda__free(X, po);
     ringattn_cuda__free(X, dev_blocks);
     ringattn_cuda__options_free(X, &OD);
     free(X->host_smem); X->host_smem = NULL;
