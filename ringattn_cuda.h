@@ -1,9 +1,10 @@
 /* ringattn_cuda.h - the CUDA companion of ringattn.h: the same ring attention (dense, causal,
    windowed, softcapped, GQA, varlen, dilated LongNet in both mixes; contiguous, zigzag and
    striped partitions; the score options: sinks, ALiBi, bias, masks, document ids, max logit),
-   forward and backward, as CUDA kernels, with exactly the arguments of ringattn_forward /
-   ringattn_backward and tensors in device memory.
-                                                               Version 0.3 (see end of file)
+   forward and backward, and decoding against a KV cache (contiguous or paged, split-KV),
+   as CUDA kernels, with exactly the arguments of ringattn_forward / ringattn_backward /
+   ringattn_forward_kvcache and tensors in device memory.
+                                                               Version 0.4 (see end of file)
    USAGE
      In exactly ONE .cu file of your project (compiled by nvcc):
          #define RINGATTN_IMPLEMENTATION           (the CPU library, unless another file has it)
@@ -18,6 +19,9 @@
 
      Swapping the CPU call for the GPU one (q, k, v, out, lse: views of device memory):
          int st = ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, &L);   cfg.stream = a cudaStream_t
+     and for decoding (the caches, new keys, partials, cache_seqlens and the block table in
+     device memory too):
+         int st = ringattn_cuda_forward_kvcache(&cfg, &kv, &Q, &O, &L);
 
    WHAT IT COMPUTES
      What ringattn_forward / ringattn_backward compute, for the same config, within the
@@ -59,7 +63,7 @@
 
    COMPILE-TIME OPTIONS (define before including)
      RINGATTN_CUDA_IMPLEMENTATION  in one .cu file: emit the implementation.
-     RINGATTN_CUDA_API             everywhere: decoration of the two public functions.
+     RINGATTN_CUDA_API             everywhere: decoration of the three public functions.
      RINGATTN_CUDA_TILE            implementation file: the most query rows / keys per CUDA
                                    block (= threads per block), default 64, 1..64. A smaller
                                    tile is used when the rows of a tile do not fit in shared
@@ -98,6 +102,19 @@
                         dK += scale dS^T Q into the travelling dK/dV buffer of the K/V chunk.
                         Two kernels, each output row written by exactly one thread: no atomics,
                         deterministic.
+     KV cache           ringattn_cuda_forward_kvcache: an element-wise gather of every
+                        sequence's keys (pages through the block table, then k_new) into
+                        one [b][hk][L_max][d] buffer in the compute type; per split, one
+                        launch of the forward tile kernel over the (sequence, head) blocks
+                        with keys in it, each block's causal and ALiBi offsets set to the
+                        split's place in its sequence (no sink inside a split); an
+                        element-wise kernel per split that makes each row's partial (out_s,
+                        lse_s, in double), writes split_out / split_lse and merges it into the
+                        row's result with ringattn__merge_row (f64, from the sink's state);
+                        the forward finish; with update_cache an element-wise write of
+                        k_new / v_new into their slots. The CPU's order of operations
+                        (ringattn_forward_kvcache); its checks (ringattn_check_kvcache_call)
+                        on host copies of cache_seqlens and the table's used entries.
      dbias, dsinks      element-wise, after the ring: the workspace summed over the bias's
                         broadcast axes (ringattn__dbias_sum), and dsinks from the stored lse,
                         out and dout: parts of 2048 rows per head (ringattn__dsink_part), then
@@ -1841,6 +1858,7 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
     int64_t count = 0, s, bb, hh, tiles_total = 0, pairs_total = 0, blocks_computed = 0, blocks_skipped = 0;
     size_t es = sizeof(T), smem = 0, kvhalf, bytes = 0;
     int64_t Se = nsplit < lmax ? nsplit : lmax;   /* no split past Se holds a key of any sequence */
+    int64_t ns = (kv->split_out || kv->split_lse) ? nsplit : Se;   /* the splits run: later ones only write 0, -inf */
     T *qb = NULL, *kvb = NULL, *acc = NULL;
     double *m = NULL, *l = NULL, *po = NULL, *F = NULL, *FM = NULL, *FL = NULL;
     int nt;
@@ -1857,15 +1875,15 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
     P->nt = nt;
 
     /* the blocks, split by split: (sequence, head) with keys in the split, in that order */
-    blocks = (ringattn_cuda__block *)malloc((size_t)(nsplit * b * h > 0 ? nsplit * b * h : 1) * sizeof *blocks);
-    first = (int64_t *)malloc((size_t)(nsplit + 1) * sizeof *first);
+    blocks = (ringattn_cuda__block *)malloc((size_t)(Se * b * h > 0 ? Se * b * h : 1) * sizeof *blocks);
+    first = (int64_t *)malloc((size_t)(ns + 1) * sizeof *first);
     if (!blocks || !first) {
         free(blocks); free(first);
         return ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the host-side block table");
     }
-    for (s = 0; s < nsplit; s++) {
+    for (s = 0; s < ns; s++) {
         first[s] = count;
-        for (bb = 0; bb < b; bb++) {
+        for (bb = 0; bb < b && s < Se; bb++) {
             int64_t L = (int64_t)hk_->cache_seqlens[bb] + nnew, k0, k1, spairs = 0;
             ringattn__split_bounds(L, kv->num_splits, kv->split_size, s, &k0, &k1);
             for (hh = 0; hh < h && k0 < k1; hh++) {
@@ -1892,11 +1910,11 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
             }
             /* the CPU's count: one block per (sequence, split) of the first Se, computed when
                any of its pairs is visible */
-            if (s < Se) { if (spairs > 0) blocks_computed++; else blocks_skipped++; }
+            if (spairs > 0) blocks_computed++; else blocks_skipped++;
             pairs_total += spairs;
         }
     }
-    first[nsplit] = count;
+    first[ns] = count;
 
     ringattn_cuda__options_upload(X, P, &PK, &OD);   /* sinks and ALiBi slopes where the kernels read them */
     if (X->emulate) {
@@ -1939,7 +1957,7 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
         ringattn_cuda__zero(X, F, (size_t)(rows * dv) * sizeof(double));
         ringattn_cuda__each(X, fi, rows);
     }
-    for (s = 0; s < nsplit && X->status == RINGATTN_OK; s++) {
+    for (s = 0; s < ns && X->status == RINGATTN_OK; s++) {
         ringattn_cuda__init_rows ir = { m, l, NULL, NULL, h, nq };   /* no sink inside a split */
         ringattn_cuda__kv_split_finish<T> sf;
         ringattn_cuda__zero(X, acc, (size_t)(rows * dv) * es);
@@ -2099,6 +2117,9 @@ extern "C" RINGATTN_CUDA_API int ringattn_cuda_forward_kvcache(const ringattn_co
 
 /*
    VERSION HISTORY
+     0.4  ringattn_cuda_forward_kvcache: decoding against a contiguous or paged KV cache with
+          new keys, split-KV partials merged by ringattn__merge_row, update_cache, sinks,
+          ALiBi, windows, softcap, GQA, the precision emulation (round_block included).
      0.3  the score options: sinks / dsinks, ALiBi, bias / dbias, dense mask, document ids,
           max_logit, forward and backward, by ringattn.h's rules (ringattn__score_term,
           ringattn__pair_visible, ringattn__dsink, ringattn__dbias_sum); mask_fn /

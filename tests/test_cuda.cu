@@ -32,7 +32,17 @@
    and skipped, hand-offs and planned bytes equal the CPU's, forward and backward (a dense
    mask or unsorted document ids: at least the CPU's computed blocks, the same total). Also:
    refusals are the CPU's (status and sentence), the option callbacks mask_fn /
-   mask_block_fn are refused by CUDA, and host pointers are refused. */
+   mask_block_fn are refused by CUDA, and host pointers are refused.
+
+   KV cache (both parts, emulated and GPU): ringattn_cuda_forward_kvcache against
+   ringattn_forward_kvcache in f64 -- contiguous and paged caches (pages of 1, 3, 16 keys,
+   shuffled blocks, unused slots NaN and unused table entries -1), new keys or none, empty
+   caches, nq = 1 and nq > L, 1 .. 200 splits and split_size, the partials, update_cache (the
+   caches after the call equal the CPU's bit for bit), sinks, ALiBi per head and per batch,
+   windows, softcap, GQA / MQA, causal modes, f64 / f32 compute with f32 / f16 / bf16 storage,
+   negative strides, odd tiles, the precision emulation; block counts equal the CPU's; bad
+   calls refused with the CPU's status and sentence and nothing written; on the GPU a host
+   cache_seqlens is refused. */
 #define RINGATTN_IMPLEMENTATION
 #define RINGATTN_CUDA_IMPLEMENTATION
 #include "ringattn_cuda.h"
@@ -1493,6 +1503,14 @@ static void run_kv_grid(int mode, tally *T, int *failures)
         if (it == 1 && i % 5 == 1) c.storage = RINGATTN_F16;
         if (it == 0 && i % 7 == 5) c.storage = RINGATTN_F32;
         c.seed = 3000 + (uint64_t)k;
+        check_kv_case(&c, mode, T, failures);
+    }
+    for (i = 0; i < 4; i++, k++) {   /* no key at all (every row: out 0, lse -inf or the sink), or
+                                        more splits than a 32-bit count, without partials */
+        kvcase c = kv_base(2, 2, both2[i % 2]);
+        c.sl[0] = c.sl[1] = 0; c.page = (i < 2) ? 0 : 2; c.sinks = i % 2; c.causal = 1; c.partials = (i == 0);
+        if (i == 3) { c.sl[0] = 5; c.sl[1] = 2; c.nnew = 1; c.num_splits = 5000000000LL; }
+        c.seed = 3050 + (uint64_t)k;
         check_kv_case(&c, mode, T, failures);
     }
     for (i = 0; i < 6; i++, k++) {   /* every option at once, longer sequences, paged, over the dtypes */
