@@ -67,7 +67,10 @@
      online-softmax merge, right after the ring) -> ringattn__unit -> ringattn__forward_block /
      ringattn__backward_block (blocks and tiles). Setup and finish: ringattn__member_setup /
      ringattn__member_finish ("moving data in and out"); validation: ringattn__check_call,
-     ringattn__resolve; allocation: ringattn__ring_alloc. The kernels (GEMM, fused block
+     ringattn__resolve; allocation: ringattn__ring_alloc. Decoding against a KV cache:
+     ringattn_forward_kvcache -> ringattn__kv_item (one split of one sequence:
+     a one-member ring streamed from the pages through ringattn__forward_block) ->
+     ringattn__kv_finish (the partials merged by ringattn__merge_row). The kernels (GEMM, fused block
      kernels, softmax rows, exps) are PLATFORM CODE, the last section: each a plain C function
      with its AVX2 / AVX-512 versions beside it, reached through the table that
      ringattn__kernels_for picks once per call. A debugger steps into the plain C ones in a
@@ -1611,9 +1614,6 @@ typedef struct {
     ringattn_tensor *ml;                                     /* forward: max_logit, or NULL     */
     int local;      /* 0: tensors hold the whole sequence (indexed by position); 1: only this
                        member's rows, its pieces one after another (an MPI rank's chunk)     */
-    int placed;     /* 1: the keys are a slice of a longer sequence (a KV-cache split): the
-                       problem's causal_off and aoff are these, not the call's own           */
-    int64_t causal_off, aoff;
 } ringattn__io;
 
 /* A block is one (batch, head) pair of runs: query positions qa, qa+r, ... (nr of them) and
@@ -3255,6 +3255,43 @@ static void *ringattn__alloc(size_t *counter, size_t bytes, void *user, int *fai
     return p;
 }
 
+/* a thread's scratch tile (ringattn__scratch), sized by ringattn__tile_scratch; the ring's
+   threads and the KV-cache path's take it from here */
+static void ringattn__scratch_alloc(const ringattn__problem *P, int pass, ringattn__scratch *w, void *user, int *failed)
+{
+    size_t es = P->es;
+    int64_t n[4];
+    ringattn__tile_scratch(P, pass, &w->lds, n);
+    w->kern = ringattn__kernels_for(P->ct);   /* the kernels, chosen once per call */
+    w->s   = ringattn__alloc(&w->bytes, (size_t)n[0] * es, user, failed);
+    if (n[1]) w->dp = ringattn__alloc(&w->bytes, (size_t)n[1] * es, user, failed);
+    if (n[2]) w->kg = ringattn__alloc(&w->bytes, (size_t)n[2] * es, user, failed);
+    if (n[3]) w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, failed);
+    w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, failed);
+    w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, failed);
+    if (P->pairs) {   /* the pair masks of a tile (pair by pair only) */
+        w->vis = (unsigned char *)ringattn__alloc(&w->bytes, (size_t)(P->tq * P->tk), user, failed);
+        w->qpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, failed);
+        w->kpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tk * sizeof(int64_t), user, failed);
+    }
+    if (pass == 1 && P->softcap > 0 && (P->modify || P->emask))   /* one row of softcapped scores */
+        w->sc = ringattn__alloc(&w->bytes, (size_t)(w->lds > P->tk ? w->lds : P->tk) * es, user, failed);
+}
+
+static void ringattn__scratch_free(ringattn__scratch *w, void *user)
+{
+    if (w->s) RINGATTN_FREE(w->s, user);
+    if (w->dp) RINGATTN_FREE(w->dp, user);
+    if (w->lo) RINGATTN_FREE(w->lo, user);
+    if (w->hi) RINGATTN_FREE(w->hi, user);
+    if (w->kg) RINGATTN_FREE(w->kg, user);
+    if (w->pan) RINGATTN_FREE((void *)w->pan, user);
+    if (w->vis) RINGATTN_FREE(w->vis, user);
+    if (w->qpos) RINGATTN_FREE(w->qpos, user);
+    if (w->kpos) RINGATTN_FREE(w->kpos, user);
+    if (w->sc) RINGATTN_FREE(w->sc, user);
+}
+
 static void ringattn__ring_free(ringattn__ring *R, void *user)
 {
     int i;
@@ -3272,19 +3309,7 @@ static void ringattn__ring_free(ringattn__ring *R, void *user)
     RINGATTN_FREE(R->m, user);
     R->m = NULL;
     if (!R->w) return;
-    for (i = 0; i < R->P->nt; i++) {
-        ringattn__scratch *w = &R->w[i];
-        if (w->s) RINGATTN_FREE(w->s, user);
-        if (w->dp) RINGATTN_FREE(w->dp, user);
-        if (w->lo) RINGATTN_FREE(w->lo, user);
-        if (w->hi) RINGATTN_FREE(w->hi, user);
-        if (w->kg) RINGATTN_FREE(w->kg, user);
-        if (w->pan) RINGATTN_FREE((void *)w->pan, user);
-        if (w->vis) RINGATTN_FREE(w->vis, user);
-        if (w->qpos) RINGATTN_FREE(w->qpos, user);
-        if (w->kpos) RINGATTN_FREE(w->kpos, user);
-        if (w->sc) RINGATTN_FREE(w->sc, user);
-    }
+    for (i = 0; i < R->P->nt; i++) ringattn__scratch_free(&R->w[i], user);
     RINGATTN_FREE(R->w, user);
     R->w = NULL;
 }
@@ -3304,25 +3329,7 @@ static int ringattn__ring_alloc(ringattn__ring *R, void *user)
     R->w = (ringattn__scratch *)RINGATTN_MALLOC(sizeof(ringattn__scratch) * (size_t)P->nt, user);
     if (!R->w) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     memset(R->w, 0, sizeof(ringattn__scratch) * (size_t)P->nt);
-    for (i = 0; i < P->nt && !failed; i++) {
-        ringattn__scratch *w = &R->w[i];
-        int64_t n[4];
-        ringattn__tile_scratch(P, R->pass, &w->lds, n);
-        w->kern = ringattn__kernels_for(P->ct);   /* the kernels, chosen once per call */
-        w->s   = ringattn__alloc(&w->bytes, (size_t)n[0] * es, user, &failed);
-        if (n[1]) w->dp = ringattn__alloc(&w->bytes, (size_t)n[1] * es, user, &failed);
-        if (n[2]) w->kg = ringattn__alloc(&w->bytes, (size_t)n[2] * es, user, &failed);
-        if (n[3]) w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, &failed);
-        w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
-        w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
-        if (P->pairs) {   /* the pair masks of a tile (pair by pair only) */
-            w->vis = (unsigned char *)ringattn__alloc(&w->bytes, (size_t)(P->tq * P->tk), user, &failed);
-            w->qpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, &failed);
-            w->kpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tk * sizeof(int64_t), user, &failed);
-        }
-        if (R->pass == 1 && P->softcap > 0 && (P->modify || P->emask))   /* one row of softcapped scores */
-            w->sc = ringattn__alloc(&w->bytes, (size_t)(w->lds > P->tk ? w->lds : P->tk) * es, user, &failed);
-    }
+    for (i = 0; i < P->nt && !failed; i++) ringattn__scratch_alloc(P, R->pass, &R->w[i], user, &failed);
     for (i = R->m0; i < R->m0 + R->nm && !failed; i++) {
         ringattn__member *me = ringattn__mem(R, i);
         size_t rows;
@@ -3412,7 +3419,6 @@ static int ringattn__execute(const ringattn_config *cfg, const ringattn_shape *s
     double *dbias = NULL;
     st = ringattn__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
-    if (io->placed) { P.causal_off = io->causal_off; P.aoff = io->aoff; }
     if ((st = ringattn__check_range(cfg, &P, pass, io)) != RINGATTN_OK) return st;
     memset(&R, 0, sizeof R);
     R.P = &P; R.cfg = cfg; R.pass = pass; R.m0 = 0; R.nm = P.p;
@@ -3619,12 +3625,13 @@ RINGATTN_API int ringattn_backward(const ringattn_config *cfg,
 
 /* ---------------------------------------------------------------- decoding: a KV cache
    ringattn_forward_kvcache, read top to bottom: check everything (ringattn__kv_check), then
-   for each sequence gather its keys into one run (pages in table order, then the new keys;
-   a contiguous cache without new keys is read in place), compute each split as a one-member
-   ring over its keys placed at their positions in the whole sequence (ringattn__execute with
-   io.placed), keep the partials, and merge them row by row with THE merge
-   (ringattn__merge_row), starting from the sink's state. Only then is anything written: out,
-   lse, the partials the caller asked for, and with update_cache the new keys. */
+   compute every (sequence, split) alone (ringattn__kv_item): a one-member ring over
+   the split's keys, read chunk by chunk straight from the pages (or the new keys) into the
+   ring's packed layout and folded in by ringattn__forward_block, the ring's own block code,
+   with the keys at their positions in the whole sequence. That gives each split's partial.
+   Then merge the partials row by row with THE merge (ringattn__merge_row), starting from the
+   sink's state. Only then is anything written: out, lse, the partials the caller asked for,
+   and with update_cache the new keys. */
 
 /* L of sequence bb: its cached keys and the new ones */
 static int64_t ringattn__kv_len(const ringattn_kvcache *kv, int64_t bb)
@@ -3862,45 +3869,6 @@ RINGATTN_API int64_t ringattn_kvcache_num_splits(const ringattn_config *cfg, con
     return ringattn__kv_splits(kv, batch);
 }
 
-/* the first `rows` key rows [pos, pos + rows) of sequence bb's cached keys of one cache (k or
-   v) copied to dst (contiguous [rows][hk][d], the cache's dtype): pages in table order */
-static void ringattn__kv_gather(const ringattn_kvcache *kv, const ringattn_tensor *c, int64_t bb, int64_t rows,
-                                char *dst)
-{
-    int64_t j, hh, x, hk = c->shape[2], d = c->shape[3];
-    size_t es = ringattn__dtype_size(c->dtype);
-    for (j = 0; j < rows; j++) {
-        int64_t blk, slot;
-        ringattn__kv_slot(kv, bb, j, &blk, &slot);
-        for (hh = 0; hh < hk; hh++) {
-            const char *src = (const char *)c->data + (size_t)ringattn__index(c, blk, slot, hh, 0) * es;
-            if (c->stride[3] == 1) memcpy(dst, src, (size_t)d * es);
-            else for (x = 0; x < d; x++) memcpy(dst + x * es, src + (ptrdiff_t)(x * c->stride[3]) * (ptrdiff_t)es, es);
-            dst += (size_t)d * es;
-        }
-    }
-}
-
-/* the new keys of sequence bb (k_new / v_new row bb), appended after the gathered ones */
-static void ringattn__kv_append(const ringattn_tensor *t, int64_t bb, char *dst)
-{
-    int64_t j, hh, x;
-    size_t es = ringattn__dtype_size(t->dtype);
-    for (j = 0; j < t->shape[1]; j++)
-        for (hh = 0; hh < t->shape[2]; hh++)
-            for (x = 0; x < t->shape[3]; x++, dst += es)
-                memcpy(dst, (const char *)t->data + (ptrdiff_t)ringattn__index(t, bb, j, hh, x) * (ptrdiff_t)es, es);
-}
-
-/* a view of rows [r0, r0 + n) of batch row bb of t, as a batch of one */
-static ringattn_tensor ringattn__kv_slice(const ringattn_tensor *t, int64_t bb, int64_t r0, int64_t n)
-{
-    ringattn_tensor v = *t;
-    v.data = (char *)t->data + (ptrdiff_t)(bb * t->stride[0] + r0 * t->stride[1]) * (ptrdiff_t)ringattn__dtype_size(t->dtype);
-    v.shape[0] = 1; v.shape[1] = n;
-    return v;
-}
-
 /* with update_cache: the new keys of every sequence written into its slots */
 static void ringattn__kv_update(const ringattn_kvcache *kv, int64_t batch)
 {
@@ -3920,188 +3888,337 @@ static void ringattn__kv_update(const ringattn_kvcache *kv, int64_t batch)
     }
 }
 
-/* the work of one call: partials po [Se][b][nq][h][dv] and pl [Se][b][h][nq] (f64), Se =
-   min(S, Lmax) (no later split holds a key) */
-typedef struct {
-    const ringattn_config *cfg;
-    const ringattn_kvcache *kv;
-    const ringattn_tensor *q;
-    ringattn_shape s;
-    int64_t S, Se;
-    double *po, *pl;
-    char *kbuf, *vbuf;             /* one sequence's keys in a run (paged or new keys)       */
-    ringattn_stats stats;
-} ringattn__kv_work;
-
-/* split sp of sequence bb: a one-member ring over its keys, placed at their positions */
-static int ringattn__kv_split(ringattn__kv_work *W, int64_t bb, const ringattn_tensor *K, const ringattn_tensor *V,
-                              int64_t L, int64_t sp)
+/* where key j of sequence bb lies for k/v head kh: which tensor (the cache, or the new keys
+   past cache_seqlens) and the offset of its first element (w = 0 keys, 1 values) */
+static const ringattn_tensor *ringattn__kv_key(const ringattn_kvcache *kv, int w, int64_t bb, int64_t j, int64_t kh,
+                                               int64_t *at)
 {
-    const ringattn_config *cfg = W->cfg;
-    const ringattn_shape *s = &W->s;
-    ringattn_config sub = *cfg;
-    ringattn_shape ss = *s;
-    ringattn_stats st1;
-    ringattn_tensor Q, Ks, Vs, O, Lse;
-    ringattn__io io;
-    int64_t k0, k1, nq = s->seq_q, h = s->heads_q, dv = s->dim_v, r;
-    double *po = W->po + ((sp * s->batch + bb) * nq * h) * dv, *pl = W->pl + (sp * s->batch + bb) * h * nq;
-    int st;
-    ringattn__split_bounds(L, W->kv->num_splits, W->kv->split_size, sp, &k0, &k1);
-    if (k0 == k1) {   /* an empty split: out 0, lse -inf, nothing computed */
-        for (r = 0; r < nq * h * dv; r++) po[r] = 0.0;
-        for (r = 0; r < h * nq; r++) pl[r] = -(double)INFINITY;
-        W->stats.blocks_skipped += 1;
-        return RINGATTN_OK;
+    int64_t sl = kv->cache_seqlens[bb], blk, slot;
+    const ringattn_tensor *t;
+    if (j >= sl) {
+        t = w ? kv->v_new : kv->k_new;
+        *at = ringattn__index(t, bb, j - sl, kh, 0);
+        return t;
     }
-    sub.ring_size = 1; sub.partition = RINGATTN_CONTIGUOUS; sub.sinks = NULL; sub.stats = &st1;
-    if (cfg->alibi_slopes && cfg->alibi_size != h) { sub.alibi_slopes = cfg->alibi_slopes + bb * h; sub.alibi_size = (int)h; }
-    if (cfg->descale_size > 1) {   /* [b][hk] factors: this sequence's row */
-        int64_t hk = s->heads_kv;
-        sub.descale_size = (int)hk;
-        if (cfg->q_descale) sub.q_descale = cfg->q_descale + bb * hk;
-        if (cfg->k_descale) sub.k_descale = cfg->k_descale + bb * hk;
-        if (cfg->v_descale) sub.v_descale = cfg->v_descale + bb * hk;
-    }
-    ss.batch = 1; ss.seq_k = k1 - k0;
-    Q = ringattn__kv_slice(W->q, bb, 0, nq);
-    Ks = ringattn__kv_slice(K, 0, k0, k1 - k0); Vs = ringattn__kv_slice(V, 0, k0, k1 - k0);
-    O = ringattn_tensor_bnhd(po, RINGATTN_F64, 1, nq, h, dv);
-    Lse = ringattn_tensor_lse(pl, RINGATTN_F64, 1, h, nq);
-    memset(&io, 0, sizeof io);
-    io.q = &Q; io.k = &Ks; io.v = &Vs; io.o = &O; io.l = &Lse;
-    io.placed = 1;   /* query i sits at i + L - nq, the split's first key at k0 */
-    io.causal_off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT ? 0 : L - nq) - k0;
-    io.aoff = L - nq - k0;
-    if ((st = ringattn__execute(&sub, &ss, 0, &io)) != RINGATTN_OK) return st;
-    W->stats.num_threads = st1.num_threads > W->stats.num_threads ? st1.num_threads : W->stats.num_threads;
-    W->stats.blocks_computed += st1.blocks_computed; W->stats.blocks_skipped += st1.blocks_skipped;
-    W->stats.tiles_computed += st1.tiles_computed; W->stats.flops += st1.flops;
-    if (st1.peak_bytes_per_member > W->stats.peak_bytes_per_member) W->stats.peak_bytes_per_member = st1.peak_bytes_per_member;
-    if (st1.planned_bytes_per_member > W->stats.planned_bytes_per_member)
-        W->stats.planned_bytes_per_member = st1.planned_bytes_per_member;
-    if (st1.scratch_bytes_per_thread > W->stats.scratch_bytes_per_thread)
-        W->stats.scratch_bytes_per_thread = st1.scratch_bytes_per_thread;
-    return RINGATTN_OK;
+    t = w ? kv->v_cache : kv->k_cache;
+    ringattn__kv_slot(kv, bb, j, &blk, &slot);
+    *at = ringattn__index(t, blk, slot, kh, 0);
+    return t;
 }
 
-/* every split of sequence bb: its keys in one run first (a view of the cache when it is one) */
-static int ringattn__kv_sequence(ringattn__kv_work *W, int64_t bb)
+/* One work item (sequence bb, split sp) in hand: every q head's rows in the compute dtype
+   and their running state, one k/v head's chunk of keys in panels and its values, and the
+   measures the f32 range rules need. */
+typedef struct {
+    ringattn__scratch w;           /* the ring's tile scratch: forward_block runs in it       */
+    void *q, *o, *kpan, *vbuf;     /* [h][nq][d], [h][nq][dv]; a chunk of keys: K in panels
+                                      [hk][tk * d], V [hk][tk][dv]                            */
+    double *m, *l;                 /* [h][nq]                                                 */
+    double knorm;                  /* f32 compute: the largest key norm                       */
+    int status;                    /* RINGATTN_ERANGE when a key is beyond the float range    */
+    int64_t computed;              /* items of this thread that computed a tile               */
+} ringattn__kv_thread;
+
+/* one key row x[0 .. n) (stride xs, dtype t) to dst (stride ds, compute dtype ct) times mul;
+   returns the sum of the squares of its finite entries (the f32 range rule's norm) when norm
+   is set, else the largest finite |x|, both of the values as stored. *beyond: a finite entry
+   a float cannot hold. Plain loops; the f32 ones carry four partial sums so that the compiler
+   need not keep one long chain (a fixed order: the same bits everywhere). */
+static double ringattn__kv_row(const void *x, ringattn_dtype t, int64_t xs, int64_t n, void *dst, ringattn_dtype ct,
+                               int64_t ds, double mul, int norm, int *beyond)
 {
-    const ringattn_kvcache *kv = W->kv;
-    int64_t L = ringattn__kv_len(kv, bb), sl = kv->cache_seqlens[bb], sp;
-    ringattn_tensor K, V;
-    int st;
-    if (L == 0) {
-        for (sp = 0; sp < W->Se; sp++) (void)ringattn__kv_split(W, bb, NULL, NULL, 0, sp);
-        return RINGATTN_OK;
-    }
-    if (!kv->block_table && !kv->k_new) {   /* contiguous, nothing appended: read in place */
-        K = ringattn__kv_slice(kv->k_cache, bb, 0, L); V = ringattn__kv_slice(kv->v_cache, bb, 0, L);
-    } else {
-        int64_t hk = W->s.heads_kv;
-        size_t kes = ringattn__dtype_size(kv->k_cache->dtype), ves = ringattn__dtype_size(kv->v_cache->dtype);
-        ringattn__kv_gather(kv, kv->k_cache, bb, sl, W->kbuf);
-        ringattn__kv_gather(kv, kv->v_cache, bb, sl, W->vbuf);
-        if (kv->k_new) {
-            ringattn__kv_append(kv->k_new, bb, W->kbuf + (size_t)(sl * hk * W->s.dim_qk) * kes);
-            ringattn__kv_append(kv->v_new, bb, W->vbuf + (size_t)(sl * hk * W->s.dim_v) * ves);
+    int64_t c;
+    double acc = 0;
+    if (t == RINGATTN_F32 && mul == 1.0) {   /* the common case: f32 storage */
+        const float *f = (const float *)x;
+        double s[4] = { 0, 0, 0, 0 };
+        float mx[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, a;
+        int l;
+        if (ct == RINGATTN_F32 && xs == 1 && ds == 1) memcpy(dst, f, (size_t)n * sizeof(float));
+        else if (ct == RINGATTN_F32) for (c = 0; c < n; c++) ((float *)dst)[c * ds] = f[c * xs];
+        else for (c = 0; c < n; c++) ((double *)dst)[c * ds] = (double)f[c * xs];
+        if (norm) {
+            for (c = 0; c + 4 <= n; c += 4)
+                for (l = 0; l < 4; l++) s[l] += (double)f[(c + l) * xs] * f[(c + l) * xs];
+            for (; c < n; c++) s[0] += (double)f[c * xs] * f[c * xs];
+            acc = (s[0] + s[1]) + (s[2] + s[3]);
+            if (acc - acc == 0) return acc;   /* else a NaN or Inf among them: the careful loop */
+        } else {
+            for (c = 0; c + 8 <= n; c += 8)
+                for (l = 0; l < 8; l++) { a = fabsf(f[(c + l) * xs]); mx[l] = a > mx[l] ? a : mx[l]; }   /* NaN never wins */
+            for (; c < n; c++) { a = fabsf(f[c * xs]); mx[0] = a > mx[0] ? a : mx[0]; }
+            for (l = 1; l < 8; l++) mx[0] = mx[l] > mx[0] ? mx[l] : mx[0];
+            if (mx[0] <= FLT_MAX) return mx[0];   /* else an Inf among them: the careful loop */
         }
-        K = ringattn_tensor_bnhd(W->kbuf, kv->k_cache->dtype, 1, L, hk, W->s.dim_qk);
-        V = ringattn_tensor_bnhd(W->vbuf, kv->v_cache->dtype, 1, L, hk, W->s.dim_v);
+        acc = 0;
+    } else
+        for (c = 0; c < n; c++)
+            ringattn__store(dst, ct, c * ds, ringattn__load(x, t, c * xs) * mul);
+    for (c = 0; c < n; c++) {
+        double v = ringattn__load(x, t, c * xs);
+        if (!(v - v == 0)) continue;
+        if (fabs(v) > FLT_MAX) *beyond = 1;
+        if (norm) acc += v * v;
+        else if (fabs(v) > acc) acc = fabs(v);
     }
-    for (sp = 0; sp < W->Se; sp++)
-        if ((st = ringattn__kv_split(W, bb, &K, &V, L, sp)) != RINGATTN_OK) return st;
-    return RINGATTN_OK;
+    return acc;
+}
+
+/* the chunk of keys [c0, c0 + n) of sequence bb, every k/v head, into panels (the layout the
+   forward's S kernel reads, ringattn__panel_at) and V rows, in the compute dtype, V times
+   vmul: key by key, so that the cache is read in the order it lies; returns the chunk's
+   largest finite |v| (as stored) */
+static double ringattn__kv_chunk(const ringattn__problem *P, const ringattn_kvcache *kv, ringattn__kv_thread *T,
+                                 int64_t bb, int64_t c0, int64_t n, double vmul)
+{
+    int64_t r, kh, d = P->d, dv = P->dv;
+    double vmax = 0;
+    size_t es = P->es;
+    for (r = 0; r < n; r++)
+        for (kh = 0; kh < P->hk; kh++) {
+            int64_t ka, va, o = ringattn__panel_at(r, 0, n, d), w = ringattn__panel_at(r, 1, n, d) - o;
+            const ringattn_tensor *kt = ringattn__kv_key(kv, 0, bb, c0 + r, kh, &ka);
+            const ringattn_tensor *vt = ringattn__kv_key(kv, 1, bb, c0 + r, kh, &va);
+            int beyond = 0;
+            double x = ringattn__kv_row(ringattn__at(kt->data, ka, ringattn__dtype_size(kt->dtype)), kt->dtype,
+                                        kt->stride[3], d, ringattn__at(T->kpan, kh * P->tk * d + o, es), P->ct, w,
+                                        ringattn__descale(P->kds, P->nds, P->hk, bb, kh), 1, &beyond);
+            if (P->ct == RINGATTN_F32) {   /* f32 compute: the range rules of ringattn_forward */
+                if (beyond) T->status = RINGATTN_ERANGE;
+                if (sqrt(x) > T->knorm) T->knorm = sqrt(x);
+            }
+            x = ringattn__kv_row(ringattn__at(vt->data, va, ringattn__dtype_size(vt->dtype)), vt->dtype, vt->stride[3], dv,
+                                 ringattn__at(T->vbuf, (kh * P->tk + r) * dv, es), P->ct, 1,
+                                 vmul * ringattn__descale(P->vds, P->nds, P->hk, bb, kh), 0, &beyond);
+            if (x > vmax) vmax = x;
+        }
+    return vmax;
+}
+
+/* Split sp of sequence bb: a one-member ring over the split's keys, streamed chunk by chunk
+   (TILE_K keys, the ring's key tile) straight from the cache -- each k/v head's chunk packed
+   as a ring member packs its K/V chunk, then ringattn__forward_block (scores, options, THE
+   merge) for each q head of its group -- and finished as ringattn__member_finish finishes a
+   row, into the partials po / pl (f64). V is scaled by 2^-shift when its values near the
+   float maximum (ringattn__v_shift's rule, applied as the keys arrive: a larger shift
+   rescales the state by a power of two). */
+static void ringattn__kv_item(const ringattn__problem *P, const ringattn_config *cfg, const ringattn_kvcache *kv,
+                              const ringattn_tensor *q, ringattn__kv_thread *T, int64_t bb, int64_t sp,
+                              double *po, double *pl)
+{
+    int64_t G = P->heads_per_kv, nq = P->nq, rows = P->h * nq, L = ringattn__kv_len(kv, bb), k0, k1, c0, hh, kh, r, c;
+    int shift = 0, vcheck;
+    double lim, gdiv;
+    size_t es = P->es;
+    ringattn__piece pc;
+    ringattn__split_bounds(L, kv->num_splits, kv->split_size, sp, &k0, &k1);
+    lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)(k1 > k0 ? k1 - k0 : 1);
+    vcheck = kv->v_cache->dtype != RINGATTN_F16 && kv->v_cache->dtype != RINGATTN_FP8_E4M3 &&
+             kv->v_cache->dtype != RINGATTN_FP8_E5M2;   /* |V| <= 65504 needs no shift */
+    ringattn__state_reset(P, T->o, T->m, T->l, 0, rows);
+    pc.pos0 = 0; pc.count = nq; pc.stride = 1; pc.row0 = 0;
+    for (hh = 0; hh < P->h && k1 > k0; hh++) {   /* the q rows, as a member packs its Q */
+        ringattn_tensor qv = *q;
+        qv.data = ringattn__at(q->data, bb * q->stride[0] + hh * q->stride[2], ringattn__dtype_size(q->dtype));
+        qv.shape[0] = 1; qv.shape[2] = 1;
+        ringattn__pack(&qv, &pc, 1, ringattn__at(T->q, hh * nq * P->d, es), P->ct, nq,
+                       ringattn__descale(P->qds, P->nds, P->hk, bb, hh / G), 0, 0);
+    }
+    for (c0 = k0; c0 < k1; c0 += P->tk) {
+        int64_t n = k1 - c0 < P->tk ? k1 - c0 : P->tk;
+        double vmax = ringattn__kv_chunk(P, kv, T, bb, c0, n, ldexp(1.0, -shift));
+        if (vcheck && vmax > lim) {
+            int need = 0;
+            while (vmax > lim) { vmax *= 0.5; need++; }
+            if (need > shift) {   /* rescale the state and repack the chunk's V at the new shift */
+                for (r = 0; r < rows; r++)
+                    ringattn__row_scale(P->ct, ringattn__at(T->o, r * P->dv, es), P->dv, ldexp(1.0, shift - need));
+                shift = need;
+                (void)ringattn__kv_chunk(P, kv, T, bb, c0, n, ldexp(1.0, -shift));
+            }
+        }
+        for (kh = 0; kh < P->hk; kh++)
+            for (hh = kh * G; hh < (kh + 1) * G; hh++) {
+                ringattn__block B;
+                memset(&B, 0, sizeof B);
+                B.qa = 0; B.qps = 1; B.ka = c0; B.kps = 1; B.rs = 1; B.nr = nq; B.nc = n;
+                B.off = (cfg->causal == RINGATTN_CAUSAL_TOP_LEFT ? 0 : L - nq);   /* query i sits at i + L - nq */
+                B.bb = bb; B.hh = hh; B.aoff = L - nq;
+                B.q = ringattn__at(T->q, hh * nq * P->d, es);
+                B.o = ringattn__at(T->o, hh * nq * P->dv, es); B.m = T->m + hh * nq; B.l = T->l + hh * nq;
+                B.kpan = ringattn__at(T->kpan, kh * P->tk * P->d, es); B.kloc = 0; B.kcnt = n;
+                B.v = ringattn__at(T->vbuf, kh * P->tk * P->dv, es);
+                ringattn__forward_block(P, &T->w, &B);
+            }
+    }
+    gdiv = ldexp(1.0, shift);
+    for (r = 0; r < rows; r++) {
+        void *o = ringattn__at(T->o, r * P->dv, es);
+        int64_t i = r % nq;
+        hh = r / nq;
+        if (P->round_block) ringattn__hold_row(o, P->ct, P->dv, &T->m[r], &T->l[r], P->bt);   /* emulation, as the ring's */
+        if (P->round_state) ringattn__hold_row(o, P->ct, P->dv, &T->m[r], &T->l[r], P->st);
+        for (c = 0; c < P->dv; c++)
+            po[(i * P->h + hh) * P->dv + c] = ringattn__finish_out(ringattn__load(o, P->ct, c), T->l[r], gdiv);
+        pl[hh * nq + i] = ringattn__finish_lse(T->m[r], T->l[r]);
+    }
 }
 
 /* The result: row (bb, i, hh) is its partials merged in split order by THE merge, from the
    sink's state (m, l) = (sink, 1) -- or (-inf, 0) without one -- and finished as the ring
    finishes a row. Then the partials the caller asked for (splits past Se are empty). */
-static void ringattn__kv_finish(const ringattn__kv_work *W, ringattn_tensor *out, ringattn_tensor *lse, double *acc)
+static void ringattn__kv_finish(const ringattn_config *cfg, const ringattn_kvcache *kv, const ringattn_shape *s,
+                                int64_t S, int64_t Se, const double *po, const double *pl,
+                                ringattn_tensor *out, ringattn_tensor *lse, double *acc)
 {
-    const ringattn_kvcache *kv = W->kv;
-    const ringattn_shape *s = &W->s;
     int64_t b = s->batch, nq = s->seq_q, h = s->heads_q, dv = s->dim_v, bb, i, hh, c, sp;
     for (bb = 0; bb < b; bb++)
         for (i = 0; i < nq; i++)
             for (hh = 0; hh < h; hh++) {
-                double sink = W->cfg->sinks ? W->cfg->sinks[hh] : -(double)INFINITY;
+                double sink = cfg->sinks ? cfg->sinks[hh] : -(double)INFINITY;
                 double m = sink, l = (sink == -(double)INFINITY) ? 0.0 : 1.0;
                 for (c = 0; c < dv; c++) acc[c] = 0.0;
-                for (sp = 0; sp < W->Se; sp++) {
-                    const double *po = W->po + (((sp * b + bb) * nq + i) * h + hh) * dv;
-                    double bl = W->pl[((sp * b + bb) * h + hh) * nq + i];
-                    ringattn__merge_row(acc, RINGATTN_F64, dv, &m, &l, po, bl, bl == -(double)INFINITY ? 0.0 : 1.0);
+                for (sp = 0; sp < Se; sp++) {
+                    double bl = pl[((sp * b + bb) * h + hh) * nq + i];
+                    ringattn__merge_row(acc, RINGATTN_F64, dv, &m, &l, po + (((sp * b + bb) * nq + i) * h + hh) * dv,
+                                        bl, bl == -(double)INFINITY ? 0.0 : 1.0);
                 }
                 for (c = 0; c < dv; c++)
                     ringattn__store(out->data, out->dtype, ringattn__index(out, bb, i, hh, c),
                                     ringattn__finish_out(acc[c], l, 1.0));
                 if (lse) ringattn__store(lse->data, lse->dtype, ringattn__index(lse, bb, hh, i, 0), ringattn__finish_lse(m, l));
             }
-    for (sp = 0; sp < W->S && (kv->split_out || kv->split_lse); sp++)
+    for (sp = 0; sp < S && (kv->split_out || kv->split_lse); sp++)
         for (bb = 0; bb < b; bb++)
             for (hh = 0; hh < h; hh++)
                 for (i = 0; i < nq; i++) {
-                    double pl = sp < W->Se ? W->pl[((sp * b + bb) * h + hh) * nq + i] : -(double)INFINITY;
+                    double x = sp < Se ? pl[((sp * b + bb) * h + hh) * nq + i] : -(double)INFINITY;
                     if (kv->split_lse)
                         ringattn__store(kv->split_lse[sp].data, kv->split_lse[sp].dtype,
-                                        ringattn__index(&kv->split_lse[sp], bb, hh, i, 0), pl);
+                                        ringattn__index(&kv->split_lse[sp], bb, hh, i, 0), x);
                     for (c = 0; kv->split_out && c < dv; c++)
                         ringattn__store(kv->split_out[sp].data, kv->split_out[sp].dtype,
                                         ringattn__index(&kv->split_out[sp], bb, i, hh, c),
-                                        sp < W->Se ? W->po[(((sp * b + bb) * nq + i) * h + hh) * dv + c] : 0.0);
+                                        sp < Se ? po[(((sp * b + bb) * nq + i) * h + hh) * dv + c] : 0.0);
                 }
+}
+
+/* the threads' buffers (nt of them), through the library's allocator */
+static void ringattn__kv_threads_free(ringattn__kv_thread *T, int nt, void *user)
+{
+    int i;
+    if (!T) return;
+    for (i = 0; i < nt; i++) {
+        void *b[6]; int j;
+        ringattn__scratch_free(&T[i].w, user);
+        b[0] = T[i].q; b[1] = T[i].o; b[2] = T[i].kpan; b[3] = T[i].vbuf; b[4] = T[i].m; b[5] = T[i].l;
+        for (j = 0; j < 6; j++) if (b[j]) RINGATTN_FREE(b[j], user);
+    }
+    RINGATTN_FREE(T, user);
+}
+
+static ringattn__kv_thread *ringattn__kv_threads(const ringattn__problem *P, int nt, void *user)
+{
+    ringattn__kv_thread *T = (ringattn__kv_thread *)RINGATTN_MALLOC(sizeof(ringattn__kv_thread) * (size_t)nt, user);
+    int i, failed = 0;
+    size_t rows = (size_t)(P->h * P->nq), es = P->es;
+    if (!T) return NULL;
+    memset(T, 0, sizeof(ringattn__kv_thread) * (size_t)nt);
+    for (i = 0; i < nt && !failed; i++) {
+        ringattn__kv_thread *t = &T[i];
+        ringattn__scratch_alloc(P, 0, &t->w, user, &failed);
+        t->q = ringattn__alloc(&t->w.bytes, rows * (size_t)P->d * es, user, &failed);
+        t->o = ringattn__alloc(&t->w.bytes, rows * (size_t)P->dv * es, user, &failed);
+        t->m = (double *)ringattn__alloc(&t->w.bytes, rows * sizeof(double), user, &failed);
+        t->l = (double *)ringattn__alloc(&t->w.bytes, rows * sizeof(double), user, &failed);
+        t->kpan = ringattn__alloc(&t->w.bytes, (size_t)(P->hk * P->tk * P->d) * es, user, &failed);
+        t->vbuf = ringattn__alloc(&t->w.bytes, (size_t)(P->hk * P->tk * P->dv) * es, user, &failed);
+    }
+    if (failed) { ringattn__kv_threads_free(T, nt, user); return NULL; }
+    return T;
 }
 
 RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ringattn_kvcache *kv,
                                           const ringattn_tensor *q, ringattn_tensor *out, ringattn_tensor *lse)
 {
-    ringattn__kv_work W;
-    int64_t bb, Lmax, sl_max = 0, ovf_n;
-    size_t np, nl, nk = 0, nv = 0;
-    double *acc = NULL;
-    int st = RINGATTN_OK, ovf = 0;
+    ringattn_shape s, ps; ringattn_config sub; ringattn__problem P; ringattn_plan_info plan;
+    ringattn__kv_thread *T = NULL;
+    int64_t S, Se, Lmax, cmax, items, x, computed = 0, skipped = 0;
+    double *po = NULL, *pl = NULL, *acc = NULL, qnorm = 0, knorm = 0, bad = 0;
+    size_t np, nl;
+    int st, nt, i, ovf = 0, erange = 0;
     if (!cfg) return RINGATTN_ENULL;
-    memset(&W, 0, sizeof W);
-    if ((st = ringattn__kv_check(cfg, kv, q, out, lse, &W.s, &W.S)) != RINGATTN_OK) return st;
-    W.cfg = cfg; W.kv = kv; W.q = q;
-    Lmax = W.s.seq_k;
-    W.Se = W.S < Lmax ? W.S : Lmax;
-    for (bb = 0; bb < W.s.batch; bb++) if (ringattn__kv_len(kv, bb) > sl_max) sl_max = ringattn__kv_len(kv, bb);
-    ovf_n = ringattn__mul(ringattn__mul(W.Se, W.s.batch, &ovf), ringattn__mul(W.s.seq_q, W.s.heads_q, &ovf), &ovf);
-    np = (size_t)ringattn__mul(ringattn__mul(ovf_n, W.s.dim_v, &ovf), 8, &ovf);
-    nl = (size_t)ringattn__mul(ovf_n, 8, &ovf);
-    if (kv->block_table || kv->k_new) {
-        nk = (size_t)ringattn__mul(ringattn__mul(sl_max, W.s.heads_kv * W.s.dim_qk, &ovf),
-                                   (int64_t)ringattn__dtype_size(kv->k_cache->dtype), &ovf);
-        nv = (size_t)ringattn__mul(ringattn__mul(sl_max, W.s.heads_kv * W.s.dim_v, &ovf),
-                                   (int64_t)ringattn__dtype_size(kv->v_cache->dtype), &ovf);
+    if ((st = ringattn__kv_check(cfg, kv, q, out, lse, &s, &S)) != RINGATTN_OK) return st;
+    Lmax = s.seq_k; Se = S < Lmax ? S : Lmax;
+    /* the problem every split shares: one member, key tiles of at most TILE_K (the longest split) */
+    cmax = kv->split_size > 0 ? kv->split_size : (Lmax + (S - 1)) / (S > 0 ? S : 1);
+    if (cmax > Lmax) cmax = Lmax;
+    ps = s; ps.seq_k = cmax < 1 ? 1 : (cmax < RINGATTN_TILE_K ? cmax : RINGATTN_TILE_K);
+    sub = *cfg; sub.ring_size = 1; sub.partition = RINGATTN_CONTIGUOUS; sub.sinks = NULL;
+    if ((st = ringattn__resolve(&sub, &ps, 0, &P, &plan)) != RINGATTN_OK) return st;
+    if (P.ct == RINGATTN_F32 && ringattn__float_rows(q, &qnorm, &bad))
+        return ringattn__fail(cfg, RINGATTN_ERANGE, "q holds %g, beyond the float range of f32 compute (compute in F64)", bad);
+    items = s.batch * Se;
+#ifdef _OPENMP
+    nt = cfg->num_threads ? cfg->num_threads : omp_get_max_threads();
+#else
+    nt = 1;
+#endif
+    if (items < nt) nt = items > 0 ? (int)items : 1;
+    x = ringattn__mul(ringattn__mul(Se, s.batch, &ovf), ringattn__mul(s.seq_q, s.heads_q, &ovf), &ovf);
+    np = (size_t)ringattn__mul(ringattn__mul(x, s.dim_v, &ovf), 8, &ovf);
+    nl = (size_t)ringattn__mul(x, 8, &ovf);
+    if (ovf) return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "the partials of %lld splits overflow 64 bits", (long long)S);
+    po = (double *)RINGATTN_MALLOC(np ? np : 1, cfg->alloc_user);
+    pl = (double *)RINGATTN_MALLOC(nl ? nl : 1, cfg->alloc_user);
+    acc = (double *)RINGATTN_MALLOC((size_t)s.dim_v * sizeof(double), cfg->alloc_user);
+    if (po && pl && acc) T = ringattn__kv_threads(&P, nt, cfg->alloc_user);
+    if (!T) {
+        if (po) RINGATTN_FREE(po, cfg->alloc_user);
+        if (pl) RINGATTN_FREE(pl, cfg->alloc_user);
+        if (acc) RINGATTN_FREE(acc, cfg->alloc_user);
+        return ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the partials (%zu bytes) and the threads' buffers",
+                              np + nl);
     }
-    if (ovf) return ringattn__fail(cfg, RINGATTN_EOVERFLOW, "the partials of %lld splits overflow 64 bits", (long long)W.S);
-    W.po = (double *)RINGATTN_MALLOC(np ? np : 1, cfg->alloc_user);
-    W.pl = (double *)RINGATTN_MALLOC(nl ? nl : 1, cfg->alloc_user);
-    acc = (double *)RINGATTN_MALLOC((size_t)W.s.dim_v * sizeof(double), cfg->alloc_user);
-    if (nk) { W.kbuf = (char *)RINGATTN_MALLOC(nk, cfg->alloc_user); W.vbuf = (char *)RINGATTN_MALLOC(nv, cfg->alloc_user); }
-    if (!W.po || !W.pl || !acc || (nk && (!W.kbuf || !W.vbuf)))
-        st = ringattn__fail(cfg, RINGATTN_ENOMEM, "could not allocate the partials and the gathered keys (%zu bytes)",
-                            np + nl + nk + nv);
-    for (bb = 0; bb < W.s.batch && st == RINGATTN_OK; bb++) st = ringattn__kv_sequence(&W, bb);
+    /* every (sequence, split) alone: any thread, any order, the same bits */
+    RINGATTN__OMP(omp parallel for num_threads(nt) schedule(dynamic, 1))
+    for (x = 0; x < items; x++) {
+        ringattn__kv_thread *t = &T[nt > 1 ? ringattn__thread_id() : 0];
+        int64_t bb = x / Se, sp = x % Se, before = t->w.tiles;
+        ringattn__kv_item(&P, cfg, kv, q, t, bb, sp, po + (sp * s.batch + bb) * s.seq_q * s.heads_q * s.dim_v,
+                          pl + (sp * s.batch + bb) * s.heads_q * s.seq_q);
+        if (t->w.tiles > before) t->computed++;
+    }
+    for (i = 0; i < nt; i++) {
+        if (T[i].status != RINGATTN_OK) erange = 1;
+        if (T[i].knorm > knorm) knorm = T[i].knorm;
+        computed += T[i].computed;
+    }
+    skipped = s.batch * S - computed;
+    if (erange)
+        st = ringattn__fail(cfg, RINGATTN_ERANGE, "a key holds a finite value beyond the float range of f32 compute "
+                            "(compute in F64)");
+    else
+        st = ringattn__range_bound(cfg, &P, qnorm, knorm);
     if (st == RINGATTN_OK) {
-        ringattn__kv_finish(&W, out, lse, acc);
-        if (kv->update_cache) ringattn__kv_update(kv, W.s.batch);
+        ringattn__kv_finish(cfg, kv, &s, S, Se, po, pl, out, lse, acc);
+        if (kv->update_cache) ringattn__kv_update(kv, s.batch);
         if (cfg->stats) {
-            W.stats.ring_size = 1; W.stats.ring_steps = W.S;
-            W.stats.member_flops_min = W.stats.member_flops_max = W.stats.flops;
-            W.stats.shared_bytes = np + nl + nk + nv;
-            *cfg->stats = W.stats;
+            ringattn_stats *o = cfg->stats;
+            memset(o, 0, sizeof *o);
+            o->ring_size = 1; o->num_threads = nt; o->ring_steps = S;
+            o->blocks_computed = computed; o->blocks_skipped = skipped;
+            for (i = 0; i < nt; i++) {
+                o->tiles_computed += T[i].w.tiles; o->flops += (double)T[i].w.flops;
+                if (T[i].w.bytes > o->scratch_bytes_per_thread) o->scratch_bytes_per_thread = T[i].w.bytes;
+            }
+            o->member_flops_min = o->member_flops_max = o->flops;
+            o->planned_bytes_per_member = o->peak_bytes_per_member = o->scratch_bytes_per_thread;
+            o->shared_bytes = np + nl;
         }
     }
-    if (W.po) RINGATTN_FREE(W.po, cfg->alloc_user);
-    if (W.pl) RINGATTN_FREE(W.pl, cfg->alloc_user);
-    if (acc) RINGATTN_FREE(acc, cfg->alloc_user);
-    if (W.kbuf) RINGATTN_FREE(W.kbuf, cfg->alloc_user);
-    if (W.vbuf) RINGATTN_FREE(W.vbuf, cfg->alloc_user);
+    ringattn__kv_threads_free(T, nt, cfg->alloc_user);
+    RINGATTN_FREE(po, cfg->alloc_user); RINGATTN_FREE(pl, cfg->alloc_user); RINGATTN_FREE(acc, cfg->alloc_user);
     return st;
 }
 

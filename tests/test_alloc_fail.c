@@ -8,7 +8,8 @@
      - free everything it allocated: live bytes and live blocks back to 0,
      - write nothing: every output buffer (or the npy array struct) still holds its sentinel.
    Calls: dense forward and backward (ring sizes 1, 3, 4; causal; GQA; f32 / f64 compute; 1 and
-   2 threads), dilated forward and backward (both mixes), and the .npy loaders
+   2 threads), dilated forward and backward (both mixes), ringattn_forward_kvcache (paged, new
+   keys, splits, update_cache: the cache is an output too), and the .npy loaders
    ringattn_npy_load (from a file) and ringattn_npy_decode (from memory). Prints the number of
    allocation points exercised. Exit 0 pass, 1 fail. */
 #include <stdio.h>
@@ -165,6 +166,69 @@ static long check_case(const fa_case *c, int *failures)
     return n;
 }
 
+/* ---------------------------------------------------------------- the KV cache */
+
+/* ringattn_forward_kvcache on a paged cache with new keys, three splits (one empty for the
+   shorter sequence), every partial asked for and update_cache: a failing allocation leaves
+   out, lse, the partials and the cache as they were */
+static long check_kvcache(int *failures)
+{
+    enum { b = 2, nq = 2, h = 4, hk = 2, d = 4, page = 3, nb = 6, mb = 3, nn = 1, S = 3 };
+    static const int32_t seqlens[b] = { 5, 1 }, table[b * mb] = { 4, 0, 2, 5, 1, 3 };
+    double kc[nb * page * hk * d], vc[nb * page * hk * d], kc0[nb * page * hk * d], vc0[nb * page * hk * d];
+    double q[b * nq * h * d], kn[b * nn * hk * d], vn[b * nn * hk * d];
+    double out[b * nq * h * d], lse[b * h * nq], so[S][b * nq * h * d], sl[S][b * h * nq];
+    ringattn_tensor Q, KC, VC, KN, VN, O, L, SO[S], SL[S];
+    ringattn_kvcache kv;
+    ringattn_config cfg = ringattn_default_config();
+    fa_state s; char err[256]; long n, k, bad = 0; int st, j;
+    fill_normal(kc0, nb * page * hk * d, 11); fill_normal(vc0, nb * page * hk * d, 12);
+    fill_normal(q, b * nq * h * d, 13); fill_normal(kn, b * nn * hk * d, 14); fill_normal(vn, b * nn * hk * d, 15);
+    Q = ringattn_tensor_bnhd(q, RINGATTN_F64, b, nq, h, d);
+    KC = ringattn_tensor_bnhd(kc, RINGATTN_F64, nb, page, hk, d); VC = ringattn_tensor_bnhd(vc, RINGATTN_F64, nb, page, hk, d);
+    KN = ringattn_tensor_bnhd(kn, RINGATTN_F64, b, nn, hk, d); VN = ringattn_tensor_bnhd(vn, RINGATTN_F64, b, nn, hk, d);
+    O = ringattn_tensor_bnhd(out, RINGATTN_F64, b, nq, h, d); L = ringattn_tensor_lse(lse, RINGATTN_F64, b, h, nq);
+    for (j = 0; j < S; j++) {
+        SO[j] = ringattn_tensor_bnhd(so[j], RINGATTN_F64, b, nq, h, d);
+        SL[j] = ringattn_tensor_lse(sl[j], RINGATTN_F64, b, h, nq);
+    }
+    memset(&kv, 0, sizeof kv);
+    kv.k_cache = &KC; kv.v_cache = &VC; kv.block_table = table; kv.max_blocks = mb; kv.cache_seqlens = seqlens;
+    kv.k_new = &KN; kv.v_new = &VN; kv.num_splits = S; kv.update_cache = 1;
+    kv.split_out = SO; kv.split_lse = SL; kv.num_split_outputs = S;
+    cfg.compute = RINGATTN_F64; cfg.causal = RINGATTN_CAUSAL_BOTTOM_RIGHT; cfg.num_threads = 2;
+    cfg.error_detail = err; cfg.error_detail_size = sizeof err; cfg.alloc_user = &s;
+#define KV_SENTINEL() do { memcpy(kc, kc0, sizeof kc); memcpy(vc, vc0, sizeof vc); \
+        fill_sentinel_f64(out, (int64_t)(sizeof out / 8)); fill_sentinel_f64(lse, (int64_t)(sizeof lse / 8)); \
+        fill_sentinel_f64(&so[0][0], (int64_t)(sizeof so / 8)); fill_sentinel_f64(&sl[0][0], (int64_t)(sizeof sl / 8)); } while (0)
+#define KV_UNTOUCHED() (!memcmp(kc, kc0, sizeof kc) && !memcmp(vc, vc0, sizeof vc) && \
+        all_sentinel_f64(out, (int64_t)(sizeof out / 8)) && all_sentinel_f64(lse, (int64_t)(sizeof lse / 8)) && \
+        all_sentinel_f64(&so[0][0], (int64_t)(sizeof so / 8)) && all_sentinel_f64(&sl[0][0], (int64_t)(sizeof sl / 8)))
+    memset(&s, 0, sizeof s);
+    KV_SENTINEL();
+    st = ringattn_forward_kvcache(&cfg, &kv, &Q, &O, &L);
+    n = s.count;
+    CHECK(st == RINGATTN_OK, "kvcache: the call without faults returned %d (%s)", st, err);
+    CHECK(s.live == 0 && s.live_blocks == 0, "kvcache: %zu bytes in %ld blocks left after a successful call", s.live, s.live_blocks);
+    CHECK(memcmp(kc, kc0, sizeof kc) != 0, "kvcache: update_cache wrote nothing");
+    for (k = 1; k <= n; k++) {
+        memset(&s, 0, sizeof s);
+        s.fail_at = k; err[0] = 0;
+        KV_SENTINEL();
+        st = ringattn_forward_kvcache(&cfg, &kv, &Q, &O, &L);
+        if (st != RINGATTN_ENOMEM || s.live != 0 || s.live_blocks != 0 || !KV_UNTOUCHED() || err[0] == 0) {
+            if (bad++ < 5)
+                printf("  FAIL kvcache: allocation %ld of %ld failing: status %d, %zu bytes in %ld blocks live, outputs %s, "
+                       "error_detail \"%s\"\n", k, n, st, s.live, s.live_blocks, KV_UNTOUCHED() ? "untouched" : "WRITTEN", err);
+            ++*failures;
+        }
+    }
+#undef KV_SENTINEL
+#undef KV_UNTOUCHED
+    printf("  %-34s %3ld allocation points%s\n", "kvcache paged, new keys, splits", n, bad ? "  FAILED" : "");
+    return n;
+}
+
 /* ---------------------------------------------------------------- .npy */
 
 static long check_npy(int *failures)
@@ -250,6 +314,7 @@ int main(void)
     size_t i;
     printf("allocation-failure injection: fail allocation k for every k of each call\n");
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) points += check_case(&cases[i], failures);
+    points += check_kvcache(failures);
     points += check_npy(failures);
     printf("%ld allocation points exercised: %s\n", points, fails ? "FAIL" : "all returned RINGATTN_ENOMEM, "
            "freed everything, wrote nothing");

@@ -1,5 +1,6 @@
 """The package's functions: each one builds views of its arguments and makes one C call."""
 import collections
+import contextlib
 import ctypes
 import math
 import os
@@ -514,6 +515,175 @@ def plan(q, k, v, *, backward=False, layout="bnhd", causal=None, scale=None, rin
     return {name: int(info[i]) for i, name in enumerate(_PLAN_FIELDS)}
 
 
+# ---------------------------------------------------------------- decoding: a KV cache
+
+
+def _int32_table(x, name, ndim):
+    """cache_seqlens (1-D) / block_table (2-D) as a C-contiguous int32 NumPy copy: integer arrays
+    of any width converted (values must fit int32), floats and booleans refused"""
+    if is_torch(x):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x)
+    if a.dtype.kind not in "iu":
+        _refuse(-3, "%s must hold integers (int32), not %s%s" % (
+            name, a.dtype, " values" if a.dtype.kind in "fcb" else ""))
+    if a.ndim != ndim:
+        _refuse(-2, "%s has shape %s; expected %s" % (name, tuple(a.shape), "(batch,)" if ndim == 1
+                                                       else "(batch, max_blocks)"))
+    if a.size and (a.min() < -2**31 or a.max() > 2**31 - 1):
+        _refuse(-4, "%s holds %d, which does not fit int32" % (name, int(a.max() if a.max() > 2**31 - 1 else a.min())))
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _int_arg(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not -2**62 <= int(value) <= 2**62:
+        _refuse(-4, "%s must be an integer, not %r" % (what, value))
+    return int(value)
+
+
+def _cache_host(x, name, update):
+    """k_cache / v_cache as a Host; with update=True also what must be copied back after the call
+    (a torch tensor off the CPU: its host copy) and the refusals of a cache that cannot be written"""
+    h = Host(x, name)
+    if not update:
+        return h, None
+    if not is_torch(x) and not isinstance(x, np.ndarray):
+        _refuse(-4, "%s is a %s: update_cache=True writes the new keys into the caller's cache, which must be a "
+                "NumPy array or a torch tensor" % (name, type(x).__name__))
+    if not is_torch(x):
+        if not x.flags.writeable:
+            _refuse(-4, "%s is read-only: update_cache=True writes the new keys into it" % name)
+        if h.ptr != x.ctypes.data or h.obj.dtype != x.dtype:
+            _refuse(-7, "%s (dtype %s, strides %s) cannot be written in place: its byte order or strides make "
+                    "ringattn read a copy; pass a native-endian array whose strides are whole elements"
+                    % (name, x.dtype.str, x.strides))
+    for ax, (n, st) in enumerate(zip(h.shape, h.strides)):
+        if st == 0 and n > 1:
+            _refuse(-7, "%s has stride 0 on axis %d (length %d): its elements overlap, so update_cache=True "
+                    "cannot write it" % (name, ax, n))
+    back = h.obj if is_torch(x) and h.obj.data_ptr() != x.data_ptr() else None
+    return h, back
+
+
+def attention_with_kvcache(q, k_cache, v_cache, k=None, v=None, *, cache_seqlens, block_table=None, causal=None,
+                           window=None, softcap=0.0, sinks=None, alibi_slopes=None, scale=None, num_splits=1,
+                           split_size=None, return_splits=False, update_cache=False, compute="f64", out_dtype=None,
+                           threads=0, lse_dtype=None, p_dtype=None, round_scores=False, block_dtype=None):
+    """Attention of q against a KV cache (ringattn_forward_kvcache), as decoding kernels compute
+    it: FlashAttention's flash_attn_with_kvcache, vLLM / FlashInfer paged attention,
+    flash-decoding's split-KV partials. Returns (out, lse), or (out, lse, splits) with
+    return_splits=True.
+
+    q [b, nq, h, d]; k_cache, v_cache [b_cache, n_cache, hk, d|dv] (b_cache >= b, sequence bb
+    is row bb), or paged when block_table is given: [num_blocks, page_size, hk, d|dv] with
+    block_table (b, max_blocks) int32, key j of sequence bb in slot j % page_size of block
+    block_table[bb, j // page_size]. cache_seqlens (b,) int32 (or one int for every sequence):
+    the keys cached per sequence. k, v [b, n_new, hk, d|dv] (optional, both or neither, the
+    cache's dtype): new keys appended after each sequence's cached ones, so sequence bb has
+    L = cache_seqlens[bb] + n_new keys. Other integer dtypes of cache_seqlens and block_table
+    are converted (values must fit int32); floats are refused.
+
+    Query i sits at position i + L - nq: causal="bottom-right" (or True, FlashAttention's
+    meaning here) lets it see keys j <= i + L - nq; rows that see no key get out 0 and lse
+    -inf (with a sink: out 0, lse = the sink). window, softcap, sinks (h,), alibi_slopes (h,)
+    or (b, h) (distance |i + L - nq - j|), scale: as in attention().
+
+    Splits: the L keys of a sequence are cut into num_splits splits of ceil(L / num_splits)
+    keys, or into splits of split_size keys (then the longest sequence sets their count);
+    split s covers keys [s c, min((s + 1) c, L)). With return_splits=True, splits is a list
+    with one (out_s, lse_s) per split, out_s [b, nq, h, dv] normalised within the split and
+    lse_s (b, h, nq) its log-sum-exp; an empty split (or keys a row may not see) is out_s 0,
+    lse_s -inf. Sinks are in the result, never in a partial. The result is the partials
+    merged by log-sum-exp in split order.
+
+    The cache is never written unless update_cache=True: then k, v are written into k_cache,
+    v_cache at positions cache_seqlens[bb] ... of each sequence (through the block table when
+    paged), in place, after the result is computed. The caches must then be writable NumPy
+    arrays or torch tensors (a torch tensor on another device is written back to it).
+
+    out_dtype (default float64) types out and the partials, lse_dtype (default out_dtype) lse
+    and lse_s. NumPy in, NumPy out; torch in, torch out (on q's device). compute, threads,
+    p_dtype, round_scores, block_dtype (each partial held in that type, as a split-KV kernel
+    stores it): as in attention(). Raises RingattnError (nothing written) when refused."""
+    if update_cache not in (True, False):
+        _refuse(-4, "update_cache must be True or False, not %r" % (update_cache,))
+    if return_splits not in (True, False):
+        _refuse(-4, "return_splits must be True or False, not %r" % (return_splits,))
+    hq = Host(q, "q")
+    if len(hq.shape) != 4:
+        _refuse(-2, "q has shape %s; expected a 4-D [b, nq, h, d] array" % (hq.shape,))
+    b, nq, h = hq.shape[0], hq.shape[1], hq.shape[2]
+    hkc, back_k = _cache_host(k_cache, "k_cache", update_cache and k is not None)
+    hvc, back_v = _cache_host(v_cache, "v_cache", update_cache and v is not None)
+    hk = Host(k, "k") if k is not None else None
+    hv = Host(v, "v") if v is not None else None
+    for x in (hkc, hvc, hk, hv):
+        if x is not None and len(x.shape) != 4:
+            _refuse(-2, "%s has shape %s; expected a 4-D array (%s)" % (
+                x.name, x.shape, "[b, n_new, hk, d]" if x.name in ("k", "v") else
+                "[b_cache, n_cache, hk, d], paged [num_blocks, page_size, hk, d]"))
+    if isinstance(cache_seqlens, (int, np.integer)) and not isinstance(cache_seqlens, bool):
+        seqlens = _int32_table(np.full(b, int(cache_seqlens), dtype=np.int64), "cache_seqlens", 1)
+    else:
+        seqlens = _int32_table(cache_seqlens, "cache_seqlens", 1)
+    if seqlens.size != b:
+        _refuse(-2, "cache_seqlens has %d entries; expected one per sequence of q (b = %d)" % (seqlens.size, b))
+    table, max_blocks = None, 0
+    if block_table is not None:
+        table = _int32_table(block_table, "block_table", 2)
+        if table.shape[0] != b:
+            _refuse(-2, "block_table has shape %s; expected (b, max_blocks) with b = %d (q's batch)"
+                    % (tuple(table.shape), b))
+        max_blocks = table.shape[1]
+    num_splits = _int_arg(num_splits, "num_splits")
+    split = 0 if split_size is None else _int_arg(split_size, "split_size")
+    if split_size is not None and split < 1:
+        _refuse(-4, "split_size must be None (splits by num_splits) or >= 1 keys, not %r" % (split_size,))
+    like_torch, device = _result_kind(*[x for x in (hq, hkc, hvc, hk, hv) if x is not None])
+    opts = _Options(nq, nq, causal="bottom-right" if causal is True else causal, scale=scale, window=window,
+                    softcap=softcap, compute=compute, threads=threads, p_dtype=p_dtype, round_scores=round_scores,
+                    block_dtype=block_dtype, sinks=sinks, alibi_slopes=alibi_slopes, batch=b, heads=h,
+                    like_torch=like_torch)
+    tq, tkc, tvc = hq.view(), hkc.view(), hvc.view()
+    tk = hk.view() if hk is not None else None
+    tv = hv.view() if hv is not None else None
+    ref = lambda t: ctypes.byref(t) if t is not None else None  # noqa: E731
+    i32 = ctypes.POINTER(ctypes.c_int32)
+    p_table = table.ctypes.data_as(i32) if table is not None else None
+    p_seqlens = seqlens.ctypes.data_as(i32)
+    dname = dtype_name(out_dtype) or "float64"
+    lname = dtype_name(lse_dtype) or dname
+    dv = hvc.shape[3]
+    err = _err()
+    parts, t_out, t_lse, n_parts = [], None, None, 0
+    if return_splits:
+        n_parts = _lib.lib.ringattn_py_kvcache_num_splits(ctypes.byref(opts.c), tq, tkc, tvc, p_table, max_blocks,
+                                                          p_seqlens, ref(tk), ref(tv), num_splits, split, err, _ERR)
+        if n_parts < 0:
+            fail(n_parts, err)
+        parts = [(new_output((b, nq, h, dv), dname, like_torch, "split_out"),
+                  new_output((b, h, nq), lname, like_torch, "split_lse")) for _ in range(n_parts)]
+        if n_parts:
+            t_out, t_lse = (_lib.Tensor * n_parts)(), (_lib.Tensor * n_parts)()
+            for s, (po, pl) in enumerate(parts):
+                t_out[s], t_lse[s] = po.view(), pl.view()
+    ho = new_output((b, nq, h, dv), dname, like_torch, "out")
+    hl = new_output((b, h, nq), lname, like_torch, "lse")
+    st = _lib.lib.ringattn_py_forward_kvcache(ctypes.byref(opts.c), tq, tkc, tvc, p_table, max_blocks, p_seqlens,
+                                              ref(tk), ref(tv), num_splits, split, 1 if update_cache else 0, t_out,
+                                              t_lse, n_parts, ho.view(), hl.view(), err, _ERR)
+    if st != 0:
+        fail(st, err)
+    with (torch.no_grad() if torch is not None else contextlib.nullcontext()):
+        for orig, copy in ((k_cache, back_k), (v_cache, back_v)):
+            if copy is not None:   # a torch cache on another device: the host copy the call wrote, written back
+                orig.copy_(copy)
+    res = (deliver(ho, device), deliver(hl, device))
+    if return_splits:
+        res += ([(deliver(po, device), deliver(pl, device)) for po, pl in parts],)
+    return res
+
+
 # ---------------------------------------------------------------- comparison
 
 Mismatch = collections.namedtuple("Mismatch", "index got ref err allowed")
@@ -627,14 +797,15 @@ class Report:
 
 
 def _axes(ndim, what, layout):
+    lse_like = what is None or what.endswith("lse") or what.startswith("max_logit")   # block_lse, splits[s].lse
     if ndim == 4:
         return layout
     if ndim == 3:
-        if what in (None, "lse"):
+        if lse_like:
             return "bhn."
         return "nhd." if layout == "bnhd" else "hnd."
     if ndim == 2:
-        return "hn.." if what in (None, "lse") else "ij.."
+        return "hn.." if lse_like else "ij.."
     return "i..."
 
 
@@ -1086,6 +1257,154 @@ def _describe(options):
         if options.get(k) is not None:
             shown[k] = list(int(x) for x in int64_array(options[k], k))
     return "{" + ", ".join("%s=%r" % kv for kv in sorted(shown.items())) + "}"
+
+
+# ---------------------------------------------------------------- check: a KV-cache port
+
+_KV_OPTS = ("causal", "window", "softcap", "sinks", "alibi_slopes", "scale", "num_splits", "split_size", "threads")
+
+
+def _cast_like(x, like):
+    """a baseline's tensor stored as the port stored its own (its dtype; x keeps its kind)"""
+    want = _dname_of(like)
+    if _dname_of(x) == want:
+        return x
+    if is_torch(x):
+        return x.to(getattr(torch, want))
+    return _as_precision(np.asarray(x), want) if want != "float32" else np.asarray(x, dtype=np.float32)
+
+
+def _log2_hint(name, got, ref):
+    """a sentence when a failing lse holds log2 units (got ln 2 == ref where both are finite)"""
+    g = Host(got, name).obj
+    g = g.detach().cpu().double().numpy() if is_torch(g) else np.asarray(g, dtype=np.float64)
+    r = ref.detach().cpu().double().numpy() if is_torch(ref) else np.asarray(ref, dtype=np.float64)
+    fin = np.isfinite(g) & np.isfinite(r) & (np.abs(r) > 1e-3)
+    if g.shape != r.shape or not fin.any():
+        return ""
+    if np.max(np.abs(g[fin] * math.log(2) - r[fin]) / np.maximum(1.0, np.abs(r[fin]))) < 1e-2:
+        return ("%s times ln 2 matches the reference: it holds the log-sum-exp in base 2 (as FlashAttention 3 and "
+                "FlashInfer keep it inside the kernel); ringattn's lse is the natural log" % name)
+    return ""
+
+
+def check_kvcache(q, k_cache, v_cache, k=None, v=None, *, out=None, lse=None, splits=None, cache_seqlens,
+                  block_table=None, baseline=None, policy="fa2", policy_k=None, eps=None, empty_lse="-inf",
+                  allow_nonfinite=False, **options):
+    """Check a KV-cache port (a decoding kernel) in its own precision: -> {name: Report};
+    AssertionError when any fails. The case is attention_with_kvcache()'s (cache_seqlens,
+    block_table, the new keys k, v, and `options`: causal, window, softcap, sinks,
+    alibi_slopes, scale, num_splits, split_size, threads); the port's out and lse are judged,
+    and with splits= its split partials, a list with one (out_s, lse_s) per split as
+    attention_with_kvcache(..., return_splits=True) returns them (either of a pair may be None;
+    their count must be that of the reference). Each is judged by check()'s machinery: the f64
+    reference, a baseline of the port's precision (baseline=None: the inputs' low-precision
+    type, else the results', else f32; or "f32", "bf16", "f16") computed with the same splits,
+    P rounded to that type and each partial held in the dtype of the port's out_s, a second
+    summation order (another split count for out and lse; eager attention with the scores
+    rounded too for low precision), and `policy` ("fa2", "fa3", "magi", "flex", "te"),
+    policy_k and eps as in check(). A partial of a split a row cannot see is out_s 0 and lse_s
+    -inf, and is compared as such (NaN there fails); empty_lse (what the port's final lse may
+    hold for a row that sees no key) applies to lse only. The cache is only read: the port's
+    results are judged for the cache as cache_seqlens describes it, whether or not the port
+    has since appended k, v to it. Reports are named "out", "lse", "splits[s].out",
+    "splits[s].lse"."""
+    for bad in ("compute", "out_dtype", "p_dtype", "lse_dtype", "round_scores", "block_dtype"):
+        if bad in options:
+            raise TypeError("check_kvcache() computes the reference in f64 and the baseline in the port's precision "
+                            "itself: do not pass %s (say baseline= for the port's precision)" % bad)
+    for bad in ("update_cache", "return_splits"):
+        if bad in options:
+            raise TypeError("check_kvcache() never writes the cache and takes the partials from splits=: do not pass "
+                            "%s" % bad)
+    unknown = set(options) - set(_KV_OPTS)
+    if unknown:
+        raise TypeError("check_kvcache() got unexpected options: %s" % ", ".join(sorted(unknown)))
+    if policy not in POLICIES:
+        _refuse(-4, "policy must be one of %s, not %r" % (", ".join(repr(p) for p in POLICIES), policy))
+    if splits is not None:
+        if not isinstance(splits, (list, tuple)) or not all(
+                isinstance(p, (list, tuple)) and len(p) == 2 for p in splits):
+            raise TypeError("check_kvcache(): splits must be a list of (out_s, lse_s) pairs, one per split")
+    if out is None and lse is None and not any(x is not None for p in (splits or ()) for x in p):
+        raise TypeError("check_kvcache(): nothing to judge: pass out=, lse= and / or splits=, the port's results")
+    case = dict(options, cache_seqlens=cache_seqlens, block_table=block_table)
+    want_splits = splits is not None
+    given = {"out": out, "lse": lse}
+    for s, (po, pl) in enumerate(splits or ()):
+        given["splits[%d].out" % s], given["splits[%d].lse" % s] = po, pl
+    given = {n: x for n, x in given.items() if x is not None}
+
+    def named(res):
+        d = {"out": res[0], "lse": res[1]}
+        for s, (po, pl) in enumerate(res[2] if len(res) > 2 else ()):
+            d["splits[%d].out" % s], d["splits[%d].lse" % s] = po, pl
+        return d
+
+    refs = attention_with_kvcache(q, k_cache, v_cache, k, v, compute="f64", out_dtype="float64",
+                                  return_splits=want_splits, **case)
+    if want_splits and len(splits) != len(refs[2]):
+        raise TypeError("check_kvcache(): splits has %d (out_s, lse_s) pairs; this case has %d splits (num_splits = "
+                        "%r, split_size = %r)" % (len(splits), len(refs[2]), options.get("num_splits", 1),
+                                                  options.get("split_size")))
+    refs = named(refs)
+    _refuse_nonfinite({n: refs[n] for n in given}, {"q": q, "k_cache": k_cache, "v_cache": v_cache, "k": k, "v": v},
+                      allow_nonfinite, "check_kvcache()")
+    prec = _port_precision(baseline, (q, k_cache, v_cache, k, v), list(given.values()))
+    fp8 = prec.startswith("float8")
+    pdt = None if prec == "float32" else ("float8_e4m3fn" if fp8 else prec)
+    b_in = [_as_precision(x, prec) for x in (q, k_cache, v_cache, k, v)]
+    # each partial held in the dtype the port stores its out_s in (f32 when it gives none)
+    sdt = next((_dname_of(po) for po, _ in (splits or ()) if po is not None), None)
+    bdt = sdt if sdt in _LOW else None
+
+    def order(round_scores=False, **change):
+        res = attention_with_kvcache(*b_in, compute="f32", out_dtype="float32", p_dtype=pdt,
+                                     round_scores=round_scores, block_dtype=bdt, return_splits=want_splits,
+                                     **dict(case, **change))
+        d = named(res)
+        return {n: _cast_like(d[n], given[n]) for n in given if n in d}
+
+    base = order()
+    # other orders: another split count (the final result only), eager attention in the port's type
+    if options.get("split_size") is None and options.get("num_splits", 1) in (0, 1):
+        other = order(num_splits=2)
+    else:
+        other = order(num_splits=1, split_size=None)
+    others = {n: [x] for n, x in other.items() if not n.startswith("splits")}
+    if pdt and not fp8:
+        for n, x in order(round_scores=True).items():
+            others.setdefault(n, []).append(x)
+    describe = "%s: the same splits, %s%s, the partials merged in f32, results rounded to the port's dtypes; " \
+        "as other orders %s: the largest error sets the bound" % (
+            _SHORT[prec], "inputs stored in %s, products summed in f32, P rounded to %s before P V"
+            % (_SHORT[prec], _SHORT[pdt]) if pdt else "products and softmax in f32",
+            ", each partial held in %s" % _SHORT[bdt] if bdt else "",
+            "another split count (out, lse)" + (" and eager attention, the scores rounded too" if pdt and not fp8
+                                                else ""))
+    gqa = Host(q, "q").shape[2] != Host(k_cache, "k_cache").shape[2]
+    softcap = options.get("softcap", 0.0)
+    judge = _Judge(policy, prec, policy_k, eps, softcap, empty_lse, "bnhd", gqa, describe)
+    strict = _Judge(policy, prec, policy_k, eps, softcap, "-inf", "bnhd", gqa, describe)
+    reports = {}
+    for name, got in given.items():
+        j = strict if name.startswith("splits") else judge
+        reports[name] = j(name, got, refs[name], base[name], others.get(name, []))
+    failed = [n for n, r in reports.items() if not r.passed]
+    if failed:
+        shown = dict(options, cache_seqlens=[int(x) for x in _int32_table(cache_seqlens, "cache_seqlens", 1)]
+                     if not isinstance(cache_seqlens, (int, np.integer)) else int(cache_seqlens),
+                     paged=block_table is not None, new_keys=0 if k is None else Host(k, "k").shape[1])
+        parts = ["ringattn.check_kvcache: %d of %d tensors outside tolerance (%s); reference f64, baseline %s; policy "
+                 "%s; options %s" % (len(failed), len(reports), ", ".join(failed), describe, policy, _describe(shown))]
+        for n in failed:
+            rep = reports[n]
+            parts.append("--- %s (error %.3g x the baseline's) ---\n%s"
+                         % (n, rep.ratio if rep.ratio is not None else math.nan, str(rep).rstrip("\n")))
+            hints = [rep.hint()] + ([_log2_hint(n, given[n], refs[n])] if n.endswith("lse") else [])
+            parts += ["hint: " + h for h in hints if h]
+        raise AssertionError("\n".join(parts))
+    return reports
 
 
 # ---------------------------------------------------------------- the layer

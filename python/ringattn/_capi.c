@@ -14,7 +14,7 @@
 #include "golden_heatmap.c"   /* tools/: the SVG writer of `ringattn-golden compare --heatmap` */
 
 /* bumped whenever a signature or ringattn_py_options changes: _lib.py checks it */
-#define RINGATTN_PY_ABI 4
+#define RINGATTN_PY_ABI 5
 
 typedef struct {
     double scale;
@@ -88,6 +88,19 @@ int ringattn_py_layer_backward(const ringattn_py_options *o, int64_t embed_dim, 
                                int want_grads, char *err, size_t err_size);
 
 int ringattn_py_rule_policy(int rule, int dtype, const char *what, int softcap, int gqa, double out[4]);
+int ringattn_py_forward_kvcache(const ringattn_py_options *o, const ringattn_tensor *q, ringattn_tensor *k_cache,
+                                ringattn_tensor *v_cache, const int32_t *block_table, int64_t max_blocks,
+                                const int32_t *cache_seqlens, const ringattn_tensor *k_new,
+                                const ringattn_tensor *v_new, int64_t num_splits, int64_t split_size,
+                                int update_cache, ringattn_tensor *split_out, ringattn_tensor *split_lse,
+                                int64_t num_split_outputs, ringattn_tensor *out, ringattn_tensor *lse,
+                                char *err, size_t err_size);
+int64_t ringattn_py_kvcache_num_splits(const ringattn_py_options *o, const ringattn_tensor *q,
+                                       ringattn_tensor *k_cache, ringattn_tensor *v_cache,
+                                       const int32_t *block_table, int64_t max_blocks,
+                                       const int32_t *cache_seqlens, const ringattn_tensor *k_new,
+                                       const ringattn_tensor *v_new, int64_t num_splits, int64_t split_size,
+                                       char *err, size_t err_size);
 
 int ringattn_py_abi(void) { return RINGATTN_PY_ABI; }
 
@@ -390,4 +403,56 @@ int ringattn_py_heatmap(const char *path, const ringattn_tensor *got, const ring
     if (write_heatmap(path, got, ref, &r, ring_size, (ringattn_partition)partition, what, title))
         return ringattn__fail(&c, RINGATTN_EIO, "cannot write %s", path);
     return RINGATTN_OK;
+}
+
+/* The KV cache (ringattn_forward_kvcache): ringattn_kvcache from flat arguments. block_table
+   NULL = contiguous cache; k_new / v_new NULL = no new keys; split_out / split_lse arrays of
+   num_split_outputs views, or NULL. */
+static ringattn_kvcache kvcache_of(ringattn_tensor *k_cache, ringattn_tensor *v_cache, const int32_t *block_table,
+                                   int64_t max_blocks, const int32_t *cache_seqlens, const ringattn_tensor *k_new,
+                                   const ringattn_tensor *v_new, int64_t num_splits, int64_t split_size,
+                                   int update_cache, ringattn_tensor *split_out, ringattn_tensor *split_lse,
+                                   int64_t num_split_outputs)
+{
+    ringattn_kvcache kv;
+    memset(&kv, 0, sizeof kv);
+    kv.k_cache = k_cache; kv.v_cache = v_cache;
+    kv.block_table = block_table; kv.max_blocks = max_blocks;
+    kv.cache_seqlens = cache_seqlens;
+    kv.k_new = k_new; kv.v_new = v_new;
+    kv.num_splits = num_splits; kv.split_size = split_size;
+    kv.update_cache = update_cache;
+    kv.split_out = split_out; kv.split_lse = split_lse;
+    kv.num_split_outputs = num_split_outputs;
+    return kv;
+}
+
+int ringattn_py_forward_kvcache(const ringattn_py_options *o, const ringattn_tensor *q, ringattn_tensor *k_cache,
+                                ringattn_tensor *v_cache, const int32_t *block_table, int64_t max_blocks,
+                                const int32_t *cache_seqlens, const ringattn_tensor *k_new,
+                                const ringattn_tensor *v_new, int64_t num_splits, int64_t split_size,
+                                int update_cache, ringattn_tensor *split_out, ringattn_tensor *split_lse,
+                                int64_t num_split_outputs, ringattn_tensor *out, ringattn_tensor *lse,
+                                char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    ringattn_kvcache kv = kvcache_of(k_cache, v_cache, block_table, max_blocks, cache_seqlens, k_new, v_new,
+                                     num_splits, split_size, update_cache, split_out, split_lse,
+                                     num_split_outputs);
+    return ringattn_forward_kvcache(&c, &kv, q, out, lse);
+}
+
+/* ringattn_kvcache_num_splits for q's batch: the count, or a negative status */
+int64_t ringattn_py_kvcache_num_splits(const ringattn_py_options *o, const ringattn_tensor *q,
+                                       ringattn_tensor *k_cache, ringattn_tensor *v_cache,
+                                       const int32_t *block_table, int64_t max_blocks,
+                                       const int32_t *cache_seqlens, const ringattn_tensor *k_new,
+                                       const ringattn_tensor *v_new, int64_t num_splits, int64_t split_size,
+                                       char *err, size_t err_size)
+{
+    ringattn_config c = config_of(o, err, err_size);
+    ringattn_kvcache kv = kvcache_of(k_cache, v_cache, block_table, max_blocks, cache_seqlens, k_new, v_new,
+                                     num_splits, split_size, 0, NULL, NULL, 0);
+    if (!q) return ringattn__fail(&c, RINGATTN_ENULL, "q is NULL");
+    return ringattn_kvcache_num_splits(&c, &kv, q->shape[0]);
 }

@@ -8,7 +8,7 @@ import ctypes
 import glob
 import os
 
-ABI = 4  # RINGATTN_PY_ABI in _capi.c
+ABI = 5  # RINGATTN_PY_ABI in _capi.c
 KEEP = 8  # RINGATTN_COMPARE_KEEP
 
 F32, F64, F16, BF16, FP8_E4M3, FP8_E5M2, BOOL = 0, 1, 2, 3, 4, 5, 6
@@ -114,7 +114,7 @@ def _load():
         raise ImportError("ringattn: %s has ABI %d, the Python code expects %d: reinstall the package"
                           % (found[0], lib.ringattn_py_abi(), ABI))
     P, T, C = ctypes.POINTER, ctypes.POINTER(Tensor), ctypes.c_char_p
-    sz, i64p, dblp = ctypes.c_size_t, P(ctypes.c_int64), P(ctypes.c_double)
+    sz, i64p, dblp, i32p = ctypes.c_size_t, P(ctypes.c_int64), P(ctypes.c_double), P(ctypes.c_int32)
     sigs = {
         "ringattn_py_forward": [P(Options), T, T, T, T, T, C, sz],
         "ringattn_py_backward": [P(Options), T, T, T, T, T, T, T, T, T, C, sz],
@@ -132,11 +132,18 @@ def _load():
         "ringattn_py_trace_grads": [P(Event), T, T, T, C, sz],
         "ringattn_py_heatmap": [C, T, T, T, dblp, ctypes.c_int, ctypes.c_int, ctypes.c_int, C, C, C, sz],
         "ringattn_py_rule_policy": [ctypes.c_int, ctypes.c_int, C, ctypes.c_int, ctypes.c_int, dblp],
+        # q, k_cache, v_cache, block_table, max_blocks, cache_seqlens, k_new, v_new, num_splits, split_size,
+        # update_cache, split_out[], split_lse[], num_split_outputs, out, lse
+        "ringattn_py_forward_kvcache": [P(Options), T, T, T, i32p, ctypes.c_int64, i32p, T, T, ctypes.c_int64,
+                                        ctypes.c_int64, ctypes.c_int, T, T, ctypes.c_int64, T, T, C, sz],
+        "ringattn_py_kvcache_num_splits": [P(Options), T, T, T, i32p, ctypes.c_int64, i32p, T, T, ctypes.c_int64,
+                                           ctypes.c_int64, C, sz],
     }
     for name, args in sigs.items():
         f = getattr(lib, name)
         f.argtypes = args
         f.restype = ctypes.c_int
+    lib.ringattn_py_kvcache_num_splits.restype = ctypes.c_int64   # the count, or a negative status
     lib.ringattn_strerror.argtypes = [ctypes.c_int]
     lib.ringattn_strerror.restype = ctypes.c_char_p
     lib.ringattn_trace_positions.argtypes = [P(Event), ctypes.c_int, i64p, ctypes.c_int64]
