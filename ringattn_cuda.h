@@ -1855,7 +1855,7 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
     int64_t *first = NULL;
     int64_t b = P->b, h = P->h, nq = P->nq, d = P->d, dv = P->dv, lmax = P->nk, rows = b * h * nq;
     int64_t nnew = kv->k_new ? kv->k_new->shape[1] : 0, page = kv->block_table ? kv->k_cache->shape[1] : 0;
-    int64_t count = 0, s, bb, hh, tiles_total = 0, pairs_total = 0, blocks_computed = 0, blocks_skipped = 0;
+    int64_t count = 0, s, bb, hh, tiles_total = 0, pairs_total = 0, blocks_computed = 0;
     size_t es = sizeof(T), smem = 0, kvhalf, bytes = 0;
     int64_t Se = nsplit < lmax ? nsplit : lmax;   /* no split past Se holds a key of any sequence */
     int64_t ns = (kv->split_out || kv->split_lse) ? nsplit : Se;   /* the splits run: later ones only write 0, -inf */
@@ -1908,9 +1908,9 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
                 spairs += bpairs;
                 blocks[count++] = B;
             }
-            /* the CPU's count: one block per (sequence, split) of the first Se, computed when
-               any of its pairs is visible */
-            if (spairs > 0) blocks_computed++; else blocks_skipped++;
+            /* the CPU's count: one block per (sequence, split), computed when any of its
+               pairs is visible, skipped otherwise (the splits past Se too) */
+            if (spairs > 0) blocks_computed++;
             pairs_total += spairs;
         }
     }
@@ -2010,7 +2010,7 @@ static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P
         ringattn_stats *st = cfg->stats;
         memset(st, 0, sizeof *st);
         st->ring_size = 1; st->num_threads = 1; st->ring_steps = nsplit;
-        st->blocks_computed = blocks_computed; st->blocks_skipped = blocks_skipped;
+        st->blocks_computed = blocks_computed; st->blocks_skipped = b * nsplit - blocks_computed;
         st->tiles_computed = tiles_total;
         st->flops = (double)pairs_total * (double)(2 * d + 2 * dv);
         st->member_flops_min = st->member_flops_max = st->flops;

@@ -3,6 +3,8 @@
    implemented in test_cuda_header.cu. */
 #include "ringattn_cuda.h"
 
+#include <string.h>
+
 int cuda_header_decl_check(void);
 int cuda_header_decl_kvcache_check(void);
 
@@ -24,7 +26,8 @@ int cuda_header_decl_kvcache_check(void)
     ringattn_tensor K = ringattn_tensor_bnhd(kc, RINGATTN_F64, 1, 3, 1, 2);
     ringattn_tensor O = ringattn_tensor_bnhd(o, RINGATTN_F64, 1, 2, 1, 2);
     ringattn_config cfg = ringattn_default_config();
-    ringattn_kvcache kv = { 0 };
+    ringattn_kvcache kv;
+    memset(&kv, 0, sizeof kv);
     kv.k_cache = &K; kv.v_cache = &K; kv.cache_seqlens = seqlens; kv.num_splits = 2;
     /* host memory: RINGATTN_EUNSUPPORTED with a GPU, RINGATTN_ECUDA without one */
     return ringattn_cuda_forward_kvcache(&cfg, &kv, &Q, &O, NULL);
