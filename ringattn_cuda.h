@@ -1,9 +1,10 @@
 /* ringattn_cuda.h - the CUDA companion of ringattn.h: the same ring attention (dense, causal,
    windowed, softcapped, GQA, varlen, dilated LongNet in both mixes; contiguous, zigzag and
    striped partitions; the score options: sinks, ALiBi, bias, masks, document ids, max logit),
-   forward and backward, as CUDA kernels, with exactly the arguments of ringattn_forward /
-   ringattn_backward and tensors in device memory.
-                                                               Version 0.3 (see end of file)
+   forward and backward, and decoding against a KV cache (contiguous or paged, split-KV),
+   as CUDA kernels, with exactly the arguments of ringattn_forward / ringattn_backward /
+   ringattn_forward_kvcache and tensors in device memory.
+                                                               Version 0.4 (see end of file)
    USAGE
      In exactly ONE .cu file of your project (compiled by nvcc):
          #define RINGATTN_IMPLEMENTATION           (the CPU library, unless another file has it)
@@ -18,6 +19,9 @@
 
      Swapping the CPU call for the GPU one (q, k, v, out, lse: views of device memory):
          int st = ringattn_cuda_forward(&cfg, &Q, &K, &V, &O, &L);   cfg.stream = a cudaStream_t
+     and for decoding (the caches, new keys, partials, cache_seqlens and the block table in
+     device memory too):
+         int st = ringattn_cuda_forward_kvcache(&cfg, &kv, &Q, &O, &L);
 
    WHAT IT COMPUTES
      What ringattn_forward / ringattn_backward compute, for the same config, within the
@@ -59,7 +63,7 @@
 
    COMPILE-TIME OPTIONS (define before including)
      RINGATTN_CUDA_IMPLEMENTATION  in one .cu file: emit the implementation.
-     RINGATTN_CUDA_API             everywhere: decoration of the two public functions.
+     RINGATTN_CUDA_API             everywhere: decoration of the three public functions.
      RINGATTN_CUDA_TILE            implementation file: the most query rows / keys per CUDA
                                    block (= threads per block), default 64, 1..64. A smaller
                                    tile is used when the rows of a tile do not fit in shared
@@ -98,6 +102,19 @@
                         dK += scale dS^T Q into the travelling dK/dV buffer of the K/V chunk.
                         Two kernels, each output row written by exactly one thread: no atomics,
                         deterministic.
+     KV cache           ringattn_cuda_forward_kvcache: an element-wise gather of every
+                        sequence's keys (pages through the block table, then k_new) into
+                        one [b][hk][L_max][d] buffer in the compute type; per split, one
+                        launch of the forward tile kernel over the (sequence, head) blocks
+                        with keys in it, each block's causal and ALiBi offsets set to the
+                        split's place in its sequence (no sink inside a split); an
+                        element-wise kernel per split that makes each row's partial (out_s,
+                        lse_s, in double), writes split_out / split_lse and merges it into the
+                        row's result with ringattn__merge_row (f64, from the sink's state);
+                        the forward finish; with update_cache an element-wise write of
+                        k_new / v_new into their slots. The CPU's order of operations
+                        (ringattn_forward_kvcache); its checks (ringattn_check_kvcache_call)
+                        on host copies of cache_seqlens and the table's used entries.
      dbias, dsinks      element-wise, after the ring: the workspace summed over the bias's
                         broadcast axes (ringattn__dbias_sum), and dsinks from the stored lse,
                         out and dout: parts of 2048 rows per head (ringattn__dsink_part), then
@@ -150,6 +167,16 @@ RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *cfg,
                                              const ringattn_tensor *lse, const ringattn_tensor *dout,
                                              ringattn_tensor *dq, ringattn_tensor *dk,
                                              ringattn_tensor *dv);
+
+/* Exactly the arguments of ringattn_forward_kvcache (decoding against a KV cache,
+   contiguous or paged, split-KV partials): q, out, lse, the caches, k_new / v_new and the
+   split tensors are views of device memory, and so are kv->cache_seqlens and kv->block_table
+   (as FlashAttention takes them); the call copies those two to the host to validate them
+   with ringattn_check_kvcache_call and to plan. update_cache writes the cache on the device
+   after the result. */
+RINGATTN_CUDA_API int ringattn_cuda_forward_kvcache(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                                    const ringattn_tensor *q, ringattn_tensor *out,
+                                                    ringattn_tensor *lse /* may be NULL */);
 
 #ifdef __cplusplus
 }
@@ -1561,6 +1588,31 @@ static int ringattn_cuda__execute_t(ringattn_cuda__exec *X, ringattn__problem *P
     return X->status;
 }
 
+/* The executor of one call: the emulation (host memory, the default 48 KB of shared memory
+   per block) or the current device (found, with its opt-in shared memory per block). */
+static int ringattn_cuda__exec_init(ringattn_cuda__exec *X, const ringattn_config *cfg, int pass, int emulate)
+{
+    int dev = 0, count = 0, optin = 0;
+    cudaError_t e;
+    memset(X, 0, sizeof *X);
+    X->cfg = cfg; X->emulate = emulate; X->stream = (cudaStream_t)cfg->stream; X->status = RINGATTN_OK; X->pass = pass;
+    if (emulate) {
+        X->smem_limit = 48 * 1024;                        /* the default per-block limit */
+        return RINGATTN_OK;
+    }
+    e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count < 1) {
+        if (e != cudaSuccess) (void)cudaGetLastError();
+        return ringattn_cuda__fail(cfg, RINGATTN_ECUDA, "no usable CUDA device: %s",
+                                   e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0 devices");
+    }
+    if (ringattn_cuda__check(X, cudaGetDevice(&dev), "cudaGetDevice") != RINGATTN_OK) return X->status;
+    if (ringattn_cuda__check(X, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                             "cudaDeviceGetAttribute") != RINGATTN_OK) return X->status;
+    X->smem_limit = (size_t)optin;
+    return RINGATTN_OK;
+}
+
 /* Validate (like the CPU), check the device, then run in the compute type. emulate = 1 runs
    the same kernels on the host over host memory (tests only); force_tile > 0 fixes the tile. */
 static int ringattn_cuda__execute(const ringattn_config *cfg, const ringattn_shape *s, int pass,
@@ -1570,24 +1622,11 @@ static int ringattn_cuda__execute(const ringattn_config *cfg, const ringattn_sha
     ringattn__problem P;
     ringattn_plan_info plan;
     ringattn_cuda__exec X;
-    int st, dev = 0, count = 0, optin = 0;
+    int st;
     st = ringattn_cuda__resolve(cfg, s, pass, &P, &plan);
     if (st != RINGATTN_OK) return st;
-    memset(&X, 0, sizeof X);
-    X.cfg = cfg; X.emulate = emulate; X.stream = (cudaStream_t)cfg->stream; X.status = RINGATTN_OK; X.pass = pass;
-    if (emulate) {
-        X.smem_limit = 48 * 1024;                        /* the default per-block limit */
-    } else {
-        cudaError_t e = cudaGetDeviceCount(&count);
-        if (e != cudaSuccess || count < 1) {
-            if (e != cudaSuccess) (void)cudaGetLastError();
-            return ringattn_cuda__fail(cfg, RINGATTN_ECUDA, "no usable CUDA device: %s",
-                                       e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0 devices");
-        }
-        if (ringattn_cuda__check(&X, cudaGetDevice(&dev), "cudaGetDevice") != RINGATTN_OK) return X.status;
-        if (ringattn_cuda__check(&X, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                                 "cudaDeviceGetAttribute") != RINGATTN_OK) return X.status;
-        X.smem_limit = (size_t)optin;
+    if ((st = ringattn_cuda__exec_init(&X, cfg, pass, emulate)) != RINGATTN_OK) return st;
+    if (!emulate) {
         if ((st = ringattn_cuda__check_device_ptrs(cfg, all, names, n)) != RINGATTN_OK) return st;
         {   /* the score options' views (their small host arrays are copied by the call) */
             const ringattn_tensor *ot[3] = { cfg->bias, cfg->mask, pass ? cfg->dbias : cfg->max_logit };
@@ -1637,6 +1676,416 @@ static int ringattn_cuda__backward(const ringattn_config *cfg, const ringattn_te
     return ringattn_cuda__execute(cfg, &s, 1, &io, all, names, 9, emulate, force_tile);
 }
 
+/* ---------------------------------------------------------------- decoding: a KV cache */
+/* ringattn_forward_kvcache on the GPU. Each sequence's keys are gathered into one buffer in
+   the compute type (pages through the block table, then the new keys: "paged gather"), every
+   split is one launch of the forward tile kernel over the (sequence, head) blocks that have
+   keys in it, with the block's causal and ALiBi offsets set to the split's place in the whole
+   sequence, and an element-wise kernel turns each split's rows into its partial (out_s,
+   lse_s) and merges it into the result with ringattn.h's ringattn__merge_row, split after
+   split, from the sink's state. The order of operations is the CPU's (ringattn.h,
+   ringattn_forward_kvcache). */
+
+/* key j of sequence bb: its element offset in the cache (page through the block table, or
+   row bb of a contiguous cache) */
+static RINGATTN_CUDA__HD inline int64_t ringattn_cuda__kv_index(const ringattn_tensor *t, const int32_t *table,
+                                                                int64_t max_blocks, int64_t page, int64_t bb,
+                                                                int64_t j, int64_t kh, int64_t c)
+{
+    if (table) return ringattn__index(t, table[bb * max_blocks + j / page], j % page, kh, c);
+    return ringattn__index(t, bb, j, kh, c);
+}
+
+/* the gather: element (bb, kh, j, c) of the [b][hk][lmax][dim] buffer = key j of sequence bb
+   (cached keys, then the new ones; zero past the sequence's last key, never read) */
+template <typename T>
+struct ringattn_cuda__kv_gather {
+    ringattn_tensor cache, knew; int has_new; const int32_t *table, *seqlens; int64_t max_blocks, page, hk, lmax, dim;
+    T *dst;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const
+    {
+        int64_t c = i % dim, x = i / dim, j = x % lmax, kh, bb, n;
+        double v = 0;
+        x /= lmax; kh = x % hk; bb = x / hk;
+        n = seqlens[bb];
+        if (j < n)
+            v = ringattn__load(cache.data, cache.dtype, ringattn_cuda__kv_index(&cache, table, max_blocks, page, bb, j, kh, c));
+        else if (has_new && j - n < knew.shape[1])
+            v = ringattn__load(knew.data, knew.dtype, ringattn__index(&knew, bb, j - n, kh, c));
+        dst[i] = (T)v;   /* the compute type's one rounding, as the CPU packs a chunk */
+    }
+};
+
+/* update_cache: element (bb, t, kh, c) of k_new / v_new into the cache at key
+   cache_seqlens[bb] + t of sequence bb (the same dtype: an exact copy) */
+struct ringattn_cuda__kv_update {
+    ringattn_tensor cache, knew; const int32_t *table, *seqlens; int64_t max_blocks, page;
+    RINGATTN_CUDA__HD void operator()(int64_t i) const
+    {
+        int64_t dim = knew.shape[3], hk = knew.shape[2], nn = knew.shape[1];
+        int64_t c = i % dim, x = i / dim, kh = x % hk, t, bb;
+        x /= hk; t = x % nn; bb = x / nn;
+        ringattn__store(cache.data, cache.dtype,
+                        ringattn_cuda__kv_index(&cache, table, max_blocks, page, bb, seqlens[bb] + t, kh, c),
+                        ringattn__load(knew.data, knew.dtype, ringattn__index(&knew, bb, t, kh, c)));
+    }
+};
+
+/* after split s, one row at = (bb * h + hh) * nq + i: the split's state (acc, m, l) becomes
+   its partial, kept in double as the CPU keeps it: out_s = acc / l and lse_s = m + log l (0
+   and -inf for a row that saw no key of the split), written to the split's outputs when
+   asked, then merged into the result (F, FM, FL, double) by ringattn__merge_row (an empty
+   partial, lse_s = -inf, adds nothing) */
+template <typename T>
+struct ringattn_cuda__kv_split_finish {
+    ringattn_tensor so, sl; int has_so, has_sl; int64_t h, nq, dv;
+    const T *acc; const double *m, *l; double *po, *F, *FM, *FL;
+    RINGATTN_CUDA__HD void operator()(int64_t at) const
+    {
+        int64_t i = at % nq, hh = (at / nq) % h, bb = at / nq / h, c;
+        double *o = po + at * dv, lse_s = ringattn__finish_lse(m[at], l[at]);
+        for (c = 0; c < dv; c++) o[c] = ringattn__finish_out((double)acc[at * dv + c], l[at], 1.0);
+        if (has_so)
+            for (c = 0; c < dv; c++) ringattn__store(so.data, so.dtype, ringattn__index(&so, bb, i, hh, c), o[c]);
+        if (has_sl) ringattn__store(sl.data, sl.dtype, ringattn__index(&sl, bb, hh, i, 0), lse_s);
+        ringattn__merge_row(F + at * dv, RINGATTN_F64, dv, &FM[at], &FL[at], o, lse_s,
+                            lse_s == -(double)INFINITY ? 0.0 : 1.0);
+    }
+};
+
+/* cache_seqlens and the block table copied to the host (they are device memory), to be
+   validated by ringattn_check_kvcache_call and to plan the blocks; kv is the caller's struct
+   with its two pointers replaced by the host copies */
+typedef struct {
+    ringattn_kvcache kv;
+    int32_t *seqlens, *table;
+    int64_t batch;
+} ringattn_cuda__kvhost;
+
+static void ringattn_cuda__kvhost_free(ringattn_cuda__kvhost *H)
+{
+    free(H->seqlens); free(H->table);
+    H->seqlens = H->table = NULL;
+}
+
+/* one host copy (cudaMemcpyDefault: device or host memory alike) */
+static int ringattn_cuda__fetch(const ringattn_config *cfg, int emulate, void *dst, const void *src, size_t bytes)
+{
+    cudaError_t e;
+    if (bytes == 0) return RINGATTN_OK;
+    if (emulate) { memcpy(dst, src, bytes); return RINGATTN_OK; }
+    e = cudaMemcpy(dst, src, bytes, cudaMemcpyDefault);
+    if (e == cudaSuccess) return RINGATTN_OK;
+    (void)cudaGetLastError();
+    return ringattn_cuda__fail(cfg, e == cudaErrorMemoryAllocation ? RINGATTN_ENOMEM : RINGATTN_ECUDA,
+                               "cudaMemcpy (cache_seqlens, block_table to the host) failed: %s (%s)",
+                               cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+/* The arrays' sizes come from the arguments they are checked against: batch = q's first
+   axis; of block-table row bb only the entries the CPU reads, ceil(L / page_size) (at most
+   max_blocks) with L = cache_seqlens[bb] (plus n_new with update_cache: the pages written). Arguments too broken to size them (a NULL q, a
+   negative count) leave the pointers as they are only when NULL; otherwise the copies stand
+   in, and ringattn_check_kvcache_call says what is wrong. */
+static int ringattn_cuda__kv_to_host(const ringattn_config *cfg, const ringattn_kvcache *kv, const ringattn_tensor *q,
+                                     int emulate, ringattn_cuda__kvhost *H)
+{
+    int64_t bb, nnew = 0, page = 0;
+    int st;
+    memset(H, 0, sizeof *H);
+    if (!kv) return RINGATTN_OK;
+    H->kv = *kv;
+    if (!q || q->shape[0] < 1 || q->shape[0] > ((int64_t)1 << 31)) {   /* nothing to size them by */
+        if (kv->cache_seqlens) H->kv.cache_seqlens = NULL;
+        if (kv->block_table) H->kv.block_table = NULL;
+        H->batch = -1;
+        return RINGATTN_OK;
+    }
+    H->batch = q->shape[0];
+    if (kv->cache_seqlens) {
+        H->seqlens = (int32_t *)malloc((size_t)H->batch * sizeof(int32_t));
+        if (!H->seqlens) return ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate %lld cache_seqlens",
+                                                    (long long)H->batch);
+        if ((st = ringattn_cuda__fetch(cfg, emulate, H->seqlens, kv->cache_seqlens,
+                                       (size_t)H->batch * sizeof(int32_t))) != RINGATTN_OK) return st;
+        H->kv.cache_seqlens = H->seqlens;
+    }
+    if (!kv->block_table) return RINGATTN_OK;
+    if (!H->seqlens || kv->max_blocks < 1 || !kv->k_cache || kv->k_cache->shape[1] < 1 ||
+        kv->max_blocks > (((int64_t)1 << 40) / H->batch)) {   /* nothing read: the check refuses first */
+        H->kv.block_table = NULL;
+        return RINGATTN_OK;
+    }
+    page = kv->k_cache->shape[1];
+    if (kv->k_new && kv->k_new->shape[1] > 0) nnew = kv->k_new->shape[1];
+    H->table = (int32_t *)calloc((size_t)(H->batch * kv->max_blocks), sizeof(int32_t));
+    if (!H->table) return ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate a host copy of the block table");
+    for (bb = 0; bb < H->batch; bb++) {   /* only the entries sequence bb uses, as the CPU reads them */
+        int64_t L = (H->seqlens[bb] > 0 ? (int64_t)H->seqlens[bb] : 0) + (kv->update_cache ? nnew : 0);
+        int64_t used = (L + page - 1) / page;
+        if (used > kv->max_blocks) used = kv->max_blocks;
+        if ((st = ringattn_cuda__fetch(cfg, emulate, H->table + bb * kv->max_blocks, kv->block_table + bb * kv->max_blocks,
+                                       (size_t)used * sizeof(int32_t))) != RINGATTN_OK) return st;
+    }
+    H->kv.block_table = H->table;
+    return RINGATTN_OK;
+}
+
+/* 1 if the GPU can reach p (device, managed or mapped pinned memory) */
+static int ringattn_cuda__is_device(const void *p)
+{
+    cudaPointerAttributes at;
+    cudaError_t e;
+    memset(&at, 0, sizeof at);
+    e = cudaPointerGetAttributes(&at, p);
+    if (e != cudaSuccess) (void)cudaGetLastError();   /* not sticky: clear it */
+    return e == cudaSuccess && at.type != cudaMemoryTypeUnregistered;
+}
+
+template <typename T>
+static int ringattn_cuda__kvcache_t(ringattn_cuda__exec *X, ringattn__problem *P, const ringattn_cuda__kvhost *H,
+                                    const ringattn_kvcache *kv, const ringattn_tensor *q, ringattn_tensor *out,
+                                    ringattn_tensor *lse, int64_t nsplit, int force_tile)
+{
+    const ringattn_config *cfg = X->cfg;
+    const ringattn_kvcache *hk_ = &H->kv;
+    ringattn__problem PK;
+    ringattn_cuda__optdev OD;
+    ringattn_cuda__block *blocks = NULL, *dev_blocks = NULL;
+    int64_t *first = NULL;
+    int64_t b = P->b, h = P->h, nq = P->nq, d = P->d, dv = P->dv, lmax = P->nk, rows = b * h * nq;
+    int64_t nnew = kv->k_new ? kv->k_new->shape[1] : 0, page = kv->block_table ? kv->k_cache->shape[1] : 0;
+    int64_t count = 0, s, bb, hh, tiles_total = 0, pairs_total = 0, blocks_computed = 0;
+    size_t es = sizeof(T), smem = 0, kvhalf, bytes = 0;
+    int64_t Se = nsplit < lmax ? nsplit : lmax;   /* no split past Se holds a key of any sequence */
+    int64_t ns = (kv->split_out || kv->split_lse) ? nsplit : Se;   /* the splits run: later ones only write 0, -inf */
+    T *qb = NULL, *kvb = NULL, *acc = NULL;
+    double *m = NULL, *l = NULL, *po = NULL, *F = NULL, *FM = NULL, *FL = NULL;
+    int nt;
+
+    for (nt = force_tile > 0 ? force_tile : RINGATTN_CUDA_TILE; nt >= 1; nt--) {   /* as ringattn_cuda__execute_t */
+        smem = ringattn_cuda__layout<T>(NULL, RINGATTN_CUDA__FWD, nt, d, dv, 0, NULL);
+        if (smem <= X->smem_limit) break;
+    }
+    if (nt < 1)
+        return ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED,
+                                   "head dims d = %lld, dv = %lld need more shared memory per CUDA block than "
+                                   "the device allows (%zu bytes) even for a tile of one row",
+                                   (long long)d, (long long)dv, X->smem_limit);
+    P->nt = nt;
+
+    /* the blocks, split by split: (sequence, head) with keys in the split, in that order */
+    blocks = (ringattn_cuda__block *)malloc((size_t)(Se * b * h > 0 ? Se * b * h : 1) * sizeof *blocks);
+    first = (int64_t *)malloc((size_t)(ns + 1) * sizeof *first);
+    if (!blocks || !first) {
+        free(blocks); free(first);
+        return ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate the host-side block table");
+    }
+    for (s = 0; s < ns; s++) {
+        first[s] = count;
+        for (bb = 0; bb < b && s < Se; bb++) {
+            int64_t L = (int64_t)hk_->cache_seqlens[bb] + nnew, k0, k1, spairs = 0;
+            ringattn__split_bounds(L, kv->num_splits, kv->split_size, s, &k0, &k1);
+            for (hh = 0; hh < h && k0 < k1; hh++) {
+                ringattn_cuda__block B;
+                int64_t y, ya, yz, bpairs = 0, x;
+                B.qa = 0; B.ka = 0; B.qps = 1; B.kps = 1; B.rs = 1; B.nr = nq; B.nc = k1 - k0;
+                B.off = (P->causal_mode == RINGATTN_CAUSAL_TOP_LEFT ? 0 : L - nq) - k0;   /* the split's place */
+                B.aoff = L - nq - k0;
+                B.bb = bb; B.hh = hh;
+                B.qrow = (bb * h + hh) * nq;
+                B.krow = (bb * P->hk + hh / P->heads_per_kv) * lmax + k0;
+                for (x = 0; x < nq; x += nt) {   /* visible pairs and the K/V tiles the kernel loads */
+                    int64_t lo = B.nc, hi = 0;
+                    for (y = x; y < x + nt && y < nq; y++) {
+                        ringattn_cuda__row_bounds(P, &B, y, &ya, &yz);
+                        bpairs += yz - ya;
+                        if (ya < yz) { if (ya < lo) lo = ya; if (yz > hi) hi = yz; }
+                    }
+                    if (lo < hi) tiles_total += (hi + nt - 1) / nt - lo / nt;
+                }
+                if (bpairs == 0) continue;   /* nothing visible: never launched */
+                spairs += bpairs;
+                blocks[count++] = B;
+            }
+            /* the CPU's count: one block per (sequence, split), computed when any of its
+               pairs is visible, skipped otherwise (the splits past Se too) */
+            if (spairs > 0) blocks_computed++;
+            pairs_total += spairs;
+        }
+    }
+    first[ns] = count;
+
+    ringattn_cuda__options_upload(X, P, &PK, &OD);   /* sinks and ALiBi slopes where the kernels read them */
+    if (X->emulate) {
+        X->host_smem = (char *)malloc(smem);
+        if (!X->host_smem) X->status = ringattn_cuda__fail(cfg, RINGATTN_ENOMEM, "could not allocate %zu bytes", smem);
+    } else {
+        dev_blocks = (ringattn_cuda__block *)ringattn_cuda__alloc(X, (size_t)(count ? count : 1) * sizeof *blocks, NULL);
+        if (dev_blocks && count)
+            ringattn_cuda__check(X, cudaMemcpy(dev_blocks, blocks, (size_t)count * sizeof *blocks, cudaMemcpyHostToDevice),
+                                 "cudaMemcpy (block table)");
+    }
+    ringattn_cuda__allow_smem<T>(X, P);
+    kvhalf = (size_t)(b * P->hk * lmax * d);
+    qb = (T *)ringattn_cuda__alloc(X, (size_t)(rows * d) * es, &bytes);
+    kvb = (T *)ringattn_cuda__alloc(X, (kvhalf + (size_t)(b * P->hk * lmax * dv)) * es, &bytes);
+    acc = (T *)ringattn_cuda__alloc(X, (size_t)(rows * dv) * es, &bytes);
+    po = (double *)ringattn_cuda__alloc(X, (size_t)(rows * dv) * sizeof(double), &bytes);
+    F = (double *)ringattn_cuda__alloc(X, (size_t)(rows * dv) * sizeof(double), &bytes);
+    m = (double *)ringattn_cuda__alloc(X, (size_t)rows * sizeof(double), &bytes);
+    l = (double *)ringattn_cuda__alloc(X, (size_t)rows * sizeof(double), &bytes);
+    FM = (double *)ringattn_cuda__alloc(X, (size_t)rows * sizeof(double), &bytes);
+    FL = (double *)ringattn_cuda__alloc(X, (size_t)rows * sizeof(double), &bytes);
+
+    if (X->status == RINGATTN_OK) {
+        ringattn__piece pc[2];
+        ringattn_cuda__pack<T> pq;
+        ringattn_cuda__kv_gather<T> gk, gv;
+        ringattn_cuda__init_rows fi = { FM, FL, NULL, PK.sinks, h, nq };   /* the result starts at the sink */
+        memset(pc, 0, sizeof pc);
+        pc[0].pos0 = 0; pc[0].count = nq; pc[0].stride = 1; pc[0].row0 = 0; pc[1] = pc[0];
+        pq.t = *q; pq.pc[0] = pc[0]; pq.pc[1] = pc[1]; pq.np = 1; pq.rows = nq; pq.pitch = nq; pq.dst = qb; pq.mul = 1.0;
+        gk.cache = *kv->k_cache; gk.has_new = kv->k_new != NULL; gk.knew = kv->k_new ? *kv->k_new : *kv->k_cache;
+        gk.table = kv->block_table; gk.seqlens = kv->cache_seqlens; gk.max_blocks = kv->max_blocks; gk.page = page;
+        gk.hk = P->hk; gk.lmax = lmax; gk.dim = d; gk.dst = kvb;
+        gv = gk;
+        gv.cache = *kv->v_cache; gv.knew = kv->v_new ? *kv->v_new : *kv->v_cache; gv.dim = dv; gv.dst = kvb + kvhalf;
+        ringattn_cuda__each(X, pq, rows * d);
+        ringattn_cuda__each(X, gk, b * P->hk * lmax * d);
+        ringattn_cuda__each(X, gv, b * P->hk * lmax * dv);
+        ringattn_cuda__zero(X, F, (size_t)(rows * dv) * sizeof(double));
+        ringattn_cuda__each(X, fi, rows);
+    }
+    for (s = 0; s < ns && X->status == RINGATTN_OK; s++) {
+        ringattn_cuda__init_rows ir = { m, l, NULL, NULL, h, nq };   /* no sink inside a split */
+        ringattn_cuda__kv_split_finish<T> sf;
+        ringattn_cuda__zero(X, acc, (size_t)(rows * dv) * es);
+        ringattn_cuda__each(X, ir, rows);
+        if (first[s + 1] > first[s]) {
+            ringattn_cuda__tile_args<T> A;
+            memset(&A, 0, sizeof A);
+            A.P = PK; A.P.nt = nt;
+            A.blocks = (X->emulate ? blocks : dev_blocks) + first[s];
+            A.q = qb; A.o = acc; A.m = m; A.l = l; A.x = NULL;
+            A.kv = kvb; A.kvhalf = (int64_t)kvhalf;
+            ringattn_cuda__tiles<T>(X, RINGATTN_CUDA__FWD, A, first[s + 1] - first[s], (nq + nt - 1) / nt);
+        }
+        /* precision emulation, as the CPU's one-member ring ends its one step: round_block
+           holds the split as a port holds a block's (out, lse) and merges it into the empty
+           state (which is the held block itself), then round_state holds the state */
+        if (P->round_block) {
+            ringattn_cuda__hold_rows<T> hb = { acc, m, l, dv, P->bt };
+            ringattn_cuda__each(X, hb, rows);
+        }
+        if (P->round_state) {
+            ringattn_cuda__hold_rows<T> hr = { acc, m, l, dv, P->st };
+            ringattn_cuda__each(X, hr, rows);
+        }
+        memset(&sf, 0, sizeof sf);
+        sf.has_so = kv->split_out != NULL; sf.has_sl = kv->split_lse != NULL;
+        if (sf.has_so) sf.so = kv->split_out[s]; else sf.so = *out;
+        if (sf.has_sl) sf.sl = kv->split_lse[s]; else sf.sl = *out;
+        sf.h = h; sf.nq = nq; sf.dv = dv;
+        sf.acc = acc; sf.m = m; sf.l = l; sf.po = po; sf.F = F; sf.FM = FM; sf.FL = FL;
+        ringattn_cuda__each(X, sf, rows);
+    }
+    if (X->status == RINGATTN_OK) {   /* the result: out = F / FL, lse = FM + log FL */
+        ringattn_cuda__forward_finish<double> f;
+        memset(&f, 0, sizeof f);
+        f.o = *out; f.has_lse = lse != NULL; f.lse = lse ? *lse : *out; f.ml = *out;
+        f.pc[0].pos0 = 0; f.pc[0].count = nq; f.pc[0].stride = 1; f.pc[0].row0 = 0; f.pc[1] = f.pc[0]; f.np = 1;
+        f.h = h; f.rows = nq; f.dv = dv; f.acc = F; f.m = FM; f.l = FL; f.x = NULL; f.gdiv = 1.0;
+        ringattn_cuda__each(X, f, rows * dv);
+    }
+    if (X->status == RINGATTN_OK && kv->update_cache && kv->k_new) {   /* after the result: the new keys into the cache */
+        ringattn_cuda__kv_update uk = { *kv->k_cache, *kv->k_new, kv->block_table, kv->cache_seqlens, kv->max_blocks, page };
+        ringattn_cuda__kv_update uv = { *kv->v_cache, *kv->v_new, kv->block_table, kv->cache_seqlens, kv->max_blocks, page };
+        ringattn_cuda__each(X, uk, b * nnew * P->hk * d);
+        ringattn_cuda__each(X, uv, b * nnew * P->hk * dv);
+    }
+    if (X->status == RINGATTN_OK && !X->emulate)
+        ringattn_cuda__check(X, cudaStreamSynchronize(X->stream), "cudaStreamSynchronize (after the splits)");
+    if (X->status == RINGATTN_OK && cfg->stats) {
+        ringattn_stats *st = cfg->stats;
+        memset(st, 0, sizeof *st);
+        st->ring_size = 1; st->num_threads = 1; st->ring_steps = nsplit;
+        st->blocks_computed = blocks_computed; st->blocks_skipped = b * nsplit - blocks_computed;
+        st->tiles_computed = tiles_total;
+        st->flops = (double)pairs_total * (double)(2 * d + 2 * dv);
+        st->member_flops_min = st->member_flops_max = st->flops;
+        st->peak_bytes_per_member = st->planned_bytes_per_member = bytes;
+        st->scratch_bytes_per_thread = smem;
+        st->shared_bytes = (size_t)(count ? count : 1) * sizeof *blocks;
+    }
+    ringattn_cuda__free(X, qb); ringattn_cuda__free(X, kvb); ringattn_cuda__free(X, acc); ringattn_cuda__free(X, F);
+    ringattn_cuda__free(X, m); ringattn_cuda__free(X, l); ringattn_cuda__free(X, FM); ringattn_cuda__free(X, FL);
+    ringattn_cuda__free(X, po);
+    ringattn_cuda__free(X, dev_blocks);
+    ringattn_cuda__options_free(X, &OD);
+    free(X->host_smem); X->host_smem = NULL;
+    free(blocks); free(first);
+    return X->status;
+}
+
+/* the argument checks of ringattn_forward_kvcache (ringattn_check_kvcache_call, on host
+   copies of cache_seqlens and the block table), then every pointer on the device, then the
+   run in the compute type */
+static int ringattn_cuda__forward_kvcache(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                          const ringattn_tensor *q, ringattn_tensor *out, ringattn_tensor *lse,
+                                          int emulate, int force_tile)
+{
+    ringattn_cuda__kvhost H;
+    ringattn_shape s;
+    ringattn__problem P;
+    ringattn_cuda__exec X;
+    ringattn_config c;
+    int64_t nsplit, i;
+    int st;
+    if (!cfg) return RINGATTN_ENULL;
+    if ((st = ringattn_cuda__kv_to_host(cfg, kv, q, emulate, &H)) != RINGATTN_OK) { ringattn_cuda__kvhost_free(&H); return st; }
+    st = ringattn_check_kvcache_call(cfg, kv ? &H.kv : NULL, q, out, lse, &s);
+    if (st == RINGATTN_OK) {
+        nsplit = ringattn_kvcache_num_splits(cfg, &H.kv, s.batch);
+        if (nsplit < 0) st = (int)nsplit;
+    }
+    if (st == RINGATTN_OK && cfg->descale_size > 0)
+        st = ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "fp8 descale factors are computed by the CPU ring "
+                                 "only (fp8 inputs without them are read as they are)");
+    if (st == RINGATTN_OK) st = ringattn_cuda__exec_init(&X, cfg, 0, emulate);
+    if (st == RINGATTN_OK && !emulate) {   /* every tensor and both arrays on the device */
+        const ringattn_tensor *t[7] = { q, out, lse, kv->k_cache, kv->v_cache, kv->k_new, kv->v_new };
+        const char *names[7] = { "q", "out", "lse", "kv->k_cache", "kv->v_cache", "kv->k_new", "kv->v_new" };
+        st = ringattn_cuda__check_device_ptrs(cfg, t, names, 7);
+        for (i = 0; st == RINGATTN_OK && i < nsplit; i++) {
+            const ringattn_tensor *u[2] = { kv->split_out ? &kv->split_out[i] : NULL, kv->split_lse ? &kv->split_lse[i] : NULL };
+            const char *un[2] = { "kv->split_out[s]", "kv->split_lse[s]" };
+            st = ringattn_cuda__check_device_ptrs(cfg, u, un, 2);
+        }
+        if (st == RINGATTN_OK && !ringattn_cuda__is_device(kv->cache_seqlens))
+            st = ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "kv->cache_seqlens is not device memory (ringattn_cuda_"
+                                     "forward_kvcache takes it, and the block table, in device memory, as the tensors)");
+        if (st == RINGATTN_OK && kv->block_table && !ringattn_cuda__is_device(kv->block_table))
+            st = ringattn_cuda__fail(cfg, RINGATTN_EUNSUPPORTED, "kv->block_table is not device memory (ringattn_cuda_"
+                                     "forward_kvcache takes it, and cache_seqlens, in device memory, as the tensors)");
+    }
+    if (st != RINGATTN_OK) { ringattn_cuda__kvhost_free(&H); return st; }
+    /* the problem: the CPU's own, for nq queries against the longest sequence's keys; each
+       block sets its split's causal and ALiBi offsets */
+    c = *cfg;
+    c.ring_size = 1;
+    memset(&P, 0, sizeof P);
+    ringattn__problem_set(&P, &c, &s);
+    P.p = 1; P.cq = s.seq_q; P.ck = s.seq_k;
+    {
+        ringattn_kvcache kd = *kv;   /* the kernels read the caller's (device) arrays; the plan the host copies */
+        if (P.ct == RINGATTN_F64) st = ringattn_cuda__kvcache_t<double>(&X, &P, &H, &kd, q, out, lse, nsplit, force_tile);
+        else st = ringattn_cuda__kvcache_t<float>(&X, &P, &H, &kd, q, out, lse, nsplit, force_tile);
+    }
+    ringattn_cuda__kvhost_free(&H);
+    return st;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 extern "C" RINGATTN_CUDA_API int ringattn_cuda_forward(const ringattn_config *cfg,
@@ -1657,10 +2106,20 @@ extern "C" RINGATTN_CUDA_API int ringattn_cuda_backward(const ringattn_config *c
     return ringattn_cuda__backward(cfg, q, k, v, out, lse, dout, dq, dk, dv, 0, 0);
 }
 
+extern "C" RINGATTN_CUDA_API int ringattn_cuda_forward_kvcache(const ringattn_config *cfg, const ringattn_kvcache *kv,
+                                                               const ringattn_tensor *q, ringattn_tensor *out,
+                                                               ringattn_tensor *lse)
+{
+    return ringattn_cuda__forward_kvcache(cfg, kv, q, out, lse, 0, 0);
+}
+
 #endif /* RINGATTN_CUDA_IMPLEMENTATION */
 
 /*
    VERSION HISTORY
+     0.4  ringattn_cuda_forward_kvcache: decoding against a contiguous or paged KV cache with
+          new keys, split-KV partials merged by ringattn__merge_row, update_cache, sinks,
+          ALiBi, windows, softcap, GQA, the precision emulation (round_block included).
      0.3  the score options: sinks / dsinks, ALiBi, bias / dbias, dense mask, document ids,
           max_logit, forward and backward, by ringattn.h's rules (ringattn__score_term,
           ringattn__pair_visible, ringattn__dsink, ringattn__dbias_sum); mask_fn /

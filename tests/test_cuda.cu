@@ -32,7 +32,17 @@
    and skipped, hand-offs and planned bytes equal the CPU's, forward and backward (a dense
    mask or unsorted document ids: at least the CPU's computed blocks, the same total). Also:
    refusals are the CPU's (status and sentence), the option callbacks mask_fn /
-   mask_block_fn are refused by CUDA, and host pointers are refused. */
+   mask_block_fn are refused by CUDA, and host pointers are refused.
+
+   KV cache (both parts, emulated and GPU): ringattn_cuda_forward_kvcache against
+   ringattn_forward_kvcache in f64 -- contiguous and paged caches (pages of 1, 3, 16 keys,
+   shuffled blocks, unused slots NaN and unused table entries -1), new keys or none, empty
+   caches, nq = 1 and nq > L, 1 .. 200 splits and split_size, the partials, update_cache (the
+   caches after the call equal the CPU's bit for bit), sinks, ALiBi per head and per batch,
+   windows, softcap, GQA / MQA, causal modes, f64 / f32 compute with f32 / f16 / bf16 storage,
+   negative strides, odd tiles, the precision emulation; block counts equal the CPU's; bad
+   calls refused with the CPU's status and sentence and nothing written; on the GPU a host
+   cache_seqlens is refused. */
 #define RINGATTN_IMPLEMENTATION
 #define RINGATTN_CUDA_IMPLEMENTATION
 #include "ringattn_cuda.h"
@@ -1148,6 +1158,509 @@ static void check_errors(int mode, int *failures)
            "refused by CUDA only (%s)\n", refused, computed, callbacks, mode == MODE_GPU ? "GPU entry points" : "emulated");
 }
 
+/* ---------------------------------------------------------------- decoding: a KV cache */
+/* ringattn_cuda_forward_kvcache against ringattn_forward_kvcache (the CPU, f64 compute and
+   outputs, the same storage-dtype cache and the same precision emulation): out, lse, every
+   split's partial, the caches after the call (bit for bit the CPU's, and the new keys where
+   update_cache puts them), the block counts. The cache's slots that no sequence uses hold NaN
+   and the block table's unused entries -1, so a read of either shows. */
+
+#define KV_MAXB 4
+
+typedef struct {
+    int64_t b, nq, h, hk, d, dv, nnew;
+    int64_t page;                 /* > 0: a paged cache, pages of this many keys; 0: contiguous */
+    int32_t sl[KV_MAXB];          /* cache_seqlens                                             */
+    int64_t num_splits, split_size;
+    int causal, wl, wr, sinks, alibi, partials, update, tile, layout;
+    double softcap, scale;
+    ringattn_dtype storage, compute;
+    int round_p, round_state, round_block;
+    uint64_t seed;
+} kvcase;
+
+static kvcase kv_base(int64_t b, int64_t nq, ringattn_dtype dt)
+{
+    kvcase c;
+    int i;
+    memset(&c, 0, sizeof c);
+    c.b = b; c.nq = nq; c.h = 2; c.hk = 2; c.d = 16; c.dv = 16; c.wl = -1; c.wr = -1;
+    c.storage = dt; c.compute = dt; c.layout = LAYOUT_BNHD; c.seed = 1;
+    for (i = 0; i < KV_MAXB; i++) c.sl[i] = 7 + 5 * i;
+    return c;
+}
+
+static void kv_describe(const kvcase *c)
+{
+    printf("    kv case b=%lld nq=%lld h=%lld hk=%lld d=%lld dv=%lld n_new=%lld page=%lld seqlens=%d,%d,%d,%d "
+           "num_splits=%lld split_size=%lld causal=%d window=(%d,%d) sinks=%d alibi=%d partials=%d update=%d "
+           "tile=%d layout=%d softcap=%g storage=%d compute=%d round=%d%d%d seed=%llu\n",
+           (long long)c->b, (long long)c->nq, (long long)c->h, (long long)c->hk, (long long)c->d, (long long)c->dv,
+           (long long)c->nnew, (long long)c->page, c->sl[0], c->sl[1], c->sl[2], c->sl[3], (long long)c->num_splits,
+           (long long)c->split_size, c->causal, c->wl, c->wr, c->sinks, c->alibi, c->partials, c->update, c->tile,
+           c->layout, c->softcap, (int)c->storage, (int)c->compute, c->round_p, c->round_state, c->round_block,
+           (unsigned long long)c->seed);
+}
+
+static ringattn_config kv_config(const kvcase *c, ringattn_dtype compute)
+{
+    ringattn_config cfg = ringattn_default_config();
+    cfg.causal = c->causal; cfg.compute = compute; cfg.scale = c->scale; cfg.softcap = c->softcap;
+    cfg.window_left = c->wl; cfg.window_right = c->wr;
+    cfg.round_p = c->round_p; cfg.p_dtype = RINGATTN_BF16;
+    cfg.round_state = c->round_state; cfg.state_dtype = RINGATTN_BF16;
+    cfg.round_block = c->round_block; cfg.block_dtype = RINGATTN_BF16;
+    return cfg;
+}
+
+static int tbuf_clone(tbuf *to, const tbuf *from)
+{
+    size_t bytes = (size_t)from->count * dsize(from->t.dtype);
+    *to = *from;
+    to->dev = NULL;
+    to->base = malloc(bytes ? bytes : 1);
+    if (!to->base) return -1;
+    memcpy(to->base, from->base, bytes);
+    to->t.data = (char *)to->base + ((char *)from->t.data - (char *)from->base);
+    return 0;
+}
+
+static int tbuf_same(const tbuf *a, const tbuf *b)
+{
+    return a->count == b->count && memcmp(a->base, b->base, (size_t)a->count * dsize(a->t.dtype)) == 0;
+}
+
+/* GPU mode: a host int32 array on the device */
+static int32_t *dev_ints(const int32_t *x, int64_t n)
+{
+    int32_t *p = NULL;
+    if (cudaMalloc(&p, sizeof(int32_t) * (size_t)(n > 0 ? n : 1)) != cudaSuccess) return NULL;
+    if (n > 0 && cudaMemcpy(p, x, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice) != cudaSuccess) { cudaFree(p); return NULL; }
+    return p;
+}
+
+static void check_kv_case(const kvcase *c, int mode, tally *g, int *failures)
+{
+    int64_t b = c->b, nq = c->nq, h = c->h, hk = c->hk, d = c->d, dv = c->dv, nn = c->nnew;
+    int64_t Lmax = 0, slmax = 0, bb, j, kh, x, mb = 0, nblk, npos, nsplit, s, od[4], ld[4];
+    int before = *failures, f64 = (c->compute == RINGATTN_F64), kind = (f64 ? 0 : 2) + (c->storage != c->compute), st;
+    double *kall, *vall, *q, *ro, *rl, *go, *gl, sinks[MAXH], slopes[KV_MAXB * MAXH], tmax = 0;
+    double scale = c->scale != 0 ? c->scale : 1.0 / sqrt((double)d), su = store_u(c->storage), vmax, smax;
+    int32_t *table = NULL;
+    tbuf Q, Kc, Vc, Kn, Vn, rKc, rVc, gKc, gVc, rO, rL, O2, L2;
+    tbuf *rSO = NULL, *rSL = NULL, *gSO = NULL, *gSL = NULL;
+    ringattn_tensor *rso = NULL, *rsl = NULL, *gso = NULL, *gsl = NULL, *dso = NULL, *dsl = NULL;
+    ringattn_kvcache kv, gkv;
+    ringattn_config cfg, gc;
+    ringattn_stats cst, gst;
+    test_tol to, tl;
+    test_cmp r;
+    test_rng rg = rng_seed(c->seed * 11 + 3);
+    char detail[256] = "";
+
+    for (bb = 0; bb < b; bb++) {
+        if (c->sl[bb] > slmax) slmax = c->sl[bb];
+        if (c->sl[bb] + nn > Lmax) Lmax = c->sl[bb] + nn;
+    }
+    /* the keys of every sequence, [b][Lmax][hk][d], on the storage grid */
+    kall = (double *)calloc((size_t)(b * (Lmax + 1) * hk * d), sizeof(double));
+    vall = (double *)calloc((size_t)(b * (Lmax + 1) * hk * dv), sizeof(double));
+    q = (double *)malloc(sizeof(double) * (size_t)(b * nq * h * d));
+    ro = (double *)malloc(sizeof(double) * (size_t)(b * nq * h * dv)); go = (double *)malloc(sizeof(double) * (size_t)(b * nq * h * dv));
+    rl = (double *)malloc(sizeof(double) * (size_t)(b * h * nq)); gl = (double *)malloc(sizeof(double) * (size_t)(b * h * nq));
+    fill_normal(kall, b * Lmax * hk * d, c->seed * 11 + 0);
+    fill_normal(vall, b * Lmax * hk * dv, c->seed * 11 + 1);
+    fill_normal(q, b * nq * h * d, c->seed * 11 + 2);
+    for (x = 0; x < b * Lmax * hk * d; x++) kall[x] = ringattn__round(kall[x], c->storage);
+    for (x = 0; x < b * Lmax * hk * dv; x++) vall[x] = ringattn__round(vall[x], c->storage);
+
+    /* the cache: contiguous [b + 1][slmax + nn + 2] or paged [nblk][page] with the blocks shuffled */
+    if (c->page > 0) {
+        mb = (Lmax + c->page - 1) / c->page + 1;
+        nblk = b * mb + 3; npos = c->page;
+        table = (int32_t *)malloc(sizeof(int32_t) * (size_t)(b * mb));
+        {
+            int32_t *perm = (int32_t *)malloc(sizeof(int32_t) * (size_t)nblk);
+            for (x = 0; x < nblk; x++) perm[x] = (int32_t)x;
+            for (x = nblk - 1; x > 0; x--) {
+                int64_t y = (int64_t)(rng_next(&rg) % (uint64_t)(x + 1));
+                int32_t t = perm[x]; perm[x] = perm[y]; perm[y] = t;
+            }
+            for (bb = 0; bb < b; bb++)
+                for (j = 0; j < mb; j++)
+                    table[bb * mb + j] = (j * c->page < c->sl[bb] + nn) ? perm[bb * mb + j] : -1;
+            free(perm);
+        }
+    } else {
+        nblk = b + 1; npos = slmax + nn + 2;
+    }
+    tbuf_make(&Kc, c->storage, c->layout, nblk, npos, hk, d);
+    tbuf_make(&Vc, c->storage, c->layout, nblk, npos, hk, dv);
+    for (x = 0; x < Kc.count; x++) ringattn__store(Kc.base, Kc.t.dtype, x, NAN);
+    for (x = 0; x < Vc.count; x++) ringattn__store(Vc.base, Vc.t.dtype, x, NAN);
+    for (bb = 0; bb < b; bb++)
+        for (j = 0; j < c->sl[bb]; j++) {
+            int64_t blk = table ? table[bb * mb + j / c->page] : bb, slot = table ? j % c->page : j, e;
+            for (kh = 0; kh < hk; kh++) {
+                for (e = 0; e < d; e++)
+                    ringattn__store(Kc.t.data, Kc.t.dtype, ringattn__index(&Kc.t, blk, slot, kh, e),
+                                    kall[((bb * Lmax + j) * hk + kh) * d + e]);
+                for (e = 0; e < dv; e++)
+                    ringattn__store(Vc.t.data, Vc.t.dtype, ringattn__index(&Vc.t, blk, slot, kh, e),
+                                    vall[((bb * Lmax + j) * hk + kh) * dv + e]);
+            }
+        }
+    memset(&Kn, 0, sizeof Kn); memset(&Vn, 0, sizeof Vn);
+    if (nn > 0) {
+        tbuf_make(&Kn, c->storage, c->layout, b, nn, hk, d);
+        tbuf_make(&Vn, c->storage, c->layout, b, nn, hk, dv);
+        for (bb = 0; bb < b; bb++)
+            for (j = 0; j < nn; j++)
+                for (kh = 0; kh < hk; kh++) {
+                    int64_t e;
+                    for (e = 0; e < d; e++)
+                        ringattn__store(Kn.t.data, Kn.t.dtype, ringattn__index(&Kn.t, bb, j, kh, e),
+                                        kall[((bb * Lmax + c->sl[bb] + j) * hk + kh) * d + e]);
+                    for (e = 0; e < dv; e++)
+                        ringattn__store(Vn.t.data, Vn.t.dtype, ringattn__index(&Vn.t, bb, j, kh, e),
+                                        vall[((bb * Lmax + c->sl[bb] + j) * hk + kh) * dv + e]);
+                }
+    }
+    tbuf_make(&Q, c->storage, c->layout, b, nq, h, d);
+    tbuf_write(&Q, q); tbuf_read(&Q, q);
+    tbuf_clone(&rKc, &Kc); tbuf_clone(&rVc, &Vc); tbuf_clone(&gKc, &Kc); tbuf_clone(&gVc, &Vc);
+    tbuf_make(&rO, RINGATTN_F64, LAYOUT_BNHD, b, nq, h, dv);
+    tbuf_make(&rL, RINGATTN_F64, LAYOUT_BNHD, b, h, nq, 1);
+    tbuf_make(&O2, c->storage, c->layout, b, nq, h, dv);
+    tbuf_make(&L2, c->storage, c->layout, b, h, nq, 1);
+    tbuf_sentinel(&O2); tbuf_sentinel(&L2);
+
+    /* the score options: sinks (head 1's -inf) and ALiBi (per head, or per batch and head) */
+    for (x = 0; x < h; x++) sinks[x] = (x == 1) ? -INFINITY : 3.0 * (rng_uniform(&rg) - 0.3);
+    for (x = 0; x < (c->alibi == 2 ? b * h : h); x++) {
+        slopes[x] = pow(2.0, -8.0 * (double)(x % h + 1) / (double)h) * (1.0 + 0.25 * (double)(x / h));
+        if (slopes[x] * (double)(nq + Lmax) > tmax) tmax = slopes[x] * (double)(nq + Lmax);
+    }
+
+    memset(&kv, 0, sizeof kv);
+    kv.k_cache = &rKc.t; kv.v_cache = &rVc.t; kv.block_table = table; kv.max_blocks = mb; kv.cache_seqlens = c->sl;
+    if (nn > 0) { kv.k_new = &Kn.t; kv.v_new = &Vn.t; }
+    kv.num_splits = c->num_splits; kv.split_size = c->split_size; kv.update_cache = c->update;
+    cfg = kv_config(c, RINGATTN_F64);
+    if (c->sinks) cfg.sinks = sinks;
+    if (c->alibi) { cfg.alibi_slopes = slopes; cfg.alibi_size = (int)(c->alibi == 2 ? b * h : h); }
+    nsplit = ringattn_kvcache_num_splits(&cfg, &kv, b);
+    CHECK(nsplit >= 1, "kv: %lld splits", (long long)nsplit);
+    if (nsplit < 1) nsplit = 1;
+    if (c->partials) {
+        rso = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *rso); rsl = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *rsl);
+        gso = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *gso); gsl = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *gsl);
+        dso = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *dso); dsl = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *dsl);
+        rSO = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf)); rSL = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf));
+        gSO = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf)); gSL = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf));
+        for (s = 0; s < nsplit; s++) {
+            tbuf_make(&rSO[s], RINGATTN_F64, LAYOUT_BNHD, b, nq, h, dv); rso[s] = rSO[s].t;
+            tbuf_make(&rSL[s], RINGATTN_F64, LAYOUT_BNHD, b, h, nq, 1); rsl[s] = rSL[s].t;
+            tbuf_make(&gSO[s], c->storage, c->layout, b, nq, h, dv); gso[s] = gSO[s].t;
+            tbuf_make(&gSL[s], c->storage, c->layout, b, h, nq, 1); gsl[s] = gSL[s].t;
+            tbuf_sentinel(&gSO[s]); tbuf_sentinel(&gSL[s]);
+        }
+        kv.split_out = rso; kv.split_lse = rsl; kv.num_split_outputs = nsplit;
+    }
+
+    /* the reference: the CPU */
+    cfg.stats = &cst;
+    st = ringattn_forward_kvcache(&cfg, &kv, &Q.t, &rO.t, &rL.t);
+    CHECK(st == RINGATTN_OK, "kv: the CPU returned %d", st);
+    tbuf_read(&rO, ro); tbuf_read(&rL, rl);
+
+    /* the CUDA path */
+    gkv = kv;
+    gkv.k_cache = &gKc.t; gkv.v_cache = &gVc.t;
+    if (c->partials) { gkv.split_out = gso; gkv.split_lse = gsl; }
+    gc = kv_config(c, c->compute);
+    gc.sinks = cfg.sinks; gc.alibi_slopes = cfg.alibi_slopes; gc.alibi_size = cfg.alibi_size;
+    gc.stats = &gst; gc.error_detail = detail; gc.error_detail_size = sizeof detail;
+    if (mode == MODE_EMULATE) {
+        st = ringattn_cuda__forward_kvcache(&gc, &gkv, &Q.t, &O2.t, &L2.t, 1, c->tile);
+    } else {
+        ringattn_tensor dq_, dkc, dvc, dkn, dvn, do_, dl_;
+        int32_t *dsl_ = dev_ints(c->sl, b), *dtab = table ? dev_ints(table, b * mb) : NULL;
+        int ok = dsl_ && (!table || dtab) && !tbuf_upload(&Q, &dq_) && !tbuf_upload(&gKc, &dkc) &&
+                 !tbuf_upload(&gVc, &dvc) && !tbuf_upload(&O2, &do_) && !tbuf_upload(&L2, &dl_) &&
+                 (nn == 0 || (!tbuf_upload(&Kn, &dkn) && !tbuf_upload(&Vn, &dvn)));
+        for (s = 0; ok && c->partials && s < nsplit; s++)
+            ok = !tbuf_upload(&gSO[s], &dso[s]) && !tbuf_upload(&gSL[s], &dsl[s]);
+        st = -100;
+        if (ok) {
+            gkv.k_cache = &dkc; gkv.v_cache = &dvc; gkv.cache_seqlens = dsl_; gkv.block_table = dtab;
+            if (nn > 0) { gkv.k_new = &dkn; gkv.v_new = &dvn; }
+            if (c->partials) { gkv.split_out = dso; gkv.split_lse = dsl; }
+            st = ringattn_cuda_forward_kvcache(&gc, &gkv, &dq_, &do_, &dl_);
+            if (st == RINGATTN_OK && (tbuf_download(&O2) || tbuf_download(&L2) || tbuf_download(&gKc) || tbuf_download(&gVc)))
+                st = -101;
+            for (s = 0; st == RINGATTN_OK && c->partials && s < nsplit; s++)
+                if (tbuf_download(&gSO[s]) || tbuf_download(&gSL[s])) st = -101;
+        }
+        cudaFree(dsl_); cudaFree(dtab);
+    }
+    CHECK(st == RINGATTN_OK, "kv: cuda returned %d (%s) %s", st, ringattn_strerror(st), detail);
+    if (st == RINGATTN_OK) {
+        int64_t on = b * nq * h * dv, ln = b * h * nq;
+        dims4(od, b, nq, h, dv); dims4(ld, b, h, nq, 1);
+        vmax = max_abs_f64(vall, b * Lmax * hk * dv);
+        smax = tol_smax(q, kall, b, nq, Lmax, h, hk, d, scale) + tmax;
+        if (c->softcap > 0 && smax > c->softcap + tmax) smax = c->softcap + tmax;
+        if (f64) { to = tol_f64_out(max_abs_f64(ro, on), vmax); tl = tol_f64_lse(max_abs_finite_f64(rl, ln)); }
+        else { to = tol_f32_out(smax, vmax, d, Lmax); tl = tol_f32_lse(smax, d, Lmax); }
+        to.rel += su; tl.rel += su; to.abs += store_abs(c->storage);
+        tbuf_read(&O2, go); tbuf_read(&L2, gl);
+        r = compare_report("kv out", go, ro, od, "bnhd", to); note(g, kind, r, max_abs_f64(ro, on));
+        CHECK(r.bad == 0, "kv out: %lld elements out of tolerance (worst %.3g x tol)", (long long)r.bad, r.max_frac);
+        r = compare_report("kv lse", gl, rl, ld, "bhn.", tl); note(g, kind, r, max_abs_finite_f64(rl, ln));
+        CHECK(r.bad == 0, "kv lse: %lld elements out of tolerance (worst %.3g x tol)", (long long)r.bad, r.max_frac);
+        for (s = 0; c->partials && s < nsplit; s++) {   /* every split's partial, normalised within the split */
+            double *rp = (double *)malloc(sizeof(double) * (size_t)on), *gp = (double *)malloc(sizeof(double) * (size_t)on);
+            test_tol ts = to;
+            tbuf_read(&rSO[s], rp); tbuf_read(&gSO[s], gp);
+            if (f64) ts = tol_f64_out(max_abs_f64(rp, on), vmax), ts.rel += su, ts.abs += store_abs(c->storage);
+            r = compare_report("kv split_out", gp, rp, od, "bnhd", ts); note(g, kind, r, max_abs_f64(rp, on));
+            CHECK(r.bad == 0, "kv split_out[%lld]: %lld elements out of tolerance (worst %.3g x tol)", (long long)s,
+                  (long long)r.bad, r.max_frac);
+            tbuf_read(&rSL[s], rp); tbuf_read(&gSL[s], gp);
+            if (f64) ts = tol_f64_lse(max_abs_finite_f64(rp, ln)), ts.rel += su; else ts = tl;
+            r = compare_report("kv split_lse", gp, rp, ld, "bhn.", ts); note(g, kind, r, max_abs_finite_f64(rp, ln));
+            CHECK(r.bad == 0, "kv split_lse[%lld]: %lld elements out of tolerance (worst %.3g x tol)", (long long)s,
+                  (long long)r.bad, r.max_frac);
+            free(rp); free(gp);
+        }
+        /* the caches: the CPU's bit for bit (written with update_cache, else untouched), and
+           the new keys where the block table puts them */
+        CHECK(tbuf_same(&gKc, &rKc) && tbuf_same(&gVc, &rVc), "kv: the caches differ from the CPU's after the call");
+        CHECK(c->update || (tbuf_same(&gKc, &Kc) && tbuf_same(&gVc, &Vc)), "kv: the cache was written without update_cache");
+        if (c->update) {
+            int64_t bad = 0, e;
+            for (bb = 0; bb < b; bb++)
+                for (j = c->sl[bb]; j < c->sl[bb] + nn; j++) {
+                    int64_t blk = table ? table[bb * mb + j / c->page] : bb, slot = table ? j % c->page : j;
+                    for (kh = 0; kh < hk; kh++) {
+                        for (e = 0; e < d; e++)
+                            bad += ringattn__load(gKc.t.data, gKc.t.dtype, ringattn__index(&gKc.t, blk, slot, kh, e)) !=
+                                   kall[((bb * Lmax + j) * hk + kh) * d + e];
+                        for (e = 0; e < dv; e++)
+                            bad += ringattn__load(gVc.t.data, gVc.t.dtype, ringattn__index(&gVc.t, blk, slot, kh, e)) !=
+                                   vall[((bb * Lmax + j) * hk + kh) * dv + e];
+                    }
+                }
+            CHECK(bad == 0, "kv update_cache: %lld new elements not in their slots", (long long)bad);
+        }
+        CHECK(gst.ring_size == 1 && gst.ring_steps == cst.ring_steps && gst.blocks_computed == cst.blocks_computed &&
+              gst.blocks_skipped == cst.blocks_skipped,
+              "kv stats: steps %lld blocks %lld/%lld, the CPU %lld %lld/%lld", (long long)gst.ring_steps, (long long)gst.blocks_computed,
+              (long long)gst.blocks_skipped, (long long)cst.ring_steps, (long long)cst.blocks_computed, (long long)cst.blocks_skipped);
+    }
+
+    g->cases++;
+    if (*failures != before) { g->failed++; kv_describe(c); }
+    for (s = 0; c->partials && s < nsplit; s++) { tbuf_free(&rSO[s]); tbuf_free(&rSL[s]); tbuf_free(&gSO[s]); tbuf_free(&gSL[s]); }
+    free(rSO); free(rSL); free(gSO); free(gSL); free(rso); free(rsl); free(gso); free(gsl); free(dso); free(dsl);
+    tbuf_free(&Q); tbuf_free(&Kc); tbuf_free(&Vc); tbuf_free(&Kn); tbuf_free(&Vn); tbuf_free(&rKc); tbuf_free(&rVc);
+    tbuf_free(&gKc); tbuf_free(&gVc); tbuf_free(&rO); tbuf_free(&rL); tbuf_free(&O2); tbuf_free(&L2);
+    free(kall); free(vall); free(q); free(ro); free(rl); free(go); free(gl); free(table);
+}
+
+/* the grid: contiguous and paged caches (pages of 1, 3, 16 keys, shuffled blocks), with and
+   without new keys, decode (nq = 1) and several queries (nq > L too), splits 1 .. more than
+   the keys and split_size, partials, update_cache, sinks, ALiBi, windows, softcap, GQA / MQA,
+   causal modes, f64 / f32 compute with f32 / f16 / bf16 storage, odd tiles, the precision
+   emulation */
+static void run_kv_grid(int mode, tally *T, int *failures)
+{
+    static const ringattn_dtype both2[2] = { RINGATTN_F64, RINGATTN_F32 };
+    static const int64_t pages[4] = { 0, 1, 3, 16 };
+    static const int64_t splits[5] = { 1, 2, 3, 7, 200 };
+    int i, it, k = 0;
+    for (i = 0; i < 20; i++) for (it = 0; it < 2; it++, k++) {
+        kvcase c = kv_base(1 + i % 3, (i % 4 == 0) ? 1 : 1 + i % 5, both2[it]);
+        c.page = pages[i % 4];
+        c.nnew = (i % 3 == 1) ? 0 : 1 + i % 4;
+        c.num_splits = splits[i % 5];
+        if (i % 7 == 3) { c.num_splits = 0; c.split_size = 4 + i % 3; }
+        c.causal = (i / 2) % 3;
+        c.partials = i % 2;
+        c.update = (c.nnew > 0 && i % 3 == 2);
+        if (i % 5 == 1) { c.h = 4; c.hk = 2; }
+        if (i % 5 == 3) { c.h = 4; c.hk = 1; }
+        if (i % 6 == 4) c.sinks = 1;
+        if (i % 6 == 5) c.alibi = 1 + i % 2;
+        if (i % 8 == 6) { c.wl = 5; c.wr = c.causal ? -1 : 2; }
+        if (i % 9 == 7) c.softcap = 2.5;
+        if (i % 4 == 2) { c.sl[0] = 0; }                      /* an empty cache: only new keys, or nothing */
+        if (i == 9) { c.nq = 9; c.sl[0] = 2; c.nnew = 1; c.causal = 1; }   /* nq > L: rows that see nothing */
+        if (i == 13) { c.d = 40; c.dv = 24; c.scale = 0.4; }
+        if (i == 17) c.layout = LAYOUT_REVERSED;
+        if (it == 1 && i % 5 == 4) c.storage = RINGATTN_BF16;
+        if (it == 1 && i % 5 == 1) c.storage = RINGATTN_F16;
+        if (it == 0 && i % 7 == 5) c.storage = RINGATTN_F32;
+        c.seed = 3000 + (uint64_t)k;
+        check_kv_case(&c, mode, T, failures);
+    }
+    for (i = 0; i < 4; i++, k++) {   /* no key at all (every row: out 0, lse -inf or the sink), or
+                                        more splits than a 32-bit count, without partials */
+        kvcase c = kv_base(2, 2, both2[i % 2]);
+        c.sl[0] = c.sl[1] = 0; c.page = (i < 2) ? 0 : 2; c.sinks = i % 2; c.causal = 1; c.partials = (i == 0);
+        if (i == 3) { c.sl[0] = 5; c.sl[1] = 2; c.nnew = 1; c.num_splits = 5000000000LL; }
+        c.seed = 3050 + (uint64_t)k;
+        check_kv_case(&c, mode, T, failures);
+    }
+    for (i = 0; i < 6; i++, k++) {   /* every option at once, longer sequences, paged, over the dtypes */
+        kvcase c = kv_base(3, 1 + i % 3, both2[i % 2]);
+        c.page = (i < 3) ? 16 : 0; c.sl[0] = 150; c.sl[1] = 37; c.sl[2] = 0; c.nnew = 2;
+        c.num_splits = (i % 3 == 2) ? 0 : 4 + i; c.split_size = (i % 3 == 2) ? 33 : 0;
+        c.causal = 1 + i % 2; c.sinks = 1; c.alibi = 2; c.partials = 1; c.update = 1;
+        c.h = 6; c.hk = 2; c.wl = (i == 1) ? 40 : -1; c.softcap = (i == 4) ? 5.0 : 0.0;
+        if (i >= 4) c.storage = (i == 4) ? RINGATTN_F16 : RINGATTN_BF16;
+        if (i == 5) c.compute = RINGATTN_F32;
+        c.seed = 3100 + (uint64_t)k;
+        check_kv_case(&c, mode, T, failures);
+    }
+    if (mode == MODE_EMULATE) {   /* odd tiles: splits start inside a tile's grid, rows end inside a tile */
+        static const int tiles[3] = { 1, 5, 13 };
+        for (i = 0; i < 3; i++) for (it = 0; it < 2; it++, k++) {
+            kvcase c = kv_base(2, 7, both2[it]);
+            c.tile = tiles[i]; c.page = 3 * i; c.sl[0] = 20; c.sl[1] = 3; c.nnew = 2; c.num_splits = 3 + i;
+            c.causal = i % 3; c.h = 4; c.hk = 2; c.sinks = 1; c.alibi = 1; c.partials = 1;
+            c.seed = 3200 + (uint64_t)k;
+            check_kv_case(&c, mode, T, failures);
+        }
+    }
+    for (i = 0; i < 4; i++, k++) {   /* precision emulation (f64 compute; splits of <= 64 keys: one tile each side) */
+        kvcase c = kv_base(2, 3, RINGATTN_F64);
+        c.page = (i % 2) ? 4 : 0; c.sl[0] = 40; c.sl[1] = 9; c.nnew = 1; c.num_splits = 2; c.causal = 1;
+        c.round_p = (i != 2); c.round_state = (i % 2); c.round_block = (i >= 2); c.partials = 1; c.sinks = (i == 3);
+        c.seed = 3300 + (uint64_t)k;
+        check_kv_case(&c, mode, T, failures);
+    }
+}
+
+/* bad arguments: ringattn_cuda_forward_kvcache refuses what ringattn_forward_kvcache refuses,
+   with its status and sentence, and writes nothing (out, lse, the partials, the caches) */
+static void check_kv_errors(int mode, int *failures)
+{
+    static double kc[6 * 2 * 1 * 4], vc[6 * 2 * 1 * 4], kn[2 * 1 * 1 * 4], vn[2 * 1 * 1 * 4], qq[2 * 2 * 2 * 4];
+    static double o[2 * 2 * 2 * 4], ls[2 * 2 * 2], so[2][2 * 2 * 2 * 4], sl2[2][2 * 2 * 2], bb_[4], ml[8];
+    static float knf[2 * 1 * 1 * 4];
+    double pristine[6 * 2 * 1 * 4], pristine_v[6 * 2 * 1 * 4];
+    ringattn_tensor Kc = ringattn_tensor_bnhd(kc, RINGATTN_F64, 6, 2, 1, 4), Vc = ringattn_tensor_bnhd(vc, RINGATTN_F64, 6, 2, 1, 4);
+    ringattn_tensor Kn = ringattn_tensor_bnhd(kn, RINGATTN_F64, 2, 1, 1, 4), Vn = ringattn_tensor_bnhd(vn, RINGATTN_F64, 2, 1, 1, 4);
+    ringattn_tensor Knf = ringattn_tensor_bnhd(knf, RINGATTN_F32, 2, 1, 1, 4);
+    ringattn_tensor Q = ringattn_tensor_bnhd(qq, RINGATTN_F64, 2, 2, 2, 4), O = ringattn_tensor_bnhd(o, RINGATTN_F64, 2, 2, 2, 4);
+    ringattn_tensor Obad = ringattn_tensor_bnhd(o, RINGATTN_F64, 2, 2, 2, 3), L = ringattn_tensor_lse(ls, RINGATTN_F64, 2, 2, 2);
+    ringattn_tensor Lo = ringattn_tensor_lse(o, RINGATTN_F64, 2, 2, 2);   /* out's data */
+    ringattn_tensor SO[2], SL[2], SLd[2], Bt = ringattn_tensor_bnhd(bb_, RINGATTN_F64, 1, 1, 2, 2);
+    ringattn_tensor ML = ringattn_tensor_lse(ml, RINGATTN_F64, 2, 2, 2);
+    int i, refused = 0, computed = 0;
+    SO[0] = ringattn_tensor_bnhd(so[0], RINGATTN_F64, 2, 2, 2, 4); SO[1] = ringattn_tensor_bnhd(so[1], RINGATTN_F64, 2, 2, 2, 4);
+    SL[0] = ringattn_tensor_lse(sl2[0], RINGATTN_F64, 2, 2, 2); SL[1] = ringattn_tensor_lse(sl2[1], RINGATTN_F64, 2, 2, 2);
+    SLd[0] = SL[0]; SLd[1] = SL[0];
+    for (i = 0; i < 22; i++) {
+        ringattn_config cfg = ringattn_default_config();
+        ringattn_kvcache kv;
+        int32_t sl[2] = { 3, 1 }, tab[6] = { 4, 1, 2, 0, 5, 3 };
+        char dcpu[256] = "", dgpu[256] = "";
+        ringattn_tensor *out = &O, *lse = &L;
+        int cpu, gpu, x, clean;
+        memset(&kv, 0, sizeof kv);
+        kv.k_cache = &Kc; kv.v_cache = &Vc; kv.block_table = tab; kv.max_blocks = 3; kv.cache_seqlens = sl;
+        kv.k_new = &Kn; kv.v_new = &Vn; kv.num_splits = 2; kv.split_out = SO; kv.split_lse = SL; kv.num_split_outputs = 2;
+        kv.update_cache = 1;
+        cfg.causal = 1;
+        switch (i) {
+        case 0: break;                                                     /* computed */
+        case 1: kv.cache_seqlens = NULL; break;
+        case 2: sl[0] = -1; break;
+        case 3: tab[1] = 6; break;                                         /* not a block of the cache */
+        case 4: tab[3] = -2; break;
+        case 5: kv.max_blocks = 1; break;
+        case 6: kv.v_new = NULL; break;
+        case 7: kv.num_splits = -1; break;
+        case 8: kv.split_size = 2; break;                                  /* with num_splits 2 */
+        case 9: cfg.ring_size = 2; break;
+        case 10: cfg.bias = &Bt; break;
+        case 11: kv.update_cache = 2; break;
+        case 12: tab[3] = 1; break;                                        /* two new keys to one slot */
+        case 13: out = &Obad; break;
+        case 14: kv.num_split_outputs = 3; break;
+        case 15: kv.k_new = &Knf; break;                                   /* not the cache's dtype */
+        case 16: lse = &Lo; break;                                         /* lse shares out's data */
+        case 17: cfg.max_logit = &ML; break;
+        case 18: cfg.causal = 3; break;
+        case 19: kv.block_table = NULL; kv.max_blocks = 0; sl[0] = 2; break;   /* contiguous: 2 + 1 > 2 positions */
+        case 20: kv.split_lse = NULL; kv.split_out = NULL; kv.update_cache = 0; kv.block_table = NULL; kv.max_blocks = 0;
+                 sl[0] = 2; sl[1] = 0; kv.num_split_outputs = 0; break;     /* computed: contiguous, no update */
+        default: kv.split_lse = SLd; break;                                /* two partials share data */
+        }
+        for (x = 0; x < 48; x++) { kc[x] = 0.01 * (double)(x % 13); vc[x] = 0.02 * (double)(x % 7) - 0.05; }
+        for (x = 0; x < 8; x++) { kn[x] = 0.3 - 0.05 * x; vn[x] = 0.1 * x; knf[x] = (float)kn[x]; }
+        for (x = 0; x < 32; x++) qq[x] = 0.1 * (double)(x % 5);
+        memcpy(pristine, kc, sizeof kc); memcpy(pristine_v, vc, sizeof vc);
+        cfg.error_detail = dcpu; cfg.error_detail_size = sizeof dcpu;
+        cpu = ringattn_forward_kvcache(&cfg, &kv, &Q, out, lse);
+        CHECK((cpu == RINGATTN_OK) == (i == 0 || i == 20), "kv error case %d: the CPU returned %d (%s)", i, cpu, dcpu);
+        if (mode == MODE_GPU && cpu == RINGATTN_OK) continue;   /* host memory: refused for that */
+        /* fresh inputs and sentinel outputs for the CUDA call */
+        for (x = 0; x < 48; x++) { kc[x] = 0.01 * (double)(x % 13); vc[x] = 0.02 * (double)(x % 7) - 0.05; }
+        for (x = 0; x < 32; x++) o[x] = TEST_SENTINEL;
+        for (x = 0; x < 8; x++) ls[x] = TEST_SENTINEL;
+        for (x = 0; x < 32; x++) so[0][x] = so[1][x] = TEST_SENTINEL;
+        for (x = 0; x < 8; x++) sl2[0][x] = sl2[1][x] = TEST_SENTINEL;
+        cfg.error_detail = dgpu; cfg.error_detail_size = sizeof dgpu;
+        gpu = (mode == MODE_EMULATE) ? ringattn_cuda__forward_kvcache(&cfg, &kv, &Q, out, lse, 1, 0)
+                                     : ringattn_cuda_forward_kvcache(&cfg, &kv, &Q, out, lse);
+        CHECK(gpu == cpu && strcmp(dcpu, dgpu) == 0 && (cpu == RINGATTN_OK || dcpu[0] != 0),
+              "kv error case %d: CPU %d (%s), CUDA %d (%s)", i, cpu, dcpu, gpu, dgpu);
+        clean = all_sentinel_f64(o, 32) && all_sentinel_f64(ls, 8) && all_sentinel_f64(so[0], 32) &&
+                all_sentinel_f64(so[1], 32) && all_sentinel_f64(sl2[0], 8) && all_sentinel_f64(sl2[1], 8) &&
+                memcmp(pristine, kc, sizeof kc) == 0 && memcmp(pristine_v, vc, sizeof vc) == 0;
+        if (cpu == RINGATTN_OK) { computed++; CHECK(!clean, "kv error case %d: computed but nothing written", i); }
+        else { refused++; CHECK(clean, "kv error case %d: refused (%s) but something was written", i, dgpu); }
+    }
+    {   /* kv NULL */
+        ringattn_config cfg = ringattn_default_config();
+        char dcpu[256] = "", dgpu[256] = "";
+        int cpu, gpu;
+        cfg.error_detail = dcpu; cfg.error_detail_size = sizeof dcpu;
+        cpu = ringattn_forward_kvcache(&cfg, NULL, &Q, &O, &L);
+        cfg.error_detail = dgpu; cfg.error_detail_size = sizeof dgpu;
+        gpu = (mode == MODE_EMULATE) ? ringattn_cuda__forward_kvcache(&cfg, NULL, &Q, &O, &L, 1, 0)
+                                     : ringattn_cuda_forward_kvcache(&cfg, NULL, &Q, &O, &L);
+        CHECK(cpu != RINGATTN_OK && gpu == cpu && strcmp(dcpu, dgpu) == 0, "kv NULL: CPU %d (%s), CUDA %d (%s)", cpu, dcpu,
+              gpu, dgpu);
+        refused++;
+    }
+    if (mode == MODE_GPU) {   /* device tensors, but cache_seqlens in host memory: refused for that */
+        ringattn_config cfg = ringattn_default_config();
+        ringattn_kvcache kv;
+        int32_t sl[2] = { 2, 1 };
+        double *dev = NULL;
+        char detail[256] = "";
+        int st;
+        cfg.error_detail = detail; cfg.error_detail_size = sizeof detail;
+        if (cudaMalloc(&dev, sizeof(double) * 256) == cudaSuccess) {
+            ringattn_tensor dK = ringattn_tensor_bnhd(dev, RINGATTN_F64, 2, 3, 1, 4), dV = ringattn_tensor_bnhd(dev + 32, RINGATTN_F64, 2, 3, 1, 4);
+            ringattn_tensor dQ = ringattn_tensor_bnhd(dev + 64, RINGATTN_F64, 2, 2, 2, 4), dO = ringattn_tensor_bnhd(dev + 96, RINGATTN_F64, 2, 2, 2, 4);
+            memset(&kv, 0, sizeof kv);
+            kv.k_cache = &dK; kv.v_cache = &dV; kv.cache_seqlens = sl;
+            st = ringattn_cuda_forward_kvcache(&cfg, &kv, &dQ, &dO, NULL);
+            CHECK(st == RINGATTN_EUNSUPPORTED && strstr(detail, "cache_seqlens is not device memory"),
+                  "kv: host cache_seqlens: %d (%s)", st, detail);
+            cudaFree(dev);
+        }
+    }
+    printf("kv errors    %d refusals with the CPU's status and sentence and nothing written, %d accepted alike (%s)\n",
+           refused, computed, mode == MODE_GPU ? "GPU entry point" : "emulated");
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(void)
@@ -1161,6 +1674,13 @@ int main(void)
     run_grid(MODE_EMULATE, &emu, failures);
     print_tally("emulated, all", &emu);
     check_errors(MODE_EMULATE, failures);
+    {
+        tally kt;
+        memset(&kt, 0, sizeof kt);
+        run_kv_grid(MODE_EMULATE, &kt, failures);
+        print_tally("kv cache, emulated", &kt);
+        check_kv_errors(MODE_EMULATE, failures);
+    }
 
     e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
@@ -1191,6 +1711,13 @@ int main(void)
     run_grid(MODE_GPU, &gpu, failures);
     print_tally("GPU, all", &gpu);
     check_errors(MODE_GPU, failures);
+    {
+        tally kt;
+        memset(&kt, 0, sizeof kt);
+        run_kv_grid(MODE_GPU, &kt, failures);
+        print_tally("kv cache, GPU", &kt);
+        check_kv_errors(MODE_GPU, failures);
+    }
     if (fails) { printf("FAIL: %d checks failed\n", fails); return TEST_FAIL; }
     printf("PASS\n");
     return TEST_PASS;

@@ -7,8 +7,11 @@
 #include "ringattn_cuda.h"   /* twice: the guards must hold */
 
 extern "C" int cuda_header_decl_check(void);   /* defined in C */
+extern "C" int cuda_header_decl_kvcache_check(void);
 
 int main(void)
 {
+    int kv = cuda_header_decl_kvcache_check();
+    if (kv != RINGATTN_ECUDA && kv != RINGATTN_EUNSUPPORTED) return 1;
     return cuda_header_decl_check() == RINGATTN_ECUDA || cuda_header_decl_check() == RINGATTN_OK ? 0 : 1;
 }
