@@ -359,7 +359,7 @@ typedef struct {
     ringattn_tensor *k_cache;     /* [b_cache, n_cache, hk, d] (b_cache >= batch; sequence bb
                                      is row bb), or paged (block_table set):
                                      [num_blocks, page_size, hk, d]                          */
-    ringattn_tensor *v_cache;     /* the same with dim_v; same dtype, same first three axes  */
+    ringattn_tensor *v_cache;     /* the same with dim_v (any dtype); same first three axes  */
     const int32_t *block_table;   /* NULL: contiguous cache; else [batch][max_blocks]
                                      row-major: key j of sequence bb is slot j % page_size of
                                      block block_table[bb * max_blocks + j / page_size]. Only
@@ -3774,9 +3774,12 @@ static int ringattn__kv_check(const ringattn_config *cfg, const ringattn_kvcache
         if ((st = ringattn__check_view(cfg, kv->k_new, "k_new", want, 0)) != RINGATTN_OK) return st;
         want[3] = kv->v_cache->shape[3];
         if ((st = ringattn__check_view(cfg, kv->v_new, "v_new", want, 0)) != RINGATTN_OK) return st;
-        if (kv->k_new->dtype != kv->k_cache->dtype || kv->v_new->dtype != kv->v_cache->dtype)
-            return ringattn__fail(cfg, RINGATTN_EDTYPE, "k_new / v_new must have the dtypes of k_cache / v_cache "
-                                  "(they are appended to the cache)");
+        if (kv->k_new->dtype != kv->k_cache->dtype)
+            return ringattn__fail(cfg, RINGATTN_EDTYPE, "k_new has dtype %d, k_cache %d: the new keys take the cache's "
+                                  "dtype (they are appended to it)", (int)kv->k_new->dtype, (int)kv->k_cache->dtype);
+        if (kv->v_new->dtype != kv->v_cache->dtype)
+            return ringattn__fail(cfg, RINGATTN_EDTYPE, "v_new has dtype %d, v_cache %d: the new values take the cache's "
+                                  "dtype (they are appended to it)", (int)kv->v_new->dtype, (int)kv->v_cache->dtype);
     }
     if (kv->num_splits < 0 || kv->split_size < 0)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_splits = %lld, split_size = %lld: neither may be negative",
