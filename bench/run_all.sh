@@ -6,7 +6,9 @@
 # Needs the default build (meson setup build; it builds build/bench/bench and build/bench/bench-memory).
 # Writes RESULTS_DIR/bench.csv (build/bench/bench: f32 and f64, forward and backward, the grid
 # below, median of 5), memory.csv (build/bench/bench-memory), options.csv (build/bench/bench-options:
-# each score option against the same call without it, n = 4096, p = 1 and 4), and, when PYTHON (default
+# each score option against the same call without it, n = 4096, p = 1 and 4), decode.csv
+# (build/bench/bench-decode: paged decoding, b = 8, nq 1 and 4, 32k keys, pages of 16, h = 32, hk = 8,
+# d = 128, 1 and 16 splits, f32 and f64 compute: GB/s against the same run's copy), and, when PYTHON (default
 # .venv/bin/python) has torch, torch.csv (bench/compare_torch.py) and the figures
 # (bench/plot.py, needs matplotlib) in bench/figures/.
 #
@@ -29,7 +31,7 @@ py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || py=$(command -v python3 || echo none)
 mkdir -p "$out"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-ACTIVE}
-[ -x build/bench/bench ] && [ -x build/bench/bench-options ] || meson compile -C build bench bench-memory bench-options
+[ -x build/bench/bench ] && [ -x build/bench/bench-options ] && [ -x build/bench/bench-decode ] || meson compile -C build bench bench-memory bench-options bench-decode
 
 b=build/bench/bench
 { lscpu | sed -n 's/^Model name: *//p' | head -n 1
@@ -40,6 +42,7 @@ b=build/bench/bench
 } > "$out/bench.csv"
 build/bench/bench-memory > "$out/memory.csv"
 build/bench/bench-options --n 4096 --p 1,4 --threads 2 --reps 5 > "$out/options.csv"
+build/bench/bench-decode --b 8 --nq 1,4 --len 32768 --page 16 --h 32 --hk 8 --d 128 --splits 1,16 --threads 2 --reps 5 > "$out/decode.csv"
 if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
   {
     "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32 --reps 5

@@ -136,11 +136,11 @@ typedef struct {
     void *dev;               /* GPU mode: its device copy                      */
     int64_t count;
     ringattn_tensor t;       /* the view on the host buffer                    */
-} tbuf;
+} dbuf;                      /* a host tensor and, in GPU mode, its device copy */
 
 static size_t dsize(ringattn_dtype dt) { return ringattn__dtype_size(dt); }
 
-static int tbuf_make(tbuf *b, ringattn_dtype dt, int layout, int64_t s0, int64_t s1, int64_t s2, int64_t s3)
+static int tbuf_make(dbuf *b, ringattn_dtype dt, int layout, int64_t s0, int64_t s1, int64_t s2, int64_t s3)
 {
     ringattn_tensor *t = &b->t;
     memset(b, 0, sizeof *b);
@@ -159,7 +159,7 @@ static int tbuf_make(tbuf *b, ringattn_dtype dt, int layout, int64_t s0, int64_t
     return 0;
 }
 
-static void tbuf_free(tbuf *b)
+static void tbuf_free(dbuf *b)
 {
     free(b->base);
     if (b->dev) cudaFree(b->dev);
@@ -167,7 +167,7 @@ static void tbuf_free(tbuf *b)
 }
 
 /* logical contiguous f64 <-> view (ringattn.h's own conversions) */
-static void tbuf_write(tbuf *b, const double *x)
+static void tbuf_write(dbuf *b, const double *x)
 {
     const ringattn_tensor *t = &b->t;
     int64_t i0, i1, i2, i3, n = 0;
@@ -176,7 +176,7 @@ static void tbuf_write(tbuf *b, const double *x)
         ringattn__store(t->data, t->dtype, ringattn__index(t, i0, i1, i2, i3), x[n]);
 }
 
-static void tbuf_read(const tbuf *b, double *x)
+static void tbuf_read(const dbuf *b, double *x)
 {
     const ringattn_tensor *t = &b->t;
     int64_t i0, i1, i2, i3, n = 0;
@@ -185,14 +185,14 @@ static void tbuf_read(const tbuf *b, double *x)
         x[n] = ringattn__load(t->data, t->dtype, ringattn__index(t, i0, i1, i2, i3));
 }
 
-static void tbuf_sentinel(tbuf *b)
+static void tbuf_sentinel(dbuf *b)
 {
     int64_t i;
     for (i = 0; i < b->count; i++) ringattn__store(b->base, b->t.dtype, i, TEST_SENTINEL);
 }
 
 /* GPU mode: the device copy and a view on it at the same offset */
-static int tbuf_upload(tbuf *b, ringattn_tensor *dview)
+static int tbuf_upload(dbuf *b, ringattn_tensor *dview)
 {
     size_t bytes = (size_t)b->count * dsize(b->t.dtype);
     if (!b->dev && cudaMalloc(&b->dev, bytes) != cudaSuccess) return -1;
@@ -202,7 +202,7 @@ static int tbuf_upload(tbuf *b, ringattn_tensor *dview)
     return 0;
 }
 
-static int tbuf_download(tbuf *b)
+static int tbuf_download(dbuf *b)
 {
     return cudaMemcpy(b->base, b->dev, (size_t)b->count * dsize(b->t.dtype), cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
 }
@@ -338,7 +338,7 @@ static int64_t dims4(int64_t *d, int64_t a, int64_t b, int64_t c, int64_t e)
 typedef struct {
     double sinks[MAXH], dsinks_ref[MAXH], dsinks_got[MAXH], slopes[4 * MAXH];
     int64_t *docq, *dock;
-    tbuf B, rB, DB, rDB, M, ML, rML;
+    dbuf B, rB, DB, rDB, M, ML, rML;
     int64_t bd[4], md[4], ld[4];
     double tmax;                 /* the largest |bias| + |ALiBi term|: scores move by that much */
 } opts;
@@ -445,7 +445,7 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
     double *x[12];
     double *q, *k, *v, *go, *ro, *gl, *rl, *dO, *gdq, *rdq, *gdk, *rdk;
     double *gdv, *rdv;
-    tbuf Q, K, V, O, L, G, DQ, DK, DV, rQ, rK, rV, rO, rL, rG, rDQ, rDK, rDV;
+    dbuf Q, K, V, O, L, G, DQ, DK, DV, rQ, rK, rV, rO, rL, rG, rDQ, rDK, rDV;
     ringattn_config cfg;
     ringattn_stats cst, gst, cbst, gbst;
     double vmax, smax, scale = c->scale != 0 ? c->scale : 1.0 / sqrt((double)c->d), su = store_u(c->storage);
@@ -516,7 +516,7 @@ static void check_case(const ccase *c, int mode, tally *g, int *failures)
 
     /* the CUDA path: forward into fresh outputs */
     {
-        tbuf O2, L2;
+        dbuf O2, L2;
         ringattn_config gc = case_config(c, c->compute);
         char detail[256] = "";
         gc.stats = &gst; gc.error_detail = detail; gc.error_detail_size = sizeof detail;
@@ -1213,7 +1213,7 @@ static ringattn_config kv_config(const kvcase *c, ringattn_dtype compute)
     return cfg;
 }
 
-static int tbuf_clone(tbuf *to, const tbuf *from)
+static int tbuf_clone(dbuf *to, const dbuf *from)
 {
     size_t bytes = (size_t)from->count * dsize(from->t.dtype);
     *to = *from;
@@ -1225,7 +1225,7 @@ static int tbuf_clone(tbuf *to, const tbuf *from)
     return 0;
 }
 
-static int tbuf_same(const tbuf *a, const tbuf *b)
+static int tbuf_same(const dbuf *a, const dbuf *b)
 {
     return a->count == b->count && memcmp(a->base, b->base, (size_t)a->count * dsize(a->t.dtype)) == 0;
 }
@@ -1247,8 +1247,8 @@ static void check_kv_case(const kvcase *c, int mode, tally *g, int *failures)
     double *kall, *vall, *q, *ro, *rl, *go, *gl, sinks[MAXH], slopes[KV_MAXB * MAXH], tmax = 0;
     double scale = c->scale != 0 ? c->scale : 1.0 / sqrt((double)d), su = store_u(c->storage), vmax, smax;
     int32_t *table = NULL;
-    tbuf Q, Kc, Vc, Kn, Vn, rKc, rVc, gKc, gVc, rO, rL, O2, L2;
-    tbuf *rSO = NULL, *rSL = NULL, *gSO = NULL, *gSL = NULL;
+    dbuf Q, Kc, Vc, Kn, Vn, rKc, rVc, gKc, gVc, rO, rL, O2, L2;
+    dbuf *rSO = NULL, *rSL = NULL, *gSO = NULL, *gSL = NULL;
     ringattn_tensor *rso = NULL, *rsl = NULL, *gso = NULL, *gsl = NULL, *dso = NULL, *dsl = NULL;
     ringattn_kvcache kv, gkv;
     ringattn_config cfg, gc;
@@ -1356,8 +1356,8 @@ static void check_kv_case(const kvcase *c, int mode, tally *g, int *failures)
         rso = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *rso); rsl = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *rsl);
         gso = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *gso); gsl = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *gsl);
         dso = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *dso); dsl = (ringattn_tensor *)calloc((size_t)nsplit, sizeof *dsl);
-        rSO = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf)); rSL = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf));
-        gSO = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf)); gSL = (tbuf *)calloc((size_t)nsplit, sizeof(tbuf));
+        rSO = (dbuf *)calloc((size_t)nsplit, sizeof(dbuf)); rSL = (dbuf *)calloc((size_t)nsplit, sizeof(dbuf));
+        gSO = (dbuf *)calloc((size_t)nsplit, sizeof(dbuf)); gSL = (dbuf *)calloc((size_t)nsplit, sizeof(dbuf));
         for (s = 0; s < nsplit; s++) {
             tbuf_make(&rSO[s], RINGATTN_F64, LAYOUT_BNHD, b, nq, h, dv); rso[s] = rSO[s].t;
             tbuf_make(&rSL[s], RINGATTN_F64, LAYOUT_BNHD, b, h, nq, 1); rsl[s] = rSL[s].t;

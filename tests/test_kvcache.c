@@ -67,31 +67,6 @@ typedef struct {
 
 /* ---------------------------------------------------------------- storage helpers */
 
-typedef struct {
-    void *data;
-    int64_t count;
-    ringattn_tensor t;
-} tbuf;
-
-static void tb_new(tbuf *b, ringattn_dtype dt, int64_t s0, int64_t s1, int64_t s2, int64_t s3)
-{
-    b->count = s0 * s1 * s2 * s3;
-    b->data = calloc((size_t)(b->count > 0 ? b->count : 1), ringattn__dtype_size(dt));
-    b->t = ringattn_tensor_bnhd(b->data, dt, s0, s1, s2, s3);
-}
-
-static void tb_write(tbuf *b, const double *x)
-{
-    int64_t i;
-    for (i = 0; i < b->count; i++) ringattn__store(b->data, b->t.dtype, i, x[i]);
-}
-
-static void tb_read(const tbuf *b, double *x)
-{
-    int64_t i;
-    for (i = 0; i < b->count; i++) x[i] = ringattn__load(b->data, b->t.dtype, i);
-}
-
 static void tb_sentinel(tbuf *b)
 {
     int64_t i;
@@ -100,15 +75,7 @@ static void tb_sentinel(tbuf *b)
 
 static size_t tb_bytes(const tbuf *b) { return (size_t)b->count * ringattn__dtype_size(b->t.dtype); }
 
-static void tb_free(tbuf *b) { free(b->data); b->data = NULL; }
-
 static double *dalloc(int64_t n) { return (double *)calloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
-
-static void round_to(double *x, int64_t n, ringattn_dtype t)
-{
-    int64_t i;
-    for (i = 0; i < n; i++) x[i] = ringattn__round(x[i], t);
-}
 
 /* out's dtype: the storage, but f32 for fp8 storage */
 static ringattn_dtype out_dtype(const kcase *c)
@@ -211,9 +178,9 @@ static void data_new(const kcase *c, kdata *D)
     for (i = 0; i < D->ncache * c->hk * c->dv; i++) D->vc[i] = rng_normal(&r);
     for (i = 0; i < nn * c->hk * c->d; i++) D->kn[i] = 1.5 * rng_normal(&r);
     for (i = 0; i < nn * c->hk * c->dv; i++) D->vn[i] = rng_normal(&r);
-    round_to(D->q, nq_, c->storage);
-    round_to(D->kc, D->ncache * c->hk * c->d, c->storage); round_to(D->vc, D->ncache * c->hk * c->dv, c->storage);
-    round_to(D->kn, nn * c->hk * c->d, c->storage); round_to(D->vn, nn * c->hk * c->dv, c->storage);
+    round_all(D->q, nq_, c->storage);
+    round_all(D->kc, D->ncache * c->hk * c->d, c->storage); round_all(D->vc, D->ncache * c->hk * c->dv, c->storage);
+    round_all(D->kn, nn * c->hk * c->d, c->storage); round_all(D->vn, nn * c->hk * c->dv, c->storage);
     for (hh = 0; hh < c->h; hh++) D->sinks[hh] = 1.5 * rng_normal(&r);
     for (bb = 0; bb < ((c->opts & O_ALIBI_BH) ? c->b : 1); bb++)
         for (hh = 0; hh < c->h; hh++)

@@ -120,43 +120,6 @@ static int cb_mask_block_salt1(void *user, int64_t b, int64_t h, const int64_t *
 
 /* ---------------------------------------------------------------- storage helpers */
 
-/* a contiguous tensor of any dtype holding logical f64 data */
-typedef struct {
-    void *data;
-    int64_t count;
-    ringattn_tensor t;
-} tbuf;
-
-static size_t esize(ringattn_dtype t) { return t == RINGATTN_BOOL ? 1 : ringattn__dtype_size(t); }
-
-static void tb_new(tbuf *b, ringattn_dtype dt, int64_t s0, int64_t s1, int64_t s2, int64_t s3)
-{
-    b->count = s0 * s1 * s2 * s3;
-    b->data = calloc((size_t)b->count, esize(dt));
-    b->t = ringattn_tensor_bnhd(b->data, dt, s0, s1, s2, s3);
-}
-
-static void tb_write(tbuf *b, const double *x)
-{
-    int64_t i;
-    for (i = 0; i < b->count; i++) ringattn__store(b->data, b->t.dtype, i, x[i]);
-}
-
-static void tb_read(const tbuf *b, double *x)
-{
-    int64_t i;
-    for (i = 0; i < b->count; i++) x[i] = ringattn__load(b->data, b->t.dtype, i);
-}
-
-static void tb_free(tbuf *b) { free(b->data); b->data = NULL; }
-
-/* x rounded in place to what dtype t stores */
-static void round_to(double *x, int64_t n, ringattn_dtype t)
-{
-    int64_t i;
-    for (i = 0; i < n; i++) x[i] = ringattn__round(x[i], t);
-}
-
 static double storage_u(ringattn_dtype t)
 {
     return t == RINGATTN_F16 ? 1.0 / 2048 : t == RINGATTN_BF16 ? 1.0 / 256 : t == RINGATTN_F32 ? TEST_U32 : 0.0;
@@ -220,15 +183,15 @@ static int data_new(const ocase *c, odata *D)
     for (i = 0; i < D->nk_; i++) D->k[i] = 1.5 * rng_normal(&r);
     for (i = 0; i < D->nv_; i++) D->v[i] = rng_normal(&r);
     for (i = 0; i < D->nqv; i++) D->g[i] = rng_normal(&r);
-    round_to(D->q, D->nq_, c->storage); round_to(D->k, D->nk_, c->storage);
-    round_to(D->v, D->nv_, c->storage); round_to(D->g, D->nqv, c->storage);
+    round_all(D->q, D->nq_, c->storage); round_all(D->k, D->nk_, c->storage);
+    round_all(D->v, D->nv_, c->storage); round_all(D->g, D->nqv, c->storage);
     for (hh = 0; hh < c->h; hh++) D->sinks[hh] = 1.5 * rng_normal(&r);
     /* ALiBi's geometric slopes 2^(-8 (h+1) / H), per batch scaled a little differently */
     for (i = 0; i < ((c->opts & O_ALIBI_BH) ? c->b : 1); i++)
         for (hh = 0; hh < c->h; hh++)
             D->slopes[i * c->h + hh] = pow(2.0, -8.0 * (double)(hh + 1) / (double)c->h) * (1.0 + 0.25 * (double)i);
     for (i = 0; i < D->nb; i++) D->bias[i] = rng_normal(&r);
-    round_to(D->bias, D->nb, c->bias_dtype);
+    round_all(D->bias, D->nb, c->bias_dtype);
     for (i = 0; i < D->nm; i++) D->mask[i] = (unsigned char)(rng_uniform(&r) < c->mask_density);
     for (i = 0; i < c->nq; i++) D->docq[i] = c->ndocs > 0 ? (i * c->ndocs) / c->nq : 0;
     for (j = 0; j < c->nk; j++) D->dock[j] = c->ndocs > 0 ? (j * c->ndocs) / c->nk : 0;

@@ -12,6 +12,8 @@
      storage, u |ref|, which no compute precision can avoid;
    - compare_report(): worst error (absolute and as a fraction of the allowed tolerance), the
      first mismatches with their index, llm.c style (stop after 10); -inf == -inf, NaN fails;
+   - tbuf (with ringattn.h included first): a contiguous tensor of any dtype filled from and
+     read into f64, and round_all(), a buffer rounded to what a dtype stores;
    - CHECK(cond, fmt, ...): counts into `*failures`, which the calling function must have in
      scope (an `int *failures` parameter): no global counters.
    Exit codes: 0 pass, 1 fail, 77 skipped. */
@@ -261,5 +263,42 @@ static inline test_cmp compare_report(const char *what, const double *got, const
     if (r.bad > 0 && r.max_frac < 1.0) r.max_frac = INFINITY;   /* NaN / inf mismatch */
     return r;
 }
+
+#ifdef RINGATTN_H   /* helpers over ringattn.h's types and conversions (when it is included first) */
+/* a contiguous tensor of any dtype holding logical f64 data */
+typedef struct {
+    void *data;
+    int64_t count;
+    ringattn_tensor t;
+} tbuf;
+
+static inline void tb_new(tbuf *b, ringattn_dtype dt, int64_t s0, int64_t s1, int64_t s2, int64_t s3)
+{
+    b->count = s0 * s1 * s2 * s3;
+    b->data = calloc((size_t)(b->count > 0 ? b->count : 1), ringattn__dtype_size(dt));
+    b->t = ringattn_tensor_bnhd(b->data, dt, s0, s1, s2, s3);
+}
+
+static inline void tb_write(tbuf *b, const double *x)
+{
+    int64_t i;
+    for (i = 0; i < b->count; i++) ringattn__store(b->data, b->t.dtype, i, x[i]);
+}
+
+static inline void tb_read(const tbuf *b, double *x)
+{
+    int64_t i;
+    for (i = 0; i < b->count; i++) x[i] = ringattn__load(b->data, b->t.dtype, i);
+}
+
+static inline void tb_free(tbuf *b) { free(b->data); b->data = NULL; }
+
+/* x rounded in place to what dtype t stores */
+static inline void round_all(double *x, int64_t n, ringattn_dtype t)
+{
+    int64_t i;
+    for (i = 0; i < n; i++) x[i] = ringattn__round(x[i], t);
+}
+#endif
 
 #endif /* RINGATTN_TEST_UTIL_H */
