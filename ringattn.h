@@ -3775,11 +3775,11 @@ static int ringattn__kv_check(const ringattn_config *cfg, const ringattn_kvcache
         want[3] = kv->v_cache->shape[3];
         if ((st = ringattn__check_view(cfg, kv->v_new, "v_new", want, 0)) != RINGATTN_OK) return st;
         if (kv->k_new->dtype != kv->k_cache->dtype)
-            return ringattn__fail(cfg, RINGATTN_EDTYPE, "k_new has dtype %d, k_cache %d: the new keys take the cache's "
-                                  "dtype (they are appended to it)", (int)kv->k_new->dtype, (int)kv->k_cache->dtype);
+            return ringattn__fail(cfg, RINGATTN_EDTYPE, "k_new's dtype differs from k_cache's: the new keys take the "
+                                  "cache's dtype (they are appended to it)");
         if (kv->v_new->dtype != kv->v_cache->dtype)
-            return ringattn__fail(cfg, RINGATTN_EDTYPE, "v_new has dtype %d, v_cache %d: the new values take the cache's "
-                                  "dtype (they are appended to it)", (int)kv->v_new->dtype, (int)kv->v_cache->dtype);
+            return ringattn__fail(cfg, RINGATTN_EDTYPE, "v_new's dtype differs from v_cache's: the new values take the "
+                                  "cache's dtype (they are appended to it)");
     }
     if (kv->num_splits < 0 || kv->split_size < 0)
         return ringattn__fail(cfg, RINGATTN_ECONFIG, "num_splits = %lld, split_size = %lld: neither may be negative",
@@ -3917,54 +3917,42 @@ typedef struct {
     void *q, *o, *kpan, *vbuf;     /* [h][nq][d], [h][nq][dv]; a chunk of keys: K in panels
                                       [hk][tk * d], V [hk][tk][dv]                            */
     double *m, *l;                 /* [h][nq]                                                 */
-    double knorm;                  /* f32 compute: the largest key norm                       */
-    int status;                    /* RINGATTN_ERANGE when a key is beyond the float range    */
+    double kmax;                   /* the largest finite |k| read (as stored)                 */
+    int status;                    /* RINGATTN_ERANGE: a key beyond the float range           */
     int64_t computed;              /* items of this thread that computed a tile               */
 } ringattn__kv_thread;
 
 /* one key row x[0 .. n) (stride xs, dtype t) to dst (stride ds, compute dtype ct) times mul;
-   returns the sum of the squares of its finite entries (the f32 range rule's norm) when norm
-   is set, else the largest finite |x|, both of the values as stored. *beyond: a finite entry
-   a float cannot hold. Plain loops; the f32 ones carry four partial sums so that the compiler
-   need not keep one long chain (a fixed order: the same bits everywhere). */
+   returns the largest finite |x| (as stored), and sets *beyond when a finite entry is one a
+   float cannot hold. Plain loops; the f32 one keeps eight running maxima so that the compiler
+   need not keep one long chain. */
 static double ringattn__kv_row(const void *x, ringattn_dtype t, int64_t xs, int64_t n, void *dst, ringattn_dtype ct,
-                               int64_t ds, double mul, int norm, int *beyond)
+                               int64_t ds, double mul, int *beyond)
 {
     int64_t c;
-    double acc = 0;
+    double mx = 0;
     if (t == RINGATTN_F32 && mul == 1.0) {   /* the common case: f32 storage */
         const float *f = (const float *)x;
-        double s[4] = { 0, 0, 0, 0 };
-        float mx[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, a;
+        float m8[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, a;
         int l;
         if (ct == RINGATTN_F32 && xs == 1 && ds == 1) memcpy(dst, f, (size_t)n * sizeof(float));
         else if (ct == RINGATTN_F32) for (c = 0; c < n; c++) ((float *)dst)[c * ds] = f[c * xs];
         else for (c = 0; c < n; c++) ((double *)dst)[c * ds] = (double)f[c * xs];
-        if (norm) {
-            for (c = 0; c + 4 <= n; c += 4)
-                for (l = 0; l < 4; l++) s[l] += (double)f[(c + l) * xs] * f[(c + l) * xs];
-            for (; c < n; c++) s[0] += (double)f[c * xs] * f[c * xs];
-            acc = (s[0] + s[1]) + (s[2] + s[3]);
-            if (acc - acc == 0) return acc;   /* else a NaN or Inf among them: the careful loop */
-        } else {
-            for (c = 0; c + 8 <= n; c += 8)
-                for (l = 0; l < 8; l++) { a = fabsf(f[(c + l) * xs]); mx[l] = a > mx[l] ? a : mx[l]; }   /* NaN never wins */
-            for (; c < n; c++) { a = fabsf(f[c * xs]); mx[0] = a > mx[0] ? a : mx[0]; }
-            for (l = 1; l < 8; l++) mx[0] = mx[l] > mx[0] ? mx[l] : mx[0];
-            if (mx[0] <= FLT_MAX) return mx[0];   /* else an Inf among them: the careful loop */
-        }
-        acc = 0;
+        for (c = 0; c + 8 <= n; c += 8)
+            for (l = 0; l < 8; l++) { a = fabsf(f[(c + l) * xs]); m8[l] = a > m8[l] ? a : m8[l]; }   /* NaN never wins */
+        for (; c < n; c++) { a = fabsf(f[c * xs]); m8[0] = a > m8[0] ? a : m8[0]; }
+        for (l = 1; l < 8; l++) m8[0] = m8[l] > m8[0] ? m8[l] : m8[0];
+        if (m8[0] <= FLT_MAX) return m8[0];   /* else an Inf among them: the careful loop below */
     } else
         for (c = 0; c < n; c++)
             ringattn__store(dst, ct, c * ds, ringattn__load(x, t, c * xs) * mul);
     for (c = 0; c < n; c++) {
-        double v = ringattn__load(x, t, c * xs);
+        double v = fabs(ringattn__load(x, t, c * xs));
         if (!(v - v == 0)) continue;
-        if (fabs(v) > FLT_MAX) *beyond = 1;
-        if (norm) acc += v * v;
-        else if (fabs(v) > acc) acc = fabs(v);
+        if (v > FLT_MAX) *beyond = 1;
+        if (v > mx) mx = v;
     }
-    return acc;
+    return mx;
 }
 
 /* the chunk of keys [c0, c0 + n) of sequence bb, every k/v head, into panels (the layout the
@@ -3985,14 +3973,12 @@ static double ringattn__kv_chunk(const ringattn__problem *P, const ringattn_kvca
             int beyond = 0;
             double x = ringattn__kv_row(ringattn__at(kt->data, ka, ringattn__dtype_size(kt->dtype)), kt->dtype,
                                         kt->stride[3], d, ringattn__at(T->kpan, kh * P->tk * d + o, es), P->ct, w,
-                                        ringattn__descale(P->kds, P->nds, P->hk, bb, kh), 1, &beyond);
-            if (P->ct == RINGATTN_F32) {   /* f32 compute: the range rules of ringattn_forward */
-                if (beyond) T->status = RINGATTN_ERANGE;
-                if (sqrt(x) > T->knorm) T->knorm = sqrt(x);
-            }
+                                        ringattn__descale(P->kds, P->nds, P->hk, bb, kh), &beyond);
+            if (x > T->kmax) T->kmax = x;    /* f32 compute: the range rules (ringattn__kv_range) */
+            if (beyond) T->status = RINGATTN_ERANGE;
             x = ringattn__kv_row(ringattn__at(vt->data, va, ringattn__dtype_size(vt->dtype)), vt->dtype, vt->stride[3], dv,
                                  ringattn__at(T->vbuf, (kh * P->tk + r) * dv, es), P->ct, 1,
-                                 vmul * ringattn__descale(P->vds, P->nds, P->hk, bb, kh), 0, &beyond);
+                                 vmul * ringattn__descale(P->vds, P->nds, P->hk, bb, kh), &beyond);
             if (x > vmax) vmax = x;
         }
     return vmax;
@@ -4106,6 +4092,30 @@ static void ringattn__kv_finish(const ringattn_config *cfg, const ringattn_kvcac
                 }
 }
 
+/* f32 compute: ringattn_forward's range rule (ringattn__range_bound) over the call's keys.
+   Every key's norm is at most sqrt(d) kmax, so when that bound passes the rule passes;
+   otherwise the exact norms are read (one more pass over the keys, only then). */
+static int ringattn__kv_range(const ringattn_config *cfg, const ringattn__problem *P, const ringattn_kvcache *kv,
+                              double qnorm, double kmax)
+{
+    double bound = sqrt((double)P->d) * kmax, lim = FLT_MAX / 2, knorm = 0;
+    int64_t bb, j, kh, c;
+    if (P->ct != RINGATTN_F32 || (qnorm * bound <= lim && fabs(P->scale) * qnorm * bound <= lim)) return RINGATTN_OK;
+    for (bb = 0; bb < P->b; bb++)
+        for (j = 0; j < ringattn__kv_len(kv, bb); j++)
+            for (kh = 0; kh < P->hk; kh++) {
+                int64_t at;
+                const ringattn_tensor *t = ringattn__kv_key(kv, 0, bb, j, kh, &at);
+                double sum = 0, x;
+                for (c = 0; c < P->d; c++) {
+                    x = ringattn__load(t->data, t->dtype, at + c * t->stride[3]);
+                    if (x - x == 0) sum += x * x;   /* as ringattn__float_rows */
+                }
+                if (sqrt(sum) > knorm) knorm = sqrt(sum);
+            }
+    return ringattn__range_bound(cfg, P, qnorm, knorm);
+}
+
 /* the threads' buffers (nt of them), through the library's allocator */
 static void ringattn__kv_threads_free(ringattn__kv_thread *T, int nt, void *user)
 {
@@ -4147,7 +4157,7 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
     ringattn_shape s, ps; ringattn_config sub; ringattn__problem P; ringattn_plan_info plan;
     ringattn__kv_thread *T = NULL;
     int64_t S, Se, Lmax, cmax, items, x, computed = 0, skipped = 0;
-    double *po = NULL, *pl = NULL, *acc = NULL, qnorm = 0, knorm = 0, bad = 0;
+    double *po = NULL, *pl = NULL, *acc = NULL, qnorm = 0, kmax = 0, bad = 0;
     size_t np, nl;
     int st, nt, i, ovf = 0, erange = 0;
     if (!cfg) return RINGATTN_ENULL;
@@ -4194,15 +4204,15 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
     }
     for (i = 0; i < nt; i++) {
         if (T[i].status != RINGATTN_OK) erange = 1;
-        if (T[i].knorm > knorm) knorm = T[i].knorm;
+        if (T[i].kmax > kmax) kmax = T[i].kmax;
         computed += T[i].computed;
     }
     skipped = s.batch * S - computed;
-    if (erange)
+    if (erange && P.ct == RINGATTN_F32)
         st = ringattn__fail(cfg, RINGATTN_ERANGE, "a key holds a finite value beyond the float range of f32 compute "
                             "(compute in F64)");
     else
-        st = ringattn__range_bound(cfg, &P, qnorm, knorm);
+        st = ringattn__kv_range(cfg, &P, kv, qnorm, kmax);
     if (st == RINGATTN_OK) {
         ringattn__kv_finish(cfg, kv, &s, S, Se, po, pl, out, lse, acc);
         if (kv->update_cache) ringattn__kv_update(kv, s.batch);

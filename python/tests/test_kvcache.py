@@ -467,7 +467,7 @@ def _bad_cases():
         ("split_size 0", dict(split_size=0), -4, "split_size"),
         ("float num_splits", dict(num_splits=2.0), -4, "num_splits"),
         ("k without v", dict(v=None), -1, "both or neither"),
-        ("k dtype", dict(k=c["k"].astype(np.float32), v=c["v"].astype(np.float32)), -3, "dtypes"),
+        ("k dtype", dict(k=c["k"].astype(np.float32), v=c["v"].astype(np.float32)), -3, "dtype differs from k_cache"),
         ("k heads", dict(k=c["k"][:, :, :1], v=c["v"][:, :, :1]), -2, "k_new"),
         ("q dim", dict(q=c["q"][..., :4]), -2, "head dim"),
         ("update without new keys", dict(k=None, v=None, update_cache=True), -4, "nothing to write"),
