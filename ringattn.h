@@ -686,34 +686,51 @@ static RINGATTN__HD inline void ringattn__visible(int causal, int64_t wl, int64_
 
 /* ---------------------------------------------------------------- element conversion */
 /* f16 and bf16 are storage formats only: loaded to double exactly, stored with one
-   round-to-nearest-even from double (never double rounding through float). */
+   round-to-nearest-even from double (never double rounding through float). Both work on the
+   bits (a 16-bit float's fields moved into a double's; the double's 53-bit significand cut
+   to the target's with the dropped bits deciding the rounding): the packing of bf16 / f16
+   inputs and the precision emulation convert every element, and frexp / ldexp / rint cost
+   three to four times as much. tests/test_convert.c holds them to the plain ldexp / rint formulas,
+   every 16-bit pattern and the rounding boundaries between them. */
+
+/* a double's bits and back (memcpy: the type pun C, C++ and CUDA device code all define) */
+static RINGATTN__HD inline uint64_t ringattn__bits(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return u; }
+static RINGATTN__HD inline double ringattn__from_bits(uint64_t u) { double x; memcpy(&x, &u, sizeof x); return x; }
 
 static RINGATTN__HD inline double ringattn__small_float_to_double(uint16_t bits, int mant_bits, int exp_bits)
 {
-    int bias = (1 << (exp_bits - 1)) - 1;
-    int e = (bits >> mant_bits) & ((1 << exp_bits) - 1);
-    int m = bits & ((1 << mant_bits) - 1);
-    double s = (bits >> 15) ? -1.0 : 1.0;
-    if (e == (1 << exp_bits) - 1) return m ? (double)NAN : s * (double)INFINITY;
-    if (e == 0) return s * ldexp((double)m, 1 - bias - mant_bits);
-    return s * ldexp((double)(m | (1 << mant_bits)), e - bias - mant_bits);
+    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1;
+    int e = (bits >> mant_bits) & emax;
+    uint64_t m = (uint64_t)(bits & ((1 << mant_bits) - 1)), sign = (uint64_t)(bits >> 15) << 63;
+    if (e == emax) return m ? (double)NAN : ringattn__from_bits(sign | 0x7FF0000000000000ull);
+    if (e == 0) {                               /* subnormal (or zero): m * 2^(1 - bias - mant_bits) */
+        double x = (double)m * ringattn__from_bits((uint64_t)(1023 + 1 - bias - mant_bits) << 52);
+        return sign ? -x : x;
+    }
+    return ringattn__from_bits(sign | ((uint64_t)(e - bias + 1023) << 52) | (m << (52 - mant_bits)));
 }
 
 static RINGATTN__HD inline uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp_bits)
 {
-    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e;
-    uint16_t sign = (uint16_t)(signbit(x) ? 0x8000u : 0u);
-    double a = fabs(x), q;
-    if (x != x) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));
-    if (a == (double)INFINITY) return (uint16_t)(sign | (emax << mant_bits));   /* frexp(inf) is unspecified */
-    if (a == 0) return sign;
-    (void)frexp(a, &e);                         /* a = f * 2^e, f in [0.5, 1) */
-    e -= 1;                                     /* a in [2^e, 2^(e+1))        */
-    if (e < 1 - bias) e = 1 - bias;             /* subnormal: fixed quantum   */
-    q = rint(ldexp(a, mant_bits - e));          /* one rounding, to nearest even */
-    if (q >= ldexp(1.0, mant_bits + 1)) { q = ldexp(q, -1); e += 1; }  /* carried into exponent */
-    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));  /* overflow: inf */
-    if (q < ldexp(1.0, mant_bits))              /* subnormal (or rounded up to the smallest normal) */
+    int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e, shift;
+    uint64_t u = ringattn__bits(x), a = u & 0x7FFFFFFFFFFFFFFFull, q;
+    uint16_t sign = (uint16_t)((u >> 63) << 15);
+    if (a > 0x7FF0000000000000ull) return (uint16_t)(sign | (emax << mant_bits) | (1 << (mant_bits - 1)));  /* NaN */
+    if (a == 0x7FF0000000000000ull) return (uint16_t)(sign | (emax << mant_bits));   /* infinity */
+    if ((a >> 52) == 0) return sign;            /* zero, or a double subnormal: below any quantum here */
+    e = (int)(a >> 52) - 1023;                  /* |x| = sig * 2^(e - 52), sig in [2^52, 2^53) */
+    shift = 52 - mant_bits;                     /* significand bits below the target's last */
+    if (e < 1 - bias) { shift += 1 - bias - e; e = 1 - bias; }   /* subnormal: fixed quantum */
+    if (shift > 54) q = 0;                      /* under half the quantum */
+    else {
+        uint64_t sig = (a & 0xFFFFFFFFFFFFFull) | (1ull << 52), half = 1ull << (shift - 1);
+        uint64_t rem = sig & ((1ull << shift) - 1);
+        q = sig >> shift;
+        if (rem > half || (rem == half && (q & 1))) q++;   /* one rounding, to nearest even */
+    }
+    if (q >= (2ull << mant_bits)) { q >>= 1; e += 1; }     /* carried into the exponent */
+    if (e + bias >= emax) return (uint16_t)(sign | (emax << mant_bits));   /* overflow: inf */
+    if (q < (1ull << mant_bits))                /* subnormal (or rounded up to the smallest normal) */
         return (uint16_t)(sign | (uint16_t)q);
     return (uint16_t)(sign | ((e + bias) << mant_bits) | ((uint16_t)q & ((1 << mant_bits) - 1)));
 }
@@ -2497,26 +2514,49 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
 }
 /* ---------------------------------------------------------------- moving data in and out */
 
+/* dst[c * ds] = mul * x[c * xs] for c < n, from storage type t into compute type ct: the
+   conversion every packing does. Typed loops for the pairs inputs come in (the same
+   arithmetic as ringattn__load / ringattn__store, without their switch per element), the
+   general pair through those two. */
+static void ringattn__convert(void *dst, ringattn_dtype ct, int64_t ds, const void *x, ringattn_dtype t,
+                              int64_t xs, int64_t n, double mul)
+{
+    int64_t c;
+    const uint16_t *h = (const uint16_t *)x;
+    if (mul != 1.0 || (ct != RINGATTN_F32 && ct != RINGATTN_F64)) {
+        for (c = 0; c < n; c++) ringattn__store(dst, ct, c * ds, ringattn__load(x, t, c * xs) * mul);
+    } else if (ct == RINGATTN_F32) {
+        float *f = (float *)dst;
+        if (t == RINGATTN_F32) for (c = 0; c < n; c++) f[c * ds] = ((const float *)x)[c * xs];
+        else if (t == RINGATTN_BF16) for (c = 0; c < n; c++) f[c * ds] = (float)ringattn__small_float_to_double(h[c * xs], 7, 8);
+        else if (t == RINGATTN_F16) for (c = 0; c < n; c++) f[c * ds] = (float)ringattn__small_float_to_double(h[c * xs], 10, 5);
+        else for (c = 0; c < n; c++) f[c * ds] = (float)ringattn__load(x, t, c * xs);
+    } else {
+        double *f = (double *)dst;
+        if (t == RINGATTN_F64) for (c = 0; c < n; c++) f[c * ds] = ((const double *)x)[c * xs];
+        else if (t == RINGATTN_F32) for (c = 0; c < n; c++) f[c * ds] = ((const float *)x)[c * xs];
+        else if (t == RINGATTN_BF16) for (c = 0; c < n; c++) f[c * ds] = ringattn__small_float_to_double(h[c * xs], 7, 8);
+        else if (t == RINGATTN_F16) for (c = 0; c < n; c++) f[c * ds] = ringattn__small_float_to_double(h[c * xs], 10, 5);
+        else for (c = 0; c < n; c++) f[c * ds] = ringattn__load(x, t, c * xs);
+    }
+}
+
 /* Pack / unpack the (batch bb, head hh) slice of a member's pieces between a caller's tensor
    and a member buffer laid out [b][heads][pitch][dim]. One slice at a time, so that the
    threads can share out a member's setup and finish (a ring of one member is one call). */
 static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, int np, void *dst,
                            ringattn_dtype ct, int64_t pitch, double mul, int64_t bb, int64_t hh)
 {
-    int64_t r, c, heads = t->shape[2], dim = t->shape[3];
+    int64_t r, heads = t->shape[2], dim = t->shape[3];
     size_t es = ringattn__dtype_size(ct);
     int same = (t->dtype == ct && t->stride[3] == 1 && mul == 1.0), k;   /* rows copy as bytes */
     for (k = 0; k < np; k++)
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
-        if (same) {
-            memcpy(ringattn__at(dst, at, es),
-                   ringattn__at(t->data, ringattn__index(t, bb, pos, hh, 0), es), (size_t)dim * es);
-            continue;
-        }
-        for (c = 0; c < dim; c++)
-            ringattn__store(dst, ct, at + c,
-                            ringattn__load(t->data, t->dtype, ringattn__index(t, bb, pos, hh, c)) * mul);
+        int64_t src = ringattn__index(t, bb, pos, hh, 0);
+        if (same) memcpy(ringattn__at(dst, at, es), ringattn__at(t->data, src, es), (size_t)dim * es);
+        else ringattn__convert(ringattn__at(dst, at, es), ct, 1, ringattn__at(t->data, src, ringattn__dtype_size(t->dtype)),
+                               t->dtype, t->stride[3], dim, mul);
     }
 }
 
@@ -2525,7 +2565,8 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
 static void ringattn__pack_panels(const ringattn_tensor *t, const ringattn__piece *pc, int np, void *dst,
                                   ringattn_dtype ct, int64_t pitch, double mul, int64_t bb, int64_t hh)
 {
-    int64_t r, c, heads = t->shape[2], dim = t->shape[3], s3 = t->stride[3];
+    int64_t r, heads = t->shape[2], dim = t->shape[3];
+    size_t es = ringattn__dtype_size(ct), ts = ringattn__dtype_size(t->dtype);
     int k;
     for (k = 0; k < np; k++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0) * dim;
@@ -2533,13 +2574,7 @@ static void ringattn__pack_panels(const ringattn_tensor *t, const ringattn__piec
             int64_t pos = pc[k].pos0 + r * pc[k].stride, src = ringattn__index(t, bb, pos, hh, 0);
             int64_t o = at + ringattn__panel_at(r, 0, pc[k].count, dim);
             int64_t w = ringattn__panel_at(r, 1, pc[k].count, dim) - (o - at);   /* dimension stride */
-            if (t->dtype == ct && ct == RINGATTN_F32 && mul == 1.0)   /* the common case without conversions */
-                for (c = 0; c < dim; c++) ((float *)dst)[o + c * w] = ((const float *)t->data)[src + c * s3];
-            else if (t->dtype == ct && ct == RINGATTN_F64 && mul == 1.0)
-                for (c = 0; c < dim; c++) ((double *)dst)[o + c * w] = ((const double *)t->data)[src + c * s3];
-            else
-                for (c = 0; c < dim; c++)
-                    ringattn__store(dst, ct, o + c * w, ringattn__load(t->data, t->dtype, src + c * s3) * mul);
+            ringattn__convert(ringattn__at(dst, o, es), ct, w, ringattn__at(t->data, src, ts), t->dtype, t->stride[3], dim, mul);
         }
     }
 }
@@ -2680,7 +2715,12 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
                 for (c = 0; c < P->dv; c++)
                     ((float *)io->o->data)[o + c * s3] =
                         (float)ringattn__finish_out(((const float *)me->st.fwd.o)[at * P->dv + c], l, gdiv);
-            else
+            else if ((io->o->dtype == RINGATTN_BF16 || io->o->dtype == RINGATTN_F16) && P->ct == RINGATTN_F32) {
+                int bf = io->o->dtype == RINGATTN_BF16;   /* a port's output: typed too */
+                for (c = 0; c < P->dv; c++)
+                    ((uint16_t *)io->o->data)[o + c * s3] = ringattn__double_to_small_float(
+                        ringattn__finish_out(((const float *)me->st.fwd.o)[at * P->dv + c], l, gdiv), bf ? 7 : 10, bf ? 8 : 5);
+            } else
                 for (c = 0; c < P->dv; c++)
                     ringattn__store(io->o->data, io->o->dtype, o + c * s3,
                                     ringattn__finish_out(ringattn__load(me->st.fwd.o, P->ct, at * P->dv + c), l, gdiv));
@@ -3944,8 +3984,7 @@ static double ringattn__kv_row(const void *x, ringattn_dtype t, int64_t xs, int6
         for (l = 1; l < 8; l++) m8[0] = m8[l] > m8[0] ? m8[l] : m8[0];
         if (m8[0] <= FLT_MAX) return m8[0];   /* else an Inf among them: the careful loop below */
     } else
-        for (c = 0; c < n; c++)
-            ringattn__store(dst, ct, c * ds, ringattn__load(x, t, c * xs) * mul);
+        ringattn__convert(dst, ct, ds, x, t, xs, n, mul);
     for (c = 0; c < n; c++) {
         double v = fabs(ringattn__load(x, t, c * xs));
         if (!(v - v == 0)) continue;

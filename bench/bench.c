@@ -9,7 +9,11 @@
 
    Options (lists are comma separated):
      --n 4096   --d 64   --h 8   --b 1   --p 1,2,4,8   --threads 1,2   --causal 0
-     --dtype f32 (f32,f64)   --pass fwd (fwd,bwd)   --reps 5   --gemm 2048
+     --dtype f32   a list of: f32, f64 (storage and compute), bf16, f16 (storage; f32 compute,
+                   the output stored in it too: what a GPU port hands over), bf16-emul, f16-emul
+                   (the same storage with the precision emulation of a port's baseline: P
+                   rounded to it before P V, round_p)
+     --pass fwd (fwd,bwd)   --reps 5   --gemm 2048
      --partition 0 (0 contiguous, 1 zigzag, 2 striped; a list)
      --segments 2048,4096,8192 --rates 1,2,4   dilated attention (LongNet, the seed's head-group
                 mix); its FLOPs are the ones multiplied (ringattn_stats.flops), not 4*b*h*n*n*d */
@@ -39,6 +43,28 @@ static void set_threads(int t)
 #endif
 }
 
+/* the --dtype names: storage type, and 1 when P is rounded to it (the emulated baseline) */
+static const struct { const char *name; ringattn_dtype dt; int emul; } dtypes[] = {
+    { "f32", RINGATTN_F32, 0 }, { "f64", RINGATTN_F64, 0 }, { "bf16", RINGATTN_BF16, 0 },
+    { "f16", RINGATTN_F16, 0 }, { "bf16-emul", RINGATTN_BF16, 1 }, { "f16-emul", RINGATTN_F16, 1 },
+};
+#define NDTYPES (int)(sizeof dtypes / sizeof dtypes[0])
+
+/* "f32,bf16-emul" -> the indices into dtypes[]; -1 on an unknown name */
+static int parse_dtypes(const char *s, int *out, int max)
+{
+    int n = 0, k;
+    while (*s && n < max) {
+        size_t len = strcspn(s, ",");
+        for (k = 0; k < NDTYPES; k++)
+            if (strlen(dtypes[k].name) == len && !strncmp(s, dtypes[k].name, len)) break;
+        if (k == NDTYPES) return -1;
+        out[n++] = k;
+        s += len + (s[len] == ',');
+    }
+    return n;
+}
+
 /* GEMM ceiling: median GFLOP/s of an n x n x n multiply */
 static double gemm_gflops(int f64, int n, int reps)
 {
@@ -65,7 +91,7 @@ int main(int argc, char **argv)
     int nn = 1, nd = 1, np = 4, nth = 2, nc = 1, npart = 1, reps = 5, gemm_n = 2048, i;
     long h = 8, b = 1;
     int64_t segs[8], rates[8]; long lv[8]; int nseg = 0, nrate = 0, j;
-    int do_f32 = 1, do_f64 = 0, do_fwd = 1, do_bwd = 0;
+    int dts[8] = { 0 }, ndt = 1, do_fwd = 1, do_bwd = 0;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = (i + 1 < argc) ? argv[i + 1] : "";
         if (!strcmp(a, "--n")) { nn = parse_list(v, ns, 16); i++; }
@@ -80,7 +106,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--b")) { b = atol(v); i++; }
         else if (!strcmp(a, "--reps")) { reps = atoi(v); i++; }
         else if (!strcmp(a, "--gemm")) { gemm_n = atoi(v); i++; }
-        else if (!strcmp(a, "--dtype")) { do_f32 = strstr(v, "f32") != NULL; do_f64 = strstr(v, "f64") != NULL; i++; }
+        else if (!strcmp(a, "--dtype")) {
+            if ((ndt = parse_dtypes(v, dts, 8)) < 1) { fprintf(stderr, "--dtype: a list of f32, f64, bf16, f16, bf16-emul, f16-emul\n"); return 2; }
+            i++;
+        }
         else if (!strcmp(a, "--pass")) { do_fwd = strstr(v, "fwd") != NULL; do_bwd = strstr(v, "bwd") != NULL; i++; }
         else { fprintf(stderr, "unknown option %s (see the comment at the top of bench/bench.c)\n", a); return 2; }
     }
@@ -88,17 +117,18 @@ int main(int argc, char **argv)
     if (nseg != nrate) { fprintf(stderr, "--segments and --rates need the same number of entries\n"); return 2; }
     printf("dtype,pass,b,h,n,d,causal,partition,p,threads,median_s,gflops,gemm_gflops,ratio_to_gemm\n");
     {
-        int it, id, in, ic, ip, f64;
-        for (f64 = 0; f64 <= 1; f64++) {
-            if ((f64 && !do_f64) || (!f64 && !do_f32)) continue;
+        int it, id, in, ic, ip, idt;
+        for (idt = 0; idt < ndt; idt++) {
+            ringattn_dtype dt = dtypes[dts[idt]].dt;   /* storage */
+            int f64 = dt == RINGATTN_F64, emul = dtypes[dts[idt]].emul;
+            const char *dname = dtypes[dts[idt]].name;
             for (it = 0; it < nth; it++) {
                 double ceiling;
                 set_threads((int)ths[it]);
                 ceiling = gemm_gflops(f64, gemm_n, reps);
                 for (in = 0; in < nn; in++) for (id = 0; id < nd; id++) for (ic = 0; ic < nc; ic++) {
                     long n = ns[in], d = ds[id];
-                    size_t es = f64 ? 8 : 4, x, cnt = (size_t)(b * n * h * d);
-                    ringattn_dtype dt = f64 ? RINGATTN_F64 : RINGATTN_F32;
+                    size_t es = ringattn__dtype_size(dt), x, cnt = (size_t)(b * n * h * d);
                     void *q = malloc(cnt * es), *k = malloc(cnt * es), *v = malloc(cnt * es), *o = malloc(cnt * es);
                     void *g = malloc(cnt * es), *dq = malloc(cnt * es), *dk = malloc(cnt * es), *dv = malloc(cnt * es);
                     float *lse = (float *)malloc((size_t)(b * h * n) * sizeof(float));
@@ -106,8 +136,8 @@ int main(int argc, char **argv)
                     if (!q || !k || !v || !o || !g || !dq || !dk || !dv || !lse) { fprintf(stderr, "out of memory\n"); return 1; }
                     for (x = 0; x < cnt; x++) {
                         double a = 0.5 * ((double)((x * 2654435761u) % 1000) / 500.0 - 1.0);
-                        if (f64) { ((double *)q)[x] = a; ((double *)k)[x] = -a * 0.7; ((double *)v)[x] = a * 0.3; ((double *)g)[x] = a; }
-                        else { ((float *)q)[x] = (float)a; ((float *)k)[x] = (float)(-a * 0.7); ((float *)v)[x] = (float)(a * 0.3); ((float *)g)[x] = (float)a; }
+                        ringattn__store(q, dt, (int64_t)x, a); ringattn__store(k, dt, (int64_t)x, -a * 0.7);
+                        ringattn__store(v, dt, (int64_t)x, a * 0.3); ringattn__store(g, dt, (int64_t)x, a);
                     }
                     Q = ringattn_tensor_bnhd(q, dt, b, n, h, d); K = ringattn_tensor_bnhd(k, dt, b, n, h, d);
                     V = ringattn_tensor_bnhd(v, dt, b, n, h, d); O = ringattn_tensor_bnhd(o, dt, b, n, h, d);
@@ -121,8 +151,9 @@ int main(int argc, char **argv)
                         int r, st = 0;
                         if (pp > n / (part == 1 ? 2 : 1)) continue;
                         cfg.partition = (ringattn_partition)part;
-                        cfg.compute = dt; cfg.causal = (int)cs[ic]; cfg.ring_size = (int)pp;
+                        cfg.compute = f64 ? RINGATTN_F64 : RINGATTN_F32; cfg.causal = (int)cs[ic]; cfg.ring_size = (int)pp;
                         cfg.num_threads = (int)ths[it];
+                        if (emul) { cfg.round_p = 1; cfg.p_dtype = dt; }
                         if (nseg) { cfg.segment_lengths = segs; cfg.dilation_rates = rates; cfg.num_groups = nseg; }
                         for (r = 0; r <= reps && st == 0; r++) {   /* run 0 warms up */
                             ringattn_stats stats;
@@ -141,12 +172,12 @@ int main(int argc, char **argv)
                         if (st) { fprintf(stderr, "ringattn: %s\n", ringattn_strerror(st)); return 1; }
                         if (do_fwd) {
                             double t = median(tf, reps);
-                            printf("%s,fwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", f64 ? "f64" : "f32",
+                            printf("%s,fwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", dname,
                                    b, h, n, d, cs[ic], part, pp, ths[it], t, flops / t * 1e-9, ceiling, flops / t * 1e-9 / ceiling);
                         }
                         if (do_bwd) {
                             double t = median(tb, reps);
-                            printf("%s,bwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", f64 ? "f64" : "f32",
+                            printf("%s,bwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", dname,
                                    b, h, n, d, cs[ic], part, pp, ths[it], t, 2.5 * flops / t * 1e-9, ceiling,
                                    2.5 * flops / t * 1e-9 / ceiling);
                         }

@@ -7,9 +7,10 @@
 # BIN is a ringattn-golden binary; build one before the change and one after (and, to cover
 # every kernel, the same with -DRINGATTN_NO_SIMD and without cblas), run this with each and
 # diff the outputs. INPUTS holds q/k/v/dout .npy files: reference/golden/<case>/ folders
-# (small, every mask) and, made by
-#   python3 -c 'import numpy as np; ...'   (see make_big below; needs numpy)
-# a larger case that crosses tiles and panels. The grid: compute in f64 and f32, outputs in
+# (small, every mask; cp -r reference/golden/* INPUTS/) and INPUTS/big/, a larger case that
+# crosses tiles and panels (any such data does; needs numpy):
+#   python3 -c 'import numpy as np; r = np.random.default_rng(1234)
+#   [np.save(f"INPUTS/big/{n}.npy", r.standard_normal((2, 384, 4, 40)).astype(np.float32)) for n in "q k v dout".split()]' The grid: compute in f64 and f32, outputs in
 # f64 / f32 / bf16, forward and backward, ring sizes 1-4 and every partition, causal both
 # ways, windows, softcap, GQA, varlen, dilated (both mixes), the precision emulation
 # (--p-dtype, --round-scores, --block-dtype, --state-dtype, --fp8), per-step goldens (steps)
