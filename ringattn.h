@@ -823,6 +823,44 @@ static RINGATTN__HD inline double ringattn__round(double x, ringattn_dtype t)
     }
 }
 
+/* ringattn__round(x, t) for a float x and t = bf16 / f16, on the float's bits: the precision
+   emulation rounds every P (and S, dS) of an f32-compute call through it. Round to nearest
+   even at the target's quantum: bf16 keeps the float's exponent range, so 16 bits are cut
+   with the carry running into the exponent (and to infinity past the largest bf16); f16
+   cuts 13 bits of a normal result, counts quanta of 2^-24 below 2^-14 (its subnormals), and
+   overflows to infinity from 65520. tests/test_convert.c checks it against ringattn__round. */
+static RINGATTN__HD inline float ringattn__round_float(float x, ringattn_dtype t)
+{
+    uint32_t u, a;
+    float y;
+    memcpy(&u, &x, sizeof u);
+    a = u & 0x7FFFFFFFu;
+    if (t != RINGATTN_BF16 && t != RINGATTN_F16) return (float)ringattn__round(x, t);
+    if (t == RINGATTN_BF16) {                   /* no branch: a loop of these vectorises */
+        u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+        u = a > 0x7F800000u ? 0x7FC00000u : u;  /* NaN: the quiet NaN, as ringattn__round */
+        memcpy(&y, &u, sizeof y);
+        return y;
+    }
+    if (a > 0x7F800000u) return (float)NAN;
+    if (a >= 0x477FF000u) u = (u & 0x80000000u) | 0x7F800000u;   /* |x| >= 65520: infinity */
+    else if (a >= 0x38800000u) u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;   /* a normal f16 */
+    else {                                      /* an f16 subnormal, or 0: q 2^-24, q <= 1024 */
+        int e = (int)(a >> 23), sh = 126 - e;   /* |x| = sig 2^(e - 150), sig in [2^23, 2^24) */
+        uint32_t q = 0;
+        if (sh <= 24) {                         /* else under half the quantum */
+            uint32_t sig = (a & 0x7FFFFFu) | 0x800000u, rem = sig & ((1u << sh) - 1), half = 1u << (sh - 1);
+            q = sig >> sh;
+            if (rem > half || (rem == half && (q & 1u))) q++;
+        }
+        y = (float)q * (1.0f / 16777216.0f);
+        memcpy(&a, &y, sizeof a);
+        u = (u & 0x80000000u) | a;
+    }
+    memcpy(&y, &u, sizeof y);
+    return y;
+}
+
 /* element (i0, i1, i2, i3) of a strided view, as an offset in elements from data */
 static RINGATTN__HD inline int64_t ringattn__index(const ringattn_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
 {
@@ -2852,16 +2890,21 @@ static int ringattn__check_alias(const ringattn_config *cfg, const ringattn_tens
    finite entry is beyond the float range. */
 static int ringattn__float_rows(const ringattn_tensor *t, double *norm, double *bad)
 {
-    int64_t i0, i1, i2, c; double mx = 0;
+    int64_t i0, i1, i2, c, c0; double mx = 0, x[64];
+    size_t ts = ringattn__dtype_size(t->dtype);
     for (i0 = 0; i0 < t->shape[0]; i0++)
     for (i1 = 0; i1 < t->shape[1]; i1++)
     for (i2 = 0; i2 < t->shape[2]; i2++) {
         double sum = 0;
-        for (c = 0; c < t->shape[3]; c++) {
-            double x = ringattn__load(t->data, t->dtype, ringattn__index(t, i0, i1, i2, c));
-            if (!(x - x == 0)) continue;
-            if (fabs(x) > FLT_MAX) { *bad = x; return -1; }
-            sum += x * x;                    /* <= d FLT_MAX^2: no overflow in double */
+        for (c0 = 0; c0 < t->shape[3]; c0 += 64) {   /* 64 entries at a time, through the typed loops */
+            int64_t n = t->shape[3] - c0 < 64 ? t->shape[3] - c0 : 64;
+            ringattn__convert(x, RINGATTN_F64, 1, ringattn__at(t->data, ringattn__index(t, i0, i1, i2, c0), ts),
+                              t->dtype, t->stride[3], n, 1.0);
+            for (c = 0; c < n; c++) {
+                if (!(x[c] - x[c] == 0)) continue;
+                if (fabs(x[c]) > FLT_MAX) { *bad = x[c]; return -1; }
+                sum += x[c] * x[c];          /* <= d FLT_MAX^2: no overflow in double */
+            }
         }
         if (sum > mx) mx = sum;
     }
@@ -5862,8 +5905,13 @@ static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t 
 static void ringattn__row_round(ringattn_dtype t, void *x, int64_t n, ringattn_dtype pt)
 {
     int64_t j;
-    if (t == RINGATTN_F32) { float *a = (float *)x; for (j = 0; j < n; j++) a[j] = (float)ringattn__round(a[j], pt); }
-    else { double *a = (double *)x; for (j = 0; j < n; j++) a[j] = ringattn__round(a[j], pt); }
+    float *a = (float *)x;
+    if (t == RINGATTN_F32 && pt == RINGATTN_BF16)   /* the common emulations: loops the compiler can vectorise */
+        for (j = 0; j < n; j++) a[j] = ringattn__round_float(a[j], RINGATTN_BF16);
+    else if (t == RINGATTN_F32 && pt == RINGATTN_F16)
+        for (j = 0; j < n; j++) a[j] = ringattn__round_float(a[j], RINGATTN_F16);
+    else if (t == RINGATTN_F32) for (j = 0; j < n; j++) a[j] = ringattn__round_float(a[j], pt);
+    else { double *d = (double *)x; for (j = 0; j < n; j++) d[j] = ringattn__round(d[j], pt); }
 }
 
 static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)

@@ -14,7 +14,8 @@
 #
 # The grid (b=1, h=8, every ratio measured in the same run):
 #   bench.csv: f32, n in {1024, 4096}, d in {64, 128}, causal off/on, p in {1, 8}, threads 1
-#              and 2, forward and backward; f64 the same at n = 4096, 2 threads;
+#              and 2, forward and backward; f64 the same at n = 4096, 2 threads; bf16 and f16
+#              storage (f32 compute) and their emulated baselines at n = 4096, p = 1, 2 threads;
 #   torch.csv: PyTorch SDPA against ringattn (p = 1), n in {1024, 4096}, d in {64, 128}, causal
 #              off/on: f32 with 1 and 2 threads, f64 with 2; n = 16384 f32, d = 64, causal, 2 threads;
 #   darcstar.csv (when DARCSTAR names a checkout of dilated-attention-pytorch, see
@@ -39,6 +40,7 @@ b=build/bench/bench
 {
   $b --n 1024,4096 --d 64,128 --causal 0,1 --p 1,8 --threads 1,2 --dtype f32 --pass fwd,bwd --reps 5
   $b --n 4096 --d 64,128 --causal 0,1 --p 1,8 --threads 2 --dtype f64 --pass fwd,bwd --reps 5 | tail -n +2
+  $b --n 4096 --d 64,128 --causal 0,1 --p 1 --threads 2 --dtype bf16,f16,bf16-emul,f16-emul --pass fwd,bwd --reps 5 | tail -n +2
 } > "$out/bench.csv"
 build/bench/bench-memory > "$out/memory.csv"
 build/bench/bench-options --n 4096 --p 1,4 --threads 2 --reps 5 > "$out/options.csv"

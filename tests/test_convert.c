@@ -15,8 +15,12 @@
       beside it, the values beyond the largest finite one, and 2 million doubles spread over
       exponents -160..+40 (uniform in their binade, random signs) and 2 million f32 bit
       patterns: the same bits as the formula;
-   3. fp8 e5m2 (the 16-bit path with 2 mantissa bits): all 256 patterns round-trip.
+   3. fp8 e5m2 (the 16-bit path with 2 mantissa bits): all 256 patterns round-trip;
+   4. ringattn__round_float (the emulation's rounding of a float, on its bits) equals
+      ringattn__round at every f16 / bf16 value, the floats beside it and beside the
+      midpoints, and 4 million random float bit patterns per type.
    Exit 0 pass, 1 fail. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -128,6 +132,43 @@ int main(void)
         }
         CHECK(bad == 0, "%s: %d conversions differ from the formulas", name, bad);
         printf("%-4s 65536 loads and round trips, %ld stores: %s\n", name, nstores, bad ? "FAIL" : "same bits as the formulas");
+    }
+    {   /* 4. the float path of the emulation's rounding against ringattn__round */
+        int bad = 0, kind;
+        long i, nchk = 0;
+        for (kind = 0; kind < 2; kind++) {
+            ringattn_dtype t = kind ? RINGATTN_BF16 : RINGATTN_F16;
+            int mant = kind ? 7 : 10, expb = kind ? 8 : 5;
+            uint32_t u;
+            for (u = 0; u < 65535; u++) {   /* every value, its float neighbours, the float midpoints' */
+                double a = plain_load((uint16_t)u, mant, expb), b = plain_load((uint16_t)(u + 1), mant, expb);
+                float xs[6];
+                int k;
+                if (a != a || b != b || isinf(a) || isinf(b) || fabs(a) > FLT_MAX || fabs(b) > FLT_MAX) continue;
+                xs[0] = (float)a; xs[1] = (float)(a + (b - a) / 2);
+                xs[2] = nextafterf(xs[1], INFINITY); xs[3] = nextafterf(xs[1], -INFINITY);
+                xs[4] = nextafterf(xs[0], INFINITY); xs[5] = nextafterf(xs[0], -INFINITY);
+                for (k = 0; k < 6; k++) {
+                    float got = ringattn__round_float(xs[k], t), want = (float)ringattn__round(xs[k], t);
+                    if (!same_double(got, want) && bad++ < 8)
+                        printf("  FAIL round %.9g (%a) to %s: %.9g, ringattn__round %.9g\n", (double)xs[k], (double)xs[k],
+                               kind ? "bf16" : "f16", (double)got, (double)want);
+                    nchk++;
+                }
+            }
+            for (i = 0; i < 4000000; i++) {   /* random bit patterns: every exponent, NaN and infinity */
+                uint32_t fb = (uint32_t)rng_next(&r);
+                float x, got, want;
+                memcpy(&x, &fb, sizeof x);
+                got = ringattn__round_float(x, t); want = (float)ringattn__round(x, t);
+                if (!same_double(got, want) && bad++ < 8)
+                    printf("  FAIL round %.9g (0x%08x) to %s: %.9g, ringattn__round %.9g\n", (double)x, (unsigned)fb,
+                           kind ? "bf16" : "f16", (double)got, (double)want);
+                nchk++;
+            }
+        }
+        CHECK(bad == 0, "the float rounding differs from ringattn__round %d times", bad);
+        printf("float rounding to f16 / bf16, %ld values: %s\n", nchk, bad ? "FAIL" : "the same as ringattn__round");
     }
     {   /* 3. fp8 e5m2 rides on the 16-bit path */
         int bad = 0, b;
