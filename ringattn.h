@@ -57,6 +57,8 @@
                                implementation file only: no AVX2 / AVX-512 versions of the
                                fused kernels and exps (chosen at run time on x86-64 with GCC or
                                clang otherwise): the portable C runs, with the same bits.
+     RINGATTN_NO_AVX512        implementation file only: the AVX2 versions even where the CPU
+                               has AVX-512 (the same bits; to measure both on one machine).
      _OPENMP                   set by your compiler's -fopenmp: ring members become threads.
 
    READING ORDER
@@ -5844,8 +5846,10 @@ static const ringattn__kernels ringattn__kernels_avx512_64 = {
 static const ringattn__kernels *ringattn__kernels_for(ringattn_dtype t)
 {
 #ifdef RINGATTN__X86
+#ifndef RINGATTN_NO_AVX512   /* the AVX2 kernels on an AVX-512 machine too (to measure them) */
     if (__builtin_cpu_supports("avx512f"))
         return t == RINGATTN_F32 ? &ringattn__kernels_avx512_32 : &ringattn__kernels_avx512_64;
+#endif
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return t == RINGATTN_F32 ? &ringattn__kernels_avx2_32 : &ringattn__kernels_avx2_64;
 #endif

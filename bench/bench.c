@@ -4,7 +4,9 @@
    ringattn_backward), its GFLOP/s, and the ratio to cblas_sgemm / cblas_dgemm GFLOP/s measured
    in this same process with the same number of threads (a square GEMM of size --gemm).
    FLOPs: forward 4*b*h*nq*nk*d (half when causal), backward 2.5x that.
-   Output: CSV on stdout, one header line. Build: meson (target bench) or
+   Output: CSV on stdout, one header line (the last column names the kernels that ran: "avx512
+   f32", "avx2 f64", ...). Build: meson (target bench; bench-avx2 is the same program with
+   the AVX2 kernels only, -DRINGATTN_NO_AVX512) or
      cc -O2 -fopenmp -DRINGATTN_USE_CBLAS -I. bench/bench.c -lopenblas -lm
 
    Options (lists are comma separated):
@@ -115,7 +117,7 @@ int main(int argc, char **argv)
     }
     if (reps < 1 || reps > 64) { fprintf(stderr, "--reps must be 1..64\n"); return 2; }
     if (nseg != nrate) { fprintf(stderr, "--segments and --rates need the same number of entries\n"); return 2; }
-    printf("dtype,pass,b,h,n,d,causal,partition,p,threads,median_s,gflops,gemm_gflops,ratio_to_gemm\n");
+    printf("dtype,pass,b,h,n,d,causal,partition,p,threads,median_s,gflops,gemm_gflops,ratio_to_gemm,kernels\n");
     {
         int it, id, in, ic, ip, idt;
         for (idt = 0; idt < ndt; idt++) {
@@ -172,14 +174,15 @@ int main(int argc, char **argv)
                         if (st) { fprintf(stderr, "ringattn: %s\n", ringattn_strerror(st)); return 1; }
                         if (do_fwd) {
                             double t = median(tf, reps);
-                            printf("%s,fwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", dname,
-                                   b, h, n, d, cs[ic], part, pp, ths[it], t, flops / t * 1e-9, ceiling, flops / t * 1e-9 / ceiling);
+                            printf("%s,fwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f,%s\n", dname,
+                                   b, h, n, d, cs[ic], part, pp, ths[it], t, flops / t * 1e-9, ceiling, flops / t * 1e-9 / ceiling,
+                                   ringattn__kernels_for(cfg.compute)->name);
                         }
                         if (do_bwd) {
                             double t = median(tb, reps);
-                            printf("%s,bwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f\n", dname,
+                            printf("%s,bwd,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6f,%.2f,%.2f,%.3f,%s\n", dname,
                                    b, h, n, d, cs[ic], part, pp, ths[it], t, 2.5 * flops / t * 1e-9, ceiling,
-                                   2.5 * flops / t * 1e-9 / ceiling);
+                                   2.5 * flops / t * 1e-9 / ceiling, ringattn__kernels_for(cfg.compute)->name);
                         }
                         fflush(stdout);
                     }

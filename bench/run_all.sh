@@ -21,6 +21,9 @@
 #   darcstar.csv (when DARCSTAR names a checkout of dilated-attention-pytorch, see
 #              bench/compare_darcstar.py): n = 65536, h = 8, d = 64, segments 2048,4096,8192,
 #              rates 1,2,4, 2 threads, ringattn at p = 1 and 8.
+# BENCH=build/bench/bench-avx2 runs bench.csv and torch.csv with the AVX2 kernels on a CPU that
+# has AVX-512 (the other programs keep the run-time choice): both instruction sets measured on
+# one machine, e.g.  BENCH=build/bench/bench-avx2 bash bench/run_all.sh bench/results-avx2
 # Medians of 5. About 20 minutes on a 2-core machine. Run it on an idle machine: a neighbour's
 # load moves the ratios too. OMP_WAIT_POLICY defaults to ACTIVE here (threads spin at the
 # ring's barriers instead of sleeping: right for a dedicated machine, wrong for a shared one;
@@ -32,9 +35,10 @@ py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || py=$(command -v python3 || echo none)
 mkdir -p "$out"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-ACTIVE}
-[ -x build/bench/bench ] && [ -x build/bench/bench-options ] && [ -x build/bench/bench-decode ] || meson compile -C build bench bench-memory bench-options bench-decode
+[ -x build/bench/bench ] && [ -x build/bench/bench-avx2 ] && [ -x build/bench/bench-options ] && [ -x build/bench/bench-decode ] ||
+  meson compile -C build bench bench-avx2 bench-memory bench-options bench-decode
 
-b=build/bench/bench
+b=${BENCH:-build/bench/bench}
 { lscpu | sed -n 's/^Model name: *//p' | head -n 1
   grep -o -w -m 1 -e avx512f -e avx2 /proc/cpuinfo | sort -u | tr '\n' ' '; echo; nproc; } > "$out/cpu.txt"
 {
@@ -47,9 +51,9 @@ build/bench/bench-options --n 4096 --p 1,4 --threads 2 --reps 5 > "$out/options.
 build/bench/bench-decode --b 8 --nq 1,4 --len 32768 --page 16 --h 32 --hk 8 --d 128 --splits 1,16 --threads 2 --reps 5 > "$out/decode.csv"
 if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
   {
-    "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32 --reps 5
-    "$py" bench/compare_torch.py --n 1024,4096 --d 64,128 --causal 0,1 --threads 2 --dtype f64 --reps 5 | tail -n +2
-    "$py" bench/compare_torch.py --n 16384 --d 64 --causal 1 --threads 2 --reps 5 | tail -n +2
+    "$py" bench/compare_torch.py --bench "$b" --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32 --reps 5
+    "$py" bench/compare_torch.py --bench "$b" --n 1024,4096 --d 64,128 --causal 0,1 --threads 2 --dtype f64 --reps 5 | tail -n +2
+    "$py" bench/compare_torch.py --bench "$b" --n 16384 --d 64 --causal 1 --threads 2 --reps 5 | tail -n +2
   } > "$out/torch.csv"
   if [ -n "${DARCSTAR:-}" ]; then
     "$py" bench/compare_darcstar.py --darcstar "$DARCSTAR" --reps 5 > "$out/darcstar.csv" 2> "$out/darcstar.txt"
