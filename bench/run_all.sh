@@ -21,9 +21,10 @@
 #   darcstar.csv (when DARCSTAR names a checkout of dilated-attention-pytorch, see
 #              bench/compare_darcstar.py): n = 65536, h = 8, d = 64, segments 2048,4096,8192,
 #              rates 1,2,4, 2 threads, ringattn at p = 1 and 8.
-# BENCH=build/bench/bench-avx2 runs bench.csv and torch.csv with the AVX2 kernels on a CPU that
-# has AVX-512 (the other programs keep the run-time choice): both instruction sets measured on
-# one machine, e.g.  BENCH=build/bench/bench-avx2 bash bench/run_all.sh bench/results-avx2
+# BENCH=build/bench/bench-avx2 runs bench.csv, torch.csv and darcstar.csv with the AVX2 kernels
+# on a CPU that has AVX-512, and nothing else (the other programs choose their kernels at run
+# time, and the figures stay the default run's): both instruction sets measured on one
+# machine, e.g.  BENCH=build/bench/bench-avx2 bash bench/run_all.sh bench/results-avx2
 # Medians of 5. About 20 minutes on a 2-core machine. Run it on an idle machine: a neighbour's
 # load moves the ratios too. OMP_WAIT_POLICY defaults to ACTIVE here (threads spin at the
 # ring's barriers instead of sleeping: right for a dedicated machine, wrong for a shared one;
@@ -46,9 +47,11 @@ b=${BENCH:-build/bench/bench}
   $b --n 4096 --d 64,128 --causal 0,1 --p 1,8 --threads 2 --dtype f64 --pass fwd,bwd --reps 5 | tail -n +2
   $b --n 4096 --d 64,128 --causal 0,1 --p 1 --threads 2 --dtype bf16,f16,bf16-emul,f16-emul --pass fwd,bwd --reps 5 | tail -n +2
 } > "$out/bench.csv"
-build/bench/bench-memory > "$out/memory.csv"
-build/bench/bench-options --n 4096 --p 1,4 --threads 2 --reps 5 > "$out/options.csv"
-build/bench/bench-decode --b 8 --nq 1,4 --len 32768 --page 16 --h 32 --hk 8 --d 128 --splits 1,16 --threads 2 --reps 5 > "$out/decode.csv"
+if [ -z "${BENCH:-}" ]; then   # these programs choose their kernels at run time: once per machine
+  build/bench/bench-memory > "$out/memory.csv"
+  build/bench/bench-options --n 4096 --p 1,4 --threads 2 --reps 5 > "$out/options.csv"
+  build/bench/bench-decode --b 8 --nq 1,4 --len 32768 --page 16 --h 32 --hk 8 --d 128 --splits 1,16 --threads 2 --reps 5 > "$out/decode.csv"
+fi
 if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
   {
     "$py" bench/compare_torch.py --bench "$b" --n 1024,4096 --d 64,128 --causal 0,1 --threads 1,2 --dtype f32 --reps 5
@@ -56,8 +59,8 @@ if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
     "$py" bench/compare_torch.py --bench "$b" --n 16384 --d 64 --causal 1 --threads 2 --reps 5 | tail -n +2
   } > "$out/torch.csv"
   if [ -n "${DARCSTAR:-}" ]; then
-    "$py" bench/compare_darcstar.py --darcstar "$DARCSTAR" --reps 5 > "$out/darcstar.csv" 2> "$out/darcstar.txt"
+    "$py" bench/compare_darcstar.py --darcstar "$DARCSTAR" --bench "$b" --reps 5 > "$out/darcstar.csv" 2> "$out/darcstar.txt"
   fi
-  if "$py" -c 'import matplotlib' 2>/dev/null; then "$py" bench/plot.py "$out" bench/figures; fi
+  if [ -z "${BENCH:-}" ] && "$py" -c 'import matplotlib' 2>/dev/null; then "$py" bench/plot.py "$out" bench/figures; fi
 fi
 echo "results in $out"
