@@ -2969,16 +2969,22 @@ static int ringattn__check_range(const ringattn_config *cfg, const ringattn__pro
    of the whole (ringattn_mpi.h agrees on it that way; lim counts the whole nk). */
 static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *v)
 {
-    double vmax = 0, lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)P->nk;
-    int64_t i0, i1, i2, c; int shift = 0;
+    double vmax = 0, lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)P->nk, x[64];
+    int64_t i0, i1, i2, c, c0; int shift = 0;
+    size_t ts = ringattn__dtype_size(v->dtype);
     if (v->dtype == RINGATTN_F16 || v->dtype == RINGATTN_FP8_E4M3 || v->dtype == RINGATTN_FP8_E5M2)
         return 0;   /* |V| <= 65504 */
     for (i0 = 0; i0 < v->shape[0]; i0++)
     for (i1 = 0; i1 < v->shape[1]; i1++)
     for (i2 = 0; i2 < v->shape[2]; i2++)
-    for (c = 0; c < v->shape[3]; c++) {
-        double x = fabs(ringattn__load(v->data, v->dtype, ringattn__index(v, i0, i1, i2, c)));
-        if (x > vmax && x - x == 0) vmax = x;
+    for (c0 = 0; c0 < v->shape[3]; c0 += 64) {   /* 64 entries at a time, through the typed loops */
+        int64_t n = v->shape[3] - c0 < 64 ? v->shape[3] - c0 : 64;
+        ringattn__convert(x, RINGATTN_F64, 1, ringattn__at(v->data, ringattn__index(v, i0, i1, i2, c0), ts),
+                          v->dtype, v->stride[3], n, 1.0);
+        for (c = 0; c < n; c++) {
+            double a = fabs(x[c]);
+            if (a > vmax && a - a == 0) vmax = a;
+        }
     }
     while (vmax > lim) { vmax *= 0.5; shift++; }
     return shift;
@@ -5745,11 +5751,68 @@ static void ringattn__pv_##ISA##_64(int64_t nr, const void *const *p, int64_t n,
                                     int64_t ldv, int64_t dv, void *const *o)                    \
 { (nr == 1 ? ringattn__pv1_##ISA##_64 : ringattn__pv6_##ISA##_64)(nr, p, n, v, ldv, dv, o); }    \
 static double ringattn__row_exp_##ISA##_64(void *x, int64_t n, double m)                        \
-{ ringattn__exp_row_##ISA((double *)x, n, m, 0.0); return ringattn__row_sum(RINGATTN_F64, x, n); } \
+{ ringattn__exp_row_##ISA((double *)x, n, m, 0.0); return ringattn__row_sum64_##ISA((const double *)x, n); } \
 static void ringattn__row_prob_##ISA##_32(void *x, int64_t n, double lse)                       \
 { float hi = (float)lse; ringattn__expf_row_##ISA((float *)x, n, hi, (float)(lse - (double)hi)); } \
 static void ringattn__row_prob_##ISA##_64(void *x, int64_t n, double lse)                       \
 { ringattn__exp_row_##ISA((double *)x, n, lse, 0.0); }
+
+/* ringattn__row_sum's f64 order in vectors: lanes 0-3 and 4-7 of each block of eight, the tail
+   into lane 0 */
+RINGATTN__A2 static double ringattn__row_sum64_avx2(const double *a, int64_t n)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    for (j = 0; j < n8; j += 8) {
+        s0 = _mm256_add_pd(s0, _mm256_loadu_pd(a + j));
+        s1 = _mm256_add_pd(s1, _mm256_loadu_pd(a + j + 4));
+    }
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    for (; j < n; j++) s[0] += a[j];
+    return ringattn__sum8(s);
+}
+
+/* the row max by ringattn__row_max_c32's / _c64's comparisons, in their lanes (max is exact:
+   the lane order cannot change it) */
+RINGATTN__A2 static double ringattn__row_max_avx2_32(const void *x, int64_t n)
+{
+    const float *a = (const float *)x;
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    float l[8];
+    double mx = -INFINITY;
+    int64_t j = 0, k;
+    for (; j + 8 <= n; j += 8) m = _mm256_max_ps(_mm256_loadu_ps(a + j), m);   /* a > m ? a : m */
+    _mm256_storeu_ps(l, m);
+    for (; j < n; j++) l[0] = (a[j] > l[0]) ? a[j] : l[0];
+    for (k = 0; k < 8; k++) mx = (l[k] > mx) ? l[k] : mx;
+    return ringattn__row_nan_max(RINGATTN_F32, x, n, mx);
+}
+
+RINGATTN__A2 static double ringattn__row_max_avx2_64(const void *x, int64_t n)
+{
+    const double *a = (const double *)x;
+    __m256d m = _mm256_set1_pd(-INFINITY);
+    double l[4], mx = -INFINITY;
+    int64_t j = 0, k;
+    for (; j + 4 <= n; j += 4) m = _mm256_max_pd(_mm256_loadu_pd(a + j), m);
+    _mm256_storeu_pd(l, m);
+    for (; j < n; j++) l[0] = (a[j] > l[0]) ? a[j] : l[0];
+    for (k = 0; k < 4; k++) mx = (l[k] > mx) ? l[k] : mx;
+    return ringattn__row_nan_max(RINGATTN_F64, x, n, mx);
+}
+
+RINGATTN__A512 static double ringattn__row_sum64_avx512(const double *a, int64_t n)
+{
+    __m512d s8 = _mm512_setzero_pd();
+    double s[8];
+    int64_t j, n8 = n & ~(int64_t)7;
+    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_loadu_pd(a + j));
+    _mm512_storeu_pd(s, s8);
+    for (; j < n; j++) s[0] += a[j];
+    return ringattn__sum8(s);
+}
 
 RINGATTN__KERNELS(avx2, RINGATTN__A2, RINGATTN__V8F, RINGATTN__V4D)
 
@@ -5807,6 +5870,19 @@ RINGATTN__A512 static double ringattn__row_max_avx512_32(const void *x, int64_t 
     }
     return ringattn__row_nan_max(RINGATTN_F32, x, n, (double)_mm512_reduce_max_ps(m));
 }
+
+RINGATTN__A512 static double ringattn__row_max_avx512_64(const void *x, int64_t n)
+{
+    const double *a = (const double *)x;
+    __m512d m = _mm512_set1_pd(-INFINITY);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) m = _mm512_max_pd(_mm512_loadu_pd(a + j), m);   /* a > m ? a : m */
+    if (j < n) {
+        __mmask8 k = (__mmask8)((1u << (unsigned)(n - j)) - 1u);
+        m = _mm512_mask_max_pd(m, k, _mm512_maskz_loadu_pd(k, a + j), m);
+    }
+    return ringattn__row_nan_max(RINGATTN_F64, x, n, _mm512_reduce_max_pd(m));
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -5827,11 +5903,11 @@ static const ringattn__kernels ringattn__kernels_c64 = {
 #ifdef RINGATTN__X86
 static const ringattn__kernels ringattn__kernels_avx2_32 = {
     "avx2 f32", ringattn__qk_avx2_32, ringattn__pv_avx2_32, ringattn__pt_avx2_32,
-    ringattn__row_max_c32, ringattn__row_exp_avx2_32, ringattn__row_prob_avx2_32
+    ringattn__row_max_avx2_32, ringattn__row_exp_avx2_32, ringattn__row_prob_avx2_32
 };
 static const ringattn__kernels ringattn__kernels_avx2_64 = {
     "avx2 f64", ringattn__qk_avx2_64, ringattn__pv_avx2_64, ringattn__pt_avx2_64,
-    ringattn__row_max_c64, ringattn__row_exp_avx2_64, ringattn__row_prob_avx2_64
+    ringattn__row_max_avx2_64, ringattn__row_exp_avx2_64, ringattn__row_prob_avx2_64
 };
 static const ringattn__kernels ringattn__kernels_avx512_32 = {
     "avx512 f32", ringattn__qk_avx512_32, ringattn__pv_avx512_32, ringattn__pt_avx512_32,
@@ -5839,7 +5915,7 @@ static const ringattn__kernels ringattn__kernels_avx512_32 = {
 };
 static const ringattn__kernels ringattn__kernels_avx512_64 = {
     "avx512 f64", ringattn__qk_avx512_64, ringattn__pv_avx512_64, ringattn__pt_avx512_64,
-    ringattn__row_max_c64, ringattn__row_exp_avx512_64, ringattn__row_prob_avx512_64
+    ringattn__row_max_avx512_64, ringattn__row_exp_avx512_64, ringattn__row_prob_avx512_64
 };
 #endif
 

@@ -107,9 +107,10 @@ int main(void)
         free(q); free(k); free(v); free(dout);
     }
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    printf("test_simd: this CPU %s AVX2+FMA, %s AVX-512F\n",
+    printf("test_simd: this CPU %s AVX2+FMA, %s AVX-512F; the kernels checked: %s, %s\n",
            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "has" : "lacks",
-           __builtin_cpu_supports("avx512f") ? "has" : "lacks");
+           __builtin_cpu_supports("avx512f") ? "has" : "lacks",
+           ringattn__kernels_for(RINGATTN_F32)->name, ringattn__kernels_for(RINGATTN_F64)->name);
 #endif
     printf("test_simd: %d cases, %d failed\n", cases, fails);
     return fails ? 1 : 0;
