@@ -2563,7 +2563,9 @@ static void ringattn__convert(void *dst, ringattn_dtype ct, int64_t ds, const vo
 {
     int64_t c;
     const uint16_t *h = (const uint16_t *)x;
-    if (mul != 1.0 || (ct != RINGATTN_F32 && ct != RINGATTN_F64)) {
+    if (t == ct && xs == 1 && ds == 1 && mul == 1.0) {   /* nothing to convert: the bytes */
+        memcpy(dst, x, (size_t)n * ringattn__dtype_size(t));
+    } else if (mul != 1.0 || (ct != RINGATTN_F32 && ct != RINGATTN_F64)) {
         for (c = 0; c < n; c++) ringattn__store(dst, ct, c * ds, ringattn__load(x, t, c * xs) * mul);
     } else if (ct == RINGATTN_F32) {
         float *f = (float *)dst;
@@ -2589,14 +2591,13 @@ static void ringattn__pack(const ringattn_tensor *t, const ringattn__piece *pc, 
 {
     int64_t r, heads = t->shape[2], dim = t->shape[3];
     size_t es = ringattn__dtype_size(ct);
-    int same = (t->dtype == ct && t->stride[3] == 1 && mul == 1.0), k;   /* rows copy as bytes */
+    int k;
     for (k = 0; k < np; k++)
     for (r = 0; r < pc[k].count; r++) {
         int64_t at = ((bb * heads + hh) * pitch + pc[k].row0 + r) * dim, pos = pc[k].pos0 + r * pc[k].stride;
-        int64_t src = ringattn__index(t, bb, pos, hh, 0);
-        if (same) memcpy(ringattn__at(dst, at, es), ringattn__at(t->data, src, es), (size_t)dim * es);
-        else ringattn__convert(ringattn__at(dst, at, es), ct, 1, ringattn__at(t->data, src, ringattn__dtype_size(t->dtype)),
-                               t->dtype, t->stride[3], dim, mul);
+        ringattn__convert(ringattn__at(dst, at, es), ct, 1,
+                          ringattn__at(t->data, ringattn__index(t, bb, pos, hh, 0), ringattn__dtype_size(t->dtype)),
+                          t->dtype, t->stride[3], dim, mul);
     }
 }
 
@@ -4015,27 +4016,24 @@ typedef struct {
 
 /* one key row x[0 .. n) (stride xs, dtype t) to dst (stride ds, compute dtype ct) times mul;
    returns the largest finite |x| (as stored), and sets *beyond when a finite entry is one a
-   float cannot hold. Plain loops; the f32 one keeps eight running maxima so that the compiler
-   need not keep one long chain. */
+   float cannot hold. For f32 storage eight running maxima, so that the compiler need not
+   keep one long chain; an Inf among them, or another dtype, takes the careful loop. */
 static double ringattn__kv_row(const void *x, ringattn_dtype t, int64_t xs, int64_t n, void *dst, ringattn_dtype ct,
                                int64_t ds, double mul, int *beyond)
 {
     int64_t c;
     double mx = 0;
-    if (t == RINGATTN_F32 && mul == 1.0) {   /* the common case: f32 storage */
+    ringattn__convert(dst, ct, ds, x, t, xs, n, mul);
+    if (t == RINGATTN_F32) {   /* the common case: f32 storage */
         const float *f = (const float *)x;
         float m8[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, a;
         int l;
-        if (ct == RINGATTN_F32 && xs == 1 && ds == 1) memcpy(dst, f, (size_t)n * sizeof(float));
-        else if (ct == RINGATTN_F32) for (c = 0; c < n; c++) ((float *)dst)[c * ds] = f[c * xs];
-        else for (c = 0; c < n; c++) ((double *)dst)[c * ds] = (double)f[c * xs];
         for (c = 0; c + 8 <= n; c += 8)
             for (l = 0; l < 8; l++) { a = fabsf(f[(c + l) * xs]); m8[l] = a > m8[l] ? a : m8[l]; }   /* NaN never wins */
         for (; c < n; c++) { a = fabsf(f[c * xs]); m8[0] = a > m8[0] ? a : m8[0]; }
         for (l = 1; l < 8; l++) m8[0] = m8[l] > m8[0] ? m8[l] : m8[0];
-        if (m8[0] <= FLT_MAX) return m8[0];   /* else an Inf among them: the careful loop below */
-    } else
-        ringattn__convert(dst, ct, ds, x, t, xs, n, mul);
+        if (m8[0] <= FLT_MAX) return m8[0];
+    }
     for (c = 0; c < n; c++) {
         double v = fabs(ringattn__load(x, t, c * xs));
         if (!(v - v == 0)) continue;
