@@ -5522,6 +5522,10 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V8F_SUBI _mm256_sub_epi32
 #define RINGATTN__V8F_SLLI _mm256_slli_epi32
 #define RINGATTN__V8F_SFMA fmaf
+#define RINGATTN__V8F_SUM_DECL(a) __m256d a##0 = _mm256_setzero_pd(), a##1 = _mm256_setzero_pd()   /* lanes 0-3, 4-7 */
+#define RINGATTN__V8F_SUM_ADD(a, p, j) (a##0 = _mm256_add_pd(a##0, _mm256_cvtps_pd(_mm256_castps256_ps128(p))), \
+                                        a##1 = _mm256_add_pd(a##1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1))))
+#define RINGATTN__V8F_SUM_STORE(a, s) (_mm256_storeu_pd(s, a##0), _mm256_storeu_pd((s) + 4, a##1))
 
 #define RINGATTN__V4D_S double
 #define RINGATTN__V4D_T __m256d
@@ -5546,6 +5550,9 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V4D_SUBI _mm256_sub_epi64
 #define RINGATTN__V4D_SLLI _mm256_slli_epi64
 #define RINGATTN__V4D_SFMA fma
+#define RINGATTN__V4D_SUM_DECL(a) __m256d a##0 = _mm256_setzero_pd(), a##1 = _mm256_setzero_pd()
+#define RINGATTN__V4D_SUM_ADD(a, p, j) (((j) & 4) ? (void)(a##1 = _mm256_add_pd(a##1, p)) : (void)(a##0 = _mm256_add_pd(a##0, p)))
+#define RINGATTN__V4D_SUM_STORE(a, s) (_mm256_storeu_pd(s, a##0), _mm256_storeu_pd((s) + 4, a##1))
 
 #define RINGATTN__V16F_S float
 #define RINGATTN__V16F_T __m512
@@ -5570,6 +5577,10 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V16F_SUBI _mm512_sub_epi32
 #define RINGATTN__V16F_SLLI _mm512_slli_epi32
 #define RINGATTN__V16F_SFMA fmaf
+#define RINGATTN__V16F_SUM_DECL(a) __m512d a = _mm512_setzero_pd()   /* two blocks of eight per vector */
+#define RINGATTN__V16F_SUM_ADD(a, p, j) (a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm512_castps512_ps256(p))), \
+    a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1)))))
+#define RINGATTN__V16F_SUM_STORE(a, s) _mm512_storeu_pd(s, a)
 
 #define RINGATTN__V8D_S double
 #define RINGATTN__V8D_T __m512d
@@ -5594,23 +5605,31 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V8D_SUBI _mm512_sub_epi64
 #define RINGATTN__V8D_SLLI _mm512_slli_epi64
 #define RINGATTN__V8D_SFMA fma
+#define RINGATTN__V8D_SUM_DECL(a) __m512d a = _mm512_setzero_pd()
+#define RINGATTN__V8D_SUM_ADD(a, p, j) (a = _mm512_add_pd(a, p))
+#define RINGATTN__V8D_SUM_STORE(a, s) _mm512_storeu_pd(s, a)
 
 /* The exp's vector body: ringattn__expf / ringattn__exp (K = EXPF or EXP: their constants)
    on V##_L lanes at a time, v[j] = exp((v[j] - hi) - lo) for j < n; lanes below the range or
    NaN are overwritten at the end (so the clamp may use min / max, whatever they leave there
    is discarded); the n mod L tail by the scalar function. 2^n is built from the integer in
-   the low bits of n + MAGIC. */
+   the low bits of n + MAGIC. With SUM = 1 it also returns sum_j v[j] in ringattn__row_sum's
+   order (the blocks of eight into eight double lanes as the exps come out, what is left after
+   the last whole block into lane 0), so the row is not read again for its sum; SUM = 0
+   returns 0. */
 #define RINGATTN__EXPF_TAIL(V, p, r) V##_ADD(V##_FMA(p, V##_MUL(r, r), r), V##_SET1(1.0f))   /* p r^2 + r + 1 */
 #define RINGATTN__EXP_TAIL(V, p, r) (p)
 #define RINGATTN__EXPF_SCALAR(a, hi, lo) ringattn__expf(a, hi, lo)
 #define RINGATTN__EXP_SCALAR(a, hi, lo) ringattn__exp(((a) - (hi)) - (lo))
-#define RINGATTN__EXP_BODY(NAME, ATTR, K, V)                                                    \
-ATTR static void NAME(V##_S *v, int64_t n, V##_S hi, V##_S lo)                                  \
+#define RINGATTN__EXP_BODY(NAME, ATTR, K, V, SUM)                                               \
+ATTR static double NAME(V##_S *v, int64_t n, V##_S hi, V##_S lo)                                \
 {                                                                                               \
     const V##_T h = V##_SET1(hi), l = V##_SET1(lo);                                             \
     const V##_T low = V##_SET1(RINGATTN__##K##_LOW), magic = V##_SET1(RINGATTN__##K##_MAGIC);   \
     const V##_I bias = V##_CASTI(V##_SET1(RINGATTN__##K##_MAGIC - RINGATTN__##K##_BIAS));       \
-    int64_t j;                                                                                  \
+    int64_t j, n8 = n & ~(int64_t)7, k;                                                         \
+    double s[8];                                                                                \
+    V##_SUM_DECL(acc);                                                                          \
     for (j = 0; j + V##_L <= n; j += V##_L) {                                                   \
         V##_T x = V##_SUB(V##_SUB(V##_LOAD(v + j), h), l), xc, q, r, p, e;                      \
         xc = V##_MIN(V##_MAX(x, low), V##_SET1(RINGATTN__##K##_HIGH));                          \
@@ -5619,14 +5638,24 @@ ATTR static void NAME(V##_S *v, int64_t n, V##_S hi, V##_S lo)                  
         e = V##_CASTV(V##_SLLI(V##_SUBI(V##_CASTI(V##_ADD(q, magic)), bias), RINGATTN__##K##_MANT)); \
         RINGATTN__##K##_POLY(p, r, V##_FMA, V##_SET1);                                          \
         p = V##_SEL(V##_LT(x, low), V##_SET1(0), V##_MUL(RINGATTN__##K##_TAIL(V, p, r), e));    \
-        V##_STORE(v + j, V##_SEL(V##_ISNAN(x), x, p));                                          \
+        p = V##_SEL(V##_ISNAN(x), x, p);                                                        \
+        V##_STORE(v + j, p);                                                                    \
+        if (SUM && j + V##_L <= n8) V##_SUM_ADD(acc, p, j);                                     \
     }                                                                                           \
+    k = j < n8 ? j : n8;   /* the lanes hold [0, k) */                                          \
     for (; j < n; j++) v[j] = RINGATTN__##K##_SCALAR(v[j], hi, lo);                             \
+    if (!SUM) return 0.0;                                                                       \
+    V##_SUM_STORE(acc, s);                                                                      \
+    for (; k < n8; k += 8) for (j = 0; j < 8; j++) s[j] += (double)v[k + j];                    \
+    for (; k < n; k++) s[0] += (double)v[k];                                                    \
+    return ringattn__sum8(s);                                                                   \
 }
 
 /* The fused block kernels' vector bodies (the plain C above says what each computes):
-   RB rows x NV vectors of L lanes held in registers (AVX2 f32: 6 x 2 x 8 = 12 accumulators of
-   16 available). A row block past the last row repeats the last row, a vector past the last
+   RB rows x NV vectors of L lanes held in registers (AVX2: 6 x 2 = 12 accumulators of 16
+   registers; AVX-512: 12 x 2 = 24 of 32, so that one sweep over the K panels or the V rows
+   serves a whole forward group of RINGATTN__FUSED_ROWS rows). The block's shape changes no
+   sum: each entry still adds its products in index order. A row block past the last row repeats the last row, a vector past the last
    panel repeats the last panel: computed, never stored. */
 #define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
 #define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
@@ -5728,49 +5757,36 @@ ATTR static void NAME(int64_t nr, const void *pp, int64_t ldp, int64_t n, const 
     }                                                                                           \
 }
 
-/* One instruction set's kernels, ISA its name, VF / VD its f32 / f64 vectors: the exps, the
-   fused kernels (pv with a one-row version: the merge's and the backward's leftover columns
+/* One instruction set's kernels, ISA its name, VF / VD its f32 / f64 vectors, RB the rows of
+   a register block: the exps, the fused kernels (pv with a one-row version: the merge's and the backward's leftover columns
    come one row at a time), and the table's row_exp / row_prob over them. */
-#define RINGATTN__KERNELS(ISA, ATTR, VF, VD)                                                    \
-RINGATTN__EXP_BODY(ringattn__expf_row_##ISA, ATTR, EXPF, VF)                                    \
-RINGATTN__EXP_BODY(ringattn__exp_row_##ISA, ATTR, EXP, VD)                                      \
-RINGATTN__QK_V(ringattn__qk_##ISA##_32, ATTR, VF, 6, 2)                                         \
-RINGATTN__QK_V(ringattn__qk_##ISA##_64, ATTR, VD, 6, 2)                                         \
-RINGATTN__PV_V(ringattn__pv6_##ISA##_32, ATTR, VF, 6, 2)                                        \
-RINGATTN__PV_V(ringattn__pv6_##ISA##_64, ATTR, VD, 6, 2)                                        \
+#define RINGATTN__KERNELS(ISA, ATTR, VF, VD, RB)                                                \
+RINGATTN__EXP_BODY(ringattn__expf_row_##ISA, ATTR, EXPF, VF, 0)                                 \
+RINGATTN__EXP_BODY(ringattn__exp_row_##ISA, ATTR, EXP, VD, 0)                                   \
+RINGATTN__EXP_BODY(ringattn__expf_sum_##ISA, ATTR, EXPF, VF, 1)                                 \
+RINGATTN__EXP_BODY(ringattn__exp_sum_##ISA, ATTR, EXP, VD, 1)                                   \
+RINGATTN__QK_V(ringattn__qk_##ISA##_32, ATTR, VF, RB, 2)                                        \
+RINGATTN__QK_V(ringattn__qk_##ISA##_64, ATTR, VD, RB, 2)                                        \
+RINGATTN__PV_V(ringattn__pvb_##ISA##_32, ATTR, VF, RB, 2)                                       \
+RINGATTN__PV_V(ringattn__pvb_##ISA##_64, ATTR, VD, RB, 2)                                       \
 RINGATTN__PV_V(ringattn__pv1_##ISA##_32, ATTR, VF, 1, 4)                                        \
 RINGATTN__PV_V(ringattn__pv1_##ISA##_64, ATTR, VD, 1, 4)                                        \
-RINGATTN__PT_V(ringattn__pt_##ISA##_32, ATTR, VF, 6, 2)                                         \
-RINGATTN__PT_V(ringattn__pt_##ISA##_64, ATTR, VD, 6, 2)                                         \
+RINGATTN__PT_V(ringattn__pt_##ISA##_32, ATTR, VF, RB, 2)                                        \
+RINGATTN__PT_V(ringattn__pt_##ISA##_64, ATTR, VD, RB, 2)                                        \
 static void ringattn__pv_##ISA##_32(int64_t nr, const void *const *p, int64_t n, const void *v,  \
                                     int64_t ldv, int64_t dv, void *const *o)                    \
-{ (nr == 1 ? ringattn__pv1_##ISA##_32 : ringattn__pv6_##ISA##_32)(nr, p, n, v, ldv, dv, o); }    \
+{ (nr == 1 ? ringattn__pv1_##ISA##_32 : ringattn__pvb_##ISA##_32)(nr, p, n, v, ldv, dv, o); }    \
 static void ringattn__pv_##ISA##_64(int64_t nr, const void *const *p, int64_t n, const void *v,  \
                                     int64_t ldv, int64_t dv, void *const *o)                    \
-{ (nr == 1 ? ringattn__pv1_##ISA##_64 : ringattn__pv6_##ISA##_64)(nr, p, n, v, ldv, dv, o); }    \
+{ (nr == 1 ? ringattn__pv1_##ISA##_64 : ringattn__pvb_##ISA##_64)(nr, p, n, v, ldv, dv, o); }    \
+static double ringattn__row_exp_##ISA##_32(void *x, int64_t n, double m)                        \
+{ return ringattn__expf_sum_##ISA((float *)x, n, (float)m, 0.0f); }                              \
 static double ringattn__row_exp_##ISA##_64(void *x, int64_t n, double m)                        \
-{ ringattn__exp_row_##ISA((double *)x, n, m, 0.0); return ringattn__row_sum64_##ISA((const double *)x, n); } \
+{ return ringattn__exp_sum_##ISA((double *)x, n, m, 0.0); }                                      \
 static void ringattn__row_prob_##ISA##_32(void *x, int64_t n, double lse)                       \
 { float hi = (float)lse; ringattn__expf_row_##ISA((float *)x, n, hi, (float)(lse - (double)hi)); } \
 static void ringattn__row_prob_##ISA##_64(void *x, int64_t n, double lse)                       \
 { ringattn__exp_row_##ISA((double *)x, n, lse, 0.0); }
-
-/* ringattn__row_sum's f64 order in vectors: lanes 0-3 and 4-7 of each block of eight, the tail
-   into lane 0 */
-RINGATTN__A2 static double ringattn__row_sum64_avx2(const double *a, int64_t n)
-{
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    for (j = 0; j < n8; j += 8) {
-        s0 = _mm256_add_pd(s0, _mm256_loadu_pd(a + j));
-        s1 = _mm256_add_pd(s1, _mm256_loadu_pd(a + j + 4));
-    }
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    for (; j < n; j++) s[0] += a[j];
-    return ringattn__sum8(s);
-}
 
 /* the row max by ringattn__row_max_c32's / _c64's comparisons, in their lanes (max is exact:
    the lane order cannot change it) */
@@ -5781,7 +5797,17 @@ RINGATTN__A2 static double ringattn__row_max_avx2_32(const void *x, int64_t n)
     float l[8];
     double mx = -INFINITY;
     int64_t j = 0, k;
-    for (; j + 8 <= n; j += 8) m = _mm256_max_ps(_mm256_loadu_ps(a + j), m);   /* a > m ? a : m */
+    if (n >= 32) {   /* four chains: a max waits for the one before it */
+        __m256 m1 = m, m2 = m, m3 = m;
+        for (; j + 32 <= n; j += 32) {
+            m = _mm256_max_ps(_mm256_loadu_ps(a + j), m);   /* a > m ? a : m */
+            m1 = _mm256_max_ps(_mm256_loadu_ps(a + j + 8), m1);
+            m2 = _mm256_max_ps(_mm256_loadu_ps(a + j + 16), m2);
+            m3 = _mm256_max_ps(_mm256_loadu_ps(a + j + 24), m3);
+        }
+        m = _mm256_max_ps(_mm256_max_ps(m, m1), _mm256_max_ps(m2, m3));
+    }
+    for (; j + 8 <= n; j += 8) m = _mm256_max_ps(_mm256_loadu_ps(a + j), m);
     _mm256_storeu_ps(l, m);
     for (; j < n; j++) l[0] = (a[j] > l[0]) ? a[j] : l[0];
     for (k = 0; k < 8; k++) mx = (l[k] > mx) ? l[k] : mx;
@@ -5794,6 +5820,16 @@ RINGATTN__A2 static double ringattn__row_max_avx2_64(const void *x, int64_t n)
     __m256d m = _mm256_set1_pd(-INFINITY);
     double l[4], mx = -INFINITY;
     int64_t j = 0, k;
+    if (n >= 16) {
+        __m256d m1 = m, m2 = m, m3 = m;
+        for (; j + 16 <= n; j += 16) {
+            m = _mm256_max_pd(_mm256_loadu_pd(a + j), m);
+            m1 = _mm256_max_pd(_mm256_loadu_pd(a + j + 4), m1);
+            m2 = _mm256_max_pd(_mm256_loadu_pd(a + j + 8), m2);
+            m3 = _mm256_max_pd(_mm256_loadu_pd(a + j + 12), m3);
+        }
+        m = _mm256_max_pd(_mm256_max_pd(m, m1), _mm256_max_pd(m2, m3));
+    }
     for (; j + 4 <= n; j += 4) m = _mm256_max_pd(_mm256_loadu_pd(a + j), m);
     _mm256_storeu_pd(l, m);
     for (; j < n; j++) l[0] = (a[j] > l[0]) ? a[j] : l[0];
@@ -5801,58 +5837,14 @@ RINGATTN__A2 static double ringattn__row_max_avx2_64(const void *x, int64_t n)
     return ringattn__row_nan_max(RINGATTN_F64, x, n, mx);
 }
 
-RINGATTN__A512 static double ringattn__row_sum64_avx512(const double *a, int64_t n)
-{
-    __m512d s8 = _mm512_setzero_pd();
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_loadu_pd(a + j));
-    _mm512_storeu_pd(s, s8);
-    for (; j < n; j++) s[0] += a[j];
-    return ringattn__sum8(s);
-}
-
-RINGATTN__KERNELS(avx2, RINGATTN__A2, RINGATTN__V8F, RINGATTN__V4D)
-
-/* f32 exp and the row's sum in ringattn__row_sum's order, in one pass: eight double lanes over
-   blocks of eight, the tail into lane 0 */
-RINGATTN__A2 static double ringattn__row_exp_avx2_32(void *x, int64_t n, double m)
-{
-    float *v = (float *)x;
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();   /* lanes 0-3, 4-7 */
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx2(v, n, (float)m, 0.0f);
-    for (j = 0; j < n8; j += 8) {
-        __m256 e = _mm256_loadu_ps(v + j);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ringattn__sum8(s);
-}
+RINGATTN__KERNELS(avx2, RINGATTN__A2, RINGATTN__V8F, RINGATTN__V4D, 6)
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push   /* g++ 12 flags the headers' own _mm512_undefined_* as uninitialised */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-RINGATTN__KERNELS(avx512, RINGATTN__A512, RINGATTN__V16F, RINGATTN__V8D)
-
-RINGATTN__A512 static double ringattn__row_exp_avx512_32(void *x, int64_t n, double m)
-{
-    float *v = (float *)x;
-    __m512d s8 = _mm512_setzero_pd();
-    double s[8];
-    int64_t j, n8 = n & ~(int64_t)7;
-    ringattn__expf_row_avx512(v, n, (float)m, 0.0f);
-    for (j = 0; j < n8; j += 8) s8 = _mm512_add_pd(s8, _mm512_cvtps_pd(_mm256_loadu_ps(v + j)));
-    _mm512_storeu_pd(s, s8);
-    for (; j < n; j++) s[0] += (double)v[j];
-    return ringattn__sum8(s);
-}
+RINGATTN__KERNELS(avx512, RINGATTN__A512, RINGATTN__V16F, RINGATTN__V8D, 12)
 
 /* the row max by ringattn__row_max_c32's comparisons (max is exact: the lane order cannot
    change the result) */
@@ -5861,7 +5853,17 @@ RINGATTN__A512 static double ringattn__row_max_avx512_32(const void *x, int64_t 
     const float *a = (const float *)x;
     __m512 m = _mm512_set1_ps(-INFINITY);
     int64_t j = 0;
-    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
+    if (n >= 64) {   /* four chains: a max waits for the one before it */
+        __m512 m1 = m, m2 = m, m3 = m;
+        for (; j + 64 <= n; j += 64) {
+            m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
+            m1 = _mm512_max_ps(_mm512_loadu_ps(a + j + 16), m1);
+            m2 = _mm512_max_ps(_mm512_loadu_ps(a + j + 32), m2);
+            m3 = _mm512_max_ps(_mm512_loadu_ps(a + j + 48), m3);
+        }
+        m = _mm512_max_ps(_mm512_max_ps(m, m1), _mm512_max_ps(m2, m3));
+    }
+    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);
     if (j < n) {
         __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
         m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
@@ -5874,7 +5876,17 @@ RINGATTN__A512 static double ringattn__row_max_avx512_64(const void *x, int64_t 
     const double *a = (const double *)x;
     __m512d m = _mm512_set1_pd(-INFINITY);
     int64_t j = 0;
-    for (; j + 8 <= n; j += 8) m = _mm512_max_pd(_mm512_loadu_pd(a + j), m);   /* a > m ? a : m */
+    if (n >= 32) {
+        __m512d m1 = m, m2 = m, m3 = m;
+        for (; j + 32 <= n; j += 32) {
+            m = _mm512_max_pd(_mm512_loadu_pd(a + j), m);   /* a > m ? a : m */
+            m1 = _mm512_max_pd(_mm512_loadu_pd(a + j + 8), m1);
+            m2 = _mm512_max_pd(_mm512_loadu_pd(a + j + 16), m2);
+            m3 = _mm512_max_pd(_mm512_loadu_pd(a + j + 24), m3);
+        }
+        m = _mm512_max_pd(_mm512_max_pd(m, m1), _mm512_max_pd(m2, m3));
+    }
+    for (; j + 8 <= n; j += 8) m = _mm512_max_pd(_mm512_loadu_pd(a + j), m);
     if (j < n) {
         __mmask8 k = (__mmask8)((1u << (unsigned)(n - j)) - 1u);
         m = _mm512_mask_max_pd(m, k, _mm512_maskz_loadu_pd(k, a + j), m);

@@ -5,6 +5,8 @@
    copy built with RINGATTN_NO_SIMD and RINGATTN_NO_DISPATCH. Both run the same forward and
    backward calls (lengths that are and are not multiples of 4, 8 and 16, d = 19 (columns
    left over from the vectors), causal ragged tiles, scores far below the exp's underflow, masked NaN) and every output must match with memcmp.
+   Then each entry of the kernel table on its own, against the portable C table: the row
+   functions on every length 0..300, the fused kernels on row blocks of 1..14 rows.
    Sums follow one fixed order in both, so even the softmax denominators agree bit for bit. */
 #define RINGATTN_STATIC
 #define RINGATTN_IMPLEMENTATION
@@ -47,6 +49,91 @@ static int same(const char *what, const void *a, const void *b, size_t bytes, co
     if (memcmp(a, b, bytes) == 0) return 1;
     printf("FAIL %s: %s differs between the vector kernels and the portable C\n", label, what);
     return 0;
+}
+
+
+/* one table entry against the portable C, on lengths around every vector and block size:
+   the row functions over n = 0..300 (with -inf, NaN and far-underflowing scores), the fused
+   kernels on row blocks of 1..14 rows (register blocks and their repeated last row) */
+static char *buf(size_t bytes) { return (char *)calloc(bytes ? bytes : 1, 1); }
+static void fillt(void *x, int f64, int64_t n, double amp, double shift)
+{
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double y = amp * urand() + shift;
+        if (f64) ((double *)x)[i] = y; else ((float *)x)[i] = (float)y;
+    }
+}
+static void sett(void *x, int f64, int64_t i, double y)
+{
+    if (f64) ((double *)x)[i] = y; else ((float *)x)[i] = (float)y;
+}
+
+static int table_check(const ringattn__kernels *V, const ringattn__kernels *C, int f64)
+{
+    size_t es = f64 ? 8 : 4;
+    int fails = 0, kind;
+    int64_t n, nr, j;
+    char label[96];
+    for (kind = 0; kind < 3; kind++)
+    for (n = 0; n <= 300; n++) {
+        char *a = buf((size_t)n * es), *b = buf((size_t)n * es);
+        double ma, mb, sa, sb;
+        fillt(a, f64, n, kind == 1 ? 200.0 : 8.0, -2.0);   /* kind 1: many below the exp's range */
+        if (kind == 2 && n > 0) {                          /* kind 2: -inf and NaN entries */
+            sett(a, f64, n / 3, -INFINITY);
+            if (n > 4) sett(a, f64, n - 2, NAN);
+        }
+        memcpy(b, a, (size_t)n * es);
+        ma = V->row_max(a, n); mb = C->row_max(b, n);
+        snprintf(label, sizeof label, "%s row functions n=%d kind=%d", V->name, (int)n, kind);
+        if (memcmp(&ma, &mb, sizeof ma) != 0 && !(ma != ma && mb != mb)) {
+            printf("FAIL %s: row_max %.17g != %.17g\n", label, ma, mb); fails++;
+        }
+        if (mb != mb || mb == -INFINITY) mb = 0.5;
+        sa = V->row_exp(a, n, mb); sb = C->row_exp(b, n, mb);
+        fails += !same("row_exp", a, b, (size_t)n * es, label);
+        fails += !same("row_exp's sum", &sa, &sb, sizeof sa, label);
+        fillt(a, f64, n, 8.0, -2.0); memcpy(b, a, (size_t)n * es);
+        V->row_prob(a, n, 1.2345678901234567); C->row_prob(b, n, 1.2345678901234567);
+        fails += !same("row_prob", a, b, (size_t)n * es, label);
+        free(a); free(b);
+    }
+    for (nr = 1; nr <= 14; nr++) {
+        static const int64_t ds[] = { 1, 7, 24, 64 }, ns2[] = { 1, 17, 40 };
+        size_t di, ni;
+        for (di = 0; di < sizeof ds / sizeof ds[0]; di++)
+        for (ni = 0; ni < sizeof ns2 / sizeof ns2[0]; ni++) {
+            int64_t d = ds[di], nk = ns2[ni], np = (nk + RINGATTN__PANEL - 1) / RINGATTN__PANEL, i, dx = d + 3;
+            char *q = buf((size_t)(nr * d) * es), *kp = buf((size_t)(np * RINGATTN__PANEL * d) * es);
+            char *s0 = buf((size_t)(nr * np * RINGATTN__PANEL) * es), *s1 = buf((size_t)(nr * np * RINGATTN__PANEL) * es);
+            char *v = buf((size_t)(nk * dx) * es), *o0 = buf((size_t)(nr * dx) * es), *o1 = buf((size_t)(nr * dx) * es);
+            char *t0 = buf((size_t)(nk * dx) * es), *t1 = buf((size_t)(nk * dx) * es);
+            const void *qr[16], *kr[8], *pr[16]; void *sr0[16], *sr1[16], *or0[16], *or1[16];
+            snprintf(label, sizeof label, "%s kernels nr=%d d=%d n=%d", V->name, (int)nr, (int)d, (int)nk);
+            fillt(q, f64, nr * d, 1.0, 0.0); fillt(kp, f64, np * RINGATTN__PANEL * d, 1.0, 0.0);
+            fillt(v, f64, nk * dx, 1.0, 0.0); fillt(o0, f64, nr * dx, 1.0, 0.0);
+            memcpy(o1, o0, (size_t)(nr * dx) * es);
+            fillt(t0, f64, nk * dx, 1.0, 0.0); memcpy(t1, t0, (size_t)(nk * dx) * es);
+            for (j = 0; j < np; j++) kr[j] = kp + (size_t)(j * RINGATTN__PANEL * d) * es;
+            for (i = 0; i < nr; i++) {
+                qr[i] = q + (size_t)(i * d) * es;
+                sr0[i] = s0 + (size_t)(i * np * RINGATTN__PANEL) * es; sr1[i] = s1 + (size_t)(i * np * RINGATTN__PANEL) * es;
+                pr[i] = sr0[i];
+                or0[i] = o0 + (size_t)(i * dx) * es; or1[i] = o1 + (size_t)(i * dx) * es;
+            }
+            V->qk(nr, qr, d, kr, np, 0.125, sr0); C->qk(nr, qr, d, kr, np, 0.125, sr1);
+            fails += !same("qk", s0, s1, (size_t)(nr * np * RINGATTN__PANEL) * es, label);
+            V->pv(nr, pr, nk, v, dx, dx, or0); C->pv(nr, pr, nk, v, dx, dx, or1);
+            fails += !same("pv", o0, o1, (size_t)(nr * dx) * es, label);
+            /* pt: the rows of P (nr of them, np * PANEL apart) transposed onto nk keys */
+            V->pt(nr, s0, np * RINGATTN__PANEL, nk, o0, dx, dx, t0, dx);
+            C->pt(nr, s0, np * RINGATTN__PANEL, nk, o0, dx, dx, t1, dx);
+            fails += !same("pt", t0, t1, (size_t)(nk * dx) * es, label);
+            free(q); free(kp); free(s0); free(s1); free(v); free(o0); free(o1); free(t0); free(t1);
+        }
+    }
+    return fails;
 }
 
 int main(void)
@@ -112,6 +199,12 @@ int main(void)
            __builtin_cpu_supports("avx512f") ? "has" : "lacks",
            ringattn__kernels_for(RINGATTN_F32)->name, ringattn__kernels_for(RINGATTN_F64)->name);
 #endif
+    {   /* the tables themselves, entry by entry */
+        int tf = table_check(ringattn__kernels_for(RINGATTN_F32), &ringattn__kernels_c32, 0);
+        tf += table_check(ringattn__kernels_for(RINGATTN_F64), &ringattn__kernels_c64, 1);
+        printf("test_simd: kernel tables against the portable C: %d differences\n", tf);
+        fails += tf;
+    }
     printf("test_simd: %d cases, %d failed\n", cases, fails);
     return fails ? 1 : 0;
 }
