@@ -712,6 +712,28 @@ static RINGATTN__HD inline double ringattn__small_float_to_double(uint16_t bits,
     return ringattn__from_bits(sign | ((uint64_t)(e - bias + 1023) << 52) | (m << (52 - mant_bits)));
 }
 
+/* the same values as floats, for the packing's loops (every bf16 and f16 is a float: exact).
+   bf16 is a float's upper half; f16 moves its fields into a float's, a subnormal f16 is
+   m 2^-24. A NaN gives the one quiet NaN ringattn__small_float_to_double gives. */
+static RINGATTN__HD inline float ringattn__bits_to_float(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+
+static RINGATTN__HD inline float ringattn__bf16_to_float(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    return ringattn__bits_to_float((u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : u);
+}
+
+static RINGATTN__HD inline float ringattn__f16_to_float(uint16_t b)
+{
+    uint32_t sign = (uint32_t)(b >> 15) << 31, e = (b >> 10) & 31u, m = b & 1023u;
+    if (e == 0) {                               /* zero or subnormal: m 2^-24, exact */
+        float x = (float)m * 5.9604644775390625e-8f;
+        return sign ? -x : x;
+    }
+    if (e == 31) return ringattn__bits_to_float(m ? 0x7FC00000u : sign | 0x7F800000u);
+    return ringattn__bits_to_float(sign | ((e + 112u) << 23) | (m << 13));   /* rebias 15 -> 127 */
+}
+
 static RINGATTN__HD inline uint16_t ringattn__double_to_small_float(double x, int mant_bits, int exp_bits)
 {
     int bias = (1 << (exp_bits - 1)) - 1, emax = (1 << exp_bits) - 1, e, shift;
@@ -722,6 +744,12 @@ static RINGATTN__HD inline uint16_t ringattn__double_to_small_float(double x, in
     if ((a >> 52) == 0) return sign;            /* zero, or a double subnormal: below any quantum here */
     e = (int)(a >> 52) - 1023;                  /* |x| = sig * 2^(e - 52), sig in [2^52, 2^53) */
     shift = 52 - mant_bits;                     /* significand bits below the target's last */
+    if (e >= 1 - bias && e <= bias) {           /* a normal target (the common case), on the bits:  */
+        q = (a + (1ull << (shift - 1)) - 1 + ((a >> shift) & 1)) >> shift;   /* to nearest even; a */
+        q -= (uint64_t)(1023 - bias) << mant_bits;   /* carry runs into the exponent; rebias        */
+        if (q >= (uint64_t)emax << mant_bits) return (uint16_t)(sign | (emax << mant_bits));   /* inf */
+        return (uint16_t)(sign | q);
+    }
     if (e < 1 - bias) { shift += 1 - bias - e; e = 1 - bias; }   /* subnormal: fixed quantum */
     if (shift > 54) q = 0;                      /* under half the quantum */
     else {
@@ -2570,15 +2598,15 @@ static void ringattn__convert(void *dst, ringattn_dtype ct, int64_t ds, const vo
     } else if (ct == RINGATTN_F32) {
         float *f = (float *)dst;
         if (t == RINGATTN_F32) for (c = 0; c < n; c++) f[c * ds] = ((const float *)x)[c * xs];
-        else if (t == RINGATTN_BF16) for (c = 0; c < n; c++) f[c * ds] = (float)ringattn__small_float_to_double(h[c * xs], 7, 8);
-        else if (t == RINGATTN_F16) for (c = 0; c < n; c++) f[c * ds] = (float)ringattn__small_float_to_double(h[c * xs], 10, 5);
+        else if (t == RINGATTN_BF16) for (c = 0; c < n; c++) f[c * ds] = ringattn__bf16_to_float(h[c * xs]);
+        else if (t == RINGATTN_F16) for (c = 0; c < n; c++) f[c * ds] = ringattn__f16_to_float(h[c * xs]);
         else for (c = 0; c < n; c++) f[c * ds] = (float)ringattn__load(x, t, c * xs);
     } else {
         double *f = (double *)dst;
         if (t == RINGATTN_F64) for (c = 0; c < n; c++) f[c * ds] = ((const double *)x)[c * xs];
         else if (t == RINGATTN_F32) for (c = 0; c < n; c++) f[c * ds] = ((const float *)x)[c * xs];
-        else if (t == RINGATTN_BF16) for (c = 0; c < n; c++) f[c * ds] = ringattn__small_float_to_double(h[c * xs], 7, 8);
-        else if (t == RINGATTN_F16) for (c = 0; c < n; c++) f[c * ds] = ringattn__small_float_to_double(h[c * xs], 10, 5);
+        else if (t == RINGATTN_BF16) for (c = 0; c < n; c++) f[c * ds] = ringattn__bf16_to_float(h[c * xs]);
+        else if (t == RINGATTN_F16) for (c = 0; c < n; c++) f[c * ds] = ringattn__f16_to_float(h[c * xs]);
         else for (c = 0; c < n; c++) f[c * ds] = ringattn__load(x, t, c * xs);
     }
 }

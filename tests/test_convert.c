@@ -10,7 +10,8 @@
             (fixed below the smallest normal), overflow to infinity, NaN stays NaN
 
    1. every one of the 2 x 65536 patterns loads to the formula's value (NaN to NaN), and
-      stores back to itself (NaN to a NaN pattern);
+      stores back to itself (NaN to a NaN pattern); the packing's float decoders
+      (ringattn__bf16_to_float, ringattn__f16_to_float) give the same double, bit for bit;
    2. stores of every midpoint between two neighbouring finite values, the doubles just
       beside it, the values beyond the largest finite one, and 2 million doubles spread over
       exponents -160..+40 (uniform in their binade, random signs) and 2 million f32 bit
@@ -92,6 +93,11 @@ int main(void)
             int nan_back = (int)((back >> mant) & ((1u << expb) - 1)) == (1 << expb) - 1 && (back & ((1u << mant) - 1)) != 0;
             if (got == got ? back != u : !nan_back) {
                 if (bad++ < 8) printf("  FAIL 0x%04x as %s does not store back to itself: 0x%04x\n", (unsigned)u, name, back);
+            }
+            {   /* the packing's float decoders: the same double, bit for bit (NaN included) */
+                double viaf = (double)(kind ? ringattn__bf16_to_float((uint16_t)u) : ringattn__f16_to_float((uint16_t)u));
+                if (memcmp(&viaf, &got, sizeof got) != 0 && bad++ < 8)
+                    printf("  FAIL 0x%04x as %s through the float decoder: %.17g, not %.17g\n", (unsigned)u, name, viaf, got);
             }
         }
         /* 2. the rounding boundaries: midpoints and their neighbours, past the largest value */
