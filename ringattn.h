@@ -2926,17 +2926,24 @@ static int ringattn__float_rows(const ringattn_tensor *t, double *norm, double *
     for (i0 = 0; i0 < t->shape[0]; i0++)
     for (i1 = 0; i1 < t->shape[1]; i1++)
     for (i2 = 0; i2 < t->shape[2]; i2++) {
-        double sum = 0;
+        double s4[4] = { 0, 0, 0, 0 }, sum, big = 0;
         for (c0 = 0; c0 < t->shape[3]; c0 += 64) {   /* 64 entries at a time, through the typed loops */
             int64_t n = t->shape[3] - c0 < 64 ? t->shape[3] - c0 : 64;
             ringattn__convert(x, RINGATTN_F64, 1, ringattn__at(t->data, ringattn__index(t, i0, i1, i2, c0), ts),
                               t->dtype, t->stride[3], n, 1.0);
-            for (c = 0; c < n; c++) {
-                if (!(x[c] - x[c] == 0)) continue;
-                if (fabs(x[c]) > FLT_MAX) { *bad = x[c]; return -1; }
-                sum += x[c] * x[c];          /* <= d FLT_MAX^2: no overflow in double */
+            for (c = 0; c < n; c++) {        /* branch-free, four sums: the norm only bounds */
+                double y = (x[c] - x[c] == 0) ? x[c] : 0.0;   /* NaN and Inf count as 0 */
+                big = fabs(y) > big ? fabs(y) : big;
+                s4[c & 3] += y * y;          /* <= d FLT_MAX^2: no overflow in double */
             }
         }
+        if (big > FLT_MAX) {                 /* find the first such entry for the message */
+            for (c = 0; c < t->shape[3]; c++) {
+                double y = ringattn__load(t->data, t->dtype, ringattn__index(t, i0, i1, i2, c));
+                if (y - y == 0 && fabs(y) > FLT_MAX) { *bad = y; return -1; }
+            }
+        }
+        sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
         if (sum > mx) mx = sum;
     }
     *norm = sqrt(mx);
@@ -5550,6 +5557,8 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V8F_SUBI _mm256_sub_epi32
 #define RINGATTN__V8F_SLLI _mm256_slli_epi32
 #define RINGATTN__V8F_SFMA fmaf
+#define RINGATTN__V8F_POW2(p, q, K) _mm256_mul_ps(p, RINGATTN__V8F_CASTV(_mm256_slli_epi32(_mm256_sub_epi32( \
+    RINGATTN__V8F_CASTI(_mm256_add_ps(q, magic)), bias), RINGATTN__##K##_MANT)))   /* p 2^q */
 #define RINGATTN__V8F_SUM_DECL(a) __m256d a##0 = _mm256_setzero_pd(), a##1 = _mm256_setzero_pd()   /* lanes 0-3, 4-7 */
 #define RINGATTN__V8F_SUM_ADD(a, p, j) (a##0 = _mm256_add_pd(a##0, _mm256_cvtps_pd(_mm256_castps256_ps128(p))), \
                                         a##1 = _mm256_add_pd(a##1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1))))
@@ -5578,6 +5587,8 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V4D_SUBI _mm256_sub_epi64
 #define RINGATTN__V4D_SLLI _mm256_slli_epi64
 #define RINGATTN__V4D_SFMA fma
+#define RINGATTN__V4D_POW2(p, q, K) _mm256_mul_pd(p, RINGATTN__V4D_CASTV(_mm256_slli_epi64(_mm256_sub_epi64( \
+    RINGATTN__V4D_CASTI(_mm256_add_pd(q, magic)), bias), RINGATTN__##K##_MANT)))
 #define RINGATTN__V4D_SUM_DECL(a) __m256d a##0 = _mm256_setzero_pd(), a##1 = _mm256_setzero_pd()
 #define RINGATTN__V4D_SUM_ADD(a, p, j) (((j) & 4) ? (void)(a##1 = _mm256_add_pd(a##1, p)) : (void)(a##0 = _mm256_add_pd(a##0, p)))
 #define RINGATTN__V4D_SUM_STORE(a, s) (_mm256_storeu_pd(s, a##0), _mm256_storeu_pd((s) + 4, a##1))
@@ -5605,6 +5616,7 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V16F_SUBI _mm512_sub_epi32
 #define RINGATTN__V16F_SLLI _mm512_slli_epi32
 #define RINGATTN__V16F_SFMA fmaf
+#define RINGATTN__V16F_POW2(p, q, K) _mm512_scalef_ps(p, q)
 #define RINGATTN__V16F_SUM_DECL(a) __m512d a = _mm512_setzero_pd()   /* two blocks of eight per vector */
 #define RINGATTN__V16F_SUM_ADD(a, p, j) (a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm512_castps512_ps256(p))), \
     a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1)))))
@@ -5633,6 +5645,7 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V8D_SUBI _mm512_sub_epi64
 #define RINGATTN__V8D_SLLI _mm512_slli_epi64
 #define RINGATTN__V8D_SFMA fma
+#define RINGATTN__V8D_POW2(p, q, K) _mm512_scalef_pd(p, q)
 #define RINGATTN__V8D_SUM_DECL(a) __m512d a = _mm512_setzero_pd()
 #define RINGATTN__V8D_SUM_ADD(a, p, j) (a = _mm512_add_pd(a, p))
 #define RINGATTN__V8D_SUM_STORE(a, s) _mm512_storeu_pd(s, a)
@@ -5640,8 +5653,10 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 /* The exp's vector body: ringattn__expf / ringattn__exp (K = EXPF or EXP: their constants)
    on V##_L lanes at a time, v[j] = exp((v[j] - hi) - lo) for j < n; lanes below the range or
    NaN are overwritten at the end (so the clamp may use min / max, whatever they leave there
-   is discarded); the n mod L tail by the scalar function. 2^n is built from the integer in
-   the low bits of n + MAGIC. With SUM = 1 it also returns sum_j v[j] in ringattn__row_sum's
+   is discarded); the n mod L tail by the scalar function. p 2^n (n in [-126, 127], [-1022,
+   1023]: 2^n a normal number, so the product is rounded once, as the scalar function's) by
+   V##_POW2: AVX2 builds 2^n from the integer in the low bits of n + MAGIC and multiplies,
+   AVX-512 has it in one instruction (scalef). With SUM = 1 it also returns sum_j v[j] in ringattn__row_sum's
    order (the blocks of eight into eight double lanes as the exps come out, what is left after
    the last whole block into lane 0), so the row is not read again for its sum; SUM = 0
    returns 0. */
@@ -5658,14 +5673,14 @@ ATTR static double NAME(V##_S *v, int64_t n, V##_S hi, V##_S lo)                
     int64_t j, n8 = n & ~(int64_t)7, k;                                                         \
     double s[8];                                                                                \
     V##_SUM_DECL(acc);                                                                          \
+    (void)bias;   /* V##_POW2 may not need it */                                                \
     for (j = 0; j + V##_L <= n; j += V##_L) {                                                   \
-        V##_T x = V##_SUB(V##_SUB(V##_LOAD(v + j), h), l), xc, q, r, p, e;                      \
+        V##_T x = V##_SUB(V##_SUB(V##_LOAD(v + j), h), l), xc, q, r, p;                         \
         xc = V##_MIN(V##_MAX(x, low), V##_SET1(RINGATTN__##K##_HIGH));                          \
         q = V##_SUB(V##_FMA(xc, V##_SET1(RINGATTN__##K##_LOG2E), magic), magic);                \
         r = V##_FMA(q, V##_SET1(RINGATTN__##K##_LN2_D), V##_FMA(q, V##_SET1(-RINGATTN__##K##_LN2_HI), xc)); \
-        e = V##_CASTV(V##_SLLI(V##_SUBI(V##_CASTI(V##_ADD(q, magic)), bias), RINGATTN__##K##_MANT)); \
         RINGATTN__##K##_POLY(p, r, V##_FMA, V##_SET1);                                          \
-        p = V##_SEL(V##_LT(x, low), V##_SET1(0), V##_MUL(RINGATTN__##K##_TAIL(V, p, r), e));    \
+        p = V##_SEL(V##_LT(x, low), V##_SET1(0), V##_POW2(RINGATTN__##K##_TAIL(V, p, r), q, K)); \
         p = V##_SEL(V##_ISNAN(x), x, p);                                                        \
         V##_STORE(v + j, p);                                                                    \
         if (SUM && j + V##_L <= n8) V##_SUM_ADD(acc, p, j);                                     \
