@@ -5800,14 +5800,45 @@ ATTR static void NAME(int64_t nr, const void *pp, int64_t ldp, int64_t n, const 
     }                                                                                           \
 }
 
+/* the row max by ringattn__row_max_c32's / _c64's comparisons (a > m ? a : m), in V's lanes
+   and four chains (a max waits for the one before it); max is exact, so the lane order cannot
+   change it */
+#define RINGATTN__ROW_MAX_V(NAME, ATTR, V, DT)                                                  \
+ATTR static double NAME(const void *x, int64_t n)                                               \
+{                                                                                               \
+    const V##_S *a = (const V##_S *)x;                                                          \
+    V##_T m = V##_SET1((V##_S)-INFINITY);                                                       \
+    V##_S l[V##_L];                                                                             \
+    double mx = -INFINITY;                                                                      \
+    int64_t j = 0; int k;                                                                       \
+    if (n >= 4 * V##_L) {                                                                       \
+        V##_T m1 = m, m2 = m, m3 = m;                                                           \
+        for (; j + 4 * V##_L <= n; j += 4 * V##_L) {                                            \
+            m = V##_MAX(V##_LOAD(a + j), m);                                                    \
+            m1 = V##_MAX(V##_LOAD(a + j + V##_L), m1);                                          \
+            m2 = V##_MAX(V##_LOAD(a + j + 2 * V##_L), m2);                                      \
+            m3 = V##_MAX(V##_LOAD(a + j + 3 * V##_L), m3);                                      \
+        }                                                                                       \
+        m = V##_MAX(V##_MAX(m, m1), V##_MAX(m2, m3));                                           \
+    }                                                                                           \
+    for (; j + V##_L <= n; j += V##_L) m = V##_MAX(V##_LOAD(a + j), m);                         \
+    V##_STORE(l, m);                                                                            \
+    for (; j < n; j++) l[0] = (a[j] > l[0]) ? a[j] : l[0];                                      \
+    for (k = 0; k < V##_L; k++) mx = (l[k] > mx) ? l[k] : mx;                                   \
+    return ringattn__row_nan_max(DT, x, n, mx);                                                 \
+}
+
 /* One instruction set's kernels, ISA its name, VF / VD its f32 / f64 vectors, RB the rows of
-   a register block: the exps, the fused kernels (pv with a one-row version: the merge's and the backward's leftover columns
-   come one row at a time), and the table's row_exp / row_prob over them. */
+   a register block: the exps, the row max, the fused kernels (pv with a one-row version: the
+   merge's and the backward's leftover columns come one row at a time), and the table's
+   row_exp / row_prob over them. */
 #define RINGATTN__KERNELS(ISA, ATTR, VF, VD, RB)                                                \
 RINGATTN__EXP_BODY(ringattn__expf_row_##ISA, ATTR, EXPF, VF, 0)                                 \
 RINGATTN__EXP_BODY(ringattn__exp_row_##ISA, ATTR, EXP, VD, 0)                                   \
 RINGATTN__EXP_BODY(ringattn__expf_sum_##ISA, ATTR, EXPF, VF, 1)                                 \
 RINGATTN__EXP_BODY(ringattn__exp_sum_##ISA, ATTR, EXP, VD, 1)                                   \
+RINGATTN__ROW_MAX_V(ringattn__row_max_##ISA##_32, ATTR, VF, RINGATTN_F32)                        \
+RINGATTN__ROW_MAX_V(ringattn__row_max_##ISA##_64, ATTR, VD, RINGATTN_F64)                        \
 RINGATTN__QK_V(ringattn__qk_##ISA##_32, ATTR, VF, RB, 2)                                        \
 RINGATTN__QK_V(ringattn__qk_##ISA##_64, ATTR, VD, RB, 2)                                        \
 RINGATTN__PV_V(ringattn__pvb_##ISA##_32, ATTR, VF, RB, 2)                                       \
@@ -5831,55 +5862,6 @@ static void ringattn__row_prob_##ISA##_32(void *x, int64_t n, double lse)       
 static void ringattn__row_prob_##ISA##_64(void *x, int64_t n, double lse)                       \
 { ringattn__exp_row_##ISA((double *)x, n, lse, 0.0); }
 
-/* the row max by ringattn__row_max_c32's / _c64's comparisons, in their lanes (max is exact:
-   the lane order cannot change it) */
-RINGATTN__A2 static double ringattn__row_max_avx2_32(const void *x, int64_t n)
-{
-    const float *a = (const float *)x;
-    __m256 m = _mm256_set1_ps(-INFINITY);
-    float l[8];
-    double mx = -INFINITY;
-    int64_t j = 0, k;
-    if (n >= 32) {   /* four chains: a max waits for the one before it */
-        __m256 m1 = m, m2 = m, m3 = m;
-        for (; j + 32 <= n; j += 32) {
-            m = _mm256_max_ps(_mm256_loadu_ps(a + j), m);   /* a > m ? a : m */
-            m1 = _mm256_max_ps(_mm256_loadu_ps(a + j + 8), m1);
-            m2 = _mm256_max_ps(_mm256_loadu_ps(a + j + 16), m2);
-            m3 = _mm256_max_ps(_mm256_loadu_ps(a + j + 24), m3);
-        }
-        m = _mm256_max_ps(_mm256_max_ps(m, m1), _mm256_max_ps(m2, m3));
-    }
-    for (; j + 8 <= n; j += 8) m = _mm256_max_ps(_mm256_loadu_ps(a + j), m);
-    _mm256_storeu_ps(l, m);
-    for (; j < n; j++) l[0] = (a[j] > l[0]) ? a[j] : l[0];
-    for (k = 0; k < 8; k++) mx = (l[k] > mx) ? l[k] : mx;
-    return ringattn__row_nan_max(RINGATTN_F32, x, n, mx);
-}
-
-RINGATTN__A2 static double ringattn__row_max_avx2_64(const void *x, int64_t n)
-{
-    const double *a = (const double *)x;
-    __m256d m = _mm256_set1_pd(-INFINITY);
-    double l[4], mx = -INFINITY;
-    int64_t j = 0, k;
-    if (n >= 16) {
-        __m256d m1 = m, m2 = m, m3 = m;
-        for (; j + 16 <= n; j += 16) {
-            m = _mm256_max_pd(_mm256_loadu_pd(a + j), m);
-            m1 = _mm256_max_pd(_mm256_loadu_pd(a + j + 4), m1);
-            m2 = _mm256_max_pd(_mm256_loadu_pd(a + j + 8), m2);
-            m3 = _mm256_max_pd(_mm256_loadu_pd(a + j + 12), m3);
-        }
-        m = _mm256_max_pd(_mm256_max_pd(m, m1), _mm256_max_pd(m2, m3));
-    }
-    for (; j + 4 <= n; j += 4) m = _mm256_max_pd(_mm256_loadu_pd(a + j), m);
-    _mm256_storeu_pd(l, m);
-    for (; j < n; j++) l[0] = (a[j] > l[0]) ? a[j] : l[0];
-    for (k = 0; k < 4; k++) mx = (l[k] > mx) ? l[k] : mx;
-    return ringattn__row_nan_max(RINGATTN_F64, x, n, mx);
-}
-
 RINGATTN__KERNELS(avx2, RINGATTN__A2, RINGATTN__V8F, RINGATTN__V4D, 6)
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -5889,53 +5871,6 @@ RINGATTN__KERNELS(avx2, RINGATTN__A2, RINGATTN__V8F, RINGATTN__V4D, 6)
 #endif
 RINGATTN__KERNELS(avx512, RINGATTN__A512, RINGATTN__V16F, RINGATTN__V8D, 12)
 
-/* the row max by ringattn__row_max_c32's comparisons (max is exact: the lane order cannot
-   change the result) */
-RINGATTN__A512 static double ringattn__row_max_avx512_32(const void *x, int64_t n)
-{
-    const float *a = (const float *)x;
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    int64_t j = 0;
-    if (n >= 64) {   /* four chains: a max waits for the one before it */
-        __m512 m1 = m, m2 = m, m3 = m;
-        for (; j + 64 <= n; j += 64) {
-            m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);   /* a > m ? a : m */
-            m1 = _mm512_max_ps(_mm512_loadu_ps(a + j + 16), m1);
-            m2 = _mm512_max_ps(_mm512_loadu_ps(a + j + 32), m2);
-            m3 = _mm512_max_ps(_mm512_loadu_ps(a + j + 48), m3);
-        }
-        m = _mm512_max_ps(_mm512_max_ps(m, m1), _mm512_max_ps(m2, m3));
-    }
-    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(_mm512_loadu_ps(a + j), m);
-    if (j < n) {
-        __mmask16 k = (__mmask16)((1u << (unsigned)(n - j)) - 1u);
-        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, a + j), m);
-    }
-    return ringattn__row_nan_max(RINGATTN_F32, x, n, (double)_mm512_reduce_max_ps(m));
-}
-
-RINGATTN__A512 static double ringattn__row_max_avx512_64(const void *x, int64_t n)
-{
-    const double *a = (const double *)x;
-    __m512d m = _mm512_set1_pd(-INFINITY);
-    int64_t j = 0;
-    if (n >= 32) {
-        __m512d m1 = m, m2 = m, m3 = m;
-        for (; j + 32 <= n; j += 32) {
-            m = _mm512_max_pd(_mm512_loadu_pd(a + j), m);   /* a > m ? a : m */
-            m1 = _mm512_max_pd(_mm512_loadu_pd(a + j + 8), m1);
-            m2 = _mm512_max_pd(_mm512_loadu_pd(a + j + 16), m2);
-            m3 = _mm512_max_pd(_mm512_loadu_pd(a + j + 24), m3);
-        }
-        m = _mm512_max_pd(_mm512_max_pd(m, m1), _mm512_max_pd(m2, m3));
-    }
-    for (; j + 8 <= n; j += 8) m = _mm512_max_pd(_mm512_loadu_pd(a + j), m);
-    if (j < n) {
-        __mmask8 k = (__mmask8)((1u << (unsigned)(n - j)) - 1u);
-        m = _mm512_mask_max_pd(m, k, _mm512_maskz_loadu_pd(k, a + j), m);
-    }
-    return ringattn__row_nan_max(RINGATTN_F64, x, n, _mm512_reduce_max_pd(m));
-}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
