@@ -5557,8 +5557,7 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V8F_SUBI _mm256_sub_epi32
 #define RINGATTN__V8F_SLLI _mm256_slli_epi32
 #define RINGATTN__V8F_SFMA fmaf
-#define RINGATTN__V8F_POW2(p, q, K) _mm256_mul_ps(p, RINGATTN__V8F_CASTV(_mm256_slli_epi32(_mm256_sub_epi32( \
-    RINGATTN__V8F_CASTI(_mm256_add_ps(q, magic)), bias), RINGATTN__##K##_MANT)))   /* p 2^q */
+#define RINGATTN__V8F_POW2(p, q, K) RINGATTN__POW2_BITS(RINGATTN__V8F, p, q, K)   /* p 2^q */
 #define RINGATTN__V8F_SUM_DECL(a) __m256d a##0 = _mm256_setzero_pd(), a##1 = _mm256_setzero_pd()   /* lanes 0-3, 4-7 */
 #define RINGATTN__V8F_SUM_ADD(a, p, j) (a##0 = _mm256_add_pd(a##0, _mm256_cvtps_pd(_mm256_castps256_ps128(p))), \
                                         a##1 = _mm256_add_pd(a##1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1))))
@@ -5587,8 +5586,7 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V4D_SUBI _mm256_sub_epi64
 #define RINGATTN__V4D_SLLI _mm256_slli_epi64
 #define RINGATTN__V4D_SFMA fma
-#define RINGATTN__V4D_POW2(p, q, K) _mm256_mul_pd(p, RINGATTN__V4D_CASTV(_mm256_slli_epi64(_mm256_sub_epi64( \
-    RINGATTN__V4D_CASTI(_mm256_add_pd(q, magic)), bias), RINGATTN__##K##_MANT)))
+#define RINGATTN__V4D_POW2(p, q, K) RINGATTN__POW2_BITS(RINGATTN__V4D, p, q, K)
 #define RINGATTN__V4D_SUM_DECL(a) __m256d a##0 = _mm256_setzero_pd(), a##1 = _mm256_setzero_pd()
 #define RINGATTN__V4D_SUM_ADD(a, p, j) (((j) & 4) ? (void)(a##1 = _mm256_add_pd(a##1, p)) : (void)(a##0 = _mm256_add_pd(a##0, p)))
 #define RINGATTN__V4D_SUM_STORE(a, s) (_mm256_storeu_pd(s, a##0), _mm256_storeu_pd((s) + 4, a##1))
@@ -5613,8 +5611,6 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V16F_SEL(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
 #define RINGATTN__V16F_CASTI _mm512_castps_si512
 #define RINGATTN__V16F_CASTV _mm512_castsi512_ps
-#define RINGATTN__V16F_SUBI _mm512_sub_epi32
-#define RINGATTN__V16F_SLLI _mm512_slli_epi32
 #define RINGATTN__V16F_SFMA fmaf
 #define RINGATTN__V16F_POW2(p, q, K) _mm512_scalef_ps(p, q)
 #define RINGATTN__V16F_SUM_DECL(a) __m512d a = _mm512_setzero_pd()   /* two blocks of eight per vector */
@@ -5642,8 +5638,6 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V8D_SEL(m, yes, no) _mm512_mask_mov_pd(no, m, yes)
 #define RINGATTN__V8D_CASTI _mm512_castpd_si512
 #define RINGATTN__V8D_CASTV _mm512_castsi512_pd
-#define RINGATTN__V8D_SUBI _mm512_sub_epi64
-#define RINGATTN__V8D_SLLI _mm512_slli_epi64
 #define RINGATTN__V8D_SFMA fma
 #define RINGATTN__V8D_POW2(p, q, K) _mm512_scalef_pd(p, q)
 #define RINGATTN__V8D_SUM_DECL(a) __m512d a = _mm512_setzero_pd()
@@ -5655,11 +5649,13 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
    NaN are overwritten at the end (so the clamp may use min / max, whatever they leave there
    is discarded); the n mod L tail by the scalar function. p 2^n (n in [-126, 127], [-1022,
    1023]: 2^n a normal number, so the product is rounded once, as the scalar function's) by
-   V##_POW2: AVX2 builds 2^n from the integer in the low bits of n + MAGIC and multiplies,
-   AVX-512 has it in one instruction (scalef). With SUM = 1 it also returns sum_j v[j] in ringattn__row_sum's
-   order (the blocks of eight into eight double lanes as the exps come out, what is left after
-   the last whole block into lane 0), so the row is not read again for its sum; SUM = 0
-   returns 0. */
+   V##_POW2: AVX2 builds 2^n from the integer in the low bits of n + MAGIC and multiplies
+   (RINGATTN__POW2_BITS, with the body's magic and bias), AVX-512 has it in one instruction
+   (scalef). With SUM = 1 it also returns sum_j v[j] in ringattn__row_sum's order (the blocks
+   of eight into eight double lanes as the exps come out, what is left after the last whole
+   block into lane 0), so the row is not read again for its sum; SUM = 0 returns 0. */
+#define RINGATTN__POW2_BITS(V, p, q, K)                                                         \
+    V##_MUL(p, V##_CASTV(V##_SLLI(V##_SUBI(V##_CASTI(V##_ADD(q, magic)), bias), RINGATTN__##K##_MANT)))
 #define RINGATTN__EXPF_TAIL(V, p, r) V##_ADD(V##_FMA(p, V##_MUL(r, r), r), V##_SET1(1.0f))   /* p r^2 + r + 1 */
 #define RINGATTN__EXP_TAIL(V, p, r) (p)
 #define RINGATTN__EXPF_SCALAR(a, hi, lo) ringattn__expf(a, hi, lo)
@@ -5673,7 +5669,7 @@ ATTR static double NAME(V##_S *v, int64_t n, V##_S hi, V##_S lo)                
     int64_t j, n8 = n & ~(int64_t)7, k;                                                         \
     double s[8];                                                                                \
     V##_SUM_DECL(acc);                                                                          \
-    (void)bias;   /* V##_POW2 may not need it */                                                \
+    (void)bias;   /* scalef's V##_POW2 does not need it */                                      \
     for (j = 0; j + V##_L <= n; j += V##_L) {                                                   \
         V##_T x = V##_SUB(V##_SUB(V##_LOAD(v + j), h), l), xc, q, r, p;                         \
         xc = V##_MIN(V##_MAX(x, low), V##_SET1(RINGATTN__##K##_HIGH));                          \
@@ -5698,8 +5694,9 @@ ATTR static double NAME(V##_S *v, int64_t n, V##_S hi, V##_S lo)                
    RB rows x NV vectors of L lanes held in registers (AVX2: 6 x 2 = 12 accumulators of 16
    registers; AVX-512: 12 x 2 = 24 of 32, so that one sweep over the K panels or the V rows
    serves a whole forward group of RINGATTN__FUSED_ROWS rows). The block's shape changes no
-   sum: each entry still adds its products in index order. A row block past the last row repeats the last row, a vector past the last
-   panel repeats the last panel: computed, never stored. */
+   sum: each entry still adds its products in index order. A row block past the last row
+   repeats the last row, a vector past the last panel repeats the last panel: computed, never
+   stored. */
 #define RINGATTN__UNROLL _Pragma("GCC unroll 16")   /* whole: the accumulators become registers */
 #define RINGATTN__UNROLL4 _Pragma("GCC unroll 4")   /* fewer pointer increments per FMA */
 #define RINGATTN__QK_V(NAME, ATTR, V, RB, NV)                                                   \
