@@ -1515,6 +1515,7 @@ typedef struct {
     double (*row_max)(const void *x, int64_t n);            /* max_j x[j] (NaN if only NaNs)  */
     double (*row_exp)(void *x, int64_t n, double m);        /* x = exp(x - m), returns sum    */
     void (*row_prob)(void *x, int64_t n, double lse);       /* x = exp(x - lse)               */
+    void (*row_round)(void *x, int64_t n, ringattn_dtype pt); /* x = x rounded to pt (emulation) */
 } ringattn__kernels;
 static const ringattn__kernels *ringattn__kernels_for(ringattn_dtype t);
 #ifdef RINGATTN_USE_CBLAS
@@ -1528,7 +1529,6 @@ static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double c
 static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
                                    double D, double cap, double scale);
 static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s);
-static void ringattn__row_round(ringattn_dtype t, void *x, int64_t n, ringattn_dtype pt);
 
 /* ---------------------------------------------------------------- the ring's state */
 
@@ -1996,7 +1996,7 @@ static void ringattn__merge(const ringattn__problem *P, const ringattn__kernels 
         if (!ringattn__merge_rescale(*m, mx, &mnew, &alpha))
             continue;                                          /* every visible score -inf: nothing to add */
         sum = K->row_exp(s, n, mnew);                          /* s_j <- p_j = exp(s_j - m_new) */
-        if (P->round_p) ringattn__row_round(t, s, n, P->pt);   /* emulation: P rounded after l, before P V */
+        if (P->round_p) K->row_round(s, n, P->pt);        /* emulation: P rounded after l, before P V */
         if (alpha != 1.0) ringattn__row_scale(t, acc, P->dv, alpha);   /* acc <- acc alpha */
         ringattn__merge_fold(m, l, mnew, alpha, sum);          /* l <- l alpha + sum, m <- m_new */
         at[live] = r;
@@ -2303,7 +2303,7 @@ static void ringattn__forward_block(const ringattn__problem *P, ringattn__scratc
                 me->flops += 2 * g * (uz - ua) * P->d;
                 if (P->round_s)       /* emulation: the scores as eager low-precision attention stores them */
                     for (i = 0; i < g; i++)
-                        ringattn__row_round(P->ct, ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
+                        me->kern->row_round(ringattn__at(sr[i], me->lo[g0 + i] - soff, es),
                                             me->hi[g0 + i] - me->lo[g0 + i], P->pt);
                 if (P->softcap > 0)   /* a transform of each visible logit, before the merge */
                     for (i = 0; i < g; i++)
@@ -2378,8 +2378,8 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                     continue;
                 }
                 if (P->round_s) {   /* emulation: S and dP as eager low-precision attention stores them */
-                    ringattn__row_round(t, sr, me->hi[i] - me->lo[i], P->pt);
-                    ringattn__row_round(t, gr, me->hi[i] - me->lo[i], P->pt);
+                    me->kern->row_round(sr, me->hi[i] - me->lo[i], P->pt);
+                    me->kern->row_round(gr, me->hi[i] - me->lo[i], P->pt);
                 }
                 if (P->modify || P->emask) {
                     ringattn__bwd_row_options(P, me, B, r0 + i, cmin + me->lo[i], me->hi[i] - me->lo[i], sr, gr,
@@ -2392,8 +2392,8 @@ static void ringattn__backward_block_blas(const ringattn__problem *P, ringattn__
                     ringattn__row_dsoftmax(t, sr, gr, me->hi[i] - me->lo[i], D[i * B->rs], 1.0);
                 }
                 if (P->round_p) {   /* emulation: P and dS as the products read them */
-                    ringattn__row_round(t, sr, me->hi[i] - me->lo[i], P->pt);
-                    ringattn__row_round(t, gr, me->hi[i] - me->lo[i], P->pt);
+                    me->kern->row_round(sr, me->hi[i] - me->lo[i], P->pt);
+                    me->kern->row_round(gr, me->hi[i] - me->lo[i], P->pt);
                 }
             }
             if (full) {
@@ -2533,8 +2533,8 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                     char *g1 = ringattn__at(gr[i], me->lo[g0 + i] - soff, es);
                     double l1 = lse[(g0 + i) * B->rs], D1 = D[(g0 + i) * B->rs];
                     if (P->round_s && l1 != -INFINITY) {   /* emulation: S and dP as eager attention stores them */
-                        ringattn__row_round(t, s1, w, P->pt);
-                        ringattn__row_round(t, g1, w, P->pt);
+                        me->kern->row_round(s1, w, P->pt);
+                        me->kern->row_round(g1, w, P->pt);
                     }
                     if (l1 == -INFINITY) {   /* saw nothing in the forward pass: P = dS = 0 */
                         memset(s1, 0, (size_t)w * es);
@@ -2550,8 +2550,8 @@ static void ringattn__backward_block(const ringattn__problem *P, ringattn__scrat
                         ringattn__row_dsoftmax(t, s1, g1, w, D1, P->round_p ? 1.0 : P->scale);
                     }
                     if (P->round_p) {   /* emulation: P and dS (unscaled) as the products read them */
-                        ringattn__row_round(t, s1, w, P->pt);
-                        ringattn__row_round(t, g1, w, P->pt);
+                        me->kern->row_round(s1, w, P->pt);
+                        me->kern->row_round(g1, w, P->pt);
                         ringattn__row_scale(t, g1, w, P->scale);
                     }
                     me->flops += 2 * w * (2 * P->d + P->dv);
@@ -5512,6 +5512,22 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
     ringattn__exp_row_c((double *)x, n, lse);
 }
 
+/* row_round:  x[j] = x[j] rounded to storage type pt and read back (the precision
+   emulation: ringattn__round_float / ringattn__round, element by element) */
+static void ringattn__row_round_c32(void *x, int64_t n, ringattn_dtype pt)
+{
+    float *a = (float *)x;
+    int64_t j;
+    for (j = 0; j < n; j++) a[j] = ringattn__round_float(a[j], pt);
+}
+
+static void ringattn__row_round_c64(void *x, int64_t n, ringattn_dtype pt)
+{
+    double *a = (double *)x;
+    int64_t j;
+    for (j = 0; j < n; j++) a[j] = ringattn__round(a[j], pt);
+}
+
 /* ---------------------------------------------------------------- x86-64 vector versions */
 /* With GCC or clang on x86-64, whatever the compiler's target flags: each function carries
    its own target attribute and runs only where the CPU has it (RINGATTN_NO_SIMD or
@@ -5556,6 +5572,11 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V8F_CASTV _mm256_castsi256_ps
 #define RINGATTN__V8F_SUBI _mm256_sub_epi32
 #define RINGATTN__V8F_SLLI _mm256_slli_epi32
+#define RINGATTN__V8F_ADDI _mm256_add_epi32
+#define RINGATTN__V8F_ANDI _mm256_and_si256
+#define RINGATTN__V8F_ORI _mm256_or_si256
+#define RINGATTN__V8F_SRLI _mm256_srli_epi32
+#define RINGATTN__V8F_SET1I _mm256_set1_epi32
 #define RINGATTN__V8F_SFMA fmaf
 #define RINGATTN__V8F_POW2(p, q, K) RINGATTN__POW2_BITS(RINGATTN__V8F, p, q, K)   /* p 2^q */
 #define RINGATTN__V8F_SUM_DECL(a) __m256d a##0 = _mm256_setzero_pd(), a##1 = _mm256_setzero_pd()   /* lanes 0-3, 4-7 */
@@ -5611,6 +5632,11 @@ static void ringattn__row_prob_c64(void *x, int64_t n, double lse)
 #define RINGATTN__V16F_SEL(m, yes, no) _mm512_mask_mov_ps(no, m, yes)
 #define RINGATTN__V16F_CASTI _mm512_castps_si512
 #define RINGATTN__V16F_CASTV _mm512_castsi512_ps
+#define RINGATTN__V16F_ADDI _mm512_add_epi32
+#define RINGATTN__V16F_ANDI _mm512_and_si512
+#define RINGATTN__V16F_ORI _mm512_or_si512
+#define RINGATTN__V16F_SRLI _mm512_srli_epi32
+#define RINGATTN__V16F_SET1I _mm512_set1_epi32
 #define RINGATTN__V16F_SFMA fmaf
 #define RINGATTN__V16F_POW2(p, q, K) _mm512_scalef_ps(p, q)
 #define RINGATTN__V16F_SUM_DECL(a) __m512d a = _mm512_setzero_pd()   /* two blocks of eight per vector */
@@ -5825,6 +5851,45 @@ ATTR static double NAME(const void *x, int64_t n)                               
     return ringattn__row_nan_max(DT, x, n, mx);                                                 \
 }
 
+/* row_round (f32) in V's lanes: ringattn__round_float's rules for bf16 and f16 (round to
+   nearest even on the float's bits, the NaN to the one quiet NaN), other types by it lane by
+   lane. The f16 subnormals (|x| < 2^-14, quantum 2^-24) by one float addition instead of the
+   scalar's shifts: |x| + 0.5 lies in [0.5, 1), where the float quantum is 2^-24, so that sum
+   is |x| rounded to nearest even in quanta of 2^-24 (plus 0.5, which the subtraction then
+   removes exactly); the sign is put back, as the scalar keeps it for a zero. */
+#define RINGATTN__ROW_ROUND_V(NAME, ATTR, V)                                                    \
+static ATTR void NAME(void *x, int64_t n, ringattn_dtype pt)                                    \
+{                                                                                               \
+    float *a = (float *)x;                                                                      \
+    int64_t j = 0;                                                                              \
+    const V##_I one = V##_SET1I(1), sgn = V##_SET1I(INT32_MIN), mag = V##_SET1I(INT32_MAX);     \
+    const V##_T qnan = V##_CASTV(V##_SET1I(0x7FC00000));                                        \
+    if (pt == RINGATTN_BF16) {                                                                  \
+        const V##_I half = V##_SET1I(0x7FFF), keep = V##_SET1I(-65536);  /* 0xFFFF0000 */       \
+        for (; j + V##_L <= n; j += V##_L) {                                                    \
+            V##_T v = V##_LOAD(a + j);                                                          \
+            V##_I u = V##_CASTI(v);                                                             \
+            u = V##_ANDI(V##_ADDI(V##_ADDI(u, half), V##_ANDI(V##_SRLI(u, 16), one)), keep);    \
+            V##_STORE(a + j, V##_SEL(V##_ISNAN(v), qnan, V##_CASTV(u)));                        \
+        }                                                                                       \
+    } else if (pt == RINGATTN_F16) {                                                            \
+        const V##_I half = V##_SET1I(0xFFF), keep = V##_SET1I(-8192);    /* 0xFFFFE000 */       \
+        const V##_I inf = V##_SET1I(0x7F800000);                                                \
+        const V##_T tiny = V##_SET1(6.103515625e-05f), big = V##_SET1(65520.0f), c = V##_SET1(0.5f); \
+        for (; j + V##_L <= n; j += V##_L) {                                                    \
+            V##_T v = V##_LOAD(a + j), ab, sub, r;                                              \
+            V##_I u = V##_CASTI(v), s = V##_ANDI(u, sgn);                                       \
+            ab = V##_CASTV(V##_ANDI(u, mag));                                                   \
+            r = V##_CASTV(V##_ANDI(V##_ADDI(V##_ADDI(u, half), V##_ANDI(V##_SRLI(u, 13), one)), keep)); \
+            sub = V##_CASTV(V##_ORI(V##_CASTI(V##_SUB(V##_ADD(ab, c), c)), s));                 \
+            r = V##_SEL(V##_LT(ab, tiny), sub, r);                  /* 2^-14: a normal f16 */   \
+            r = V##_SEL(V##_LT(ab, big), r, V##_CASTV(V##_ORI(s, inf)));   /* else infinity */  \
+            V##_STORE(a + j, V##_SEL(V##_ISNAN(v), qnan, r));                                   \
+        }                                                                                       \
+    }                                                                                           \
+    for (; j < n; j++) a[j] = ringattn__round_float(a[j], pt);                                  \
+}
+
 /* One instruction set's kernels, ISA its name, VF / VD its f32 / f64 vectors, RB the rows of
    a register block: the exps, the row max, the fused kernels (pv with a one-row version: the
    merge's and the backward's leftover columns come one row at a time), and the table's
@@ -5836,6 +5901,7 @@ RINGATTN__EXP_BODY(ringattn__expf_sum_##ISA, ATTR, EXPF, VF, 1)                 
 RINGATTN__EXP_BODY(ringattn__exp_sum_##ISA, ATTR, EXP, VD, 1)                                   \
 RINGATTN__ROW_MAX_V(ringattn__row_max_##ISA##_32, ATTR, VF, RINGATTN_F32)                        \
 RINGATTN__ROW_MAX_V(ringattn__row_max_##ISA##_64, ATTR, VD, RINGATTN_F64)                        \
+RINGATTN__ROW_ROUND_V(ringattn__row_round_##ISA##_32, ATTR, VF)                                \
 RINGATTN__QK_V(ringattn__qk_##ISA##_32, ATTR, VF, RB, 2)                                        \
 RINGATTN__QK_V(ringattn__qk_##ISA##_64, ATTR, VD, RB, 2)                                        \
 RINGATTN__PV_V(ringattn__pvb_##ISA##_32, ATTR, VF, RB, 2)                                       \
@@ -5879,28 +5945,34 @@ RINGATTN__KERNELS(avx512, RINGATTN__A512, RINGATTN__V16F, RINGATTN__V8D, 12)
    bits, so the choice changes the speed only. */
 static const ringattn__kernels ringattn__kernels_c32 = {
     "c f32", ringattn__qk_c32, ringattn__pv_c32, ringattn__pt_c32,
-    ringattn__row_max_c32, ringattn__row_exp_c32, ringattn__row_prob_c32
+    ringattn__row_max_c32, ringattn__row_exp_c32, ringattn__row_prob_c32,
+    ringattn__row_round_c32
 };
 static const ringattn__kernels ringattn__kernels_c64 = {
     "c f64", ringattn__qk_c64, ringattn__pv_c64, ringattn__pt_c64,
-    ringattn__row_max_c64, ringattn__row_exp_c64, ringattn__row_prob_c64
+    ringattn__row_max_c64, ringattn__row_exp_c64, ringattn__row_prob_c64,
+    ringattn__row_round_c64
 };
 #ifdef RINGATTN__X86
 static const ringattn__kernels ringattn__kernels_avx2_32 = {
     "avx2 f32", ringattn__qk_avx2_32, ringattn__pv_avx2_32, ringattn__pt_avx2_32,
-    ringattn__row_max_avx2_32, ringattn__row_exp_avx2_32, ringattn__row_prob_avx2_32
+    ringattn__row_max_avx2_32, ringattn__row_exp_avx2_32, ringattn__row_prob_avx2_32,
+    ringattn__row_round_avx2_32
 };
 static const ringattn__kernels ringattn__kernels_avx2_64 = {
     "avx2 f64", ringattn__qk_avx2_64, ringattn__pv_avx2_64, ringattn__pt_avx2_64,
-    ringattn__row_max_avx2_64, ringattn__row_exp_avx2_64, ringattn__row_prob_avx2_64
+    ringattn__row_max_avx2_64, ringattn__row_exp_avx2_64, ringattn__row_prob_avx2_64,
+    ringattn__row_round_c64
 };
 static const ringattn__kernels ringattn__kernels_avx512_32 = {
     "avx512 f32", ringattn__qk_avx512_32, ringattn__pv_avx512_32, ringattn__pt_avx512_32,
-    ringattn__row_max_avx512_32, ringattn__row_exp_avx512_32, ringattn__row_prob_avx512_32
+    ringattn__row_max_avx512_32, ringattn__row_exp_avx512_32, ringattn__row_prob_avx512_32,
+    ringattn__row_round_avx512_32
 };
 static const ringattn__kernels ringattn__kernels_avx512_64 = {
     "avx512 f64", ringattn__qk_avx512_64, ringattn__pv_avx512_64, ringattn__pt_avx512_64,
-    ringattn__row_max_avx512_64, ringattn__row_exp_avx512_64, ringattn__row_prob_avx512_64
+    ringattn__row_max_avx512_64, ringattn__row_exp_avx512_64, ringattn__row_prob_avx512_64,
+    ringattn__row_round_c64
 };
 #endif
 
@@ -5964,19 +6036,6 @@ static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t 
             a[j] = pr;
         }
     }
-}
-
-/* x[j] rounded to storage type pt (precision emulation: ringattn__round, element by element) */
-static void ringattn__row_round(ringattn_dtype t, void *x, int64_t n, ringattn_dtype pt)
-{
-    int64_t j;
-    float *a = (float *)x;
-    if (t == RINGATTN_F32 && pt == RINGATTN_BF16)   /* the common emulations: loops the compiler can vectorise */
-        for (j = 0; j < n; j++) a[j] = ringattn__round_float(a[j], RINGATTN_BF16);
-    else if (t == RINGATTN_F32 && pt == RINGATTN_F16)
-        for (j = 0; j < n; j++) a[j] = ringattn__round_float(a[j], RINGATTN_F16);
-    else if (t == RINGATTN_F32) for (j = 0; j < n; j++) a[j] = ringattn__round_float(a[j], pt);
-    else { double *d = (double *)x; for (j = 0; j < n; j++) d[j] = ringattn__round(d[j], pt); }
 }
 
 static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s)

@@ -6,7 +6,8 @@
    backward calls (lengths that are and are not multiples of 4, 8 and 16, d = 19 (columns
    left over from the vectors), causal ragged tiles, scores far below the exp's underflow, masked NaN) and every output must match with memcmp.
    Then each entry of the kernel table on its own, against the portable C table: the row
-   functions on every length 0..300, the fused kernels on row blocks of 1..14 rows.
+   functions on every length 0..300, the fused kernels on row blocks of 1..14 rows, the
+   precision emulation's rounding on every sign, exponent and rounding cut of a float.
    Sums follow one fixed order in both, so even the softmax denominators agree bit for bit. */
 #define RINGATTN_STATIC
 #define RINGATTN_IMPLEMENTATION
@@ -132,6 +133,38 @@ static int table_check(const ringattn__kernels *V, const ringattn__kernels *C, i
             fails += !same("pt", t0, t1, (size_t)(nk * dx) * es, label);
             free(q); free(kp); free(s0); free(s1); free(v); free(o0); free(o1); free(t0); free(t1);
         }
+    }
+    {   /* row_round (the precision emulation), every target type: floats whose bits 13..31 take
+           all 2^19 values (every sign, exponent and bf16 / f16 cut, so every tie and carry of
+           both roundings) under seven patterns of the low 13 bits, rows of 4093 (a ragged tail) */
+        static const uint32_t lows[] = { 0x0000u, 0x0001u, 0x0FFFu, 0x1000u, 0x1001u, 0x1FFFu, 0x0A5Au };
+        static const ringattn_dtype pts[] = { RINGATTN_BF16, RINGATTN_F16, RINGATTN_F32,
+                                              RINGATTN_FP8_E4M3, RINGATTN_FP8_E5M2, RINGATTN_F64 };
+        const int64_t row = 4093, total = (int64_t)1 << 19;
+        char *a = buf((size_t)row * es), *b = buf((size_t)row * es);
+        size_t li, pi;
+        for (pi = 0; pi < sizeof pts / sizeof pts[0]; pi++)
+        for (li = 0; li < sizeof lows / sizeof lows[0]; li++) {
+            int64_t hi0, bad = 0;
+            for (hi0 = 0; hi0 < total; hi0 += row) {
+                int64_t m = total - hi0 < row ? total - hi0 : row;
+                for (j = 0; j < m; j++) {
+                    uint32_t u = (uint32_t)(hi0 + j) << 13 | lows[li];
+                    float f;
+                    memcpy(&f, &u, sizeof f);
+                    sett(a, f64, j, f);
+                }
+                memcpy(b, a, (size_t)m * es);
+                V->row_round(a, m, pts[pi]); C->row_round(b, m, pts[pi]);
+                bad += memcmp(a, b, (size_t)m * es) != 0;
+            }
+            if (bad) {
+                printf("FAIL %s row_round to dtype %d, low bits %04x: %d rows differ\n", V->name, (int)pts[pi],
+                       (unsigned)lows[li], (int)bad);
+                fails++;
+            }
+        }
+        free(a); free(b);
     }
     return fails;
 }
