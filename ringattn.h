@@ -38,7 +38,8 @@
      RINGATTN_MALLOC(sz,user) / RINGATTN_FREE(p,user)
                                implementation file only; both or neither. `user` is
                                cfg->alloc_user. Every byte the library allocates goes through
-                               these (per-member buffers and one small ring table per call).
+                               these (per call: one block that holds every member's and
+                               thread's buffers, and a small ring table).
      RINGATTN_USE_CBLAS        implementation file only: the backward's blocks at d >= 128 (and
                                ringattn_layer.h's projections) through cblas_sgemm / cblas_dgemm
                                (include path of cblas.h needed, link a BLAS). Every other
@@ -1628,6 +1629,18 @@ static void ringattn__tile_scratch(const ringattn__problem *P, int pass, int64_t
     n[3] = pass ? 2 * npan : npan;
 }
 
+/* A call's buffers (every member's and every thread's) are cut from one block: one
+   RINGATTN_MALLOC and one RINGATTN_FREE per call, so an allocator that keeps a block it has
+   seen freed (glibc does, below 32 MiB) serves the next call without fresh pages to fault in
+   and unmap. A first pass with base NULL only adds up the sizes; the block is then allocated
+   and the same calls carve it. The arrays of 8-byte elements come first, then those of 4
+   (f32 data, or pointers of 4 bytes), then bytes: every array is aligned for its elements
+   without padding, so the block holds exactly the planned bytes. */
+typedef struct {
+    char *base;
+    size_t size[3], at[3];        /* bytes of each class (8-, 4-, 1-byte elements); cursors */
+} ringattn__arena;
+
 typedef struct {
     const ringattn__problem *P;
     const ringattn_config *cfg;
@@ -1639,6 +1652,7 @@ typedef struct {
                                       one MPI rank's                                          */
     int vshift;                    /* forward: V held as 2^-vshift V, the output times 2^vshift
                                       (ringattn__v_shift; 0 for ordinary values)              */
+    ringattn__arena blk;           /* the one block every buffer above is cut from            */
 } ringattn__ring;
 
 /* member i of the ring; only members m0 .. m0 + nm - 1 live in this process */
@@ -3374,126 +3388,124 @@ RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape 
 
 /* ---------------------------------------------------------------- allocation */
 
-/* allocate and add to a byte counter (a member's or a thread's): the measured side of the plan */
-static void *ringattn__alloc(size_t *counter, size_t bytes, void *user, int *failed)
+
+/* bytes of elements of elem bytes from B, added to a byte counter (a member's or a
+   thread's: the measured side of the plan); NULL in the sizing pass */
+static void *ringattn__carve(ringattn__arena *B, size_t *counter, size_t bytes, size_t elem)
 {
-    void *p = RINGATTN_MALLOC(bytes, user);
-    if (!p) *failed = 1; else *counter += bytes;
+    int c = elem >= 8 ? 0 : elem >= 4 ? 1 : 2;
+    void *p;
+    if (!B->base) { B->size[c] += bytes; return NULL; }
+    p = B->base + B->at[c];
+    B->at[c] += bytes;
+    *counter += bytes;
     return p;
+}
+
+/* after the sizing pass: the block, and each class's cursor at its start (0 if it failed) */
+static int ringattn__arena_alloc(ringattn__arena *B, void *user)
+{
+    size_t total = B->size[0] + B->size[1] + B->size[2];
+    B->base = (char *)RINGATTN_MALLOC(total ? total : 1, user);
+    B->at[0] = 0; B->at[1] = B->size[0]; B->at[2] = B->size[0] + B->size[1];
+    return B->base != NULL;
 }
 
 /* a thread's scratch tile (ringattn__scratch), sized by ringattn__tile_scratch; the ring's
    threads and the KV-cache path's take it from here */
-static void ringattn__scratch_alloc(const ringattn__problem *P, int pass, ringattn__scratch *w, void *user, int *failed)
+static void ringattn__scratch_alloc(const ringattn__problem *P, int pass, ringattn__scratch *w, ringattn__arena *B)
 {
     size_t es = P->es;
     int64_t n[4];
     ringattn__tile_scratch(P, pass, &w->lds, n);
     w->kern = ringattn__kernels_for(P->ct);   /* the kernels, chosen once per call */
-    w->s   = ringattn__alloc(&w->bytes, (size_t)n[0] * es, user, failed);
-    if (n[1]) w->dp = ringattn__alloc(&w->bytes, (size_t)n[1] * es, user, failed);
-    if (n[2]) w->kg = ringattn__alloc(&w->bytes, (size_t)n[2] * es, user, failed);
-    if (n[3]) w->pan = (const void **)ringattn__alloc(&w->bytes, (size_t)n[3] * sizeof(void *), user, failed);
-    w->lo = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, failed);
-    w->hi = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, failed);
+    w->s   = ringattn__carve(B, &w->bytes, (size_t)n[0] * es, es);
+    if (n[1]) w->dp = ringattn__carve(B, &w->bytes, (size_t)n[1] * es, es);
+    if (n[2]) w->kg = ringattn__carve(B, &w->bytes, (size_t)n[2] * es, es);
+    if (n[3]) w->pan = (const void **)ringattn__carve(B, &w->bytes, (size_t)n[3] * sizeof(void *), sizeof(void *));
+    w->lo = (int64_t *)ringattn__carve(B, &w->bytes, (size_t)P->tq * sizeof(int64_t), sizeof(int64_t));
+    w->hi = (int64_t *)ringattn__carve(B, &w->bytes, (size_t)P->tq * sizeof(int64_t), sizeof(int64_t));
     if (P->pairs) {   /* the pair masks of a tile (pair by pair only) */
-        w->vis = (unsigned char *)ringattn__alloc(&w->bytes, (size_t)(P->tq * P->tk), user, failed);
-        w->qpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tq * sizeof(int64_t), user, failed);
-        w->kpos = (int64_t *)ringattn__alloc(&w->bytes, (size_t)P->tk * sizeof(int64_t), user, failed);
+        w->vis = (unsigned char *)ringattn__carve(B, &w->bytes, (size_t)(P->tq * P->tk), 1);
+        w->qpos = (int64_t *)ringattn__carve(B, &w->bytes, (size_t)P->tq * sizeof(int64_t), sizeof(int64_t));
+        w->kpos = (int64_t *)ringattn__carve(B, &w->bytes, (size_t)P->tk * sizeof(int64_t), sizeof(int64_t));
     }
     if (pass == 1 && P->softcap > 0 && (P->modify || P->emask))   /* one row of softcapped scores */
-        w->sc = ringattn__alloc(&w->bytes, (size_t)(w->lds > P->tk ? w->lds : P->tk) * es, user, failed);
-}
-
-static void ringattn__scratch_free(ringattn__scratch *w, void *user)
-{
-    if (w->s) RINGATTN_FREE(w->s, user);
-    if (w->dp) RINGATTN_FREE(w->dp, user);
-    if (w->lo) RINGATTN_FREE(w->lo, user);
-    if (w->hi) RINGATTN_FREE(w->hi, user);
-    if (w->kg) RINGATTN_FREE(w->kg, user);
-    if (w->pan) RINGATTN_FREE((void *)w->pan, user);
-    if (w->vis) RINGATTN_FREE(w->vis, user);
-    if (w->qpos) RINGATTN_FREE(w->qpos, user);
-    if (w->kpos) RINGATTN_FREE(w->kpos, user);
-    if (w->sc) RINGATTN_FREE(w->sc, user);
+        w->sc = ringattn__carve(B, &w->bytes, (size_t)(w->lds > P->tk ? w->lds : P->tk) * es, es);
 }
 
 static void ringattn__ring_free(ringattn__ring *R, void *user)
 {
-    int i;
-    if (!R->m) return;
-    for (i = 0; i < R->nm; i++) {
-        ringattn__member *me = &R->m[i];
-        void *bufs[13]; int j;
-        bufs[0] = me->q; bufs[1] = R->pass ? me->st.bwd.dq : me->st.fwd.o; bufs[2] = me->dout;
-        bufs[3] = R->pass ? me->st.bwd.lse : me->st.fwd.m; bufs[4] = R->pass ? me->st.bwd.D : me->st.fwd.l;
-        bufs[5] = me->kv[0]; bufs[6] = me->kv[1]; bufs[7] = me->dkv[0]; bufs[8] = me->dkv[1];
-        bufs[9] = me->block_o; bufs[10] = me->block_m; bufs[11] = me->block_l;
-        bufs[12] = R->pass ? NULL : me->st.fwd.x;
-        for (j = 0; j < 13; j++) if (bufs[j]) RINGATTN_FREE(bufs[j], user);
-    }
-    RINGATTN_FREE(R->m, user);
+    if (R->blk.base) RINGATTN_FREE(R->blk.base, user);
+    R->blk.base = NULL;
+    if (R->m) RINGATTN_FREE(R->m, user);
     R->m = NULL;
-    if (!R->w) return;
-    for (i = 0; i < R->P->nt; i++) ringattn__scratch_free(&R->w[i], user);
-    RINGATTN_FREE(R->w, user);
+    if (R->w) RINGATTN_FREE(R->w, user);
     R->w = NULL;
 }
 
-/* the private buffers of members m0 .. m0 + nm - 1 (all of them, or one MPI rank's), sized by
-   their own rows (K/V buffers by the largest chunk, since every chunk passes through them),
-   and every thread's scratch tile */
+/* member i's private buffers, sized by its own rows (K/V buffers by the largest chunk, since
+   every chunk passes through them), from B */
+static void ringattn__member_alloc(ringattn__ring *R, int i, ringattn__arena *B)
+{
+    const ringattn__problem *P = R->P;
+    size_t es = P->es;
+    ringattn__member *me = ringattn__mem(R, i);
+    size_t rows;
+    me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
+    me->rows = ringattn__piece_rows(me->qp, me->nqp);
+    ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
+    rows = (size_t)(P->b * P->h * me->rows);
+    me->q    = ringattn__carve(B, &me->bytes, rows * (size_t)P->d * es, es);
+    if (R->pass == 0) {
+        me->st.fwd.o   = ringattn__carve(B, &me->bytes, rows * (size_t)P->dv * es, es);
+        me->st.fwd.m   = (double *)ringattn__carve(B, &me->bytes, rows * sizeof(double), sizeof(double));
+        me->st.fwd.l   = (double *)ringattn__carve(B, &me->bytes, rows * sizeof(double), sizeof(double));
+        if (P->max_logit)
+            me->st.fwd.x = (double *)ringattn__carve(B, &me->bytes, rows * sizeof(double), sizeof(double));
+    } else {
+        me->st.bwd.dq  = ringattn__carve(B, &me->bytes, rows * (size_t)P->d * es, es);
+        me->st.bwd.lse = (double *)ringattn__carve(B, &me->bytes, rows * sizeof(double), sizeof(double));
+        me->st.bwd.D   = (double *)ringattn__carve(B, &me->bytes, rows * sizeof(double), sizeof(double));
+    }
+    me->kv[0] = ringattn__carve(B, &me->bytes, R->kv_bytes, es);
+    me->kv[1] = ringattn__carve(B, &me->bytes, R->kv_bytes, es);
+    if (R->pass == 1) {
+        me->dout   = ringattn__carve(B, &me->bytes, rows * (size_t)P->dv * es, es);
+        me->dkv[0] = ringattn__carve(B, &me->bytes, R->kv_bytes, es);
+        me->dkv[1] = ringattn__carve(B, &me->bytes, R->kv_bytes, es);
+    }
+    if (R->pass == 0 && (R->cfg->trace_blocks || R->cfg->round_block)) {   /* the block state */
+        me->block_o = ringattn__carve(B, &me->bytes, rows * (size_t)P->dv * es, es);
+        me->block_m = (double *)ringattn__carve(B, &me->bytes, rows * sizeof(double), sizeof(double));
+        me->block_l = (double *)ringattn__carve(B, &me->bytes, rows * sizeof(double), sizeof(double));
+    }
+    /* rows of a K/V buffer past a shorter chunk are never read. In one process buffers
+       change hands without a copy, so they stay as they are (zeroing them would write two
+       whole K/V buffers per member per call); ringattn_mpi.h, which sends whole buffers,
+       zeroes its own */
+}
+
+/* the private buffers of members m0 .. m0 + nm - 1 (all of them, or one MPI rank's) and every
+   thread's scratch tile: sized, then carved from one block (ringattn__arena) */
 static int ringattn__ring_alloc(ringattn__ring *R, void *user)
 {
     const ringattn__problem *P = R->P;
-    int i, failed = 0;
-    size_t es = P->es;
-    R->kv_bytes = (size_t)(P->b * P->hk * P->ck * (P->d + P->dv)) * es;
+    ringattn__arena *B = &R->blk;
+    int i, carve;
+    R->kv_bytes = (size_t)(P->b * P->hk * P->ck * (P->d + P->dv)) * P->es;
     R->m = (ringattn__member *)RINGATTN_MALLOC(sizeof(ringattn__member) * (size_t)R->nm, user);
     if (!R->m) return RINGATTN_ENOMEM;
     memset(R->m, 0, sizeof(ringattn__member) * (size_t)R->nm);
     R->w = (ringattn__scratch *)RINGATTN_MALLOC(sizeof(ringattn__scratch) * (size_t)P->nt, user);
     if (!R->w) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     memset(R->w, 0, sizeof(ringattn__scratch) * (size_t)P->nt);
-    for (i = 0; i < P->nt && !failed; i++) ringattn__scratch_alloc(P, R->pass, &R->w[i], user, &failed);
-    for (i = R->m0; i < R->m0 + R->nm && !failed; i++) {
-        ringattn__member *me = ringattn__mem(R, i);
-        size_t rows;
-        me->nqp = ringattn__pieces(P->part, P->nq, P->p, i, me->qp);
-        me->rows = ringattn__piece_rows(me->qp, me->nqp);
-        ringattn__span(me->qp, me->nqp, &me->q0, &me->q1);
-        rows = (size_t)(P->b * P->h * me->rows);
-        me->q    = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
-        if (R->pass == 0) {
-            me->st.fwd.o   = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
-            me->st.fwd.m   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-            me->st.fwd.l   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-            if (P->max_logit)
-                me->st.fwd.x = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-        } else {
-            me->st.bwd.dq  = ringattn__alloc(&me->bytes, rows * (size_t)P->d * es, user, &failed);
-            me->st.bwd.lse = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-            me->st.bwd.D   = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-        }
-        me->kv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
-        me->kv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
-        if (R->pass == 1) {
-            me->dout   = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
-            me->dkv[0] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
-            me->dkv[1] = ringattn__alloc(&me->bytes, R->kv_bytes, user, &failed);
-        }
-        if (R->pass == 0 && (R->cfg->trace_blocks || R->cfg->round_block)) {   /* the block state */
-            me->block_o = ringattn__alloc(&me->bytes, rows * (size_t)P->dv * es, user, &failed);
-            me->block_m = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-            me->block_l = (double *)ringattn__alloc(&me->bytes, rows * sizeof(double), user, &failed);
-        }
-        /* rows of a K/V buffer past a shorter chunk are never read. In one process buffers
-           change hands without a copy, so they stay as they are (zeroing them would write two
-           whole K/V buffers per member per call); ringattn_mpi.h, which sends whole buffers,
-           zeroes its own */
+    memset(B, 0, sizeof *B);
+    for (carve = 0; carve < 2; carve++) {   /* the sizes, then the block and its pieces */
+        if (carve && !ringattn__arena_alloc(B, user)) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
+        for (i = 0; i < P->nt; i++) ringattn__scratch_alloc(P, R->pass, &R->w[i], B);
+        for (i = R->m0; i < R->m0 + R->nm; i++) ringattn__member_alloc(R, i, B);
     }
-    if (failed) { ringattn__ring_free(R, user); return RINGATTN_ENOMEM; }
     return RINGATTN_OK;
 }
 
@@ -4239,38 +4251,36 @@ static int ringattn__kv_range(const ringattn_config *cfg, const ringattn__proble
     return ringattn__range_bound(cfg, P, qnorm, knorm);
 }
 
-/* the threads' buffers (nt of them), through the library's allocator */
-static void ringattn__kv_threads_free(ringattn__kv_thread *T, int nt, void *user)
+/* the threads' buffers (nt of them), through the library's allocator: the table, and one
+   block (ringattn__arena, B) all their buffers are cut from */
+static void ringattn__kv_threads_free(ringattn__kv_thread *T, ringattn__arena *B, void *user)
 {
-    int i;
-    if (!T) return;
-    for (i = 0; i < nt; i++) {
-        void *b[6]; int j;
-        ringattn__scratch_free(&T[i].w, user);
-        b[0] = T[i].q; b[1] = T[i].o; b[2] = T[i].kpan; b[3] = T[i].vbuf; b[4] = T[i].m; b[5] = T[i].l;
-        for (j = 0; j < 6; j++) if (b[j]) RINGATTN_FREE(b[j], user);
-    }
-    RINGATTN_FREE(T, user);
+    if (B->base) RINGATTN_FREE(B->base, user);
+    B->base = NULL;
+    if (T) RINGATTN_FREE(T, user);
 }
 
-static ringattn__kv_thread *ringattn__kv_threads(const ringattn__problem *P, int nt, void *user)
+static ringattn__kv_thread *ringattn__kv_threads(const ringattn__problem *P, int nt, ringattn__arena *B, void *user)
 {
     ringattn__kv_thread *T = (ringattn__kv_thread *)RINGATTN_MALLOC(sizeof(ringattn__kv_thread) * (size_t)nt, user);
-    int i, failed = 0;
+    int i, carve;
     size_t rows = (size_t)(P->h * P->nq), es = P->es;
+    memset(B, 0, sizeof *B);
     if (!T) return NULL;
     memset(T, 0, sizeof(ringattn__kv_thread) * (size_t)nt);
-    for (i = 0; i < nt && !failed; i++) {
-        ringattn__kv_thread *t = &T[i];
-        ringattn__scratch_alloc(P, 0, &t->w, user, &failed);
-        t->q = ringattn__alloc(&t->w.bytes, rows * (size_t)P->d * es, user, &failed);
-        t->o = ringattn__alloc(&t->w.bytes, rows * (size_t)P->dv * es, user, &failed);
-        t->m = (double *)ringattn__alloc(&t->w.bytes, rows * sizeof(double), user, &failed);
-        t->l = (double *)ringattn__alloc(&t->w.bytes, rows * sizeof(double), user, &failed);
-        t->kpan = ringattn__alloc(&t->w.bytes, (size_t)(P->hk * P->tk * P->d) * es, user, &failed);
-        t->vbuf = ringattn__alloc(&t->w.bytes, (size_t)(P->hk * P->tk * P->dv) * es, user, &failed);
+    for (carve = 0; carve < 2; carve++) {   /* the sizes, then the block and its pieces */
+        if (carve && !ringattn__arena_alloc(B, user)) { ringattn__kv_threads_free(T, B, user); return NULL; }
+        for (i = 0; i < nt; i++) {
+            ringattn__kv_thread *t = &T[i];
+            ringattn__scratch_alloc(P, 0, &t->w, B);
+            t->q = ringattn__carve(B, &t->w.bytes, rows * (size_t)P->d * es, es);
+            t->o = ringattn__carve(B, &t->w.bytes, rows * (size_t)P->dv * es, es);
+            t->m = (double *)ringattn__carve(B, &t->w.bytes, rows * sizeof(double), sizeof(double));
+            t->l = (double *)ringattn__carve(B, &t->w.bytes, rows * sizeof(double), sizeof(double));
+            t->kpan = ringattn__carve(B, &t->w.bytes, (size_t)(P->hk * P->tk * P->d) * es, es);
+            t->vbuf = ringattn__carve(B, &t->w.bytes, (size_t)(P->hk * P->tk * P->dv) * es, es);
+        }
     }
-    if (failed) { ringattn__kv_threads_free(T, nt, user); return NULL; }
     return T;
 }
 
@@ -4279,6 +4289,7 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
 {
     ringattn_shape s, ps; ringattn_config sub; ringattn__problem P; ringattn_plan_info plan;
     ringattn__kv_thread *T = NULL;
+    ringattn__arena blk = { NULL, { 0, 0, 0 }, { 0, 0, 0 } };
     int64_t S, Se, Lmax, cmax, items, x, computed = 0, skipped = 0;
     double *po = NULL, *pl = NULL, *acc = NULL, qnorm = 0, kmax = 0, bad = 0;
     size_t np, nl;
@@ -4308,7 +4319,7 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
     po = (double *)RINGATTN_MALLOC(np ? np : 1, cfg->alloc_user);
     pl = (double *)RINGATTN_MALLOC(nl ? nl : 1, cfg->alloc_user);
     acc = (double *)RINGATTN_MALLOC((size_t)s.dim_v * sizeof(double), cfg->alloc_user);
-    if (po && pl && acc) T = ringattn__kv_threads(&P, nt, cfg->alloc_user);
+    if (po && pl && acc) T = ringattn__kv_threads(&P, nt, &blk, cfg->alloc_user);
     if (!T) {
         if (po) RINGATTN_FREE(po, cfg->alloc_user);
         if (pl) RINGATTN_FREE(pl, cfg->alloc_user);
@@ -4353,7 +4364,7 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
             o->shared_bytes = np + nl;
         }
     }
-    ringattn__kv_threads_free(T, nt, cfg->alloc_user);
+    ringattn__kv_threads_free(T, &blk, cfg->alloc_user);
     RINGATTN_FREE(po, cfg->alloc_user); RINGATTN_FREE(pl, cfg->alloc_user); RINGATTN_FREE(acc, cfg->alloc_user);
     return st;
 }
