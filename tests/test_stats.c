@@ -4,7 +4,8 @@
    routes them to a counting allocator (the cfg->alloc_user pointer), so the bytes are
    measured independently of the library's own bookkeeping:
      - total bytes allocated by a call == sum over members of their private bytes + one
-       scratch tile per thread + the ring table, and everything is freed again;
+       scratch tile per thread + the ring table, and everything is freed again; three
+       allocations in all (the member and thread tables, one block for every buffer);
      - stats.peak_bytes_per_member == stats.planned_bytes_per_member == ringattn_plan();
      - per-member bytes scale as 1/p at fixed n (planned for n = 65536 and for 10^9 tokens
        on 4096 members, measured at n = 4096);
@@ -103,6 +104,9 @@ static void check_call(int64_t nq, int64_t nk, int64_t h, int64_t hk, int64_t d,
         if (nq % p == 0 && nk % p == 0)   /* equal chunks: exactly p members of the planned size */
             CHECK(c.total == plan.total_bytes, "allocator saw %zu bytes, expected %zu", c.total, plan.total_bytes);
         CHECK(c.peak == c.total, "buffers are allocated once per call (peak %zu, total %zu)", c.peak, c.total);
+        /* the member and thread tables and one block for every buffer (ringattn__arena): an
+           allocator that keeps a freed block serves the next call without fresh pages */
+        CHECK(c.allocs == 3, "a call made %ld allocations, not 3 (its two tables and one block)", c.allocs);
         CHECK(st.ring_steps == p && st.ring_size == p, "ring_steps %lld", (long long)st.ring_steps);
         CHECK(st.blocks_computed + st.blocks_skipped == (int64_t)p * p, "blocks %lld + %lld != p^2",
               (long long)st.blocks_computed, (long long)st.blocks_skipped);
