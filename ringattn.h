@@ -1629,13 +1629,13 @@ static void ringattn__tile_scratch(const ringattn__problem *P, int pass, int64_t
     n[3] = pass ? 2 * npan : npan;
 }
 
-/* A call's buffers (every member's and every thread's) are cut from one block: one
-   RINGATTN_MALLOC and one RINGATTN_FREE per call, so an allocator that keeps a block it has
-   seen freed (glibc does, below 32 MiB) serves the next call without fresh pages to fault in
-   and unmap. A first pass with base NULL only adds up the sizes; the block is then allocated
-   and the same calls carve it. The arrays of 8-byte elements come first, then those of 4
-   (f32 data, or pointers of 4 bytes), then bytes: every array is aligned for its elements
-   without padding, so the block holds exactly the planned bytes. */
+/* A call's buffers (every member's and thread's) are cut from one block: one RINGATTN_MALLOC
+   and one RINGATTN_FREE per call, so an allocator that keeps a block it has seen freed (glibc
+   does, below 32 MiB) serves the next call without fresh pages to fault in and unmap. A first
+   pass with base NULL adds up the sizes; the same calls then carve the block: arrays of 8-byte
+   elements first, then of 4, then bytes, each aligned without padding (exactly the planned
+   bytes). A sanitizer sees one block: an overrun from one array into the next shows in the
+   results, which the tests hold to the oracle, rather than as a sanitizer's report. */
 typedef struct {
     char *base;
     size_t size[3], at[3];        /* bytes of each class (8-, 4-, 1-byte elements); cursors */
