@@ -2010,7 +2010,7 @@ static void ringattn__merge(const ringattn__problem *P, const ringattn__kernels 
         if (!ringattn__merge_rescale(*m, mx, &mnew, &alpha))
             continue;                                          /* every visible score -inf: nothing to add */
         sum = K->row_exp(s, n, mnew);                          /* s_j <- p_j = exp(s_j - m_new) */
-        if (P->round_p) K->row_round(s, n, P->pt);        /* emulation: P rounded after l, before P V */
+        if (P->round_p) K->row_round(s, n, P->pt);             /* emulation: P rounded after l, before P V */
         if (alpha != 1.0) ringattn__row_scale(t, acc, P->dv, alpha);   /* acc <- acc alpha */
         ringattn__merge_fold(m, l, mnew, alpha, sum);          /* l <- l alpha + sum, m <- m_new */
         at[live] = r;
@@ -3388,7 +3388,6 @@ RINGATTN_API int ringattn_plan(const ringattn_config *cfg, const ringattn_shape 
 
 /* ---------------------------------------------------------------- allocation */
 
-
 /* bytes of elements of elem bytes from B, added to a byte counter (a member's or a
    thread's: the measured side of the plan); NULL in the sizing pass */
 static void *ringattn__carve(ringattn__arena *B, size_t *counter, size_t bytes, size_t elem)
@@ -3402,7 +3401,8 @@ static void *ringattn__carve(ringattn__arena *B, size_t *counter, size_t bytes, 
     return p;
 }
 
-/* after the sizing pass: the block, and each class's cursor at its start (0 if it failed) */
+/* after the sizing pass: the block, and each class's cursor at its start; 0 if the
+   allocation failed */
 static int ringattn__arena_alloc(ringattn__arena *B, void *user)
 {
     size_t total = B->size[0] + B->size[1] + B->size[2];
