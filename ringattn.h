@@ -52,6 +52,11 @@
                                implementation file only: score-tile rows/columns (256, 256):
                                the keys one merge step folds in, and the rows that share one
                                gathered set of K panels.
+     RINGATTN_NO_HUGEPAGES     implementation file only: never ask for huge pages. By default,
+                               on Linux with malloc (no RINGATTN_MALLOC) and where
+                               <sys/mman.h> declares madvise (not a strict -std=c99 build
+                               without -D_DEFAULT_SOURCE), a call's block of 4 MiB or more is
+                               advised MADV_HUGEPAGE: fewer page faults, the same bits.
      RINGATTN_NO_NPY           implementation file only: leave out the .npy reader/writer and
                                ringattn_compare (the section at the end of the file).
      RINGATTN_NO_SIMD, RINGATTN_NO_DISPATCH
@@ -1454,6 +1459,15 @@ static RINGATTN__HD inline double ringattn__exp(double x)
 #elif !defined(RINGATTN_MALLOC) && !defined(RINGATTN_FREE)
 #define RINGATTN_MALLOC(sz, user) ((void)(user), malloc(sz))
 #define RINGATTN_FREE(p, user) ((void)(user), free(p))
+/* huge pages for a call's block (ringattn__arena_advise): Linux, malloc's memory, and only
+   where <sys/mman.h> declares madvise (glibc's default feature set; a strict -std=c99 build
+   needs -D_DEFAULT_SOURCE for it) */
+#if defined(__linux__) && !defined(RINGATTN_NO_HUGEPAGES)
+#include <sys/mman.h>
+#ifdef MADV_HUGEPAGE   /* declared with madvise, in the same feature set */
+#define RINGATTN__HUGEPAGES 1
+#endif
+#endif
 #else
 #error "ringattn.h: define both RINGATTN_MALLOC and RINGATTN_FREE, or neither"
 #endif
@@ -3401,12 +3415,31 @@ static void *ringattn__carve(ringattn__arena *B, size_t *counter, size_t bytes, 
     return p;
 }
 
+/* Huge pages for a large block. A call writes every byte of its block, and each 4 KiB page
+   it touches first costs a page fault and a cleared page: a tenth of a dilated forward at
+   n = 65536 (a 512 MiB block), 3-5 % of a dense one at n = 4096. 2 MiB pages fault 512 times
+   less. Only the 2 MiB-aligned interior is advised (the ends may share pages with other
+   allocations), only for malloc's memory (a user allocator's is its own business), and only
+   as advice: where the kernel declines, the pages stay small. The bits of every result are
+   the same either way. Off with -DRINGATTN_NO_HUGEPAGES. */
+static void ringattn__arena_advise(char *base, size_t bytes)
+{
+#ifdef RINGATTN__HUGEPAGES
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)base + huge - 1) & ~(huge - 1), z = ((uintptr_t)base + bytes) & ~(huge - 1);
+    if (bytes >= 2 * huge && z > a) (void)madvise((void *)a, (size_t)(z - a), MADV_HUGEPAGE);
+#else
+    (void)base; (void)bytes;
+#endif
+}
+
 /* after the sizing pass: the block, and each class's cursor at its start; 0 if the
    allocation failed */
 static int ringattn__arena_alloc(ringattn__arena *B, void *user)
 {
     size_t total = B->size[0] + B->size[1] + B->size[2];
     B->base = (char *)RINGATTN_MALLOC(total ? total : 1, user);
+    if (B->base) ringattn__arena_advise(B->base, total);
     B->at[0] = 0; B->at[1] = B->size[0]; B->at[2] = B->size[0] + B->size[1];
     return B->base != NULL;
 }
