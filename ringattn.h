@@ -1531,6 +1531,9 @@ typedef struct {
     double (*row_exp)(void *x, int64_t n, double m);        /* x = exp(x - m), returns sum    */
     void (*row_prob)(void *x, int64_t n, double lse);       /* x = exp(x - lse)               */
     void (*row_round)(void *x, int64_t n, ringattn_dtype pt); /* x = x rounded to pt (emulation) */
+    /* s4[c mod 4] += x[c]^2 and *big = max(*big, |x[c]|) over the finite x[c] of a float row
+       (the range rule's scan, whatever the compute type)                                     */
+    void (*norm2)(const float *x, int64_t n, double s4[4], double *big);
 } ringattn__kernels;
 static const ringattn__kernels *ringattn__kernels_for(ringattn_dtype t);
 #ifdef RINGATTN_USE_CBLAS
@@ -1544,6 +1547,7 @@ static void ringattn__row_softcap(ringattn_dtype t, void *x, int64_t n, double c
 static void ringattn__row_dsoftcap(ringattn_dtype t, void *s, void *ds, int64_t n, double lse,
                                    double D, double cap, double scale);
 static void ringattn__row_scale(ringattn_dtype t, void *x, int64_t n, double s);
+static void ringattn__norm2_d(const double *x, int64_t n, double s4[4], double *big);
 
 /* ---------------------------------------------------------------- the ring's state */
 
@@ -2944,35 +2948,60 @@ static int ringattn__check_alias(const ringattn_config *cfg, const ringattn_tens
     return RINGATTN_OK;
 }
 
+/* The range rule's scans (ringattn__float_rows, ringattn__v_shift) read whole tensors before
+   the ring starts: shared out over the call's threads by rows (each row summed in the one
+   order, and a max is exact: the same result for any thread count), not for small tensors. */
+#define RINGATTN__SCAN_MIN 65536   /* entries */
+
+/* row x of t (x the flat index over its first three axes): *at its first entry's index, and
+   *i0, *i1, *i2 the row's place */
+static void ringattn__row_at(const ringattn_tensor *t, int64_t x, int64_t *i0, int64_t *i1, int64_t *i2)
+{
+    *i2 = x % t->shape[2]; x /= t->shape[2];
+    *i1 = x % t->shape[1]; *i0 = x / t->shape[1];
+}
+
+/* row x's squared norm over its finite entries, and its largest finite |entry| in *big: an f32
+   row by the kernel table's norm2 (K), any other through doubles, in the same four sums */
+static double ringattn__row_norm2(const ringattn_tensor *t, int64_t x, const ringattn__kernels *K, double *big)
+{
+    int64_t i0, i1, i2, c0; double s4[4] = { 0, 0, 0, 0 }, v[64];
+    size_t ts = ringattn__dtype_size(t->dtype);
+    *big = 0;
+    ringattn__row_at(t, x, &i0, &i1, &i2);
+    if (t->dtype == RINGATTN_F32 && t->stride[3] == 1)
+        K->norm2((const float *)t->data + ringattn__index(t, i0, i1, i2, 0), t->shape[3], s4, big);
+    else for (c0 = 0; c0 < t->shape[3]; c0 += 64) {   /* 64 entries at a time, through the typed loops */
+        int64_t n = t->shape[3] - c0 < 64 ? t->shape[3] - c0 : 64;
+        ringattn__convert(v, RINGATTN_F64, 1, ringattn__at(t->data, ringattn__index(t, i0, i1, i2, c0), ts),
+                          t->dtype, t->stride[3], n, 1.0);
+        ringattn__norm2_d(v, n, s4, big);   /* 64 = 0 mod 4: entry c0 + c goes to the sum of c */
+    }
+    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
+}
+
 /* The largest Euclidean norm of a row (the last axis) of t, over its finite entries (a NaN or
    Inf makes its own scores non-finite whatever the range); -1 with the entry in *bad when a
-   finite entry is beyond the float range. */
-static int ringattn__float_rows(const ringattn_tensor *t, double *norm, double *bad)
+   finite entry is beyond the float range (the first such, in memory order of the axes). */
+static int ringattn__float_rows(const ringattn_tensor *t, int nt, double *norm, double *bad)
 {
-    int64_t i0, i1, i2, c, c0; double mx = 0, x[64];
-    size_t ts = ringattn__dtype_size(t->dtype);
-    for (i0 = 0; i0 < t->shape[0]; i0++)
-    for (i1 = 0; i1 < t->shape[1]; i1++)
-    for (i2 = 0; i2 < t->shape[2]; i2++) {
-        double s4[4] = { 0, 0, 0, 0 }, sum, big = 0;
-        for (c0 = 0; c0 < t->shape[3]; c0 += 64) {   /* 64 entries at a time, through the typed loops */
-            int64_t n = t->shape[3] - c0 < 64 ? t->shape[3] - c0 : 64;
-            ringattn__convert(x, RINGATTN_F64, 1, ringattn__at(t->data, ringattn__index(t, i0, i1, i2, c0), ts),
-                              t->dtype, t->stride[3], n, 1.0);
-            for (c = 0; c < n; c++) {        /* branch-free, four sums: the norm only bounds */
-                double y = (x[c] - x[c] == 0) ? x[c] : 0.0;   /* NaN and Inf count as 0 */
-                big = fabs(y) > big ? fabs(y) : big;
-                s4[c & 3] += y * y;          /* <= d FLT_MAX^2: no overflow in double */
-            }
-        }
-        if (big > FLT_MAX) {                 /* find the first such entry for the message */
-            for (c = 0; c < t->shape[3]; c++) {
-                double y = ringattn__load(t->data, t->dtype, ringattn__index(t, i0, i1, i2, c));
-                if (y - y == 0 && fabs(y) > FLT_MAX) { *bad = y; return -1; }
-            }
-        }
-        sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    int64_t rows = t->shape[0] * t->shape[1] * t->shape[2], first = rows, x, c;
+    double mx = 0;
+    const ringattn__kernels *K = ringattn__kernels_for(RINGATTN_F32);
+    (void)nt;
+    RINGATTN__OMP(omp parallel for num_threads(nt) if(rows * t->shape[3] >= RINGATTN__SCAN_MIN) schedule(static) reduction(max: mx) reduction(min: first))
+    for (x = 0; x < rows; x++) {
+        double big, sum = ringattn__row_norm2(t, x, K, &big);
         if (sum > mx) mx = sum;
+        if (big > FLT_MAX && x < first) first = x;
+    }
+    if (first < rows) {                  /* find that row's first such entry for the message */
+        int64_t i0, i1, i2;
+        ringattn__row_at(t, first, &i0, &i1, &i2);
+        for (c = 0; c < t->shape[3]; c++) {
+            double y = ringattn__load(t->data, t->dtype, ringattn__index(t, i0, i1, i2, c));
+            if (y - y == 0 && fabs(y) > FLT_MAX) { *bad = y; return -1; }
+        }
     }
     *norm = sqrt(mx);
     return 0;
@@ -2998,7 +3027,7 @@ static int ringattn__range_entries(const ringattn_config *cfg, const ringattn__p
     if (P->ct != RINGATTN_F32) return RINGATTN_OK;
     t[0] = io->q; t[1] = io->k; t[2] = io->v; t[3] = io->dout;
     for (i = 0; i < (pass ? 4 : 2); i++)
-        if (ringattn__float_rows(t[i], &nm[i], &bad))
+        if (ringattn__float_rows(t[i], P->nt, &nm[i], &bad))
             return ringattn__fail(cfg, RINGATTN_ERANGE, "%s holds %g, beyond the float range of f32 compute "
                                   "(compute in F64)", names[i], bad);
     norm[0] = nm[0]; norm[1] = nm[1];
@@ -3033,22 +3062,17 @@ static int ringattn__check_range(const ringattn_config *cfg, const ringattn__pro
    of the whole (ringattn_mpi.h agrees on it that way; lim counts the whole nk). */
 static int ringattn__v_shift(const ringattn__problem *P, const ringattn_tensor *v)
 {
-    double vmax = 0, lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)P->nk, x[64];
-    int64_t i0, i1, i2, c, c0; int shift = 0;
-    size_t ts = ringattn__dtype_size(v->dtype);
+    double vmax = 0, lim = (P->ct == RINGATTN_F32 ? (double)FLT_MAX : DBL_MAX) / 4 / (double)P->nk;
+    int64_t rows = v->shape[0] * v->shape[1] * v->shape[2], x;
+    int shift = 0;
+    const ringattn__kernels *K = ringattn__kernels_for(RINGATTN_F32);
     if (v->dtype == RINGATTN_F16 || v->dtype == RINGATTN_FP8_E4M3 || v->dtype == RINGATTN_FP8_E5M2)
         return 0;   /* |V| <= 65504 */
-    for (i0 = 0; i0 < v->shape[0]; i0++)
-    for (i1 = 0; i1 < v->shape[1]; i1++)
-    for (i2 = 0; i2 < v->shape[2]; i2++)
-    for (c0 = 0; c0 < v->shape[3]; c0 += 64) {   /* 64 entries at a time, through the typed loops */
-        int64_t n = v->shape[3] - c0 < 64 ? v->shape[3] - c0 : 64;
-        ringattn__convert(x, RINGATTN_F64, 1, ringattn__at(v->data, ringattn__index(v, i0, i1, i2, c0), ts),
-                          v->dtype, v->stride[3], n, 1.0);
-        for (c = 0; c < n; c++) {
-            double a = fabs(x[c]);
-            if (a > vmax && a - a == 0) vmax = a;
-        }
+    RINGATTN__OMP(omp parallel for num_threads(P->nt) if(rows * v->shape[3] >= RINGATTN__SCAN_MIN) schedule(static) reduction(max: vmax))
+    for (x = 0; x < rows; x++) {
+        double big;
+        (void)ringattn__row_norm2(v, x, K, &big);   /* its largest finite |entry| */
+        if (big > vmax) vmax = big;
     }
     while (vmax > lim) { vmax *= 0.5; shift++; }
     return shift;
@@ -4336,7 +4360,7 @@ RINGATTN_API int ringattn_forward_kvcache(const ringattn_config *cfg, const ring
     ps = s; ps.seq_k = cmax < 1 ? 1 : (cmax < RINGATTN_TILE_K ? cmax : RINGATTN_TILE_K);
     sub = *cfg; sub.ring_size = 1; sub.partition = RINGATTN_CONTIGUOUS; sub.sinks = NULL;
     if ((st = ringattn__resolve(&sub, &ps, 0, &P, &plan)) != RINGATTN_OK) return st;
-    if (P.ct == RINGATTN_F32 && ringattn__float_rows(q, &qnorm, &bad))
+    if (P.ct == RINGATTN_F32 && ringattn__float_rows(q, P.nt, &qnorm, &bad))
         return ringattn__fail(cfg, RINGATTN_ERANGE, "q holds %g, beyond the float range of f32 compute (compute in F64)", bad);
     items = s.batch * Se;
 #ifdef _OPENMP
@@ -5572,6 +5596,30 @@ static void ringattn__row_round_c64(void *x, int64_t n, ringattn_dtype pt)
     for (j = 0; j < n; j++) a[j] = ringattn__round(a[j], pt);
 }
 
+/* norm2 (the range rule's row scan): s4[c mod 4] += x[c]^2 and *big = max(*big, |x[c]|) over
+   the finite x[c] (a NaN or Inf makes only its own scores non-finite). Four sums so that the
+   vector version keeps them in one register; in double, where d FLT_MAX^2 cannot overflow. */
+static void ringattn__norm2_d(const double *x, int64_t n, double s4[4], double *big)
+{
+    int64_t c;
+    for (c = 0; c < n; c++) {
+        double y = (x[c] - x[c] == 0) ? x[c] : 0.0;   /* NaN and Inf count as 0 */
+        *big = fabs(y) > *big ? fabs(y) : *big;
+        s4[c & 3] += y * y;
+    }
+}
+
+static void ringattn__norm2_c(const float *x, int64_t n, double s4[4], double *big)
+{
+    double v[64];
+    int64_t c0, c;
+    for (c0 = 0; c0 < n; c0 += 64) {   /* 64 = 0 mod 4: x[c0 + c] goes to the sum of c */
+        int64_t m = n - c0 < 64 ? n - c0 : 64;
+        for (c = 0; c < m; c++) v[c] = x[c0 + c];
+        ringattn__norm2_d(v, m, s4, big);
+    }
+}
+
 /* ---------------------------------------------------------------- x86-64 vector versions */
 /* With GCC or clang on x86-64, whatever the compiler's target flags: each function carries
    its own target attribute and runs only where the CPU has it (RINGATTN_NO_SIMD or
@@ -5983,6 +6031,30 @@ RINGATTN__KERNELS(avx512, RINGATTN__A512, RINGATTN__V16F, RINGATTN__V8D, 12)
 #endif
 #endif /* RINGATTN__X86 */
 
+#ifdef RINGATTN__X86
+/* norm2 on AVX2 (for the AVX-512 tables too): the four sums are the four lanes of one vector
+   of doubles, so x[c] meets the sum of c mod 4 in the same order as ringattn__norm2_d; a
+   product and a sum, each rounded once (no FMA), as there; the n mod 4 tail by that loop. */
+static RINGATTN__A2 void ringattn__norm2_avx2(const float *x, int64_t n, double s4[4], double *big)
+{
+    __m256d s = _mm256_loadu_pd(s4), b = _mm256_set1_pd(*big), zero = _mm256_setzero_pd();
+    __m256d sign = _mm256_set1_pd(-0.0);
+    double b4[4], v[4];
+    int64_t c, m = n - n % 4, k;
+    for (c = 0; c < m; c += 4) {
+        __m256d y = _mm256_cvtps_pd(_mm_loadu_ps(x + c));
+        y = _mm256_and_pd(y, _mm256_cmp_pd(_mm256_sub_pd(y, y), zero, _CMP_EQ_OQ));   /* NaN, Inf: 0 */
+        b = _mm256_max_pd(_mm256_andnot_pd(sign, y), b);
+        s = _mm256_add_pd(s, _mm256_mul_pd(y, y));
+    }
+    _mm256_storeu_pd(s4, s);
+    _mm256_storeu_pd(b4, b);
+    for (k = 0; k < 4; k++) *big = b4[k] > *big ? b4[k] : *big;
+    for (k = 0; k < n - m; k++) v[k] = x[m + k];
+    ringattn__norm2_d(v, n - m, s4, big);   /* m = 0 mod 4: the tail's sums are s4[0..) */
+}
+#endif
+
 /* ---------------------------------------------------------------- the kernel tables */
 /* One table per (instruction set, compute type); ringattn__kernels_for picks the best the CPU
    runs: AVX-512F, else AVX2 with FMA, else the plain C. The vector versions give the plain C's
@@ -5990,33 +6062,33 @@ RINGATTN__KERNELS(avx512, RINGATTN__A512, RINGATTN__V16F, RINGATTN__V8D, 12)
 static const ringattn__kernels ringattn__kernels_c32 = {
     "c f32", ringattn__qk_c32, ringattn__pv_c32, ringattn__pt_c32,
     ringattn__row_max_c32, ringattn__row_exp_c32, ringattn__row_prob_c32,
-    ringattn__row_round_c32
+    ringattn__row_round_c32, ringattn__norm2_c
 };
 static const ringattn__kernels ringattn__kernels_c64 = {
     "c f64", ringattn__qk_c64, ringattn__pv_c64, ringattn__pt_c64,
     ringattn__row_max_c64, ringattn__row_exp_c64, ringattn__row_prob_c64,
-    ringattn__row_round_c64
+    ringattn__row_round_c64, ringattn__norm2_c
 };
 #ifdef RINGATTN__X86
 static const ringattn__kernels ringattn__kernels_avx2_32 = {
     "avx2 f32", ringattn__qk_avx2_32, ringattn__pv_avx2_32, ringattn__pt_avx2_32,
     ringattn__row_max_avx2_32, ringattn__row_exp_avx2_32, ringattn__row_prob_avx2_32,
-    ringattn__row_round_avx2_32
+    ringattn__row_round_avx2_32, ringattn__norm2_avx2
 };
 static const ringattn__kernels ringattn__kernels_avx2_64 = {
     "avx2 f64", ringattn__qk_avx2_64, ringattn__pv_avx2_64, ringattn__pt_avx2_64,
     ringattn__row_max_avx2_64, ringattn__row_exp_avx2_64, ringattn__row_prob_avx2_64,
-    ringattn__row_round_c64
+    ringattn__row_round_c64, ringattn__norm2_avx2
 };
 static const ringattn__kernels ringattn__kernels_avx512_32 = {
     "avx512 f32", ringattn__qk_avx512_32, ringattn__pv_avx512_32, ringattn__pt_avx512_32,
     ringattn__row_max_avx512_32, ringattn__row_exp_avx512_32, ringattn__row_prob_avx512_32,
-    ringattn__row_round_avx512_32
+    ringattn__row_round_avx512_32, ringattn__norm2_avx2
 };
 static const ringattn__kernels ringattn__kernels_avx512_64 = {
     "avx512 f64", ringattn__qk_avx512_64, ringattn__pv_avx512_64, ringattn__pt_avx512_64,
     ringattn__row_max_avx512_64, ringattn__row_exp_avx512_64, ringattn__row_prob_avx512_64,
-    ringattn__row_round_c64
+    ringattn__row_round_c64, ringattn__norm2_avx2
 };
 #endif
 

@@ -8,9 +8,11 @@
         d = 8 and d = 128 (the cblas backward path where built with it);
      2. config values the f32 compute type cannot hold (softcap 1e39 or 1e-50, scale 1e39)
         and inputs whose unscaled q.k overflows a float are refused with a status and a
-        sentence, never answered with NaN; f64 compute takes them;
-     3. large values: four equal keys with V = 1e38 (f32) or 1e308 (f64) give V, random V near
-        1e37 over 256 keys stays finite and within the f32 policy of the f64 result;
+        sentence, never answered with NaN; f64 compute takes them; the refusal names the first
+        entry beyond the float range in memory order when 2 threads scan a large q;
+     3. large values: four equal keys with V = 1e38 (f32) or 1e308 (f64) give V, a column of
+        3e38 over 1024 keys (2 threads) gives 3e38, random V near 1e37 over 256 keys stays
+        finite and within the f32 policy of the f64 result;
      4. ringattn_plan on absurd shapes (INT64_MAX in any dimension, every partition) says
         RINGATTN_EOVERFLOW or another error, without undefined behaviour (the `robust-ubsan`
         build runs this group under -fsanitize=undefined);
@@ -47,6 +49,7 @@ typedef struct {
     double scale, softcap;
     int wl, wr;
     ringattn_dtype ct;
+    int threads;   /* 0: one */
 } rcase;
 
 static int run_case(const rcase *c, const double *q, const double *k, const double *v, const double *g,
@@ -61,7 +64,7 @@ static int run_case(const rcase *c, const double *q, const double *k, const doub
     int st;
     cfg.compute = c->ct; cfg.scale = c->scale; cfg.softcap = c->softcap;
     cfg.window_left = c->wl; cfg.window_right = c->wr;
-    cfg.ring_size = 1; cfg.num_threads = 1;
+    cfg.ring_size = 1; cfg.num_threads = c->threads > 0 ? c->threads : 1;
     cfg.error_detail = err; cfg.error_detail_size = errn; err[0] = 0;
     st = ringattn_forward(&cfg, &Q, &K, &V, &O, &L);
     if (st != RINGATTN_OK || !g) return st;
@@ -199,6 +202,22 @@ static void group_f32_range(int *failures)
         expect_refused_or_finite(failures, "f64 compute, q and k near 1e25, scale 1e-50", &c, bq, bk, v, 0);
         free(bq); free(bk);
     }
+    /* the range scans share a large tensor's rows out over the threads: the entry the refusal
+       names is still the first beyond the float range in memory order (row 300, not 900) */
+    {
+        const int64_t bn = 1024, bd = 64;   /* 65536 entries: the scans run in parallel */
+        double *bq = zalloc(bn * bd), *bk = zalloc(bn * bd), *bv = zalloc(bn * bd), *bo = zalloc(bn * bd), *bl = zalloc(bn);
+        rcase b; char err[256]; int st;
+        fill_normal(bq, bn * bd, 24); fill_normal(bk, bn * bd, 25); fill_normal(bv, bn * bd, 26);
+        bq[900 * bd + 3] = 7e38; bq[300 * bd + 7] = -5e38;
+        memset(&b, 0, sizeof b);
+        b.nq = b.nk = bn; b.d = b.dv = bd; b.wl = b.wr = -1; b.ct = RINGATTN_F32; b.threads = 2;
+        st = run_case(&b, bq, bk, bv, NULL, bo, bl, NULL, NULL, NULL, err, sizeof err);
+        CHECK(st == RINGATTN_ERANGE && strstr(err, "q holds -5e+38") != NULL,
+              "q with -5e38 (row 300) and 7e38 (row 900), 2 threads: status %d (%s), expected ERANGE naming -5e+38",
+              st, err);
+        free(bq); free(bk); free(bv); free(bo); free(bl);
+    }
     /* ordinary values stay accepted: softcap 30, scale 1e30 (huge but a float) */
     c.ct = RINGATTN_F32; c.scale = 0; c.softcap = 30;
     expect_refused_or_finite(failures, "f32 softcap 30", &c, q, k, v, 0);
@@ -230,6 +249,25 @@ static void group_large_v(int *failures)
                 if (!(fabs(o[i] - want) <= fabs(want) * (w ? 1e-15 : 1e-6))) break;
             }
         }
+    }
+    {   /* V's first column 3e38 over 1024 keys, 2 threads (the V scan in parallel): the sum of
+           1024 weighted 3e38 would overflow a float; the shift keeps it, out = 3e38 */
+        const int64_t n = 1024, d = 64;
+        double *q = zalloc(n * d), *k = zalloc(n * d), *v = zalloc(n * d), *o = zalloc(n * d), *l = zalloc(n);
+        rcase c; int st; int64_t i; double worst = 0, want = (double)3e38f;
+        fill_normal(q, n * d, 34); fill_normal(k, n * d, 35); fill_normal(v, n * d, 36);
+        for (i = 0; i < n; i++) v[i * d] = want;
+        round_to_f32(q, n * d); round_to_f32(k, n * d); round_to_f32(v, n * d);
+        memset(&c, 0, sizeof c);
+        c.nq = c.nk = n; c.d = c.dv = d; c.wl = c.wr = -1; c.ct = RINGATTN_F32; c.threads = 2; c.scale = 0.01;
+        st = run_case(&c, q, k, v, NULL, o, l, NULL, NULL, NULL, err, sizeof err);
+        CHECK(st == RINGATTN_OK, "V column 3e38, 1024 keys, 2 threads: status %d (%s)", st, err);
+        for (i = 0; st == RINGATTN_OK && i < n; i++) {
+            double e = fabs(o[i * d] - want) / want;
+            if (!(e <= worst)) worst = e;
+        }
+        CHECK(st != RINGATTN_OK || worst <= 1e-5, "V column 3e38, 1024 keys, 2 threads: out column 0 off by %g (relative)", worst);
+        free(q); free(k); free(v); free(o); free(l);
     }
     {   /* random V near 1e37 over 256 keys, f32 compute against f64 compute */
         const int64_t nq = 16, nk = 256, d = 8;

@@ -7,7 +7,8 @@
    left over from the vectors), causal ragged tiles, scores far below the exp's underflow, masked NaN) and every output must match with memcmp.
    Then each entry of the kernel table on its own, against the portable C table: the row
    functions on every length 0..300, the fused kernels on row blocks of 1..14 rows, the
-   precision emulation's rounding on every sign, exponent and rounding cut of a float.
+   precision emulation's rounding on every sign, exponent and rounding cut of a float, the
+   range rule's row scan (norm2) on every length 0..300 with huge, tiny and non-finite values.
    Sums follow one fixed order in both, so even the softmax denominators agree bit for bit. */
 #define RINGATTN_STATIC
 #define RINGATTN_IMPLEMENTATION
@@ -165,6 +166,22 @@ static int table_check(const ringattn__kernels *V, const ringattn__kernels *C, i
             }
         }
         free(a); free(b);
+    }
+    {   /* norm2 (the range rule's scan of a float row): every length 0..300 and start offsets
+           0..3, ordinary values, huge ones (near FLT_MAX), subnormals, NaN and +-Inf mixed in */
+        static const float odd[] = { NAN, INFINITY, -INFINITY, 3.0e38f, -3.4028235e38f, 1.0e-45f, -0.0f };
+        float *x = (float *)malloc(310 * sizeof *x);
+        int64_t n, off, bad = 0;
+        for (n = 0; n <= 300; n++)
+        for (off = 0; off < 4; off++) {
+            double s4a[4] = { 0.5, 0, 1, 0 }, s4b[4] = { 0.5, 0, 1, 0 }, ba = 0.25, bb = 0.25;   /* they add on */
+            for (j = 0; j < n + off; j++)
+                x[j] = (j % 11 == 3) ? odd[(j / 11 + n) % 7] : (float)(urand() * ((j % 5 == 0) ? 1e19 : 2.0));
+            V->norm2(x + off, n, s4a, &ba); C->norm2(x + off, n, s4b, &bb);
+            bad += memcmp(s4a, s4b, sizeof s4a) != 0 || memcmp(&ba, &bb, sizeof ba) != 0;
+        }
+        if (bad) { printf("FAIL %s norm2: %d rows differ\n", V->name, (int)bad); fails++; }
+        free(x);
     }
     return fails;
 }
