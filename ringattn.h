@@ -1534,6 +1534,8 @@ typedef struct {
     /* s4[c mod 4] += x[c]^2 and *big = max(*big, |x[c]|) over the finite x[c] of a float row
        (the range rule's scan, whatever the compute type)                                     */
     void (*norm2)(const float *x, int64_t n, double s4[4], double *big);
+    /* y[c] = (float)(x[c] / l * gdiv), l != 0: a row of f32 output (ringattn__finish_out)   */
+    void (*row_out)(float *y, const void *x, int64_t n, double l, double gdiv);
 } ringattn__kernels;
 static const ringattn__kernels *ringattn__kernels_for(ringattn_dtype t);
 #ifdef RINGATTN_USE_CBLAS
@@ -2803,6 +2805,7 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
     ringattn__member *me = ringattn__mem(R, i);
     ringattn__piece qio[2];
     int64_t r, c, row0 = (bb * P->h + hh) * me->rows; int a;
+    const ringattn__kernels *K = ringattn__kernels_for(P->ct);
     ringattn__io_pieces(io, me->qp, me->nqp, qio);
     if (R->pass == 0) {
         double gdiv = ringattn__group_div(P) * ldexp(1.0, R->vshift);   /* exact: a power of two */
@@ -2812,7 +2815,9 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             int64_t pos = qio[a].pos0 + r * qio[a].stride;
             double l = me->st.fwd.l[at];
             int64_t o = ringattn__index(io->o, bb, pos, hh, 0), s3 = io->o->stride[3];
-            if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32)   /* no conversion: typed */
+            if (io->o->dtype == RINGATTN_F32 && s3 == 1 && l != 0)   /* contiguous floats: the table's */
+                K->row_out((float *)io->o->data + o, ringattn__at(me->st.fwd.o, at * P->dv, P->es), P->dv, l, gdiv);
+            else if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32)   /* no conversion: typed */
                 for (c = 0; c < P->dv; c++)
                     ((float *)io->o->data)[o + c * s3] =
                         (float)ringattn__finish_out(((const float *)me->st.fwd.o)[at * P->dv + c], l, gdiv);
@@ -5620,6 +5625,20 @@ static void ringattn__norm2_c(const float *x, int64_t n, double s4[4], double *b
     }
 }
 
+/* row_out:  y[c] = (float)(x[c] / l * gdiv)   (a finished row of f32 output, l != 0: the
+   quotient and the product in double, each correctly rounded, then one rounding to float) */
+static void ringattn__row_out_c32(float *y, const void *x, int64_t n, double l, double gdiv)
+{
+    int64_t c;
+    for (c = 0; c < n; c++) y[c] = (float)ringattn__finish_out(((const float *)x)[c], l, gdiv);
+}
+
+static void ringattn__row_out_c64(float *y, const void *x, int64_t n, double l, double gdiv)
+{
+    int64_t c;
+    for (c = 0; c < n; c++) y[c] = (float)ringattn__finish_out(((const double *)x)[c], l, gdiv);
+}
+
 /* ---------------------------------------------------------------- x86-64 vector versions */
 /* With GCC or clang on x86-64, whatever the compiler's target flags: each function carries
    its own target attribute and runs only where the CPU has it (RINGATTN_NO_SIMD or
@@ -6055,6 +6074,21 @@ static RINGATTN__A2 void ringattn__norm2_avx2(const float *x, int64_t n, double 
 }
 #endif
 
+#ifdef RINGATTN__X86
+/* row_out for f32 compute (the AVX-512 tables' too): the floats widened to double, divided
+   and scaled in double lanes (the same correctly rounded operations as the C), narrowed
+   once; the tail by the C */
+static RINGATTN__A2 void ringattn__row_out_avx2_32(float *y, const void *x, int64_t n, double l, double gdiv)
+{
+    const float *f = (const float *)x;
+    const __m256d vl = _mm256_set1_pd(l), vg = _mm256_set1_pd(gdiv);
+    int64_t c;
+    for (c = 0; c + 4 <= n; c += 4)
+        _mm_storeu_ps(y + c, _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_div_pd(_mm256_cvtps_pd(_mm_loadu_ps(f + c)), vl), vg)));
+    ringattn__row_out_c32(y + c, f + c, n - c, l, gdiv);
+}
+#endif
+
 /* ---------------------------------------------------------------- the kernel tables */
 /* One table per (instruction set, compute type); ringattn__kernels_for picks the best the CPU
    runs: AVX-512F, else AVX2 with FMA, else the plain C. The vector versions give the plain C's
@@ -6062,33 +6096,33 @@ static RINGATTN__A2 void ringattn__norm2_avx2(const float *x, int64_t n, double 
 static const ringattn__kernels ringattn__kernels_c32 = {
     "c f32", ringattn__qk_c32, ringattn__pv_c32, ringattn__pt_c32,
     ringattn__row_max_c32, ringattn__row_exp_c32, ringattn__row_prob_c32,
-    ringattn__row_round_c32, ringattn__norm2_c
+    ringattn__row_round_c32, ringattn__norm2_c, ringattn__row_out_c32
 };
 static const ringattn__kernels ringattn__kernels_c64 = {
     "c f64", ringattn__qk_c64, ringattn__pv_c64, ringattn__pt_c64,
     ringattn__row_max_c64, ringattn__row_exp_c64, ringattn__row_prob_c64,
-    ringattn__row_round_c64, ringattn__norm2_c
+    ringattn__row_round_c64, ringattn__norm2_c, ringattn__row_out_c64
 };
 #ifdef RINGATTN__X86
 static const ringattn__kernels ringattn__kernels_avx2_32 = {
     "avx2 f32", ringattn__qk_avx2_32, ringattn__pv_avx2_32, ringattn__pt_avx2_32,
     ringattn__row_max_avx2_32, ringattn__row_exp_avx2_32, ringattn__row_prob_avx2_32,
-    ringattn__row_round_avx2_32, ringattn__norm2_avx2
+    ringattn__row_round_avx2_32, ringattn__norm2_avx2, ringattn__row_out_avx2_32
 };
 static const ringattn__kernels ringattn__kernels_avx2_64 = {
     "avx2 f64", ringattn__qk_avx2_64, ringattn__pv_avx2_64, ringattn__pt_avx2_64,
     ringattn__row_max_avx2_64, ringattn__row_exp_avx2_64, ringattn__row_prob_avx2_64,
-    ringattn__row_round_c64, ringattn__norm2_avx2
+    ringattn__row_round_c64, ringattn__norm2_avx2, ringattn__row_out_c64
 };
 static const ringattn__kernels ringattn__kernels_avx512_32 = {
     "avx512 f32", ringattn__qk_avx512_32, ringattn__pv_avx512_32, ringattn__pt_avx512_32,
     ringattn__row_max_avx512_32, ringattn__row_exp_avx512_32, ringattn__row_prob_avx512_32,
-    ringattn__row_round_avx512_32, ringattn__norm2_avx2
+    ringattn__row_round_avx512_32, ringattn__norm2_avx2, ringattn__row_out_avx2_32
 };
 static const ringattn__kernels ringattn__kernels_avx512_64 = {
     "avx512 f64", ringattn__qk_avx512_64, ringattn__pv_avx512_64, ringattn__pt_avx512_64,
     ringattn__row_max_avx512_64, ringattn__row_exp_avx512_64, ringattn__row_prob_avx512_64,
-    ringattn__row_round_c64, ringattn__norm2_avx2
+    ringattn__row_round_c64, ringattn__norm2_avx2, ringattn__row_out_c64
 };
 #endif
 

@@ -8,7 +8,8 @@
    Then each entry of the kernel table on its own, against the portable C table: the row
    functions on every length 0..300, the fused kernels on row blocks of 1..14 rows, the
    precision emulation's rounding on every sign, exponent and rounding cut of a float, the
-   range rule's row scan (norm2) on every length 0..300 with huge, tiny and non-finite values.
+   range rule's row scan (norm2) and the f32 output's last division (row_out) on every length
+   0..300 with huge, tiny and non-finite values.
    Sums follow one fixed order in both, so even the softmax denominators agree bit for bit. */
 #define RINGATTN_STATIC
 #define RINGATTN_IMPLEMENTATION
@@ -182,6 +183,21 @@ static int table_check(const ringattn__kernels *V, const ringattn__kernels *C, i
         }
         if (bad) { printf("FAIL %s norm2: %d rows differ\n", V->name, (int)bad); fails++; }
         free(x);
+    }
+    {   /* row_out (a finished row of f32 output): every length 0..300, l from 1 to 1e30, a
+           power-of-two gdiv, values with NaN, Inf, huge and subnormal ones mixed in */
+        static const double odd[] = { NAN, INFINITY, -INFINITY, 3.0e38, -1.0e-45, 0.0, 1.0e-300 };
+        char *x = buf(310 * es);
+        float *y0 = (float *)malloc(310 * sizeof *y0), *y1 = (float *)malloc(310 * sizeof *y1);
+        int64_t n, bad = 0;
+        for (n = 0; n <= 300; n++) {
+            double l = pow(10.0, (double)(n % 31)) * (1.0 + 0.5 * urand()), g = ldexp(1.0, (int)(n % 5) - 2);
+            for (j = 0; j < n; j++) sett(x, f64, j, (j % 13 == 5) ? odd[(j / 13 + n) % 7] : urand() * l * 3.0);
+            V->row_out(y0, x, n, l, g); C->row_out(y1, x, n, l, g);
+            bad += memcmp(y0, y1, (size_t)n * sizeof *y0) != 0;
+        }
+        if (bad) { printf("FAIL %s row_out: %d rows differ\n", V->name, (int)bad); fails++; }
+        free(x); free(y0); free(y1);
     }
     return fails;
 }
