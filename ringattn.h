@@ -2966,11 +2966,12 @@ static void ringattn__row_at(const ringattn_tensor *t, int64_t x, int64_t *i0, i
     *i1 = x % t->shape[1]; *i0 = x / t->shape[1];
 }
 
-/* row x's squared norm over its finite entries, and its largest finite |entry| in *big: an f32
-   row by the kernel table's norm2 (K), any other through doubles, in the same four sums */
+/* row x's squared norm over its finite entries, and its largest finite |entry| in *big: by the
+   kernel table's norm2 (K) for every storage type a float holds exactly (f32 in place; bf16,
+   f16 and fp8 through floats, 64 at a time), f64 through doubles, in the same four sums */
 static double ringattn__row_norm2(const ringattn_tensor *t, int64_t x, const ringattn__kernels *K, double *big)
 {
-    int64_t i0, i1, i2, c0; double s4[4] = { 0, 0, 0, 0 }, v[64];
+    int64_t i0, i1, i2, c0; double s4[4] = { 0, 0, 0, 0 }, v[64]; float f[64];
     size_t ts = ringattn__dtype_size(t->dtype);
     *big = 0;
     ringattn__row_at(t, x, &i0, &i1, &i2);
@@ -2978,9 +2979,14 @@ static double ringattn__row_norm2(const ringattn_tensor *t, int64_t x, const rin
         K->norm2((const float *)t->data + ringattn__index(t, i0, i1, i2, 0), t->shape[3], s4, big);
     else for (c0 = 0; c0 < t->shape[3]; c0 += 64) {   /* 64 entries at a time, through the typed loops */
         int64_t n = t->shape[3] - c0 < 64 ? t->shape[3] - c0 : 64;
-        ringattn__convert(v, RINGATTN_F64, 1, ringattn__at(t->data, ringattn__index(t, i0, i1, i2, c0), ts),
-                          t->dtype, t->stride[3], n, 1.0);
-        ringattn__norm2_d(v, n, s4, big);   /* 64 = 0 mod 4: entry c0 + c goes to the sum of c */
+        const void *src = ringattn__at(t->data, ringattn__index(t, i0, i1, i2, c0), ts);
+        if (t->dtype == RINGATTN_F64) {
+            ringattn__convert(v, RINGATTN_F64, 1, src, t->dtype, t->stride[3], n, 1.0);
+            ringattn__norm2_d(v, n, s4, big);   /* 64 = 0 mod 4: entry c0 + c goes to the sum of c */
+        } else {
+            ringattn__convert(f, RINGATTN_F32, 1, src, t->dtype, t->stride[3], n, 1.0);   /* exact */
+            K->norm2(f, n, s4, big);
+        }
     }
     return (s4[0] + s4[1]) + (s4[2] + s4[3]);
 }
