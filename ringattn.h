@@ -2817,10 +2817,6 @@ static void ringattn__member_finish(const ringattn__ring *R, const ringattn__io 
             int64_t o = ringattn__index(io->o, bb, pos, hh, 0), s3 = io->o->stride[3];
             if (io->o->dtype == RINGATTN_F32 && s3 == 1 && l != 0)   /* contiguous floats: the table's */
                 K->row_out((float *)io->o->data + o, ringattn__at(me->st.fwd.o, at * P->dv, P->es), P->dv, l, gdiv);
-            else if (io->o->dtype == RINGATTN_F32 && P->ct == RINGATTN_F32)   /* no conversion: typed */
-                for (c = 0; c < P->dv; c++)
-                    ((float *)io->o->data)[o + c * s3] =
-                        (float)ringattn__finish_out(((const float *)me->st.fwd.o)[at * P->dv + c], l, gdiv);
             else if ((io->o->dtype == RINGATTN_BF16 || io->o->dtype == RINGATTN_F16) && P->ct == RINGATTN_F32) {
                 int bf = io->o->dtype == RINGATTN_BF16;   /* a port's output: typed too */
                 for (c = 0; c < P->dv; c++)
@@ -2958,8 +2954,7 @@ static int ringattn__check_alias(const ringattn_config *cfg, const ringattn_tens
    order, and a max is exact: the same result for any thread count), not for small tensors. */
 #define RINGATTN__SCAN_MIN 65536   /* entries */
 
-/* row x of t (x the flat index over its first three axes): *at its first entry's index, and
-   *i0, *i1, *i2 the row's place */
+/* row x of t (x the flat index over its first three axes) at indices *i0, *i1, *i2 */
 static void ringattn__row_at(const ringattn_tensor *t, int64_t x, int64_t *i0, int64_t *i1, int64_t *i2)
 {
     *i2 = x % t->shape[2]; x /= t->shape[2];
